@@ -1,0 +1,337 @@
+/**
+ * @file filelock.h
+ * @brief libfilelock: a platform-independent file lock (kernel lock and soft
+ *        lock) shared by C, Python, Ruby and Lua processes.
+ *
+ * Every public name starts with `fl_` (types, functions) or `FL_` (macros,
+ * constants). Functions that can fail return an `int`: 0 on success or a
+ * negative `FL_E*` code. On failure a per-thread message naming the lock
+ * file and the operating system's reason is available from
+ * fl_last_error(). Handles are opaque; free them with fl_lock_free() and
+ * never free() anything the library returns.
+ *
+ * Quick example:
+ * @code
+ * fl_lock *lock;
+ * fl_options opts = FL_OPTIONS_INIT;
+ * opts.timeout = 10.0;
+ * if (fl_lock_new(&lock, "data.txt.lock", &opts) != 0) {
+ *     fprintf(stderr, "%s\n", fl_last_error());
+ *     return 1;
+ * }
+ * if (fl_acquire(lock) == 0) {
+ *     ... critical section ...
+ *     fl_release(lock, 0);
+ * }
+ * fl_lock_free(lock);
+ * @endcode
+ */
+#ifndef FILELOCK_H
+#define FILELOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @cond INTERNAL */
+#if defined(_WIN32) && defined(FL_BUILDING_DLL)
+#define FL_EXTERN __declspec(dllexport)
+#elif defined(_WIN32) && !defined(FL_STATIC)
+#define FL_EXTERN __declspec(dllimport)
+#elif defined(__GNUC__)
+#define FL_EXTERN __attribute__((visibility("default")))
+#else
+#define FL_EXTERN
+#endif
+/** @endcond */
+
+/** Major version of the library (API breaks). */
+#define FL_VERSION_MAJOR 0
+/** Minor version of the library (additions). */
+#define FL_VERSION_MINOR 1
+/** Patch version of the library (fixes). */
+#define FL_VERSION_PATCH 0
+
+/**
+ * The error codes, as an X-macro table: X(NAME, value, description).
+ * Each expands to a constant `FL_<NAME>`; fl_strerror() and fl_err_name()
+ * are generated from the same table.
+ */
+#define FL_ERROR_TABLE(X)                                                                          \
+    X(OK, 0, "success")                                                                            \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(EISDIR, -2, "is a directory")                                                                \
+    X(EACCES, -3, "permission denied")                                                             \
+    X(EROFS, -4, "read-only file system")                                                          \
+    X(ENAMETOOLONG, -5, "file name too long")                                                      \
+    X(ENOTSUP, -6, "locking is not supported on this file system")                                 \
+    X(ETIMEOUT, -7, "timed out waiting for the lock")                                              \
+    X(EDEADLK, -8, "acquiring would deadlock")                                                     \
+    X(EINTR, -9, "interrupted by a signal")                                                        \
+    X(ECANCELED, -10, "cancelled")                                                                 \
+    X(EIO, -11, "input/output error")                                                              \
+    X(ENOENT, -12, "no such file or directory")                                                    \
+    X(ENOTDIR, -13, "a path component is not a directory")                                         \
+    X(ELOOP, -14, "the lock path is a symbolic link")                                              \
+    X(ENOTREG, -15, "the lock path is not a regular file")                                         \
+    X(ENOSPC, -16, "no space left on device")                                                      \
+    X(ENOMEM, -17, "out of memory")                                                                \
+    X(EOS, -18, "operating system error")
+
+/** @cond INTERNAL */
+#define FL__ERROR_ENUM(name, value, text) FL_##name = value,
+/** @endcond */
+
+/** Error codes returned by the library (0 or negative). */
+typedef enum fl_error { FL_ERROR_TABLE(FL__ERROR_ENUM) FL__ERROR_END = -19 } fl_error;
+
+/** Which lock implementation a handle uses. */
+typedef enum fl_kind {
+    /** Operating-system lock on the lock file (flock / LockFileEx). */
+    FL_KERNEL = 0,
+    /** Exclusive-create marker file, for file systems without OS locks. */
+    FL_SOFT = 1
+} fl_kind;
+
+/** Value of fl_options.mode meaning "0666 filtered by the umask and ACLs". */
+#define FL_MODE_DEFAULT (-1)
+
+/** Current version of ::fl_options. */
+#define FL_OPTIONS_VERSION 1
+
+/**
+ * Settings of a lock handle, fixed at creation (timeout, blocking and
+ * poll_interval can be changed later). Initialise with ::FL_OPTIONS_INIT or
+ * fl_options_init() and then set the fields you need.
+ */
+typedef struct fl_options {
+    unsigned version; /**< Must be ::FL_OPTIONS_VERSION. */
+    fl_kind kind;     /**< ::FL_KERNEL (default) or ::FL_SOFT. */
+    double timeout;   /**< Default timeout in seconds: <0 forever (default -1), 0 one attempt. */
+    double
+        poll_interval; /**< Ceiling between re-checks where no wake-up exists (default 0.05 s). */
+    int blocking;      /**< Default blocking flag: 0 means one attempt whatever the timeout. */
+    int mode;          /**< Permission bits for a new lock file, or ::FL_MODE_DEFAULT. */
+    int thread_local;  /**< 1 (default): lock state per thread; 0: shared by all threads. */
+    int singleton;     /**< 1: one shared handle per lock file (see fl_lock_new()). */
+    int soft_fallback; /**< 1: use the soft lock where the file system lacks OS locks. */
+} fl_options;
+
+/** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling. */
+#define FL_OPTIONS_INIT                                                                            \
+    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0 }
+
+/** An open lock handle (opaque). */
+typedef struct fl_lock fl_lock;
+
+/**
+ * Cancel callback, consulted while an acquire waits: at every wake-up and at
+ * least every 50 ms. Returning non-zero ends the wait with ::FL_ECANCELED.
+ * It runs on the waiting thread.
+ */
+typedef int (*fl_cancel_fn)(void *data);
+
+/** The steps reported to the log handler (the messages py-filelock logs). */
+typedef enum fl_log_event {
+    FL_LOG_ATTEMPT = 0,         /**< "Attempting to acquire lock <id> on <path>" */
+    FL_LOG_ACQUIRED = 1,        /**< "Lock <id> acquired on <path>" */
+    FL_LOG_FAILED = 2,          /**< "Failed to immediately acquire lock <id> on <path>" */
+    FL_LOG_TIMEOUT = 3,         /**< "Timeout on acquiring lock <id> on <path>" */
+    FL_LOG_WAITING = 4,         /**< "Lock <id> not acquired on <path>, waiting <s> seconds ..." */
+    FL_LOG_RELEASE_ATTEMPT = 5, /**< "Attempting to release lock <id> on <path>" */
+    FL_LOG_RELEASED = 6         /**< "Lock <id> released on <path>" */
+} fl_log_event;
+
+/**
+ * Log handler: receives each step with the handle's id, its lock file path
+ * and, for ::FL_LOG_WAITING, the seconds until the next re-check. It may be
+ * called from any thread that uses a lock, and must not call back into the
+ * library for the same handle.
+ */
+typedef void (*fl_log_fn)(void *data, fl_log_event event, uint64_t id, const char *path,
+                          double seconds);
+
+/* ---------------------------------------------------------------------- */
+/* Errors                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/** A fixed description of an error code (never NULL). */
+FL_EXTERN const char *fl_strerror(int code);
+
+/** The constant's name of an error code without the prefix, e.g. "ETIMEOUT". */
+FL_EXTERN const char *fl_err_name(int code);
+
+/**
+ * The calling thread's last error message, naming the lock file and the OS
+ * reason, e.g. "cannot open lock file '/x/y.lock': Permission denied".
+ * Never NULL; "" if no error happened yet in this thread.
+ */
+FL_EXTERN const char *fl_last_error(void);
+
+/** The code of the calling thread's last error (0 if none). */
+FL_EXTERN int fl_last_code(void);
+
+/**
+ * The operating system's error number behind the calling thread's last
+ * error (errno on POSIX), or 0 when the error did not come from the OS.
+ * Bindings use it to raise the matching OSError / Errno class.
+ */
+FL_EXTERN int fl_last_errno(void);
+
+/* ---------------------------------------------------------------------- */
+/* Handles                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/** Fills @p opts with the defaults (same as ::FL_OPTIONS_INIT). */
+FL_EXTERN void fl_options_init(fl_options *opts);
+
+/**
+ * Creates a lock handle for the lock file @p path (NUL-terminated). Nothing
+ * is opened or created until the first acquire.
+ *
+ * With `opts->singleton` set, a second call for the same lock file (same
+ * canonical parent directory and final name) returns the same handle with a
+ * reference count; it fails with ::FL_EINVAL when the other settings differ.
+ *
+ * @param[out] out  receives the handle; set to NULL on failure.
+ * @param path      the lock file; missing parent directories are created on acquire.
+ * @param opts      settings, or NULL for the defaults.
+ * @return 0, ::FL_EINVAL (empty path, NaN timeout, negative poll interval,
+ *         bad mode, bad version, singleton settings differ) or ::FL_ENOMEM.
+ */
+FL_EXTERN int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts);
+
+/**
+ * Same as fl_lock_new() for a path given with its length, so that a NUL byte
+ * inside it is reported as ::FL_EINVAL instead of silently cutting the path.
+ */
+FL_EXTERN int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts);
+
+/**
+ * Releases the lock if held (by any thread) and frees the handle; for a
+ * singleton, drops one reference. In a process forked from the one that
+ * created the handle, only descriptors are closed: the parent's lock stays.
+ * NULL is ignored.
+ */
+FL_EXTERN void fl_lock_free(fl_lock *lock);
+
+/* ---------------------------------------------------------------------- */
+/* Acquire and release                                                     */
+/* ---------------------------------------------------------------------- */
+
+/** Acquires with the handle's default timeout, blocking flag and poll interval. */
+FL_EXTERN int fl_acquire(fl_lock *lock);
+
+/**
+ * Acquires the lock.
+ *
+ * If the calling thread (or, for a shared handle, any thread) already holds
+ * it, the counter is incremented. Otherwise: @p blocking == 0 or
+ * @p timeout == 0 make exactly one attempt; @p timeout < 0 waits forever;
+ * @p timeout > 0 waits at most that many seconds. A waiter wakes as soon as
+ * the holder releases (blocking flock or inotify), re-checking at least
+ * every @p poll_interval seconds (10 ms at the least) where no wake-up exists.
+ *
+ * @return 0; ::FL_ETIMEOUT when not won in time (message "The file lock
+ *         '<path>' could not be acquired."); ::FL_EDEADLK when waiting forever
+ *         for a lock file this thread holds through another handle;
+ *         ::FL_EINTR when a signal interrupted the wait; ::FL_ECANCELED when
+ *         the cancel callback asked to stop; ::FL_ENOTSUP when the file system
+ *         has no OS locks; or another error code for a permanent failure,
+ *         which is never retried. The counter is unchanged on failure.
+ */
+FL_EXTERN int fl_acquire_ex(fl_lock *lock, double timeout, int blocking, double poll_interval);
+
+/**
+ * Releases one level of the lock (all levels when @p force is non-zero); the
+ * lock file is unlocked when the counter reaches zero. Releasing a lock the
+ * calling thread does not hold is a no-op returning 0. The kernel lock file
+ * is never deleted; the soft marker is deleted only if it is still ours.
+ *
+ * @return 0, or ::FL_EIO when closing failed after the unlock (the lock is
+ *         released all the same).
+ */
+FL_EXTERN int fl_release(fl_lock *lock, int force);
+
+/**
+ * Sets the cancel callback consulted while this handle waits (NULL removes
+ * it). While one is set, waiting forever re-checks at least every 50 ms
+ * instead of sleeping in a blocking flock.
+ */
+FL_EXTERN void fl_set_cancel(fl_lock *lock, fl_cancel_fn fn, void *data);
+
+/* ---------------------------------------------------------------------- */
+/* State and settings                                                      */
+/* ---------------------------------------------------------------------- */
+
+/** 1 if the calling thread (any thread, for a shared handle) holds the lock. */
+FL_EXTERN int fl_is_locked(fl_lock *lock);
+
+/** The recursion counter seen by the calling thread (0 when not held). */
+FL_EXTERN int fl_lock_counter(fl_lock *lock);
+
+/** The lock file path as given at creation (owned by the handle). */
+FL_EXTERN const char *fl_lock_path(const fl_lock *lock);
+
+/** A process-unique id for log messages. */
+FL_EXTERN uint64_t fl_lock_id(const fl_lock *lock);
+
+/** The kind in use: ::FL_SOFT after a fallback from the kernel lock. */
+FL_EXTERN fl_kind fl_lock_kind(const fl_lock *lock);
+
+/** The default timeout in seconds. */
+FL_EXTERN double fl_get_timeout(const fl_lock *lock);
+
+/** Changes the default timeout; ::FL_EINVAL for NaN. */
+FL_EXTERN int fl_set_timeout(fl_lock *lock, double timeout);
+
+/** The default blocking flag (1 or 0). */
+FL_EXTERN int fl_get_blocking(const fl_lock *lock);
+
+/** Changes the default blocking flag. */
+FL_EXTERN void fl_set_blocking(fl_lock *lock, int blocking);
+
+/** The default poll interval in seconds. */
+FL_EXTERN double fl_get_poll_interval(const fl_lock *lock);
+
+/** Changes the default poll interval; ::FL_EINVAL for NaN or negative values. */
+FL_EXTERN int fl_set_poll_interval(fl_lock *lock, double poll_interval);
+
+/** The explicit mode for a new lock file, or ::FL_MODE_DEFAULT. */
+FL_EXTERN int fl_get_mode(const fl_lock *lock);
+
+/** 1 if the lock state is per thread. */
+FL_EXTERN int fl_is_thread_local(const fl_lock *lock);
+
+/** 1 if the handle came from the singleton registry. */
+FL_EXTERN int fl_is_singleton(const fl_lock *lock);
+
+/* ---------------------------------------------------------------------- */
+/* Logging                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Installs the process-wide log handler (NULL turns logging off, the
+ * default). When unset, logging costs one load and branch per step.
+ */
+FL_EXTERN void fl_set_log_handler(fl_log_fn fn, void *data);
+
+/**
+ * Formats the message py-filelock logs for @p event into @p buf (always
+ * NUL-terminated when @p size > 0), so that every binding prints the same
+ * text. Returns the length the full message needs, like snprintf().
+ */
+FL_EXTERN int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id,
+                            const char *path, double seconds);
+
+/** The library's version as "major.minor.patch". */
+FL_EXTERN const char *fl_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FILELOCK_H */

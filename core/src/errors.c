@@ -1,0 +1,106 @@
+/*
+ * Error codes, their names and texts (generated from FL_ERROR_TABLE), and the
+ * per-thread last error. The message buffer is a fixed thread-local array so
+ * that reporting an error never allocates (it must work when memory is short).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct fl__tls_error {
+    int code;
+    int os_errno;
+    char msg[1024];
+} fl__tls_error;
+
+static __thread fl__tls_error tls_err;
+
+const char *fl_strerror(int code) {
+    switch (code) {
+#define FL__CASE_TEXT(name, value, text)                                                           \
+    case value:                                                                                    \
+        return text;
+        FL_ERROR_TABLE(FL__CASE_TEXT)
+#undef FL__CASE_TEXT
+    default:
+        return "unknown error";
+    }
+}
+
+const char *fl_err_name(int code) {
+    switch (code) {
+#define FL__CASE_NAME(name, value, text)                                                           \
+    case value:                                                                                    \
+        return #name;
+        FL_ERROR_TABLE(FL__CASE_NAME)
+#undef FL__CASE_NAME
+    default:
+        return "UNKNOWN";
+    }
+}
+
+const char *fl_last_error(void) { return tls_err.msg; }
+
+int fl_last_code(void) { return tls_err.code; }
+
+int fl_last_errno(void) { return tls_err.os_errno; }
+
+int __fl_error(int code, int os_errno, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tls_err.msg, sizeof tls_err.msg, fmt, ap);
+    va_end(ap);
+    tls_err.code = code;
+    tls_err.os_errno = os_errno;
+    return code;
+}
+
+/* The one place where an OS errno becomes a library code. */
+int __fl_code_from_errno(int e) {
+    switch (e) {
+    case EACCES:
+    case EPERM:
+        return FL_EACCES;
+    case EISDIR:
+        return FL_EISDIR;
+    case EROFS:
+        return FL_EROFS;
+    case ENAMETOOLONG:
+        return FL_ENAMETOOLONG;
+    case ENOENT:
+        return FL_ENOENT;
+    case ENOTDIR:
+        return FL_ENOTDIR;
+    case ELOOP:
+        return FL_ELOOP;
+    case ENOSPC:
+#ifdef EDQUOT
+    case EDQUOT:
+#endif
+        return FL_ENOSPC;
+    case ENOMEM:
+        return FL_ENOMEM;
+    case EIO:
+        return FL_EIO;
+    case EINTR:
+        return FL_EINTR;
+    case ENOSYS:
+#if defined(EOPNOTSUPP) && EOPNOTSUPP != ENOTSUP
+    case EOPNOTSUPP:
+#endif
+    case ENOTSUP:
+        return FL_ENOTSUP;
+    case EINVAL:
+        return FL_EINVAL;
+    default:
+        return FL_EOS;
+    }
+}
+
+int __fl_os_error(int os_errno, const char *what, const char *path) {
+    return __fl_error(__fl_code_from_errno(os_errno), os_errno, "%s '%s': %s", what, path,
+                      strerror(os_errno));
+}

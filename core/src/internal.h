@@ -1,0 +1,139 @@
+/*
+ * Internal declarations shared by the platform-independent core (lock.c,
+ * error.c) and the platform backend (posix.c today; win32.c slots in beside
+ * it). Names here carry a double-underscore prefix and hidden visibility.
+ */
+#ifndef FL_INTERNAL_H
+#define FL_INTERNAL_H
+
+#include "filelock.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#if defined(__GNUC__)
+#define FL__HIDDEN       __attribute__((visibility("hidden")))
+#define FL__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define FL__HIDDEN
+#define FL__PRINTF(a, b)
+#endif
+
+/* Backend results besides 0 and the negative public codes. */
+#define FL__BUSY  1 /* held by someone else: wait and try again */
+#define FL__RETRY 2 /* raced with an unlink/replace: try again at once */
+
+/* Re-check floor: poll_interval 0 must not spin a core (< 2 ms CPU per s). */
+#define FL__MIN_POLL 0.01
+/* The cancel callback is consulted at least this often. */
+#define FL__CANCEL_SLICE 0.05
+
+/* What a backend holds for one acquisition. */
+typedef struct __fl_hold {
+    int fd;       /* kernel lock: the locked (or opened, while trying) file */
+    uint64_t dev; /* identity of the lock file / marker we opened or saw */
+    uint64_t ino;
+    int have_id; /* dev/ino are valid */
+} __fl_hold;
+
+#define FL__HOLD_INIT                                                                              \
+    { -1, 0, 0, 0 }
+
+/* A wake-up source for a waiter (inotify on Linux). */
+typedef struct __fl_watch {
+    int fd; /* -1: no wake-up source, plain sleeping */
+    int wd;
+} __fl_watch;
+
+/* Per-thread (or, for shared handles, the one) lock state. */
+typedef struct __fl_state {
+    pthread_t tid;
+    int counter;
+    __fl_hold hold;
+    struct __fl_state *next;
+} __fl_state;
+
+struct fl_lock {
+    char *path; /* as given */
+    char *dir;  /* parent directory of path ("." if none) */
+    char *base; /* final component */
+    char *key;  /* singleton registry key (canonical dir + base), or NULL */
+    uint64_t id;
+    int kind; /* fl_kind; may switch to FL_SOFT on fallback (atomic access) */
+    int mode;
+    int thread_local;
+    int singleton;
+    int soft_fallback;
+    int refs;  /* singleton references, under the registry lock */
+    pid_t pid; /* process that owns the state; differs in a forked child */
+
+    /* Defaults, read and written atomically. */
+    double timeout;
+    double poll_interval;
+    int blocking;
+
+    fl_cancel_fn cancel;
+    void *cancel_data;
+
+    pthread_mutex_t mu;  /* guards the fields below */
+    pthread_cond_t cond; /* shared handles: an acquiring thread finished */
+    int acquiring;       /* shared handles: a thread is inside the OS wait */
+    __fl_state shared;   /* state of a shared handle */
+    __fl_state *states;  /* thread-local handles: one per holding thread */
+    struct fl_lock *next_singleton;
+};
+
+/* errors.c ------------------------------------------------------------- */
+FL__HIDDEN int __fl_error(int code, int os_errno, const char *fmt, ...) FL__PRINTF(3, 4);
+FL__HIDDEN int __fl_code_from_errno(int e);
+FL__HIDDEN int __fl_os_error(int os_errno, const char *what, const char *path);
+
+/* Logging (lock.c) ------------------------------------------------------ */
+FL__HIDDEN void __fl_log(const fl_lock *l, fl_log_event ev, double seconds);
+
+/* Clock (backend) ------------------------------------------------------- */
+FL__HIDDEN double __fl_now(void);
+
+/* Backend: one attempt. block != 0 (kernel lock only) sleeps in the OS
+ * until won. Returns 0 (won), FL__BUSY, FL__RETRY or a negative code with
+ * the thread's error set. On FL__BUSY, hold->dev/ino name the contended file
+ * when known (used by the deadlock check). */
+FL__HIDDEN int __fl_os_try(fl_lock *l, int kind, __fl_hold *hold, int block);
+/* Drops what a failed attempt left open. */
+FL__HIDDEN void __fl_os_abandon(__fl_hold *hold);
+/* Releases a held lock; owner == 0 (forked child) only closes descriptors,
+ * never unlocks or unlinks. Returns 0 or a negative code. */
+FL__HIDDEN int __fl_os_release(fl_lock *l, int kind, __fl_hold *hold, int owner);
+
+/* Backend: wake-ups. open never fails (falls back to sleeping); wait
+ * returns 0 after an event or the time, FL_EINTR on a signal. */
+FL__HIDDEN void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w);
+FL__HIDDEN int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds);
+FL__HIDDEN void __fl_os_watch_close(__fl_watch *w);
+
+/* Backend: canonical registry key for a path (caller frees). */
+FL__HIDDEN char *__fl_os_canonical_key(const char *dir, const char *base);
+
+/* The system-call seam: every call the backend makes goes through this
+ * table so tests can inject failures (ENOSYS from flock, EIO on close,
+ * EINTR, ENOSPC). __fl_sys_reset() restores the real functions. */
+typedef struct __fl_syscalls {
+    int (*open)(const char *path, int flags, mode_t mode);
+    int (*close)(int fd);
+    int (*flock)(int fd, int op);
+    int (*fstat)(int fd, struct stat *st);
+    int (*lstat)(const char *path, struct stat *st);
+    int (*mkdir)(const char *path, mode_t mode);
+    int (*unlink)(const char *path);
+    ssize_t (*write)(int fd, const void *buf, size_t n);
+    int (*fchmod)(int fd, mode_t mode);
+    int (*inotify_init1)(int flags);
+    int (*inotify_add_watch)(int fd, const char *path, uint32_t mask);
+} __fl_syscalls;
+
+extern FL__HIDDEN __fl_syscalls __fl_sys;
+FL__HIDDEN void __fl_sys_reset(void);
+
+#endif

@@ -1,0 +1,746 @@
+/*
+ * The platform-independent lock semantics: handles, options, the singleton
+ * registry, recursion counters, the per-thread / shared state model, the
+ * self-deadlock check, fork safety, the acquire loop (attempt, watch, wait)
+ * and logging. Everything that touches the file system is in the backend.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------------- */
+/* Process-wide state                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* Singleton registry and the table of held locks (for the deadlock check)
+ * share one mutex: both are touched only off the uncontended fast path or
+ * for a few instructions. */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static fl_lock *g_singletons;
+
+typedef struct fl__held {
+    uint64_t dev, ino;
+    pthread_t tid;
+    const fl_lock *lock;
+    struct fl__held *next;
+} fl__held;
+static fl__held *g_held;
+
+static uint64_t g_next_id = 1;
+
+static fl_log_fn g_log_fn;
+static void *g_log_data;
+
+/* ---------------------------------------------------------------------- */
+/* Logging                                                                 */
+/* ---------------------------------------------------------------------- */
+
+void fl_set_log_handler(fl_log_fn fn, void *data) {
+    __atomic_store_n(&g_log_data, data, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_log_fn, fn, __ATOMIC_RELEASE);
+}
+
+void __fl_log(const fl_lock *l, fl_log_event ev, double seconds) {
+    fl_log_fn fn = __atomic_load_n(&g_log_fn, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn(__atomic_load_n(&g_log_data, __ATOMIC_ACQUIRE), ev, l->id, l->path, seconds);
+}
+
+int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const char *path,
+                  double seconds) {
+    unsigned long long i = (unsigned long long)id;
+    if (!path)
+        path = "";
+    switch (event) {
+    case FL_LOG_ATTEMPT:
+        return snprintf(buf, size, "Attempting to acquire lock %llu on %s", i, path);
+    case FL_LOG_ACQUIRED:
+        return snprintf(buf, size, "Lock %llu acquired on %s", i, path);
+    case FL_LOG_FAILED:
+        return snprintf(buf, size, "Failed to immediately acquire lock %llu on %s", i, path);
+    case FL_LOG_TIMEOUT:
+        return snprintf(buf, size, "Timeout on acquiring lock %llu on %s", i, path);
+    case FL_LOG_WAITING:
+        return snprintf(buf, size, "Lock %llu not acquired on %s, waiting %g seconds ...", i, path,
+                        seconds);
+    case FL_LOG_RELEASE_ATTEMPT:
+        return snprintf(buf, size, "Attempting to release lock %llu on %s", i, path);
+    case FL_LOG_RELEASED:
+        return snprintf(buf, size, "Lock %llu released on %s", i, path);
+    }
+    return snprintf(buf, size, "Lock %llu: unknown event on %s", i, path);
+}
+
+const char *fl_version(void) {
+#define FL__STR2(x) #x
+#define FL__STR(x)  FL__STR2(x)
+    return FL__STR(FL_VERSION_MAJOR) "." FL__STR(FL_VERSION_MINOR) "." FL__STR(FL_VERSION_PATCH);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Options and handles                                                     */
+/* ---------------------------------------------------------------------- */
+
+void fl_options_init(fl_options *opts) {
+    static const fl_options defaults = FL_OPTIONS_INIT;
+    if (opts)
+        *opts = defaults;
+}
+
+static int validate_timeout(double t, const char *path) {
+    if (isnan(t))
+        return __fl_error(FL_EINVAL, 0, "invalid timeout for lock file '%s': NaN", path);
+    return 0;
+}
+
+static int validate_poll(double p, const char *path) {
+    if (isnan(p) || p < 0)
+        return __fl_error(FL_EINVAL, 0,
+                          "invalid poll interval for lock file '%s': %g (must be >= 0)", path, p);
+    return 0;
+}
+
+static char *dup_range(const char *s, size_t n) {
+    char *r = malloc(n + 1);
+    if (r) {
+        memcpy(r, s, n);
+        r[n] = '\0';
+    }
+    return r;
+}
+
+/* Splits path into parent directory and final component. Trailing slashes
+ * are kept on the base so that "dir/" is later reported as a directory. */
+static int split_path(fl_lock *l) {
+    const char *p = l->path;
+    const char *slash = strrchr(p, '/');
+    if (!slash) {
+        l->dir = dup_range(".", 1);
+        l->base = dup_range(p, strlen(p));
+    } else if (slash == p) {
+        l->dir = dup_range("/", 1);
+        l->base = dup_range(slash + 1, strlen(slash + 1));
+    } else {
+        l->dir = dup_range(p, (size_t)(slash - p));
+        l->base = dup_range(slash + 1, strlen(slash + 1));
+    }
+    return (l->dir && l->base) ? 0 : -1;
+}
+
+static void destroy(fl_lock *l) {
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cond);
+    free(l->path);
+    free(l->dir);
+    free(l->base);
+    free(l->key);
+    free(l);
+}
+
+static int same_settings(const fl_lock *l, const fl_options *o) {
+    return l->kind == (int)o->kind && l->mode == o->mode && l->thread_local == !!o->thread_local &&
+           fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
+           fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback;
+}
+
+int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
+    fl_options defaults = FL_OPTIONS_INIT;
+    fl_lock *l;
+    int rc;
+
+    if (!out)
+        return __fl_error(FL_EINVAL, 0, "fl_lock_new: NULL output pointer");
+    *out = NULL;
+    if (!opts)
+        opts = &defaults;
+    if (!path)
+        return __fl_error(FL_EINVAL, 0, "fl_lock_new: NULL lock file path");
+    if (len == 0)
+        return __fl_error(FL_EINVAL, ENOENT, "invalid lock file path '': the path is empty");
+    if (memchr(path, '\0', len))
+        return __fl_error(FL_EINVAL, 0, "invalid lock file path '%s': embedded NUL byte", path);
+    if (opts->version != FL_OPTIONS_VERSION)
+        return __fl_error(FL_EINVAL, 0, "fl_lock_new: fl_options.version %u, expected %u",
+                          opts->version, FL_OPTIONS_VERSION);
+    if (opts->kind != FL_KERNEL && opts->kind != FL_SOFT)
+        return __fl_error(FL_EINVAL, 0, "invalid lock kind %d for lock file '%.*s'",
+                          (int)opts->kind, (int)len, path);
+    if (opts->mode != FL_MODE_DEFAULT && (opts->mode < 0 || opts->mode > 07777))
+        return __fl_error(FL_EINVAL, 0, "invalid mode %o for lock file '%.*s'", opts->mode,
+                          (int)len, path);
+    if ((rc = validate_timeout(opts->timeout, path)) != 0 ||
+        (rc = validate_poll(opts->poll_interval, path)) != 0)
+        return rc;
+
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%.*s'", (int)len, path);
+    l->path = dup_range(path, len);
+    if (!l->path || split_path(l) != 0) {
+        free(l->path);
+        free(l->dir);
+        free(l->base);
+        free(l);
+        return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%.*s'", (int)len, path);
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    l->kind = (int)opts->kind;
+    l->mode = opts->mode;
+    l->thread_local = !!opts->thread_local;
+    l->singleton = !!opts->singleton;
+    l->soft_fallback = !!opts->soft_fallback;
+    l->timeout = opts->timeout;
+    l->poll_interval = opts->poll_interval;
+    l->blocking = !!opts->blocking;
+    l->refs = 1;
+    l->pid = getpid();
+    l->shared.hold = (__fl_hold)FL__HOLD_INIT;
+
+    if (l->singleton) {
+        fl_lock *s;
+        l->key = __fl_os_canonical_key(l->dir, l->base);
+        if (!l->key) {
+            destroy(l);
+            return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%s'", path);
+        }
+        pthread_mutex_lock(&g_mu);
+        for (s = g_singletons; s; s = s->next_singleton) {
+            if (strcmp(s->key, l->key) != 0)
+                continue;
+            if (!same_settings(s, opts)) {
+                pthread_mutex_unlock(&g_mu);
+                rc = __fl_error(FL_EINVAL, 0,
+                                "singleton lock for '%s' already exists with different settings "
+                                "(timeout, mode, thread_local, blocking, poll_interval or kind)",
+                                l->path);
+                destroy(l);
+                return rc;
+            }
+            s->refs++;
+            pthread_mutex_unlock(&g_mu);
+            destroy(l);
+            *out = s;
+            return 0;
+        }
+        l->id = __atomic_fetch_add(&g_next_id, 1, __ATOMIC_RELAXED);
+        l->next_singleton = g_singletons;
+        g_singletons = l;
+        pthread_mutex_unlock(&g_mu);
+    } else {
+        l->id = __atomic_fetch_add(&g_next_id, 1, __ATOMIC_RELAXED);
+    }
+    *out = l;
+    return 0;
+}
+
+int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts) {
+    return fl_lock_new_n(out, path, path ? strlen(path) : 0, opts);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Held-lock table (self-deadlock detection)                               */
+/* ---------------------------------------------------------------------- */
+
+static void held_add(const fl_lock *l, const __fl_hold *h, fl__held *node) {
+    node->dev = h->dev;
+    node->ino = h->ino;
+    node->tid = pthread_self();
+    node->lock = l;
+    pthread_mutex_lock(&g_mu);
+    node->next = g_held;
+    g_held = node;
+    pthread_mutex_unlock(&g_mu);
+}
+
+static fl__held *held_remove(const fl_lock *l, pthread_t tid, int any_thread) {
+    fl__held **pp, *found = NULL;
+    pthread_mutex_lock(&g_mu);
+    for (pp = &g_held; *pp; pp = &(*pp)->next) {
+        if ((*pp)->lock == l && (any_thread || pthread_equal((*pp)->tid, tid))) {
+            found = *pp;
+            *pp = found->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    return found;
+}
+
+static int held_by_this_thread(const __fl_hold *h) {
+    fl__held *n;
+    int found = 0;
+    pthread_t self = pthread_self();
+    if (!h->have_id)
+        return 0;
+    pthread_mutex_lock(&g_mu);
+    for (n = g_held; n && !found; n = n->next)
+        found = n->dev == h->dev && n->ino == h->ino && pthread_equal(n->tid, self);
+    pthread_mutex_unlock(&g_mu);
+    return found;
+}
+
+/* ---------------------------------------------------------------------- */
+/* State lookup and fork handling                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Caller holds l->mu. */
+static __fl_state *find_state(fl_lock *l) {
+    __fl_state *s;
+    pthread_t self;
+    if (!l->thread_local)
+        return &l->shared;
+    self = pthread_self();
+    for (s = l->states; s; s = s->next)
+        if (pthread_equal(s->tid, self))
+            return s;
+    return NULL;
+}
+
+/* In a forked child the inherited state belongs to the parent: forget it,
+ * closing descriptors only (unlocking an inherited flock descriptor would
+ * release the parent's lock, and the soft marker is the parent's). */
+static void forget_after_fork(fl_lock *l) {
+    __fl_state *s, *next;
+    fl__held *h;
+    int kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&l->mu);
+    if (l->pid != getpid()) {
+        if (l->shared.counter > 0)
+            __fl_os_release(l, kind, &l->shared.hold, 0);
+        l->shared.counter = 0;
+        l->shared.hold = (__fl_hold)FL__HOLD_INIT;
+        for (s = l->states; s; s = next) {
+            next = s->next;
+            __fl_os_release(l, kind, &s->hold, 0);
+            free(s);
+        }
+        l->states = NULL;
+        l->acquiring = 0;
+        while ((h = held_remove(l, pthread_self(), 1)) != NULL)
+            free(h);
+        l->pid = getpid();
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static inline void check_fork(fl_lock *l) {
+    if (__builtin_expect(l->pid != getpid(), 0))
+        forget_after_fork(l);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The acquire loop                                                        */
+/* ---------------------------------------------------------------------- */
+
+static int timeout_error(const fl_lock *l) {
+    return __fl_error(FL_ETIMEOUT, 0, "The file lock '%s' could not be acquired.", l->path);
+}
+
+static int deadlock_error(const fl_lock *l) {
+    return __fl_error(FL_EDEADLK, EDEADLK,
+                      "lock file '%s' is already held by this thread through another handle; "
+                      "waiting forever would deadlock (share one handle, e.g. with "
+                      "is_singleton=True, or use a timeout)",
+                      l->path);
+}
+
+/* Wins the OS lock or fails; the caller has checked recursion. */
+static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, double poll,
+                      fl_cancel_fn cancel, void *cancel_data) {
+    int one_attempt = !blocking || timeout == 0;
+    int forever = timeout < 0 || isinf(timeout);
+    double deadline = forever ? 0 : __fl_now() + timeout;
+    double interval = poll < FL__MIN_POLL ? FL__MIN_POLL : poll;
+    __fl_watch w = {-1, -1};
+    int watching = 0, rc, kind;
+
+    __fl_log(l, FL_LOG_ATTEMPT, 0);
+    for (;;) {
+        kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+        rc = __fl_os_try(l, kind, h, 0);
+        if (rc == 0)
+            break;
+        if (rc == FL__RETRY)
+            continue;
+        if (rc == FL_ENOTSUP && kind == FL_KERNEL && l->soft_fallback) {
+            __fl_os_abandon(h);
+            __atomic_store_n(&l->kind, FL_SOFT, __ATOMIC_RELAXED);
+            if (watching) {
+                __fl_os_watch_close(&w);
+                watching = 0;
+            }
+            continue;
+        }
+        if (rc < 0)
+            goto fail;
+        /* Held by someone else. */
+        if (one_attempt) {
+            __fl_log(l, FL_LOG_FAILED, 0);
+            rc = timeout_error(l);
+            goto fail;
+        }
+        if (forever && held_by_this_thread(h)) {
+            rc = deadlock_error(l);
+            goto fail;
+        }
+        if (!watching) {
+            __fl_log(l, FL_LOG_WAITING, interval);
+            if (kind == FL_KERNEL && forever && !cancel) {
+                /* Nothing to re-check: let the kernel queue us. */
+                rc = __fl_os_try(l, kind, h, 1);
+                if (rc == 0)
+                    break;
+                if (rc < 0)
+                    goto fail;
+                continue;
+            }
+            /* Arm the watch, then try again: a release between the failed
+             * attempt and the watch would otherwise be missed. */
+            __fl_os_watch_open(l, kind, &w);
+            watching = 1;
+            continue;
+        }
+        {
+            double slice = interval;
+            if (!forever) {
+                double left = deadline - __fl_now();
+                if (left <= 0) {
+                    __fl_log(l, FL_LOG_TIMEOUT, 0);
+                    rc = timeout_error(l);
+                    goto fail;
+                }
+                if (left < slice)
+                    slice = left;
+            }
+            if (cancel && slice > FL__CANCEL_SLICE)
+                slice = FL__CANCEL_SLICE;
+            rc = __fl_os_watch_wait(l, kind, &w, slice);
+            if (rc < 0)
+                goto fail;
+            if (cancel && cancel(cancel_data)) {
+                rc = __fl_error(FL_ECANCELED, ECANCELED, "waiting for lock file '%s' was cancelled",
+                                l->path);
+                goto fail;
+            }
+        }
+    }
+    if (watching)
+        __fl_os_watch_close(&w);
+    __fl_log(l, FL_LOG_ACQUIRED, 0);
+    return 0;
+fail:
+    if (watching)
+        __fl_os_watch_close(&w);
+    __fl_os_abandon(h);
+    return rc;
+}
+
+int fl_acquire(fl_lock *l) {
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
+    return fl_acquire_ex(l, fl_get_timeout(l), fl_get_blocking(l), fl_get_poll_interval(l));
+}
+
+/* Shared handles: wait until no other thread is inside the OS wait, then
+ * either join its hold (counter > 0) or become the acquiring thread.
+ * Caller holds l->mu. Returns 0 to proceed, 1 if joined, or an error. */
+static int shared_gate(fl_lock *l, double timeout, int one_attempt) {
+    int forever = timeout < 0 || isinf(timeout);
+    double deadline = forever ? 0 : __fl_now() + timeout;
+    while (l->acquiring) {
+        struct timespec ts;
+        double until, now = __fl_now();
+        if (one_attempt || (!forever && now >= deadline))
+            return timeout_error(l);
+        until = now + FL__CANCEL_SLICE;
+        if (!forever && deadline < until)
+            until = deadline;
+        {
+            /* The condition variable uses CLOCK_REALTIME; only the slice
+             * length is taken from it, the deadline stays monotonic. */
+            struct timespec rt;
+            double wake;
+            clock_gettime(CLOCK_REALTIME, &rt);
+            wake = (double)rt.tv_sec + rt.tv_nsec / 1e9 + (until - now);
+            ts.tv_sec = (time_t)wake;
+            ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
+        }
+        pthread_cond_timedwait(&l->cond, &l->mu, &ts);
+        if (l->cancel && l->acquiring) {
+            int stop;
+            pthread_mutex_unlock(&l->mu);
+            stop = l->cancel(l->cancel_data);
+            pthread_mutex_lock(&l->mu);
+            if (stop)
+                return __fl_error(FL_ECANCELED, ECANCELED,
+                                  "waiting for lock file '%s' was cancelled", l->path);
+        }
+    }
+    if (l->shared.counter > 0) {
+        l->shared.counter++;
+        return 1;
+    }
+    l->acquiring = 1;
+    return 0;
+}
+
+int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
+    __fl_state *s;
+    __fl_hold h = FL__HOLD_INIT;
+    __fl_state *fresh = NULL;
+    fl__held *node;
+    fl_cancel_fn cancel;
+    void *cancel_data;
+    int rc;
+
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
+    if ((rc = validate_timeout(timeout, l->path)) != 0 ||
+        (rc = validate_poll(poll_interval, l->path)) != 0)
+        return rc;
+    check_fork(l);
+
+    pthread_mutex_lock(&l->mu);
+    s = find_state(l);
+    if (s && s->counter > 0) {
+        s->counter++;
+        pthread_mutex_unlock(&l->mu);
+        return 0;
+    }
+    if (!l->thread_local) {
+        rc = shared_gate(l, timeout, !blocking || timeout == 0);
+        if (rc != 0) {
+            pthread_mutex_unlock(&l->mu);
+            return rc > 0 ? 0 : rc;
+        }
+    }
+    cancel = l->cancel;
+    cancel_data = l->cancel_data;
+    pthread_mutex_unlock(&l->mu);
+
+    /* Allocate before winning so that success cannot fail afterwards. */
+    node = malloc(sizeof *node);
+    if (l->thread_local)
+        fresh = calloc(1, sizeof *fresh);
+    if (!node || (l->thread_local && !fresh)) {
+        free(node);
+        free(fresh);
+        node = NULL;
+        fresh = NULL;
+        rc = __fl_error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
+    } else {
+        rc = os_acquire(l, &h, timeout, blocking, poll_interval, cancel, cancel_data);
+    }
+
+    pthread_mutex_lock(&l->mu);
+    if (rc == 0) {
+        if (l->thread_local) {
+            s = fresh;
+            s->tid = pthread_self();
+            s->next = l->states;
+            l->states = s;
+        } else {
+            s = &l->shared;
+        }
+        s->hold = h;
+        s->counter = 1;
+        held_add(l, &h, node);
+    } else if (node) {
+        free(node);
+        free(fresh);
+    }
+    if (!l->thread_local) {
+        l->acquiring = 0;
+        pthread_cond_broadcast(&l->cond);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Release and free                                                        */
+/* ---------------------------------------------------------------------- */
+
+/* Caller holds l->mu and has set s->counter to 0; detaches the hold. */
+static __fl_hold detach(fl_lock *l, __fl_state *s) {
+    __fl_hold h = s->hold;
+    fl__held *node;
+    pthread_t tid = l->thread_local ? s->tid : pthread_self();
+    s->hold = (__fl_hold)FL__HOLD_INIT;
+    node = held_remove(l, tid, !l->thread_local);
+    free(node);
+    if (l->thread_local) {
+        __fl_state **pp;
+        for (pp = &l->states; *pp; pp = &(*pp)->next)
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        free(s);
+    }
+    return h;
+}
+
+static int release_hold(fl_lock *l, __fl_hold *h) {
+    int rc;
+    __fl_log(l, FL_LOG_RELEASE_ATTEMPT, 0);
+    rc = __fl_os_release(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), h, 1);
+    __fl_log(l, FL_LOG_RELEASED, 0);
+    return rc;
+}
+
+int fl_release(fl_lock *l, int force) {
+    __fl_state *s;
+    __fl_hold h;
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_release: NULL lock handle");
+    check_fork(l);
+    pthread_mutex_lock(&l->mu);
+    s = find_state(l);
+    if (!s || s->counter == 0) {
+        pthread_mutex_unlock(&l->mu);
+        return 0;
+    }
+    s->counter = force ? 0 : s->counter - 1;
+    if (s->counter > 0) {
+        pthread_mutex_unlock(&l->mu);
+        return 0;
+    }
+    h = detach(l, s);
+    pthread_mutex_unlock(&l->mu);
+    return release_hold(l, &h);
+}
+
+void fl_lock_free(fl_lock *l) {
+    __fl_state *s, *next;
+    if (!l)
+        return;
+    if (l->singleton) {
+        fl_lock **pp;
+        pthread_mutex_lock(&g_mu);
+        if (--l->refs > 0) {
+            pthread_mutex_unlock(&g_mu);
+            return;
+        }
+        for (pp = &g_singletons; *pp; pp = &(*pp)->next_singleton)
+            if (*pp == l) {
+                *pp = l->next_singleton;
+                break;
+            }
+        pthread_mutex_unlock(&g_mu);
+    }
+    check_fork(l);
+    pthread_mutex_lock(&l->mu);
+    if (l->shared.counter > 0) {
+        __fl_hold h;
+        l->shared.counter = 0;
+        h = detach(l, &l->shared);
+        release_hold(l, &h);
+    }
+    for (s = l->states; s; s = next) {
+        __fl_hold h;
+        next = s->next;
+        s->counter = 0;
+        h = detach(l, s);
+        release_hold(l, &h);
+    }
+    pthread_mutex_unlock(&l->mu);
+    destroy(l);
+}
+
+void fl_set_cancel(fl_lock *l, fl_cancel_fn fn, void *data) {
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->cancel = fn;
+    l->cancel_data = data;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Getters and setters                                                     */
+/* ---------------------------------------------------------------------- */
+
+int fl_lock_counter(fl_lock *l) {
+    __fl_state *s;
+    int n;
+    if (!l)
+        return 0;
+    check_fork(l);
+    pthread_mutex_lock(&l->mu);
+    s = find_state(l);
+    n = s ? s->counter : 0;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+int fl_is_locked(fl_lock *l) { return fl_lock_counter(l) > 0; }
+
+const char *fl_lock_path(const fl_lock *l) { return l ? l->path : NULL; }
+
+uint64_t fl_lock_id(const fl_lock *l) { return l ? l->id : 0; }
+
+fl_kind fl_lock_kind(const fl_lock *l) {
+    return l ? (fl_kind)__atomic_load_n(&l->kind, __ATOMIC_RELAXED) : FL_KERNEL;
+}
+
+/* Doubles are stored through their bit pattern so readers never see a torn
+ * value while another thread sets them. */
+static double load_double(const double *p) {
+    uint64_t bits;
+    double d;
+    bits = __atomic_load_n((const uint64_t *)(const void *)p, __ATOMIC_RELAXED);
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+static void store_double(double *p, double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    __atomic_store_n((uint64_t *)(void *)p, bits, __ATOMIC_RELAXED);
+}
+
+double fl_get_timeout(const fl_lock *l) { return l ? load_double(&l->timeout) : 0; }
+
+int fl_set_timeout(fl_lock *l, double timeout) {
+    int rc;
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_set_timeout: NULL lock handle");
+    if ((rc = validate_timeout(timeout, l->path)) != 0)
+        return rc;
+    store_double(&l->timeout, timeout);
+    return 0;
+}
+
+int fl_get_blocking(const fl_lock *l) {
+    return l ? __atomic_load_n(&l->blocking, __ATOMIC_RELAXED) : 0;
+}
+
+void fl_set_blocking(fl_lock *l, int blocking) {
+    if (l)
+        __atomic_store_n(&l->blocking, !!blocking, __ATOMIC_RELAXED);
+}
+
+double fl_get_poll_interval(const fl_lock *l) { return l ? load_double(&l->poll_interval) : 0; }
+
+int fl_set_poll_interval(fl_lock *l, double poll_interval) {
+    int rc;
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_set_poll_interval: NULL lock handle");
+    if ((rc = validate_poll(poll_interval, l->path)) != 0)
+        return rc;
+    store_double(&l->poll_interval, poll_interval);
+    return 0;
+}
+
+int fl_get_mode(const fl_lock *l) { return l ? l->mode : FL_MODE_DEFAULT; }
+
+int fl_is_thread_local(const fl_lock *l) { return l ? l->thread_local : 0; }
+
+int fl_is_singleton(const fl_lock *l) { return l ? l->singleton : 0; }
