@@ -128,11 +128,14 @@ typedef struct fl_options {
 typedef struct fl_lock fl_lock;
 
 /**
- * Cancel callback, consulted while an acquire waits: at every wake-up and at
- * least every 50 ms. Returning non-zero ends the wait with ::FL_ECANCELED.
- * It runs on the waiting thread.
+ * Cancel callback, consulted while an acquire waits: at every wake-up, at
+ * least every 50 ms, and when a signal interrupts the wait (@p interrupted
+ * is then 1). Returning non-zero ends the wait with ::FL_ECANCELED; returning
+ * 0 goes on waiting (also after a signal, as PEP 475 retries). It runs on
+ * the waiting thread. Without a callback a signal ends the wait with
+ * ::FL_EINTR.
  */
-typedef int (*fl_cancel_fn)(void *data);
+typedef int (*fl_cancel_fn)(void *data, int interrupted);
 
 /** The steps reported to the log handler (the messages py-filelock logs). */
 typedef enum fl_log_event {
@@ -308,6 +311,46 @@ FL_EXTERN int fl_is_thread_local(const fl_lock *lock);
 
 /** 1 if the handle came from the singleton registry. */
 FL_EXTERN int fl_is_singleton(const fl_lock *lock);
+
+/* ---------------------------------------------------------------------- */
+/* Owner inspection and stale-marker recovery                              */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Who holds a lock, as recorded in a soft marker's owner record
+ * ("<pid>\n<hostname>\n<start token>\n", the format the pure-Python
+ * filelock writes) or, for the kernel lock, as the OS reports it.
+ */
+typedef struct fl_owner {
+    long pid;             /**< The holder's process id, or -1 when unknown. */
+    char hostname[256];   /**< The holder's host (this host's name for the kernel lock). */
+    char start_token[96]; /**< Process start token ("" when none was recorded). */
+    int this_process;     /**< 1 if the holder is this process on this host. */
+} fl_owner;
+
+/**
+ * Fills @p out with the current holder of the lock file.
+ *
+ * Soft lock: reads the marker safely (lstat first, regular files only,
+ * O_NOFOLLOW|O_NONBLOCK, at most 4 KiB). Kernel lock (Linux): looks the
+ * lock file's inode up in /proc/locks.
+ *
+ * @return 0 when a holder was found; ::FL_ENOENT when the lock is free;
+ *         ::FL_ENOTSUP when held but the holder cannot be told (a marker
+ *         without an owner record, or no /proc/locks); another code on error.
+ */
+FL_EXTERN int fl_get_owner(fl_lock *lock, fl_owner *out);
+
+/**
+ * For operators: deletes the soft lock's marker whoever holds it. This voids
+ * mutual exclusion for the current holder; use it only when the holder is
+ * known to be gone. Stale markers of dead holders on this host are
+ * reclaimed automatically by acquire, without this call.
+ *
+ * @return 0 (also when no marker existed), ::FL_ENOTSUP for the kernel lock
+ *         (the OS drops it when its holder dies), or an error code.
+ */
+FL_EXTERN int fl_break_lock(fl_lock *lock);
 
 /* ---------------------------------------------------------------------- */
 /* Logging                                                                 */

@@ -90,6 +90,11 @@ FL__HIDDEN int __fl_error(int code, int os_errno, const char *fmt, ...) FL__PRIN
 FL__HIDDEN int __fl_code_from_errno(int e);
 FL__HIDDEN int __fl_os_error(int os_errno, const char *what, const char *path);
 
+/* owner.c -------------------------------------------------------------- */
+FL__HIDDEN int __fl_decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size);
+/* Parses an owner record; 0, or -1 when malformed (out->pid is then -1). */
+FL__HIDDEN int __fl_parse_owner(const char *buf, size_t len, fl_owner *out);
+
 /* Logging (lock.c) ------------------------------------------------------ */
 FL__HIDDEN void __fl_log(const fl_lock *l, fl_log_event ev, double seconds);
 
@@ -113,6 +118,10 @@ FL__HIDDEN void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w);
 FL__HIDDEN int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds);
 FL__HIDDEN void __fl_os_watch_close(__fl_watch *w);
 
+/* Backend: owner records and inspection (soft markers, kernel holders). */
+FL__HIDDEN int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out);
+FL__HIDDEN int __fl_os_break(fl_lock *l, int kind);
+
 /* Backend: canonical registry key for a path (caller frees). */
 FL__HIDDEN char *__fl_os_canonical_key(const char *dir, const char *base);
 
@@ -131,6 +140,8 @@ typedef struct __fl_syscalls {
     int (*fchmod)(int fd, mode_t mode);
     int (*inotify_init1)(int flags);
     int (*inotify_add_watch)(int fd, const char *path, uint32_t mask);
+    int (*rename)(const char *from, const char *to);
+    int (*kill)(pid_t pid, int sig);
 } __fl_syscalls;
 
 extern FL__HIDDEN __fl_syscalls __fl_sys;

@@ -421,9 +421,9 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             if (cancel && slice > FL__CANCEL_SLICE)
                 slice = FL__CANCEL_SLICE;
             rc = __fl_os_watch_wait(l, kind, &w, slice);
-            if (rc < 0)
+            if (rc < 0 && !(rc == FL_EINTR && cancel))
                 goto fail;
-            if (cancel && cancel(cancel_data)) {
+            if (cancel && cancel(cancel_data, rc == FL_EINTR)) {
                 rc = __fl_error(FL_ECANCELED, ECANCELED, "waiting for lock file '%s' was cancelled",
                                 l->path);
                 goto fail;
@@ -475,7 +475,7 @@ static int shared_gate(fl_lock *l, double timeout, int one_attempt) {
         if (l->cancel && l->acquiring) {
             int stop;
             pthread_mutex_unlock(&l->mu);
-            stop = l->cancel(l->cancel_data);
+            stop = l->cancel(l->cancel_data, 0);
             pthread_mutex_lock(&l->mu);
             if (stop)
                 return __fl_error(FL_ECANCELED, ECANCELED,
@@ -652,6 +652,18 @@ void fl_lock_free(fl_lock *l) {
     }
     pthread_mutex_unlock(&l->mu);
     destroy(l);
+}
+
+int fl_get_owner(fl_lock *l, fl_owner *out) {
+    if (!l || !out)
+        return __fl_error(FL_EINVAL, 0, "fl_get_owner: NULL argument");
+    return __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), out);
+}
+
+int fl_break_lock(fl_lock *l) {
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");
+    return __fl_os_break(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED));
 }
 
 void fl_set_cancel(fl_lock *l, fl_cancel_fn fn, void *data) {

@@ -14,10 +14,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +64,8 @@ static const __fl_syscalls real_syscalls = {
     fchmod,
     inotify_init1,
     sys_inotify_add_watch,
+    rename,
+    kill,
 };
 
 __fl_syscalls __fl_sys = {
@@ -76,6 +80,8 @@ __fl_syscalls __fl_sys = {
     fchmod,
     inotify_init1,
     sys_inotify_add_watch,
+    rename,
+    kill,
 };
 
 void __fl_sys_reset(void) { __fl_sys = real_syscalls; }
@@ -167,6 +173,294 @@ static int not_regular_error(const fl_lock *l, mode_t m) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Owner records and proof of death                                        */
+/* ---------------------------------------------------------------------- */
+
+/* Reads a small /proc file into buf (NUL-terminated); -1 on failure. */
+static ssize_t read_small(const char *path, char *buf, size_t cap) {
+    int fd = open_retry(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
+    ssize_t n, total = 0;
+    if (fd < 0)
+        return -1;
+    while ((size_t)total < cap - 1) {
+        n = read(fd, buf + total, cap - 1 - (size_t)total);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        total += n;
+    }
+    close_fd(fd);
+    buf[total] = '\0';
+    return total;
+}
+
+static int boot_id(uint64_t *hi, uint64_t *lo) {
+    char buf[128];
+    int digits = 0;
+    const char *p;
+    *hi = *lo = 0;
+    if (read_small("/proc/sys/kernel/random/boot_id", buf, sizeof buf) < 32)
+        return -1;
+    for (p = buf; *p && *p != '\n'; p++) {
+        int v;
+        if (*p == '-')
+            continue;
+        if (*p >= '0' && *p <= '9')
+            v = *p - '0';
+        else if (*p >= 'a' && *p <= 'f')
+            v = *p - 'a' + 10;
+        else if (*p >= 'A' && *p <= 'F')
+            v = *p - 'A' + 10;
+        else
+            return -1;
+        *hi = (*hi << 4) | (*lo >> 60);
+        *lo = (*lo << 4) | (uint64_t)v;
+        digits++;
+    }
+    return digits == 32 ? 0 : -1;
+}
+
+/* The start token of a process: (boot_id << 64) | starttime, in decimal.
+ * Returns 0, 1 when the process does not exist, -1 when it cannot be told. */
+static int start_token(long pid, char *out, size_t size) {
+    char path[64], buf[1024], *p;
+    uint64_t hi, lo, start = 0;
+    int field;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if (read_small(path, buf, sizeof buf) <= 0)
+        return errno == ENOENT || errno == ESRCH ? 1 : -1;
+    /* The command name may hold spaces and parentheses: fields are counted
+     * after the last ')', where field 3 (the state) begins. */
+    p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p++;
+    for (field = 3; field <= 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            return -1;
+        if (field == 22) {
+            char *end;
+            start = strtoull(p, &end, 10);
+            if (end == p)
+                return -1;
+            break;
+        }
+        while (*p && *p != ' ')
+            p++;
+    }
+    if (boot_id(&hi, &lo) != 0)
+        return -1;
+    return __fl_decimal192(hi, lo, start, out, size) == 0 ? 0 : -1;
+}
+
+static void host_name(char *buf, size_t size) {
+    if (gethostname(buf, size) != 0)
+        buf[0] = '\0';
+    buf[size - 1] = '\0';
+}
+
+/* This process's owner record; its length, or -1. */
+static int owner_record(char *buf, size_t size) {
+    char host[256], token[96];
+    long pid = (long)getpid();
+    int n;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static long cached_pid;
+    static char cached_token[96];
+    host_name(host, sizeof host);
+    /* Our own token only changes with our pid (fork): read /proc once. */
+    pthread_mutex_lock(&mu);
+    if (cached_pid != pid) {
+        if (start_token(pid, cached_token, sizeof cached_token) != 0)
+            cached_token[0] = '\0';
+        cached_pid = pid;
+    }
+    memcpy(token, cached_token, sizeof token);
+    pthread_mutex_unlock(&mu);
+    if (token[0])
+        n = snprintf(buf, size, "%ld\n%s\n%s\n", pid, host, token);
+    else
+        n = snprintf(buf, size, "%ld\n%s\n", pid, host);
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* Reads a marker without following links or blocking on a FIFO, at most
+ * cap-1 bytes. st receives the identity that was read. Returns 0, or an
+ * errno value (ENOENT when there is no marker, EINVAL when not a regular
+ * file, EAGAIN when it was replaced while reading). */
+static int read_marker(const char *path, struct stat *st, char *buf, size_t cap, size_t *len) {
+    struct stat st2;
+    ssize_t n, total = 0;
+    int fd;
+    if (__fl_sys.lstat(path, st) != 0)
+        return errno;
+    if (!S_ISREG(st->st_mode))
+        return EINVAL;
+    fd = open_retry(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
+    if (fd < 0)
+        return errno;
+    if (__fl_sys.fstat(fd, &st2) != 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+        close_fd(fd);
+        return EAGAIN;
+    }
+    while ((size_t)total < cap - 1) {
+        n = read(fd, buf + total, cap - 1 - (size_t)total);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        total += n;
+    }
+    close_fd(fd);
+    buf[total] = '\0';
+    *len = (size_t)total;
+    return 0;
+}
+
+/* Grace for a marker without a valid record: it covers the moment between
+ * the holder's create and its write. */
+#define FL__MALFORMED_GRACE 2
+
+/* 1 only with proof that the marker's holder is gone: same host and no such
+ * pid, or a live pid with another start token (a recycled pid). A live
+ * holder, one whose token cannot be read, and another host's are kept. */
+static int holder_is_gone(const struct stat *st, const char *buf, size_t len) {
+    char host[256], token[96];
+    fl_owner o;
+    if (__fl_parse_owner(buf, len, &o) != 0)
+        return time(NULL) - st->st_mtime >= FL__MALFORMED_GRACE;
+    host_name(host, sizeof host);
+    if (strcmp(o.hostname, host) != 0)
+        return 0;
+    if (o.pid == (long)getpid())
+        return 0;
+    if (__fl_sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH)
+        return 1;
+    if (o.start_token[0]) {
+        int r = start_token(o.pid, token, sizeof token);
+        if (r == 1)
+            return 1;
+        if (r == 0 && strcmp(token, o.start_token) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Removes a stale marker atomically: rename it to a private name, check
+ * that what moved is the marker judged stale, then unlink. If another
+ * waiter reclaimed first and a new holder's marker moved instead, it is put
+ * back with link(), which never replaces. Returns 1 if a marker went. */
+static int reclaim_if_stale(const fl_lock *l) {
+    static unsigned long counter;
+    char buf[4096], priv[PATH_MAX];
+    struct stat judged, moved;
+    size_t len = 0;
+    int n;
+    if (read_marker(l->path, &judged, buf, sizeof buf, &len) != 0)
+        return 0;
+    if (!holder_is_gone(&judged, buf, len))
+        return 0;
+    n = snprintf(priv, sizeof priv, "%s.stale.%ld.%lu", l->path, (long)getpid(),
+                 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+    if (n < 0 || (size_t)n >= sizeof priv)
+        return 0;
+    if (__fl_sys.rename(l->path, priv) != 0)
+        return 0;
+    if (__fl_sys.lstat(priv, &moved) == 0 && moved.st_dev == judged.st_dev &&
+        moved.st_ino == judged.st_ino) {
+        __fl_sys.unlink(priv);
+        return 1;
+    }
+    if (link(priv, l->path) != 0) {
+        /* A third process created a marker in the gap; ours is no longer
+         * reachable under the path either way. */
+    }
+    __fl_sys.unlink(priv);
+    return 0;
+}
+
+int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
+    char buf[4096], host[256];
+    struct stat st;
+    size_t len = 0;
+    int e;
+    memset(out, 0, sizeof *out);
+    out->pid = -1;
+    host_name(host, sizeof host);
+    if (kind == FL_SOFT) {
+        e = read_marker(l->path, &st, buf, sizeof buf, &len);
+        if (e == ENOENT)
+            return __fl_error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
+        if (e == EINVAL)
+            return not_regular_error(l, st.st_mode);
+        if (e != 0)
+            return __fl_os_error(e, "cannot read soft lock marker", l->path);
+        if (__fl_parse_owner(buf, len, out) != 0) {
+            memset(out, 0, sizeof *out);
+            out->pid = -1;
+            return __fl_error(FL_ENOTSUP, 0,
+                              "soft lock '%s' is held, but its marker has no owner record",
+                              l->path);
+        }
+        out->this_process = out->pid == (long)getpid() && strcmp(out->hostname, host) == 0;
+        return 0;
+    }
+    /* Kernel lock: find a FLOCK line for the file's device and inode. */
+    if (__fl_sys.lstat(l->path, &st) != 0) {
+        if (errno == ENOENT)
+            return __fl_error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
+        return __fl_os_error(errno, "cannot stat lock file", l->path);
+    }
+    {
+        FILE *f = fopen("/proc/locks", "re");
+        char line[256];
+        if (!f)
+            return __fl_error(FL_ENOTSUP, errno,
+                              "cannot tell who holds '%s': /proc/locks is not readable", l->path);
+        while (fgets(line, sizeof line, f)) {
+            char type[16], mode[16], rw[16];
+            long pid;
+            unsigned maj, min;
+            unsigned long long ino;
+            if (strstr(line, "->"))
+                continue; /* a blocked waiter, not a holder */
+            if (sscanf(line, "%*d: %15s %15s %15s %ld %x:%x:%llu", type, mode, rw, &pid, &maj, &min,
+                       &ino) != 7)
+                continue;
+            if (strcmp(type, "FLOCK") != 0 || ino != (unsigned long long)st.st_ino ||
+                maj != major(st.st_dev) || min != minor(st.st_dev))
+                continue;
+            fclose(f);
+            out->pid = pid;
+            snprintf(out->hostname, sizeof out->hostname, "%s", host);
+            out->this_process = pid == (long)getpid();
+            return 0;
+        }
+        fclose(f);
+    }
+    return __fl_error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
+}
+
+int __fl_os_break(fl_lock *l, int kind) {
+    struct stat st;
+    if (kind != FL_SOFT)
+        return __fl_error(FL_ENOTSUP, 0,
+                          "cannot break kernel lock '%s': the OS releases it when its holder "
+                          "exits",
+                          l->path);
+    if (__fl_sys.lstat(l->path, &st) != 0)
+        return errno == ENOENT ? 0 : __fl_os_error(errno, "cannot stat soft lock marker", l->path);
+    if (!S_ISREG(st.st_mode))
+        return not_regular_error(l, st.st_mode);
+    if (__fl_sys.unlink(l->path) != 0 && errno != ENOENT)
+        return __fl_os_error(errno, "cannot remove soft lock marker", l->path);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Kernel lock                                                             */
 /* ---------------------------------------------------------------------- */
 
@@ -248,18 +542,15 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
 /* Soft lock                                                               */
 /* ---------------------------------------------------------------------- */
 
-/* The marker's content: an owner record ("<pid>\n<hostname>\n") that the
- * stale-marker recovery reads. Written fully before reporting success. */
+/* The marker's content: the owner record ("<pid>\n<hostname>\n<token>\n")
+ * that stale-marker recovery and fl_get_owner() read. Written fully before
+ * reporting success. */
 static int write_owner(int fd) {
-    char host[256], buf[320];
-    int n;
+    char buf[512];
+    int n = owner_record(buf, sizeof buf);
     size_t off = 0;
-    if (gethostname(host, sizeof host) != 0)
-        host[0] = '\0';
-    host[sizeof host - 1] = '\0';
-    n = snprintf(buf, sizeof buf, "%ld\n%s\n", (long)getpid(), host);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        n = (int)strlen(buf);
+    if (n < 0)
+        return EOVERFLOW;
     while (off < (size_t)n) {
         ssize_t w = __fl_sys.write(fd, buf + off, (size_t)n - off);
         if (w < 0 && errno == EINTR)
@@ -292,6 +583,8 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
             return FL__RETRY; /* released in between */
         if (!S_ISREG(st.st_mode))
             return not_regular_error(l, st.st_mode);
+        if (reclaim_if_stale(l))
+            return FL__RETRY;
         h->dev = (uint64_t)st.st_dev;
         h->ino = (uint64_t)st.st_ino;
         h->have_id = 1;

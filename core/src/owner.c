@@ -1,0 +1,86 @@
+/*
+ * Owner records of soft markers: "<pid>\n<hostname>\n<start token>\n", the
+ * format the newest pure-Python filelock writes, so that the two can judge
+ * each other's markers. Parsing is strict: anything else is "malformed".
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Writes the decimal value of the 192-bit number hi:mid:lo. The start token
+ * is (boot_id << 64) | starttime, wider than any C integer type. */
+int __fl_decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size) {
+    uint32_t limb[6];
+    char tmp[64];
+    size_t n = 0, i;
+    int nonzero;
+    limb[0] = (uint32_t)(hi >> 32);
+    limb[1] = (uint32_t)hi;
+    limb[2] = (uint32_t)(mid >> 32);
+    limb[3] = (uint32_t)mid;
+    limb[4] = (uint32_t)(lo >> 32);
+    limb[5] = (uint32_t)lo;
+    do {
+        uint64_t rem = 0;
+        nonzero = 0;
+        for (i = 0; i < 6; i++) {
+            uint64_t cur = (rem << 32) | limb[i];
+            limb[i] = (uint32_t)(cur / 10);
+            rem = cur % 10;
+            nonzero |= limb[i] != 0;
+        }
+        tmp[n++] = (char)('0' + rem);
+    } while (nonzero && n < sizeof tmp);
+    if (n + 1 > size)
+        return -1;
+    for (i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Copies one '\n'-terminated line; returns the position after it or NULL. */
+static const char *take_line(const char *p, const char *end, char *dst, size_t cap) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n;
+    if (!nl)
+        return NULL;
+    n = (size_t)(nl - p);
+    if (n >= cap)
+        return NULL;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    return nl + 1;
+}
+
+int __fl_parse_owner(const char *buf, size_t len, fl_owner *out) {
+    const char *p = buf, *end = buf + len;
+    char pid[32];
+    char *stop;
+    long v;
+    size_t i;
+    memset(out, 0, sizeof *out);
+    out->pid = -1;
+    if (len == 0 || memchr(buf, '\0', len))
+        return -1;
+    if (!(p = take_line(p, end, pid, sizeof pid)) ||
+        !(p = take_line(p, end, out->hostname, sizeof out->hostname)))
+        return -1;
+    if (pid[0] < '1' || pid[0] > '9')
+        return -1;
+    v = strtol(pid, &stop, 10);
+    if (*stop != '\0' || v <= 0)
+        return -1;
+    out->pid = v;
+    if (out->hostname[0] == '\0')
+        return -1;
+    if (p < end) {
+        if (!take_line(p, end, out->start_token, sizeof out->start_token))
+            return -1;
+        for (i = 0; out->start_token[i]; i++)
+            if (out->start_token[i] < '0' || out->start_token[i] > '9')
+                return -1;
+    }
+    return 0;
+}

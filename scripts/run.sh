@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The README's Quick start: on Debian 12, install what is missing, build, and
+#   bash scripts/run.sh demo   run the demo (writers in every language under one lock)
+#   bash scripts/run.sh test   run every test suite: the normal build (C, Python, Ruby, Lua,
+#                              CLI, demo), then the C suites under ASan+UBSan, TSan and valgrind
+# Environment: FL_BUILD_DIR (default ./build), FL_PYTHON_EXECUTABLE (default /usr/bin/python3),
+# FL_SKIP_INSTALL=1 to never call apt-get, FL_QUICK=1 to skip the sanitizer/valgrind lanes.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${FL_BUILD_DIR:-$root/build}
+python=${FL_PYTHON_EXECUTABLE:-/usr/bin/python3}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Everything the build and the tests use, from Debian's archive only.
+packages=(
+  build-essential cmake pkg-config check swig clang libclang-rt-14-dev valgrind util-linux
+  python3 python3-dev python3-pytest python3-filelock python3-venv python3-pip python3-setuptools
+  ruby ruby-dev
+  lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
+  lua-busted luarocks
+)
+
+install_deps() {
+  local missing=() p
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "${FL_SKIP_INSTALL:-0}" = 1 ]; then
+    echo "run.sh: missing Debian packages (FL_SKIP_INSTALL=1, not installing): ${missing[*]}" >&2
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+      echo "run.sh: these Debian packages are missing and I am not root (no sudo):" >&2
+      echo "  apt-get install -y ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  echo "run.sh: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+configure_and_build() { # dir [cmake args...]
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DFL_PYTHON_EXECUTABLE="$python" "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+c_only=(-DFL_PYTHON=OFF -DFL_RUBY=OFF -DFL_LUA=OFF -DFL_CLI=OFF -DFL_BUILD_BENCH=OFF)
+
+case "${1:-}" in
+demo)
+  install_deps
+  configure_and_build "$build"
+  bash "$root/demo/run.sh" "$build"
+  ;;
+test)
+  install_deps
+  configure_and_build "$build"
+  echo "== all suites (normal build) =="
+  ctest --test-dir "$build" --output-on-failure -j"$jobs"
+  if [ "${FL_QUICK:-0}" != 1 ]; then
+    echo "== C suites under ASan+UBSan =="
+    configure_and_build "$build-asan" -DFL_SANITIZE=address "${c_only[@]}"
+    ctest --test-dir "$build-asan" --output-on-failure -L c
+    echo "== C suites under TSan =="
+    configure_and_build "$build-tsan" -DFL_SANITIZE=thread "${c_only[@]}"
+    ctest --test-dir "$build-tsan" --output-on-failure -L c
+    echo "== C suites under valgrind memcheck =="
+    configure_and_build "$build-valgrind" -DFL_VALGRIND=ON "${c_only[@]}"
+    ctest --test-dir "$build-valgrind" --output-on-failure -L valgrind
+  fi
+  ;;
+*)
+  echo "usage: bash scripts/run.sh demo|test" >&2
+  exit 64
+  ;;
+esac

@@ -1,0 +1,46 @@
+/*
+ * The common part of the SWIG interface, shared by Python, Ruby and Lua.
+ * Each language has its own file (swig/python.i, swig/ruby.i, swig/lua.i)
+ * that sets the module name, %includes this file and adds what only that
+ * runtime needs: the exception mapping, releasing the GIL/GVL around waits,
+ * signal handling and the log bridge.
+ *
+ * Contract of this layer (all semantics stay in the C core):
+ *   - fl_lock is an opaque object; the wrapper owns one reference and its
+ *     destructor calls fl_lock_free() (which force-releases a held lock,
+ *     or, in a forked child, only closes descriptors).
+ *   - Functions returning int error codes are wrapped by each language so
+ *     that a negative code raises that language's error built from
+ *     fl_err_name(code), fl_last_errno() and fl_last_error().
+ *   - fl_acquire / fl_acquire_ex are NOT wrapped here: every language wraps
+ *     the wait itself (GIL/GVL release, signals, cancellation).
+ */
+%{
+#include "filelock.h"
+%}
+
+%include <stdint.i>
+
+/* The handle: opaque, destroyed by fl_lock_free. */
+%nodefaultctor fl_lock;
+%nodefaultdtor fl_lock;
+typedef struct fl_lock {
+} fl_lock;
+%extend fl_lock {
+    ~fl_lock() { fl_lock_free($self); }
+}
+
+/* Names the languages must wrap themselves, or that make no sense there. */
+%ignore fl_acquire;
+%ignore fl_acquire_ex;
+%ignore fl_lock_new;
+%ignore fl_lock_new_n;
+%ignore fl_lock_free;
+%ignore fl_set_cancel;
+%ignore fl_set_log_handler;
+%ignore fl_format_log;
+%ignore fl_options_init;
+%ignore fl_options;
+%ignore FL__ERROR_END;
+
+%include "filelock.h"
