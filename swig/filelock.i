@@ -33,6 +33,7 @@ typedef struct fl_lock {
 /* Names the languages must wrap themselves, or that make no sense there. */
 %ignore fl_acquire;
 %ignore fl_acquire_ex;
+%ignore fl_acquire_shared;
 %ignore fl_lock_new;
 %ignore fl_lock_new_n;
 %ignore fl_lock_free;

@@ -79,14 +79,15 @@ extern "C" {
     X(ENOTREG, -15, "the lock path is not a regular file")                                         \
     X(ENOSPC, -16, "no space left on device")                                                      \
     X(ENOMEM, -17, "out of memory")                                                                \
-    X(EOS, -18, "operating system error")
+    X(EOS, -18, "operating system error")                                                          \
+    X(ELOCKMODE, -19, "the lock is held in the other mode (no upgrade or downgrade)")
 
 /** @cond INTERNAL */
 #define FL__ERROR_ENUM(name, value, text) FL_##name = value,
 /** @endcond */
 
 /** Error codes returned by the library (0 or negative). */
-typedef enum fl_error { FL_ERROR_TABLE(FL__ERROR_ENUM) FL__ERROR_END = -19 } fl_error;
+typedef enum fl_error { FL_ERROR_TABLE(FL__ERROR_ENUM) FL__ERROR_END = -20 } fl_error;
 
 /** Which lock implementation a handle uses. */
 typedef enum fl_kind {
@@ -118,11 +119,14 @@ typedef struct fl_options {
     int thread_local;  /**< 1 (default): lock state per thread; 0: shared by all threads. */
     int singleton;     /**< 1: one shared handle per lock file (see fl_lock_new()). */
     int soft_fallback; /**< 1: use the soft lock where the file system lacks OS locks. */
+    int read_write;    /**< 1: a read/write lock whose waiting writers are not starved by
+                            readers: they close a gate (the file "<path>.gate") to new readers.
+                            Kernel lock only. */
 } fl_options;
 
 /** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling. */
 #define FL_OPTIONS_INIT                                                                            \
-    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0 }
+    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0 }
 
 /** An open lock handle (opaque). */
 typedef struct fl_lock fl_lock;
@@ -247,6 +251,22 @@ FL_EXTERN int fl_acquire(fl_lock *lock);
  *         which is never retried. The counter is unchanged on failure.
  */
 FL_EXTERN int fl_acquire_ex(fl_lock *lock, double timeout, int blocking, double poll_interval);
+
+/**
+ * Acquires the lock in shared (read) mode: any number of shared holders, or
+ * one exclusive holder (fl_acquire_ex). Same timeout, blocking, recursion,
+ * thread-model and interruption rules as fl_acquire_ex(). Recursion stays
+ * within one mode: asking for shared while holding exclusive (or the
+ * reverse) fails with ::FL_ELOCKMODE instead of converting the lock, since
+ * flock's conversion is not atomic. With fl_options.read_write set, a
+ * waiting writer closes a gate to new readers so it is not starved.
+ *
+ * @return as fl_acquire_ex(), and ::FL_ENOTSUP for the soft lock.
+ */
+FL_EXTERN int fl_acquire_shared(fl_lock *lock, double timeout, int blocking, double poll_interval);
+
+/** 1 if the calling thread (any thread, for a shared handle) holds the lock in shared mode. */
+FL_EXTERN int fl_is_shared(fl_lock *lock);
 
 /**
  * Releases one level of the lock (all levels when @p force is non-zero); the

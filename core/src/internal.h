@@ -25,8 +25,9 @@
 #define FL__BUSY  1 /* held by someone else: wait and try again */
 #define FL__RETRY 2 /* raced with an unlink/replace: try again at once */
 
-/* Re-check floor: poll_interval 0 must not spin a core (< 2 ms CPU per s). */
-#define FL__MIN_POLL 0.01
+/* Re-check floor: poll_interval 0 must not spin a core (< 2 ms CPU per s:
+ * each re-check costs ~25 us of CPU, so at most 40 a second). */
+#define FL__MIN_POLL 0.025
 /* The cancel callback is consulted at least this often. */
 #define FL__CANCEL_SLICE 0.05
 
@@ -35,11 +36,13 @@ typedef struct __fl_hold {
     int fd;       /* kernel lock: the locked (or opened, while trying) file */
     uint64_t dev; /* identity of the lock file / marker we opened or saw */
     uint64_t ino;
-    int have_id; /* dev/ino are valid */
+    int have_id;       /* dev/ino are valid */
+    int shared;        /* kernel lock: LOCK_SH instead of LOCK_EX */
+    double recheck_at; /* soft lock: when to judge the contended marker again */
 } __fl_hold;
 
 #define FL__HOLD_INIT                                                                              \
-    { -1, 0, 0, 0 }
+    { -1, 0, 0, 0, 0, 0.0 }
 
 /* A wake-up source for a waiter (inotify on Linux). */
 typedef struct __fl_watch {
@@ -66,8 +69,9 @@ struct fl_lock {
     int thread_local;
     int singleton;
     int soft_fallback;
-    int refs;  /* singleton references, under the registry lock */
-    pid_t pid; /* process that owns the state; differs in a forked child */
+    struct fl_lock *gate; /* read/write locks: the writers' gate, else NULL */
+    int refs;             /* singleton references, under the registry lock */
+    unsigned gen;         /* fork generation that owns the state; differs in a forked child */
 
     /* Defaults, read and written atomically. */
     double timeout;
@@ -94,6 +98,11 @@ FL__HIDDEN int __fl_os_error(int os_errno, const char *what, const char *path);
 FL__HIDDEN int __fl_decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size);
 /* Parses an owner record; 0, or -1 when malformed (out->pid is then -1). */
 FL__HIDDEN int __fl_parse_owner(const char *buf, size_t len, fl_owner *out);
+
+/* Fork generation (lock.c): bumped in the child by a pthread_atfork
+ * handler, so that fork detection costs a load, not a getpid() call. */
+extern FL__HIDDEN unsigned __fl_fork_gen;
+FL__HIDDEN unsigned __fl_current_gen(void);
 
 /* Logging (lock.c) ------------------------------------------------------ */
 FL__HIDDEN void __fl_log(const fl_lock *l, fl_log_event ev, double seconds);

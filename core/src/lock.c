@@ -25,6 +25,8 @@ static fl_lock *g_singletons;
 
 typedef struct fl__held {
     uint64_t dev, ino;
+    unsigned gen; /* entries inherited from the parent do not count */
+    int shared;
     pthread_t tid;
     const fl_lock *lock;
     struct fl__held *next;
@@ -32,6 +34,27 @@ typedef struct fl__held {
 static fl__held *g_held;
 
 static uint64_t g_next_id = 1;
+
+/* ---------------------------------------------------------------------- */
+/* Fork detection                                                          */
+/* ---------------------------------------------------------------------- */
+
+unsigned __fl_fork_gen;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* The registry mutex is held across fork() so that the child never
+ * inherits it locked by a thread that does not exist there. */
+static void before_fork(void) { pthread_mutex_lock(&g_mu); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&g_mu); }
+static void after_fork_child(void) {
+    pthread_mutex_unlock(&g_mu);
+    __atomic_add_fetch(&__fl_fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+/* glibc unregisters the handlers when the library is unloaded. */
+static void init_once(void) { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
+
+unsigned __fl_current_gen(void) { return __atomic_load_n(&__fl_fork_gen, __ATOMIC_RELAXED); }
 
 static fl_log_fn g_log_fn;
 static void *g_log_data;
@@ -133,6 +156,7 @@ static int split_path(fl_lock *l) {
 }
 
 static void destroy(fl_lock *l) {
+    fl_lock_free(l->gate);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cond);
     free(l->path);
@@ -145,7 +169,8 @@ static void destroy(fl_lock *l) {
 static int same_settings(const fl_lock *l, const fl_options *o) {
     return l->kind == (int)o->kind && l->mode == o->mode && l->thread_local == !!o->thread_local &&
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
-           fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback;
+           fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
+           (l->gate != NULL) == !!o->read_write;
 }
 
 int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
@@ -199,7 +224,34 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
     l->poll_interval = opts->poll_interval;
     l->blocking = !!opts->blocking;
     l->refs = 1;
-    l->pid = getpid();
+    if (opts->read_write) {
+        fl_options gate_opts = FL_OPTIONS_INIT;
+        char *gate_path;
+        if (opts->kind != FL_KERNEL) {
+            rc = __fl_error(FL_EINVAL, 0,
+                            "read/write lock '%s' needs the kernel lock (the soft lock has no "
+                            "shared mode)",
+                            l->path);
+            destroy(l);
+            return rc;
+        }
+        gate_path = malloc(len + sizeof ".gate");
+        if (!gate_path) {
+            destroy(l);
+            return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%s'", path);
+        }
+        memcpy(gate_path, path, len);
+        memcpy(gate_path + len, ".gate", sizeof ".gate");
+        gate_opts.mode = opts->mode;
+        rc = fl_lock_new(&l->gate, gate_path, &gate_opts);
+        free(gate_path);
+        if (rc != 0) {
+            destroy(l);
+            return rc;
+        }
+    }
+    pthread_once(&g_once, init_once);
+    l->gen = __fl_current_gen();
     l->shared.hold = (__fl_hold)FL__HOLD_INIT;
 
     if (l->singleton) {
@@ -250,6 +302,8 @@ int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts) {
 static void held_add(const fl_lock *l, const __fl_hold *h, fl__held *node) {
     node->dev = h->dev;
     node->ino = h->ino;
+    node->shared = h->shared;
+    node->gen = __fl_current_gen();
     node->tid = pthread_self();
     node->lock = l;
     pthread_mutex_lock(&g_mu);
@@ -280,7 +334,9 @@ static int held_by_this_thread(const __fl_hold *h) {
         return 0;
     pthread_mutex_lock(&g_mu);
     for (n = g_held; n && !found; n = n->next)
-        found = n->dev == h->dev && n->ino == h->ino && pthread_equal(n->tid, self);
+        found = n->dev == h->dev && n->ino == h->ino && pthread_equal(n->tid, self) &&
+                n->gen == __fl_current_gen() &&
+                (!n->shared || !h->shared); /* two shared holds do not conflict */
     pthread_mutex_unlock(&g_mu);
     return found;
 }
@@ -310,7 +366,7 @@ static void forget_after_fork(fl_lock *l) {
     fl__held *h;
     int kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
     pthread_mutex_lock(&l->mu);
-    if (l->pid != getpid()) {
+    if (l->gen != __fl_current_gen()) {
         if (l->shared.counter > 0)
             __fl_os_release(l, kind, &l->shared.hold, 0);
         l->shared.counter = 0;
@@ -324,13 +380,14 @@ static void forget_after_fork(fl_lock *l) {
         l->acquiring = 0;
         while ((h = held_remove(l, pthread_self(), 1)) != NULL)
             free(h);
-        l->pid = getpid();
+        pthread_once(&g_once, init_once);
+        l->gen = __fl_current_gen();
     }
     pthread_mutex_unlock(&l->mu);
 }
 
 static inline void check_fork(fl_lock *l) {
-    if (__builtin_expect(l->pid != getpid(), 0))
+    if (__builtin_expect(l->gen != __fl_current_gen(), 0))
         forget_after_fork(l);
 }
 
@@ -352,7 +409,7 @@ static int deadlock_error(const fl_lock *l) {
 
 /* Wins the OS lock or fails; the caller has checked recursion. */
 static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, double poll,
-                      fl_cancel_fn cancel, void *cancel_data) {
+                      fl_cancel_fn cancel, void *cancel_data, int log) {
     int one_attempt = !blocking || timeout == 0;
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : __fl_now() + timeout;
@@ -360,7 +417,8 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
     __fl_watch w = {-1, -1};
     int watching = 0, rc, kind;
 
-    __fl_log(l, FL_LOG_ATTEMPT, 0);
+    if (log)
+        __fl_log(l, FL_LOG_ATTEMPT, 0);
     for (;;) {
         kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
         rc = __fl_os_try(l, kind, h, 0);
@@ -381,7 +439,8 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             goto fail;
         /* Held by someone else. */
         if (one_attempt) {
-            __fl_log(l, FL_LOG_FAILED, 0);
+            if (log)
+                __fl_log(l, FL_LOG_FAILED, 0);
             rc = timeout_error(l);
             goto fail;
         }
@@ -390,7 +449,8 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             goto fail;
         }
         if (!watching) {
-            __fl_log(l, FL_LOG_WAITING, interval);
+            if (log)
+                __fl_log(l, FL_LOG_WAITING, poll);
             if (kind == FL_KERNEL && forever && !cancel) {
                 /* Nothing to re-check: let the kernel queue us. */
                 rc = __fl_os_try(l, kind, h, 1);
@@ -411,7 +471,8 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             if (!forever) {
                 double left = deadline - __fl_now();
                 if (left <= 0) {
-                    __fl_log(l, FL_LOG_TIMEOUT, 0);
+                    if (log)
+                        __fl_log(l, FL_LOG_TIMEOUT, 0);
                     rc = timeout_error(l);
                     goto fail;
                 }
@@ -432,7 +493,8 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
     }
     if (watching)
         __fl_os_watch_close(&w);
-    __fl_log(l, FL_LOG_ACQUIRED, 0);
+    if (log)
+        __fl_log(l, FL_LOG_ACQUIRED, 0);
     return 0;
 fail:
     if (watching)
@@ -447,10 +509,17 @@ int fl_acquire(fl_lock *l) {
     return fl_acquire_ex(l, fl_get_timeout(l), fl_get_blocking(l), fl_get_poll_interval(l));
 }
 
-/* Shared handles: wait until no other thread is inside the OS wait, then
- * either join its hold (counter > 0) or become the acquiring thread.
- * Caller holds l->mu. Returns 0 to proceed, 1 if joined, or an error. */
-static int shared_gate(fl_lock *l, double timeout, int one_attempt) {
+static int mode_error(const fl_lock *l, int shared) {
+    return __fl_error(FL_ELOCKMODE, 0,
+                      "lock file '%s' is held in %s mode; acquiring it in %s mode would convert "
+                      "the lock, which is not atomic: release it first",
+                      l->path, shared ? "exclusive" : "shared", shared ? "shared" : "exclusive");
+}
+
+/* Handles shared by threads: wait until no other thread is inside the OS
+ * wait, then either join the hold it won (counter > 0) or lead the next
+ * attempt. Caller holds l->mu. Returns 0 to lead, 1 if joined, or an error. */
+static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt) {
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : __fl_now() + timeout;
     while (l->acquiring) {
@@ -473,9 +542,11 @@ static int shared_gate(fl_lock *l, double timeout, int one_attempt) {
         }
         pthread_cond_timedwait(&l->cond, &l->mu, &ts);
         if (l->cancel && l->acquiring) {
+            fl_cancel_fn cancel = l->cancel;
+            void *data = l->cancel_data;
             int stop;
             pthread_mutex_unlock(&l->mu);
-            stop = l->cancel(l->cancel_data, 0);
+            stop = cancel(data, 0);
             pthread_mutex_lock(&l->mu);
             if (stop)
                 return __fl_error(FL_ECANCELED, ECANCELED,
@@ -483,6 +554,8 @@ static int shared_gate(fl_lock *l, double timeout, int one_attempt) {
         }
     }
     if (l->shared.counter > 0) {
+        if (l->shared.hold.shared != shared)
+            return mode_error(l, shared);
         l->shared.counter++;
         return 1;
     }
@@ -490,7 +563,38 @@ static int shared_gate(fl_lock *l, double timeout, int one_attempt) {
     return 0;
 }
 
-int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
+/* Read/write locks: pass the writers' gate first (exclusive for a writer,
+ * shared for a reader), so that a waiting writer holds new readers back,
+ * then take the lock itself and reopen the gate. Both waits share one
+ * deadline. */
+static int gated_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, double poll,
+                         fl_cancel_fn cancel, void *cancel_data) {
+    __fl_hold g = FL__HOLD_INIT;
+    double start, rest = timeout;
+    int rc;
+    if (!l->gate)
+        return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data, 1);
+    g.shared = h->shared;
+    start = __fl_now();
+    rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0);
+    if (rc == FL_ETIMEOUT) {
+        __fl_log(l, FL_LOG_TIMEOUT, 0);
+        return timeout_error(l);
+    }
+    if (rc != 0)
+        return rc;
+    if (timeout > 0 && !isinf(timeout)) {
+        rest = timeout - (__fl_now() - start);
+        if (rest <= 0)
+            rest = 0; /* one last attempt */
+    }
+    rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1);
+    __fl_os_release(l->gate, FL_KERNEL, &g, 1);
+    return rc;
+}
+
+static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
+                        double poll_interval) {
     __fl_state *s;
     __fl_hold h = FL__HOLD_INIT;
     __fl_state *fresh = NULL;
@@ -504,17 +608,25 @@ int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval
     if ((rc = validate_timeout(timeout, l->path)) != 0 ||
         (rc = validate_poll(poll_interval, l->path)) != 0)
         return rc;
+    if (shared && __atomic_load_n(&l->kind, __ATOMIC_RELAXED) == FL_SOFT)
+        return __fl_error(FL_ENOTSUP, 0,
+                          "cannot take a shared lock on '%s': the soft lock has no shared mode",
+                          l->path);
     check_fork(l);
 
     pthread_mutex_lock(&l->mu);
     s = find_state(l);
     if (s && s->counter > 0) {
+        if (s->hold.shared != shared) {
+            pthread_mutex_unlock(&l->mu);
+            return mode_error(l, shared);
+        }
         s->counter++;
         pthread_mutex_unlock(&l->mu);
         return 0;
     }
     if (!l->thread_local) {
-        rc = shared_gate(l, timeout, !blocking || timeout == 0);
+        rc = join_or_lead(l, shared, timeout, !blocking || timeout == 0);
         if (rc != 0) {
             pthread_mutex_unlock(&l->mu);
             return rc > 0 ? 0 : rc;
@@ -535,7 +647,8 @@ int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval
         fresh = NULL;
         rc = __fl_error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
     } else {
-        rc = os_acquire(l, &h, timeout, blocking, poll_interval, cancel, cancel_data);
+        h.shared = shared;
+        rc = gated_acquire(l, &h, timeout, blocking, poll_interval, cancel, cancel_data);
     }
 
     pthread_mutex_lock(&l->mu);
@@ -561,6 +674,27 @@ int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
+}
+
+int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
+    return acquire_mode(l, 0, timeout, blocking, poll_interval);
+}
+
+int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_interval) {
+    return acquire_mode(l, 1, timeout, blocking, poll_interval);
+}
+
+int fl_is_shared(fl_lock *l) {
+    __fl_state *s;
+    int r;
+    if (!l)
+        return 0;
+    check_fork(l);
+    pthread_mutex_lock(&l->mu);
+    s = find_state(l);
+    r = s && s->counter > 0 && s->hold.shared;
+    pthread_mutex_unlock(&l->mu);
+    return r;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -195,7 +195,24 @@ static ssize_t read_small(const char *path, char *buf, size_t cap) {
     return total;
 }
 
+/* The boot id never changes while we run: read it once. */
+static int boot_id_uncached(uint64_t *hi, uint64_t *lo);
 static int boot_id(uint64_t *hi, uint64_t *lo) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int state; /* 0 unread, 1 read, -1 unreadable */
+    static uint64_t c_hi, c_lo;
+    int r;
+    pthread_mutex_lock(&mu);
+    if (state == 0)
+        state = boot_id_uncached(&c_hi, &c_lo) == 0 ? 1 : -1;
+    *hi = c_hi;
+    *lo = c_lo;
+    r = state == 1 ? 0 : -1;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+static int boot_id_uncached(uint64_t *hi, uint64_t *lo) {
     char buf[128];
     int digits = 0;
     const char *p;
@@ -323,6 +340,8 @@ static int read_marker(const char *path, struct stat *st, char *buf, size_t cap,
 /* Grace for a marker without a valid record: it covers the moment between
  * the holder's create and its write. */
 #define FL__MALFORMED_GRACE 2
+/* How often a waiter judges an unchanged marker again. */
+#define FL__STALE_RECHECK 0.5
 
 /* 1 only with proof that the marker's holder is gone: same host and no such
  * pid, or a live pid with another start token (a recycled pid). A live
@@ -465,17 +484,35 @@ int __fl_os_break(fl_lock *l, int kind) {
 /* ---------------------------------------------------------------------- */
 
 /* Opens (creating if needed) the lock file without following a final
- * symlink, without truncating it and without blocking on a FIFO. */
-static int kernel_open(const fl_lock *l, __fl_hold *h) {
+ * symlink, without truncating it and without blocking on a FIFO. An
+ * existing file is opened first and a missing one created with O_EXCL, so
+ * that *created tells whether this call made the file (kernel_try removes
+ * it again when the file system turns out to have no flock). */
+static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
     const int base = O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
     mode_t perm = l->mode == FL_MODE_DEFAULT ? 0666 : (mode_t)l->mode;
     struct stat st;
-    int fd = open_retry(l->path, base | O_CREAT, perm);
-    if (fd < 0 && errno == ENOENT && l->base[0] != '\0') {
-        int rc = make_parents(l);
-        if (rc < 0)
-            return rc;
-        fd = open_retry(l->path, base | O_CREAT, perm);
+    int fd, tries;
+    *created = 0;
+    for (tries = 0;; tries++) {
+        fd = open_retry(l->path, base, 0);
+        if (fd >= 0 || errno != ENOENT || tries == 3)
+            break;
+        fd = open_retry(l->path, base | O_CREAT | O_EXCL, perm);
+        if (fd < 0 && errno == ENOENT && l->base[0] != '\0') {
+            int rc = make_parents(l);
+            if (rc < 0)
+                return rc;
+            fd = open_retry(l->path, base | O_CREAT | O_EXCL, perm);
+        }
+        if (fd >= 0) {
+            *created = 1;
+            break;
+        }
+        if (errno != EEXIST)
+            break;
+        /* Another process created it in between (or a symlink is there,
+         * which the next plain open reports): open what is there. */
     }
     if (fd < 0 && errno == EACCES) {
         /* A sticky directory (/tmp) refuses O_CREAT on another user's file
@@ -505,10 +542,10 @@ static int kernel_open(const fl_lock *l, __fl_hold *h) {
 
 static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     struct stat st;
-    int rc, e;
-    if (h->fd < 0 && (rc = kernel_open(l, h)) != 0)
+    int rc, e, created = 0;
+    if (h->fd < 0 && (rc = kernel_open(l, h, &created)) != 0)
         return rc;
-    rc = __fl_sys.flock(h->fd, LOCK_EX | (block ? 0 : LOCK_NB));
+    rc = __fl_sys.flock(h->fd, (h->shared ? LOCK_SH : LOCK_EX) | (block ? 0 : LOCK_NB));
     if (rc != 0) {
         e = errno;
         if (e == EWOULDBLOCK || e == EAGAIN)
@@ -517,11 +554,19 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
         if (e == EINTR)
             return __fl_error(FL_EINTR, EINTR,
                               "waiting for lock file '%s' was interrupted by a signal", l->path);
-        if (e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP)
+        if (e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP) {
+            /* Left there, the empty file we just created would look like a
+             * soft marker nobody owns, and the soft fallback (or any soft
+             * lock on this path) would wait for it: remove it if it is
+             * still ours. */
+            if (created && __fl_sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
+                (uint64_t)st.st_ino == h->ino)
+                (void)__fl_sys.unlink(l->path);
             return __fl_error(FL_ENOTSUP, e,
                               "cannot lock '%s': the file system does not support flock (%s); "
                               "use the soft lock (SoftFileLock) or the soft_fallback option",
                               l->path, strerror(e));
+        }
         return __fl_os_error(e, "cannot lock", l->path);
     }
     /* Won. If the path was unlinked or replaced meanwhile, we locked an
@@ -583,8 +628,15 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
             return FL__RETRY; /* released in between */
         if (!S_ISREG(st.st_mode))
             return not_regular_error(l, st.st_mode);
-        if (reclaim_if_stale(l))
-            return FL__RETRY;
+        /* Judging a marker costs ~20 system calls: do it when a new marker
+         * appears, then at most twice a second (a holder can die without
+         * touching its marker, so never stop re-checking). */
+        if (!h->have_id || h->dev != (uint64_t)st.st_dev || h->ino != (uint64_t)st.st_ino ||
+            __fl_now() >= h->recheck_at) {
+            if (reclaim_if_stale(l))
+                return FL__RETRY;
+            h->recheck_at = __fl_now() + FL__STALE_RECHECK;
+        }
         h->dev = (uint64_t)st.st_dev;
         h->ino = (uint64_t)st.st_ino;
         h->have_id = 1;
@@ -657,12 +709,63 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
 /* Wake-ups                                                                */
 /* ---------------------------------------------------------------------- */
 
+#ifdef __linux__
+/* A pool of inotify instances, kept open for the life of the process:
+ * closing an instance waits for an RCU grace period (70 us to 16 ms here),
+ * which a waiter that just won the lock would otherwise pay. A waiter takes
+ * an instance, adds its watch, removes the watch when done and gives the
+ * instance back. Instances inherited across fork are the parent's (shared
+ * event queues): the child starts a pool of its own. */
+#define FL__POOL_MAX 8
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static int pool_fds[FL__POOL_MAX];
+static int pool_n;
+static unsigned pool_gen;
+
+static void drain_all(int fd) {
+    char buf[4096];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+static int pool_take(void) {
+    int fd = -1;
+    pthread_mutex_lock(&pool_mu);
+    if (pool_gen != __fl_current_gen()) {
+        while (pool_n > 0)
+            close_fd(pool_fds[--pool_n]);
+        pool_gen = __fl_current_gen();
+    }
+    if (pool_n > 0)
+        fd = pool_fds[--pool_n];
+    pthread_mutex_unlock(&pool_mu);
+    if (fd >= 0) {
+        drain_all(fd); /* stale events, e.g. IN_IGNORED of the last watch */
+        return fd;
+    }
+    return __fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+}
+
+static void pool_give(int fd, int wd) {
+    if (wd >= 0)
+        (void)inotify_rm_watch(fd, wd);
+    pthread_mutex_lock(&pool_mu);
+    if (pool_gen == __fl_current_gen() && pool_n < FL__POOL_MAX) {
+        pool_fds[pool_n++] = fd;
+        fd = -1;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    if (fd >= 0)
+        close_fd(fd);
+}
+#endif
+
 void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
     w->fd = -1;
     w->wd = -1;
 #ifdef __linux__
     {
-        int fd = __fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        int fd = pool_take();
         uint32_t mask;
         const char *target;
         if (fd < 0)
@@ -679,7 +782,7 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
         }
         w->wd = __fl_sys.inotify_add_watch(fd, target, mask);
         if (w->wd < 0) {
-            close_fd(fd);
+            pool_give(fd, -1);
             return;
         }
         w->fd = fd;
@@ -747,8 +850,13 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
 }
 
 void __fl_os_watch_close(__fl_watch *w) {
+#ifdef __linux__
+    if (w->fd >= 0)
+        pool_give(w->fd, w->wd);
+#else
     if (w->fd >= 0)
         close_fd(w->fd);
+#endif
     w->fd = -1;
     w->wd = -1;
 }

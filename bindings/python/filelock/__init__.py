@@ -1,0 +1,42 @@
+"""
+A platform-independent file lock with the ``with`` statement, backed by the
+C library libfilelock (a drop-in replacement for the pure-Python
+``filelock`` package: same names, same behaviour, no polling).
+
+.. code-block:: python
+
+    from filelock import FileLock, Timeout
+
+    lock = FileLock("data.txt.lock", timeout=10)
+    with lock:
+        ...  # only one process at a time runs this
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from ._api import AcquireReturnProxy, BaseFileLock, SoftFileLock, UnixFileLock, WindowsFileLock
+from ._error import Timeout
+from .version import __version__, core_version
+
+if TYPE_CHECKING:
+    FileLock = UnixFileLock
+elif sys.platform == "win32":  # pragma: no cover - no Windows backend yet
+    FileLock = WindowsFileLock
+else:
+    #: The kernel lock of this platform.
+    FileLock = UnixFileLock
+
+__all__ = [
+    "__version__",
+    "core_version",
+    "FileLock",
+    "SoftFileLock",
+    "Timeout",
+    "UnixFileLock",
+    "WindowsFileLock",
+    "BaseFileLock",
+    "AcquireReturnProxy",
+]

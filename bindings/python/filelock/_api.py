@@ -1,0 +1,396 @@
+"""
+The idiomatic layer over the C core (``_filelock_core``).
+
+Every lock decision (waiting, recursion counters, the thread model, the
+singleton registry, self-deadlock detection, fork safety, the log events)
+is made by libfilelock. This module maps Python's names, arguments,
+scoping constructs and logging onto it; errors are mapped in the extension
+(swig/python.i, ``flpy_raise``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import warnings
+import weakref
+from types import TracebackType
+from typing import Any, Union
+
+from . import _filelock_core as _core
+from ._error import Timeout
+
+_LOGGER = logging.getLogger("filelock")
+_DEBUG = logging.DEBUG
+
+# Mode value meaning "let the umask and default ACLs decide" (the core's
+# FL_MODE_DEFAULT); the `mode` property still reports 0o644 for it, as the
+# pure-Python package does.
+_UNSET_FILE_MODE = -1
+_REPORTED_DEFAULT_MODE = 0o644
+
+_KERNEL = 0
+_SOFT = 1
+
+# Bound once: the `with lock:` path is a handful of calls, each counted.
+_new = _core.flpy_new
+_acquire_default = _core.flpy_acquire_default
+_acquire_ex = _core.flpy_acquire
+_release = _core.flpy_release
+_is_debug = _LOGGER.isEnabledFor
+
+
+def _log_sink(line: str) -> None:
+    # Called by the core (through the extension) with the formatted line.
+    _LOGGER.debug(line)
+
+
+_core.flpy_setup(Timeout, _log_sink)
+
+# Whether the core's log bridge is installed; mirrors the "filelock"
+# logger's DEBUG state as last seen by an acquire.
+_log_on = False
+_log_mutex = threading.Lock()
+
+
+def _sync_logging() -> None:
+    """Install or remove the core's log bridge to follow the logger's level.
+
+    Checked at each acquire: when DEBUG is off the core has no handler and
+    formats nothing.
+    """
+    global _log_on
+    with _log_mutex:
+        on = _is_debug(_DEBUG)
+        if on != _log_on:
+            _core.flpy_set_logging(on)
+            _log_on = on
+
+
+# is_singleton=True: fl_lock_id of the shared core handle -> the one Python
+# object wrapping it. Weak, so that dropping the last user frees the handle.
+_singletons: weakref.WeakValueDictionary[int, BaseFileLock] = weakref.WeakValueDictionary()
+_singletons_mutex = threading.Lock()
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class AcquireReturnProxy:
+    """A context manager returned by :meth:`BaseFileLock.acquire`: leaving
+    the ``with`` block releases the level acquired, without acquiring again
+    on entry."""
+
+    def __init__(self, lock: BaseFileLock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> BaseFileLock:
+        return self.lock
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.lock.release()
+
+
+class BaseFileLock(contextlib.ContextDecorator):
+    """A lock on a lock file, shared with other threads and processes.
+
+    Not instantiated directly: use :class:`FileLock` (the platform's kernel
+    lock) or :class:`SoftFileLock` (an exclusive-create marker file).
+    """
+
+    #: The core's lock kind; None marks an abstract class.
+    _fl_kind: int | None = None
+
+    _h: Any
+    _lock_file: str
+    _mode: int
+
+    def __new__(
+        cls,
+        lock_file: PathLike,
+        timeout: float = -1,
+        mode: int = _UNSET_FILE_MODE,
+        thread_local: bool = True,
+        *,
+        blocking: bool = True,
+        is_singleton: bool = False,
+        poll_interval: float = 0.05,
+        **kwargs: Any,  # subclasses may take their own keyword arguments
+    ) -> BaseFileLock:
+        kind = cls._fl_kind
+        if kind is None:
+            raise TypeError(f"Can't instantiate abstract class {cls.__name__}")
+        path = os.fspath(lock_file)
+        mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
+        handle = _new(
+            os.fsencode(path),
+            kind,
+            float(timeout),
+            bool(blocking),
+            float(poll_interval),
+            mode_value,
+            bool(thread_local),
+            bool(is_singleton),
+        )
+        if not is_singleton:
+            self = super().__new__(cls)
+            self._init_from(handle, path, mode_value)
+            return self
+        # The core returned the registry's handle (or refused differing
+        # settings with ValueError above); return the object wrapping it.
+        key = _core.fl_lock_id(handle)
+        with _singletons_mutex:
+            existing = _singletons.get(key)
+            if existing is not None:
+                # Drop the extra core reference this call took.
+                del handle
+                if type(existing) is not cls:
+                    msg = (
+                        f"singleton lock for {path!r} already exists as "
+                        f"{type(existing).__name__}, not {cls.__name__}"
+                    )
+                    raise ValueError(msg)
+                return existing
+            self = super().__new__(cls)
+            self._init_from(handle, path, mode_value)
+            _singletons[key] = self
+            return self
+
+    def _init_from(self, handle: Any, path: str, mode: int) -> None:
+        self._h = handle
+        self._lock_file = path
+        self._mode = mode
+
+    def __init__(
+        self,
+        lock_file: PathLike,
+        timeout: float = -1,
+        mode: int = _UNSET_FILE_MODE,
+        thread_local: bool = True,
+        *,
+        blocking: bool = True,
+        is_singleton: bool = False,
+        poll_interval: float = 0.05,
+    ) -> None:
+        """
+        Create a lock object; nothing is opened or created until the first
+        acquire.
+
+        :param lock_file: path of the lock file (missing parent directories are created)
+        :param timeout: default timeout in seconds; negative waits forever, 0 tries once
+        :param mode: permission bits for a new lock file; by default the umask and default
+            ACLs decide
+        :param thread_local: True: each thread holds the lock on its own (it excludes the
+            other threads); False: the lock state is shared by all threads
+        :param blocking: default for :meth:`acquire`; False tries once whatever the timeout
+        :param is_singleton: return the same object for every lock on this path; differing
+            arguments raise ValueError
+        :param poll_interval: default ceiling between re-checks where the OS gives no
+            wake-up (waiters are otherwise woken when the holder releases)
+        """
+        # Everything was set up in __new__, so that a singleton returned a
+        # second time is never re-initialised.
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The fast `with` path calls the core directly; a subclass that
+        # overrides acquire()/release() gets them called by `with` instead.
+        if cls.acquire is not BaseFileLock.acquire and "__enter__" not in cls.__dict__:
+            cls.__enter__ = BaseFileLock._enter_via_acquire  # type: ignore[method-assign]
+        if cls.release is not BaseFileLock.release and "__exit__" not in cls.__dict__:
+            cls.__exit__ = BaseFileLock._exit_via_release  # type: ignore[method-assign]
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def lock_file(self) -> str:
+        """The path of the lock file."""
+        return self._lock_file
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds (negative: wait forever)."""
+        return _core.fl_get_timeout(self._h)
+
+    @timeout.setter
+    def timeout(self, value: float | str) -> None:
+        _core.fl_set_timeout(self._h, float(value))
+
+    @property
+    def blocking(self) -> bool:
+        """The default blocking flag of :meth:`acquire`."""
+        return bool(_core.fl_get_blocking(self._h))
+
+    @blocking.setter
+    def blocking(self, value: bool) -> None:
+        _core.fl_set_blocking(self._h, bool(value))
+
+    @property
+    def poll_interval(self) -> float:
+        """The default ceiling between re-checks, in seconds."""
+        return _core.fl_get_poll_interval(self._h)
+
+    @poll_interval.setter
+    def poll_interval(self, value: float) -> None:
+        _core.fl_set_poll_interval(self._h, float(value))
+
+    @property
+    def mode(self) -> int:
+        """The permission bits for a new lock file (0o644 reported when left to the umask)."""
+        return _REPORTED_DEFAULT_MODE if self._mode == _UNSET_FILE_MODE else self._mode
+
+    @property
+    def is_singleton(self) -> bool:
+        """Whether this object is the one shared lock for its path."""
+        return bool(_core.fl_is_singleton(self._h))
+
+    def is_thread_local(self) -> bool:
+        """Whether the lock state is per thread."""
+        return bool(_core.fl_is_thread_local(self._h))
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether this thread (any thread, when not thread-local) holds the lock."""
+        return bool(_core.fl_is_locked(self._h))
+
+    @property
+    def lock_counter(self) -> int:
+        """How many times the lock is held (recursion), as seen by this thread."""
+        return _core.fl_lock_counter(self._h)
+
+    # -- acquire and release -----------------------------------------------
+
+    def acquire(
+        self,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        *,
+        poll_intervall: float | None = None,
+        blocking: bool | None = None,
+    ) -> AcquireReturnProxy:
+        """
+        Acquire the lock (again, if this thread holds it: the counter grows).
+
+        :param timeout: seconds to wait; None: the default :attr:`timeout`; negative: forever;
+            0: one attempt
+        :param poll_interval: ceiling between re-checks where the OS gives no wake-up;
+            None: the default :attr:`poll_interval` (0.05 s unless set)
+        :param poll_intervall: deprecated spelling of *poll_interval*
+        :param blocking: False: one attempt whatever the timeout; None: the default
+            :attr:`blocking`
+        :raises Timeout: the lock was not won in time
+        :return: a context manager that releases on exit
+        """
+        if poll_intervall is not None:
+            warnings.warn(
+                "use poll_interval instead of poll_intervall", DeprecationWarning, stacklevel=2
+            )
+            poll_interval = poll_intervall
+        if _is_debug(_DEBUG) is not _log_on:
+            _sync_logging()
+        h = self._h
+        if timeout is None and poll_interval is None and blocking is None:
+            _acquire_default(h)
+        else:
+            _acquire_ex(
+                h,
+                _core.fl_get_timeout(h) if timeout is None else float(timeout),
+                _core.fl_get_blocking(h) if blocking is None else bool(blocking),
+                _core.fl_get_poll_interval(h) if poll_interval is None else float(poll_interval),
+            )
+        return AcquireReturnProxy(lock=self)
+
+    def release(self, force: bool = False) -> None:
+        """
+        Release one level of the lock; the lock file is unlocked when the
+        counter reaches zero (at once with *force*). Releasing a lock this
+        thread does not hold does nothing. The lock file is not deleted.
+        """
+        _release(self._h, bool(force))
+
+    def __enter__(self) -> BaseFileLock:
+        if _is_debug(_DEBUG) is not _log_on:
+            _sync_logging()
+        _acquire_default(self._h)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        _release(self._h, False)
+
+    def _enter_via_acquire(self) -> BaseFileLock:
+        self.acquire()
+        return self
+
+    def _exit_via_release(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __del__(self, _force_release: Any = _core.flpy_release) -> None:
+        # Bound as a default so that it still works while the interpreter
+        # tears module globals down. The handle's own deallocation then
+        # frees it (releasing what other threads may still hold).
+        try:
+            h = self.__dict__.get("_h")
+            if h is not None:
+                _force_release(h, True)
+        except BaseException:  # noqa: BLE001 - a finalizer must never raise
+            pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._lock_file!r})"
+
+
+class UnixFileLock(BaseFileLock):
+    """The operating system's lock (flock) on the lock file; the file is never deleted."""
+
+    _fl_kind = _KERNEL
+
+
+class SoftFileLock(BaseFileLock):
+    """A marker file created exclusively while held and deleted on release;
+    for file systems without OS locks."""
+
+    _fl_kind = _SOFT
+
+
+class WindowsFileLock(BaseFileLock):
+    """The Windows lock (LockFileEx); only usable on Windows."""
+
+    _fl_kind = _KERNEL
+
+    def acquire(
+        self,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        *,
+        poll_intervall: float | None = None,
+        blocking: bool | None = None,
+    ) -> AcquireReturnProxy:
+        if sys.platform != "win32":
+            raise NotImplementedError("WindowsFileLock is only available on Windows")
+        raise NotImplementedError("the Windows backend of libfilelock is not built")  # pragma: no cover
+
+
+__all__ = [
+    "AcquireReturnProxy",
+    "BaseFileLock",
+    "SoftFileLock",
+    "UnixFileLock",
+    "WindowsFileLock",
+]

@@ -1,0 +1,224 @@
+/*
+ * Lua part of the SWIG interface: module `filelock_core`, the C half of the
+ * Lua binding. Users never require it directly; bindings/lua/filelock.lua
+ * builds the documented API (FileLock, SoftFileLock, with, acquire, ...) on
+ * top of it. The generated wrapper is compiled once per Lua version (5.1,
+ * 5.3, 5.4, LuaJIT): everything version-dependent is decided by the
+ * preprocessor through LUA_VERSION_NUM.
+ *
+ * What lives here and not in the Lua layer:
+ *   - the wait (fl_lua_acquire): it must talk to the interpreter while it
+ *     blocks, which only C can do (cancel callback, hooks);
+ *   - handle creation with the path's length, so an embedded NUL is an
+ *     error instead of a silently shortened path;
+ *   - turning a negative core code into a raised error object, built by a
+ *     factory function the Lua layer registers (set_error_factory), so that
+ *     the code -> kind table exists exactly once (in filelock.lua).
+ */
+%module filelock_core
+
+%{
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include "filelock.h"
+
+/* The module's entry point, defined by SWIG; declared so that the wrapper
+ * compiles cleanly under -Wmissing-prototypes. */
+SWIGEXPORT int luaopen_filelock_core(lua_State *L);
+%}
+
+/* SWIG-Lua pushes every `int` as a float (lua_pushnumber); on 5.3+ that
+ * prints as "1.0". Integers stay integers, and the yes/no getters become
+ * booleans (0 is true in Lua, so a number would be a trap). */
+%typemap(out) int "lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++;"
+%typemap(out) int fl_is_locked, int fl_get_blocking, int fl_is_thread_local,
+              int fl_is_singleton "lua_pushboolean(L, $1 != 0); SWIG_arg++;"
+
+/* Functions returning a core code raise an error object on failure and
+ * return nothing on success. */
+%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval {
+    if ($1 < 0)
+        fl_lua_raise(L, $1, fl_lock_path(arg1));
+}
+
+/* The handle's path is what error objects call lock_file. */
+%{
+/* Registry key of the Lua function that turns (code name, errno, message,
+ * lock file) into an error object; its address is the unique key. */
+static char fl_lua_factory_key;
+
+/* Raises the error for core code `code`. Everything is copied out of the
+ * core's per-thread error state before any Lua code runs, because Lua code
+ * (the factory) may call into the core again and overwrite it. */
+static int fl_lua_raise_msg(lua_State *L, const char *name, int err, const char *msg,
+                            const char *path) {
+    lua_pushlightuserdata(L, &fl_lua_factory_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isfunction(L, -1)) {
+        lua_pushstring(L, name);
+        if (err)
+            lua_pushinteger(L, err);
+        else
+            lua_pushnil(L);
+        lua_pushstring(L, msg);
+        if (path)
+            lua_pushstring(L, path);
+        else
+            lua_pushnil(L);
+        lua_call(L, 4, 1);
+    } else {
+        /* The core module used on its own: a plain message still says it all. */
+        lua_pop(L, 1);
+        lua_pushstring(L, msg);
+    }
+    return lua_error(L);
+}
+
+static int fl_lua_raise(lua_State *L, int code, const char *path) {
+    return fl_lua_raise_msg(L, fl_err_name(code), fl_last_errno(), fl_last_error(), path);
+}
+%}
+
+%include "filelock.i"
+
+/* ---------------------------------------------------------------------- */
+/* Hand-written functions                                                  */
+/* ---------------------------------------------------------------------- */
+
+%{
+#if defined(_MSC_VER)
+#define FL_LUA_TLS __declspec(thread)
+#else
+#define FL_LUA_TLS __thread
+#endif
+
+/* What the cancel callback needs to know about the acquire in progress on
+ * this thread. Thread-local rather than per handle: a handle can be shared
+ * (singleton) and waited on from several Lua states in several threads,
+ * and the callback is installed once per handle so the fast path pays
+ * nothing for it. */
+typedef struct fl_lua_wait {
+    lua_State *L;
+    lua_Hook hook; /* the hook in place when the wait began */
+    int mask, count;
+} fl_lua_wait;
+static FL_LUA_TLS fl_lua_wait fl_lua_current;
+
+/* Consulted by the core while it waits. The standalone interpreters
+ * (lua.c, luajit.c) answer Ctrl-C by installing a hook that raises
+ * "interrupted!" at the next Lua instruction; no Lua instruction runs while
+ * we wait, so the wait has to end by itself:
+ *   - a signal that interrupts the wait (interrupted == 1) ends it: the
+ *     core's sleep is ppoll, which SA_RESTART never restarts;
+ *   - a signal delivered between two sleeps leaves no EINTR behind, but it
+ *     leaves the interpreter's hook, so a hook that appeared during the wait
+ *     ends it too. */
+static int fl_lua_on_cancel(void *data, int interrupted) {
+    fl_lua_wait *w = &fl_lua_current;
+    (void)data;
+    if (interrupted)
+        return 1;
+    return w->L && lua_gethook(w->L) != w->hook;
+}
+
+/* create(path, kind, timeout, poll_interval, blocking, mode, thread_local,
+ *        singleton, soft_fallback) -> handle. Options are validated and
+ * defaulted by the Lua layer; the core validates the values. */
+static int fl_lua_create(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    fl_options opts = FL_OPTIONS_INIT;
+    fl_lock *lock = NULL;
+    int rc;
+
+    opts.kind = lua_toboolean(L, 2) ? FL_SOFT : FL_KERNEL;
+    opts.timeout = (double)luaL_checknumber(L, 3);
+    opts.poll_interval = (double)luaL_checknumber(L, 4);
+    opts.blocking = lua_toboolean(L, 5);
+    opts.mode = lua_isnoneornil(L, 6) ? FL_MODE_DEFAULT : (int)luaL_checkinteger(L, 6);
+    opts.thread_local = lua_toboolean(L, 7);
+    opts.singleton = lua_toboolean(L, 8);
+    opts.soft_fallback = lua_toboolean(L, 9);
+    rc = fl_lock_new_n(&lock, path, len, &opts);
+    if (rc != 0)
+        return fl_lua_raise(L, rc, path);
+    fl_set_cancel(lock, fl_lua_on_cancel, NULL);
+    /* Owned: the userdata's __gc runs the destructor, fl_lock_free(), which
+     * releases a held lock and never reports an error. */
+    SWIG_NewPointerObj(L, lock, SWIGTYPE_p_fl_lock, 1);
+    return 1;
+}
+
+static fl_lock *fl_lua_check(lua_State *L, int idx) {
+    void *p = NULL;
+    if (!SWIG_IsOK(SWIG_ConvertPtr(L, idx, &p, SWIGTYPE_p_fl_lock, 0)) || !p)
+        luaL_argerror(L, idx, "filelock handle expected");
+    return (fl_lock *)p;
+}
+
+/* acquire(handle [, timeout [, blocking [, poll_interval]]]); nil means the
+ * handle's default. Raises on failure. */
+static int fl_lua_acquire(lua_State *L) {
+    fl_lock *lock = fl_lua_check(L, 1);
+    double timeout = lua_isnoneornil(L, 2) ? fl_get_timeout(lock) : (double)luaL_checknumber(L, 2);
+    int blocking = lua_isnoneornil(L, 3) ? fl_get_blocking(lock) : lua_toboolean(L, 3);
+    double poll = lua_isnoneornil(L, 4) ? fl_get_poll_interval(lock)
+                                        : (double)luaL_checknumber(L, 4);
+    fl_lua_wait saved = fl_lua_current; /* restored after: keeps the state exact */
+    int rc;
+
+    fl_lua_current.L = L;
+    fl_lua_current.hook = lua_gethook(L);
+    fl_lua_current.mask = lua_gethookmask(L);
+    fl_lua_current.count = lua_gethookcount(L);
+    rc = fl_acquire_ex(lock, timeout, blocking, poll);
+    if (rc == FL_ECANCELED && lua_gethook(L) != fl_lua_current.hook) {
+        /* The interpreter's stop hook would raise its generic "interrupted!"
+         * at the next instruction, inside whatever handles our error (even
+         * inside __tostring when lua.c prints it, losing our message). Our
+         * error reports the interruption and unwinds the same way, so the
+         * request is consumed: the previous hook goes back. (A host that
+         * stops scripts by installing a hook from another thread gets our
+         * "interrupted" error in place of its own.) */
+        lua_sethook(L, fl_lua_current.hook, fl_lua_current.mask, fl_lua_current.count);
+    }
+    fl_lua_current = saved;
+    if (rc == 0)
+        return 0;
+    if (rc == FL_ECANCELED) {
+        /* Only our callback cancels, and only for a signal. */
+        char msg[512];
+        snprintf(msg, sizeof msg, "interrupted while waiting for lock file '%s'",
+                 fl_lock_path(lock));
+        return fl_lua_raise_msg(L, "EINTR", EINTR, msg, fl_lock_path(lock));
+    }
+    return fl_lua_raise(L, rc, fl_lock_path(lock));
+}
+
+/* set_error_factory(fn): installs the function that builds error objects. */
+static int fl_lua_set_error_factory(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushlightuserdata(L, &fl_lua_factory_key);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* raise(code_name, errno, message, lock_file): raises through the factory,
+ * for errors the Lua layer detects itself (bad option types). */
+static int fl_lua_raise_from_lua(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    int err = (int)luaL_optinteger(L, 2, 0);
+    const char *msg = luaL_checkstring(L, 3);
+    const char *path = luaL_optstring(L, 4, NULL);
+    return fl_lua_raise_msg(L, name, err, msg, path);
+}
+%}
+
+%native(create) int fl_lua_create(lua_State *L);
+%native(acquire) int fl_lua_acquire(lua_State *L);
+%native(set_error_factory) int fl_lua_set_error_factory(lua_State *L);
+%native(raise) int fl_lua_raise_from_lua(lua_State *L);

@@ -1,0 +1,317 @@
+/*
+ * Python part of the SWIG interface: the low-level extension module
+ * `filelock._filelock_core`. The idiomatic layer (bindings/python/filelock/
+ * _api.py) is the only user; it maps names and scoping, never semantics.
+ *
+ * Built with `swig -python -noproxy`: no generated .py shadow module. The
+ * handle travels as a PyCapsule whose destructor calls fl_lock_free() (the
+ * destructor contract of filelock.i): without proxy classes SWIG's own
+ * pointer objects would never run the destructor, and the capsule is also
+ * the cheapest object to convert back (the `with lock: pass` budget is
+ * about 2 us).
+ *
+ * What only Python needs lives here:
+ *   - flpy_acquire*: the wait runs with the GIL released; a cancel callback
+ *     briefly retakes the GIL to run Python's signal handlers, so Ctrl-C
+ *     ends a wait with KeyboardInterrupt (the core rolls the counter back).
+ *   - flpy_raise: the one mapping from the core's error (code, errno,
+ *     message) to Python exceptions.
+ *   - the log bridge: the core's log events go to a Python callable that
+ *     logs to logging.getLogger("filelock") at DEBUG; it is installed only
+ *     while that logger is enabled for DEBUG.
+ */
+%module(package="filelock") _filelock_core
+
+%{
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Py_IsFinalizing() became public in 3.13; earlier versions spell it with
+ * an underscore. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define flpy_finalizing() Py_IsFinalizing()
+#else
+#define flpy_finalizing() _Py_IsFinalizing()
+#endif
+%}
+
+/* The handle is a capsule here (see above), so SWIG's destructor wrapper
+ * must not exist, and the wait functions are wrapped below by hand. */
+%ignore fl_lock::~fl_lock;
+%ignore fl_acquire_shared;
+
+%typemap(in) fl_lock *, const fl_lock * {
+    $1 = ($1_ltype)PyCapsule_GetPointer($input, FLPY_CAPSULE);
+    if (!$1)
+        SWIG_fail;
+}
+
+/* The integer-returning setters raise instead of returning a code. */
+%typemap(out) int fl_set_timeout, int fl_set_poll_interval {
+    if ($1 < 0) {
+        flpy_raise($1, NULL);
+        SWIG_fail;
+    }
+    $result = Py_None;
+    Py_INCREF(Py_None);
+}
+
+%include "filelock.i"
+
+%{
+#define FLPY_CAPSULE "filelock.fl_lock"
+
+/* Set once from Python (flpy_setup): the Timeout class and the callable
+ * receiving formatted log lines. Strong references for the process life. */
+static PyObject *flpy_timeout_cls;
+static PyObject *flpy_log_sink;
+static int flpy_logging_on;
+
+static PyObject *flpy_path_obj(fl_lock *l) {
+    const char *p = l ? fl_lock_path(l) : NULL;
+    return PyUnicode_DecodeFSDefault(p ? p : "");
+}
+
+/* Raises the Python exception for a failed core call (code < 0), built from
+ * the calling thread's last error. Returns NULL for convenience. */
+static PyObject *flpy_raise(int code, fl_lock *l) {
+    int err = fl_last_errno();
+    const char *msg = fl_last_error();
+    PyObject *path, *exc;
+
+    /* The cancel callback left the real reason (KeyboardInterrupt or what a
+     * signal handler raised) pending: that is what the caller must see. */
+    if (PyErr_Occurred())
+        return NULL;
+    switch (code) {
+    case FL_ETIMEOUT:
+        path = flpy_path_obj(l);
+        if (!path)
+            return NULL;
+        if (flpy_timeout_cls) {
+            exc = PyObject_CallOneArg(flpy_timeout_cls, path);
+            if (exc) {
+                PyErr_SetObject(flpy_timeout_cls, exc);
+                Py_DECREF(exc);
+            }
+        } else {
+            PyErr_SetString(PyExc_TimeoutError, msg);
+        }
+        Py_DECREF(path);
+        return NULL;
+    case FL_EDEADLK:
+        /* The core's message suggests is_singleton=True or a timeout. */
+        PyErr_SetString(PyExc_RuntimeError, msg);
+        return NULL;
+    case FL_ENOTSUP:
+        /* What py-filelock raises when flock is unavailable. */
+        PyErr_SetString(PyExc_NotImplementedError, msg);
+        return NULL;
+    case FL_ENOMEM:
+        PyErr_SetString(PyExc_MemoryError, msg);
+        return NULL;
+    case FL_ECANCELED:
+        PyErr_SetString(PyExc_RuntimeError, msg);
+        return NULL;
+    default:
+        break;
+    }
+    if (err != 0) {
+        /* OSError(errno, message, filename) picks the subclass users catch:
+         * FileNotFoundError, PermissionError, IsADirectoryError, ... */
+        path = l ? flpy_path_obj(l) : (Py_INCREF(Py_None), Py_None);
+        if (!path)
+            return NULL;
+        exc = PyObject_CallFunction(PyExc_OSError, "isO", err, msg, path);
+        Py_DECREF(path);
+        if (exc) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
+    if (code == FL_EINVAL) {
+        PyErr_SetString(PyExc_ValueError, msg);
+        return NULL;
+    }
+    PyErr_Format(PyExc_OSError, "%s (%s)", msg, fl_err_name(code));
+    return NULL;
+}
+
+/* Cancel callback, run on the waiting thread without the GIL (at every
+ * wake-up, on EINTR and at least every 50 ms). Python's signal handlers
+ * only run with the GIL held, so take it briefly and let them run; if one
+ * raised (KeyboardInterrupt), stop waiting and leave the exception pending
+ * in this thread's state for flpy_acquire to return. */
+static int flpy_cancel(void *data, int interrupted) {
+    PyGILState_STATE st;
+    int stop;
+    (void)data;
+    (void)interrupted;
+    if (flpy_finalizing())
+        return 0;
+    st = PyGILState_Ensure();
+    stop = PyErr_CheckSignals() != 0;
+    PyGILState_Release(st);
+    return stop;
+}
+
+/* Log handler: formats with the core's formatter (so every binding prints
+ * the same text) and hands the line to the Python sink. */
+static void flpy_log(void *data, fl_log_event ev, uint64_t id, const char *path, double seconds) {
+    char small[512], *buf = small;
+    int n;
+    PyGILState_STATE st;
+    PyObject *sink, *line, *res, *et, *ev_, *tb;
+    (void)data;
+
+    n = fl_format_log(small, sizeof small, ev, id, path, seconds);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof small) {
+        buf = malloc((size_t)n + 1);
+        if (!buf)
+            return;
+        fl_format_log(buf, (size_t)n + 1, ev, id, path, seconds);
+    }
+    if (!flpy_finalizing()) {
+        st = PyGILState_Ensure();
+        sink = flpy_log_sink;
+        if (sink) {
+            /* Events also fire from fl_lock_free in a deallocator, possibly
+             * while an exception propagates: keep it intact. */
+            PyErr_Fetch(&et, &ev_, &tb);
+            line = PyUnicode_DecodeFSDefault(buf);
+            res = line ? PyObject_CallOneArg(sink, line) : NULL;
+            Py_XDECREF(line);
+            Py_XDECREF(res);
+            /* Logging failures must not break locking (nor raise from
+             * __del__): the logging module reports its own handler errors. */
+            PyErr_Clear();
+            PyErr_Restore(et, ev_, tb);
+        }
+        PyGILState_Release(st);
+    }
+    if (buf != small)
+        free(buf);
+}
+
+static void flpy_capsule_free(PyObject *capsule) {
+    fl_lock_free((fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE));
+}
+
+static PyObject *flpy_acquire_impl(fl_lock *l, int use_defaults, double timeout, int blocking,
+                                   double poll) {
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = use_defaults ? fl_acquire(l) : fl_acquire_ex(l, timeout, blocking, poll);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
+}
+%}
+
+/* A new handle: the path as bytes (os.fsencode'd by the caller) so that a
+ * NUL byte reaches the core, which rejects it (ValueError). The result owns
+ * one reference to the core handle. */
+%newobject flpy_new;
+%typemap(in) (const char *path_bytes, Py_ssize_t path_len) {
+    char *p;
+    if (PyBytes_AsStringAndSize($input, &p, &$2) < 0)
+        SWIG_fail;
+    $1 = p;
+}
+
+%inline %{
+/* Module setup from the Python layer: the Timeout class and the log sink. */
+static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink) {
+    PyObject *old_cls = flpy_timeout_cls, *old_sink = flpy_log_sink;
+    Py_INCREF(timeout_cls);
+    Py_INCREF(log_sink);
+    flpy_timeout_cls = timeout_cls;
+    flpy_log_sink = log_sink;
+    Py_XDECREF(old_cls);
+    Py_XDECREF(old_sink);
+    Py_RETURN_NONE;
+}
+
+static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind, double timeout,
+                          int blocking, double poll_interval, int mode, int thread_local,
+                          int singleton) {
+    fl_options o;
+    fl_lock *l = NULL;
+    int rc;
+    fl_options_init(&o);
+    o.kind = kind ? FL_SOFT : FL_KERNEL;
+    o.timeout = timeout;
+    o.blocking = blocking;
+    o.poll_interval = poll_interval;
+    o.mode = mode;
+    o.thread_local = thread_local;
+    o.singleton = singleton;
+    rc = fl_lock_new_n(&l, path_bytes, (size_t)path_len, &o);
+    if (rc != 0) {
+        /* No handle yet: name the path in the error from the bytes given. */
+        int err = fl_last_errno();
+        if (err != 0) {
+            PyObject *p = PyUnicode_DecodeFSDefaultAndSize(path_bytes, path_len);
+            PyObject *exc = p ? PyObject_CallFunction(PyExc_OSError, "isO", err,
+                                                      fl_last_error(), p)
+                              : NULL;
+            Py_XDECREF(p);
+            if (exc) {
+                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                Py_DECREF(exc);
+            }
+            return NULL;
+        }
+        return flpy_raise(rc, NULL);
+    }
+    /* Consulted only while this handle waits; runs Python's signal
+     * handlers. Also makes wait-forever interruptible in the core. */
+    fl_set_cancel(l, flpy_cancel, NULL);
+    {
+        PyObject *cap = PyCapsule_New(l, FLPY_CAPSULE, flpy_capsule_free);
+        if (!cap)
+            fl_lock_free(l);
+        return cap;
+    }
+}
+
+/* Acquire with the handle's defaults (the `with lock:` path). */
+static PyObject *flpy_acquire_default(fl_lock *l) {
+    return flpy_acquire_impl(l, 1, 0, 0, 0);
+}
+
+/* Acquire with explicit settings. */
+static PyObject *flpy_acquire(fl_lock *l, double timeout, int blocking, double poll_interval) {
+    return flpy_acquire_impl(l, 0, timeout, blocking, poll_interval);
+}
+
+/* Release one level, or all with force. The GIL stays held: the core never
+ * waits here, and taking it back would cost more than the unlock. */
+static PyObject *flpy_release(fl_lock *l, int force) {
+    int rc = fl_release(l, force);
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
+}
+
+/* Turns the log bridge on or off (called when the "filelock" logger's
+ * DEBUG state changes); off means the core formats nothing. */
+static void flpy_set_logging(int on) {
+    on = !!on;
+    if (on == flpy_logging_on)
+        return;
+    fl_set_log_handler(on ? flpy_log : NULL, NULL);
+    flpy_logging_on = on;
+}
+
+static int flpy_logging_enabled(void) {
+    return flpy_logging_on;
+}
+%}

@@ -1,0 +1,38 @@
+# Extracts the C example of README.md (the ```c fence between the lines
+# <!-- c-example:begin --> and <!-- c-example:end -->) into OUT, so that the
+# build compiles the README's code and it can never rot unnoticed.
+# Usage: cmake -DREADME=<README.md> -DOUT=<file.c> -P extract_example.cmake
+if(NOT README OR NOT OUT)
+  message(FATAL_ERROR "usage: cmake -DREADME=... -DOUT=... -P extract_example.cmake")
+endif()
+file(READ "${README}" text)
+string(FIND "${text}" "<!-- c-example:begin -->" begin)
+string(FIND "${text}" "<!-- c-example:end -->" end)
+if(begin LESS 0 OR end LESS 0 OR end LESS begin)
+  message(FATAL_ERROR "${README}: no <!-- c-example:begin --> ... <!-- c-example:end --> block")
+endif()
+math(EXPR len "${end} - ${begin}")
+string(SUBSTRING "${text}" ${begin} ${len} block)
+# The code is what lies between the ```c line and the closing ``` line.
+string(FIND "${block}" "```c\n" fence)
+if(fence LESS 0)
+  message(FATAL_ERROR "${README}: the c-example block has no ```c fence")
+endif()
+math(EXPR start "${fence} + 5")
+string(SUBSTRING "${block}" ${start} -1 code)
+string(FIND "${code}" "\n```" close)
+if(close LESS 0)
+  message(FATAL_ERROR "${README}: the ```c fence of the c-example block is not closed")
+endif()
+math(EXPR close "${close} + 1")
+string(SUBSTRING "${code}" 0 ${close} code)
+set(header "/* Generated from ${README} by extract_example.cmake: edit the README. */\n")
+set(new "${header}${code}")
+# Rewrite only on change so an unrelated README edit does not relink.
+if(EXISTS "${OUT}")
+  file(READ "${OUT}" old)
+  if(old STREQUAL new)
+    return()
+  endif()
+endif()
+file(WRITE "${OUT}" "${new}")

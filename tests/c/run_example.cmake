@@ -1,0 +1,25 @@
+# Runs the README's C example in a fresh directory and checks that it exits
+# 0 and wrote its file: a non-empty file other than the lock file.
+# Usage: cmake -DEXE=<program> -DWORKDIR=<dir> -P run_example.cmake
+file(REMOVE_RECURSE "${WORKDIR}")
+file(MAKE_DIRECTORY "${WORKDIR}")
+execute_process(COMMAND "${EXE}" WORKING_DIRECTORY "${WORKDIR}"
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 30)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "README example exited with ${rc}\nstdout: ${out}\nstderr: ${err}")
+endif()
+file(GLOB written RELATIVE "${WORKDIR}" "${WORKDIR}/*")
+set(found "")
+foreach(f ${written})
+  if(NOT f MATCHES "\\.lock$")
+    file(SIZE "${WORKDIR}/${f}" size)
+    if(size GREATER 0)
+      list(APPEND found "${f}")
+    endif()
+  endif()
+endforeach()
+if(NOT found)
+  message(FATAL_ERROR "README example wrote no file in ${WORKDIR} (found: ${written})")
+endif()
+message(STATUS "README example wrote: ${found}")
+file(REMOVE_RECURSE "${WORKDIR}")

@@ -1,0 +1,124 @@
+/*
+ * The singleton registry: one handle per lock file (canonical parent
+ * directory + final name, a final symlink not followed), refcounted, and an
+ * error when asked again with different settings.
+ */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static fl_options single(void) {
+    fl_options o = FL_OPTIONS_INIT;
+    o.singleton = 1;
+    return o;
+}
+
+START_TEST(same_handle_for_same_path) {
+    fl_options o = single();
+    fl_lock *a, *b, *c, *d, *plain;
+    ck_assert_int_eq(mkdir(P("dir"), 0755), 0);
+    ck_assert_int_eq(fl_lock_new(&a, P("dir/x.lock"), &o), 0);
+    ck_assert_int_eq(fl_is_singleton(a), 1);
+    ck_assert_int_eq(fl_lock_new(&b, P("dir/x.lock"), &o), 0);
+    ck_assert_ptr_eq(a, b);
+    ck_assert_int_eq(fl_lock_new(&c, P("dir/../dir/x.lock"), &o), 0);
+    ck_assert_ptr_eq(a, c);
+    ck_assert_int_eq(fl_lock_new(&d, P("dir//./x.lock"), &o), 0);
+    ck_assert_ptr_eq(a, d);
+    /* A non-singleton handle is always a new one. */
+    ck_assert_int_eq(fl_lock_new(&plain, P("dir/x.lock"), NULL), 0);
+    ck_assert_ptr_ne(a, plain);
+    ck_assert_int_eq(fl_is_singleton(plain), 0);
+    fl_lock_free(plain);
+    fl_lock_free(d);
+    fl_lock_free(c);
+    fl_lock_free(b);
+    fl_lock_free(a);
+}
+END_TEST
+
+START_TEST(symlinked_parent_same_handle_final_symlink_not) {
+    fl_options o = single();
+    fl_lock *a, *b, *c;
+    ck_assert_int_eq(mkdir(P("real"), 0755), 0);
+    ck_assert_int_eq(symlink("real", P("alias")), 0);
+    ck_assert_int_eq(symlink("x.lock", P("real/link.lock")), 0);
+    ck_assert_int_eq(fl_lock_new(&a, P("real/x.lock"), &o), 0);
+    ck_assert_int_eq(fl_lock_new(&b, P("alias/x.lock"), &o), 0);
+    ck_assert_ptr_eq(a, b);
+    ck_assert_int_eq(fl_lock_new(&c, P("real/link.lock"), &o), 0);
+    ck_assert_ptr_ne(a, c);
+    fl_lock_free(c);
+    fl_lock_free(b);
+    fl_lock_free(a);
+}
+END_TEST
+
+START_TEST(different_settings_rejected) {
+    fl_options o = single(), other;
+    fl_lock *a, *b = (fl_lock *)1;
+    ck_assert_int_eq(fl_lock_new(&a, P("x.lock"), &o), 0);
+    other = o;
+    other.timeout = 5;
+    ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
+    ck_assert_ptr_null(b);
+    ck_assert_msg(strstr(fl_last_error(), "different settings") != NULL, "%s", fl_last_error());
+    other = o;
+    other.kind = FL_SOFT;
+    ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
+    other = o;
+    other.mode = 0600;
+    ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
+    other = o;
+    other.thread_local = 0;
+    ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
+    other = o;
+    other.blocking = 0;
+    ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
+    other = o;
+    other.poll_interval = 0.5;
+    ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
+    /* The failed calls took no reference: one free ends it. */
+    fl_lock_free(a);
+    ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), 0);
+    ck_assert(fl_get_poll_interval(b) == 0.5);
+    fl_lock_free(b);
+}
+END_TEST
+
+START_TEST(refcounted_free) {
+    fl_options o = single();
+    fl_lock *a, *b, *c;
+    const char *p = P("x.lock");
+    ck_assert_int_eq(fl_lock_new(&a, p, &o), 0);
+    ck_assert_int_eq(fl_lock_new(&b, p, &o), 0);
+    ck_assert_ptr_eq(a, b);
+    ck_assert_int_eq(fl_acquire(a), 0);
+    fl_lock_free(b); /* one reference left: still held and usable */
+    ck_assert_int_eq(fl_lock_counter(a), 1);
+    ck_assert_str_eq(fl_lock_path(a), p);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3);
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    ck_assert_int_eq(fl_acquire(a), 0);
+    fl_lock_free(a); /* last reference: released and gone */
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0);
+    o.timeout = 3; /* a fresh registration may use other settings */
+    ck_assert_int_eq(fl_lock_new(&c, p, &o), 0);
+    ck_assert(fl_get_timeout(c) == 3);
+    fl_lock_free(c);
+}
+END_TEST
+
+Suite *suite_singleton(void) {
+    Suite *s = suite_create("singleton");
+    TCase *tc = fl_tcase("registry");
+    tcase_add_test(tc, same_handle_for_same_path);
+    tcase_add_test(tc, symlinked_parent_same_handle_final_symlink_not);
+    tcase_add_test(tc, different_settings_rejected);
+    tcase_add_test(tc, refcounted_free);
+    suite_add_tcase(s, tc);
+    return s;
+}
