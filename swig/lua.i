@@ -7,8 +7,11 @@
  * preprocessor through LUA_VERSION_NUM.
  *
  * What lives here and not in the Lua layer:
- *   - the wait (fl_lua_acquire): it must talk to the interpreter while it
- *     blocks, which only C can do (cancel callback, hooks);
+ *   - the wait (fl_lua_acquire_mode, for both the exclusive and the shared
+ *     mode): it must talk to the interpreter while it blocks, which only C
+ *     can do (cancel callback, hooks);
+ *   - owner inspection (fl_lua_owner): fl_owner is a C struct with
+ *     fixed-size buffers, turned into a plain Lua table here;
  *   - handle creation with the path's length, so an embedded NUL is an
  *     error instead of a silently shortened path;
  *   - turning a negative core code into a raised error object, built by a
@@ -35,11 +38,12 @@ SWIGEXPORT int luaopen_filelock_core(lua_State *L);
  * booleans (0 is true in Lua, so a number would be a trap). */
 %typemap(out) int "lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++;"
 %typemap(out) int fl_is_locked, int fl_get_blocking, int fl_is_thread_local,
-              int fl_is_singleton "lua_pushboolean(L, $1 != 0); SWIG_arg++;"
+              int fl_is_singleton, int fl_is_shared "lua_pushboolean(L, $1 != 0); SWIG_arg++;"
 
 /* Functions returning a core code raise an error object on failure and
  * return nothing on success. */
-%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval {
+%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval,
+              int fl_break_lock {
     if ($1 < 0)
         fl_lua_raise(L, $1, fl_lock_path(arg1));
 }
@@ -81,6 +85,11 @@ static int fl_lua_raise(lua_State *L, int code, const char *path) {
     return fl_lua_raise_msg(L, fl_err_name(code), fl_last_errno(), fl_last_error(), path);
 }
 %}
+
+/* fl_get_owner fills a C struct: wrapped by hand below (fl_lua_owner), which
+ * also decides what "free" and "held, owner unknown" look like in Lua. */
+%ignore fl_get_owner;
+%ignore fl_owner;
 
 %include "filelock.i"
 
@@ -125,8 +134,8 @@ static int fl_lua_on_cancel(void *data, int interrupted) {
 }
 
 /* create(path, kind, timeout, poll_interval, blocking, mode, thread_local,
- *        singleton, soft_fallback) -> handle. Options are validated and
- * defaulted by the Lua layer; the core validates the values. */
+ *        singleton, soft_fallback, read_write) -> handle. Options are
+ * validated and defaulted by the Lua layer; the core validates the values. */
 static int fl_lua_create(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
@@ -142,6 +151,7 @@ static int fl_lua_create(lua_State *L) {
     opts.thread_local = lua_toboolean(L, 7);
     opts.singleton = lua_toboolean(L, 8);
     opts.soft_fallback = lua_toboolean(L, 9);
+    opts.read_write = lua_toboolean(L, 10);
     rc = fl_lock_new_n(&lock, path, len, &opts);
     if (rc != 0)
         return fl_lua_raise(L, rc, path);
@@ -159,9 +169,12 @@ static fl_lock *fl_lua_check(lua_State *L, int idx) {
     return (fl_lock *)p;
 }
 
-/* acquire(handle [, timeout [, blocking [, poll_interval]]]); nil means the
- * handle's default. Raises on failure. */
-static int fl_lua_acquire(lua_State *L) {
+/* The one wait wrapper, for both modes: (handle [, timeout [, blocking
+ * [, poll_interval]]]), nil meaning the handle's default. `shared` picks
+ * fl_acquire_shared (read) over fl_acquire_ex (write/exclusive); the
+ * cancel and Ctrl-C handling around the wait is the same. Raises on
+ * failure (FL_ELOCKMODE for an upgrade or downgrade, from the core). */
+static int fl_lua_acquire_mode(lua_State *L, int shared) {
     fl_lock *lock = fl_lua_check(L, 1);
     double timeout = lua_isnoneornil(L, 2) ? fl_get_timeout(lock) : (double)luaL_checknumber(L, 2);
     int blocking = lua_isnoneornil(L, 3) ? fl_get_blocking(lock) : lua_toboolean(L, 3);
@@ -174,7 +187,8 @@ static int fl_lua_acquire(lua_State *L) {
     fl_lua_current.hook = lua_gethook(L);
     fl_lua_current.mask = lua_gethookmask(L);
     fl_lua_current.count = lua_gethookcount(L);
-    rc = fl_acquire_ex(lock, timeout, blocking, poll);
+    rc = shared ? fl_acquire_shared(lock, timeout, blocking, poll)
+                : fl_acquire_ex(lock, timeout, blocking, poll);
     if (rc == FL_ECANCELED && lua_gethook(L) != fl_lua_current.hook) {
         /* The interpreter's stop hook would raise its generic "interrupted!"
          * at the next instruction, inside whatever handles our error (even
@@ -196,6 +210,52 @@ static int fl_lua_acquire(lua_State *L) {
         return fl_lua_raise_msg(L, "EINTR", EINTR, msg, fl_lock_path(lock));
     }
     return fl_lua_raise(L, rc, fl_lock_path(lock));
+}
+
+/* acquire(...): exclusive; acquire_shared(...): shared. See above. */
+static int fl_lua_acquire(lua_State *L) {
+    return fl_lua_acquire_mode(L, 0);
+}
+
+static int fl_lua_acquire_shared(lua_State *L) {
+    return fl_lua_acquire_mode(L, 1);
+}
+
+/* owner(handle) -> {pid=, hostname=, start_token=, this_process=}; nil when
+ * the lock is free; nil and the core's message when it is held but the
+ * holder cannot be told (a marker without an owner record, no /proc/locks).
+ * Those two are answers, not failures, so they do not raise; anything else
+ * (e.g. a marker that is not a regular file) does. An empty start token
+ * (none recorded, or the kernel lock) is left out of the table. */
+static int fl_lua_owner(lua_State *L) {
+    fl_lock *lock = fl_lua_check(L, 1);
+    fl_owner o;
+    int rc = fl_get_owner(lock, &o);
+    if (rc == FL_ENOENT) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc == FL_ENOTSUP) {
+        lua_pushnil(L);
+        lua_pushstring(L, fl_last_error());
+        return 2;
+    }
+    if (rc != 0)
+        return fl_lua_raise(L, rc, fl_lock_path(lock));
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)o.pid);
+    lua_setfield(L, -2, "pid");
+    o.hostname[sizeof o.hostname - 1] = '\0';
+    lua_pushstring(L, o.hostname);
+    lua_setfield(L, -2, "hostname");
+    o.start_token[sizeof o.start_token - 1] = '\0';
+    if (o.start_token[0]) {
+        lua_pushstring(L, o.start_token);
+        lua_setfield(L, -2, "start_token");
+    }
+    lua_pushboolean(L, o.this_process != 0);
+    lua_setfield(L, -2, "this_process");
+    return 1;
 }
 
 /* set_error_factory(fn): installs the function that builds error objects. */
@@ -220,5 +280,7 @@ static int fl_lua_raise_from_lua(lua_State *L) {
 
 %native(create) int fl_lua_create(lua_State *L);
 %native(acquire) int fl_lua_acquire(lua_State *L);
+%native(acquire_shared) int fl_lua_acquire_shared(lua_State *L);
+%native(owner) int fl_lua_owner(lua_State *L);
 %native(set_error_factory) int fl_lua_set_error_factory(lua_State *L);
 %native(raise) int fl_lua_raise_from_lua(lua_State *L);

@@ -11,7 +11,8 @@
  * about 2 us).
  *
  * What only Python needs lives here:
- *   - flpy_acquire*: the wait runs with the GIL released; a cancel callback
+ *   - flpy_acquire*: the wait (exclusive or shared, one wrapper for both,
+ *     flpy_acquire_impl) runs with the GIL released; a cancel callback
  *     briefly retakes the GIL to run Python's signal handlers, so Ctrl-C
  *     ends a wait with KeyboardInterrupt (the core rolls the counter back).
  *   - flpy_raise: the one mapping from the core's error (code, errno,
@@ -42,6 +43,11 @@
  * must not exist, and the wait functions are wrapped below by hand. */
 %ignore fl_lock::~fl_lock;
 %ignore fl_acquire_shared;
+/* Wrapped by hand below (flpy_owner, flpy_break_lock): a code-returning
+ * function and an out-struct are not what Python callers should see. */
+%ignore fl_get_owner;
+%ignore fl_break_lock;
+%ignore fl_owner;
 
 %typemap(in) fl_lock *, const fl_lock * {
     $1 = ($1_ltype)PyCapsule_GetPointer($input, FLPY_CAPSULE);
@@ -114,6 +120,11 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
         PyErr_SetString(PyExc_MemoryError, msg);
         return NULL;
     case FL_ECANCELED:
+        PyErr_SetString(PyExc_RuntimeError, msg);
+        return NULL;
+    case FL_ELOCKMODE:
+        /* Upgrade or downgrade on one handle: a usage error, like
+         * EDEADLK; the message names the held and the asked mode. */
         PyErr_SetString(PyExc_RuntimeError, msg);
         return NULL;
     default:
@@ -203,11 +214,27 @@ static void flpy_capsule_free(PyObject *capsule) {
     fl_lock_free((fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE));
 }
 
-static PyObject *flpy_acquire_impl(fl_lock *l, int use_defaults, double timeout, int blocking,
+/* How flpy_acquire_impl waits: the handle's defaults (exclusive), explicit
+ * settings exclusive, or explicit settings shared (read mode). */
+enum { FLPY_EXCL_DEFAULTS, FLPY_EXCL, FLPY_SHARED };
+
+/* The one wait wrapper of every acquire: the GIL is released for the wait
+ * and the handle's cancel callback (flpy_cancel) runs signal handlers. */
+static PyObject *flpy_acquire_impl(fl_lock *l, int how, double timeout, int blocking,
                                    double poll) {
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = use_defaults ? fl_acquire(l) : fl_acquire_ex(l, timeout, blocking, poll);
+    switch (how) {
+    case FLPY_EXCL_DEFAULTS:
+        rc = fl_acquire(l);
+        break;
+    case FLPY_SHARED:
+        rc = fl_acquire_shared(l, timeout, blocking, poll);
+        break;
+    default:
+        rc = fl_acquire_ex(l, timeout, blocking, poll);
+        break;
+    }
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return flpy_raise(rc, l);
@@ -241,7 +268,7 @@ static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink) {
 
 static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind, double timeout,
                           int blocking, double poll_interval, int mode, int thread_local,
-                          int singleton) {
+                          int singleton, int read_write) {
     fl_options o;
     fl_lock *l = NULL;
     int rc;
@@ -253,6 +280,7 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind,
     o.mode = mode;
     o.thread_local = thread_local;
     o.singleton = singleton;
+    o.read_write = read_write;
     rc = fl_lock_new_n(&l, path_bytes, (size_t)path_len, &o);
     if (rc != 0) {
         /* No handle yet: name the path in the error from the bytes given. */
@@ -284,12 +312,58 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind,
 
 /* Acquire with the handle's defaults (the `with lock:` path). */
 static PyObject *flpy_acquire_default(fl_lock *l) {
-    return flpy_acquire_impl(l, 1, 0, 0, 0);
+    return flpy_acquire_impl(l, FLPY_EXCL_DEFAULTS, 0, 0, 0);
 }
 
 /* Acquire with explicit settings. */
 static PyObject *flpy_acquire(fl_lock *l, double timeout, int blocking, double poll_interval) {
-    return flpy_acquire_impl(l, 0, timeout, blocking, poll_interval);
+    return flpy_acquire_impl(l, FLPY_EXCL, timeout, blocking, poll_interval);
+}
+
+/* Acquire in shared (read) mode, with explicit settings. */
+static PyObject *flpy_acquire_shared(fl_lock *l, double timeout, int blocking,
+                                     double poll_interval) {
+    return flpy_acquire_impl(l, FLPY_SHARED, timeout, blocking, poll_interval);
+}
+
+/* The holder as (pid, hostname, start_token or None, this_process), or
+ * None when the lock is free (FL_ENOENT) or held by a holder that cannot be
+ * told (FL_ENOTSUP: a marker without an owner record, no /proc/locks).
+ * Other failures (e.g. a FIFO at the marker path) raise. */
+static PyObject *flpy_owner(fl_lock *l) {
+    fl_owner o;
+    int rc = fl_get_owner(l, &o);
+    if (rc == FL_ENOENT || rc == FL_ENOTSUP)
+        Py_RETURN_NONE;
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    /* The record's bytes are whatever the holder wrote: decode like a
+     * path, so that no byte sequence makes inspection fail. */
+    {
+        PyObject *host = PyUnicode_DecodeFSDefault(o.hostname), *token;
+        if (!host)
+            return NULL;
+        if (o.start_token[0]) {
+            token = PyUnicode_DecodeFSDefault(o.start_token);
+            if (!token) {
+                Py_DECREF(host);
+                return NULL;
+            }
+        } else {
+            token = Py_None;
+            Py_INCREF(token);
+        }
+        /* N steals host and token, also when building fails. */
+        return Py_BuildValue("(lNNO)", o.pid, host, token, o.this_process ? Py_True : Py_False);
+    }
+}
+
+/* Deletes the soft marker whoever holds it (fl_break_lock). */
+static PyObject *flpy_break_lock(fl_lock *l) {
+    int rc = fl_break_lock(l);
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
 }
 
 /* Release one level, or all with force. The GIL stays held: the core never

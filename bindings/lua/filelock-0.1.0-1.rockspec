@@ -18,9 +18,11 @@ source = {
 description = {
    summary = "A platform-independent file lock shared by C, Python, Ruby and Lua processes",
    detailed = [[
-      FileLock (flock on a lock file) and SoftFileLock (exclusive-create
-      marker) with timeouts, recursion, lock:with(fn) and Lua 5.4 <close>
-      guards; waiters wake as soon as the lock is released.
+      FileLock (flock on a lock file), SoftFileLock (exclusive-create
+      marker with an owner record, recovered when its holder is provably
+      dead) and ReadWriteLock (many readers or one writer) with timeouts,
+      recursion, lock:with(fn) and Lua 5.4 <close> guards; waiters wake as
+      soon as the lock is released.
    ]],
 }
 dependencies = {

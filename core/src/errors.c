@@ -16,7 +16,50 @@ typedef struct fl__tls_error {
     char msg[1024];
 } fl__tls_error;
 
+#ifndef _WIN32
 static __thread fl__tls_error tls_err;
+#else
+/* Windows: one block per thread in fiber-local storage, freed by the FLS
+ * callback when the thread ends (also in a DLL, where __thread would need
+ * emulation). Allocated at a thread's first use; if that fails, the thread
+ * shares a static block rather than failing to report. */
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+static DWORD tls_slot = FLS_OUT_OF_INDEXES;
+static INIT_ONCE tls_once = INIT_ONCE_STATIC_INIT;
+static fl__tls_error tls_fallback;
+
+static void WINAPI tls_free(void *p) {
+    if (p != &tls_fallback)
+        HeapFree(GetProcessHeap(), 0, p);
+}
+
+static BOOL CALLBACK tls_init(PINIT_ONCE once, void *param, void **ctx) {
+    (void)once, (void)param, (void)ctx;
+    tls_slot = FlsAlloc(tls_free);
+    return TRUE;
+}
+
+static fl__tls_error *tls_block(void) {
+    DWORD saved = GetLastError(); /* callers may be about to read it */
+    fl__tls_error *b;
+    InitOnceExecuteOnce(&tls_once, tls_init, NULL, NULL);
+    if (tls_slot == FLS_OUT_OF_INDEXES)
+        return &tls_fallback;
+    b = FlsGetValue(tls_slot);
+    if (!b) {
+        b = HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY, sizeof *b);
+        if (!b || !FlsSetValue(tls_slot, b)) {
+            if (b)
+                HeapFree(GetProcessHeap(), 0, b);
+            b = &tls_fallback;
+        }
+    }
+    SetLastError(saved);
+    return b;
+}
+#define tls_err (*tls_block())
+#endif
 
 const char *fl_strerror(int code) {
     switch (code) {

@@ -13,7 +13,12 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && defined(_WIN32)
+/* PE has no visibility attribute: a DLL exports only dllexport names. The
+ * messages are formatted by mingw's C99 printf (__USE_MINGW_ANSI_STDIO). */
+#define FL__HIDDEN
+#define FL__PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
 #define FL__HIDDEN       __attribute__((visibility("hidden")))
 #define FL__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
@@ -39,16 +44,38 @@ typedef struct __fl_hold {
     int have_id;       /* dev/ino are valid */
     int shared;        /* kernel lock: LOCK_SH instead of LOCK_EX */
     double recheck_at; /* soft lock: when to judge the contended marker again */
+#ifdef _WIN32
+    void *win; /* kernel lock: the file handle and its pending LockFileEx (win32.c) */
+#endif
 } __fl_hold;
 
+#ifdef _WIN32
+#define FL__HOLD_INIT                                                                              \
+    { -1, 0, 0, 0, 0, 0.0, NULL }
+#else
 #define FL__HOLD_INIT                                                                              \
     { -1, 0, 0, 0, 0, 0.0 }
+#endif
 
 /* A wake-up source for a waiter (inotify on Linux). */
 typedef struct __fl_watch {
     int fd; /* -1: no wake-up source, plain sleeping */
     int wd;
+#ifdef _WIN32
+    /* The kernel lock's wake-up is the attempt's own pending LockFileEx, so
+     * the watch needs the hold; the soft lock's is a change notification. */
+    struct __fl_hold *hold;
+    void *change;
+#endif
 } __fl_watch;
+
+#ifdef _WIN32
+#define FL__WATCH_INIT                                                                             \
+    { -1, -1, NULL, NULL }
+#else
+#define FL__WATCH_INIT                                                                             \
+    { -1, -1 }
+#endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */
 typedef struct __fl_state {
@@ -134,6 +161,7 @@ FL__HIDDEN int __fl_os_break(fl_lock *l, int kind);
 /* Backend: canonical registry key for a path (caller frees). */
 FL__HIDDEN char *__fl_os_canonical_key(const char *dir, const char *base);
 
+#ifndef _WIN32
 /* The system-call seam: every call the backend makes goes through this
  * table so tests can inject failures (ENOSYS from flock, EIO on close,
  * EINTR, ENOSPC). __fl_sys_reset() restores the real functions. */
@@ -152,6 +180,21 @@ typedef struct __fl_syscalls {
     int (*rename)(const char *from, const char *to);
     int (*kill)(pid_t pid, int sig);
 } __fl_syscalls;
+#else
+/* The Windows seam (win32.c), in plain C types so that this header does not
+ * pull <windows.h> into the common code: void * is a HANDLE, unsigned long
+ * a DWORD, int a BOOL, void *ov an OVERLAPPED *. A fake sets the thread's
+ * last error (SetLastError) like the real call. */
+typedef struct __fl_syscalls {
+    void *(*create_file)(const wchar_t *path, unsigned long access, unsigned long share,
+                         unsigned long disposition, unsigned long flags);
+    int (*lock_file)(void *h, unsigned long flags, void *ov);
+    int (*unlock_file)(void *h, void *ov);
+    int (*close_handle)(void *h);
+    int (*create_directory)(const wchar_t *path);
+    int (*write_file)(void *h, const void *buf, unsigned long n, unsigned long *written);
+} __fl_syscalls;
+#endif
 
 extern FL__HIDDEN __fl_syscalls __fl_sys;
 FL__HIDDEN void __fl_sys_reset(void);

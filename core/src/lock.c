@@ -51,8 +51,17 @@ static void after_fork_child(void) {
     __atomic_add_fetch(&__fl_fork_gen, 1, __ATOMIC_RELAXED);
 }
 
-/* glibc unregisters the handlers when the library is unloaded. */
+/* glibc unregisters the handlers when the library is unloaded. Windows has
+ * no fork (and winpthreads no pthread_atfork): the generation never moves. */
+#ifndef _WIN32
 static void init_once(void) { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
+#else
+static void init_once(void) {
+    (void)before_fork;
+    (void)after_fork_parent;
+    (void)after_fork_child;
+}
+#endif
 
 unsigned __fl_current_gen(void) { return __atomic_load_n(&__fl_fork_gen, __ATOMIC_RELAXED); }
 
@@ -142,6 +151,18 @@ static char *dup_range(const char *s, size_t n) {
 static int split_path(fl_lock *l) {
     const char *p = l->path;
     const char *slash = strrchr(p, '/');
+#ifdef _WIN32
+    /* Windows also separates with '\\'; a drive root ("C:\x") keeps its
+     * separator, since "C:" alone means that drive's current directory. */
+    const char *back = strrchr(p, '\\');
+    if (back && (!slash || back > slash))
+        slash = back;
+    if (slash && slash == p + 2 && p[1] == ':') {
+        l->dir = dup_range(p, 3);
+        l->base = dup_range(slash + 1, strlen(slash + 1));
+        return (l->dir && l->base) ? 0 : -1;
+    }
+#endif
     if (!slash) {
         l->dir = dup_range(".", 1);
         l->base = dup_range(p, strlen(p));
@@ -414,8 +435,11 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : __fl_now() + timeout;
     double interval = poll < FL__MIN_POLL ? FL__MIN_POLL : poll;
-    __fl_watch w = {-1, -1};
+    __fl_watch w = FL__WATCH_INIT;
     int watching = 0, rc, kind;
+#ifdef _WIN32
+    w.hold = h;
+#endif
 
     if (log)
         __fl_log(l, FL_LOG_ATTEMPT, 0);

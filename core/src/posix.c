@@ -52,37 +52,15 @@ static int sys_inotify_add_watch(int fd, const char *path, uint32_t mask) {
 #define inotify_init1 sys_inotify_init1
 #endif
 
-static const __fl_syscalls real_syscalls = {
-    sys_open,
-    close,
-    flock,
-    sys_fstat,
-    sys_lstat,
-    mkdir,
-    unlink,
-    write,
-    fchmod,
-    inotify_init1,
-    sys_inotify_add_watch,
-    rename,
-    kill,
-};
+/* One list for both the table tests override and the pristine copy. */
+#define FL__REAL_SYSCALLS                                                                          \
+    {                                                                                              \
+        sys_open, close, flock, sys_fstat, sys_lstat, mkdir, unlink, write, fchmod, inotify_init1, \
+            sys_inotify_add_watch, rename, kill                                                    \
+    }
 
-__fl_syscalls __fl_sys = {
-    sys_open,
-    close,
-    flock,
-    sys_fstat,
-    sys_lstat,
-    mkdir,
-    unlink,
-    write,
-    fchmod,
-    inotify_init1,
-    sys_inotify_add_watch,
-    rename,
-    kill,
-};
+static const __fl_syscalls real_syscalls = FL__REAL_SYSCALLS;
+__fl_syscalls __fl_sys = FL__REAL_SYSCALLS;
 
 void __fl_sys_reset(void) { __fl_sys = real_syscalls; }
 
@@ -308,7 +286,8 @@ static int owner_record(char *buf, size_t size) {
  * cap-1 bytes. st receives the identity that was read. Returns 0, or an
  * errno value (ENOENT when there is no marker, EINVAL when not a regular
  * file, EAGAIN when it was replaced while reading). */
-static int read_marker(const char *path, struct stat *st, char *buf, size_t cap, size_t *len) {
+static int read_marker(const char *path, struct stat *st, char *buf, size_t cap, size_t *len,
+                       int *keep_fd) {
     struct stat st2;
     ssize_t n, total = 0;
     int fd;
@@ -331,7 +310,10 @@ static int read_marker(const char *path, struct stat *st, char *buf, size_t cap,
             break;
         total += n;
     }
-    close_fd(fd);
+    if (keep_fd)
+        *keep_fd = fd;
+    else
+        close_fd(fd);
     buf[total] = '\0';
     *len = (size_t)total;
     return 0;
@@ -377,28 +359,35 @@ static int reclaim_if_stale(const fl_lock *l) {
     char buf[4096], priv[PATH_MAX];
     struct stat judged, moved;
     size_t len = 0;
-    int n;
-    if (read_marker(l->path, &judged, buf, sizeof buf, &len) != 0)
+    int n, fd = -1, reclaimed = 0;
+    /* The judged marker stays open until the re-check below, so that its
+     * inode number cannot be reused by a new marker in the meantime. */
+    if (read_marker(l->path, &judged, buf, sizeof buf, &len, &fd) != 0)
         return 0;
     if (!holder_is_gone(&judged, buf, len))
-        return 0;
+        goto out;
     n = snprintf(priv, sizeof priv, "%s.stale.%ld.%lu", l->path, (long)getpid(),
                  __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
     if (n < 0 || (size_t)n >= sizeof priv)
-        return 0;
+        goto out;
     if (__fl_sys.rename(l->path, priv) != 0)
-        return 0;
+        goto out; /* another waiter reclaimed it first */
     if (__fl_sys.lstat(priv, &moved) == 0 && moved.st_dev == judged.st_dev &&
         moved.st_ino == judged.st_ino) {
         __fl_sys.unlink(priv);
-        return 1;
+        reclaimed = 1;
+        goto out;
     }
+    /* We moved a new holder's marker (another waiter reclaimed the stale
+     * one and won): put it back. link() never replaces an existing path. */
     if (link(priv, l->path) != 0) {
-        /* A third process created a marker in the gap; ours is no longer
-         * reachable under the path either way. */
+        /* A third process created a marker in the gap; the new holder's
+         * release will then find another inode and leave it alone. */
     }
     __fl_sys.unlink(priv);
-    return 0;
+out:
+    close_fd(fd);
+    return reclaimed;
 }
 
 int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
@@ -410,7 +399,7 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     out->pid = -1;
     host_name(host, sizeof host);
     if (kind == FL_SOFT) {
-        e = read_marker(l->path, &st, buf, sizeof buf, &len);
+        e = read_marker(l->path, &st, buf, sizeof buf, &len, NULL);
         if (e == ENOENT)
             return __fl_error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
         if (e == EINVAL)
@@ -649,12 +638,11 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
         __fl_sys.unlink(l->path);
         return __fl_os_error(e, "cannot write soft lock marker", l->path);
     }
-    if (close_fd(fd) != 0) {
-        e = errno;
-        __fl_sys.unlink(l->path);
-        return __fl_os_error(e, "cannot write soft lock marker", l->path);
-    }
-    h->fd = -1;
+    /* The descriptor stays open for the whole hold: an inode that is open
+     * cannot be freed, so its number cannot be handed to another file, and
+     * "same dev/ino" at release (and in a reclaimer's re-check) really means
+     * "our marker". Without it, ext4 reuses a freed inode number at once. */
+    h->fd = fd;
     h->dev = (uint64_t)st.st_dev;
     h->ino = (uint64_t)st.st_ino;
     h->have_id = 1;
@@ -680,28 +668,32 @@ void __fl_os_abandon(__fl_hold *h) {
 
 int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
     int rc = 0;
-    if (kind == FL_KERNEL || h->fd >= 0) {
-        if (h->fd < 0)
-            return 0;
-        /* Unlock explicitly: a forked child may still hold a duplicate of
-         * this descriptor, and close() alone would leave the lock held. The
-         * lock file itself is never deleted: that would split waiters
-         * across two inodes. */
-        if (owner)
-            (void)__fl_sys.flock(h->fd, LOCK_UN);
-        if (close_fd(h->fd) != 0)
-            rc = __fl_os_error(errno, "error closing lock file (the lock is released)", l->path);
+    if (kind == FL_SOFT) {
+        /* Delete the marker only if it is still the one we created (it may
+         * have been broken by an operator and re-created by another
+         * holder); our open descriptor keeps its inode number unique. */
+        struct stat st;
+        if (owner && h->have_id && __fl_sys.lstat(l->path, &st) == 0 &&
+            (uint64_t)st.st_dev == h->dev && (uint64_t)st.st_ino == h->ino &&
+            __fl_sys.unlink(l->path) != 0 && errno != ENOENT)
+            rc = __fl_os_error(errno, "cannot remove soft lock marker", l->path);
+        if (h->fd >= 0 && close_fd(h->fd) != 0 && rc == 0)
+            rc = __fl_os_error(errno, "error closing soft lock marker (the lock is released)",
+                               l->path);
         h->fd = -1;
+        h->have_id = 0;
         return rc;
     }
-    if (owner && h->have_id) {
-        /* Delete the marker only if it is still the one we created. */
-        struct stat st;
-        if (__fl_sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
-            (uint64_t)st.st_ino == h->ino && __fl_sys.unlink(l->path) != 0 && errno != ENOENT)
-            rc = __fl_os_error(errno, "cannot remove soft lock marker", l->path);
-    }
-    h->have_id = 0;
+    if (h->fd < 0)
+        return 0;
+    /* Unlock explicitly: a forked child may still hold a duplicate of this
+     * descriptor, and close() alone would leave the lock held. The lock file
+     * itself is never deleted: that would split waiters across two inodes. */
+    if (owner)
+        (void)__fl_sys.flock(h->fd, LOCK_UN);
+    if (close_fd(h->fd) != 0)
+        rc = __fl_os_error(errno, "error closing lock file (the lock is released)", l->path);
+    h->fd = -1;
     return rc;
 }
 

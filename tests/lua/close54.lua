@@ -58,4 +58,35 @@ function M.with_inside(lock, err)
     end
 end
 
+-- ReadWriteLock guards: acquire_read / acquire_write in a `<close>` scope.
+-- Returns the mode and counter seen inside, and the mode after.
+function M.rw_scope(lock, mode, opts)
+    local inside, count
+    do
+        local held <close> = mode == "read" and lock:acquire_read(opts) or lock:acquire_write(opts)
+        inside, count = lock:held_mode(), lock:lock_counter()
+    end
+    return inside, count, lock:held_mode()
+end
+
+-- An error raised inside a ReadWriteLock scope, nested in another level.
+function M.rw_scope_error(lock, mode, err)
+    local acquire = mode == "read" and lock.acquire_read or lock.acquire_write
+    do
+        local outer <close> = acquire(lock)
+        do
+            local inner <close> = acquire(lock)
+            error(err, 0)
+        end
+    end
+end
+
+-- Asking for write inside a read scope.
+function M.rw_scope_upgrade(lock)
+    do
+        local held <close> = lock:acquire_read()
+        lock:acquire_write({ timeout = 0 })
+    end
+end
+
 return M

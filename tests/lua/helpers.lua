@@ -169,4 +169,72 @@ function H.child_script(dir, name, body)
     return path
 end
 
+--- This host's name as the core records it (gethostname, i.e. the UTS
+-- nodename).
+function H.hostname()
+    return (assert(H.read("/proc/sys/kernel/hostname"), "no /proc/sys/kernel/hostname")
+        :gsub("%s+$", ""))
+end
+
+--- The pid of this Lua process (/proc/self is whoever opens it).
+function H.pid()
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = f:read("*n")
+    f:close()
+    return pid
+end
+
+--- A command run under the kill deadline (e.g. util-linux flock).
+function H.deadline_cmd(cmd)
+    return "timeout -s KILL " .. tostring(H.CHILD_DEADLINE) .. " " .. cmd
+end
+
+--- Starts a child Lua process that takes the lock `path` in `how` ("soft",
+-- "kernel": lock:acquire(); "read", "write": a ReadWriteLock) and holds it
+-- until the file `go` exists. Returns the reader (H.spawn) and the child's
+-- pid, once the child reported that it holds the lock; fails (no hang) if
+-- it does not within its deadline. After `go`, the child prints "released".
+function H.holder(dir, how, path, go)
+    local script = dir .. "/holder-" .. how .. ".lua"
+    if not H.exists(script) then
+        H.child_script(dir, "holder-" .. how .. ".lua", [[
+local how, path, go = arg[1], arg[2], arg[3]
+local f = assert(io.open("/proc/self/stat"))
+local pid = f:read("*n")
+f:close()
+local lock
+if how == "soft" then
+    lock = filelock.SoftFileLock(path)
+    lock:acquire({ timeout = 20 })
+elseif how == "kernel" then
+    lock = filelock.FileLock(path)
+    lock:acquire({ timeout = 20 })
+elseif how == "read" then
+    lock = filelock.ReadWriteLock(path)
+    lock:acquire_read({ timeout = 20 })
+else
+    lock = filelock.ReadWriteLock(path)
+    lock:acquire_write({ timeout = 20 })
+end
+say("held", pid)
+while true do
+    local g = io.open(go)
+    if g then g:close() break end
+    os.execute("sleep 0.02")
+end
+lock:release()
+say("released")
+]])
+    end
+    local child = H.spawn(H.lua_cmd(script, how, path, go))
+    local line = child:line()
+    local pid = line and tonumber(line:match("^held (%d+)$"))
+    if not pid then
+        local rest, code = child:finish()
+        error(string.format("holder (%s) did not report: %s%s [exit %s]", how,
+            tostring(line), rest, tostring(code)), 2)
+    end
+    return child, pid
+end
+
 return H

@@ -26,8 +26,11 @@ with a:
         b.acquire(timeout=0)
     except filelock.Timeout:
         print("excluded")
-with filelock.SoftFileLock(path + ".soft"):
-    pass
+with filelock.SoftFileLock(path + ".soft") as soft:
+    assert soft.owner.pid == os.getpid()
+rw = filelock.ReadWriteLock(path + ".rw")
+with rw.read_lock():
+    assert rw.held_mode == "read"
 assert os.path.exists(os.path.join(os.path.dirname(filelock.__file__), "py.typed"))
 print("ok", filelock.__file__)
 """

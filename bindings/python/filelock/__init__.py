@@ -17,7 +17,15 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from ._api import AcquireReturnProxy, BaseFileLock, SoftFileLock, UnixFileLock, WindowsFileLock
+from ._api import (
+    AcquireReturnProxy,
+    BaseFileLock,
+    LockOwner,
+    SoftFileLock,
+    UnixFileLock,
+    WindowsFileLock,
+)
+from ._read_write import ReadWriteLock
 from ._error import Timeout
 from .version import __version__, core_version
 
@@ -39,4 +47,6 @@ __all__ = [
     "WindowsFileLock",
     "BaseFileLock",
     "AcquireReturnProxy",
+    "LockOwner",
+    "ReadWriteLock",
 ]

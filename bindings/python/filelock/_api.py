@@ -18,7 +18,7 @@ import threading
 import warnings
 import weakref
 from types import TracebackType
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from . import _filelock_core as _core
 from ._error import Timeout
@@ -68,6 +68,26 @@ def _sync_logging() -> None:
         if on != _log_on:
             _core.flpy_set_logging(on)
             _log_on = on
+
+
+class LockOwner(NamedTuple):
+    """Who holds a lock: the owner record of a soft lock's marker, or what
+    the OS reports for the kernel lock (Linux: ``/proc/locks``)."""
+
+    #: The holder's process id.
+    pid: int
+    #: The holder's host name (this host's name for the kernel lock).
+    hostname: str
+    #: The holder's process start token (on Linux ``(boot_id << 64) | starttime``
+    #: in decimal), or None when none was recorded (kernel lock, older writers).
+    start_token: str | None
+    #: True if the holder is this process on this host.
+    this_process: bool
+
+
+def _owner_of(h: Any) -> LockOwner | None:
+    rec = _core.flpy_owner(h)
+    return None if rec is None else LockOwner(*rec)
 
 
 # is_singleton=True: fl_lock_id of the shared core handle -> the one Python
@@ -138,6 +158,7 @@ class BaseFileLock(contextlib.ContextDecorator):
             mode_value,
             bool(thread_local),
             bool(is_singleton),
+            False,  # read_write: only ReadWriteLock
         )
         if not is_singleton:
             self = super().__new__(cls)
@@ -265,6 +286,57 @@ class BaseFileLock(contextlib.ContextDecorator):
         """How many times the lock is held (recursion), as seen by this thread."""
         return _core.fl_lock_counter(self._h)
 
+    # -- owner inspection (issue 6) ----------------------------------------
+
+    @property
+    def owner(self) -> LockOwner | None:
+        """
+        The current holder of the lock file, by whatever process or handle,
+        or None when it is free or the holder cannot be told.
+
+        Soft lock: read from the marker's owner record
+        (``<pid>\n<hostname>\n<start token>\n``); a marker without one (e.g.
+        written by an older pure-Python ``filelock``) gives None. Kernel lock:
+        the holding process as the OS reports it (Linux: ``/proc/locks``);
+        with several shared holders, one of them. Raises OSError when the
+        lock path cannot be inspected (e.g. a FIFO or symlink planted there).
+        """
+        return _owner_of(self._h)
+
+    @property
+    def pid(self) -> int | None:
+        """The holder's process id (see :attr:`owner`), or None."""
+        rec = _core.flpy_owner(self._h)
+        return None if rec is None else rec[0]
+
+    @property
+    def is_lock_held_by_us(self) -> bool:
+        """
+        Whether this process holds the lock file: through this object in
+        this thread (:attr:`is_locked`), or through any handle or thread of
+        this process according to :attr:`owner`.
+        """
+        if _core.fl_is_locked(self._h):
+            return True
+        rec = _core.flpy_owner(self._h)
+        return rec is not None and rec[3]
+
+    def break_lock(self) -> None:
+        """
+        Delete the soft lock's marker, whoever holds it. For operators only:
+        this **voids mutual exclusion** for the current holder, who goes on
+        believing it holds the lock while the next acquire succeeds too.
+        Use it only when the holder is known to be gone; markers of dead
+        holders on this host are reclaimed by :meth:`acquire` on its own.
+
+        Does nothing when no marker exists.
+
+        :raises NotImplementedError: for the kernel lock (:class:`FileLock`):
+            the OS releases it when its holder exits, and nobody else can
+        :raises OSError: the marker path is not a regular file, or cannot be removed
+        """
+        _core.flpy_break_lock(self._h)
+
     # -- acquire and release -----------------------------------------------
 
     def acquire(
@@ -390,6 +462,7 @@ class WindowsFileLock(BaseFileLock):
 __all__ = [
     "AcquireReturnProxy",
     "BaseFileLock",
+    "LockOwner",
     "SoftFileLock",
     "UnixFileLock",
     "WindowsFileLock",

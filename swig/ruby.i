@@ -1,0 +1,363 @@
+/*
+ * Ruby part of the SWIG interface: the extension `filelock_ext` (module
+ * Filelock_ext). The idiomatic API (module Filelock) is written in Ruby in
+ * bindings/ruby/lib/filelock.rb on top of the few entry points below.
+ *
+ * What only Ruby needs, and why it is done by hand:
+ *   - SWIG never releases the GVL. The wait runs through
+ *     rb_thread_call_without_gvl2() with an unblocking function; the core's
+ *     cancel callback reads the flag that function sets, so Thread#raise,
+ *     Thread#kill, Timeout.timeout and Ctrl-C end a wait within one cancel
+ *     slice (50 ms at most), and the lock state is rolled back by the core.
+ *   - Ruby code may not run while the core is inside a call (the core may
+ *     hold its own mutexes, and an exception would unwind through it), nor
+ *     inside the garbage collector. Log events are therefore queued per
+ *     thread and handed to Ruby after the core call returned.
+ *   - Error codes become Ruby exceptions in exactly one place,
+ *     fl_rb_error_new().
+ */
+%module filelock_ext
+
+/* The handle is freed by our own function so that the release done by a
+ * garbage-collected, still-held lock never calls into Ruby. */
+%freefunc fl_lock "fl_rb_free_lock";
+
+/* Core calls returning an error code: raise instead of returning it. */
+%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval, int fl_break_lock {
+    fl_rb_check($1);
+    $result = INT2FIX($1);
+}
+
+/* Ruby class names must be constants. */
+%rename(Handle) fl_lock;
+%rename(Owner) fl_owner;
+
+/* Waits that would hold the GVL: Ruby waits only through fl_rb_acquire. */
+%ignore fl_acquire_shared;
+
+%include "filelock.i"
+
+%{
+#include <ruby/thread.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------------- */
+/* Log bridge                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* A formatted message waiting for the GVL. */
+typedef struct fl_rb_msg {
+    struct fl_rb_msg *next;
+    char text[];
+} fl_rb_msg;
+
+/* Events of one thread, in order. Bounded so that a thread that never
+ * returns to Ruby cannot grow it without limit. */
+#define FL_RB_LOG_MAX 256
+static __thread fl_rb_msg *fl_rb_log_head;
+static __thread fl_rb_msg *fl_rb_log_tail;
+static __thread unsigned fl_rb_log_len;
+/* Set while the garbage collector frees a handle: drop the events. */
+static __thread int fl_rb_log_mute;
+
+/* The Ruby callable receiving each message (nil: logging off). */
+static VALUE fl_rb_log_sink = Qnil;
+
+static void fl_rb_log_handler(void *data, fl_log_event event, uint64_t id, const char *path,
+                              double seconds) {
+    fl_rb_msg *m;
+    int n;
+    (void)data;
+    if (fl_rb_log_mute || fl_rb_log_len >= FL_RB_LOG_MAX)
+        return;
+    n = fl_format_log(NULL, 0, event, id, path, seconds);
+    if (n < 0)
+        return;
+    m = malloc(sizeof *m + (size_t)n + 1);
+    if (!m)
+        return;
+    fl_format_log(m->text, (size_t)n + 1, event, id, path, seconds);
+    m->next = NULL;
+    if (fl_rb_log_tail)
+        fl_rb_log_tail->next = m;
+    else
+        fl_rb_log_head = m;
+    fl_rb_log_tail = m;
+    fl_rb_log_len++;
+}
+
+/* Delivers this thread's queued messages; GVL held, no core call active.
+ * The string is made before the message is unlinked, so an allocation
+ * failure leaves the queue intact. */
+static void fl_rb_flush_log(void) {
+    static ID id_call;
+    if (!id_call)
+        id_call = rb_intern("call");
+    while (fl_rb_log_head) {
+        fl_rb_msg *m = fl_rb_log_head;
+        VALUE s = rb_str_new_cstr(m->text);
+        fl_rb_log_head = m->next;
+        if (!fl_rb_log_head)
+            fl_rb_log_tail = NULL;
+        fl_rb_log_len--;
+        free(m);
+        if (!NIL_P(fl_rb_log_sink))
+            rb_funcall(fl_rb_log_sink, id_call, 1, s);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Errors                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/* Exception classes defined by lib/filelock.rb (nil until registered). */
+static VALUE fl_rb_cls_timeout = Qnil;
+static VALUE fl_rb_cls_deadlock = Qnil;
+static VALUE fl_rb_cls_error = Qnil;
+
+/* The one mapping from a core error to a Ruby exception.
+ * ETIMEOUT -> Filelock::Timeout, EDEADLK -> Filelock::DeadlockError, an OS
+ * errno -> the matching SystemCallError subclass (Errno::EACCES, ...),
+ * EINVAL without errno -> ArgumentError, anything else -> Filelock::Error. */
+static VALUE fl_rb_error_new(int code, int err, VALUE msg, VALUE path) {
+    if (code == FL_ETIMEOUT && !NIL_P(fl_rb_cls_timeout))
+        return rb_funcall(fl_rb_cls_timeout, rb_intern("new"), 2, path, msg);
+    if (code == FL_EDEADLK && !NIL_P(fl_rb_cls_deadlock))
+        return rb_exc_new_str(fl_rb_cls_deadlock, msg);
+    if (err != 0) {
+        /* SystemCallError prefixes the OS reason itself ("Permission denied
+         * - ..."); drop the core's ": <reason>" suffix to say it once. */
+        const char *reason = strerror(err);
+        long n = RSTRING_LEN(msg), r = (long)strlen(reason);
+        if (n > r + 2 && memcmp(RSTRING_PTR(msg) + n - r - 2, ": ", 2) == 0 &&
+            memcmp(RSTRING_PTR(msg) + n - r, reason, (size_t)r) == 0)
+            msg = rb_str_substr(msg, 0, n - r - 2);
+        return rb_syserr_new_str(err, msg);
+    }
+    if (code == FL_EINVAL)
+        return rb_exc_new_str(rb_eArgError, msg);
+    if (!NIL_P(fl_rb_cls_error))
+        return rb_funcall(fl_rb_cls_error, rb_intern("new"), 2, msg,
+                          ID2SYM(rb_intern(fl_err_name(code))));
+    return rb_exc_new_str(rb_eRuntimeError, msg);
+}
+
+/* Turns the calling thread's last error into an exception object. Must run
+ * before any Ruby code (a logger, a trap handler) could use another lock
+ * and overwrite the thread's last error. */
+static VALUE fl_rb_last_error(int code, const char *path) {
+    VALUE msg = rb_str_new_cstr(fl_last_error());
+    VALUE vpath = path ? rb_str_new_cstr(path) : Qnil;
+    return fl_rb_error_new(code, fl_last_errno(), msg, vpath);
+}
+
+/* After a core call: deliver its log messages, then raise if it failed. */
+static void fl_rb_check(int rc) {
+    VALUE exc = Qnil;
+    if (rc < 0)
+        exc = fl_rb_last_error(rc, NULL);
+    fl_rb_flush_log();
+    if (!NIL_P(exc))
+        rb_exc_raise(exc);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Handles                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Per-wait state shared by the waiting thread, its cancel callback and the
+ * unblocking function Ruby calls from the interrupting thread. */
+typedef struct fl_rb_wait {
+    fl_lock *lock;
+    double timeout;
+    int blocking;
+    double poll;
+    int ran;    /* Ruby did call fl_rb_wait_fn (it skips it on a pending interrupt) */
+    int cancel; /* set by fl_rb_ubf, read by fl_rb_cancel */
+    int rc;
+} fl_rb_wait;
+
+/* The wait of the calling thread: the cancel callback is per handle, but
+ * several threads may wait on one handle, each with its own flag. */
+static __thread fl_rb_wait *fl_rb_current_wait;
+
+static int fl_rb_cancel(void *data, int interrupted) {
+    fl_rb_wait *w = fl_rb_current_wait;
+    (void)data;
+    if (!w)
+        return 0;
+    /* A signal hit this thread: return to Ruby so it can run its handler
+     * (Interrupt, trap); the wait resumes afterwards if nothing raised. */
+    return interrupted || __atomic_load_n(&w->cancel, __ATOMIC_ACQUIRE);
+}
+
+static void fl_rb_ubf(void *arg) {
+    __atomic_store_n(&((fl_rb_wait *)arg)->cancel, 1, __ATOMIC_RELEASE);
+}
+
+static void *fl_rb_wait_fn(void *arg) {
+    fl_rb_wait *w = arg;
+    w->ran = 1;
+    fl_rb_current_wait = w;
+    w->rc = fl_acquire_ex(w->lock, w->timeout, w->blocking, w->poll);
+    fl_rb_current_wait = NULL;
+    return NULL;
+}
+
+static double fl_rb_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fl_rb_free_lock(void *p) {
+    /* Runs inside the garbage collector: no Ruby calls, no raising. */
+    fl_rb_log_mute++;
+    fl_lock_free((fl_lock *)p);
+    fl_rb_log_mute--;
+}
+
+static fl_lock *fl_rb_lock_new(VALUE path, int kind, double timeout, double poll_interval,
+                               int blocking, int mode, int thread_local, int singleton) {
+    fl_options opts;
+    fl_lock *l = NULL;
+    int rc;
+    fl_options_init(&opts);
+    opts.kind = kind == FL_SOFT ? FL_SOFT : FL_KERNEL;
+    opts.timeout = timeout;
+    opts.poll_interval = poll_interval;
+    opts.blocking = blocking;
+    opts.mode = mode;
+    opts.thread_local = thread_local;
+    opts.singleton = singleton;
+    StringValue(path);
+    /* With the length, so that a NUL byte inside is an error, not a cut. */
+    rc = fl_lock_new_n(&l, RSTRING_PTR(path), (size_t)RSTRING_LEN(path), &opts);
+    if (rc != 0) {
+        VALUE exc = fl_rb_last_error(rc, NULL);
+        fl_rb_flush_log();
+        rb_exc_raise(exc);
+    }
+    fl_set_cancel(l, fl_rb_cancel, NULL);
+    return l;
+}
+
+/* Frees the handle now instead of at garbage collection (used when a
+ * singleton lookup found an existing Ruby object). */
+static void fl_rb_lock_dispose(VALUE obj) {
+    void *p = NULL;
+    if (SWIG_IsOK(SWIG_ConvertPtr(obj, &p, SWIGTYPE_p_fl_lock,
+                                  SWIG_POINTER_DISOWN | SWIG_POINTER_CLEAR)) &&
+        p) {
+        fl_lock_free((fl_lock *)p);
+        fl_rb_flush_log();
+    }
+}
+
+/* Acquires, releasing the GVL while waiting. nil arguments take the
+ * handle's defaults. When the lock is won and `token` is an Array,
+ * token[0] becomes true before anything else can run on this thread, so a
+ * caller's `ensure` knows whether to release even if an interrupt is
+ * delivered right after this returns. */
+static VALUE fl_rb_acquire(fl_lock *l, VALUE vtimeout, VALUE vblocking, VALUE vpoll,
+                           VALUE token) {
+    double timeout = NIL_P(vtimeout) ? fl_get_timeout(l) : NUM2DBL(vtimeout);
+    int blocking = NIL_P(vblocking) ? fl_get_blocking(l) : RTEST(vblocking);
+    double poll = NIL_P(vpoll) ? fl_get_poll_interval(l) : NUM2DBL(vpoll);
+    int one_attempt = !blocking || timeout == 0;
+    int finite = timeout > 0 && !isinf(timeout);
+    double deadline = 0;
+    int rc;
+
+    /* Uncontended fast path: one non-blocking attempt needs no GVL release.
+     * Skipped while logging, which would report the attempt twice. */
+    if (one_attempt || (NIL_P(fl_rb_log_sink) && !isnan(timeout))) {
+        rc = fl_acquire_ex(l, 0.0, blocking, poll);
+        if (rc == 0 || one_attempt || rc != FL_ETIMEOUT)
+            goto done;
+    }
+    if (finite)
+        deadline = fl_rb_now() + timeout;
+    for (;;) {
+        fl_rb_wait w;
+        w.lock = l;
+        w.timeout = timeout;
+        w.blocking = blocking;
+        w.poll = poll;
+        w.ran = 0;
+        w.cancel = 0;
+        w.rc = 0;
+        /* The "2" variant does not check interrupts after the wait: a won
+         * lock must be recorded (token) before Ruby may raise. */
+        rb_thread_call_without_gvl2(fl_rb_wait_fn, &w, fl_rb_ubf, &w);
+        if (w.ran && w.rc != FL_ECANCELED) {
+            rc = w.rc;
+            break;
+        }
+        /* Interrupted: the core rolled back. Let Ruby raise (Thread#raise,
+         * Thread#kill, Timeout.timeout, Interrupt) or run a trap handler,
+         * then go on waiting for the time left. */
+        fl_rb_flush_log();
+        rb_thread_check_ints();
+        if (finite) {
+            timeout = deadline - fl_rb_now();
+            if (timeout < 0)
+                timeout = 0; /* one last attempt, then the usual Timeout */
+        }
+    }
+done:
+    if (rc == 0) {
+        if (RB_TYPE_P(token, T_ARRAY))
+            rb_ary_store(token, 0, Qtrue);
+        fl_rb_flush_log();
+        return Qtrue;
+    } else {
+        VALUE exc = fl_rb_last_error(rc, fl_lock_path(l));
+        fl_rb_flush_log();
+        rb_exc_raise(exc);
+    }
+    return Qnil;
+}
+
+static VALUE fl_rb_release(fl_lock *l, VALUE force) {
+    fl_rb_check(fl_release(l, RTEST(force)));
+    return Qnil;
+}
+
+/* Logging on (a callable taking the message) or off (nil). */
+static VALUE fl_rb_set_log_sink(VALUE sink) {
+    fl_rb_log_sink = sink;
+    fl_set_log_handler(NIL_P(sink) ? NULL : fl_rb_log_handler, NULL);
+    return Qnil;
+}
+
+static VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE error) {
+    fl_rb_cls_timeout = timeout;
+    fl_rb_cls_deadlock = deadlock;
+    fl_rb_cls_error = error;
+    return Qnil;
+}
+%}
+
+%init %{
+    rb_gc_register_address(&fl_rb_log_sink);
+    rb_gc_register_address(&fl_rb_cls_timeout);
+    rb_gc_register_address(&fl_rb_cls_deadlock);
+    rb_gc_register_address(&fl_rb_cls_error);
+%}
+
+/* The entry points lib/filelock.rb uses besides the plain getters. */
+%newobject fl_rb_lock_new;
+fl_lock *fl_rb_lock_new(VALUE path, int kind, double timeout, double poll_interval, int blocking,
+                        int mode, int thread_local, int singleton);
+void fl_rb_lock_dispose(VALUE obj);
+VALUE fl_rb_acquire(fl_lock *lock, VALUE timeout, VALUE blocking, VALUE poll_interval,
+                    VALUE token);
+VALUE fl_rb_release(fl_lock *lock, VALUE force);
+VALUE fl_rb_set_log_sink(VALUE sink);
+VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE error);
