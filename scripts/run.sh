@@ -2,7 +2,8 @@
 # The README's Quick start: on Debian 12, install what is missing, build, and
 #   bash scripts/run.sh demo   run the demo (writers in every language under one lock)
 #   bash scripts/run.sh test   run every test suite: the normal build (C, Python, Ruby, Lua,
-#                              CLI, demo), then the C suites under ASan+UBSan, TSan and valgrind
+#                              CLI, demo, cross-language), then the C suites under ASan+UBSan,
+#                              TSan and valgrind, then the Windows lane (mingw-w64 + Wine)
 # Environment: FL_BUILD_DIR (default ./build), FL_PYTHON_EXECUTABLE (default /usr/bin/python3),
 # FL_SKIP_INSTALL=1 to never call apt-get, FL_QUICK=1 to skip the sanitizer/valgrind lanes.
 set -euo pipefail
@@ -74,6 +75,8 @@ test)
     echo "== C suites under valgrind memcheck =="
     configure_and_build "$build-valgrind" -DFL_VALGRIND=ON "${c_only[@]}"
     ctest --test-dir "$build-valgrind" --output-on-failure -L valgrind
+    echo "== Windows lane: mingw-w64 build, Check suites under Wine =="
+    bash "$root/scripts/windows-lane.sh" "$build-windows"
   fi
   ;;
 *)
