@@ -650,10 +650,18 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         return 0;
     }
     if (!l->thread_local) {
+        double started = __fl_now();
         rc = join_or_lead(l, shared, timeout, !blocking || timeout == 0);
         if (rc != 0) {
             pthread_mutex_unlock(&l->mu);
             return rc > 0 ? 0 : rc;
+        }
+        /* Time spent waiting for another thread's attempt counts against
+         * this call's timeout: one deadline for the whole call. */
+        if (timeout > 0 && !isinf(timeout)) {
+            timeout -= __fl_now() - started;
+            if (timeout <= 0)
+                timeout = 0; /* one last attempt */
         }
     }
     cancel = l->cancel;
