@@ -862,18 +862,73 @@ void __fl_os_watch_close(__fl_watch *w) {
  * followed. A parent that does not exist yet is keyed by its absolute
  * spelling. */
 char *__fl_os_canonical_key(const char *dir, const char *base) {
-    char real[PATH_MAX], cwd[PATH_MAX];
-    const char *d = dir, *prefix = "";
-    size_t n;
+    char abs[PATH_MAX], real[PATH_MAX], out[PATH_MAX];
+    size_t cut, n, len;
+    const char *p;
     char *key;
-    if (realpath(dir, real)) {
-        d = real;
-    } else if (dir[0] != '/' && getcwd(cwd, sizeof cwd)) {
-        prefix = cwd;
+    /* Absolute spelling first. */
+    if (dir[0] == '/') {
+        n = (size_t)snprintf(abs, sizeof abs, "%s", dir);
+    } else {
+        if (!getcwd(real, sizeof real))
+            return NULL;
+        n = (size_t)snprintf(abs, sizeof abs, "%s/%s", real, dir);
     }
-    n = strlen(prefix) + strlen(d) + strlen(base) + 3;
+    if (n >= sizeof abs)
+        return NULL;
+    /* Resolve the deepest ancestor that exists; the rest does not exist
+     * yet, so it holds no symlinks and "." / ".." are resolved lexically. */
+    cut = strlen(abs);
+    for (;;) {
+        char save = abs[cut];
+        abs[cut] = '\0';
+        if (realpath(cut ? abs : "/", real)) {
+            abs[cut] = save;
+            break;
+        }
+        abs[cut] = save;
+        while (cut > 0 && abs[cut - 1] != '/')
+            cut--;
+        if (cut > 0)
+            cut--; /* drop the slash too */
+        if (cut == 0) {
+            snprintf(real, sizeof real, "/");
+            break;
+        }
+    }
+    len = strlen(real);
+    memcpy(out, real, len + 1);
+    for (p = abs + cut; *p;) {
+        const char *e;
+        size_t cl;
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        e = strchr(p, '/');
+        cl = e ? (size_t)(e - p) : strlen(p);
+        if (cl == 1 && p[0] == '.') {
+            /* nothing */
+        } else if (cl == 2 && p[0] == '.' && p[1] == '.') {
+            while (len > 1 && out[len - 1] != '/')
+                len--;
+            if (len > 1)
+                len--;
+            out[len] = '\0';
+        } else {
+            if (len + cl + 2 >= sizeof out)
+                return NULL;
+            if (len > 1 || out[0] != '/')
+                out[len++] = '/';
+            memcpy(out + len, p, cl);
+            len += cl;
+            out[len] = '\0';
+        }
+        p += cl;
+    }
+    n = len + strlen(base) + 2;
     key = malloc(n);
     if (key)
-        snprintf(key, n, "%s%s%s/%s", prefix, *prefix ? "/" : "", d, base);
+        snprintf(key, n, "%s%s%s", out, (len == 1 && out[0] == '/') ? "" : "/", base);
     return key;
 }
