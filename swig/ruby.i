@@ -4,7 +4,8 @@
  * bindings/ruby/lib/filelock.rb on top of the few entry points below.
  *
  * What only Ruby needs, and why it is done by hand:
- *   - SWIG never releases the GVL. The wait runs through
+ *   - SWIG never releases the GVL. The wait (exclusive and shared mode
+ *     alike, fl_rb_acquire) runs through
  *     rb_thread_call_without_gvl2() with an unblocking function; the core's
  *     cancel callback reads the flag that function sets, so Thread#raise,
  *     Thread#kill, Timeout.timeout and Ctrl-C end a wait within one cancel
@@ -23,17 +24,22 @@
 %freefunc fl_lock "fl_rb_free_lock";
 
 /* Core calls returning an error code: raise instead of returning it. */
-%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval, int fl_break_lock {
+%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval {
     fl_rb_check($1);
     $result = INT2FIX($1);
 }
 
 /* Ruby class names must be constants. */
 %rename(Handle) fl_lock;
-%rename(Owner) fl_owner;
 
 /* Waits that would hold the GVL: Ruby waits only through fl_rb_acquire. */
 %ignore fl_acquire_shared;
+/* Wrapped by hand below (fl_rb_owner, fl_rb_break_lock): "free" and
+ * "unknown" are answers there, not errors, and the record becomes a Ruby
+ * Struct in lib/filelock.rb. */
+%ignore fl_get_owner;
+%ignore fl_break_lock;
+%ignore fl_owner;
 
 %include "filelock.i"
 
@@ -91,24 +97,46 @@ static void fl_rb_log_handler(void *data, fl_log_event event, uint64_t id, const
     fl_rb_log_len++;
 }
 
-/* Delivers this thread's queued messages; GVL held, no core call active.
- * The string is made before the message is unlinked, so an allocation
- * failure leaves the queue intact. */
-static void fl_rb_flush_log(void) {
+/* Frees a detached list of messages (also the undelivered rest when a
+ * logger raised or a string could not be allocated). */
+static VALUE fl_rb_free_msgs(VALUE arg) {
+    fl_rb_msg **rest = (fl_rb_msg **)arg;
+    while (*rest) {
+        fl_rb_msg *m = *rest;
+        *rest = m->next;
+        free(m);
+    }
+    return Qnil;
+}
+
+static VALUE fl_rb_deliver_msgs(VALUE arg) {
     static ID id_call;
+    fl_rb_msg **rest = (fl_rb_msg **)arg;
     if (!id_call)
         id_call = rb_intern("call");
-    while (fl_rb_log_head) {
-        fl_rb_msg *m = fl_rb_log_head;
+    while (*rest) {
+        fl_rb_msg *m = *rest;
         VALUE s = rb_str_new_cstr(m->text);
-        fl_rb_log_head = m->next;
-        if (!fl_rb_log_head)
-            fl_rb_log_tail = NULL;
-        fl_rb_log_len--;
+        *rest = m->next;
         free(m);
         if (!NIL_P(fl_rb_log_sink))
             rb_funcall(fl_rb_log_sink, id_call, 1, s);
     }
+    return Qnil;
+}
+
+/* Delivers this thread's queued messages; GVL held, no core call active.
+ * The queue is detached first and always left empty, even when delivery
+ * raises: Ruby reuses native threads for new Ruby threads, so anything left
+ * in this thread-local queue would surface later as another thread's
+ * messages. */
+static void fl_rb_flush_log(void) {
+    fl_rb_msg *rest = fl_rb_log_head;
+    if (!rest)
+        return;
+    fl_rb_log_head = fl_rb_log_tail = NULL;
+    fl_rb_log_len = 0;
+    rb_ensure(fl_rb_deliver_msgs, (VALUE)&rest, fl_rb_free_msgs, (VALUE)&rest);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -118,17 +146,22 @@ static void fl_rb_flush_log(void) {
 /* Exception classes defined by lib/filelock.rb (nil until registered). */
 static VALUE fl_rb_cls_timeout = Qnil;
 static VALUE fl_rb_cls_deadlock = Qnil;
+static VALUE fl_rb_cls_lockmode = Qnil;
 static VALUE fl_rb_cls_error = Qnil;
 
 /* The one mapping from a core error to a Ruby exception.
- * ETIMEOUT -> Filelock::Timeout, EDEADLK -> Filelock::DeadlockError, an OS
- * errno -> the matching SystemCallError subclass (Errno::EACCES, ...),
- * EINVAL without errno -> ArgumentError, anything else -> Filelock::Error. */
+ * ETIMEOUT -> Filelock::Timeout, EDEADLK -> Filelock::DeadlockError,
+ * ELOCKMODE -> Filelock::LockModeError (a Filelock::Error), an OS errno ->
+ * the matching SystemCallError subclass (Errno::EACCES, ...), EINVAL without
+ * errno -> ArgumentError, anything else -> Filelock::Error with #code. */
 static VALUE fl_rb_error_new(int code, int err, VALUE msg, VALUE path) {
     if (code == FL_ETIMEOUT && !NIL_P(fl_rb_cls_timeout))
         return rb_funcall(fl_rb_cls_timeout, rb_intern("new"), 2, path, msg);
     if (code == FL_EDEADLK && !NIL_P(fl_rb_cls_deadlock))
         return rb_exc_new_str(fl_rb_cls_deadlock, msg);
+    if (code == FL_ELOCKMODE && !NIL_P(fl_rb_cls_lockmode))
+        return rb_funcall(fl_rb_cls_lockmode, rb_intern("new"), 2, msg,
+                          ID2SYM(rb_intern(fl_err_name(code))));
     if (err != 0) {
         /* SystemCallError prefixes the OS reason itself ("Permission denied
          * - ..."); drop the core's ": <reason>" suffix to say it once. */
@@ -174,6 +207,7 @@ static void fl_rb_check(int rc) {
  * unblocking function Ruby calls from the interrupting thread. */
 typedef struct fl_rb_wait {
     fl_lock *lock;
+    int shared; /* 1: shared (read) mode, 0: exclusive */
     double timeout;
     int blocking;
     double poll;
@@ -200,11 +234,17 @@ static void fl_rb_ubf(void *arg) {
     __atomic_store_n(&((fl_rb_wait *)arg)->cancel, 1, __ATOMIC_RELEASE);
 }
 
+/* The one place that picks the core call for a mode. */
+static int fl_rb_core_acquire(fl_lock *l, int shared, double timeout, int blocking, double poll) {
+    return shared ? fl_acquire_shared(l, timeout, blocking, poll)
+                  : fl_acquire_ex(l, timeout, blocking, poll);
+}
+
 static void *fl_rb_wait_fn(void *arg) {
     fl_rb_wait *w = arg;
     w->ran = 1;
     fl_rb_current_wait = w;
-    w->rc = fl_acquire_ex(w->lock, w->timeout, w->blocking, w->poll);
+    w->rc = fl_rb_core_acquire(w->lock, w->shared, w->timeout, w->blocking, w->poll);
     fl_rb_current_wait = NULL;
     return NULL;
 }
@@ -223,7 +263,8 @@ static void fl_rb_free_lock(void *p) {
 }
 
 static fl_lock *fl_rb_lock_new(VALUE path, int kind, double timeout, double poll_interval,
-                               int blocking, int mode, int thread_local, int singleton) {
+                               int blocking, int mode, int thread_local, int singleton,
+                               int read_write) {
     fl_options opts;
     fl_lock *l = NULL;
     int rc;
@@ -235,6 +276,7 @@ static fl_lock *fl_rb_lock_new(VALUE path, int kind, double timeout, double poll
     opts.mode = mode;
     opts.thread_local = thread_local;
     opts.singleton = singleton;
+    opts.read_write = read_write;
     StringValue(path);
     /* With the length, so that a NUL byte inside is an error, not a cut. */
     rc = fl_lock_new_n(&l, RSTRING_PTR(path), (size_t)RSTRING_LEN(path), &opts);
@@ -259,12 +301,13 @@ static void fl_rb_lock_dispose(VALUE obj) {
     }
 }
 
-/* Acquires, releasing the GVL while waiting. nil arguments take the
- * handle's defaults. When the lock is won and `token` is an Array,
- * token[0] becomes true before anything else can run on this thread, so a
- * caller's `ensure` knows whether to release even if an interrupt is
- * delivered right after this returns. */
-static VALUE fl_rb_acquire(fl_lock *l, VALUE vtimeout, VALUE vblocking, VALUE vpoll,
+/* Acquires in exclusive mode (shared == 0) or shared mode (shared != 0),
+ * releasing the GVL while waiting; both modes share this one wait. nil
+ * arguments take the handle's defaults. When the lock is won and `token`
+ * is an Array, token[0] becomes true before anything else can run on this
+ * thread, so a caller's `ensure` knows whether to release even if an
+ * interrupt is delivered right after this returns. */
+static VALUE fl_rb_acquire(fl_lock *l, int shared, VALUE vtimeout, VALUE vblocking, VALUE vpoll,
                            VALUE token) {
     double timeout = NIL_P(vtimeout) ? fl_get_timeout(l) : NUM2DBL(vtimeout);
     int blocking = NIL_P(vblocking) ? fl_get_blocking(l) : RTEST(vblocking);
@@ -277,7 +320,7 @@ static VALUE fl_rb_acquire(fl_lock *l, VALUE vtimeout, VALUE vblocking, VALUE vp
     /* Uncontended fast path: one non-blocking attempt needs no GVL release.
      * Skipped while logging, which would report the attempt twice. */
     if (one_attempt || (NIL_P(fl_rb_log_sink) && !isnan(timeout))) {
-        rc = fl_acquire_ex(l, 0.0, blocking, poll);
+        rc = fl_rb_core_acquire(l, shared, 0.0, blocking, poll);
         if (rc == 0 || one_attempt || rc != FL_ETIMEOUT)
             goto done;
     }
@@ -286,6 +329,7 @@ static VALUE fl_rb_acquire(fl_lock *l, VALUE vtimeout, VALUE vblocking, VALUE vp
     for (;;) {
         fl_rb_wait w;
         w.lock = l;
+        w.shared = shared;
         w.timeout = timeout;
         w.blocking = blocking;
         w.poll = poll;
@@ -329,6 +373,29 @@ static VALUE fl_rb_release(fl_lock *l, VALUE force) {
     return Qnil;
 }
 
+/* The holder as [pid, hostname, start_token, this_process] (pid and token
+ * nil when unknown), or nil when the lock is free (FL_ENOENT) or held by a
+ * holder that cannot be told (FL_ENOTSUP: a marker without an owner
+ * record, no /proc/locks). Other failures raise through the one mapping. */
+static VALUE fl_rb_owner(fl_lock *l) {
+    fl_owner o;
+    int rc = fl_get_owner(l, &o);
+    if (rc == FL_ENOENT || rc == FL_ENOTSUP)
+        return Qnil;
+    fl_rb_check(rc);
+    return rb_ary_new_from_args(4, o.pid < 0 ? Qnil : LONG2NUM(o.pid),
+                                rb_str_new_cstr(o.hostname),
+                                o.start_token[0] ? rb_str_new_cstr(o.start_token) : Qnil,
+                                o.this_process ? Qtrue : Qfalse);
+}
+
+/* Deletes the soft marker whoever holds it (voids mutual exclusion); the
+ * kernel lock raises Filelock::Error (:ENOTSUP) through the one mapping. */
+static VALUE fl_rb_break_lock(fl_lock *l) {
+    fl_rb_check(fl_break_lock(l));
+    return Qnil;
+}
+
 /* Logging on (a callable taking the message) or off (nil). */
 static VALUE fl_rb_set_log_sink(VALUE sink) {
     fl_rb_log_sink = sink;
@@ -336,9 +403,10 @@ static VALUE fl_rb_set_log_sink(VALUE sink) {
     return Qnil;
 }
 
-static VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE error) {
+static VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode, VALUE error) {
     fl_rb_cls_timeout = timeout;
     fl_rb_cls_deadlock = deadlock;
+    fl_rb_cls_lockmode = lockmode;
     fl_rb_cls_error = error;
     return Qnil;
 }
@@ -348,16 +416,19 @@ static VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE error) {
     rb_gc_register_address(&fl_rb_log_sink);
     rb_gc_register_address(&fl_rb_cls_timeout);
     rb_gc_register_address(&fl_rb_cls_deadlock);
+    rb_gc_register_address(&fl_rb_cls_lockmode);
     rb_gc_register_address(&fl_rb_cls_error);
 %}
 
 /* The entry points lib/filelock.rb uses besides the plain getters. */
 %newobject fl_rb_lock_new;
 fl_lock *fl_rb_lock_new(VALUE path, int kind, double timeout, double poll_interval, int blocking,
-                        int mode, int thread_local, int singleton);
+                        int mode, int thread_local, int singleton, int read_write);
 void fl_rb_lock_dispose(VALUE obj);
-VALUE fl_rb_acquire(fl_lock *lock, VALUE timeout, VALUE blocking, VALUE poll_interval,
-                    VALUE token);
+VALUE fl_rb_acquire(fl_lock *lock, int shared, VALUE timeout, VALUE blocking,
+                    VALUE poll_interval, VALUE token);
 VALUE fl_rb_release(fl_lock *lock, VALUE force);
+VALUE fl_rb_owner(fl_lock *lock);
+VALUE fl_rb_break_lock(fl_lock *lock);
 VALUE fl_rb_set_log_sink(VALUE sink);
-VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE error);
+VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode, VALUE error);

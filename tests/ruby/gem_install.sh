@@ -36,7 +36,7 @@ unset RUBYLIB RUBYOPT || true
   puts "gem OK: #{feats.join(" ")}"
 ' "$scratch"
 
-# The API and error suites against the installed gem (only tests/ruby on -I).
-for t in api errors; do
+# The API, error, owner and read/write suites against the installed gem (only tests/ruby on -I).
+for t in api errors owner read_write; do
   "$ruby" -I "$tests" "$tests/test_$t.rb"
 done

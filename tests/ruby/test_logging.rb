@@ -72,12 +72,62 @@ class TestLogging < Minitest::Test
     refute lock.locked?
   end
 
+  # Each thread's messages arrive, once each. The threads may or may not
+  # contend, so a waiter may add "Lock <id> not acquired on ..., waiting";
+  # only the "Lock <id> acquired on" step is counted (a bare /acquired on/
+  # also matched the waiting message, and the test failed whenever two
+  # threads happened to overlap).
   def test_messages_from_other_threads
     out = capture do
       threads = Array.new(3) { Thread.new { Filelock::FileLock.new(path).synchronize {} } }
       threads.each { |t| join!(t) }
     end
-    assert_equal 3, out.scan(/acquired on/).size
-    assert_equal 3, out.scan(/released on/).size
+    acquired = out.scan(/-- : Lock (\d+) acquired on /).flatten
+    released = out.scan(/-- : Lock (\d+) released on /).flatten
+    assert_equal 3, acquired.uniq.size, out
+    assert_equal acquired.sort, released.sort, out
+  end
+
+  # The contended case made certain: a wait that timed out, then a win.
+  # The waiting message ("Lock <id> not acquired on ..., waiting") must not
+  # be taken for an acquire: one "acquired" step for one win.
+  def test_waiting_is_not_acquiring
+    holder = Filelock::FileLock.new(path)
+    t, release = hold_in_thread(holder)
+    lock = Filelock::FileLock.new(path)
+    out = capture do
+      waiter = Thread.new { assert_raises(Filelock::Timeout) { lock.acquire(timeout: 0.2) } }
+      join!(waiter)
+      release << true
+      join!(t)
+      join!(Thread.new { lock.synchronize(timeout: DEADLINE) {} })
+    end
+    id = lock.__send__(:lock_id)
+    mine = out.lines.grep(/ #{id} /).map { |l| l[/-- : (.*?) #{id} /, 1] }
+    waits = mine.count("Lock") - 2 # "Lock <id> acquired", "Lock <id> released"
+    assert_operator waits, :>=, 1, out
+    assert_equal ["Attempting to acquire lock"] + ["Lock"] * waits +
+                 ["Timeout on acquiring lock", "Attempting to acquire lock", "Lock",
+                  "Attempting to release lock", "Lock"], mine, out
+    assert_equal 1, out.scan(/-- : Lock #{id} acquired on /).size, out
+    assert_equal waits, out.scan(/-- : Lock #{id} not acquired on .*, waiting /).size, out
+  end
+
+  # A logger that raises something deliver_log does not rescue (not a
+  # StandardError) stops the delivery of one call's messages; the rest must
+  # be dropped, not left in the thread's queue to surface in a later call
+  # (or in a later Ruby thread running on the same native thread).
+  def test_undelivered_messages_never_surface_later
+    boom = Class.new(Exception) # rubocop:disable Lint/InheritException
+    raising = Object.new
+    raising.define_singleton_method(:debug) { |_msg| raise boom, "logger broke" }
+    lock = Filelock::FileLock.new(path)
+    Filelock.logger = raising
+    assert_raises(boom) { lock.acquire }
+    assert lock.locked?, "the lock was won before the logger raised"
+    out = capture { lock.release }
+    refute_match(/acquire/, out)
+    assert_match(/\AD, .* Attempting to release lock \d+ on .*\n.*Lock \d+ released on /, out)
+    refute lock.locked?
   end
 end

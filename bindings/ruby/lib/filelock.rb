@@ -8,6 +8,10 @@
 #   lock = Filelock::FileLock.new("high_ground.txt.lock", timeout: 1)
 #   lock.synchronize { File.write("high_ground.txt", "x", mode: "a") }
 #
+#   rw = Filelock::ReadWriteLock.new("cache.lock")
+#   rw.read { File.read("cache") }                 # many readers at once
+#   rw.write(timeout: 10) { File.write("cache", "x") }  # one writer alone
+#
 # Waits release the GVL and end promptly on Thread#raise, Thread#kill,
 # Timeout.timeout and Ctrl-C (the lock state is rolled back by the core).
 
@@ -45,6 +49,13 @@ module Filelock
     end
   end
 
+  # Asking a ReadWriteLock for the other mode while holding it (write while
+  # holding read, or read while holding write): flock's conversion is not
+  # atomic, so the core refuses instead of silently dropping the lock.
+  # Release first. #code is :ELOCKMODE.
+  class LockModeError < Error
+  end
+
   # Waiting forever for a lock file this thread already holds through
   # another handle would never end (share one handle, e.g. singleton: true,
   # or use a timeout).
@@ -53,7 +64,16 @@ module Filelock
 
   # The extension builds these from the core's error codes (fl_rb_error_new
   # in swig/ruby.i is the one mapping).
-  Ext.fl_rb_register_errors(Timeout, DeadlockError, Error)
+  Ext.fl_rb_register_errors(Timeout, DeadlockError, LockModeError, Error)
+
+  # Who holds a lock (Lock#owner): the owner record of a soft lock's marker
+  # ("<pid>\n<hostname>\n<start token>\n", as the pure-Python filelock
+  # writes it) or, for the kernel lock, the holding process the OS reports.
+  # pid: Integer; hostname: String; start_token: String or nil (none
+  # recorded); this_process: true if the holder is this process on this host.
+  Owner = Struct.new(:pid, :hostname, :start_token, :this_process) do
+    alias_method :this_process?, :this_process
+  end
 
   @logger = nil
 
@@ -83,9 +103,10 @@ module Filelock
     end
   end
 
-  # What FileLock and SoftFileLock share; the subclasses only pick the
-  # core's lock kind.
-  class BaseFileLock
+  # What every lock class shares: the handle, its settings, state, owner
+  # inspection and release. FileLock/SoftFileLock (BaseFileLock) add the
+  # exclusive acquire; ReadWriteLock adds the read and write modes.
+  class AbstractLock
     # Singleton handles: the core returns the same handle for a lock file,
     # this keeps the same Ruby object for that handle (by the core's id).
     REGISTRY = ObjectSpace::WeakMap.new
@@ -109,34 +130,6 @@ module Filelock
           REGISTRY[id] = lock
         end
       end
-    end
-
-    # Creates a lock and holds it for the block (returns the block's
-    # value); without a block, returns the lock acquired.
-    def self.open(lock_file, **options, &block)
-      lock = new(lock_file, **options)
-      return lock.acquire unless block
-
-      lock.synchronize(&block)
-    end
-
-    # lock_file: a String or an object with #to_path (Pathname).
-    # timeout: seconds; -1 (or nil) waits forever, 0 makes one attempt.
-    # mode: permission bits of a new lock file (nil: 0666 & ~umask).
-    # thread_local: lock state per thread (true) or shared by all threads.
-    # blocking: false makes every acquire a single attempt.
-    # singleton: one lock object per lock file in this process.
-    # poll_interval: ceiling between re-checks where no wake-up exists.
-    def initialize(lock_file, timeout: -1, mode: nil, thread_local: true, blocking: true,
-                   singleton: false, poll_interval: 0.05)
-      path = lock_file.respond_to?(:to_path) ? lock_file.to_path : lock_file
-      raise TypeError, "lock_file must be a String or Pathname, not #{lock_file.class}" unless path.is_a?(String)
-
-      @lock_file = path.dup.freeze
-      @handle = Ext.fl_rb_lock_new(@lock_file, self.class::KIND, seconds(timeout),
-                                   seconds(poll_interval), blocking ? 1 : 0,
-                                   mode.nil? ? Ext::FL_MODE_DEFAULT : Integer(mode),
-                                   thread_local ? 1 : 0, singleton ? 1 : 0)
     end
 
     # The lock file's path as given.
@@ -196,36 +189,27 @@ module Filelock
       Ext.fl_lock_kind(@handle) == Ext::FL_SOFT ? :soft : :kernel
     end
 
-    # Acquires the lock (recursively: each acquire needs a release). nil
-    # keywords take the lock's defaults. With a block: holds the lock for
-    # the block and returns its value (as #synchronize); without: returns
-    # self, held. Raises Filelock::Timeout when not won in time.
-    def acquire(timeout: nil, poll_interval: nil, blocking: nil, &block)
-      return synchronize(timeout: timeout, poll_interval: poll_interval, blocking: blocking, &block) if block
-
-      Ext.fl_rb_acquire(@handle, timeout, blocking, poll_interval, nil)
-      self
-    end
-
-    # Acquires, yields self, and releases in all cases; returns the block's
-    # value.
-    def synchronize(timeout: nil, poll_interval: nil, blocking: nil)
-      # The extension marks `won` before anything can interrupt this thread,
-      # so an interrupt arriving right after the lock was won still releases.
-      won = [false]
-      begin
-        Ext.fl_rb_acquire(@handle, timeout, blocking, poll_interval, won)
-        yield self
-      ensure
-        Ext.fl_rb_release(@handle, false) if won[0]
-      end
-    end
-
     # Releases one level (every level with force: true). Releasing a lock
     # this thread does not hold does nothing.
     def release(force: false)
       Ext.fl_rb_release(@handle, force)
       nil
+    end
+
+    # Who holds the lock file now, as a Filelock::Owner, or nil when it is
+    # free or the holder cannot be told (a soft marker without an owner
+    # record, e.g. one written by an older pure-Python filelock; a kernel
+    # lock where the OS does not say). Any process's hold counts, this
+    # one's included. A snapshot: it may change right after.
+    def owner
+      rec = Ext.fl_rb_owner(@handle)
+      rec && Owner.new(*rec)
+    end
+
+    # True if the current holder is this process (through any lock object
+    # or thread of it), per #owner.
+    def owned_by_us?
+      owner&.this_process ? true : false
     end
 
     def inspect
@@ -234,6 +218,32 @@ module Filelock
     alias to_s inspect
 
     private
+
+    def open_handle(lock_file, kind:, timeout:, poll_interval:, blocking:, mode:, thread_local:,
+                    singleton:, read_write: false)
+      path = lock_file.respond_to?(:to_path) ? lock_file.to_path : lock_file
+      raise TypeError, "lock_file must be a String or Pathname, not #{lock_file.class}" unless path.is_a?(String)
+
+      @lock_file = path.dup.freeze
+      @handle = Ext.fl_rb_lock_new(@lock_file, kind, seconds(timeout), seconds(poll_interval),
+                                   blocking ? 1 : 0,
+                                   mode.nil? ? Ext::FL_MODE_DEFAULT : Integer(mode),
+                                   thread_local ? 1 : 0, singleton ? 1 : 0, read_write ? 1 : 0)
+    end
+
+    # Acquires in the given mode (shared: true for read), yields self and
+    # releases in all cases; returns the block's value.
+    def hold(shared, timeout, poll_interval, blocking)
+      # The extension marks `won` before anything can interrupt this thread,
+      # so an interrupt arriving right after the lock was won still releases.
+      won = [false]
+      begin
+        Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, won)
+        yield self
+      ensure
+        Ext.fl_rb_release(@handle, false) if won[0]
+      end
+    end
 
     def seconds(value)
       return -1.0 if value.nil?
@@ -252,6 +262,63 @@ module Filelock
     end
   end
 
+  # What FileLock and SoftFileLock share: an exclusive lock; the subclasses
+  # only pick the core's lock kind.
+  class BaseFileLock < AbstractLock
+    # Creates a lock and holds it for the block (returns the block's
+    # value); without a block, returns the lock acquired.
+    def self.open(lock_file, **options, &block)
+      lock = new(lock_file, **options)
+      return lock.acquire unless block
+
+      lock.synchronize(&block)
+    end
+
+    # lock_file: a String or an object with #to_path (Pathname).
+    # timeout: seconds; -1 (or nil) waits forever, 0 makes one attempt.
+    # mode: permission bits of a new lock file (nil: 0666 & ~umask).
+    # thread_local: lock state per thread (true) or shared by all threads.
+    # blocking: false makes every acquire a single attempt.
+    # singleton: one lock object per lock file in this process.
+    # poll_interval: ceiling between re-checks where no wake-up exists.
+    def initialize(lock_file, timeout: -1, mode: nil, thread_local: true, blocking: true,
+                   singleton: false, poll_interval: 0.05)
+      super()
+      open_handle(lock_file, kind: self.class::KIND, timeout: timeout, poll_interval: poll_interval,
+                             blocking: blocking, mode: mode, thread_local: thread_local,
+                             singleton: singleton)
+    end
+
+    # Acquires the lock (recursively: each acquire needs a release). nil
+    # keywords take the lock's defaults. With a block: holds the lock for
+    # the block and returns its value (as #synchronize); without: returns
+    # self, held. Raises Filelock::Timeout when not won in time.
+    def acquire(timeout: nil, poll_interval: nil, blocking: nil, &block)
+      return synchronize(timeout: timeout, poll_interval: poll_interval, blocking: blocking, &block) if block
+
+      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil)
+      self
+    end
+
+    # Acquires, yields self, and releases in all cases; returns the block's
+    # value.
+    def synchronize(timeout: nil, poll_interval: nil, blocking: nil, &block)
+      hold(false, timeout, poll_interval, blocking, &block)
+    end
+
+    # For operators: deletes a SoftFileLock's marker whoever holds it.
+    # THIS VOIDS MUTUAL EXCLUSION for the current holder, who goes on as if
+    # it held the lock while someone else may take it: use it only when the
+    # holder is known to be gone. Markers of dead holders on this host are
+    # reclaimed by acquire anyway, without this call. A FileLock raises
+    # Filelock::Error (code :ENOTSUP): the OS drops a kernel lock when its
+    # holder exits.
+    def break_lock
+      Ext.fl_rb_break_lock(@handle)
+      nil
+    end
+  end
+
   # The kernel lock: flock(2) on the lock file (never deleted).
   class FileLock < BaseFileLock
     KIND = Ext::FL_KERNEL
@@ -260,5 +327,77 @@ module Filelock
   # An exclusive-create marker file, for file systems without OS locks.
   class SoftFileLock < BaseFileLock
     KIND = Ext::FL_SOFT
+  end
+
+  # A kernel lock that any number of readers hold together, or one writer
+  # alone, across threads and processes (and other languages' ReadWriteLock
+  # and flock(1) -s/-x on the same file):
+  #
+  #   rw = Filelock::ReadWriteLock.new("cache.lock", timeout: 10)
+  #   rw.read { ... }                  # shared
+  #   rw.write(blocking: false) { ... }  # exclusive, one attempt
+  #
+  # Each thread holds it on its own (threads exclude each other as
+  # processes do). Recursion stays within one mode: asking for write while
+  # holding read, or read while holding write, raises Filelock::LockModeError
+  # (flock's conversion is not atomic). A waiting writer closes a gate (the
+  # file "<lock_file>.gate") to new readers, so continuous readers cannot
+  # starve it.
+  class ReadWriteLock < AbstractLock
+    # timeout, blocking, poll_interval, mode: as for FileLock.
+    # singleton: one lock object per lock file in this process. Off by
+    # default (unlike Python's is_singleton=True): Ruby frees objects late,
+    # so a forgotten lock object with other settings would make a later
+    # new() fail at random.
+    def initialize(lock_file, timeout: -1, blocking: true, singleton: false, poll_interval: 0.05,
+                   mode: nil)
+      super()
+      open_handle(lock_file, kind: Ext::FL_KERNEL, timeout: timeout, poll_interval: poll_interval,
+                             blocking: blocking, mode: mode, thread_local: true,
+                             singleton: singleton, read_write: true)
+    end
+
+    # Acquires in read (shared) mode, recursively; without a block returns
+    # self, held (each acquire needs a release); with a block, as #read.
+    def acquire_read(timeout: nil, blocking: nil, poll_interval: nil, &block)
+      return read(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
+
+      Ext.fl_rb_acquire(@handle, 1, timeout, blocking, poll_interval, nil)
+      self
+    end
+
+    # Acquires in write (exclusive) mode; see #acquire_read.
+    def acquire_write(timeout: nil, blocking: nil, poll_interval: nil, &block)
+      return write(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
+
+      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil)
+      self
+    end
+
+    # Holds the lock in read mode for the block; returns its value.
+    def read(timeout: nil, blocking: nil, poll_interval: nil, &block)
+      raise ArgumentError, "ReadWriteLock#read needs a block" unless block
+
+      hold(true, timeout, poll_interval, blocking, &block)
+    end
+
+    # Holds the lock in write mode for the block; returns its value.
+    def write(timeout: nil, blocking: nil, poll_interval: nil, &block)
+      raise ArgumentError, "ReadWriteLock#write needs a block" unless block
+
+      hold(false, timeout, poll_interval, blocking, &block)
+    end
+
+    # :read or :write as held by this thread, or nil.
+    def held_mode
+      return nil unless locked?
+
+      Ext.fl_is_shared(@handle) == 1 ? :read : :write
+    end
+
+    def inspect
+      "#<#{self.class} #{@lock_file.inspect} held_mode=#{held_mode.inspect} counter=#{lock_counter}>"
+    end
+    alias to_s inspect
   end
 end
