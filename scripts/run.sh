@@ -17,6 +17,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(
   build-essential cmake pkg-config check swig clang libclang-rt-14-dev valgrind util-linux
   python3 python3-dev python3-pytest python3-filelock python3-venv python3-pip python3-setuptools
+  python3-wheel
   ruby ruby-dev
   lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
   lua-busted luarocks
