@@ -119,6 +119,8 @@ int __fl_code_from_errno(int e) {
         return FL_ENOTDIR;
     case ELOOP:
         return FL_ELOOP;
+    case ENXIO: /* open() of a socket, or of a device with no driver */
+        return FL_ENOTREG;
     case ENOSPC:
 #ifdef EDQUOT
     case EDQUOT:

@@ -5,6 +5,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,10 +70,12 @@ int __fl_parse_owner(const char *buf, size_t len, fl_owner *out) {
         return -1;
     if (pid[0] < '1' || pid[0] > '9')
         return -1;
+    errno = 0;
     v = strtol(pid, &stop, 10);
-    if (*stop != '\0' || v <= 0)
+    /* A pid that overflows, or that pid_t cannot hold, would alias another
+     * process when passed to kill() (e.g. 2^32+1 -> 1, LONG_MAX -> -1). */
+    if (*stop != '\0' || v <= 0 || errno == ERANGE || (long)(pid_t)v != v)
         return -1;
-    out->pid = v;
     if (out->hostname[0] == '\0')
         return -1;
     if (p < end) {
@@ -82,5 +85,6 @@ int __fl_parse_owner(const char *buf, size_t len, fl_owner *out) {
             if (out->start_token[i] < '0' || out->start_token[i] > '9')
                 return -1;
     }
+    out->pid = v; /* only now: a malformed record leaves pid -1 */
     return 0;
 }

@@ -336,8 +336,9 @@ static int holder_is_gone(const struct stat *st, const char *buf, size_t len) {
     host_name(host, sizeof host);
     if (strcmp(o.hostname, host) != 0)
         return 0;
-    if (o.pid == (long)getpid())
-        return 0;
+    /* Our own pid is judged like any other: with a different start token it
+     * is a previous process that had our pid (e.g. the same service after a
+     * container restart), not another handle of ours. */
     if (__fl_sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH)
         return 1;
     if (o.start_token[0]) {
@@ -350,44 +351,117 @@ static int holder_is_gone(const struct stat *st, const char *buf, size_t len) {
     return 0;
 }
 
-/* Removes a stale marker atomically: rename it to a private name, check
- * that what moved is the marker judged stale, then unlink. If another
- * waiter reclaimed first and a new holder's marker moved instead, it is put
- * back with link(), which never replaces. Returns 1 if a marker went. */
-static int reclaim_if_stale(const fl_lock *l) {
+static int write_owner(int fd);
+
+/* Creates a marker holding our owner record at a private name beside the
+ * lock path. Returns its descriptor (st filled) or -1. */
+static int private_marker(const fl_lock *l, char *name, size_t cap, struct stat *st) {
     static unsigned long counter;
+    mode_t perm = l->mode == FL_MODE_DEFAULT ? 0666 : (mode_t)l->mode;
+    int fd, n = snprintf(name, cap, "%s.%ld.%lu.reclaim", l->path, (long)getpid(),
+                         __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    fd = open_retry(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, perm);
+    if (fd < 0)
+        return -1;
+    if (write_owner(fd) != 0 || __fl_sys.fstat(fd, st) != 0) {
+        close_fd(fd);
+        __fl_sys.unlink(name);
+        return -1;
+    }
+    return fd;
+}
+
+static int same_file(const struct stat *a, const struct stat *b) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Reclaims a marker whose holder is provably gone (see holder_is_gone).
+ * Returns 0 (not reclaimed), 1 (reclaimed, or raced: try again) or 2 (the
+ * lock is now ours: hold filled in).
+ *
+ * On Linux our own marker is swapped in with one atomic
+ * renameat2(RENAME_EXCHANGE): the lock path never stands empty, so no
+ * third process can slip in. If what came out is not the marker judged
+ * stale (another waiter reclaimed it first and a new holder's marker stands
+ * there), it is swapped straight back, again without a gap. The judged
+ * marker stays open throughout so its inode number cannot be reused. Where
+ * the exchange is unsupported (e.g. NFS), the stale marker is renamed to a
+ * private name, checked and unlinked; a new holder's marker moved by
+ * mistake is put back with link(), which never replaces — a narrow race
+ * remains there (a third process creating a marker in that gap). */
+static int reclaim_if_stale(const fl_lock *l, __fl_hold *h) {
     char buf[4096], priv[PATH_MAX];
-    struct stat judged, moved;
+    struct stat judged, now, moved;
     size_t len = 0;
-    int n, fd = -1, reclaimed = 0;
-    /* The judged marker stays open until the re-check below, so that its
-     * inode number cannot be reused by a new marker in the meantime. */
+    int fd = -1, result = 0;
     if (read_marker(l->path, &judged, buf, sizeof buf, &len, &fd) != 0)
         return 0;
     if (!holder_is_gone(&judged, buf, len))
         goto out;
-    n = snprintf(priv, sizeof priv, "%s.stale.%ld.%lu", l->path, (long)getpid(),
-                 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-    if (n < 0 || (size_t)n >= sizeof priv)
-        goto out;
+#if defined(__linux__) && defined(RENAME_EXCHANGE)
+    {
+        struct stat mine;
+        int tfd = private_marker(l, priv, sizeof priv, &mine);
+        if (tfd >= 0) {
+            if (__fl_sys.lstat(l->path, &now) != 0 || !same_file(&now, &judged)) {
+                __fl_sys.unlink(priv);
+                close_fd(tfd);
+                result = 1; /* someone reclaimed it already */
+                goto out;
+            }
+            if (renameat2(AT_FDCWD, priv, AT_FDCWD, l->path, RENAME_EXCHANGE) == 0) {
+                if (__fl_sys.lstat(priv, &moved) == 0 && same_file(&moved, &judged)) {
+                    __fl_sys.unlink(priv); /* the stale marker */
+                    h->fd = tfd;
+                    h->dev = (uint64_t)mine.st_dev;
+                    h->ino = (uint64_t)mine.st_ino;
+                    h->have_id = 1;
+                    result = 2;
+                    goto out;
+                }
+                /* A live marker came out: give it back, gap-free. */
+                if (renameat2(AT_FDCWD, priv, AT_FDCWD, l->path, RENAME_EXCHANGE) != 0)
+                    (void)__fl_sys.rename(priv, l->path);
+                else
+                    __fl_sys.unlink(priv);
+                close_fd(tfd);
+                result = 1;
+                goto out;
+            }
+            {
+                int e = errno;
+                __fl_sys.unlink(priv);
+                close_fd(tfd);
+                if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
+                    goto out;
+            }
+        }
+    }
+#endif
+    {
+        static unsigned long counter;
+        int n = snprintf(priv, sizeof priv, "%s.stale.%ld.%lu", l->path, (long)getpid(),
+                         __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+        if (n < 0 || (size_t)n >= sizeof priv)
+            goto out;
+    }
     if (__fl_sys.rename(l->path, priv) != 0)
         goto out; /* another waiter reclaimed it first */
-    if (__fl_sys.lstat(priv, &moved) == 0 && moved.st_dev == judged.st_dev &&
-        moved.st_ino == judged.st_ino) {
+    if (__fl_sys.lstat(priv, &moved) == 0 && same_file(&moved, &judged)) {
         __fl_sys.unlink(priv);
-        reclaimed = 1;
+        result = 1;
         goto out;
     }
-    /* We moved a new holder's marker (another waiter reclaimed the stale
-     * one and won): put it back. link() never replaces an existing path. */
     if (link(priv, l->path) != 0) {
-        /* A third process created a marker in the gap; the new holder's
-         * release will then find another inode and leave it alone. */
+        /* A third process created a marker in the gap (see above). */
     }
     __fl_sys.unlink(priv);
+    result = 1;
 out:
     close_fd(fd);
-    return reclaimed;
+    return result;
 }
 
 int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
@@ -622,7 +696,10 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
          * touching its marker, so never stop re-checking). */
         if (!h->have_id || h->dev != (uint64_t)st.st_dev || h->ino != (uint64_t)st.st_ino ||
             __fl_now() >= h->recheck_at) {
-            if (reclaim_if_stale(l))
+            int r = reclaim_if_stale(l, h);
+            if (r == 2)
+                return 0;
+            if (r == 1)
                 return FL__RETRY;
             h->recheck_at = __fl_now() + FL__STALE_RECHECK;
         }
@@ -673,10 +750,22 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
          * have been broken by an operator and re-created by another
          * holder); our open descriptor keeps its inode number unique. */
         struct stat st;
-        if (owner && h->have_id && __fl_sys.lstat(l->path, &st) == 0 &&
-            (uint64_t)st.st_dev == h->dev && (uint64_t)st.st_ino == h->ino &&
-            __fl_sys.unlink(l->path) != 0 && errno != ENOENT)
-            rc = __fl_os_error(errno, "cannot remove soft lock marker", l->path);
+        int tries;
+        for (tries = 0; owner && h->have_id && tries < 10; tries++) {
+            if (__fl_sys.lstat(l->path, &st) != 0)
+                break;
+            if ((uint64_t)st.st_dev == h->dev && (uint64_t)st.st_ino == h->ino) {
+                if (__fl_sys.unlink(l->path) != 0 && errno != ENOENT)
+                    rc = __fl_os_error(errno, "cannot remove soft lock marker", l->path);
+                break;
+            }
+            /* Not ours at the path: broken by an operator, or swapped out
+             * for a moment by a reclaimer that is about to swap it back. */
+            {
+                struct timespec ms = {0, 1000000};
+                nanosleep(&ms, NULL);
+            }
+        }
         if (h->fd >= 0 && close_fd(h->fd) != 0 && rc == 0)
             rc = __fl_os_error(errno, "error closing soft lock marker (the lock is released)",
                                l->path);
