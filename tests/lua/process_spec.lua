@@ -196,8 +196,15 @@ say(tostring(ok), err.kind, tostring(err.errno), tostring(err.lock_file == arg[1
         local cmd = H.lua_cmd(script, target)
         local uid = H.run("id -u"):match("%d+")
         if uid == "0" then
-            -- root ignores permission bits: run the child as nobody
-            cmd = "setpriv --reuid=nobody --regid=nogroup --clear-groups " .. cmd
+            -- root ignores permission bits: run the child as nobody, which
+            -- needs a build tree that nobody can read
+            local drop = "setpriv --reuid=nobody --regid=nogroup --clear-groups "
+            local _, readable = H.run(drop .. "test -r " .. H.q(H.lua_dir .. "/filelock.lua"))
+            if readable ~= 0 then
+                pending("the build tree is not readable by 'nobody'; permission check skipped")
+                return
+            end
+            cmd = drop .. cmd
             os.execute("chmod 0644 " .. H.q(script))
         end
         local out, code = H.run(cmd)
