@@ -224,30 +224,34 @@ local setters = {
     end,
 }
 
-local LockMeta = { __name = "filelock.FileLock" }
-
-function LockMeta.__index(self, key)
-    local m = methods[key]
-    if m ~= nil then
-        return m
+-- Builds a metatable whose fields are `meths`, the shared getters and setters.
+local function lock_meta(name, meths)
+    local meta = { __name = name }
+    function meta.__index(self, key)
+        local m = meths[key]
+        if m ~= nil then
+            return m
+        end
+        local get = getters[key]
+        if get then
+            return get(self[HANDLE])
+        end
+        return nil
     end
-    local get = getters[key]
-    if get then
-        return get(self[HANDLE])
+    function meta.__newindex(self, key, value)
+        local set = setters[key]
+        if set then
+            return set(self[HANDLE], value)
+        end
+        if getters[key] or meths[key] then
+            invalid(format("'%s' is read-only", tostring(key)), core.fl_lock_path(self[HANDLE]))
+        end
+        rawset(self, key, value)
     end
-    return nil
+    return meta
 end
 
-function LockMeta.__newindex(self, key, value)
-    local set = setters[key]
-    if set then
-        return set(self[HANDLE], value)
-    end
-    if getters[key] or methods[key] then
-        invalid(format("'%s' is read-only", tostring(key)), core.fl_lock_path(self[HANDLE]))
-    end
-    rawset(self, key, value)
-end
+local LockMeta = lock_meta("filelock.FileLock", methods)
 
 function LockMeta.__tostring(self)
     local h = self[HANDLE]
@@ -472,30 +476,7 @@ function rw_methods:held_mode()
     return is_shared(h) and "read" or "write"
 end
 
-RWMeta = { __name = "filelock.ReadWriteLock" }
-
-function RWMeta.__index(self, key)
-    local m = rw_methods[key]
-    if m ~= nil then
-        return m
-    end
-    local get = getters[key]
-    if get then
-        return get(self[HANDLE])
-    end
-    return nil
-end
-
-function RWMeta.__newindex(self, key, value)
-    local set = setters[key]
-    if set then
-        return set(self[HANDLE], value)
-    end
-    if getters[key] or rw_methods[key] then
-        invalid(format("'%s' is read-only", tostring(key)), core.fl_lock_path(self[HANDLE]))
-    end
-    rawset(self, key, value)
-end
+RWMeta = lock_meta("filelock.ReadWriteLock", rw_methods)
 
 function RWMeta.__tostring(self)
     return format("ReadWriteLock(%q)", core.fl_lock_path(self[HANDLE]))
