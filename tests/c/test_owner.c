@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -667,6 +668,18 @@ static outcome parse_outcome(int fd, int *code, pid_t pid) {
     return r;
 }
 
+/* Entries in the test directory: private reclaim names must not linger. */
+static int dir_entries(void) {
+    DIR *d = opendir(fl_tdir);
+    struct dirent *e;
+    int n = 0;
+    ck_assert(d != NULL);
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
 START_TEST(racing_reclaimers_never_both_win) {
     const char *p = P("x.lock"), *witness = P("witness");
     const char *args[] = {"race", p, witness, "5", "10", NULL};
@@ -708,6 +721,7 @@ START_TEST(racing_reclaimers_never_both_win) {
         ck_assert(!fl_exists(witness));
     }
     ck_assert(!fl_exists(p));
+    ck_assert_msg(dir_entries() == 0, "reclaimers left files behind in %s", fl_tdir);
     /* With a 10 s timeout the loser of each race waits and wins after the
      * winner's release: every round has two (disjoint) holds. */
     ck_assert_int_eq(both, rounds);

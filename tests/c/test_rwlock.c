@@ -374,7 +374,7 @@ END_TEST
 START_TEST(writer_not_starved) {
     const char *p = P("x.lock");
     const char *args[] = {"reader", p, "20", NULL};
-    fl_lock *w = new_rw(p, 0);
+    fl_lock *w = new_rw(p, 1);
     pid_t r[N_READERS];
     int out[N_READERS], in[N_READERS], i, rc;
     char line[64];
