@@ -30,9 +30,15 @@
 #define FL__BUSY  1 /* held by someone else: wait and try again */
 #define FL__RETRY 2 /* raced with an unlink/replace: try again at once */
 
-/* Re-check floor: poll_interval 0 must not spin a core (< 2 ms CPU per s:
- * each re-check costs ~25 us of CPU, so at most 40 a second). */
-#define FL__MIN_POLL 0.025
+/* Re-check floors, so that poll_interval 0 never spins a core: a waiter
+ * must stay under 2 ms of CPU per second, and a wake-up costs ~30-50 us of
+ * CPU on a virtual machine. Without a wake-up source (no inotify) the lock
+ * is re-tried at least every FL__MIN_POLL; with a watch armed, releases
+ * that close the file wake the waiter at once, and the re-check (for a
+ * holder that unlocks without closing) comes at most every
+ * FL__WATCHED_MIN_POLL, or poll_interval when that is longer. */
+#define FL__MIN_POLL         0.05
+#define FL__WATCHED_MIN_POLL 0.1
 /* The cancel callback is consulted at least this often. */
 #define FL__CANCEL_SLICE 0.05
 
@@ -149,7 +155,8 @@ FL__HIDDEN void __fl_os_abandon(__fl_hold *hold);
 FL__HIDDEN int __fl_os_release(fl_lock *l, int kind, __fl_hold *hold, int owner);
 
 /* Backend: wake-ups. open never fails (falls back to sleeping); wait
- * returns 0 after an event or the time, FL_EINTR on a signal. */
+ * returns 1 after a wake-up worth re-trying the lock for, 0 when the time
+ * ran out without one, FL_EINTR on a signal. */
 FL__HIDDEN void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w);
 FL__HIDDEN int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds);
 FL__HIDDEN void __fl_os_watch_close(__fl_watch *w);

@@ -490,28 +490,37 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             watching = 1;
             continue;
         }
+        /* Wait for a wake-up (an event, or the re-check interval), asking
+         * the cancel callback at least every FL__CANCEL_SLICE; a wake that
+         * is only for the callback does not re-try the lock. */
         {
-            double slice = interval;
-            if (!forever) {
-                double left = deadline - __fl_now();
-                if (left <= 0) {
+            double next_check = __fl_now() + interval;
+            if (w.fd >= 0 && interval < FL__WATCHED_MIN_POLL)
+                next_check += FL__WATCHED_MIN_POLL - interval;
+            for (;;) {
+                double now = __fl_now(), until = next_check, slice;
+                if (!forever && now >= deadline) {
                     if (log)
                         __fl_log(l, FL_LOG_TIMEOUT, 0);
                     rc = timeout_error(l);
                     goto fail;
                 }
-                if (left < slice)
-                    slice = left;
-            }
-            if (cancel && slice > FL__CANCEL_SLICE)
-                slice = FL__CANCEL_SLICE;
-            rc = __fl_os_watch_wait(l, kind, &w, slice);
-            if (rc < 0 && !(rc == FL_EINTR && cancel))
-                goto fail;
-            if (cancel && cancel(cancel_data, rc == FL_EINTR)) {
-                rc = __fl_error(FL_ECANCELED, ECANCELED, "waiting for lock file '%s' was cancelled",
-                                l->path);
-                goto fail;
+                if (!forever && deadline < until)
+                    until = deadline;
+                slice = until - now;
+                if (cancel && slice > FL__CANCEL_SLICE)
+                    slice = FL__CANCEL_SLICE;
+                rc = __fl_os_watch_wait(l, kind, &w, slice > 0 ? slice : 0);
+                if (rc < 0 && !(rc == FL_EINTR && cancel))
+                    goto fail;
+                if (cancel && cancel(cancel_data, rc == FL_EINTR)) {
+                    rc = __fl_error(FL_ECANCELED, ECANCELED,
+                                    "waiting for lock file '%s' was cancelled", l->path);
+                    goto fail;
+                }
+                now = __fl_now();
+                if (rc > 0 || now >= next_check || (!forever && now >= deadline))
+                    break; /* re-try the lock (at the deadline: one last time) */
             }
         }
     }

@@ -925,7 +925,7 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
         if (w->fd < 0 || rc == 0)
             return 0;
         if (rc > 0 && drain(l, kind, w))
-            return 0;
+            return 1;
         /* Events about other files in the directory: keep waiting. */
     }
 }

@@ -1061,13 +1061,12 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
         if (!k->pending) {
             int rc = lock_issue(w->hold, k, 0, &e);
             if (rc == 0)
-                return 0; /* granted at once; the next attempt sees it */
+                return 1; /* granted at once; the next attempt sees it */
             if (rc < 0)
                 return lock_error(l, w->hold, e, 0);
         }
         /* Granted, or the slice is over: the next attempt collects it. */
-        WaitForSingleObject(k->event, to_ms(seconds));
-        return 0;
+        return WaitForSingleObject(k->event, to_ms(seconds)) == WAIT_OBJECT_0;
     }
     if (kind == FL_SOFT && w->change) {
         wchar_t *wpath = wide_path(l->path);
@@ -1082,7 +1081,7 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
                 break;
         }
         free(wpath);
-        return 0;
+        return 1; /* a change, or the time: re-check either way */
     }
     Sleep(to_ms(seconds));
     return 0;
