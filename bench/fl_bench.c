@@ -189,8 +189,8 @@ static int g_ntsv;
 static void tsv(const char *part, const char *name, const char *metric, double value,
                 const char *unit) {
     if (g_tsv && g_ntsv < MAX_TSV)
-        snprintf(g_tsv_lines[g_ntsv++], sizeof g_tsv_lines[0], "TSV\t%s\t%s\t%s\t%.6g\t%s",
-                 part, name, metric, value, unit);
+        snprintf(g_tsv_lines[g_ntsv++], sizeof g_tsv_lines[0], "TSV\t%s\t%s\t%s\t%.6g\t%s", part,
+                 name, metric, value, unit);
 }
 
 /* Verdicts collected for the summary at the end. */
@@ -416,9 +416,8 @@ typedef struct {
 } w_shared;
 
 static void w_paths(char paths[W_COUNT][4200]) {
-    static const char *const files[W_COUNT] = {"w_raw.lock",    "w_ino.lock",
-                                               "w_forever.lock", "w_timed.lock",
-                                               "w_cancel.lock",  "w_soft.lock"};
+    static const char *const files[W_COUNT] = {"w_raw.lock",   "w_ino.lock",    "w_forever.lock",
+                                               "w_timed.lock", "w_cancel.lock", "w_soft.lock"};
     int c;
     for (c = 0; c < W_COUNT; c++)
         path_in_dir(paths[c], sizeof paths[c], files[c]);
@@ -704,8 +703,7 @@ static void part_cpu(int reps, double hold_s) {
             wait_child(pid);
             fl_lock_free(l);
             if (sh->rc != 0)
-                die("cpu case '%s': acquire failed (%s)", c_cases[c].name,
-                    fl_err_name(sh->rc));
+                die("cpu case '%s': acquire failed (%s)", c_cases[c].name, fl_err_name(sh->rc));
             per_s[c][r] = sh->cpu_s * 1e3 / sh->wall_s;
             wall[c][r] = sh->wall_s;
         }
@@ -913,21 +911,21 @@ static void cleanup(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: fl_bench [options]\n"
-            "  --parts=LIST     comma-separated: uncontended,wakeup,cpu,contention (default all)\n"
-            "  --reps=N         uncontended: interleaved batches per case (default 15)\n"
-            "  --batch-ms=MS    uncontended: length of one batch (default 20)\n"
-            "  --rounds=N       wakeup: rounds per case (default 200)\n"
-            "  --settle-ms=MS   wakeup: holder's pause before releasing (default 2)\n"
-            "  --cpu-reps=N     cpu: repetitions per case (default 2)\n"
-            "  --hold=S         cpu: seconds the lock is held while the waiter waits (default 1)\n"
-            "  --procs=N        contention: processes (default 8)\n"
-            "  --iters=N        contention: acquisitions per process (default 500)\n"
-            "  --cont-reps=N    contention: runs per case, interleaved (default 3)\n"
-            "  --dir=DIR        scratch directory (default: a new one under $TMPDIR or /tmp)\n"
-            "  --quick          small counts, for a smoke run\n"
-            "  --tsv            also print 'TSV<tab>part<tab>case<tab>metric<tab>value<tab>unit'\n");
+    fprintf(
+        f, "usage: fl_bench [options]\n"
+           "  --parts=LIST     comma-separated: uncontended,wakeup,cpu,contention (default all)\n"
+           "  --reps=N         uncontended: interleaved batches per case (default 15)\n"
+           "  --batch-ms=MS    uncontended: length of one batch (default 20)\n"
+           "  --rounds=N       wakeup: rounds per case (default 200)\n"
+           "  --settle-ms=MS   wakeup: holder's pause before releasing (default 2)\n"
+           "  --cpu-reps=N     cpu: repetitions per case (default 2)\n"
+           "  --hold=S         cpu: seconds the lock is held while the waiter waits (default 4)\n"
+           "  --procs=N        contention: processes (default 8)\n"
+           "  --iters=N        contention: acquisitions per process (default 500)\n"
+           "  --cont-reps=N    contention: runs per case, interleaved (default 3)\n"
+           "  --dir=DIR        scratch directory (default: a new one under $TMPDIR or /tmp)\n"
+           "  --quick          small counts, for a smoke run\n"
+           "  --tsv            also print 'TSV<tab>part<tab>case<tab>metric<tab>value<tab>unit'\n");
 }
 
 static int opt_val(const char *arg, const char *name, const char **val) {
@@ -958,7 +956,8 @@ static double to_double(const char *s, const char *opt) {
 int main(int argc, char **argv) {
     const char *parts = "uncontended,wakeup,cpu,contention", *dir = NULL, *v;
     int reps = 15, rounds = 200, cpu_reps = 2, procs = 8, iters = 500, cont_reps = 3, i;
-    double batch_s = 0.02, settle_s = 0.002, hold_s = 1.0;
+    double batch_s = 0.02, settle_s = 0.002,
+           hold_s = 4.0; /* long enough that one-time costs and tick-based CPU accounting fade */
     int64_t t_start = now_ns();
 
     for (i = 1; i < argc; i++) {

@@ -39,6 +39,10 @@
  * FL__WATCHED_MIN_POLL, or poll_interval when that is longer. */
 #define FL__MIN_POLL         0.05
 #define FL__WATCHED_MIN_POLL 0.1
+/* A soft marker is always released by deleting it, which the directory
+ * watch reports; its re-check only serves network file systems and the
+ * stale-marker judgement (itself at most twice a second). */
+#define FL__WATCHED_MIN_POLL_SOFT 0.25
 /* The cancel callback is consulted at least this often. */
 #define FL__CANCEL_SLICE 0.05
 

@@ -494,9 +494,10 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
          * the cancel callback at least every FL__CANCEL_SLICE; a wake that
          * is only for the callback does not re-try the lock. */
         {
+            double floor = kind == FL_SOFT ? FL__WATCHED_MIN_POLL_SOFT : FL__WATCHED_MIN_POLL;
             double next_check = __fl_now() + interval;
-            if (w.fd >= 0 && interval < FL__WATCHED_MIN_POLL)
-                next_check += FL__WATCHED_MIN_POLL - interval;
+            if (w.fd >= 0 && interval < floor)
+                next_check += floor - interval;
             for (;;) {
                 double now = __fl_now(), until = next_check, slice;
                 if (!forever && now >= deadline) {
