@@ -436,6 +436,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
     double deadline = forever ? 0 : __fl_now() + timeout;
     double interval = poll < FL__MIN_POLL ? FL__MIN_POLL : poll;
     __fl_watch w = FL__WATCH_INIT;
+    double last_cancel = __fl_now();
     int watching = 0, rc, kind;
 #ifdef _WIN32
     w.hold = h;
@@ -514,12 +515,18 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
                 rc = __fl_os_watch_wait(l, kind, &w, slice > 0 ? slice : 0);
                 if (rc < 0 && !(rc == FL_EINTR && cancel))
                     goto fail;
-                if (cancel && cancel(cancel_data, rc == FL_EINTR)) {
-                    rc = __fl_error(FL_ECANCELED, ECANCELED,
-                                    "waiting for lock file '%s' was cancelled", l->path);
-                    goto fail;
-                }
                 now = __fl_now();
+                /* A release event goes straight to the re-try (the waiter's
+                 * latency); the callback still runs on a signal, on every
+                 * other wake, and at least every FL__CANCEL_SLICE. */
+                if (cancel && (rc <= 0 || now - last_cancel >= FL__CANCEL_SLICE)) {
+                    last_cancel = now;
+                    if (cancel(cancel_data, rc == FL_EINTR)) {
+                        rc = __fl_error(FL_ECANCELED, ECANCELED,
+                                        "waiting for lock file '%s' was cancelled", l->path);
+                        goto fail;
+                    }
+                }
                 if (rc > 0 || now >= next_check || (!forever && now >= deadline))
                     break; /* re-try the lock (at the deadline: one last time) */
             }
