@@ -239,8 +239,10 @@ FL_EXTERN int fl_acquire(fl_lock *lock);
  * it, the counter is incremented. Otherwise: @p blocking == 0 or
  * @p timeout == 0 make exactly one attempt; @p timeout < 0 waits forever;
  * @p timeout > 0 waits at most that many seconds. A waiter wakes as soon as
- * the holder releases (blocking flock or inotify), re-checking at least
- * every @p poll_interval seconds (10 ms at the least) where no wake-up exists.
+ * the holder releases (blocking flock, or inotify close/delete events), and
+ * re-checks for releases no event reports every max(@p poll_interval, 100 ms)
+ * with an inotify watch armed (250 ms for the soft lock), or every
+ * max(@p poll_interval, 50 ms) without one, so that a waiter never spins.
  *
  * @return 0; ::FL_ETIMEOUT when not won in time (message "The file lock
  *         '<path>' could not be acquired."); ::FL_EDEADLK when waiting forever
