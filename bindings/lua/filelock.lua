@@ -287,18 +287,19 @@ local function create(what, path, opts)
     return setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
 end
 
+-- A callable class table: Class(path [, opts]) creates a lock of that class.
+local function constructor(class)
+    return setmetatable({}, {
+        __call = function(_, path, opts)
+            return create(class, path, opts)
+        end,
+    })
+end
+
 --- filelock.FileLock(path [, opts]): a kernel lock (flock) on `path`.
-M.FileLock = setmetatable({}, {
-    __call = function(_, path, opts)
-        return create("FileLock", path, opts)
-    end,
-})
+M.FileLock = constructor("FileLock")
 --- filelock.SoftFileLock(path [, opts]): an exclusive-create marker file.
-M.SoftFileLock = setmetatable({}, {
-    __call = function(_, path, opts)
-        return create("SoftFileLock", path, opts)
-    end,
-})
+M.SoftFileLock = constructor("SoftFileLock")
 
 --- True if `x` is a lock object made by FileLock or SoftFileLock.
 function M.is_lock(x)
@@ -485,11 +486,7 @@ end
 --- filelock.ReadWriteLock(path [, opts]): a read/write lock on `path` (the
 -- kernel lock), plus the writers' gate file "<path>.gate". Options as
 -- FileLock() except soft_fallback.
-M.ReadWriteLock = setmetatable({}, {
-    __call = function(_, path, opts)
-        return create("ReadWriteLock", path, opts)
-    end,
-})
+M.ReadWriteLock = constructor("ReadWriteLock")
 
 --- True if `x` is a lock object made by ReadWriteLock.
 function M.is_read_write_lock(x)
