@@ -403,12 +403,11 @@ function methods:owner()
     return get_owner(self[HANDLE])
 end
 
---- lock:is_held_by_us() -> true if the lock file's recorded holder is this
--- process (through this handle or any other); false when free, held by
--- another process, or held by an unknown holder.
+--- lock:is_held_by_us() -> true if this process holds the lock file:
+-- through this handle (any thread) or any other handle of this process;
+-- false when free, held by another process, or held by an unknown holder.
 function methods:is_held_by_us()
-    local o = get_owner(self[HANDLE])
-    return o ~= nil and o.this_process
+    return core.fl_held_by_this_process(self[HANDLE]) ~= 0
 end
 
 --- lock:break_lock(): deletes a soft lock's marker whoever holds it.

@@ -364,6 +364,15 @@ typedef struct fl_owner {
 FL_EXTERN int fl_get_owner(fl_lock *lock, fl_owner *out);
 
 /**
+ * 1 if this process holds the lock file: through this handle (any thread),
+ * or, according to fl_get_owner(), through any other handle or thread of
+ * this process. 0 when free, held by another process, or held by a holder
+ * that cannot be told. The one definition every binding's "held by us"
+ * (Python is_lock_held_by_us, Ruby owned_by_us?, Lua is_held_by_us) uses.
+ */
+FL_EXTERN int fl_held_by_this_process(fl_lock *lock);
+
+/**
  * For operators: deletes the soft lock's marker whoever holds it. This voids
  * mutual exclusion for the current holder; use it only when the holder is
  * known to be gone. Stale markers of dead holders on this host are

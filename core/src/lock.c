@@ -843,6 +843,24 @@ int fl_get_owner(fl_lock *l, fl_owner *out) {
     return __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), out);
 }
 
+int fl_held_by_this_process(fl_lock *l) {
+    fl_owner o;
+    __fl_state *s;
+    int held;
+    if (!l)
+        return 0;
+    check_fork(l);
+    pthread_mutex_lock(&l->mu);
+    held = l->shared.counter > 0;
+    for (s = l->states; s && !held; s = s->next)
+        held = s->counter > 0;
+    pthread_mutex_unlock(&l->mu);
+    if (held)
+        return 1;
+    return __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), &o) == 0 &&
+           o.this_process;
+}
+
 int fl_break_lock(fl_lock *l) {
     if (!l)
         return __fl_error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");

@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <pthread.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -387,6 +389,39 @@ START_TEST(owner_kernel) {
     ck_assert_int_eq(fl_release(l, 0), 0);
     ck_assert_int_eq(fl_get_owner(l, &o), FL_ENOENT);
     fl_lock_free(l);
+}
+END_TEST
+
+/* _i: the lock kind. "Held by this process": this handle from another
+ * thread, another handle of this process, never another process. */
+static void *hold_then_wait(void *arg) {
+    fl_lock *l = arg;
+    ck_assert_int_eq(fl_acquire(l), 0);
+    return NULL;
+}
+
+START_TEST(held_by_this_process) {
+    const char *p = P("x.lock");
+    fl_lock *a = fl_new_kind(p, _i), *b = fl_new_kind(p, _i);
+    pthread_t t;
+    holder hp;
+    ck_assert_int_eq(fl_held_by_this_process(a), 0); /* free, no file */
+    ck_assert_int_eq(fl_acquire(a), 0);
+    ck_assert_int_eq(fl_held_by_this_process(a), 1);
+    ck_assert_int_eq(fl_held_by_this_process(b), 1); /* through the owner record */
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    ck_assert_int_eq(fl_held_by_this_process(a), 0);
+    /* held by another thread through this (thread-local) handle */
+    ck_assert_int_eq(pthread_create(&t, NULL, hold_then_wait, a), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(fl_held_by_this_process(a), 1);
+    ck_assert_int_eq(fl_is_locked(a), 0); /* not by this thread */
+    fl_lock_free(a);                     /* releases the other thread's hold */
+    ck_assert_int_eq(fl_held_by_this_process(b), 0);
+    hp = hold_in_helper(p, _i);
+    ck_assert_int_eq(fl_held_by_this_process(b), 0);
+    holder_finish(&hp);
+    fl_lock_free(b);
 }
 END_TEST
 
@@ -801,6 +836,7 @@ Suite *suite_owner(void) {
     tcase_add_loop_test(tc, owner_soft_marker_without_record, 0,
                         (int)(sizeof no_record / sizeof no_record[0]));
     tcase_add_test(tc, owner_kernel);
+    tcase_add_loop_test(tc, held_by_this_process, FL_KERNEL, FL_SOFT + 1);
     suite_add_tcase(s, tc);
 
     tc = fl_tcase("reclaim");

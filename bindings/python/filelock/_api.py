@@ -316,10 +316,7 @@ class BaseFileLock(contextlib.ContextDecorator):
         this thread (:attr:`is_locked`), or through any handle or thread of
         this process according to :attr:`owner`.
         """
-        if _core.fl_is_locked(self._h):
-            return True
-        rec = _core.flpy_owner(self._h)
-        return rec is not None and rec[3]
+        return bool(_core.fl_held_by_this_process(self._h))
 
     def break_lock(self) -> None:
         """

@@ -209,11 +209,10 @@ class ReadWriteLock:
 
     @property
     def is_lock_held_by_us(self) -> bool:
-        """Whether this thread holds the lock, or :attr:`owner` is this process."""
-        if self.is_locked:
-            return True
-        own = self.owner
-        return own is not None and own.this_process
+        """Whether this process holds the lock file (this object, any thread, or any other
+        handle of this process); the core decides."""
+        h = self._h
+        return h is not None and bool(_core.fl_held_by_this_process(h))
 
     # -- acquire and release -----------------------------------------------
 

@@ -206,10 +206,10 @@ module Filelock
       rec && Owner.new(*rec)
     end
 
-    # True if the current holder is this process (through any lock object
-    # or thread of it), per #owner.
+    # True if this process holds the lock file: through this object (any
+    # thread) or any other lock object or thread of it (the core decides).
     def owned_by_us?
-      owner&.this_process ? true : false
+      Ext.fl_held_by_this_process(@handle) == 1
     end
 
     def inspect
