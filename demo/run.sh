@@ -86,7 +86,7 @@ find_ruby() {
 }
 
 # Lua: demo/writer.lua on our binding. bindings/lua builds one directory
-# per Lua version, <build>/bindings/lua/<v>/{filelock.lua,filelock_core.so},
+# per Lua version, <build>/bindings/lua/<v>/{filelock.lua,filelock/core.so},
 # and lists "<v> <interpreter>" pairs in versions.txt: use the first pair
 # whose interpreter is installed (5.4 comes first).
 find_lua() {

@@ -1,6 +1,7 @@
 /*
- * Lua part of the SWIG interface: module `filelock_core`, the C half of the
- * Lua binding. Users never require it directly; bindings/lua/filelock.lua
+ * Lua part of the SWIG interface: module `filelock.core` (SWIG module name
+ * filelock_core, hence luaopen_filelock_core), the C half of the Lua
+ * binding. Users never require it directly; bindings/lua/filelock.lua
  * builds the documented API (FileLock, SoftFileLock, with, acquire, ...) on
  * top of it. The generated wrapper is compiled once per Lua version (5.1,
  * 5.3, 5.4, LuaJIT): everything version-dependent is decided by the

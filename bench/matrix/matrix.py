@@ -116,7 +116,7 @@ class Env:
         self.lua = shutil.which("lua5.4")
         self.have_pure = os.path.exists("/usr/lib/python3/dist-packages/filelock/__init__.py")
         self.have_ruby = bool(self.ruby) and os.path.exists(os.path.join(self.rb_lib, "filelock_ext.so"))
-        self.have_lua = bool(self.lua) and os.path.exists(os.path.join(self.lua_dir, "filelock_core.so"))
+        self.have_lua = bool(self.lua) and os.path.exists(os.path.join(self.lua_dir, "filelock", "core.so"))
         base = dict(os.environ)
         for k in ("PYTHONPATH", "PYTHONHOME", "RUBYLIB", "RUBYOPT", "LUA_PATH", "LUA_CPATH", "LUA_INIT"):
             base.pop(k, None)

@@ -57,8 +57,9 @@ extern "C" {
 
 /**
  * The error codes, as an X-macro table: X(NAME, value, description).
- * Each expands to a constant `FL_<NAME>`; fl_strerror() and fl_err_name()
- * are generated from the same table.
+ * Each expands to a constant `FL_<NAME>` of ::fl_error (which documents
+ * when each is returned); fl_strerror() and fl_err_name() are generated
+ * from the same table.
  */
 #define FL_ERROR_TABLE(X)                                                                          \
     X(OK, 0, "success")                                                                            \
@@ -86,7 +87,45 @@ extern "C" {
 #define FL__ERROR_ENUM(name, value, text) FL_##name = value,
 /** @endcond */
 
-/** Error codes returned by the library (0 or negative). */
+/**
+ * Error codes returned by the library: 0 or one of these negative values.
+ * The table is ::FL_ERROR_TABLE; fl_err_name() gives the name without the
+ * `FL_` prefix, fl_strerror() the description, and fl_last_error() the
+ * calling thread's full message (the lock file and the OS reason).
+ * OS errors map as: EACCES and EPERM to ::FL_EACCES, ENXIO to ::FL_ENOTREG,
+ * ENOSPC and EDQUOT to ::FL_ENOSPC, ENOSYS, EOPNOTSUPP and ENOTSUP to
+ * ::FL_ENOTSUP, any errno without its own code to ::FL_EOS; fl_last_errno()
+ * keeps the original errno.
+ *
+ * - ::FL_OK (0): success.
+ * - ::FL_EINVAL (-1): a bad argument: empty path, NUL byte in the path (fl_lock_new_n()), NaN
+ *   timeout, negative poll interval, bad mode or options version, a singleton's other settings
+ *   differ, or the OS rejected an argument (EINVAL).
+ * - ::FL_EISDIR (-2): the lock path is a directory.
+ * - ::FL_EACCES (-3): the lock file or its directory may not be opened or created.
+ * - ::FL_EROFS (-4): the lock file would have to be created on a read-only file system.
+ * - ::FL_ENAMETOOLONG (-5): the path or one of its names is too long.
+ * - ::FL_ENOTSUP (-6): the file system has no OS locks (and fl_options.soft_fallback is 0);
+ *   fl_acquire_shared() on a soft lock; fl_break_lock() on a kernel lock; fl_get_owner() when the
+ *   holder cannot be told.
+ * - ::FL_ETIMEOUT (-7): the lock was not won in time, or the single attempt of a non-blocking or
+ *   zero-timeout acquire failed.
+ * - ::FL_EDEADLK (-8): waiting forever for a lock file this thread already holds through another
+ *   handle.
+ * - ::FL_EINTR (-9): a signal interrupted a wait and no cancel callback is set.
+ * - ::FL_ECANCELED (-10): the cancel callback (fl_set_cancel()) ended the wait.
+ * - ::FL_EIO (-11): the OS reported an I/O error, e.g. closing the lock file after the unlock in
+ *   fl_release() (the lock is released all the same).
+ * - ::FL_ENOENT (-12): fl_get_owner(): the lock is free; otherwise a missing path component.
+ * - ::FL_ENOTDIR (-13): a path component is not a directory.
+ * - ::FL_ELOOP (-14): the lock path is a symbolic link (refused, never followed).
+ * - ::FL_ENOTREG (-15): the lock path is not a regular file (FIFO, socket, device).
+ * - ::FL_ENOSPC (-16): no space or quota left to create the lock file or write the marker.
+ * - ::FL_ENOMEM (-17): out of memory.
+ * - ::FL_EOS (-18): any other OS error (see fl_last_errno()).
+ * - ::FL_ELOCKMODE (-19): a read/write lock asked for the other mode while held (no upgrade or
+ *   downgrade).
+ */
 typedef enum fl_error { FL_ERROR_TABLE(FL__ERROR_ENUM) FL__ERROR_END = -20 } fl_error;
 
 /** Which lock implementation a handle uses. */

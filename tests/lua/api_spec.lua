@@ -27,9 +27,9 @@ describe("filelock (" .. _VERSION .. ", " .. H.tag .. ")", function()
     end)
 
     it("loads from the build directory of this Lua version", function()
-        local where = package.searchpath and package.searchpath("filelock_core", package.cpath)
+        local where = package.searchpath and package.searchpath("filelock.core", package.cpath)
         if where then
-            assert.are.equal(H.lua_dir .. "/filelock_core.so", where)
+            assert.are.equal(H.lua_dir .. "/filelock/core.so", where)
         end
         assert.is_string(filelock.version)
         assert.truthy(filelock.version:match("^%d+%.%d+%.%d+$"))
@@ -289,7 +289,7 @@ describe("filelock (" .. _VERSION .. ", " .. H.tag .. ")", function()
         it("maps every core code to a kind exactly once", function()
             local names = {}
             for code = -1, -40, -1 do
-                local name = require("filelock_core").fl_err_name(code)
+                local name = require("filelock.core").fl_err_name(code)
                 if not name or name == "" or name:match("^UNKNOWN") or name == "OK" then
                     break
                 end

@@ -4,7 +4,7 @@
 -- environment set by bindings/lua/CMakeLists.txt:
 --   FL_LUA_EXE     the interpreter running the suite (children use it too)
 --   FL_LUA_TAG     5.4, 5.3, 5.1 or jit
---   FL_LUA_DIR     the build directory holding filelock.lua + filelock_core.so
+--   FL_LUA_DIR     the build directory holding filelock.lua + filelock/core.so
 --   FL_SOURCE_DIR  the source tree
 -- LUA_PATH/LUA_CPATH point at FL_LUA_DIR, so child processes find the module.
 --

@@ -29,7 +29,10 @@ LOCKS = [FileLock, SoftFileLock]
 def test_imports_our_package() -> None:
     assert "dist-packages" not in filelock.__file__ or "bindings" in filelock.__file__
     assert filelock._filelock_core.__file__.endswith(".so")
-    assert isinstance(__version__, str) and __version__.count(".") == 2
+    # <pure-Python API level>.<libfilelock version>, e.g. 3.14.0.0.1.0
+    assert __version__ == f"{filelock.version.api_version}.{filelock.core_version}"
+    assert filelock.core_version == filelock._filelock_core.fl_version()
+    assert __version__.count(".") == 5
     assert FileLock is UnixFileLock
     for name in filelock.__all__:
         assert hasattr(filelock, name)
