@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The rock, the documented way: at the root of (a copy of) the checkout,
+#   luarocks lint filelock-<v>.rockspec
+#   luarocks --lua-version V make --tree TREE        (no rockspec argument)
+# installs filelock.lua and filelock/core.so (module `filelock.core`, the
+# core linked in statically) into TREE, and Lua V uses them through
+# `luarocks path`.
+#
+#   rock_install.sh SOURCE SCRATCH LUA_VERSION
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+source=$1 scratch=$2 v=$3
+lua=lua$v
+for tool in luarocks "$lua" cmake swig cc git; do
+    command -v "$tool" >/dev/null || { echo "SKIPPED: $tool not found"; exit 77; }
+done
+luarocks --lua-version "$v" config variables.LUA_INCDIR >/dev/null 2>&1 &&
+    [ -f "$(luarocks --lua-version "$v" config variables.LUA_INCDIR)/lua.h" ] ||
+    { echo "SKIPPED: no Lua $v headers for luarocks (Debian: liblua$v-dev)"; exit 77; }
+
+rm -rf "$scratch"
+fl_copy_source "$source" "$scratch/src"
+tree=$scratch/tree
+cd "$scratch/src"
+rockspecs=(*.rockspec)
+[ ${#rockspecs[@]} -eq 1 ] || fail "expected one rockspec at the root, found: ${rockspecs[*]}"
+luarocks lint "${rockspecs[0]}" || fail "luarocks lint ${rockspecs[0]}"
+echo "luarocks lint ${rockspecs[0]}: clean"
+timeout -s KILL 500 luarocks --lua-version "$v" make --tree "$tree" >"$scratch/make.log" 2>&1 ||
+    fail "luarocks make: $(tail -40 "$scratch/make.log")"
+for f in "lib/lua/$v/filelock/core.so" "share/lua/$v/filelock.lua"; do
+    [ -f "$tree/$f" ] || fail "no $f in the tree: $(cd "$tree" && find . -type f)"
+done
+luarocks --lua-version "$v" --tree "$tree" list | grep -q '^filelock$' || fail "luarocks list lacks filelock"
+if ldd "$tree/lib/lua/$v/filelock/core.so" | grep -q libfilelock; then
+    fail "the rock's module needs libfilelock.so"
+fi
+
+cd "$scratch"
+unset LUA_PATH LUA_CPATH LUA_INIT "LUA_PATH_${v/./_}" "LUA_CPATH_${v/./_}" || true
+eval "$(luarocks --lua-version "$v" --tree "$tree" path)"
+cat >"$scratch/use.lua" <<'LUA'
+local filelock = require("filelock")
+local lock = filelock.FileLock(arg[1], { timeout = 0 })
+local other = filelock.FileLock(arg[1], { timeout = 0 })
+local inner = lock:with(function()
+    local ok, err = pcall(other.acquire, other)
+    return (not ok and filelock.is_timeout(err)) and "excluded" or "NOT EXCLUDED"
+end)
+print(inner, package.loaded["filelock.core"] and "filelock.core" or "no filelock.core", filelock.version)
+LUA
+out=$("$lua" "$scratch/use.lua" "$scratch/x.lock")
+echo "lua$v: $out"
+case $out in excluded$'\t'filelock.core$'\t'[0-9]*.[0-9]*.[0-9]*) ;; *) fail "unexpected: $out" ;; esac
+echo OK
