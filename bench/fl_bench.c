@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -912,7 +913,7 @@ static void cleanup(void) {
 
 static void usage(FILE *f) {
     fprintf(
-        f, "usage: fl_bench [options]\n"
+        f, "usage: fl_bench [options]   (--opt=VALUE or --opt VALUE)\n"
            "  --parts=LIST     comma-separated: uncontended,wakeup,cpu,contention (default all)\n"
            "  --reps=N         uncontended: interleaved batches per case (default 15)\n"
            "  --batch-ms=MS    uncontended: length of one batch (default 20)\n"
@@ -926,15 +927,6 @@ static void usage(FILE *f) {
            "  --dir=DIR        scratch directory (default: a new one under $TMPDIR or /tmp)\n"
            "  --quick          small counts, for a smoke run\n"
            "  --tsv            also print 'TSV<tab>part<tab>case<tab>metric<tab>value<tab>unit'\n");
-}
-
-static int opt_val(const char *arg, const char *name, const char **val) {
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) == 0 && arg[n] == '=') {
-        *val = arg + n + 1;
-        return 1;
-    }
-    return 0;
 }
 
 static long to_long(const char *s, const char *opt) {
@@ -955,49 +947,102 @@ static double to_double(const char *s, const char *opt) {
 
 int main(int argc, char **argv) {
     const char *parts = "uncontended,wakeup,cpu,contention", *dir = NULL, *v;
-    int reps = 15, rounds = 200, cpu_reps = 2, procs = 8, iters = 500, cont_reps = 3, i;
+    int reps = 15, rounds = 200, cpu_reps = 2, procs = 8, iters = 500, cont_reps = 3;
     double batch_s = 0.02, settle_s = 0.002,
            hold_s = 4.0; /* long enough that one-time costs and tick-based CPU accounting fade */
     int64_t t_start = now_ns();
 
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--tsv") == 0) {
-            g_tsv = 1;
-        } else if (strcmp(a, "--quick") == 0) {
-            reps = 5;
-            batch_s = 0.005;
-            rounds = 20;
-            cpu_reps = 1;
-            hold_s = 0.3;
-            iters = 50;
-            cont_reps = 1;
-        } else if (opt_val(a, "--parts", &v)) {
-            parts = v;
-        } else if (opt_val(a, "--reps", &v)) {
-            reps = (int)to_long(v, "--reps");
-        } else if (opt_val(a, "--batch-ms", &v)) {
-            batch_s = to_double(v, "--batch-ms") / 1e3;
-        } else if (opt_val(a, "--rounds", &v)) {
-            rounds = (int)to_long(v, "--rounds");
-        } else if (opt_val(a, "--settle-ms", &v)) {
-            settle_s = to_double(v, "--settle-ms") / 1e3;
-        } else if (opt_val(a, "--cpu-reps", &v)) {
-            cpu_reps = (int)to_long(v, "--cpu-reps");
-        } else if (opt_val(a, "--hold", &v)) {
-            hold_s = to_double(v, "--hold");
-        } else if (opt_val(a, "--procs", &v)) {
-            procs = (int)to_long(v, "--procs");
-        } else if (opt_val(a, "--iters", &v)) {
-            iters = (int)to_long(v, "--iters");
-        } else if (opt_val(a, "--cont-reps", &v)) {
-            cont_reps = (int)to_long(v, "--cont-reps");
-        } else if (opt_val(a, "--dir", &v)) {
-            dir = v;
-        } else {
+    {
+        enum {
+            O_PARTS = 256,
+            O_REPS,
+            O_BATCH,
+            O_ROUNDS,
+            O_SETTLE,
+            O_CPU_REPS,
+            O_HOLD,
+            O_PROCS,
+            O_ITERS,
+            O_CONT_REPS,
+            O_DIR,
+            O_QUICK,
+            O_TSV
+        };
+        static const struct option longopts[] = {
+            {"help", no_argument, NULL, 'h'},
+            {"tsv", no_argument, NULL, O_TSV},
+            {"quick", no_argument, NULL, O_QUICK},
+            {"parts", required_argument, NULL, O_PARTS},
+            {"reps", required_argument, NULL, O_REPS},
+            {"batch-ms", required_argument, NULL, O_BATCH},
+            {"rounds", required_argument, NULL, O_ROUNDS},
+            {"settle-ms", required_argument, NULL, O_SETTLE},
+            {"cpu-reps", required_argument, NULL, O_CPU_REPS},
+            {"hold", required_argument, NULL, O_HOLD},
+            {"procs", required_argument, NULL, O_PROCS},
+            {"iters", required_argument, NULL, O_ITERS},
+            {"cont-reps", required_argument, NULL, O_CONT_REPS},
+            {"dir", required_argument, NULL, O_DIR},
+            {NULL, 0, NULL, 0}};
+        int c;
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+            v = optarg;
+            switch (c) {
+            case 'h':
+                usage(stdout);
+                return 0;
+            case O_TSV:
+                g_tsv = 1;
+                break;
+            case O_QUICK:
+                reps = 5;
+                batch_s = 0.005;
+                rounds = 20;
+                cpu_reps = 1;
+                hold_s = 0.3;
+                iters = 50;
+                cont_reps = 1;
+                break;
+            case O_PARTS:
+                parts = v;
+                break;
+            case O_REPS:
+                reps = (int)to_long(v, "--reps");
+                break;
+            case O_BATCH:
+                batch_s = to_double(v, "--batch-ms") / 1e3;
+                break;
+            case O_ROUNDS:
+                rounds = (int)to_long(v, "--rounds");
+                break;
+            case O_SETTLE:
+                settle_s = to_double(v, "--settle-ms") / 1e3;
+                break;
+            case O_CPU_REPS:
+                cpu_reps = (int)to_long(v, "--cpu-reps");
+                break;
+            case O_HOLD:
+                hold_s = to_double(v, "--hold");
+                break;
+            case O_PROCS:
+                procs = (int)to_long(v, "--procs");
+                break;
+            case O_ITERS:
+                iters = (int)to_long(v, "--iters");
+                break;
+            case O_CONT_REPS:
+                cont_reps = (int)to_long(v, "--cont-reps");
+                break;
+            case O_DIR:
+                dir = v;
+                break;
+            default: /* getopt_long has said what was wrong */
+                usage(stderr);
+                return 2;
+            }
+        }
+        if (optind < argc) {
+            fprintf(stderr, "fl_bench: unexpected argument '%s'\n", argv[optind]);
             usage(stderr);
             return 2;
         }

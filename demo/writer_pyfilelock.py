@@ -9,6 +9,7 @@ SoftFileLock also creates the lock path with O_CREAT|O_EXCL, so it excludes
 (and is excluded by) libfilelock's FileLock / SoftFileLock on the same path.
 The line format and the fragile read-modify-write follow demo/README.md.
 """
+import argparse
 import os
 import random
 import sys
@@ -20,13 +21,16 @@ TEXT = "its-over-anakin-i-have-the-high-ground"
 
 
 def main(argv):
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    flags = [a for a in argv[1:] if a.startswith("--")]
-    if len(args) != 4 or any(f != "--soft" for f in flags):
-        sys.stderr.write("usage: writer_pyfilelock.py <file> <lockfile> <count> <tag> [--soft]\n")
-        return 2
-    path, lockfile, count, tag = args[0], args[1], int(args[2]), args[3]
-    cls = filelock.SoftFileLock if "--soft" in flags else filelock.FileLock
+    ap = argparse.ArgumentParser(prog="writer_pyfilelock.py",
+                                 description="append lines to FILE under LOCKFILE with py-filelock")
+    ap.add_argument("file")
+    ap.add_argument("lockfile")
+    ap.add_argument("count", type=int)
+    ap.add_argument("tag")
+    ap.add_argument("--soft", action="store_true", help="SoftFileLock instead of FileLock")
+    a = ap.parse_args(argv[1:])
+    path, lockfile, count, tag = a.file, a.lockfile, a.count, a.tag
+    cls = filelock.SoftFileLock if a.soft else filelock.FileLock
     # py-filelock waits by polling; 50 ms (its default) would make this writer
     # lose nearly every race against writers that are woken on release.
     lock = cls(lockfile, timeout=30)

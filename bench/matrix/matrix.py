@@ -28,6 +28,7 @@ Parts (one table each, all figures also in the TSV):
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import random
@@ -38,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from tabulate import tabulate  # Debian: python3-tabulate
 
 CTR_LEN = 20
 
@@ -168,13 +171,14 @@ def check_ready(w: Worker, lang: str, env: Env) -> str:
 # --------------------------------------------------------------------------
 
 
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (as fl_bench computes it)."""
+def pct(values: list[float], p: int) -> float:
+    """The p-th percentile (1 <= p <= 99), interpolated between the samples
+    (statistics.quantiles, method "inclusive": the sample's own range)."""
     if not values:
         return float("nan")
-    v = sorted(values)
-    i = max(1, min(len(v), int(p / 100.0 * len(v) + 0.999999)))
-    return v[i - 1]
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
 class Report:
@@ -189,27 +193,19 @@ class Report:
         self.rows.append((part, case, lang, metric, value, unit))
 
     def table(self, title: str, header: list[str], rows: list[list[str]], note: str = "") -> None:
-        widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-        lines = ["", f"== {title} =="]
-        fmt_row = lambda r: "  ".join(  # noqa: E731
-            (str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i])) for i, c in enumerate(r)
-        )
-        lines.append(fmt_row(header))
-        lines += [fmt_row(r) for r in rows]
-        if note:
-            lines.append(note)
+        """One table, printed as aligned text and kept for matrix.txt and
+        (as a pipe table) matrix.md; figures are right-aligned."""
+        cells = [[str(c) for c in r] for r in rows]
+        opts = dict(headers=header, disable_numparse=True,
+                    colalign=["left"] + ["right"] * (len(header) - 1))
+        text = tabulate(cells, tablefmt="simple", **opts).splitlines()
+        lines = ["", f"== {title} =="] + text + ([note] if note else [])
         for ln in lines:
             print(ln)
         sys.stdout.flush()
         self.text += lines
-        self.md += ["", f"### {title}", ""]
-        self.md.append("| " + " | ".join(header) + " |")
-        def numeric(i: int) -> bool:  # right-align columns of figures
-            cells = [str(r[i]).replace(" ", "").replace("-", "") for r in rows if str(r[i]).strip()]
-            return bool(cells) and all(c.replace(".", "", 1).isdigit() for c in cells)
-
-        self.md.append("|" + "|".join("---:" if numeric(i) else "---" for i in range(len(header))) + "|")
-        self.md += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+        md_cells = [[c.replace("|", "\\|") for c in r] for r in cells]
+        self.md += ["", f"### {title}", ""] + tabulate(md_cells, tablefmt="pipe", **opts).splitlines()
         if note:
             self.md += ["", note]
 
@@ -939,10 +935,10 @@ def main() -> int:
     rep.md += [f"| {'met' if ok else '**missed**'} | {text} |" for ok, text in rep.verdicts]
 
     tsv = os.path.join(args.out, "matrix.tsv")
-    with open(tsv, "w") as fh:
-        fh.write("part\tcase\tlang\tmetric\tvalue\tunit\n")
-        for r in rep.rows:
-            fh.write("\t".join(str(x) if not isinstance(x, float) else f"{x:.6g}" for x in r) + "\n")
+    with open(tsv, "w", newline="") as fh:
+        w = csv.writer(fh, dialect="excel-tab", lineterminator="\n")
+        w.writerow(["part", "case", "lang", "metric", "value", "unit"])
+        w.writerows([x if not isinstance(x, float) else f"{x:.6g}" for x in r] for r in rep.rows)
     with open(os.path.join(args.out, "matrix.txt"), "w") as fh:
         fh.write("\n".join(rep.text) + "\n")
     with open(os.path.join(args.out, "matrix.md"), "w") as fh:

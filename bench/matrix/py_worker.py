@@ -15,6 +15,7 @@ refuse a mix-up. The line protocol is the one of mx_c.c; see matrix.py.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import resource
@@ -226,15 +227,22 @@ def contend(lib: str, case: str, path: str, data_path: str, iters: int) -> None:
 
 
 def main() -> None:
-    lib, mode = sys.argv[1], sys.argv[2]
-    if mode == "serve":
-        serve(lib, sys.argv[3])
-    elif mode == "role":
-        role(lib, sys.argv[3])
-    elif mode == "contend":
-        contend(lib, sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
+    ap = argparse.ArgumentParser(prog="py_worker.py", description="benchmark matrix worker (Python)")
+    ap.add_argument("lib", choices=["ours", "pure"], help="which filelock the worker uses")
+    sub = ap.add_subparsers(dest="mode", required=True)
+    sub.add_parser("serve").add_argument("dir")
+    sub.add_parser("role").add_argument("dir")
+    c = sub.add_parser("contend")
+    for name in ("case", "lockfile", "data"):
+        c.add_argument(name)
+    c.add_argument("iters", type=int)
+    a = ap.parse_args()
+    if a.mode == "serve":
+        serve(a.lib, a.dir)
+    elif a.mode == "role":
+        role(a.lib, a.dir)
     else:
-        raise SystemExit(f"py_worker: unknown mode {mode!r}")
+        contend(a.lib, a.case, a.lockfile, a.data, a.iters)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ and refuses to run on anything else, so a mix-up cannot pass unnoticed.
 Times are time.monotonic_ns(): CLOCK_MONOTONIC, the clock of every worker.
 """
 
+import argparse
 import os
 import random
 import sys
@@ -93,16 +94,32 @@ def cycles(fl, args):
     return 0
 
 
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="worker.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--pyfl", action="store_true",
+                    help="use Debian's pure-Python filelock (and refuse our binding)")
+    sub = ap.add_subparsers(dest="mode", required=True)
+    h = sub.add_parser("hold", help="take the lock COUNT times (0: until killed), logging each hold")
+    for name in ("lockfile", "counter", "log"):
+        h.add_argument(name)
+    for name in ("count", "min_us", "max_us"):
+        h.add_argument(name, type=int)
+    h.add_argument("kind", help="soft, or anything else for the kernel lock")
+    h.add_argument("timeout", type=float)
+    c = sub.add_parser("cycles", help="N acquire/release cycles, then report fds and RSS")
+    c.add_argument("lockfile")
+    c.add_argument("n", type=int)
+    c.add_argument("kind", help="soft, or anything else for the kernel lock")
+    return ap.parse_args(argv)
+
+
 def main(argv):
-    pyfl = "--pyfl" in argv
-    argv = [a for a in argv if a != "--pyfl"]
-    fl = load(pyfl)
-    if len(argv) == 9 and argv[0] == "hold":
-        return hold(fl, pyfl, argv[1:])
-    if len(argv) == 4 and argv[0] == "cycles":
-        return cycles(fl, argv[1:])
-    sys.stderr.write(__doc__)
-    return 2
+    a = parse_args(argv)
+    fl = load(a.pyfl)
+    if a.mode == "hold":
+        return hold(fl, a.pyfl, [a.lockfile, a.counter, a.log, a.count, a.min_us, a.max_us,
+                                 a.kind, a.timeout])
+    return cycles(fl, [a.lockfile, a.n, a.kind])
 
 
 if __name__ == "__main__":
