@@ -196,8 +196,13 @@ class Report:
         """One table, printed as aligned text and kept for matrix.txt and
         (as a pipe table) matrix.md; figures are right-aligned."""
         cells = [[str(c) for c in r] for r in rows]
-        opts = dict(headers=header, disable_numparse=True,
-                    colalign=["left"] + ["right"] * (len(header) - 1))
+
+        def numeric(i: int) -> bool:  # a column of figures ("-" for none)
+            col = [r[i].replace(" ", "").replace("-", "") for r in cells if r[i].strip()]
+            return bool(col) and all(c.replace(".", "", 1).isdigit() for c in col)
+
+        align = ["right" if numeric(i) else "left" for i in range(len(header))]
+        opts = dict(headers=header, disable_numparse=True, colalign=align)
         text = tabulate(cells, tablefmt="simple", **opts).splitlines()
         lines = ["", f"== {title} =="] + text + ([note] if note else [])
         for ln in lines:

@@ -41,15 +41,23 @@ end
 local lock = filelock.FileLock(lockfile, { timeout = 1 })
 local held = lock:with(flock_n)
 local free = flock_n()
+-- Where the two halves really came from: the Lua file's chunk name, and
+-- the shared object as mapped into this process.
+local lua_file = debug.getinfo(filelock.is_timeout, "S").source:gsub("^@", "")
+local so_file = "?"
+for line in io.lines("/proc/self/maps") do
+    local p = line:match("(/%S*filelock/core%.so)$")
+    if p then so_file = p end
+end
 local f = assert(io.open(out, "w"))
-f:write(string.format("%s held=%d free=%d lua=%s\n", filelock.version, held, free,
-    jit and jit.version or _VERSION))
+f:write(string.format("%s held=%d free=%d lua=%s\n%s\n%s\n", filelock.version, held, free,
+    jit and jit.version or _VERSION, lua_file, so_file))
 f:close()
 LUA
 
-run_nvim() { # name, then --cmd setup lines
-    local name=$1 result=$scratch/$1.out
-    shift
+run_nvim() { # name, directory the module must come from, then --cmd setup lines
+    local name=$1 from=$2 result=$scratch/$1.out
+    shift 2
     rm -f "$result"
     HOME=$scratch/home XDG_CONFIG_HOME=$scratch/xdg XDG_DATA_HOME=$scratch/xdg-data \
     timeout -s KILL 60 nvim --headless --clean -u NONE -i NONE "$@" \
@@ -58,12 +66,14 @@ run_nvim() { # name, then --cmd setup lines
         -c 'qa!' </dev/null >"$scratch/$name.log" 2>&1 ||
         fail "nvim ($name): $(cat "$scratch/$name.log")"
     [ -f "$result" ] || fail "nvim ($name) wrote no result: $(cat "$scratch/$name.log")"
-    local got
-    got=$(cat "$result")
-    echo "nvim, $name: $got"
+    local got lua_file so_file
+    got=$(sed -n 1p "$result") lua_file=$(sed -n 2p "$result") so_file=$(sed -n 3p "$result")
+    echo "nvim, $name: $got; $lua_file; $so_file"
     case $got in *" held=1 free=0 "*) ;; *) fail "nvim ($name): flock(1) not excluded while held: $got" ;; esac
+    case $lua_file in "$from"/*) ;; *) fail "nvim ($name): filelock.lua loaded from $lua_file, not $from" ;; esac
+    case $so_file in "$from"/*) ;; *) fail "nvim ($name): filelock/core.so loaded from $so_file, not $from" ;; esac
 }
 
-run_nvim shipped --cmd "set runtimepath^=$plugin"
-run_nvim rock-tree --cmd "lua package.path = '$tree/share/lua/5.1/?.lua;' .. package.path; package.cpath = '$tree/lib/lua/5.1/?.so;' .. package.cpath"
+run_nvim shipped "$plugin" --cmd "set runtimepath^=$plugin"
+run_nvim rock-tree "$tree" --cmd "lua package.path = '$tree/share/lua/5.1/?.lua;' .. package.path; package.cpath = '$tree/lib/lua/5.1/?.so;' .. package.cpath"
 echo OK
