@@ -110,8 +110,9 @@ class BuildSwigExt(build_ext):
              "-o", str(wrapper), str(CSRC / "swig" / "python.i")]
         )
         for ext in self.extensions:
-            # Relative source paths keep the objects inside build_temp.
-            ext.sources = [str(wrapper), *(str(p.relative_to(HERE)) for p in core_sources())]
+            # Absolute paths: the objects still land inside build_temp
+            # (distutils re-roots them there), whatever the current directory.
+            ext.sources = [str(wrapper.resolve()), *(str(p) for p in core_sources())]
         super().run()
 
 

@@ -20,17 +20,22 @@ checkout = File.expand_path("../..", here)
 header = File.join(checkout, "core", "include", "filelock.h")
 
 if File.file?(header) && File.file?(File.join(checkout, "swig", "ruby.i"))
-  staged = Dir[File.join(ext_dir, "*.{c,h}")]
-  FileUtils.rm_f(staged)
+  wrapper = File.join(ext_dir, "filelock_ruby_wrap.c")
+  inputs = [header, *Dir[File.join(checkout, "swig", "*.i")]]
+  # Regenerate the wrapper only when an input is newer (Bundler evaluates a
+  # path gem's gemspec on every run).
+  fresh = File.exist?(wrapper) && inputs.all? { |f| File.mtime(f) <= File.mtime(wrapper) }
+  FileUtils.rm_f(Dir[File.join(ext_dir, "*.{c,h}")] - [wrapper])
   FileUtils.cp(header, ext_dir)
   Dir[File.join(checkout, "core", "src", "*.{c,h}")].each { |f| FileUtils.cp(f, ext_dir) }
   FileUtils.cp(File.join(checkout, "LICENSE"), here)
-  swig = %w[swig swig4.0].find { |s| system(s, "-version", out: File::NULL, err: File::NULL) }
-  abort "libfilelock.gemspec: swig >= 4 is needed to build the gem (Debian: apt-get install swig)" unless swig
-  wrapper = File.join(ext_dir, "filelock_ruby_wrap.c")
-  ok = system(swig, "-ruby", "-Wall", "-I#{File.join(checkout, "core", "include")}",
-              "-I#{File.join(checkout, "swig")}", "-o", wrapper, File.join(checkout, "swig", "ruby.i"))
-  abort "libfilelock.gemspec: swig failed" unless ok
+  unless fresh
+    swig = %w[swig swig4.0].find { |s| system(s, "-version", out: File::NULL, err: File::NULL) }
+    abort "libfilelock.gemspec: swig >= 4 is needed to build the gem (Debian: apt-get install swig)" unless swig
+    ok = system(swig, "-ruby", "-Wall", "-I#{File.join(checkout, "core", "include")}",
+                "-I#{File.join(checkout, "swig")}", "-o", wrapper, File.join(checkout, "swig", "ruby.i"))
+    abort "libfilelock.gemspec: swig failed" unless ok
+  end
 end
 
 # The one version source is FL_VERSION_* in filelock.h (staged above).

@@ -26,6 +26,11 @@ cd "$scratch/src"
 rockspecs=(*.rockspec)
 [ ${#rockspecs[@]} -eq 1 ] || fail "expected one rockspec at the root, found: ${rockspecs[*]}"
 luarocks lint "${rockspecs[0]}" || fail "luarocks lint ${rockspecs[0]}"
+# One version source: the rockspec's upstream version is the header's.
+version=$(sed -n 's/^#define FL_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' \
+    core/include/filelock.h | paste -sd.)
+case ${rockspecs[0]} in "filelock-$version-"*.rockspec) ;; *) fail "${rockspecs[0]} is not version $version (core/include/filelock.h)" ;; esac
+grep -q "^version = \"$version-[0-9]*\"" "${rockspecs[0]}" || fail "version field of ${rockspecs[0]} is not $version-N"
 echo "luarocks lint ${rockspecs[0]}: clean"
 timeout -s KILL 500 luarocks --lua-version "$v" make --tree "$tree" >"$scratch/make.log" 2>&1 ||
     fail "luarocks make: $(tail -40 "$scratch/make.log")"
