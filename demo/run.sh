@@ -107,15 +107,20 @@ find_lua() {
 }
 
 # Interop: Debian's pure-Python filelock (python3-filelock) on the same lock
-# file. PYTHONPATH is cleared so that our own package cannot shadow it.
+# file. Python runs without the site module (-S) and with only Debian's
+# package directory on PYTHONPATH, so that neither a PYTHONPATH of ours nor
+# our package installed by `cmake --install` (e.g. in
+# /usr/local/lib/python3.X/dist-packages) can shadow it.
 find_pyfilelock() {
-    local script=$DEMO_DIR/writer_pyfilelock.py
+    local script=$DEMO_DIR/writer_pyfilelock.py deb=/usr/lib/python3/dist-packages
     [[ -f $script ]] || { SKIP="demo/writer_pyfilelock.py missing"; return 1; }
-    env -u PYTHONPATH /usr/bin/python3 -c '
-import sys, filelock
-sys.exit(0 if filelock.__file__.startswith("/usr/lib/python3/") else 1)' >/dev/null 2>&1 ||
+    [[ -f $deb/filelock/__init__.py ]] ||
         { SKIP="Debian's python3-filelock is not installed (apt-get install python3-filelock)"; return 1; }
-    WRITER=(env -u PYTHONPATH /usr/bin/python3 "$script")
+    PYTHONPATH=$deb /usr/bin/python3 -S -c '
+import sys, filelock
+sys.exit(0 if filelock.__file__.startswith(sys.argv[1] + "/") else 1)' "$deb" >/dev/null 2>&1 ||
+        { SKIP="python3 -S with PYTHONPATH=$deb does not import Debian's filelock"; return 1; }
+    WRITER=(env PYTHONPATH="$deb" /usr/bin/python3 -S "$script")
     WRITER_ENV=()
 }
 

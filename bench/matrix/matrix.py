@@ -137,7 +137,10 @@ class Env:
         if lang == "py":
             return [self.py, os.path.join(self.here, "py_worker.py"), "ours", *rest], self.env_ours
         if lang == "pure":
-            return [self.py, os.path.join(self.here, "py_worker.py"), "pure", *rest], self.env_plain
+            # -S and only Debian's directory: an installed copy of ours
+            # (/usr/local/lib/python3.X/dist-packages) must not stand in.
+            return ([self.py, "-S", os.path.join(self.here, "py_worker.py"), "pure", *rest],
+                    dict(self.env_plain, PYTHONPATH="/usr/lib/python3/dist-packages"))
         if lang == "rb":
             assert self.ruby
             return [self.ruby, "-I", self.rb_lib, os.path.join(self.here, "rb_worker.rb"), *rest], self.env_plain

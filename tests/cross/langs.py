@@ -61,9 +61,13 @@ def discover(build, c_program, script_base):
     langs["py"] = Lang("py", [DEBIAN_PYTHON, os.path.join(HERE, script_base + ".py")], py_env,
                        None if ok else "Python binding not built (%s)" % pkg)
 
-    pyfl_ok = os.path.isfile("/usr/lib/python3/dist-packages/filelock/__init__.py")
-    langs["pyfl"] = Lang("pyfl", [DEBIAN_PYTHON, "-s", os.path.join(HERE, script_base + ".py"),
-                                  "--pyfl"], dict(env),
+    # -S and only Debian's package directory on the path: our package
+    # installed by `cmake --install` (/usr/local/lib/python3.X/dist-packages)
+    # must not shadow Debian's.
+    deb = "/usr/lib/python3/dist-packages"
+    pyfl_ok = os.path.isfile(os.path.join(deb, "filelock", "__init__.py"))
+    langs["pyfl"] = Lang("pyfl", [DEBIAN_PYTHON, "-S", os.path.join(HERE, script_base + ".py"),
+                                  "--pyfl"], dict(env, PYTHONPATH=deb),
                          None if pyfl_ok else "Debian's python3-filelock is not installed")
 
     rblib = os.path.join(build, "bindings", "ruby", "lib")
