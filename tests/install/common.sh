@@ -12,8 +12,10 @@ fl_copy_source() {
     local src=$1 dest=$2
     mkdir -p "$dest"
     if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        # Files deleted but not yet committed are listed too: skip them.
         (cd "$src" && git ls-files -z --cached --others --exclude-standard |
-            xargs -0 tar --no-recursion -cf - 2>/dev/null) | tar -C "$dest" -xf -
+            while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
+            tar --null --no-recursion -T - -cf -) | tar -C "$dest" -xf -
     else
         tar -C "$src" --exclude='./build*' --exclude=./.git -cf - . | tar -C "$dest" -xf -
     fi
