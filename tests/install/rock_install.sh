@@ -15,9 +15,11 @@ lua=lua$v
 for tool in luarocks "$lua" cmake swig cc git; do
     command -v "$tool" >/dev/null || { echo "SKIPPED: $tool not found"; exit 77; }
 done
-luarocks --lua-version "$v" config variables.LUA_INCDIR >/dev/null 2>&1 &&
-    [ -f "$(luarocks --lua-version "$v" config variables.LUA_INCDIR)/lua.h" ] ||
-    { echo "SKIPPED: no Lua $v headers for luarocks (Debian: liblua$v-dev)"; exit 77; }
+incdir=$(luarocks --lua-version "$v" config variables.LUA_INCDIR 2>/dev/null || true)
+if [ ! -f "$incdir/lua.h" ]; then
+    echo "SKIPPED: no Lua $v headers for luarocks (Debian: liblua$v-dev)"
+    exit 77
+fi
 
 rm -rf "$scratch"
 fl_copy_source "$source" "$scratch/src"
