@@ -17,7 +17,7 @@ for tool in luarocks "$lua" cmake swig cc git; do
 done
 incdir=$(luarocks --lua-version "$v" config variables.LUA_INCDIR 2>/dev/null || true)
 if [ ! -f "$incdir/lua.h" ]; then
-    echo "SKIPPED: no Lua $v headers for luarocks (Debian: liblua$v-dev)"
+    echo "SKIPPED: no Lua $v headers for luarocks (Debian: liblua5.4-dev, liblua5.1-0-dev)"
     exit 77
 fi
 
