@@ -13,7 +13,8 @@ bats_load_library bats-assert
 HOLD_LIMIT=15 # seconds a holder waits for its "go" file before giving up
 DEADLINE=20   # hard deadline of each command under test
 
-setup() {
+# A file that needs its own setup calls common_setup from it.
+common_setup() {
     FILELOCK=$(readlink -f "${FILELOCK:?set FILELOCK to the filelock binary}")
     [ -x "$FILELOCK" ] || fail "not executable: $FILELOCK"
     TMP=$(mktemp -d /tmp/fl-cli.XXXXXX)
@@ -22,6 +23,8 @@ setup() {
     HOST=$(hostname)
     BG_PIDS=()
 }
+
+setup() { common_setup; }
 
 teardown() {
     local p
@@ -133,8 +136,8 @@ not_before() {
 nobody_or_skip() {
     [ "$(id -u)" = 0 ] || skip "needs root to drop to user nobody"
     command -v setpriv >/dev/null || skip "needs setpriv (util-linux)"
-    setpriv --reuid=65534 --regid=65534 --clear-groups "$FILELOCK" -V >/dev/null 2>&1 ||
+    "${AS_NOBODY[@]}" "$FILELOCK" -V >/dev/null 2>&1 ||
         skip "user nobody cannot run $FILELOCK (build tree not world-readable)"
 }
-# as_nobody COMMAND...: runs COMMAND as uid/gid 65534.
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# "${AS_NOBODY[@]}" COMMAND...: runs COMMAND as uid/gid 65534.
+AS_NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
