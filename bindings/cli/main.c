@@ -2,12 +2,14 @@
  * filelock(1): run a command while holding a lock on a lock file, with
  * util-linux flock(1)'s usage and options, through libfilelock.
  *
- * The lock is taken by this process through the library and held until the
- * command ends. Unlike flock(1), the command does not inherit the lock's
- * descriptor (the library opens it close-on-exec and does not expose it), so
- * this process must outlive the command: signals that would kill it while
- * the command runs are caught and passed on to the command instead, and the
- * exit status is the command's. Only SIGKILL can separate the two.
+ * The lock is taken through the library, and it lives exactly as long as
+ * the command, not as long as this process: the command inherits the kernel
+ * lock's descriptor (fl_lock_fd), as with flock(1), and a soft marker names
+ * the command's pid (fl_set_owner_pid), so killing filelock, even with
+ * SIGKILL, cannot free the lock while the command runs. Signals sent to
+ * filelock meanwhile are passed on to the command, and the exit status is
+ * the command's. Exit statuses and messages follow flock(1) 2.38; the man
+ * page lists every difference with its reason.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -82,6 +84,7 @@ static void help(void) {
            "\n"
            "Run a command while holding a lock on <lockfile> (created if\n"
            "missing, never deleted), or lock an open file descriptor of the shell.\n"
+           "The lock lasts as long as the command; signals are passed on to it.\n"
            "Compatible with util-linux flock(1); the lock excludes flock(1), flock(2)\n"
            "and every libfilelock user (C, Python, Ruby, Lua).\n"
            "\n"
@@ -91,7 +94,8 @@ static void help(void) {
            "  -n, --nb, --nonblock         fail at once if the lock is held\n"
            "  -w, --timeout, --wait SECS   give up after SECS seconds (fractions allowed)\n"
            "  -E, --conflict-exit-code N   exit code for -n / -w failures (default 1)\n"
-           "  -o, --close                  accepted; the command never inherits the lock\n"
+           "  -o, --close                  do not pass the lock's descriptor to the command\n"
+           "  -F, --no-fork                exec the command in place of filelock\n"
            "  -u, --unlock                 unlock <fd>\n"
            "  -c, --command CMD            run CMD with \"$SHELL -c\" (default /bin/sh)\n"
            "      --soft                   use the soft lock (a marker file)\n"
@@ -102,10 +106,10 @@ static void help(void) {
            "  -V, --version                show the version\n"
            "\n"
            "Exit status: the command's (128+N if signal N killed it); 1 (or -E) when\n"
-           "the lock is held (-n) or the wait timed out (-w); 64 bad usage; 66 lock\n"
-           "file missing, inaccessible or invalid; 69 locking unsupported here; 70\n"
-           "internal error; 71 system error; 73 cannot create the lock file; 74 I/O\n"
-           "error; 126/127 the command cannot be run / was not found.\n"
+           "the lock is held (-n) or the wait timed out (-w); 64 bad usage; 65 bad\n"
+           "file descriptor; 66 lock file missing, inaccessible or invalid; 69 the\n"
+           "command cannot be run, or locking unsupported here; 70 internal error;\n"
+           "71 system error; 73 cannot create the lock file; 74 I/O error.\n"
            "See filelock(1).\n",
            cli_prog, cli_prog, cli_prog, cli_prog);
 }
