@@ -229,7 +229,9 @@ static void on_signal(int sig, siginfo_t *info, void *ctx) {
          * foreground group, the command included: not sent twice. */
         if (from_process)
             kill(child, sig);
-    } else if (!default_ignored(sig) && !g_signal) {
+    } else if (!default_ignored(sig) && !g_signal && (!info || info->si_code > 0 || from_process)) {
+        /* Not one we raised ourselves: a SIGPIPE from our own write to a
+         * closed pipe is an EPIPE we handle, and abort() re-raises. */
         g_signal = sig;
     }
     errno = saved;
@@ -505,11 +507,10 @@ static void reap(pid_t pid) {
         ;
 }
 
-/* A child that never got the go byte ends at once: closing the pipe tells it. */
-static void abandon(cli_child *c) {
-    close(c->go_fd);
-    reap(c->pid);
-}
+/* A child that never got the go byte ends at once: closing the pipe tells
+ * it. The caller reaps it after releasing the lock (a soft marker may name
+ * it). */
+static void abandon(cli_child *c) { close(c->go_fd); }
 
 /* Lets the command run, unless a signal arrived since the lock was won
  * (then returns -1: the caller releases and dies by it). From here on,
@@ -593,6 +594,8 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         if (have_child)
             abandon(&child);
         fl_lock_free(lock);
+        if (have_child)
+            reap(child.pid);
         if (g_signal)
             return die_by_signal(g_signal);
         return rc;
@@ -626,6 +629,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         /* A signal arrived between winning the lock and starting. */
         abandon(&child);
         fl_lock_free(lock);
+        reap(child.pid);
         return die_by_signal(g_signal);
     }
     status = wait_command(&child, cmd);
