@@ -43,5 +43,9 @@ typedef struct fl_lock {
 %ignore fl_options_init;
 %ignore fl_options;
 %ignore FL__ERROR_END;
+/* For a program that runs a command holding the lock (the filelock CLI). */
+%ignore fl_lock_fd;
+%ignore fl_set_owner_pid;
+%ignore fl_set_read_only_open;
 
 %include "filelock.h"

@@ -17,14 +17,13 @@
 #define CLI_EX_OK          0
 #define CLI_EX_CONFLICT    1
 #define CLI_EX_USAGE       64 /* bad usage, unsupported option (-s) */
+#define CLI_EX_DATAERR     65 /* flock(2) failed on a descriptor (bad descriptor, ...) */
 #define CLI_EX_NOINPUT     66 /* lock file not found / not accessible / invalid */
-#define CLI_EX_UNAVAILABLE 69 /* the file system cannot lock; holder cannot be told */
+#define CLI_EX_UNAVAILABLE 69 /* the file system cannot lock; the command cannot be run */
 #define CLI_EX_SOFTWARE    70 /* internal error */
 #define CLI_EX_OSERR       71 /* fork failed, out of memory, other OS error */
 #define CLI_EX_CANTCREAT   73 /* cannot create the lock file (read-only fs, disk full) */
 #define CLI_EX_IOERR       74 /* input/output error */
-#define CLI_EX_NOEXEC      126 /* the command exists but cannot be executed */
-#define CLI_EX_NOTFOUND    127 /* the command was not found */
 
 /* The program name used in messages. */
 extern const char *cli_prog;
@@ -69,10 +68,15 @@ typedef struct cli_fd_request {
     int unlock;        /* -u */
     int shared;        /* -s */
     int nonblock;      /* -n */
-    double timeout;    /* -w, <0 forever */
+    double timeout;    /* -w, <0 forever (above CLI_MAX_TIMER: forever too) */
     int conflict_code; /* -E */
     int verbose;       /* --verbose */
 } cli_fd_request;
+
+/* The longest -w an interval timer is armed for (about 31.7 years); a
+ * longer wait is a wait forever. setitimer() cannot take every double, and
+ * no one can tell the difference. */
+#define CLI_MAX_TIMER 1e9
 
 /* Locks or unlocks an inherited descriptor with flock(2); returns the exit
  * code. */

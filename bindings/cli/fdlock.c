@@ -39,13 +39,16 @@
 
 static void on_alarm(int sig) { (void)sig; }
 
+/* Exit codes as flock(1)'s: 71 when the kernel is out of lock records or
+ * memory, 65 for the rest (a bad descriptor, ...); 69 when the file system
+ * cannot lock at all, as in the path form (see DIFFERENCES in the man page). */
 static int flock_error(const cli_fd_request *req, int e) {
     cli_error("cannot lock file descriptor %d: %s", req->fd, strerror(e));
-    if (e == EBADF || e == EINVAL)
-        return CLI_EX_NOINPUT;
-    if (e == ENOLCK || e == ENOSYS || e == EOPNOTSUPP)
+    if (e == ENOLCK || e == ENOMEM)
+        return CLI_EX_OSERR;
+    if (e == ENOSYS || e == EOPNOTSUPP)
         return CLI_EX_UNAVAILABLE;
-    return CLI_EX_OSERR;
+    return CLI_EX_DATAERR;
 }
 
 static void verbose_holder(const cli_fd_request *req) {
@@ -112,7 +115,7 @@ int cli_fd_lock(const cli_fd_request *req) {
 
     if (fstat(req->fd, &st) != 0) {
         cli_error("file descriptor %d: %s", req->fd, strerror(errno));
-        return CLI_EX_NOINPUT;
+        return CLI_EX_DATAERR;
     }
     if (req->unlock) {
         while ((rc = flock(req->fd, LOCK_UN)) != 0 && errno == EINTR)
@@ -131,7 +134,7 @@ int cli_fd_lock(const cli_fd_request *req) {
                 cli_error("failed to get lock on file descriptor %d", req->fd);
             return req->conflict_code;
         }
-        if (req->timeout < 0) {
+        if (req->timeout < 0 || req->timeout > CLI_MAX_TIMER) {
             /* Waiting forever: a signal with its default action ends us. */
             while ((rc = flock(req->fd, op)) != 0 && errno == EINTR)
                 ;

@@ -2,12 +2,14 @@
  * filelock(1): run a command while holding a lock on a lock file, with
  * util-linux flock(1)'s usage and options, through libfilelock.
  *
- * The lock is taken by this process through the library and held until the
- * command ends. Unlike flock(1), the command does not inherit the lock's
- * descriptor (the library opens it close-on-exec and does not expose it), so
- * this process must outlive the command: signals that would kill it while
- * the command runs are caught and passed on to the command instead, and the
- * exit status is the command's. Only SIGKILL can separate the two.
+ * The lock is taken through the library, and it lives exactly as long as
+ * the command, not as long as this process: the command inherits the kernel
+ * lock's descriptor (fl_lock_fd), as with flock(1), and a soft marker names
+ * the command's pid (fl_set_owner_pid), so killing filelock, even with
+ * SIGKILL, cannot free the lock while the command runs. Signals sent to
+ * filelock meanwhile are passed on to the command, and the exit status is
+ * the command's. Exit statuses and messages follow flock(1) 2.38; the man
+ * page lists every difference with its reason.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -15,13 +17,16 @@
 #include <filelock.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +84,7 @@ static void help(void) {
            "\n"
            "Run a command while holding a lock on <lockfile> (created if\n"
            "missing, never deleted), or lock an open file descriptor of the shell.\n"
+           "The lock lasts as long as the command; signals are passed on to it.\n"
            "Compatible with util-linux flock(1); the lock excludes flock(1), flock(2)\n"
            "and every libfilelock user (C, Python, Ruby, Lua).\n"
            "\n"
@@ -88,7 +94,8 @@ static void help(void) {
            "  -n, --nb, --nonblock         fail at once if the lock is held\n"
            "  -w, --timeout, --wait SECS   give up after SECS seconds (fractions allowed)\n"
            "  -E, --conflict-exit-code N   exit code for -n / -w failures (default 1)\n"
-           "  -o, --close                  accepted; the command never inherits the lock\n"
+           "  -o, --close                  do not pass the lock's descriptor to the command\n"
+           "  -F, --no-fork                exec the command in place of filelock\n"
            "  -u, --unlock                 unlock <fd>\n"
            "  -c, --command CMD            run CMD with \"$SHELL -c\" (default /bin/sh)\n"
            "      --soft                   use the soft lock (a marker file)\n"
@@ -99,10 +106,10 @@ static void help(void) {
            "  -V, --version                show the version\n"
            "\n"
            "Exit status: the command's (128+N if signal N killed it); 1 (or -E) when\n"
-           "the lock is held (-n) or the wait timed out (-w); 64 bad usage; 66 lock\n"
-           "file missing, inaccessible or invalid; 69 locking unsupported here; 70\n"
-           "internal error; 71 system error; 73 cannot create the lock file; 74 I/O\n"
-           "error; 126/127 the command cannot be run / was not found.\n"
+           "the lock is held (-n) or the wait timed out (-w); 64 bad usage; 65 bad\n"
+           "file descriptor; 66 lock file missing, inaccessible or invalid; 69 the\n"
+           "command cannot be run, or locking unsupported here; 70 internal error;\n"
+           "71 system error; 73 cannot create the lock file; 74 I/O error.\n"
            "See filelock(1).\n",
            cli_prog, cli_prog, cli_prog, cli_prog);
 }
@@ -114,7 +121,7 @@ static void help(void) {
 enum { OPT_SOFT = 256, OPT_VERBOSE, OPT_OWNER, OPT_MODE };
 
 typedef struct cli_args {
-    int shared, nonblock, unlock, soft, verbose;
+    int shared, nonblock, unlock, soft, verbose, close, no_fork;
     double timeout; /* <0: forever */
     int conflict_code;
     int mode; /* FL_MODE_DEFAULT or 0..07777 */
@@ -173,64 +180,98 @@ static int all_digits(const char *s) {
 /* Signals                                                                 */
 /* ---------------------------------------------------------------------- */
 
-/* Signals whose default action would end this process while it holds the
- * lock. Before the command starts they cancel the wait; while it runs they
- * are passed on to it. */
-static const int k_caught[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM};
-#define N_CAUGHT (sizeof k_caught / sizeof k_caught[0])
-
-static volatile sig_atomic_t g_signal; /* caught before the command started */
+/* Every catchable signal is handled, except the job-control ones (TSTP,
+ * TTIN, TTOU, CONT: stopping or continuing filelock never releases the
+ * lock) and SIGCHLD. Before the command starts, a signal whose default
+ * action is fatal cancels the wait; while the command runs, a signal that a
+ * process sent to filelock is passed on to the command, and filelock goes
+ * on waiting for it. */
+static volatile sig_atomic_t g_signal; /* fatal signal caught before the command started */
 static volatile sig_atomic_t g_child;  /* the command's pid once started */
-static int g_was_ignored[N_CAUGHT];
+static unsigned char g_was_ignored[NSIG];
+
+static int handled(int sig) {
+    switch (sig) {
+    case SIGKILL:
+    case SIGSTOP:
+    case SIGCHLD:
+    case SIGCONT:
+    case SIGTSTP:
+    case SIGTTIN:
+    case SIGTTOU:
+        return 0;
+    default:
+        /* glibc keeps the first real-time signals for itself. */
+        return sig < 32 || (sig >= SIGRTMIN && sig <= SIGRTMAX);
+    }
+}
+
+static int default_ignored(int sig) { return sig == SIGURG || sig == SIGWINCH; }
+
+static int is_fault(int sig) {
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+           sig == SIGSYS;
+}
 
 static void on_signal(int sig, siginfo_t *info, void *ctx) {
     int saved = errno;
     pid_t child = (pid_t)g_child;
+    /* Sent by another process (kill, sigqueue, tkill), not by the kernel
+     * (a terminal, a fault) nor by ourselves (abort). */
+    int from_process = info && info->si_code <= 0 && info->si_pid != getpid();
     (void)ctx;
-    if (child > 0) {
-        /* Pass on only what a process sent to us alone (si_code <= 0:
-         * kill, sigqueue, tkill). A terminal's ^C or ^\ (SI_KERNEL) already
-         * reaches the whole foreground group, the command included. */
-        if (!info || info->si_code <= 0)
+    if (is_fault(sig) && !from_process) {
+        /* A real fault in filelock: returning re-runs the faulting
+         * instruction with the default action, which ends us. */
+        signal(sig, SIG_DFL);
+    } else if (child > 0) {
+        /* A terminal's ^C, ^\\ or hangup already reaches the whole
+         * foreground group, the command included: not sent twice. */
+        if (from_process)
             kill(child, sig);
-    } else {
+    } else if (!default_ignored(sig) && !g_signal && (!info || info->si_code > 0 || from_process)) {
+        /* Not one we raised ourselves: a SIGPIPE from our own write to a
+         * closed pipe is an EPIPE we handle, and abort() re-raises. */
         g_signal = sig;
     }
     errno = saved;
 }
 
+static void handled_set(sigset_t *set) {
+    int sig;
+    sigemptyset(set);
+    for (sig = 1; sig < NSIG; sig++)
+        if (handled(sig))
+            sigaddset(set, sig);
+}
+
 static void catch_signals(void) {
     struct sigaction sa, old;
-    size_t i;
+    int sig;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_signal;
+    /* The lock wait still sees the signal: the cancel callback is
+     * consulted at least every 50 ms. */
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    for (i = 0; i < N_CAUGHT; i++)
-        sigaddset(&sa.sa_mask, k_caught[i]);
-    for (i = 0; i < N_CAUGHT; i++) {
+    handled_set(&sa.sa_mask);
+    for (sig = 1; sig < NSIG; sig++) {
+        if (!handled(sig))
+            continue;
         /* A signal ignored by whoever started us (nohup, a background job)
          * stays ignored, for us and for the command. */
-        if (sigaction(k_caught[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
-            g_was_ignored[i] = 1;
+        if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
+            g_was_ignored[sig] = 1;
             continue;
         }
-        sigaction(k_caught[i], &sa, NULL);
+        sigaction(sig, &sa, NULL);
     }
 }
 
 static void default_signals(void) {
-    size_t i;
-    for (i = 0; i < N_CAUGHT; i++)
-        if (!g_was_ignored[i])
-            signal(k_caught[i], SIG_DFL);
-}
-
-static void caught_set(sigset_t *set) {
-    size_t i;
-    sigemptyset(set);
-    for (i = 0; i < N_CAUGHT; i++)
-        sigaddset(set, k_caught[i]);
+    int sig;
+    for (sig = 1; sig < NSIG; sig++)
+        if (handled(sig) && !g_was_ignored[sig])
+            signal(sig, SIG_DFL);
 }
 
 /* Ends this process the way the signal would have, so that the caller's
@@ -242,7 +283,7 @@ static int die_by_signal(int sig) {
     sigaddset(&set, sig);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
     raise(sig);
-    return 128 + sig; /* not reached: the default action of every caught signal is fatal */
+    return 128 + sig; /* not reached: g_signal only holds signals whose default is fatal */
 }
 
 static int cancel_on_signal(void *data, int interrupted) {
@@ -329,6 +370,25 @@ static void verbose_holder(const char *path, int soft) {
         cli_describe_owner(what, rc, &o);
 }
 
+/* flock(1) creates the lock file but not its directory: a missing parent is
+ * an error (66), not created as the library would. */
+static int check_parent(const char *path) {
+    struct stat st;
+    char *copy = strdup(path);
+    int e = 0;
+    if (!copy) {
+        cli_error("out of memory");
+        return CLI_EX_OSERR;
+    }
+    if (*path && stat(dirname(copy), &st) != 0)
+        e = errno;
+    free(copy);
+    if (e == 0)
+        return 0;
+    cli_error("cannot open lock file '%s': %s", path, strerror(e));
+    return e == ENOMEM ? CLI_EX_OSERR : CLI_EX_NOINPUT;
+}
+
 /* Acquires per the options. Returns 1 when won, else 0 with *exit_code set
  * (a conflict code may be 0, so it cannot double as the success value). */
 static int acquire(fl_lock *lock, const cli_args *a, int *exit_code) {
@@ -369,7 +429,7 @@ static int acquire(fl_lock *lock, const cli_args *a, int *exit_code) {
         return 0;
     }
     if ((rc == FL_ECANCELED || rc == FL_EINTR) && g_signal) {
-        *exit_code = die_by_signal(g_signal);
+        *exit_code = 128 + g_signal; /* the caller dies by it */
         return 0;
     }
     if (rc != 0) {
@@ -382,57 +442,133 @@ static int acquire(fl_lock *lock, const cli_args *a, int *exit_code) {
     return 1;
 }
 
-/* Starts the command and waits for it; returns its exit status. */
-static int run(char *const *cmd) {
-    sigset_t caught, old_mask;
+/* The command, started but held back until the lock is ours. */
+typedef struct cli_child {
     pid_t pid;
-    int status;
+    int go_fd; /* write end: one byte lets the command run; closing it ends the child */
+} cli_child;
 
-    /* Blocked across fork so that no signal is lost or misdirected before
-     * g_child is set: the parent forwards everything that arrives after. */
-    caught_set(&caught);
-    sigprocmask(SIG_BLOCK, &caught, &old_mask);
+/* In the child: waits for the go byte, then runs the command with keep_fd
+ * (the lock's descriptor, or -1) inherited. Never returns. */
+static void child_main(char *const *cmd, int go_read, int keep_fd) {
+    char b;
+    ssize_t n;
+    int e;
+    while ((n = read(go_read, &b, 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
+        _exit(0); /* the lock was not won: filelock reports why */
+    if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) != 0) {
+        cli_error("cannot pass the lock to '%s': %s", cmd[0], strerror(errno));
+        _exit(CLI_EX_OSERR);
+    }
+    execvp(cmd[0], cmd);
+    e = errno;
+    cli_error("failed to execute %s: %s", cmd[0], strerror(e));
+    _exit(e == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE);
+}
+
+/* Forks the child that will run the command. Returns 0, or an exit code. */
+static int spawn(char *const *cmd, int keep_fd, cli_child *c) {
+    sigset_t handled, old_mask;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        cli_error("cannot start '%s': %s", cmd[0], strerror(errno));
+        return CLI_EX_OSERR;
+    }
+    /* Blocked across fork, so that the child runs no handler of ours
+     * before it has put the defaults back. */
+    handled_set(&handled);
+    sigprocmask(SIG_BLOCK, &handled, &old_mask);
+    fflush(NULL);
+    c->pid = fork();
+    if (c->pid == 0) {
+        close(p[1]);
+        default_signals();
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        child_main(cmd, p[0], keep_fd);
+    }
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    close(p[0]);
+    if (c->pid < 0) {
+        int e = errno;
+        close(p[1]);
+        cli_error("fork failed: %s", strerror(e));
+        return CLI_EX_OSERR;
+    }
+    c->go_fd = p[1];
+    return 0;
+}
+
+/* Reaps the child (after waiting for it to end). */
+static void reap(pid_t pid) {
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* A child that never got the go byte ends at once: closing the pipe tells
+ * it. The caller reaps it after releasing the lock (a soft marker may name
+ * it). */
+static void abandon(cli_child *c) { close(c->go_fd); }
+
+/* Lets the command run, unless a signal arrived since the lock was won
+ * (then returns -1: the caller releases and dies by it). From here on,
+ * signals are forwarded to the command. */
+static int go(cli_child *c) {
+    sigset_t handled, old_mask;
+    handled_set(&handled);
+    sigprocmask(SIG_BLOCK, &handled, &old_mask);
     if (g_signal) {
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return -1;
     }
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        cli_error("cannot start '%s': %s", cmd[0], strerror(e));
-        return CLI_EX_OSERR;
-    }
-    if (pid == 0) {
-        int e;
-        default_signals();
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        execvp(cmd[0], cmd);
-        e = errno;
-        cli_error("cannot run '%s': %s", cmd[0], strerror(e));
-        _exit(e == ENOENT ? CLI_EX_NOTFOUND : CLI_EX_NOEXEC);
-    }
-    g_child = (sig_atomic_t)pid;
+    while (write(c->go_fd, "g", 1) < 0 && errno == EINTR)
+        ;
+    close(c->go_fd);
+    g_child = (sig_atomic_t)c->pid;
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    while (waitpid(pid, &status, 0) < 0) {
+    return 0;
+}
+
+/* Waits until the command has ended, leaving it unreaped (a zombie keeps
+ * its pid, so a soft marker naming it stays valid until we release), and
+ * returns its exit status, 128+N if signal N killed it. */
+static int wait_command(const cli_child *c, char *const *cmd) {
+    siginfo_t si;
+    for (;;) {
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOWAIT) == 0)
+            break;
         if (errno != EINTR) {
-            cli_error("cannot wait for '%s': %s", cmd[0], strerror(errno));
+            cli_error("waitpid failed for '%s': %s", cmd[0], strerror(errno));
             return CLI_EX_OSERR;
         }
     }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return CLI_EX_SOFTWARE;
+    if (si.si_code == CLD_EXITED)
+        return si.si_status;
+    if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+        return 128 + si.si_status;
+    return CLI_EX_OSERR;
 }
 
+/* filelock(1)'s path form. The command holds the lock as long as it runs:
+ * - kernel lock: the command inherits the locked descriptor, as with
+ *   flock(1), so the lock lives until the command (and any process it
+ *   left holding the descriptor) is gone, whatever happens to filelock;
+ *   -o keeps it from the command (filelock alone holds it then);
+ * - soft lock: the marker names the command's pid, so it is not judged
+ *   stale while the command runs, even if filelock is killed; filelock
+ *   deletes it when the command ends.
+ * Signals sent to filelock while the command runs are passed on to it. */
 static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     fl_options opts = FL_OPTIONS_INIT;
     fl_lock *lock;
-    int rc, status;
+    cli_child child;
+    int rc, status, have_child = 0;
 
+    if ((rc = check_parent(path)) != 0)
+        return rc;
     opts.kind = a->soft ? FL_SOFT : FL_KERNEL;
     opts.mode = a->mode;
     opts.timeout = a->timeout;
@@ -440,22 +576,72 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     rc = fl_lock_new(&lock, path, &opts);
     if (rc != 0)
         return lock_error(rc, 0);
+    /* flock(2) needs only read access, and flock(1) opens read-only. */
+    fl_set_read_only_open(lock, 1);
 
     catch_signals();
     fl_set_cancel(lock, cancel_on_signal, NULL);
+    if (a->soft && !a->no_fork) {
+        /* The marker must name the command, so it exists first. */
+        if ((rc = spawn(cmd, -1, &child)) != 0) {
+            fl_lock_free(lock);
+            return rc;
+        }
+        have_child = 1;
+        fl_set_owner_pid(lock, (long)child.pid);
+    }
     if (!acquire(lock, a, &rc)) {
+        if (have_child)
+            abandon(&child);
         fl_lock_free(lock);
+        if (have_child)
+            reap(child.pid);
+        if (g_signal)
+            return die_by_signal(g_signal);
         return rc;
     }
-    status = run(cmd);
-    if (status < 0) {
+    if (a->no_fork) {
+        /* -F: this process becomes the command and keeps the descriptor. */
+        int fd = fl_lock_fd(lock);
+        if (fd < 0 || fcntl(fd, F_SETFD, 0) != 0) {
+            cli_error("cannot pass the lock to '%s': %s", cmd[0],
+                      fd < 0 ? fl_last_error() : strerror(errno));
+            return CLI_EX_OSERR;
+        }
+        default_signals();
+        execvp(cmd[0], cmd);
+        cli_error("failed to execute %s: %s", cmd[0], strerror(errno));
+        return errno == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE;
+    }
+    if (!have_child) {
+        int keep = a->close ? -1 : fl_lock_fd(lock);
+        if (!a->close && keep < 0) {
+            cli_error("%s", fl_last_error());
+            fl_lock_free(lock);
+            return CLI_EX_SOFTWARE;
+        }
+        if ((rc = spawn(cmd, keep, &child)) != 0) {
+            fl_lock_free(lock);
+            return rc;
+        }
+    }
+    if (go(&child) != 0) {
         /* A signal arrived between winning the lock and starting. */
+        abandon(&child);
         fl_lock_free(lock);
+        reap(child.pid);
         return die_by_signal(g_signal);
     }
-    if (fl_release(lock, 1) != 0)
-        cli_error("warning: %s", fl_last_error());
-    fl_lock_free(lock);
+    status = wait_command(&child, cmd);
+    if (a->soft || a->close) {
+        if (fl_release(lock, 1) != 0)
+            cli_error("warning: %s", fl_last_error());
+        fl_lock_free(lock);
+    }
+    /* Without -o the kernel lock is not unlocked: like flock(1), we only
+     * drop our descriptor (at exit), so a process the command left running
+     * with the inherited descriptor keeps the lock. */
+    reap(child.pid);
     return status;
 }
 
@@ -468,8 +654,10 @@ int main(int argc, char **argv) {
         {"shared", no_argument, NULL, 's'},
         {"exclusive", no_argument, NULL, 'x'},
         {"nonblock", no_argument, NULL, 'n'},
+        {"nonblocking", no_argument, NULL, 'n'},
         {"nb", no_argument, NULL, 'n'},
         {"close", no_argument, NULL, 'o'},
+        {"no-fork", no_argument, NULL, 'F'},
         {"unlock", no_argument, NULL, 'u'},
         {"command", required_argument, NULL, 'c'},
         {"timeout", required_argument, NULL, 'w'},
@@ -500,7 +688,10 @@ int main(int argc, char **argv) {
 
     /* "+": options end at the first operand, as in flock(1), so that the
      * command's own options are left alone. */
-    while ((c = getopt_long(argc, argv, "+sxenouc:w:E:hV", longopts, NULL)) != -1) {
+    /* Our own messages for getopt's errors: they start with the program
+     * name like every other message, not with argv[0]'s path. */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:sxenoFuc:w:E:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             a.shared = 1;
@@ -513,8 +704,10 @@ int main(int argc, char **argv) {
             a.nonblock = 1;
             break;
         case 'o':
-            /* The command never inherits the library's close-on-exec lock
-             * descriptor, which is what -o asks for. */
+            a.close = 1;
+            break;
+        case 'F':
+            a.no_fork = 1;
             break;
         case 'u':
             a.unlock = 1;
@@ -550,10 +743,21 @@ int main(int argc, char **argv) {
                 return usage_error("invalid mode '%s' (octal, 0-7777)", optarg);
             mode_given = 1;
             break;
+        case ':':
+            if (strncmp(argv[optind - 1], "--", 2) == 0)
+                return usage_error("option '%s' requires an argument", argv[optind - 1]);
+            return usage_error("option requires an argument -- '%c'", optopt);
         default:
-            return usage_error(NULL); /* getopt has said what was wrong */
+            if (optopt)
+                return usage_error("invalid option -- '%c'", optopt);
+            return usage_error("unrecognized option '%s'", argv[optind - 1]);
         }
     }
+    if (a.no_fork && a.close)
+        return usage_error("the --no-fork and --close options are incompatible");
+    if (a.no_fork && a.soft)
+        return usage_error("--no-fork is not available with --soft (nobody would remove the "
+                           "marker after the command)");
 
     if (a.shared && a.soft)
         return usage_error("shared locks are not supported by the soft lock (--soft); use an "

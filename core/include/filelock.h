@@ -374,6 +374,56 @@ FL_EXTERN int fl_is_thread_local(const fl_lock *lock);
 FL_EXTERN int fl_is_singleton(const fl_lock *lock);
 
 /* ---------------------------------------------------------------------- */
+/* Holding a lock on behalf of a child process                             */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * The descriptor of the kernel lock the calling thread holds (any thread,
+ * for a shared handle), so that a program can hand the lock to a command it
+ * starts, as util-linux flock(1) does: a child that inherits a duplicate
+ * shares the lock (one open file description), so the lock outlives this
+ * process while the child runs. The lock then lasts until fl_release()
+ * unlocks it (for every duplicate) or, when this process exits without
+ * releasing, until the last duplicate is closed.
+ *
+ * The descriptor stays the handle's: do not close or unlock it. It is
+ * close-on-exec; clear FD_CLOEXEC only in the child after fork(). POSIX only.
+ *
+ * @return the descriptor (>= 0); ::FL_EINVAL when the calling thread does
+ *         not hold the lock (or @p lock is NULL); ::FL_ENOTSUP for the soft
+ *         lock and on Windows.
+ */
+FL_EXTERN int fl_lock_fd(fl_lock *lock);
+
+/**
+ * Makes the owner record that later soft-lock acquires through this handle
+ * write (see ::fl_owner) name process @p pid on this host, with that
+ * process's start token, instead of the calling process. For a program
+ * that holds the lock on behalf of a child it runs (the filelock command):
+ * the marker is then judged stale only once that child is gone, even if
+ * the caller dies first. Keep the child unreaped (no waitpid) until the
+ * lock is released, so that its pid cannot be reused meanwhile. @p pid 0
+ * restores the default. The kernel lock is not affected (the OS records
+ * its holder). POSIX only.
+ *
+ * @return 0; ::FL_EINVAL for a negative @p pid or NULL @p lock;
+ *         ::FL_ENOTSUP on Windows.
+ */
+FL_EXTERN int fl_set_owner_pid(fl_lock *lock, long pid);
+
+/**
+ * With @p allow non-zero, an existing kernel lock file that the caller may
+ * read but not write (permission denied, read-only file system) is opened
+ * read-only, which is all flock(2) needs, as util-linux flock(1) does. By
+ * default (0) such a file fails with ::FL_EACCES or ::FL_EROFS, as the
+ * pure-Python filelock does. A missing lock file is still created
+ * read-write. The soft lock is not affected.
+ *
+ * @return 0, or ::FL_EINVAL for a NULL @p lock.
+ */
+FL_EXTERN int fl_set_read_only_open(fl_lock *lock, int allow);
+
+/* ---------------------------------------------------------------------- */
 /* Owner inspection and stale-marker recovery                              */
 /* ---------------------------------------------------------------------- */
 

@@ -106,6 +106,8 @@ struct fl_lock {
     int thread_local;
     int singleton;
     int soft_fallback;
+    long owner_pid;       /* soft marker names this pid (0: the caller); atomic access */
+    int read_only_open;   /* kernel lock: open a read-only lock file O_RDONLY */
     struct fl_lock *gate; /* read/write locks: the writers' gate, else NULL */
     int refs;             /* singleton references, under the registry lock */
     unsigned gen;         /* fork generation that owns the state; differs in a forked child */

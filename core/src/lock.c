@@ -861,6 +861,47 @@ int fl_held_by_this_process(fl_lock *l) {
            o.this_process;
 }
 
+int fl_lock_fd(fl_lock *l) {
+    __fl_state *s;
+    int fd;
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_lock_fd: NULL lock handle");
+#ifdef _WIN32
+    return __fl_error(FL_ENOTSUP, 0, "fl_lock_fd: '%s': not available on Windows", l->path);
+#else
+    if (__atomic_load_n(&l->kind, __ATOMIC_RELAXED) != FL_KERNEL)
+        return __fl_error(FL_ENOTSUP, 0, "fl_lock_fd: '%s' is a soft lock (no descriptor holds it)",
+                          l->path);
+    check_fork(l);
+    pthread_mutex_lock(&l->mu);
+    s = find_state(l);
+    fd = s && s->counter > 0 ? s->hold.fd : -1;
+    pthread_mutex_unlock(&l->mu);
+    if (fd < 0)
+        return __fl_error(FL_EINVAL, 0, "fl_lock_fd: lock '%s' is not held by this thread",
+                          l->path);
+    return fd;
+#endif
+}
+
+int fl_set_owner_pid(fl_lock *l, long pid) {
+    if (!l || pid < 0)
+        return __fl_error(FL_EINVAL, 0, "fl_set_owner_pid: NULL handle or negative pid %ld", pid);
+#ifdef _WIN32
+    return __fl_error(FL_ENOTSUP, 0, "fl_set_owner_pid: '%s': not available on Windows", l->path);
+#else
+    __atomic_store_n(&l->owner_pid, pid, __ATOMIC_RELAXED);
+    return 0;
+#endif
+}
+
+int fl_set_read_only_open(fl_lock *l, int allow) {
+    if (!l)
+        return __fl_error(FL_EINVAL, 0, "fl_set_read_only_open: NULL lock handle");
+    __atomic_store_n(&l->read_only_open, !!allow, __ATOMIC_RELAXED);
+    return 0;
+}
+
 int fl_break_lock(fl_lock *l) {
     if (!l)
         return __fl_error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");

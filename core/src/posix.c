@@ -257,24 +257,33 @@ static void host_name(char *buf, size_t size) {
     buf[size - 1] = '\0';
 }
 
-/* This process's owner record; its length, or -1. */
-static int owner_record(char *buf, size_t size) {
+/* The owner record of this process, or of the process the handle names
+ * (fl_set_owner_pid); its length, or -1. */
+static int owner_record(const fl_lock *l, char *buf, size_t size) {
     char host[256], token[96];
-    long pid = (long)getpid();
+    long pid = __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED);
     int n;
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static long cached_pid;
     static char cached_token[96];
     host_name(host, sizeof host);
-    /* Our own token only changes with our pid (fork): read /proc once. */
-    pthread_mutex_lock(&mu);
-    if (cached_pid != pid) {
-        if (start_token(pid, cached_token, sizeof cached_token) != 0)
-            cached_token[0] = '\0';
-        cached_pid = pid;
+    if (pid > 0) {
+        /* Another process (a child run on the caller's behalf): read its
+         * token each time, it is not cached. */
+        if (start_token(pid, token, sizeof token) != 0)
+            token[0] = '\0';
+    } else {
+        pid = (long)getpid();
+        /* Our own token only changes with our pid (fork): read /proc once. */
+        pthread_mutex_lock(&mu);
+        if (cached_pid != pid) {
+            if (start_token(pid, cached_token, sizeof cached_token) != 0)
+                cached_token[0] = '\0';
+            cached_pid = pid;
+        }
+        memcpy(token, cached_token, sizeof token);
+        pthread_mutex_unlock(&mu);
     }
-    memcpy(token, cached_token, sizeof token);
-    pthread_mutex_unlock(&mu);
     if (token[0])
         n = snprintf(buf, size, "%ld\n%s\n%s\n", pid, host, token);
     else
@@ -351,7 +360,7 @@ static int holder_is_gone(const struct stat *st, const char *buf, size_t len) {
     return 0;
 }
 
-static int write_owner(int fd);
+static int write_owner(const fl_lock *l, int fd);
 
 /* Creates a marker holding our owner record at a private name beside the
  * lock path. Returns its descriptor (st filled) or -1. */
@@ -365,7 +374,7 @@ static int private_marker(const fl_lock *l, char *name, size_t cap, struct stat 
     fd = open_retry(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, perm);
     if (fd < 0)
         return -1;
-    if (write_owner(fd) != 0 || __fl_sys.fstat(fd, st) != 0) {
+    if (write_owner(l, fd) != 0 || __fl_sys.fstat(fd, st) != 0) {
         close_fd(fd);
         __fl_sys.unlink(name);
         return -1;
@@ -585,6 +594,15 @@ static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
         if (fd < 0)
             errno = e;
     }
+    if (fd < 0 && (errno == EACCES || errno == EROFS) &&
+        __atomic_load_n(&l->read_only_open, __ATOMIC_RELAXED)) {
+        /* flock(2) needs no write access (fl_set_read_only_open). A missing
+         * file keeps the original error. */
+        int e = errno;
+        fd = open_retry(l->path, (base & ~O_RDWR) | O_RDONLY, 0);
+        if (fd < 0)
+            errno = e;
+    }
     if (fd < 0)
         return open_error(l, errno);
     if (__fl_sys.fstat(fd, &st) != 0) {
@@ -653,9 +671,9 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
 /* The marker's content: the owner record ("<pid>\n<hostname>\n<token>\n")
  * that stale-marker recovery and fl_get_owner() read. Written fully before
  * reporting success. */
-static int write_owner(int fd) {
+static int write_owner(const fl_lock *l, int fd) {
     char buf[512];
-    int n = owner_record(buf, sizeof buf);
+    int n = owner_record(l, buf, sizeof buf);
     size_t off = 0;
     if (n < 0)
         return EOVERFLOW;
@@ -708,7 +726,7 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
         h->have_id = 1;
         return FL__BUSY;
     }
-    if ((e = write_owner(fd)) != 0 || __fl_sys.fstat(fd, &st) != 0) {
+    if ((e = write_owner(l, fd)) != 0 || __fl_sys.fstat(fd, &st) != 0) {
         if (e == 0)
             e = errno;
         close_fd(fd);

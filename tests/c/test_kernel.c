@@ -9,11 +9,13 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,8 +191,8 @@ START_TEST(fifo_refused_without_hanging) {
     t0 = fl_mono();
     ck_assert_int_eq(fl_acquire_ex(l, -1, 1, 0.05), FL_ENOTREG);
     ck_assert(fl_mono() - t0 < 10);
-    ck_assert_msg(strstr(fl_last_error(), p) && strstr(fl_last_error(), "not a regular file"),
-                  "%s", fl_last_error());
+    ck_assert_msg(strstr(fl_last_error(), p) && strstr(fl_last_error(), "not a regular file"), "%s",
+                  fl_last_error());
     ck_assert_int_eq(fl_lock_counter(l), 0);
     fl_lock_free(l);
 }
@@ -390,8 +392,7 @@ START_TEST(explicit_mode_applied_exactly) {
     ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
     ck_assert_int_eq(fl_get_mode(l), 0646);
     ck_assert_int_eq(fl_acquire(l), 0);
-    ck_assert_msg(fl_file_mode(p) == 0646, "mode %o, want 0646 despite umask 077",
-                  fl_file_mode(p));
+    ck_assert_msg(fl_file_mode(p) == 0646, "mode %o, want 0646 despite umask 077", fl_file_mode(p));
     ck_assert_int_eq(fl_release(l, 0), 0);
     fl_lock_free(l);
     before = umask(077);
@@ -455,6 +456,77 @@ START_TEST(soft_mode_filtered_by_umask) {
 }
 END_TEST
 
+/* fl_set_read_only_open: a lock file the caller may read but not write is
+ * locked through a read-only descriptor (flock(1)'s way); a missing one in a
+ * read-only directory still fails with FL_EACCES. */
+static int read_only_open_child(void *arg) {
+    const char *path = arg;
+    fl_lock *l;
+    int fd;
+    if (fl_drop_privileges() != 0)
+        return 10;
+    if (fl_lock_new(&l, path, NULL) != 0)
+        return 11;
+    if (fl_acquire_ex(l, 0, 1, 0.05) != FL_EACCES)
+        return 12; /* the default stays py-filelock's */
+    if (fl_set_read_only_open(l, 1) != 0 || fl_acquire_ex(l, 0, 1, 0.05) != 0)
+        return 13;
+    /* Really locked: another open file description cannot lock it. */
+    fd = open(path, O_RDONLY);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+        return 14;
+    close(fd);
+    if (fl_release(l, 0) != 0)
+        return 15;
+    if (fl_acquire_shared(l, 0, 1, 0.05) != 0 || fl_release(l, 0) != 0)
+        return 16;
+    fl_lock_free(l);
+    return 0;
+}
+
+START_TEST(kernel_read_only_open) {
+    const char *p = P("ro.lock");
+    int rc;
+    ck_assert_int_eq(chmod(fl_tdir, 0755), 0);
+    fl_write_file(p, "");
+    ck_assert_int_eq(chmod(p, 0444), 0);
+    rc = fl_run_in_child(read_only_open_child, (void *)p, 20);
+    ck_assert_msg(rc == 0, "read-only open case: child status %d", rc);
+    ck_assert_int_eq(fl_file_mode(p), 0444);
+}
+END_TEST
+
+/* fl_lock_fd: the descriptor that holds the kernel lock, for a child to
+ * inherit; errors for a lock not held and for the soft lock. */
+START_TEST(kernel_lock_fd) {
+    const char *p = P("x.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL), *s = fl_new_kind(P("s.lock"), FL_SOFT);
+    struct stat a, b;
+    int fd, other;
+    ck_assert_int_eq(fl_lock_fd(l), FL_EINVAL);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    fd = fl_lock_fd(l);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &a), 0);
+    ck_assert_int_eq(stat(p, &b), 0);
+    ck_assert(a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+    /* It is the locked description: re-locking it succeeds, another open
+     * cannot lock. */
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    other = open(p, O_RDONLY);
+    ck_assert_int_ge(other, 0);
+    ck_assert_int_ne(flock(other, LOCK_EX | LOCK_NB), 0);
+    close(other);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(fl_lock_fd(l), FL_EINVAL);
+    ck_assert_int_eq(fl_acquire(s), 0);
+    ck_assert_int_eq(fl_lock_fd(s), FL_ENOTSUP);
+    ck_assert_int_eq(fl_lock_fd(NULL), FL_EINVAL);
+    fl_lock_free(l);
+    fl_lock_free(s);
+}
+END_TEST
+
 Suite *suite_kernel(void) {
     Suite *s = suite_create("kernel");
     TCase *tc = fl_tcase("files");
@@ -471,6 +543,8 @@ Suite *suite_kernel(void) {
     tcase_add_loop_test(tc, fifo_refused_without_hanging, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, directory_refused, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(tc, kernel_read_only_file);
+    tcase_add_test(tc, kernel_read_only_open);
+    tcase_add_test(tc, kernel_lock_fd);
     tcase_add_loop_test(tc, read_only_directory, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, parent_is_a_file, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, name_too_long, FL_KERNEL, FL_SOFT + 1);

@@ -6,9 +6,11 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 START_TEST(marker_is_exclusive) {
@@ -136,6 +138,50 @@ START_TEST(two_soft_handles_exclude) {
 }
 END_TEST
 
+/* fl_set_owner_pid: the marker names another process (a command run on the
+ * caller's behalf); it is not stale while that process lives, even though
+ * the caller's pid is not in it, and is reclaimed once it is gone. */
+START_TEST(owner_pid_names_another_process) {
+    const char *p = P("x.lock");
+    fl_lock *a = fl_new_kind(p, FL_SOFT), *b = fl_new_kind(p, FL_SOFT);
+    fl_owner o;
+    int st;
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(fl_set_owner_pid(a, -1), FL_EINVAL);
+    ck_assert_int_eq(fl_set_owner_pid(a, (long)child), 0);
+    ck_assert_int_eq(fl_acquire_ex(a, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_get_owner(b, &o), 0);
+    ck_assert_int_eq(o.pid, (long)child);
+    ck_assert_int_eq(o.this_process, 0);
+    ck_assert_msg(o.start_token[0] != '\0', "no start token for the named process");
+    /* Alive: never judged stale (the stale check runs on every new marker). */
+    ck_assert_int_eq(fl_acquire_ex(b, 0, 1, 0.05), FL_ETIMEOUT);
+    /* Gone (killed and reaped): the next acquirer reclaims the marker. */
+    ck_assert_int_eq(kill(child, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    ck_assert_int_eq(fl_acquire_ex(b, 5, 1, 0.05), 0);
+    ck_assert_int_eq(fl_get_owner(a, &o), 0);
+    ck_assert_int_eq(o.pid, (long)getpid());
+    /* a's release leaves b's marker alone. */
+    ck_assert_int_eq(fl_release(a, 1), 0);
+    ck_assert(fl_exists(p));
+    ck_assert_int_eq(fl_release(b, 1), 0);
+    ck_assert(!fl_exists(p));
+    /* 0 restores the caller as the holder. */
+    ck_assert_int_eq(fl_set_owner_pid(a, 0), 0);
+    ck_assert_int_eq(fl_acquire_ex(a, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_get_owner(b, &o), 0);
+    ck_assert_int_eq(o.pid, (long)getpid());
+    fl_lock_free(a);
+    fl_lock_free(b);
+}
+END_TEST
+
 Suite *suite_soft(void) {
     Suite *s = suite_create("soft");
     TCase *tc = fl_tcase("marker");
@@ -147,6 +193,7 @@ Suite *suite_soft(void) {
     tcase_add_test(tc, removed_marker_release_ok);
     tcase_add_test(tc, free_releases_marker);
     tcase_add_test(tc, two_soft_handles_exclude);
+    tcase_add_test(tc, owner_pid_names_another_process);
     suite_add_tcase(s, tc);
     return s;
 }
