@@ -86,12 +86,24 @@ static inline int fl__seconds_to_ms(double s, int *ms) {
 }
 
 /* Absolute time `seconds` after `now` (both on the same clock, seconds as
- * a double) as a timespec; used for the monotonic condition variables. */
+ * a double; `now` is a clock reading, far below any time_t limit) as a
+ * timespec; used for the monotonic condition variables. The duration is
+ * clamped as above, the sum is not. -1 for NaN. */
 static inline int fl__deadline_timespec(double now, double seconds, struct timespec *ts) {
-    double rel;
-    if (fl__seconds_clamp(seconds, &rel) != 0 || isnan(now))
+    double rel, at, whole;
+    long ns;
+    if (fl__seconds_clamp(seconds, &rel) != 0 || isnan(now) || now < 0)
         return -1;
-    return fl__seconds_to_timespec(now + rel, ts);
+    at = now + rel;
+    whole = floor(at);
+    ns = (long)((at - whole) * 1e9);
+    if (ns >= 1000000000L)
+        ns = 999999999L;
+    if (ns < 0)
+        ns = 0;
+    ts->tv_sec = (time_t)whole;
+    ts->tv_nsec = ns;
+    return 0;
 }
 
 #endif
