@@ -119,11 +119,15 @@ typedef struct __fl_state {
  *   fl_lock.mu (one per handle) acquiring, shared, states, cancel and
  *                               cancel_data, gen; cond is used with it.
  *   g_held_mu (lock.c)          the held-lock table of the deadlock check.
+ *   owner_mu (posix.c)          the cache of this process's owner record.
+ *   boot_mu (posix.c)           the cache of the boot id.
  *   hub_mu (posix.c)            the wait hub: its inotify descriptor, watch
  *                               table and waiter list.
  *
  * Lock order: g_mu, then handles' mu (any number, in the order of the
- * g_handles list), then g_held_mu, then hub_mu. A thread holding a handle's
+ * g_handles list), then g_held_mu, then owner_mu, boot_mu, hub_mu (the
+ * backend's, taken by fl__os_atfork). Every mutex of the library is in this
+ * list; a new one must be added here and to the fork handlers. A thread holding a handle's
  * mu never takes g_mu; nothing is held while calling out (cancel callback,
  * log handler) or while sleeping in the OS, except that a handle's mu is
  * released by pthread_cond_timedwait on its cond.

@@ -175,20 +175,28 @@ static ssize_t read_small(const char *path, char *buf, size_t cap) {
     return total;
 }
 
+/* The caches of the boot id and of our own owner record. File-scope, so
+ * that the fork handlers (fl__os_atfork) can take them: a child forked
+ * while another thread held one would otherwise hang on its first soft
+ * lock. Lock order: owner_mu, then boot_mu (owner_record reads the boot
+ * id), both after lock.c's mutexes and before hub_mu; see internal.h. */
+static pthread_mutex_t owner_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t boot_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* The boot id never changes while we run: read it once. */
 static int boot_id_uncached(uint64_t *hi, uint64_t *lo);
 static int boot_id(uint64_t *hi, uint64_t *lo) {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t *mu = &boot_mu;
     static int state; /* 0 unread, 1 read, -1 unreadable */
     static uint64_t c_hi, c_lo;
     int r;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(mu);
     if (state == 0)
         state = boot_id_uncached(&c_hi, &c_lo) == 0 ? 1 : -1;
     *hi = c_hi;
     *lo = c_lo;
     r = state == 1 ? 0 : -1;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(mu);
     return r;
 }
 
@@ -264,19 +272,19 @@ static int owner_record(char *buf, size_t size) {
     char host[256], token[96];
     long pid = (long)getpid();
     int n;
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t *mu = &owner_mu;
     static long cached_pid;
     static char cached_token[96];
     host_name(host, sizeof host);
     /* Our own token only changes with our pid (fork): read /proc once. */
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(mu);
     if (cached_pid != pid) {
         if (start_token(pid, cached_token, sizeof cached_token) != 0)
             cached_token[0] = '\0';
         cached_pid = pid;
     }
     memcpy(token, cached_token, sizeof token);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(mu);
     if (token[0])
         n = snprintf(buf, size, "%ld\n%s\n%s\n", pid, host, token);
     else
@@ -896,26 +904,34 @@ static void hub_unref(int wd) {
 #endif
 
 void fl__os_atfork(int phase) {
-#ifdef __linux__
     switch (phase) {
     case FL__FORK_PREPARE:
+        pthread_mutex_lock(&owner_mu);
+        pthread_mutex_lock(&boot_mu);
+#ifdef __linux__
         pthread_mutex_lock(&hub_mu);
+#endif
         break;
     case FL__FORK_PARENT:
+#ifdef __linux__
         pthread_mutex_unlock(&hub_mu);
+#endif
+        pthread_mutex_unlock(&boot_mu);
+        pthread_mutex_unlock(&owner_mu);
         break;
     default:
+#ifdef __linux__
         /* The instance and the waiters are the parent's: forget them,
          * without closing anything (and without calling free here). */
         hub_fd = -1;
         hub_waiters = NULL;
         hub_nwatches = 0;
         pthread_mutex_unlock(&hub_mu);
+#endif
+        pthread_mutex_unlock(&boot_mu);
+        pthread_mutex_unlock(&owner_mu);
         break;
     }
-#else
-    (void)phase;
-#endif
 }
 
 void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -219,6 +220,67 @@ START_TEST(fork_while_a_thread_is_inside_the_hub) {
 }
 END_TEST
 
+/* The same with a thread inside the owner-record and boot-id caches (a
+ * soft lock's first attempt reads /proc through the seam's open). */
+static int slow_proc_open(const char *path, int flags, mode_t mode) {
+    if (strncmp(path, "/proc/", 6) == 0) {
+        __atomic_store_n(&inside_add_watch, 1, __ATOMIC_RELEASE);
+        while (__atomic_load_n(&gate_in_add_watch, __ATOMIC_ACQUIRE))
+            fl_sleep(0.001);
+    }
+    return open(path, flags, mode);
+}
+
+static void *soft_taker(void *arg) {
+    hub_case *h = arg;
+    h->rc = fl_acquire_ex(h->waiter, 0, 1, 0.01);
+    if (h->rc == 0)
+        fl_release(h->waiter, 0);
+    return NULL;
+}
+
+static int owner_child(void *arg) {
+    hub_case *h = arg;
+    fl_lock *l;
+    int rc;
+    __fl_sys_reset();
+    if (fl_lock_new(&l, h->path, NULL) != 0)
+        return 10;
+    fl_lock_free(l);
+    l = fl_new_kind(h->path, FL_SOFT);
+    rc = fl_acquire_ex(l, 5, 1, 0.01); /* writes the child's owner record */
+    if (rc == 0)
+        fl_release(l, 0);
+    fl_lock_free(l);
+    return rc == 0 ? 0 : 11;
+}
+
+START_TEST(fork_while_a_thread_is_inside_the_owner_cache) {
+    hub_case h;
+    pthread_t t, opener;
+    int rc;
+    if (!fl_test_forking) {
+        fprintf(stderr, "skipped: the owner cache is warm when tests share one process\n");
+        return;
+    }
+    h.path = P("s.lock");
+    h.waiter = fl_new_kind(h.path, FL_SOFT);
+    gate_in_add_watch = 1;
+    inside_add_watch = 0;
+    __fl_sys.open = slow_proc_open;
+    ck_assert_int_eq(pthread_create(&t, NULL, soft_taker, &h), 0);
+    ck_assert_msg(fl_wait_flag(&inside_add_watch, 10), "the soft lock never read /proc");
+    ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
+    rc = fl_run_in_child(owner_child, &h, 20);
+    ck_assert_msg(rc == 0, "child forked while a thread was inside the owner cache exited with %d",
+                  rc);
+    fl_join(opener, 10);
+    fl_join(t, 10);
+    ck_assert_int_eq(h.rc, 0);
+    fl_lock_free(h.waiter);
+}
+END_TEST
+
 /* ---- item 2: inherited descriptors are left alone ----------------------------- */
 
 enum { NREUSE = 48 };
@@ -302,6 +364,7 @@ Suite *suite_forksafe(void) {
     tcase_set_timeout(tc, 240);
     tcase_add_loop_test(tc, fork_while_threads_churn, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(tc, fork_while_a_thread_is_inside_the_hub);
+    tcase_add_test(tc, fork_while_a_thread_is_inside_the_owner_cache);
     tcase_add_loop_test(tc, child_keeps_its_reused_descriptors, 0, 4);
     suite_add_tcase(s, tc);
     return s;
