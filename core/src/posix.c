@@ -1024,7 +1024,9 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
         if (left <= 0)
             return 0;
         (void)fl__seconds_to_timespec(left, &ts);
-        if (w->fd < 0)
+        /* A watch armed before a fork (from the cancel callback) is the
+         * parent's: its numbers may be the child's files by now. */
+        if (w->fd < 0 || w->gen != __fl_current_gen())
             return sleep_slice(l, &ts);
 #ifdef __linux__
         {
