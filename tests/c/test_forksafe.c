@@ -30,6 +30,21 @@
 #endif
 #endif
 
+/* Ends a forked child with its result. A child of a multi-threaded parent
+ * inherits blocks that only the parent's other threads point to (from
+ * their stacks, which the child does not have): under valgrind, a
+ * successful child ends by SIGKILL so that memcheck's exit-time leak check
+ * does not report them as lost. */
+static void child_exit(int code) {
+    if (code == 0 && getenv("FL_TEST_VALGRIND"))
+        raise(SIGKILL);
+    _exit(code);
+}
+
+static int child_ok(int rc) {
+    return rc == 0 || (getenv("FL_TEST_VALGRIND") && rc == 128 + SIGKILL);
+}
+
 /* ---- item 1: fork stress --------------------------------------------------- */
 
 typedef struct churn {
@@ -133,11 +148,11 @@ START_TEST(fork_while_threads_churn) {
         int rc;
         ck_assert(pid >= 0);
         if (pid == 0)
-            _exit(stress_child(&c, i));
+            child_exit(stress_child(&c, i));
         rc = reap(pid, 10);
         if (rc == -1)
             hung++;
-        else if (rc != 0 && failed++ == 0)
+        else if (!child_ok(rc) && failed++ == 0)
             first_fail = rc;
     }
     __atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
@@ -191,7 +206,8 @@ static int hub_child(void *arg) {
         return 10;
     rc = fl_acquire_ex(l, 0.05, 1, 0.01); /* held by the parent: waits on the hub */
     fl_lock_free(l);
-    return rc == FL_ETIMEOUT ? 0 : 11;
+    child_exit(rc == FL_ETIMEOUT ? 0 : 11);
+    return 12;
 }
 
 START_TEST(fork_while_a_thread_is_inside_the_hub) {
@@ -211,7 +227,8 @@ START_TEST(fork_while_a_thread_is_inside_the_hub) {
     ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
     /* fork() waits in the prepare handler until the waiter leaves the hub. */
     rc = fl_run_in_child(hub_child, &h, 20);
-    ck_assert_msg(rc == 0, "child forked while a thread was inside the hub exited with %d", rc);
+    ck_assert_msg(child_ok(rc), "child forked while a thread was inside the hub exited with %d",
+                  rc);
     fl_join(opener, 10);
     fl_join(t, 10);
     ck_assert_int_eq(h.rc, FL_ETIMEOUT);
@@ -252,7 +269,8 @@ static int owner_child(void *arg) {
     if (rc == 0)
         fl_release(l, 0);
     fl_lock_free(l);
-    return rc == 0 ? 0 : 11;
+    child_exit(rc == 0 ? 0 : 11);
+    return 12;
 }
 
 START_TEST(fork_while_a_thread_is_inside_the_owner_cache) {
@@ -272,8 +290,8 @@ START_TEST(fork_while_a_thread_is_inside_the_owner_cache) {
     ck_assert_msg(fl_wait_flag(&inside_add_watch, 10), "the soft lock never read /proc");
     ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
     rc = fl_run_in_child(owner_child, &h, 20);
-    ck_assert_msg(rc == 0, "child forked while a thread was inside the owner cache exited with %d",
-                  rc);
+    ck_assert_msg(child_ok(rc),
+                  "child forked while a thread was inside the owner cache exited with %d", rc);
     fl_join(opener, 10);
     fl_join(t, 10);
     ck_assert_int_eq(h.rc, 0);
