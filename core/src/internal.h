@@ -1,7 +1,9 @@
 /*
  * Internal declarations shared by the platform-independent core (lock.c,
- * error.c) and the platform backend (posix.c today; win32.c slots in beside
- * it). Names here carry a double-underscore prefix and hidden visibility.
+ * errors.c, owner.c) and the platform backends (posix.c, win32.c, one per
+ * build). Names here carry the __fl_ prefix (older code) or fl__ (newer),
+ * and hidden visibility. The lock order and what each mutex guards are
+ * written down above struct fl_lock.
  */
 #ifndef FL_INTERNAL_H
 #define FL_INTERNAL_H
@@ -223,8 +225,9 @@ FL__HIDDEN double __fl_now(void);
 FL__HIDDEN int __fl_os_try(fl_lock *l, int kind, __fl_hold *hold, int block);
 /* Drops what a failed attempt left open. */
 FL__HIDDEN void __fl_os_abandon(__fl_hold *hold);
-/* Releases a held lock; owner == 0 (forked child) only closes descriptors,
- * never unlocks or unlinks. Returns 0 or a negative code. */
+/* Releases a held lock; owner == 0 only closes descriptors, never unlocks
+ * or unlinks (lock.c no longer uses it: a forked child leaves the parent's
+ * descriptors alone). Returns 0 or a negative code. */
 FL__HIDDEN int __fl_os_release(fl_lock *l, int kind, __fl_hold *hold, int owner);
 
 /* Backend: wake-ups. open never fails (falls back to sleeping); wait
