@@ -841,12 +841,15 @@ static void wake(const fl__waiter *wt) {
 }
 
 /* Reads every pending event of the instance and wakes the waiters they
- * concern. Caller holds hub_mu. */
-static void hub_dispatch(void) {
+ * concern. The calling waiter (self) is told by the return value (1: an
+ * event concerns it) instead of through its eventfd, which would cost two
+ * system calls on its wake-up path. Caller holds hub_mu. */
+static int hub_dispatch(const fl__waiter *self) {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     fl__waiter *wt;
+    int mine = 0;
     if (hub_fd < 0)
-        return;
+        return 0;
     for (;;) {
         ssize_t n = read(hub_fd, buf, sizeof buf), off = 0;
         if (n <= 0)
@@ -856,12 +859,17 @@ static void hub_dispatch(void) {
             for (wt = hub_waiters; wt; wt = wt->next) {
                 if ((ev->mask & IN_Q_OVERFLOW) ||
                     (ev->wd == wt->wd && (!wt->name || (ev->mask & IN_IGNORED) ||
-                                          (ev->len && strcmp(ev->name, wt->name) == 0))))
-                    wake(wt);
+                                          (ev->len && strcmp(ev->name, wt->name) == 0)))) {
+                    if (wt == self)
+                        mine = 1;
+                    else
+                        wake(wt);
+                }
             }
             off += (ssize_t)sizeof *ev + ev->len;
         }
     }
+    return mine;
 }
 
 /* Adds a reference to the watch wd (new or existing). Caller holds hub_mu.
@@ -1049,12 +1057,14 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
             if (rc == 0)
                 return 0;
             if (p[0].revents) {
+                int mine;
                 pthread_mutex_lock(&hub_mu);
-                if (w->gen == __fl_current_gen())
-                    hub_dispatch();
+                mine = hub_dispatch(w->waiter); /* same generation: checked above */
                 pthread_mutex_unlock(&hub_mu);
+                if (mine)
+                    return 1; /* a count left in the eventfd costs one spare re-try */
             }
-            if (read(w->efd, &count, sizeof count) == (ssize_t)sizeof count)
+            if (p[1].revents && read(w->efd, &count, sizeof count) == (ssize_t)sizeof count)
                 return 1;
             /* Events for other waiters only: keep waiting. */
         }
