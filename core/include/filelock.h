@@ -247,10 +247,18 @@ FL_EXTERN int fl_acquire(fl_lock *lock);
  * re-checks for releases no event reports every max(@p poll_interval, 100 ms)
  * with an inotify watch armed (250 ms for the soft lock), or every
  * max(@p poll_interval, 50 ms) without one, so that a waiter never spins.
+ * Durations of any size are accepted (@p timeout or @p poll_interval of
+ * 1e19 or infinity: no overflow, no busy loop); time is measured on the
+ * monotonic clock, so a step of the wall clock neither stretches nor cuts a
+ * wait. The waiters of one process share one inotify instance (Linux); when
+ * the user's instances or watches are exhausted, waiters fall back to the
+ * timed re-checks above.
  *
  * @return 0; ::FL_ETIMEOUT when not won in time (message "The file lock
  *         '<path>' could not be acquired."); ::FL_EDEADLK when waiting forever
- *         for a lock file this thread holds through another handle;
+ *         for a lock file this thread holds through another handle, or
+ *         (read/write locks) behind the writers' gate while this thread holds
+ *         the lock through another handle and a writer waits for it;
  *         ::FL_EINTR when a signal interrupted the wait; ::FL_ECANCELED when
  *         the cancel callback asked to stop; ::FL_ENOTSUP when the file system
  *         has no OS locks; or another error code for a permanent failure,
