@@ -914,9 +914,6 @@ int fl_release(fl_lock *l, int force) {
 }
 
 void fl_lock_free(fl_lock *l) {
-    __fl_state *s, *next;
-    __fl_hold *holds = NULL;
-    size_t n = 0, cap = 0, i;
     if (!l)
         return;
     if (l->singleton) {
@@ -934,36 +931,27 @@ void fl_lock_free(fl_lock *l) {
         pthread_mutex_unlock(&g_mu);
     }
     check_fork(l);
-    /* Detach every hold under the mutex, release them after it: releasing
-     * calls the log handler, which must not run under a library mutex. */
-    pthread_mutex_lock(&l->mu);
-    for (s = l->states; s; s = s->next)
-        cap++;
-    cap += 1;
-    holds = malloc(cap * sizeof *holds);
-    if (l->shared.counter > 0) {
+    /* One hold at a time: detached under the mutex, released after it
+     * (releasing calls the log handler, which must not run under a library
+     * mutex, see the lock order in internal.h). */
+    for (;;) {
         __fl_hold h;
-        l->shared.counter = 0;
-        h = detach(l, &l->shared);
-        if (holds)
-            holds[n++] = h;
-        else
-            release_hold(l, &h); /* out of memory: release in place */
+        int found = 1;
+        pthread_mutex_lock(&l->mu);
+        if (l->shared.counter > 0) {
+            l->shared.counter = 0;
+            h = detach(l, &l->shared);
+        } else if (l->states) {
+            l->states->counter = 0;
+            h = detach(l, l->states);
+        } else {
+            found = 0;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (!found)
+            break;
+        release_hold(l, &h);
     }
-    for (s = l->states; s; s = next) {
-        __fl_hold h;
-        next = s->next;
-        s->counter = 0;
-        h = detach(l, s);
-        if (holds)
-            holds[n++] = h;
-        else
-            release_hold(l, &h);
-    }
-    pthread_mutex_unlock(&l->mu);
-    for (i = 0; i < n; i++)
-        release_hold(l, &holds[i]);
-    free(holds);
     destroy(l);
 }
 
