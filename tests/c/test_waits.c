@@ -587,6 +587,55 @@ START_TEST(held_query_leaves_no_error_in_a_fresh_thread) {
 }
 END_TEST
 
+/* ---- callouts run with no library mutex held ------------------------------ */
+
+static fl_lock *g_callout_lock;
+static int g_callout_calls;
+
+/* A log handler that uses the handle it is told about: it would deadlock
+ * if the library called it with the handle's mutex held. */
+static void reentrant_log(void *data, fl_log_event ev, uint64_t id, const char *path,
+                          double seconds) {
+    (void)data, (void)id, (void)path, (void)seconds;
+    if (ev == FL_LOG_RELEASED && g_callout_lock) {
+        (void)fl_lock_counter(g_callout_lock);
+        (void)fl_is_shared(g_callout_lock);
+        __atomic_add_fetch(&g_callout_calls, 1, __ATOMIC_RELAXED);
+    }
+}
+
+typedef struct free_case {
+    fl_lock *l;
+    int done;
+} free_case;
+
+static void *free_held(void *arg) {
+    free_case *f = arg;
+    fl_lock_free(f->l); /* releases the hold: logs RELEASED */
+    __atomic_store_n(&f->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+START_TEST(log_handler_may_use_the_handle_during_free) {
+    free_case f;
+    pthread_t t;
+    fl_options o = FL_OPTIONS_INIT;
+    o.thread_local = _i;
+    ck_assert_int_eq(fl_lock_new(&f.l, P("x.lock"), &o), 0);
+    ck_assert_int_eq(fl_acquire(f.l), 0);
+    f.done = 0;
+    g_callout_lock = f.l;
+    g_callout_calls = 0;
+    fl_set_log_handler(reentrant_log, NULL);
+    ck_assert_int_eq(pthread_create(&t, NULL, free_held, &f), 0);
+    ck_assert_msg(fl_wait_flag(&f.done, 10), "fl_lock_free called the log handler under a mutex");
+    fl_join(t, 5);
+    fl_set_log_handler(NULL, NULL);
+    g_callout_lock = NULL;
+    ck_assert_int_eq(g_callout_calls, 1);
+}
+END_TEST
+
 Suite *suite_waits(void) {
     Suite *s = suite_create("waits");
     TCase *tc = fl_tcase("waits");
@@ -602,6 +651,7 @@ Suite *suite_waits(void) {
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_loop_test(tc, held_query_keeps_the_last_error, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, held_query_leaves_no_error_in_a_fresh_thread, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, log_handler_may_use_the_handle_during_free, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
