@@ -104,6 +104,7 @@ def test_fork_while_threads_churn(tmp_path: Path, cls) -> None:
     assert failed == 0, f"{failed} forked children failed"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="closerange/number reuse checked on Linux")
 @pytest.mark.parametrize("cls", [FileLock, SoftFileLock])
 def test_child_keeps_its_reused_descriptors(tmp_path: Path, cls) -> None:
     path = str(tmp_path / "x.lock")
@@ -171,9 +172,3 @@ def test_new_threads_never_inherit_a_dead_threads_hold(tmp_path: Path) -> None:
     probe = FileLock(path)
     with pytest.raises(Timeout):
         probe.acquire(timeout=0)
-
-
-if sys.platform != "linux":  # pragma: no cover - the descriptor test reads Linux behaviour
-    test_child_keeps_its_reused_descriptors = pytest.mark.skip(reason="Linux only")(
-        test_child_keeps_its_reused_descriptors
-    )
