@@ -22,6 +22,8 @@
 
 #include <filelock.h>
 
+#include "../../core/src/seconds.h" /* the one checked seconds conversion */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -74,8 +76,9 @@ static int timed_flock(int fd, int op, double timeout) {
     if (sigaction(SIGALRM, &sa, &old_sa) != 0)
         return -1;
     memset(&it, 0, sizeof it);
-    it.it_value.tv_sec = (time_t)timeout;
-    it.it_value.tv_usec = (suseconds_t)((timeout - floor(timeout)) * 1e6);
+    /* Clamped (a -w of 1e19 s must not overflow time_t): the loop below
+     * keeps waiting until its own deadline anyway. */
+    (void)fl__seconds_to_timeval(timeout, &it.it_value);
     if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0)
         it.it_value.tv_usec = 1; /* a zero value would disarm the timer */
     it.it_interval.tv_usec = REARM_USEC;

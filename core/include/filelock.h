@@ -155,7 +155,9 @@ typedef struct fl_options {
         poll_interval; /**< Ceiling between re-checks where no wake-up exists (default 0.05 s). */
     int blocking;      /**< Default blocking flag: 0 means one attempt whatever the timeout. */
     int mode;          /**< Permission bits for a new lock file, or ::FL_MODE_DEFAULT. */
-    int thread_local;  /**< 1 (default): lock state per thread; 0: shared by all threads. */
+    int thread_local;  /**< 1 (default): lock state per thread; 0: shared by all threads. A
+                            thread that ends holding the lock keeps it held until the handle is
+                            freed; no later thread inherits that hold. */
     int singleton;     /**< 1: one shared handle per lock file (see fl_lock_new()). */
     int soft_fallback; /**< 1: use the soft lock where the file system lacks OS locks. */
     int read_write;    /**< 1: a read/write lock whose waiting writers are not starved by
@@ -259,7 +261,9 @@ FL_EXTERN int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const f
 /**
  * Releases the lock if held (by any thread) and frees the handle; for a
  * singleton, drops one reference. In a process forked from the one that
- * created the handle, only descriptors are closed: the parent's lock stays.
+ * created the handle, the parent's holds are forgotten and their
+ * descriptors are left open (never closed: the child may have closed them
+ * and reused the numbers for its own files); the parent's lock stays.
  * NULL is ignored.
  */
 FL_EXTERN void fl_lock_free(fl_lock *lock);
@@ -282,10 +286,18 @@ FL_EXTERN int fl_acquire(fl_lock *lock);
  * re-checks for releases no event reports every max(@p poll_interval, 100 ms)
  * with an inotify watch armed (250 ms for the soft lock), or every
  * max(@p poll_interval, 50 ms) without one, so that a waiter never spins.
+ * Durations of any size are accepted (@p timeout or @p poll_interval of
+ * 1e19 or infinity: no overflow, no busy loop); time is measured on the
+ * monotonic clock, so a step of the wall clock neither stretches nor cuts a
+ * wait. The waiters of one process share one inotify instance (Linux); when
+ * the user's instances or watches are exhausted, waiters fall back to the
+ * timed re-checks above.
  *
  * @return 0; ::FL_ETIMEOUT when not won in time (message "The file lock
  *         '<path>' could not be acquired."); ::FL_EDEADLK when waiting forever
- *         for a lock file this thread holds through another handle;
+ *         for a lock file this thread holds through another handle, or
+ *         (read/write locks) behind the writers' gate while this thread holds
+ *         the lock through another handle and a writer waits for it;
  *         ::FL_EINTR when a signal interrupted the wait; ::FL_ECANCELED when
  *         the cancel callback asked to stop; ::FL_ENOTSUP when the file system
  *         has no OS locks; or another error code for a permanent failure,
@@ -458,6 +470,8 @@ FL_EXTERN int fl_get_owner(fl_lock *lock, fl_owner *out);
  * this process. 0 when free, held by another process, or held by a holder
  * that cannot be told. The one definition every binding's "held by us"
  * (Python is_lock_held_by_us, Ruby owned_by_us?, Lua is_held_by_us) uses.
+ * A query, not an operation: the calling thread's last error
+ * (fl_last_code(), fl_last_error()) is left as it was.
  */
 FL_EXTERN int fl_held_by_this_process(fl_lock *lock);
 

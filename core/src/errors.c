@@ -149,3 +149,15 @@ int __fl_os_error(int os_errno, const char *what, const char *path) {
     return __fl_error(__fl_code_from_errno(os_errno), os_errno, "%s '%s': %s", what, path,
                       strerror(os_errno));
 }
+
+void fl__error_save(fl__error_state *st) {
+    st->code = tls_err.code;
+    st->os_errno = tls_err.os_errno;
+    memcpy(st->msg, tls_err.msg, sizeof st->msg);
+}
+
+void fl__error_restore(const fl__error_state *st) {
+    tls_err.code = st->code;
+    tls_err.os_errno = st->os_errno;
+    memcpy(tls_err.msg, st->msg, sizeof tls_err.msg);
+}

@@ -1,7 +1,9 @@
 /*
  * Internal declarations shared by the platform-independent core (lock.c,
- * error.c) and the platform backend (posix.c today; win32.c slots in beside
- * it). Names here carry a double-underscore prefix and hidden visibility.
+ * errors.c, owner.c) and the platform backends (posix.c, win32.c, one per
+ * build). Names here carry the __fl_ prefix (older code) or fl__ (newer),
+ * and hidden visibility. The lock order and what each mutex guards are
+ * written down above struct fl_lock.
  */
 #ifndef FL_INTERNAL_H
 #define FL_INTERNAL_H
@@ -67,15 +69,29 @@ typedef struct __fl_hold {
     { -1, 0, 0, 0, 0, 0.0 }
 #endif
 
-/* A wake-up source for a waiter (inotify on Linux). */
+/* A wake-up source for a waiter.
+ *
+ * Linux: the process's wait hub (posix.c). One inotify instance per process
+ * (a forked child makes its own and leaves the inherited one alone), one
+ * watch per watched inode shared by every waiter on it (reference counted),
+ * and one eventfd per waiting thread. A waiter polls both the hub's inotify
+ * descriptor and its own eventfd with ppoll(), so a signal still ends the
+ * wait with EINTR; whichever waiter sees the hub readable reads the events
+ * and signals the eventfds of the waiters they concern. When the instance,
+ * the watch or the eventfd cannot be had (limits reached), the waiter falls
+ * back to timed re-checks (fd == -1). */
 typedef struct __fl_watch {
-    int fd; /* -1: no wake-up source, plain sleeping */
+    int fd; /* the hub's inotify descriptor to poll; -1: plain sleeping */
     int wd;
 #ifdef _WIN32
     /* The kernel lock's wake-up is the attempt's own pending LockFileEx, so
      * the watch needs the hold; the soft lock's is a change notification. */
     struct __fl_hold *hold;
     void *change;
+#else
+    int efd;      /* this waiter's eventfd, signalled by the hub */
+    unsigned gen; /* fork generation of the hub this waiter joined */
+    void *waiter; /* the hub's record of this waiter (posix.c) */
 #endif
 } __fl_watch;
 
@@ -84,17 +100,54 @@ typedef struct __fl_watch {
     { -1, -1, NULL, NULL }
 #else
 #define FL__WATCH_INIT                                                                             \
-    { -1, -1 }
+    { -1, -1, -1, 0, NULL }
 #endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */
 typedef struct __fl_state {
-    pthread_t tid;
+    uint64_t thread; /* fl__thread_serial() of the holding thread (never reused) */
     int counter;
     __fl_hold hold;
     struct __fl_state *next;
 } __fl_state;
 
+/*
+ * Mutexes, what they guard, and the lock order.
+ *
+ *   g_mu (lock.c, "registry")   the singleton list (g_singletons and every
+ *                               handle's next_singleton and refs) and the
+ *                               list of live handles (g_handles, every
+ *                               handle's next_handle / prev_handle).
+ *   fl_lock.mu (one per handle) acquiring, shared, states, cancel and
+ *                               cancel_data, gen; cond is used with it.
+ *   g_held_mu (lock.c)          the held-lock table of the deadlock check.
+ *   owner_mu (posix.c)          the cache of this process's owner record.
+ *   boot_mu (posix.c)           the cache of the boot id.
+ *   hub_mu (posix.c)            the wait hub: its inotify descriptor, watch
+ *                               table and waiter list.
+ *
+ * Lock order: g_mu, then handles' mu (any number, in the order of the
+ * g_handles list), then g_held_mu, then owner_mu, boot_mu, hub_mu (the
+ * backend's, taken by fl__os_atfork). Every mutex of the library is in this
+ * list; a new one must be added here and to the fork handlers. A thread holding a handle's
+ * mu never takes g_mu; nothing is held while calling out (cancel callback,
+ * log handler) or while sleeping in the OS, except that a handle's mu is
+ * released by pthread_cond_timedwait on its cond.
+ *
+ * Fork: the pthread_atfork prepare handler takes every mutex above in this
+ * order (so none can be held by a thread that does not exist in the child,
+ * and every structure is consistent when copied); the parent and child
+ * handlers release them. The child also re-initialises every handle's cond
+ * (waiters of the parent's threads would otherwise stay counted in it) and
+ * bumps the fork generation; the child's first use of a handle then forgets
+ * the parent's holds without touching their descriptors (see
+ * forget_after_fork in lock.c), and the hub forgets the parent's inotify
+ * instance the same way.
+ *
+ * Fields without a mutex: path, dir, base, key, id, mode, thread_local,
+ * singleton, soft_fallback and gate are fixed at creation; kind, timeout,
+ * poll_interval and blocking are read and written with atomics.
+ */
 struct fl_lock {
     char *path; /* as given */
     char *dir;  /* parent directory of path ("." if none) */
@@ -109,29 +162,47 @@ struct fl_lock {
     long owner_pid;       /* soft marker names this pid (0: the caller); atomic access */
     int read_only_open;   /* kernel lock: open a read-only lock file O_RDONLY */
     struct fl_lock *gate; /* read/write locks: the writers' gate, else NULL */
-    int refs;             /* singleton references, under the registry lock */
-    unsigned gen;         /* fork generation that owns the state; differs in a forked child */
+    int refs;             /* singleton references (g_mu) */
+    unsigned gen;         /* fork generation that owns the state (mu); differs in a forked child */
 
     /* Defaults, read and written atomically. */
     double timeout;
     double poll_interval;
     int blocking;
 
+    pthread_mutex_t mu; /* guards the fields below (see the lock order above) */
     fl_cancel_fn cancel;
     void *cancel_data;
-
-    pthread_mutex_t mu;  /* guards the fields below */
-    pthread_cond_t cond; /* shared handles: an acquiring thread finished */
+    pthread_cond_t cond; /* shared handles: an acquiring thread finished (CLOCK_MONOTONIC) */
     int acquiring;       /* shared handles: a thread is inside the OS wait */
     __fl_state shared;   /* state of a shared handle */
     __fl_state *states;  /* thread-local handles: one per holding thread */
+
+    /* Under g_mu. */
     struct fl_lock *next_singleton;
+    struct fl_lock *next_handle, *prev_handle;
+    int listed; /* on the g_handles list */
 };
+
+/* A 64-bit serial number of the calling thread, from a process-wide
+ * counter: unlike pthread_t (recycled as soon as a thread is joined), it is
+ * never given to another thread, so a new thread cannot inherit the state
+ * of a dead one. */
+FL__HIDDEN uint64_t fl__thread_serial(void);
 
 /* errors.c ------------------------------------------------------------- */
 FL__HIDDEN int __fl_error(int code, int os_errno, const char *fmt, ...) FL__PRINTF(3, 4);
 FL__HIDDEN int __fl_code_from_errno(int e);
 FL__HIDDEN int __fl_os_error(int os_errno, const char *what, const char *path);
+/* A copy of the thread's last error, so that a query whose internal steps
+ * fail on the way to a successful answer leaves the error as it was. */
+typedef struct fl__error_state {
+    int code;
+    int os_errno;
+    char msg[1024];
+} fl__error_state;
+FL__HIDDEN void fl__error_save(fl__error_state *st);
+FL__HIDDEN void fl__error_restore(const fl__error_state *st);
 
 /* owner.c -------------------------------------------------------------- */
 FL__HIDDEN int __fl_decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size);
@@ -156,8 +227,9 @@ FL__HIDDEN double __fl_now(void);
 FL__HIDDEN int __fl_os_try(fl_lock *l, int kind, __fl_hold *hold, int block);
 /* Drops what a failed attempt left open. */
 FL__HIDDEN void __fl_os_abandon(__fl_hold *hold);
-/* Releases a held lock; owner == 0 (forked child) only closes descriptors,
- * never unlocks or unlinks. Returns 0 or a negative code. */
+/* Releases a held lock; owner == 0 only closes descriptors, never unlocks
+ * or unlinks (lock.c no longer uses it: a forked child leaves the parent's
+ * descriptors alone). Returns 0 or a negative code. */
 FL__HIDDEN int __fl_os_release(fl_lock *l, int kind, __fl_hold *hold, int owner);
 
 /* Backend: wake-ups. open never fails (falls back to sleeping); wait
@@ -166,6 +238,13 @@ FL__HIDDEN int __fl_os_release(fl_lock *l, int kind, __fl_hold *hold, int owner)
 FL__HIDDEN void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w);
 FL__HIDDEN int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds);
 FL__HIDDEN void __fl_os_watch_close(__fl_watch *w);
+
+/* Backend: fork handlers for its own mutexes (called from lock.c's
+ * pthread_atfork handlers, last in the lock order). */
+#define FL__FORK_PREPARE 0
+#define FL__FORK_PARENT  1
+#define FL__FORK_CHILD   2
+FL__HIDDEN void fl__os_atfork(int phase);
 
 /* Backend: owner records and inspection (soft markers, kernel holders). */
 FL__HIDDEN int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out);

@@ -5,6 +5,7 @@
  * and logging. Everything that touches the file system is in the backend.
  */
 #include "internal.h"
+#include "seconds.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,38 +18,97 @@
 /* Process-wide state                                                      */
 /* ---------------------------------------------------------------------- */
 
-/* Singleton registry and the table of held locks (for the deadlock check)
- * share one mutex: both are touched only off the uncontended fast path or
- * for a few instructions. */
+/* The registry (singletons and the list of live handles) and the table of
+ * held locks (for the deadlock check) have one mutex each; the lock order
+ * and what each mutex guards are written down in internal.h. */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static fl_lock *g_singletons;
+static fl_lock *g_handles;
 
 typedef struct fl__held {
     uint64_t dev, ino;
+    uint64_t gate_dev, gate_ino; /* read/write locks: the gate passed to get here */
+    int have_gate;
     unsigned gen; /* entries inherited from the parent do not count */
     int shared;
-    pthread_t tid;
+    uint64_t thread;
     const fl_lock *lock;
     struct fl__held *next;
 } fl__held;
+static pthread_mutex_t g_held_mu = PTHREAD_MUTEX_INITIALIZER;
 static fl__held *g_held;
 
 static uint64_t g_next_id = 1;
 
 /* ---------------------------------------------------------------------- */
-/* Fork detection                                                          */
+/* Thread identity                                                         */
+/* ---------------------------------------------------------------------- */
+
+static uint64_t g_next_thread = 1;
+/* mingw-w64 emulates __thread (emutls), which also works inside a DLL. */
+static __thread uint64_t t_serial;
+
+uint64_t fl__thread_serial(void) {
+    uint64_t s = t_serial;
+    if (__builtin_expect(s == 0, 0))
+        t_serial = s = __atomic_fetch_add(&g_next_thread, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Fork safety                                                             */
 /* ---------------------------------------------------------------------- */
 
 unsigned __fl_fork_gen;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-/* The registry mutex is held across fork() so that the child never
- * inherits it locked by a thread that does not exist there. */
-static void before_fork(void) { pthread_mutex_lock(&g_mu); }
-static void after_fork_parent(void) { pthread_mutex_unlock(&g_mu); }
-static void after_fork_child(void) {
+static void init_cond(pthread_cond_t *c) {
+#ifndef _WIN32
+    /* Waits measure time on the monotonic clock: a step of the wall clock
+     * must neither stretch nor cut a timeout. */
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+#else
+    pthread_cond_init(c, NULL);
+#endif
+}
+
+/* Every mutex of the library is taken before fork() in the documented lock
+ * order (internal.h), so the child never inherits one held by a thread
+ * that does not exist there, nor a structure caught half-updated. */
+static void before_fork(void) {
+    fl_lock *l;
+    pthread_mutex_lock(&g_mu);
+    for (l = g_handles; l; l = l->next_handle)
+        pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&g_held_mu);
+    fl__os_atfork(FL__FORK_PREPARE);
+}
+
+static void after_fork_parent(void) {
+    fl_lock *l;
+    fl__os_atfork(FL__FORK_PARENT);
+    pthread_mutex_unlock(&g_held_mu);
+    for (l = g_handles; l; l = l->next_handle)
+        pthread_mutex_unlock(&l->mu);
     pthread_mutex_unlock(&g_mu);
+}
+
+static void after_fork_child(void) {
+    fl_lock *l;
     __atomic_add_fetch(&__fl_fork_gen, 1, __ATOMIC_RELAXED);
+    fl__os_atfork(FL__FORK_CHILD);
+    pthread_mutex_unlock(&g_held_mu);
+    for (l = g_handles; l; l = l->next_handle) {
+        /* Threads of the parent may have been waiting on it; none exist
+         * here, and nobody can use it while we hold the mutex. */
+        init_cond(&l->cond);
+        pthread_mutex_unlock(&l->mu);
+    }
+    pthread_mutex_unlock(&g_mu);
 }
 
 /* glibc unregisters the handlers when the library is unloaded. Windows has
@@ -176,7 +236,32 @@ static int split_path(fl_lock *l) {
     return (l->dir && l->base) ? 0 : -1;
 }
 
+/* Caller holds g_mu. */
+static void link_handle(fl_lock *l) {
+    l->prev_handle = NULL;
+    l->next_handle = g_handles;
+    if (g_handles)
+        g_handles->prev_handle = l;
+    g_handles = l;
+    l->listed = 1;
+}
+
+static void unlink_handle(fl_lock *l) {
+    pthread_mutex_lock(&g_mu);
+    if (l->listed) {
+        if (l->prev_handle)
+            l->prev_handle->next_handle = l->next_handle;
+        else
+            g_handles = l->next_handle;
+        if (l->next_handle)
+            l->next_handle->prev_handle = l->prev_handle;
+        l->listed = 0;
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
 static void destroy(fl_lock *l) {
+    unlink_handle(l);
     fl_lock_free(l->gate);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cond);
@@ -235,7 +320,7 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
         return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%.*s'", (int)len, path);
     }
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cond, NULL);
+    init_cond(&l->cond);
     l->kind = (int)opts->kind;
     l->mode = opts->mode;
     l->thread_local = !!opts->thread_local;
@@ -304,9 +389,13 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
         l->id = __atomic_fetch_add(&g_next_id, 1, __ATOMIC_RELAXED);
         l->next_singleton = g_singletons;
         g_singletons = l;
+        link_handle(l);
         pthread_mutex_unlock(&g_mu);
     } else {
         l->id = __atomic_fetch_add(&g_next_id, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&g_mu);
+        link_handle(l);
+        pthread_mutex_unlock(&g_mu);
     }
     *out = l;
     return 0;
@@ -320,45 +409,57 @@ int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts) {
 /* Held-lock table (self-deadlock detection)                               */
 /* ---------------------------------------------------------------------- */
 
-static void held_add(const fl_lock *l, const __fl_hold *h, fl__held *node) {
+static void held_add(const fl_lock *l, const __fl_hold *h, const __fl_hold *gate, fl__held *node) {
     node->dev = h->dev;
     node->ino = h->ino;
+    node->have_gate = gate && gate->have_id;
+    node->gate_dev = gate ? gate->dev : 0;
+    node->gate_ino = gate ? gate->ino : 0;
     node->shared = h->shared;
     node->gen = __fl_current_gen();
-    node->tid = pthread_self();
+    node->thread = fl__thread_serial();
     node->lock = l;
-    pthread_mutex_lock(&g_mu);
+    pthread_mutex_lock(&g_held_mu);
     node->next = g_held;
     g_held = node;
-    pthread_mutex_unlock(&g_mu);
+    pthread_mutex_unlock(&g_held_mu);
 }
 
-static fl__held *held_remove(const fl_lock *l, pthread_t tid, int any_thread) {
+static fl__held *held_remove(const fl_lock *l, uint64_t thread, int any_thread) {
     fl__held **pp, *found = NULL;
-    pthread_mutex_lock(&g_mu);
+    pthread_mutex_lock(&g_held_mu);
     for (pp = &g_held; *pp; pp = &(*pp)->next) {
-        if ((*pp)->lock == l && (any_thread || pthread_equal((*pp)->tid, tid))) {
+        if ((*pp)->lock == l && (any_thread || (*pp)->thread == thread)) {
             found = *pp;
             *pp = found->next;
             break;
         }
     }
-    pthread_mutex_unlock(&g_mu);
+    pthread_mutex_unlock(&g_held_mu);
     return found;
 }
 
+/* Whether waiting for the file of the failed attempt h would wait for this
+ * thread itself: it holds that file through another handle in a
+ * conflicting mode, or it holds a read/write lock whose writers' gate h is
+ * (a writer that holds the gate is waiting for the lock this thread
+ * holds, and lets nobody through the gate meanwhile). */
 static int held_by_this_thread(const __fl_hold *h) {
     fl__held *n;
     int found = 0;
-    pthread_t self = pthread_self();
+    uint64_t self = fl__thread_serial();
+    unsigned gen = __fl_current_gen();
     if (!h->have_id)
         return 0;
-    pthread_mutex_lock(&g_mu);
-    for (n = g_held; n && !found; n = n->next)
-        found = n->dev == h->dev && n->ino == h->ino && pthread_equal(n->tid, self) &&
-                n->gen == __fl_current_gen() &&
-                (!n->shared || !h->shared); /* two shared holds do not conflict */
-    pthread_mutex_unlock(&g_mu);
+    pthread_mutex_lock(&g_held_mu);
+    for (n = g_held; n && !found; n = n->next) {
+        if (n->thread != self || n->gen != gen)
+            continue;
+        found = (n->dev == h->dev && n->ino == h->ino &&
+                 (!n->shared || !h->shared)) || /* two shared holds do not conflict */
+                (n->have_gate && n->gate_dev == h->dev && n->gate_ino == h->ino);
+    }
+    pthread_mutex_unlock(&g_held_mu);
     return found;
 }
 
@@ -369,37 +470,39 @@ static int held_by_this_thread(const __fl_hold *h) {
 /* Caller holds l->mu. */
 static __fl_state *find_state(fl_lock *l) {
     __fl_state *s;
-    pthread_t self;
+    uint64_t self;
     if (!l->thread_local)
         return &l->shared;
-    self = pthread_self();
+    self = fl__thread_serial();
     for (s = l->states; s; s = s->next)
-        if (pthread_equal(s->tid, self))
+        if (s->thread == self)
             return s;
     return NULL;
 }
 
-/* In a forked child the inherited state belongs to the parent: forget it,
- * closing descriptors only (unlocking an inherited flock descriptor would
- * release the parent's lock, and the soft marker is the parent's). */
+/* In a forked child the inherited state belongs to the parent: forget it.
+ * Its descriptors are left open, never closed: the child may have closed
+ * them itself (closefrom, daemonizing) and reused the numbers for its own
+ * files, and no check can prove a number still refers to our open file
+ * description (the same dev/ino is also what a reopen of the same lock
+ * file gives). A leaked inherited descriptor is harmless: the parent's
+ * release unlocks the shared open file description explicitly, and
+ * O_CLOEXEC closes it at exec. Unlocking it here would release the
+ * parent's lock; the soft marker is the parent's too. */
 static void forget_after_fork(fl_lock *l) {
     __fl_state *s, *next;
     fl__held *h;
-    int kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
     pthread_mutex_lock(&l->mu);
     if (l->gen != __fl_current_gen()) {
-        if (l->shared.counter > 0)
-            __fl_os_release(l, kind, &l->shared.hold, 0);
         l->shared.counter = 0;
         l->shared.hold = (__fl_hold)FL__HOLD_INIT;
         for (s = l->states; s; s = next) {
             next = s->next;
-            __fl_os_release(l, kind, &s->hold, 0);
             free(s);
         }
         l->states = NULL;
         l->acquiring = 0;
-        while ((h = held_remove(l, pthread_self(), 1)) != NULL)
+        while ((h = held_remove(l, 0, 1)) != NULL)
             free(h);
         pthread_once(&g_once, init_once);
         l->gen = __fl_current_gen();
@@ -557,6 +660,21 @@ static int mode_error(const fl_lock *l, int shared) {
                       l->path, shared ? "exclusive" : "shared", shared ? "shared" : "exclusive");
 }
 
+/* The absolute time for pthread_cond_timedwait on l->cond, `seconds` from
+ * the monotonic `now` (__fl_now). Windows: winpthreads measures condition
+ * variables on the wall clock only; the slice is at most FL__CANCEL_SLICE
+ * and is recomputed each time, so a step can stretch one slice only. */
+static void cond_deadline(double now, double seconds, struct timespec *ts) {
+#ifndef _WIN32
+    (void)fl__deadline_timespec(now, seconds, ts);
+#else
+    struct timespec rt;
+    (void)now;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    (void)fl__deadline_timespec((double)rt.tv_sec + (double)rt.tv_nsec / 1e9, seconds, ts);
+#endif
+}
+
 /* Handles shared by threads: wait until no other thread is inside the OS
  * wait, then either join the hold it won (counter > 0) or lead the next
  * attempt. Caller holds l->mu. Returns 0 to lead, 1 if joined, or an error. */
@@ -571,16 +689,7 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
         until = now + FL__CANCEL_SLICE;
         if (!forever && deadline < until)
             until = deadline;
-        {
-            /* The condition variable uses CLOCK_REALTIME; only the slice
-             * length is taken from it, the deadline stays monotonic. */
-            struct timespec rt;
-            double wake;
-            clock_gettime(CLOCK_REALTIME, &rt);
-            wake = (double)rt.tv_sec + rt.tv_nsec / 1e9 + (until - now);
-            ts.tv_sec = (time_t)wake;
-            ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
-        }
+        cond_deadline(now, until - now, &ts);
         pthread_cond_timedwait(&l->cond, &l->mu, &ts);
         if (l->cancel && l->acquiring) {
             fl_cancel_fn cancel = l->cancel;
@@ -608,8 +717,8 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
  * shared for a reader), so that a waiting writer holds new readers back,
  * then take the lock itself and reopen the gate. Both waits share one
  * deadline. */
-static int gated_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, double poll,
-                         fl_cancel_fn cancel, void *cancel_data) {
+static int gated_acquire(fl_lock *l, __fl_hold *h, __fl_hold *gate_id, double timeout, int blocking,
+                         double poll, fl_cancel_fn cancel, void *cancel_data) {
     __fl_hold g = FL__HOLD_INIT;
     double start, rest = timeout;
     int rc;
@@ -630,6 +739,10 @@ static int gated_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking,
             rest = 0; /* one last attempt */
     }
     rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1);
+    /* Remembered with the hold: the deadlock check must know the gate. */
+    gate_id->dev = g.dev;
+    gate_id->ino = g.ino;
+    gate_id->have_id = g.have_id;
     __fl_os_release(l->gate, FL_KERNEL, &g, 1);
     return rc;
 }
@@ -637,7 +750,7 @@ static int gated_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking,
 static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
                         double poll_interval) {
     __fl_state *s;
-    __fl_hold h = FL__HOLD_INIT;
+    __fl_hold h = FL__HOLD_INIT, gate_id = FL__HOLD_INIT;
     __fl_state *fresh = NULL;
     fl__held *node;
     fl_cancel_fn cancel;
@@ -697,14 +810,14 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         rc = __fl_error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
     } else {
         h.shared = shared;
-        rc = gated_acquire(l, &h, timeout, blocking, poll_interval, cancel, cancel_data);
+        rc = gated_acquire(l, &h, &gate_id, timeout, blocking, poll_interval, cancel, cancel_data);
     }
 
     pthread_mutex_lock(&l->mu);
     if (rc == 0) {
         if (l->thread_local) {
             s = fresh;
-            s->tid = pthread_self();
+            s->thread = fl__thread_serial();
             s->next = l->states;
             l->states = s;
         } else {
@@ -712,7 +825,7 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         }
         s->hold = h;
         s->counter = 1;
-        held_add(l, &h, node);
+        held_add(l, &h, &gate_id, node);
     } else if (node) {
         free(node);
         free(fresh);
@@ -754,9 +867,9 @@ int fl_is_shared(fl_lock *l) {
 static __fl_hold detach(fl_lock *l, __fl_state *s) {
     __fl_hold h = s->hold;
     fl__held *node;
-    pthread_t tid = l->thread_local ? s->tid : pthread_self();
+    uint64_t thread = l->thread_local ? s->thread : 0;
     s->hold = (__fl_hold)FL__HOLD_INIT;
-    node = held_remove(l, tid, !l->thread_local);
+    node = held_remove(l, thread, !l->thread_local);
     free(node);
     if (l->thread_local) {
         __fl_state **pp;
@@ -801,7 +914,6 @@ int fl_release(fl_lock *l, int force) {
 }
 
 void fl_lock_free(fl_lock *l) {
-    __fl_state *s, *next;
     if (!l)
         return;
     if (l->singleton) {
@@ -819,21 +931,27 @@ void fl_lock_free(fl_lock *l) {
         pthread_mutex_unlock(&g_mu);
     }
     check_fork(l);
-    pthread_mutex_lock(&l->mu);
-    if (l->shared.counter > 0) {
+    /* One hold at a time: detached under the mutex, released after it
+     * (releasing calls the log handler, which must not run under a library
+     * mutex, see the lock order in internal.h). */
+    for (;;) {
         __fl_hold h;
-        l->shared.counter = 0;
-        h = detach(l, &l->shared);
+        int found = 1;
+        pthread_mutex_lock(&l->mu);
+        if (l->shared.counter > 0) {
+            l->shared.counter = 0;
+            h = detach(l, &l->shared);
+        } else if (l->states) {
+            l->states->counter = 0;
+            h = detach(l, l->states);
+        } else {
+            found = 0;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (!found)
+            break;
         release_hold(l, &h);
     }
-    for (s = l->states; s; s = next) {
-        __fl_hold h;
-        next = s->next;
-        s->counter = 0;
-        h = detach(l, s);
-        release_hold(l, &h);
-    }
-    pthread_mutex_unlock(&l->mu);
     destroy(l);
 }
 
@@ -857,8 +975,16 @@ int fl_held_by_this_process(fl_lock *l) {
     pthread_mutex_unlock(&l->mu);
     if (held)
         return 1;
-    return __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), &o) == 0 &&
-           o.this_process;
+    /* The answer is a yes or no: the owner lookup's errors (ENOENT when
+     * nobody holds it) are not the caller's. */
+    {
+        fl__error_state saved;
+        fl__error_save(&saved);
+        held = __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), &o) == 0 &&
+               o.this_process;
+        fl__error_restore(&saved);
+    }
+    return held;
 }
 
 int fl_lock_fd(fl_lock *l) {

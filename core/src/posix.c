@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "seconds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #ifdef __linux__
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #endif
 
@@ -173,20 +175,28 @@ static ssize_t read_small(const char *path, char *buf, size_t cap) {
     return total;
 }
 
+/* The caches of the boot id and of our own owner record. File-scope, so
+ * that the fork handlers (fl__os_atfork) can take them: a child forked
+ * while another thread held one would otherwise hang on its first soft
+ * lock. Lock order: owner_mu, then boot_mu (owner_record reads the boot
+ * id), both after lock.c's mutexes and before hub_mu; see internal.h. */
+static pthread_mutex_t owner_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t boot_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* The boot id never changes while we run: read it once. */
 static int boot_id_uncached(uint64_t *hi, uint64_t *lo);
 static int boot_id(uint64_t *hi, uint64_t *lo) {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t *mu = &boot_mu;
     static int state; /* 0 unread, 1 read, -1 unreadable */
     static uint64_t c_hi, c_lo;
     int r;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(mu);
     if (state == 0)
         state = boot_id_uncached(&c_hi, &c_lo) == 0 ? 1 : -1;
     *hi = c_hi;
     *lo = c_lo;
     r = state == 1 ? 0 : -1;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(mu);
     return r;
 }
 
@@ -263,7 +273,7 @@ static int owner_record(const fl_lock *l, char *buf, size_t size) {
     char host[256], token[96];
     long pid = __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED);
     int n;
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t *mu = &owner_mu;
     static long cached_pid;
     static char cached_token[96];
     host_name(host, sizeof host);
@@ -275,14 +285,14 @@ static int owner_record(const fl_lock *l, char *buf, size_t size) {
     } else {
         pid = (long)getpid();
         /* Our own token only changes with our pid (fork): read /proc once. */
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(mu);
         if (cached_pid != pid) {
             if (start_token(pid, cached_token, sizeof cached_token) != 0)
                 cached_token[0] = '\0';
             cached_pid = pid;
         }
         memcpy(token, cached_token, sizeof token);
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(mu);
     }
     if (token[0])
         n = snprintf(buf, size, "%ld\n%s\n%s\n", pid, host, token);
@@ -809,66 +819,159 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
 /* ---------------------------------------------------------------------- */
 
 #ifdef __linux__
-/* A pool of inotify instances, kept open for the life of the process:
- * closing an instance waits for an RCU grace period (70 us to 16 ms here),
- * which a waiter that just won the lock would otherwise pay. A waiter takes
- * an instance, adds its watch, removes the watch when done and gives the
- * instance back. Instances inherited across fork are the parent's (shared
- * event queues): the child starts a pool of its own. */
-#define FL__POOL_MAX 8
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static int pool_fds[FL__POOL_MAX];
-static int pool_n;
-static unsigned pool_gen;
+/* The wait hub: every waiter of the process shares one inotify instance
+ * (the default limit is 128 instances per user, shared with the user's
+ * editors and file managers), each watched inode has one watch however
+ * many threads wait for it, and each waiter has its own eventfd. See
+ * __fl_watch in internal.h for the protocol. The instance is kept for the
+ * life of the process (closing one waits for an RCU grace period, 70 us
+ * to 16 ms here). A forked child leaves the inherited instance and
+ * eventfds alone (they are the parent's, and the child may have reused
+ * their numbers) and makes its own instance on its first wait.
+ *
+ * hub_mu guards everything below; it is last in the lock order and held
+ * only for non-blocking calls (inotify_add_watch resolves a path, like the
+ * lock attempt before it). The instance is pollable, so an event loop can
+ * later wait on it too (the asynchronous waiters build on this). */
+typedef struct fl__waiter {
+    int wd;
+    int efd;
+    const char *name; /* soft lock: the marker's name in the watched directory;
+                         NULL: every event of the watch concerns the waiter */
+    struct fl__waiter *prev, *next;
+} fl__waiter;
 
-static void drain_all(int fd) {
-    char buf[4096];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
+typedef struct fl__hub_watch {
+    int wd;
+    unsigned refs; /* waiters using it */
+} fl__hub_watch;
+
+static pthread_mutex_t hub_mu = PTHREAD_MUTEX_INITIALIZER;
+static int hub_fd = -1;
+static fl__waiter *hub_waiters;
+static fl__hub_watch *hub_watches;
+static size_t hub_nwatches, hub_capwatches;
+
+static void wake(const fl__waiter *wt) {
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: woken anyway. */
+    (void)!write(wt->efd, &one, sizeof one);
 }
 
-static int pool_take(void) {
-    int fd = -1;
-    pthread_mutex_lock(&pool_mu);
-    if (pool_gen != __fl_current_gen()) {
-        while (pool_n > 0)
-            close_fd(pool_fds[--pool_n]);
-        pool_gen = __fl_current_gen();
+/* Reads every pending event of the instance and wakes the waiters they
+ * concern. The calling waiter (self) is told by the return value (1: an
+ * event concerns it) instead of through its eventfd, which would cost two
+ * system calls on its wake-up path. Caller holds hub_mu. */
+static int hub_dispatch(const fl__waiter *self) {
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    fl__waiter *wt;
+    int mine = 0;
+    if (hub_fd < 0)
+        return 0;
+    for (;;) {
+        ssize_t n = read(hub_fd, buf, sizeof buf), off = 0;
+        if (n <= 0)
+            break;
+        while (off < n) {
+            const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+            for (wt = hub_waiters; wt; wt = wt->next) {
+                if ((ev->mask & IN_Q_OVERFLOW) ||
+                    (ev->wd == wt->wd && (!wt->name || (ev->mask & IN_IGNORED) ||
+                                          (ev->len && strcmp(ev->name, wt->name) == 0)))) {
+                    if (wt == self)
+                        mine = 1;
+                    else
+                        wake(wt);
+                }
+            }
+            off += (ssize_t)sizeof *ev + ev->len;
+        }
     }
-    if (pool_n > 0)
-        fd = pool_fds[--pool_n];
-    pthread_mutex_unlock(&pool_mu);
-    if (fd >= 0) {
-        drain_all(fd); /* stale events, e.g. IN_IGNORED of the last watch */
-        return fd;
-    }
-    return __fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    return mine;
 }
 
-static void pool_give(int fd, int wd) {
-    if (wd >= 0)
-        (void)inotify_rm_watch(fd, wd);
-    pthread_mutex_lock(&pool_mu);
-    if (pool_gen == __fl_current_gen() && pool_n < FL__POOL_MAX) {
-        pool_fds[pool_n++] = fd;
-        fd = -1;
+/* Adds a reference to the watch wd (new or existing). Caller holds hub_mu.
+ * Returns 0, or -1 when out of memory. */
+static int hub_ref(int wd) {
+    size_t i;
+    for (i = 0; i < hub_nwatches; i++)
+        if (hub_watches[i].wd == wd) {
+            hub_watches[i].refs++;
+            return 0;
+        }
+    if (hub_nwatches == hub_capwatches) {
+        size_t cap = hub_capwatches ? hub_capwatches * 2 : 8;
+        fl__hub_watch *p = realloc(hub_watches, cap * sizeof *p);
+        if (!p)
+            return -1;
+        hub_watches = p;
+        hub_capwatches = cap;
     }
-    pthread_mutex_unlock(&pool_mu);
-    if (fd >= 0)
-        close_fd(fd);
+    hub_watches[hub_nwatches].wd = wd;
+    hub_watches[hub_nwatches].refs = 1;
+    hub_nwatches++;
+    return 0;
+}
+
+/* Drops a reference; the last one removes the watch from the instance.
+ * Caller holds hub_mu. */
+static void hub_unref(int wd) {
+    size_t i;
+    for (i = 0; i < hub_nwatches; i++)
+        if (hub_watches[i].wd == wd) {
+            if (--hub_watches[i].refs == 0) {
+                /* EINVAL if the kernel already dropped it (file deleted). */
+                (void)inotify_rm_watch(hub_fd, wd);
+                hub_watches[i] = hub_watches[--hub_nwatches];
+            }
+            return;
+        }
 }
 #endif
+
+void fl__os_atfork(int phase) {
+    switch (phase) {
+    case FL__FORK_PREPARE:
+        pthread_mutex_lock(&owner_mu);
+        pthread_mutex_lock(&boot_mu);
+#ifdef __linux__
+        pthread_mutex_lock(&hub_mu);
+#endif
+        break;
+    case FL__FORK_PARENT:
+#ifdef __linux__
+        pthread_mutex_unlock(&hub_mu);
+#endif
+        pthread_mutex_unlock(&boot_mu);
+        pthread_mutex_unlock(&owner_mu);
+        break;
+    default:
+#ifdef __linux__
+        /* The instance and the waiters are the parent's: forget them,
+         * without closing anything (and without calling free here). */
+        hub_fd = -1;
+        hub_waiters = NULL;
+        hub_nwatches = 0;
+        pthread_mutex_unlock(&hub_mu);
+#endif
+        pthread_mutex_unlock(&boot_mu);
+        pthread_mutex_unlock(&owner_mu);
+        break;
+    }
+}
 
 void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
     w->fd = -1;
     w->wd = -1;
+    w->efd = -1;
+    w->waiter = NULL;
+    w->gen = __fl_current_gen();
 #ifdef __linux__
     {
-        int fd = pool_take();
         uint32_t mask;
         const char *target;
-        if (fd < 0)
-            return;
+        fl__waiter *wt;
+        int efd, wd = -1;
         if (kind == FL_KERNEL) {
             /* The holder's release ends with close(): that is the event.
              * Unlink/rename also wake us so we reopen the current file. */
@@ -879,12 +982,47 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
             target = l->dir;
             mask = IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
         }
-        w->wd = __fl_sys.inotify_add_watch(fd, target, mask);
-        if (w->wd < 0) {
-            pool_give(fd, -1);
+        efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (efd < 0)
+            return; /* no wake-up of our own: timed re-checks */
+        wt = calloc(1, sizeof *wt);
+        if (!wt) {
+            close_fd(efd);
             return;
         }
-        w->fd = fd;
+        wt->efd = efd;
+        wt->name = kind == FL_KERNEL ? NULL : l->base;
+        pthread_mutex_lock(&hub_mu);
+        if (hub_fd < 0)
+            hub_fd = __fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (hub_fd >= 0) {
+            /* IN_MASK_ADD: another waiter's watch on the same inode keeps
+             * the events it asked for. */
+            wd = __fl_sys.inotify_add_watch(hub_fd, target, mask | IN_MASK_ADD);
+            if (wd >= 0 && hub_ref(wd) != 0) {
+                (void)inotify_rm_watch(hub_fd, wd); /* new (hub_ref fails only then) */
+                wd = -1;
+            }
+        }
+        if (wd < 0) {
+            /* No instance (EMFILE: the user's instances are exhausted) or
+             * no watch (ENOSPC: watches exhausted): timed re-checks. */
+            pthread_mutex_unlock(&hub_mu);
+            close_fd(efd);
+            free(wt);
+            return;
+        }
+        wt->wd = wd;
+        wt->prev = NULL;
+        wt->next = hub_waiters;
+        if (hub_waiters)
+            hub_waiters->prev = wt;
+        hub_waiters = wt;
+        w->fd = hub_fd;
+        w->wd = wd;
+        w->efd = efd;
+        w->waiter = wt;
+        pthread_mutex_unlock(&hub_mu);
     }
 #else
     (void)l;
@@ -892,72 +1030,93 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
 #endif
 }
 
-/* Reads pending events; returns 1 if one concerns the lock. */
-static int drain(fl_lock *l, int kind, __fl_watch *w) {
-#ifdef __linux__
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    int relevant = 0;
-    for (;;) {
-        ssize_t n = read(w->fd, buf, sizeof buf), off = 0;
-        if (n <= 0)
-            break;
-        while (off < n) {
-            const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
-            if (kind == FL_KERNEL || (ev->mask & IN_Q_OVERFLOW) ||
-                (ev->len && strcmp(ev->name, l->base) == 0) || (ev->mask & IN_IGNORED))
-                relevant = 1;
-            off += (ssize_t)sizeof *ev + ev->len;
-        }
-    }
-    return relevant;
-#else
-    (void)l;
-    (void)kind;
-    (void)w;
-    return 1;
-#endif
+/* Sleeps the slice ts without a wake-up source. */
+static int sleep_slice(fl_lock *l, const struct timespec *ts) {
+    if (nanosleep(ts, NULL) != 0 && errno == EINTR)
+        return __fl_error(FL_EINTR, EINTR, "waiting for lock file '%s' was interrupted by a signal",
+                          l->path);
+    return 0;
 }
 
 int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
-    double end = __fl_now() + seconds;
+    double end;
+    (void)kind;
+    if (fl__seconds_clamp(seconds, &seconds) != 0)
+        seconds = 0;
+    end = __fl_now() + seconds;
     for (;;) {
         double left = end - __fl_now();
         struct timespec ts;
-        int rc;
         if (left <= 0)
             return 0;
-        ts.tv_sec = (time_t)left;
-        ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-        if (w->fd < 0) {
-            rc = nanosleep(&ts, NULL);
-        } else {
-            struct pollfd p;
-            p.fd = w->fd;
-            p.events = POLLIN;
-            p.revents = 0;
-            rc = ppoll(&p, 1, &ts, NULL);
+        (void)fl__seconds_to_timespec(left, &ts);
+        /* A watch armed before a fork (from the cancel callback) is the
+         * parent's: its numbers may be the child's files by now. */
+        if (w->fd < 0 || w->gen != __fl_current_gen())
+            return sleep_slice(l, &ts);
+#ifdef __linux__
+        {
+            struct pollfd p[2];
+            uint64_t count;
+            int rc;
+            p[0].fd = w->fd;
+            p[0].events = POLLIN;
+            p[0].revents = 0;
+            p[1].fd = w->efd;
+            p[1].events = POLLIN;
+            p[1].revents = 0;
+            rc = ppoll(p, 2, &ts, NULL);
+            if (rc < 0 && errno == EINTR)
+                return __fl_error(FL_EINTR, EINTR,
+                                  "waiting for lock file '%s' was interrupted by a signal",
+                                  l->path);
+            if (rc < 0)
+                return sleep_slice(l, &ts); /* cannot poll: re-check on time */
+            if (rc == 0)
+                return 0;
+            if (p[0].revents) {
+                int mine;
+                pthread_mutex_lock(&hub_mu);
+                mine = hub_dispatch(w->waiter); /* same generation: checked above */
+                pthread_mutex_unlock(&hub_mu);
+                if (mine)
+                    return 1; /* a count left in the eventfd costs one spare re-try */
+            }
+            if (p[1].revents && read(w->efd, &count, sizeof count) == (ssize_t)sizeof count)
+                return 1;
+            /* Events for other waiters only: keep waiting. */
         }
-        if (rc < 0 && errno == EINTR)
-            return __fl_error(FL_EINTR, EINTR,
-                              "waiting for lock file '%s' was interrupted by a signal", l->path);
-        if (w->fd < 0 || rc == 0)
-            return 0;
-        if (rc > 0 && drain(l, kind, w))
-            return 1;
-        /* Events about other files in the directory: keep waiting. */
+#endif
     }
 }
 
 void __fl_os_watch_close(__fl_watch *w) {
 #ifdef __linux__
-    if (w->fd >= 0)
-        pool_give(w->fd, w->wd);
-#else
-    if (w->fd >= 0)
-        close_fd(w->fd);
+    fl__waiter *wt = w->waiter;
+    if (wt) {
+        pthread_mutex_lock(&hub_mu);
+        if (w->gen == __fl_current_gen()) {
+            if (wt->prev)
+                wt->prev->next = wt->next;
+            else
+                hub_waiters = wt->next;
+            if (wt->next)
+                wt->next->prev = wt->prev;
+            hub_unref(wt->wd);
+            pthread_mutex_unlock(&hub_mu);
+            close_fd(wt->efd);
+        } else {
+            /* Opened before a fork (a fork from the cancel callback): the
+             * eventfd number may be the child's own file by now. */
+            pthread_mutex_unlock(&hub_mu);
+        }
+        free(wt);
+    }
 #endif
     w->fd = -1;
     w->wd = -1;
+    w->efd = -1;
+    w->waiter = NULL;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -28,6 +28,7 @@
  */
 #define WIN32_LEAN_AND_MEAN
 #include "internal.h"
+#include "seconds.h"
 
 #include <windows.h>
 
@@ -1044,13 +1045,12 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
     /* Kernel lock: the hold's own request, queued by watch_wait. */
 }
 
+/* Rounded up (never wake before the time) and clamped (seconds.h). */
 static DWORD to_ms(double seconds) {
-    double ms = seconds * 1000.0;
-    if (ms <= 0)
+    int ms;
+    if (fl__seconds_to_ms(seconds, &ms) != 0)
         return 0;
-    if (ms >= 4.0e9)
-        return 4000000000u;
-    return (DWORD)ms + 1; /* round up: never wake before the time */
+    return (DWORD)ms;
 }
 
 int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
@@ -1086,6 +1086,9 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
     Sleep(to_ms(seconds));
     return 0;
 }
+
+/* Windows has no fork. */
+void fl__os_atfork(int phase) { (void)phase; }
 
 void __fl_os_watch_close(__fl_watch *w) {
     if (w->change)

@@ -95,6 +95,19 @@ def _owner_of(h: Any) -> LockOwner | None:
 _singletons: weakref.WeakValueDictionary[int, BaseFileLock] = weakref.WeakValueDictionary()
 _singletons_mutex = threading.Lock()
 
+
+def _reset_mutexes_in_child() -> None:
+    """A forked child has only the forking thread: a mutex that another thread
+    held at the fork would stay locked forever there (the core's own mutexes are
+    handled by its pthread_atfork handlers)."""
+    global _log_mutex, _singletons_mutex
+    _log_mutex = threading.Lock()
+    _singletons_mutex = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_mutexes_in_child)
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
