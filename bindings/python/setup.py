@@ -93,6 +93,16 @@ def core_sources() -> list[Path]:
     return sorted(p for p in (CSRC / "core" / "src").glob("*.c") if p.name != "win32.c")
 
 
+def _from_cwd(path: Path) -> str:
+    """The path relative to the current directory when it lies below it:
+    setuptools' editable build lists extension sources in SOURCES.txt and
+    refuses absolute paths there (seen when the tree is outside /work)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 class BuildSwigExt(build_ext):
     """Runs SWIG on swig/python.i into the build directory, then compiles
     the wrapper with the core's sources."""
@@ -112,7 +122,7 @@ class BuildSwigExt(build_ext):
         for ext in self.extensions:
             # Absolute paths: the objects still land inside build_temp
             # (distutils re-roots them there), whatever the current directory.
-            ext.sources = [str(wrapper.resolve()), *(str(p) for p in core_sources())]
+            ext.sources = [str(wrapper.resolve()), *(_from_cwd(p) for p in core_sources())]
         super().run()
 
 
