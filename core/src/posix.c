@@ -74,12 +74,29 @@ double __fl_now(void) {
 /* Helpers                                                                 */
 /* ---------------------------------------------------------------------- */
 
+/* Moves a new descriptor that landed on 0, 1 or 2 (the program started
+ * with them closed) above them, as SQLite's robust_open does: there, any
+ * printf, perror or child process using its standard streams would read or
+ * write the lock file or the soft marker's owner record, and a child
+ * inheriting the lock's descriptor would get it as its stdin or stdout.
+ * Returns the descriptor to use, or -1 with errno set (fd closed). */
+static int above_stdio(int fd, int cloexec) {
+    int hi, e;
+    if (fd < 0 || fd > 2)
+        return fd;
+    hi = fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
+    e = errno;
+    (void)close(fd);
+    errno = e;
+    return hi;
+}
+
 static int open_retry(const char *path, int flags, mode_t mode) {
     int fd;
     do
         fd = __fl_sys.open(path, flags, mode);
     while (fd < 0 && errno == EINTR);
-    return fd;
+    return above_stdio(fd, (flags & O_CLOEXEC) != 0);
 }
 
 /* close() is not retried on EINTR: on Linux the descriptor is gone anyway,
@@ -842,7 +859,7 @@ static int pool_take(void) {
         drain_all(fd); /* stale events, e.g. IN_IGNORED of the last watch */
         return fd;
     }
-    return __fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    return above_stdio(__fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
 }
 
 static void pool_give(int fd, int wd) {

@@ -140,3 +140,18 @@ SH
     assert_output ""
     [[ "$stderr" == *"got exclusive lock"* ]]
 }
+
+@test "started with stdin, stdout and stderr closed: nothing is written into the lock file" {
+    # The lock's descriptor must not land on 0-2, where the command (which
+    # inherits it) and our own messages would write into the lock file.
+    # flock(1)'s lands there read-only, so writes fail; ours stays above 2.
+    for impl in "${IMPLS[@]}"; do
+        rm -f lock
+        run -3 timeout 20 bash -c "exec <&- >&- 2>&-; exec '$impl' lock sh -c 'echo out; echo err >&2; exit 3'"
+        assert_equal "$(stat -c %s lock)" 0
+    done
+    # The soft marker (open while held) and --verbose's messages on stderr.
+    run -0 timeout 20 bash -c "exec 2>&-; exec '$FILELOCK' --soft --verbose slock sh -c 'cat slock > copy'"
+    [[ "$(cat copy)" != *filelock:* ]] || fail "a message went into the marker: $(cat copy)"
+    xrun 0 "$FILELOCK" --soft -n slock true
+}
