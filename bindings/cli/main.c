@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -805,8 +806,11 @@ int main(int argc, char **argv) {
                                target);
         if (a.soft || mode_given)
             return usage_error("--soft and --mode need a lock file, not a file descriptor");
+        /* Any int may be an open descriptor (the limit is nr_open, up to
+         * INT_MAX): fstat tells. Beyond an int, bad usage, as in flock(1). */
+        errno = 0;
         fd = strtol(target, NULL, 10);
-        if (fd > 1000000 || strlen(target) > 7)
+        if (errno == ERANGE || fd > INT_MAX)
             return usage_error("invalid file descriptor '%s'", target);
         req.fd = (int)fd;
         req.unlock = a.unlock;

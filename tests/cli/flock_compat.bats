@@ -58,6 +58,21 @@ SH
         xrun 65 "$impl" 57
         xrun 65 "$impl" -n 57
         [[ "$stderr" == *"57"*"Bad file descriptor"* ]] || fail "$impl: $stderr"
+        # Any int may be a descriptor (nr_open can reach INT_MAX): not open
+        # is 65; beyond an int is bad usage.
+        xrun 65 "$impl" 2147483647
+        xrun 64 "$impl" 2147483648
+        xrun 64 "$impl" 99999999999999999999
+    done
+}
+
+@test "a descriptor above 1000000 is locked like any other" {
+    # nr_open is 1048576 by default; raising the limit needs CAP_SYS_RESOURCE.
+    bash -c 'ulimit -n 1048576' 2>/dev/null || skip "cannot raise the open-files limit to 1048576 here"
+    : >high
+    for impl in "${IMPLS[@]}"; do
+        run -0 timeout 20 bash -c "ulimit -n 1048576; exec 1048000<high; '$impl' -n 1048000 && flock -n high true; echo \$?"
+        assert_output 1 # locked, and the lock outlives the command as with flock(1)
     done
 }
 
