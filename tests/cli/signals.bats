@@ -229,3 +229,38 @@ kill_case() {
         done
     done
 }
+
+@test "a signal sent to the whole process group can reach the command twice (documented)" {
+    # Pinned with a forced interleaving: filelock is stopped while the group
+    # gets SIGUSR1, so the command has handled the direct one before filelock
+    # passes its own on. flock(1) dies from it instead: the command gets one.
+    for impl in flock "$FILELOCK"; do
+        [ "$impl" = flock ] && ! command -v flock >/dev/null && continue
+        rm -f ready got go ppid
+        bgd setsid "$impl" lock bash -c "echo \$PPID > ppid; trap 'echo >> got' USR1; touch ready; i=0; while [ ! -e go ] && [ \$i -lt 1500 ]; do sleep 0.01; i=\$((i+1)); done"
+        wait_for ready
+        fl=$(cat ppid)
+        pgid=$(ps -o pgid= -p "$fl" | tr -d ' ')
+        assert_equal "$pgid" "$fl" # setsid made it the group's leader
+        kill -STOP "$fl"
+        wait_stopped "$fl"
+        kill -USR1 -- "-$pgid"
+        wait_for got
+        kill -CONT "$fl"
+        if [ "$impl" = flock ]; then
+            wait_gone "$fl"
+        else
+            i=0
+            while [ "$(wc -l <got)" -lt 2 ]; do
+                i=$((i + 1))
+                [ $i -le 1000 ] || fail "the command got SIGUSR1 only once"
+                sleep 0.01
+            done
+        fi
+        touch go
+        wait "$BG_PID" || :
+        expected=2
+        [ "$impl" = flock ] && expected=1
+        assert_equal "$(wc -l <got)" "$expected"
+    done
+}
