@@ -85,7 +85,8 @@ static int above_stdio(int fd, int cloexec) {
     if (fd < 0 || fd > 2)
         return fd;
     hi = fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
-    e = errno;
+    /* EINVAL: the limit on open files is 3 or less, i.e. none is left. */
+    e = hi < 0 && errno == EINVAL ? EMFILE : errno;
     (void)close(fd);
     errno = e;
     return hi;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -539,6 +540,33 @@ START_TEST(never_on_stdio_descriptors) {
 }
 END_TEST
 
+/* With stdin closed and no descriptor left above 2, moving the new one up
+ * fails: the error says "Too many open files" (fcntl's own EINVAL would
+ * say "Invalid argument"), nothing stays open on 0. */
+START_TEST(no_descriptor_above_stdio) {
+    fl_lock *l = fl_new_kind(P("x.lock"), _i);
+    struct rlimit old, tight;
+    int saved = fcntl(0, F_DUPFD_CLOEXEC, 10), rc, still_closed;
+    char msg[512];
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = 3;
+    close(0);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    rc = fl_acquire(l);
+    snprintf(msg, sizeof msg, "%s", fl_last_error());
+    still_closed = fcntl(0, F_GETFD) == -1 && errno == EBADF;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_int_eq(dup2(saved, 0), 0);
+    close(saved);
+    ck_assert_int_eq(rc, FL_EOS);
+    ck_assert_msg(strstr(msg, "Too many open files") && strstr(msg, "x.lock"), "%s", msg);
+    ck_assert(still_closed);
+    fl_lock_free(l);
+}
+END_TEST
+
 START_TEST(kernel_lock_fd) {
     const char *p = P("x.lock");
     fl_lock *l = fl_new_kind(p, FL_KERNEL), *s = fl_new_kind(P("s.lock"), FL_SOFT);
@@ -587,6 +615,7 @@ Suite *suite_kernel(void) {
     tcase_add_test(tc, kernel_read_only_open);
     tcase_add_test(tc, kernel_lock_fd);
     tcase_add_loop_test(tc, never_on_stdio_descriptors, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, no_descriptor_above_stdio, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, read_only_directory, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, parent_is_a_file, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, name_too_long, FL_KERNEL, FL_SOFT + 1);
