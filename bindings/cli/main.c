@@ -453,9 +453,9 @@ typedef struct cli_child {
  * (the lock's descriptor, or -1) inherited. Never returns. */
 static void child_main(char *const *cmd, int go_read, int keep_fd) {
     char b;
-    ssize_t n;
+    ssize_t n = 1;
     int e;
-    while ((n = read(go_read, &b, 1)) < 0 && errno == EINTR)
+    while (go_read >= 0 && (n = read(go_read, &b, 1)) < 0 && errno == EINTR)
         ;
     if (n != 1)
         _exit(0); /* the lock was not won: filelock reports why */
@@ -469,31 +469,47 @@ static void child_main(char *const *cmd, int go_read, int keep_fd) {
     _exit(e == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE);
 }
 
-/* Forks the child that will run the command. Returns 0, or an exit code. */
-static int spawn(char *const *cmd, int keep_fd, cli_child *c) {
+/* Forks the child that will run the command: held back until go() when
+ * gated (the lock is not won yet), else running at once. Returns 0, an exit
+ * code, or -1 when a signal arrived since the lock was won (ungated only:
+ * nothing was started; the caller releases and dies by it). */
+static int spawn(char *const *cmd, int keep_fd, int gated, cli_child *c) {
     sigset_t handled, old_mask;
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
+    int p[2] = {-1, -1};
+    /* The gate costs two descriptors: only when the lock is still to be
+     * won, so that a command runs under as tight a descriptor limit as
+     * with flock(1). */
+    if (gated && pipe2(p, O_CLOEXEC) != 0) {
         cli_error("cannot start '%s': %s", cmd[0], strerror(errno));
         return CLI_EX_OSERR;
     }
     /* Blocked across fork, so that the child runs no handler of ours
-     * before it has put the defaults back. */
+     * before it has put the defaults back, and (ungated) so that a signal
+     * is either seen here or passed on to the started command. */
     handled_set(&handled);
     sigprocmask(SIG_BLOCK, &handled, &old_mask);
+    if (!gated && g_signal) {
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        return -1;
+    }
     fflush(NULL);
     c->pid = fork();
     if (c->pid == 0) {
-        close(p[1]);
+        if (gated)
+            close(p[1]);
         default_signals();
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         child_main(cmd, p[0], keep_fd);
     }
+    if (!gated && c->pid > 0)
+        g_child = (sig_atomic_t)c->pid;
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    close(p[0]);
+    if (gated)
+        close(p[0]);
     if (c->pid < 0) {
         int e = errno;
-        close(p[1]);
+        if (gated)
+            close(p[1]);
         cli_error("fork failed: %s", strerror(e));
         return CLI_EX_OSERR;
     }
@@ -518,6 +534,8 @@ static void abandon(cli_child *c) { close(c->go_fd); }
  * signals are forwarded to the command. */
 static int go(cli_child *c) {
     sigset_t handled, old_mask;
+    if (c->go_fd < 0)
+        return 0; /* started ungated: already running */
     handled_set(&handled);
     sigprocmask(SIG_BLOCK, &handled, &old_mask);
     if (g_signal) {
@@ -584,7 +602,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     fl_set_cancel(lock, cancel_on_signal, NULL);
     if (a->soft && !a->no_fork) {
         /* The marker must name the command, so it exists first. */
-        if ((rc = spawn(cmd, -1, &child)) != 0) {
+        if ((rc = spawn(cmd, -1, 1, &child)) != 0) {
             fl_lock_free(lock);
             return rc;
         }
@@ -621,9 +639,9 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
             fl_lock_free(lock);
             return CLI_EX_SOFTWARE;
         }
-        if ((rc = spawn(cmd, keep, &child)) != 0) {
+        if ((rc = spawn(cmd, keep, 0, &child)) != 0) {
             fl_lock_free(lock);
-            return rc;
+            return rc < 0 ? die_by_signal(g_signal) : rc;
         }
     }
     if (go(&child) != 0) {

@@ -170,3 +170,12 @@ SH
     [[ "$(cat copy)" != *filelock:* ]] || fail "a message went into the marker: $(cat copy)"
     xrun 0 "$FILELOCK" --soft -n slock true
 }
+
+@test "a tight open-files limit: the command runs where it runs under flock(1)" {
+    # flock(1) needs one descriptor (the lock's); so does filelock once the
+    # kernel lock is won: the command inherits the same room.
+    for impl in "${IMPLS[@]}"; do
+        run -0 timeout 20 bash -c "for f in /proc/\$\$/fd/*; do n=\${f##*/}; [ \$n -gt 2 ] && eval \"exec \$n>&-\"; done; ulimit -n 5; exec '$impl' lock sh -c 'echo ran'"
+        assert_output ran
+    done
+}
