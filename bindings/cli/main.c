@@ -621,16 +621,29 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     }
     if (a->no_fork) {
         /* -F: this process becomes the command and keeps the descriptor. */
-        int fd = fl_lock_fd(lock);
+        sigset_t handled, old_mask;
+        int fd = fl_lock_fd(lock), e;
         if (fd < 0 || fcntl(fd, F_SETFD, 0) != 0) {
             cli_error("cannot pass the lock to '%s': %s", cmd[0],
                       fd < 0 ? fl_last_error() : strerror(errno));
             return CLI_EX_OSERR;
         }
+        /* A signal caught since the lock was won would be lost by exec
+         * (the handler records it, the command never hears of it): with
+         * them blocked, either it was caught and we die by it, or it stays
+         * pending and, once the defaults are back, acts on us or the command. */
+        handled_set(&handled);
+        sigprocmask(SIG_BLOCK, &handled, &old_mask);
+        if (g_signal) {
+            fl_lock_free(lock);
+            return die_by_signal(g_signal);
+        }
         default_signals();
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
         execvp(cmd[0], cmd);
-        cli_error("failed to execute %s: %s", cmd[0], strerror(errno));
-        return errno == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE;
+        e = errno;
+        cli_error("failed to execute %s: %s", cmd[0], strerror(e));
+        return e == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE;
     }
     if (!have_child) {
         int keep = a->close ? -1 : fl_lock_fd(lock);
