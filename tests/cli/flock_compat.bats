@@ -154,6 +154,9 @@ SH
     flx 0 --verbose lock true
     assert_output ""
     [[ "$stderr" == *"got exclusive lock"* ]]
+    # A write error on stdout: 74, not flock's 1 (a conflict's status).
+    run -1 timeout 20 bash -c 'exec flock -V >/dev/full'
+    run -74 timeout 20 bash -c 'exec "$0" -V >/dev/full' "$FILELOCK"
 }
 
 @test "started with stdin, stdout and stderr closed: nothing is written into the lock file" {
