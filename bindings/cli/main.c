@@ -673,6 +673,8 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     /* Without -o the kernel lock is not unlocked: like flock(1), we only
      * drop our descriptor (at exit), so a process the command left running
      * with the inherited descriptor keeps the lock. */
+    /* Nothing is passed on once the pid can be reused by another process. */
+    g_child = 0;
     reap(child.pid);
     return status;
 }
