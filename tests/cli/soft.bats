@@ -91,3 +91,16 @@ elsewhere.example"
     flx 0 --soft -n klock.soft true
     stop_holder K
 }
+
+@test "a process the command leaves running does not keep the soft lock (documented)" {
+    rm -f bg.ready bg.go
+    cat >bgjob.sh <<'SH'
+echo $$ > bg.pid; touch bg.ready; i=0; while [ ! -e bg.go ] && [ $i -lt 1500 ]; do sleep 0.01; i=$((i+1)); done
+SH
+    flx 0 --soft slock sh -c "sh bgjob.sh >/dev/null 2>&1 3>&- &"
+    wait_for bg.ready
+    kill -0 "$(cat bg.pid)" || fail "the background process is gone"
+    [ ! -e slock ]
+    flx 0 --soft -n slock true
+    touch bg.go
+}
