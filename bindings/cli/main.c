@@ -469,6 +469,34 @@ static void child_main(char *const *cmd, int go_read, int keep_fd) {
     _exit(e == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE);
 }
 
+/* Occupies each of descriptors 0-2 that the caller left closed with
+ * /dev/null, close-on-exec: nothing filelock opens (the start gate's pipe,
+ * the library's files, /proc) can land there, where our messages to stderr
+ * would go into it (a byte in the gate's pipe would start the command
+ * before the lock is won), and the command still inherits them closed. */
+static void guard_stdio(void) {
+    int fd;
+    for (fd = 0; fd <= 2; fd++) {
+        int g;
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        g = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (g >= 0 && g != fd)
+            close(g); /* cannot happen: the lowest free descriptor is fd */
+    }
+}
+
+/* Moves a descriptor above 2 (close-on-exec) if it is not already; -1 if
+ * that fails (fd closed). For when guard_stdio could not open /dev/null. */
+static int above_stdio(int fd) {
+    int hi;
+    if (fd > 2)
+        return fd;
+    hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    return hi;
+}
+
 /* Forks the child that will run the command: held back until go() when
  * gated (the lock is not won yet), else running at once. Returns 0, an exit
  * code, or -1 when a signal arrived since the lock was won (ungated only:
@@ -479,8 +507,14 @@ static int spawn(char *const *cmd, int keep_fd, int gated, cli_child *c) {
     /* The gate costs two descriptors: only when the lock is still to be
      * won, so that a command runs under as tight a descriptor limit as
      * with flock(1). */
-    if (gated && pipe2(p, O_CLOEXEC) != 0) {
-        cli_error("cannot start '%s': %s", cmd[0], strerror(errno));
+    if (gated && (pipe2(p, O_CLOEXEC) != 0 || (p[0] = above_stdio(p[0])) < 0 ||
+                  (p[1] = above_stdio(p[1])) < 0)) {
+        int e = errno;
+        if (p[0] >= 0)
+            close(p[0]);
+        if (p[1] >= 0)
+            close(p[1]);
+        cli_error("cannot start '%s': %s", cmd[0], strerror(e));
         return CLI_EX_OSERR;
     }
     /* Blocked across fork, so that the child runs no handler of ours
@@ -719,6 +753,7 @@ int main(int argc, char **argv) {
     /* waitpid() needs SIGCHLD not to be ignored (an inherited SIG_IGN
      * makes children vanish without a status). */
     signal(SIGCHLD, SIG_DFL);
+    guard_stdio();
 
     /* "+": options end at the first operand, as in flock(1), so that the
      * command's own options are left alone. */

@@ -104,3 +104,18 @@ SH
     flx 0 --soft -n slock true
     touch bg.go
 }
+
+@test "stdout and stderr closed: the command never starts before the lock is won" {
+    # The soft lock starts the command first and holds it back on a pipe
+    # until the marker is ours; with 1 and 2 closed that pipe must not land
+    # on them, where a --verbose message would be read as "go".
+    start_holder S "$FILELOCK" --soft slock sh -c "$(hold_script S)"
+    run -1 timeout 20 bash -c "exec >&- 2>&-; exec '$FILELOCK' --soft --verbose -w 0.3 slock sh -c 'touch ran'"
+    [ ! -e ran ] || fail "the command ran while the lock was held"
+    run -1 timeout 20 bash -c "exec <&- >&- 2>&-; exec '$FILELOCK' --soft --verbose -n slock sh -c 'touch ran'"
+    [ ! -e ran ] || fail "the command ran while the lock was held"
+    stop_holder S
+    # Once won, the command still finds them closed, as it was given them.
+    run -0 timeout 20 bash -c "exec >&- 2>&-; exec '$FILELOCK' --soft --verbose slock sh -c 'exec 9>fds; for f in 0 1 2; do [ -e /proc/\$\$/fd/\$f ] && echo \$f >&9; done; :'"
+    assert_equal "$(cat fds)" 0
+}
