@@ -721,8 +721,8 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"shared", no_argument, NULL, 's'},
         {"exclusive", no_argument, NULL, 'x'},
-        {"nonblock", no_argument, NULL, 'n'},
         {"nonblocking", no_argument, NULL, 'n'},
+        {"nonblock", no_argument, NULL, 'n'},
         {"nb", no_argument, NULL, 'n'},
         {"close", no_argument, NULL, 'o'},
         {"no-fork", no_argument, NULL, 'F'},
@@ -757,10 +757,11 @@ int main(int argc, char **argv) {
 
     /* "+": options end at the first operand, as in flock(1), so that the
      * command's own options are left alone. */
-    /* Our own messages for getopt's errors: they start with the program
+    /* getopt's own messages (every kind: unknown, ambiguous, missing or
+     * unexpected argument, in flock(1)'s words), starting with the program
      * name like every other message, not with argv[0]'s path. */
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:sxenoFuc:w:E:hV", longopts, NULL)) != -1) {
+    argv[0] = (char *)cli_prog;
+    while ((c = getopt_long(argc, argv, "+sxenoFuc:w:E:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             a.shared = 1;
@@ -812,14 +813,8 @@ int main(int argc, char **argv) {
                 return usage_error("invalid mode '%s' (octal, 0-7777)", optarg);
             mode_given = 1;
             break;
-        case ':':
-            if (strncmp(argv[optind - 1], "--", 2) == 0)
-                return usage_error("option '%s' requires an argument", argv[optind - 1]);
-            return usage_error("option requires an argument -- '%c'", optopt);
-        default:
-            if (optopt)
-                return usage_error("invalid option -- '%c'", optopt);
-            return usage_error("unrecognized option '%s'", argv[optind - 1]);
+        default: /* getopt has said what is wrong */
+            return usage_error(NULL);
         }
     }
     if (a.no_fork && a.close)
