@@ -189,6 +189,9 @@ static int all_digits(const char *s) {
  * on waiting for it. */
 static volatile sig_atomic_t g_signal; /* fatal signal caught before the command started */
 static volatile sig_atomic_t g_child;  /* the command's pid once started */
+/* A signal the kernel sent us while the command ran (a terminal's ^C, ^\\,
+ * hangup): it reached the command too, and is not passed on. */
+static volatile sig_atomic_t g_terminal_signal;
 static unsigned char g_was_ignored[NSIG];
 
 static int handled(int sig) {
@@ -230,6 +233,8 @@ static void on_signal(int sig, siginfo_t *info, void *ctx) {
          * foreground group, the command included: not sent twice. */
         if (from_process)
             kill(child, sig);
+        else if (info && info->si_code > 0)
+            g_terminal_signal = sig;
     } else if (!default_ignored(sig) && !g_signal && (!info || info->si_code > 0 || from_process)) {
         /* Not one we raised ourselves: a SIGPIPE from our own write to a
          * closed pipe is an EPIPE we handle, and abort() re-raises. */
@@ -586,8 +591,8 @@ static int go(cli_child *c) {
 
 /* Waits until the command has ended, leaving it unreaped (a zombie keeps
  * its pid, so a soft marker naming it stays valid until we release), and
- * returns its exit status, 128+N if signal N killed it. */
-static int wait_command(const cli_child *c, char *const *cmd) {
+ * returns its exit status, 128+N if signal N killed it (*killed_by = N). */
+static int wait_command(const cli_child *c, char *const *cmd, int *killed_by) {
     siginfo_t si;
     for (;;) {
         memset(&si, 0, sizeof si);
@@ -600,8 +605,10 @@ static int wait_command(const cli_child *c, char *const *cmd) {
     }
     if (si.si_code == CLD_EXITED)
         return si.si_status;
-    if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+    if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) {
+        *killed_by = si.si_status;
         return 128 + si.si_status;
+    }
     return CLI_EX_OSERR;
 }
 
@@ -618,7 +625,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     fl_options opts = FL_OPTIONS_INIT;
     fl_lock *lock;
     cli_child child;
-    int rc, status, have_child = 0;
+    int rc, status, have_child = 0, killed_by = 0;
 
     if ((rc = check_parent(path)) != 0)
         return rc;
@@ -698,7 +705,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         reap(child.pid);
         return die_by_signal(g_signal);
     }
-    status = wait_command(&child, cmd);
+    status = wait_command(&child, cmd, &killed_by);
     if (a->soft || a->close) {
         if (fl_release(lock, 1) != 0)
             cli_error("warning: %s", fl_last_error());
@@ -710,6 +717,12 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     /* Nothing is passed on once the pid can be reused by another process. */
     g_child = 0;
     reap(child.pid);
+    /* The terminal's signal killed the command, and would have killed us
+     * (as it kills flock(1)): die by it too, so that the shell that runs
+     * us sees it. A shell script stops at ^C only if its child was killed
+     * by SIGINT; an exit status of 130 lets its loop go on. */
+    if (killed_by && killed_by == g_terminal_signal && !default_ignored(killed_by))
+        return die_by_signal(killed_by);
     return status;
 }
 
