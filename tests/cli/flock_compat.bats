@@ -156,6 +156,7 @@ SH
     [[ "$stderr" == *"got exclusive lock"* ]]
     # A write error on stdout: 74, not flock's 1 (a conflict's status).
     run -1 timeout 20 bash -c 'exec flock -V >/dev/full'
+    # shellcheck disable=SC2016 # $0 is the inner shell's
     run -74 timeout 20 bash -c 'exec "$0" -V >/dev/full' "$FILELOCK"
 }
 
