@@ -404,9 +404,21 @@ static int same_file(const struct stat *a, const struct stat *b) {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
+/* A stale marker we may not move (another user's in a sticky directory,
+ * a directory we cannot write, a read-only file system): nobody but its
+ * owner or root can end that, so it is an error, not a lock to wait for. */
+static int cannot_remove(int e) { return e == EPERM || e == EACCES || e == EROFS; }
+
+static int stale_error(const fl_lock *l, int e) {
+    return __fl_error(__fl_code_from_errno(e), e,
+                      "cannot remove stale soft lock marker '%s' (its holder is gone): %s", l->path,
+                      strerror(e));
+}
+
 /* Reclaims a marker whose holder is provably gone (see holder_is_gone).
- * Returns 0 (not reclaimed), 1 (reclaimed, or raced: try again) or 2 (the
- * lock is now ours: hold filled in).
+ * Returns 0 (not reclaimed), 1 (reclaimed, or raced: try again), 2 (the
+ * lock is now ours: hold filled in) or a negative FL_E* code (the stale
+ * marker cannot be removed by us).
  *
  * On Linux our own marker is swapped in with one atomic
  * renameat2(RENAME_EXCHANGE): the lock path never stands empty, so no
@@ -461,6 +473,10 @@ static int reclaim_if_stale(const fl_lock *l, __fl_hold *h) {
                 int e = errno;
                 __fl_sys.unlink(priv);
                 close_fd(tfd);
+                if (cannot_remove(e)) {
+                    result = stale_error(l, e);
+                    goto out;
+                }
                 if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
                     goto out;
             }
@@ -474,8 +490,11 @@ static int reclaim_if_stale(const fl_lock *l, __fl_hold *h) {
         if (n < 0 || (size_t)n >= sizeof priv)
             goto out;
     }
-    if (__fl_sys.rename(l->path, priv) != 0)
-        goto out; /* another waiter reclaimed it first */
+    if (__fl_sys.rename(l->path, priv) != 0) {
+        if (cannot_remove(errno))
+            result = stale_error(l, errno);
+        goto out; /* else another waiter reclaimed it first */
+    }
     if (__fl_sys.lstat(priv, &moved) == 0 && same_file(&moved, &judged)) {
         __fl_sys.unlink(priv);
         result = 1;
@@ -733,6 +752,8 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
         if (!h->have_id || h->dev != (uint64_t)st.st_dev || h->ino != (uint64_t)st.st_ino ||
             __fl_now() >= h->recheck_at) {
             int r = reclaim_if_stale(l, h);
+            if (r < 0)
+                return r;
             if (r == 2)
                 return 0;
             if (r == 1)

@@ -119,3 +119,18 @@ SH
     run -0 timeout 20 bash -c "exec >&- 2>&-; exec '$FILELOCK' --soft --verbose slock sh -c 'exec 9>fds; for f in 0 1 2; do [ -e /proc/\$\$/fd/\$f ] && echo \$f >&9; done; :'"
     assert_equal "$(cat fds)" 0
 }
+
+@test "a stale marker of another user in a sticky directory: an error at once, not a wait" {
+    nobody_or_skip
+    mkdir -m 1777 sticky
+    sh -c 'exit 0' &
+    dead=$!
+    wait "$dead"
+    printf '%s\n%s\n' "$dead" "$HOST" >sticky/slock # root's, its holder gone
+    chmod 644 sticky/slock
+    xrun 66 "${AS_NOBODY[@]}" "$FILELOCK" --soft sticky/slock true
+    [[ "$stderr" == *"stale soft lock marker 'sticky/slock'"*"Operation not permitted"* ]] || fail "$stderr"
+    [ -e sticky/slock ]
+    # Whoever may remove it reclaims it.
+    flx 0 --soft -n sticky/slock true
+}
