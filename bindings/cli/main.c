@@ -191,7 +191,7 @@ static volatile sig_atomic_t g_signal; /* fatal signal caught before the command
 static volatile sig_atomic_t g_child;  /* the command's pid once started */
 /* A signal the kernel sent us while the command ran (a terminal's ^C, ^\\,
  * hangup): it reached the command too, and is not passed on. */
-static volatile sig_atomic_t g_terminal_signal;
+static volatile sig_atomic_t g_terminal_signal[NSIG];
 static unsigned char g_was_ignored[NSIG];
 
 static int handled(int sig) {
@@ -234,7 +234,7 @@ static void on_signal(int sig, siginfo_t *info, void *ctx) {
         if (from_process)
             kill(child, sig);
         else if (info && info->si_code > 0)
-            g_terminal_signal = sig;
+            g_terminal_signal[sig] = 1;
     } else if (!default_ignored(sig) && !g_signal && (!info || info->si_code > 0 || from_process)) {
         /* Not one we raised ourselves: a SIGPIPE from our own write to a
          * closed pipe is an EPIPE we handle, and abort() re-raises. */
@@ -479,6 +479,8 @@ static void child_main(char *const *cmd, int go_read, int keep_fd) {
  * the library's files, /proc) can land there, where our messages to stderr
  * would go into it (a byte in the gate's pipe would start the command
  * before the lock is won), and the command still inherits them closed. */
+static unsigned char g_guarded[3]; /* closed by the caller, now /dev/null */
+
 static void guard_stdio(void) {
     int fd;
     for (fd = 0; fd <= 2; fd++) {
@@ -486,7 +488,9 @@ static void guard_stdio(void) {
         if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
             continue;
         g = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (g >= 0 && g != fd)
+        if (g == fd)
+            g_guarded[fd] = 1;
+        else if (g >= 0)
             close(g); /* cannot happen: the lowest free descriptor is fd */
     }
 }
@@ -721,7 +725,8 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
      * (as it kills flock(1)): die by it too, so that the shell that runs
      * us sees it. A shell script stops at ^C only if its child was killed
      * by SIGINT; an exit status of 130 lets its loop go on. */
-    if (killed_by && killed_by == g_terminal_signal && !default_ignored(killed_by))
+    if (killed_by > 0 && killed_by < NSIG && g_terminal_signal[killed_by] &&
+        !default_ignored(killed_by))
         return die_by_signal(killed_by);
     return status;
 }
@@ -888,6 +893,12 @@ int main(int argc, char **argv) {
         fd = strtol(target, NULL, 10);
         if (errno == ERANGE || fd > INT_MAX)
             return usage_error("invalid file descriptor '%s'", target);
+        /* A descriptor the caller left closed is still closed to us, even
+         * though guard_stdio put /dev/null there. */
+        if (fd <= 2 && g_guarded[fd]) {
+            cli_error("file descriptor %ld: %s", fd, strerror(EBADF));
+            return CLI_EX_DATAERR;
+        }
         req.fd = (int)fd;
         req.unlock = a.unlock;
         req.shared = a.shared;

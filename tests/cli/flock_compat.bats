@@ -63,7 +63,13 @@ SH
         xrun 65 "$impl" 2147483647
         xrun 64 "$impl" 2147483648
         xrun 64 "$impl" 99999999999999999999
+        # 0-2 closed by the caller are bad descriptors too (filelock keeps
+        # /dev/null there for itself; that must not be locked instead).
+        run -65 timeout 20 bash -c "exec '$impl' 0 <&-"
+        run -65 timeout 20 bash -c "exec '$impl' -u 1 >&-"
     done
+    # (flock(1) exits 1 there when its message cannot be written.)
+    run -65 timeout 20 bash -c "exec '$FILELOCK' -n 2 2>&-"
 }
 
 @test "a descriptor above 1000000 is locked like any other" {
