@@ -346,8 +346,8 @@ static int read_marker(const char *path, struct stat *st, char *buf, size_t cap,
     return 0;
 }
 
-/* Grace for a non-empty marker without a valid record: it covers a holder
- * caught in the middle of its write. */
+/* Grace for a marker without a valid record: it covers the moment between
+ * the holder's create and its write. */
 #define FL__MALFORMED_GRACE 2
 /* How often a waiter judges an unchanged marker again. */
 #define FL__STALE_RECHECK 0.5
@@ -358,12 +358,6 @@ static int read_marker(const char *path, struct stat *st, char *buf, size_t cap,
 static int holder_is_gone(const struct stat *st, const char *buf, size_t len) {
     char host[256], token[96];
     fl_owner o;
-    /* An empty marker is no proof of anything: it is how py-filelock's
-     * SoftFileLock (3.9 in Debian 12, and other writers without records)
-     * holds the lock, for as long as it likes. Reclaiming it by age let
-     * two holders in. */
-    if (len == 0)
-        return 0;
     if (__fl_parse_owner(buf, len, &o) != 0)
         return time(NULL) - st->st_mtime >= FL__MALFORMED_GRACE;
     host_name(host, sizeof host);

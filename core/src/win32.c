@@ -480,10 +480,6 @@ static int holder_is_gone(const BY_HANDLE_FILE_INFORMATION *info, const char *bu
     fl_owner o;
     HANDLE proc;
     int gone = 0;
-    /* An empty marker proves nothing: py-filelock's SoftFileLock (and
-     * other writers without records) holds the lock with one. */
-    if (len == 0)
-        return 0;
     if (__fl_parse_owner(buf, len, &o) != 0) {
         FILETIME now;
         GetSystemTimeAsFileTime(&now);

@@ -586,21 +586,8 @@ START_TEST(other_host_kept) {
 }
 END_TEST
 
-static const char *const malformed[] = {"garbage",    "garbage\n", "0\nbox\n",
-                                        "12x\nbox\n", "123\nbox",  "123\n\n"};
-
-/* An empty marker, however old, is held: py-filelock's SoftFileLock (3.9)
- * holds the lock with one for as long as it likes. */
-START_TEST(empty_marker_never_reclaimed) {
-    const char *p = P("x.lock");
-    fl_lock *l = fl_new_kind(p, FL_SOFT);
-    fl_write_file(p, "");
-    age_file(p, 3600);
-    ck_assert_int_eq(fl_acquire_ex(l, 0.3, 1, 0.05), FL_ETIMEOUT);
-    assert_file_is(p, "");
-    fl_lock_free(l);
-}
-END_TEST
+static const char *const malformed[] = {"",           "garbage",  "garbage\n", "0\nbox\n",
+                                        "12x\nbox\n", "123\nbox", "123\n\n"};
 
 START_TEST(malformed_reclaimed_after_grace) {
     const char *p = P("x.lock");
@@ -908,7 +895,6 @@ Suite *suite_owner(void) {
     tcase_add_test(tc, other_host_kept);
     tcase_add_loop_test(tc, malformed_reclaimed_after_grace, 0,
                         (int)(sizeof malformed / sizeof malformed[0]));
-    tcase_add_test(tc, empty_marker_never_reclaimed);
     tcase_add_test(tc, kill_eperm_means_alive);
     tcase_add_test(tc, kill_esrch_means_gone);
     tcase_add_loop_test(tc, stale_marker_not_removable_is_an_error, 0, 2);

@@ -72,16 +72,3 @@ filelock done"
     stop_holder LS
     xrun 0 "$PY" try.py soft slock 0
 }
-
-@test "py-filelock's SoftFileLock held for a long time is never taken over" {
-    # Its marker has no owner record (3.9 writes none): there is no proof
-    # that its holder is gone, however old the marker is.
-    start_holder PS "$PY" holder.py soft slock PS
-    touch -d '1 hour ago' slock
-    flx 1 --soft -n slock true
-    flx 1 --soft -w 0.5 slock true
-    [ -e slock ] || fail "the marker was removed under its holder"
-    stop_holder PS
-    assert_equal "$HOLDER_RC" 0
-    flx 0 --soft -n slock true
-}
