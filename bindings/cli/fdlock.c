@@ -66,6 +66,7 @@ static void verbose_holder(const cli_fd_request *req) {
 static int timed_flock(int fd, int op, double timeout) {
     struct sigaction sa, old_sa;
     struct itimerval it, old_it;
+    sigset_t alrm, old_mask;
     double deadline = cli_now() + timeout;
     int rc, e = 0;
 
@@ -75,6 +76,11 @@ static int timed_flock(int fd, int op, double timeout) {
     sa.sa_flags = 0; /* no SA_RESTART: the signal must end the flock call */
     if (sigaction(SIGALRM, &sa, &old_sa) != 0)
         return -1;
+    /* A SIGALRM blocked by whoever started us (the mask is inherited across
+     * exec) would never interrupt flock(2): -w would wait forever. */
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    sigprocmask(SIG_UNBLOCK, &alrm, &old_mask);
     memset(&it, 0, sizeof it);
     /* Clamped (a -w of 1e19 s must not overflow time_t): the loop below
      * keeps waiting until its own deadline anyway. */
@@ -84,6 +90,7 @@ static int timed_flock(int fd, int op, double timeout) {
     it.it_interval.tv_usec = REARM_USEC;
     if (setitimer(ITIMER_REAL, &it, &old_it) != 0) {
         e = errno;
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
         sigaction(SIGALRM, &old_sa, NULL);
         errno = e;
         return -1;
@@ -105,6 +112,7 @@ static int timed_flock(int fd, int op, double timeout) {
     }
     memset(&it, 0, sizeof it);
     setitimer(ITIMER_REAL, &it, NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     sigaction(SIGALRM, &old_sa, NULL);
     errno = e;
     return rc;

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -188,6 +189,9 @@ static int all_digits(const char *s) {
  * on waiting for it. */
 static volatile sig_atomic_t g_signal; /* fatal signal caught before the command started */
 static volatile sig_atomic_t g_child;  /* the command's pid once started */
+/* A signal the kernel sent us while the command ran (a terminal's ^C, ^\\,
+ * hangup): it reached the command too, and is not passed on. */
+static volatile sig_atomic_t g_terminal_signal[NSIG];
 static unsigned char g_was_ignored[NSIG];
 
 static int handled(int sig) {
@@ -229,6 +233,8 @@ static void on_signal(int sig, siginfo_t *info, void *ctx) {
          * foreground group, the command included: not sent twice. */
         if (from_process)
             kill(child, sig);
+        else if (info && info->si_code > 0)
+            g_terminal_signal[sig] = 1;
     } else if (!default_ignored(sig) && !g_signal && (!info || info->si_code > 0 || from_process)) {
         /* Not one we raised ourselves: a SIGPIPE from our own write to a
          * closed pipe is an EPIPE we handle, and abort() re-raises. */
@@ -452,9 +458,9 @@ typedef struct cli_child {
  * (the lock's descriptor, or -1) inherited. Never returns. */
 static void child_main(char *const *cmd, int go_read, int keep_fd) {
     char b;
-    ssize_t n;
+    ssize_t n = 1;
     int e;
-    while ((n = read(go_read, &b, 1)) < 0 && errno == EINTR)
+    while (go_read >= 0 && (n = read(go_read, &b, 1)) < 0 && errno == EINTR)
         ;
     if (n != 1)
         _exit(0); /* the lock was not won: filelock reports why */
@@ -468,31 +474,85 @@ static void child_main(char *const *cmd, int go_read, int keep_fd) {
     _exit(e == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE);
 }
 
-/* Forks the child that will run the command. Returns 0, or an exit code. */
-static int spawn(char *const *cmd, int keep_fd, cli_child *c) {
+/* Occupies each of descriptors 0-2 that the caller left closed with
+ * /dev/null, close-on-exec: nothing filelock opens (the start gate's pipe,
+ * the library's files, /proc) can land there, where our messages to stderr
+ * would go into it (a byte in the gate's pipe would start the command
+ * before the lock is won), and the command still inherits them closed. */
+static unsigned char g_guarded[3]; /* closed by the caller, now /dev/null */
+
+static void guard_stdio(void) {
+    int fd;
+    for (fd = 0; fd <= 2; fd++) {
+        int g;
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        g = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (g == fd)
+            g_guarded[fd] = 1;
+        else if (g >= 0)
+            close(g); /* cannot happen: the lowest free descriptor is fd */
+    }
+}
+
+/* Moves a descriptor above 2 (close-on-exec) if it is not already; -1 if
+ * that fails (fd closed). For when guard_stdio could not open /dev/null. */
+static int above_stdio(int fd) {
+    int hi;
+    if (fd > 2)
+        return fd;
+    hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    return hi;
+}
+
+/* Forks the child that will run the command: held back until go() when
+ * gated (the lock is not won yet), else running at once. Returns 0, an exit
+ * code, or -1 when a signal arrived since the lock was won (ungated only:
+ * nothing was started; the caller releases and dies by it). */
+static int spawn(char *const *cmd, int keep_fd, int gated, cli_child *c) {
     sigset_t handled, old_mask;
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        cli_error("cannot start '%s': %s", cmd[0], strerror(errno));
+    int p[2] = {-1, -1};
+    /* The gate costs two descriptors: only when the lock is still to be
+     * won, so that a command runs under as tight a descriptor limit as
+     * with flock(1). */
+    if (gated && (pipe2(p, O_CLOEXEC) != 0 || (p[0] = above_stdio(p[0])) < 0 ||
+                  (p[1] = above_stdio(p[1])) < 0)) {
+        int e = errno;
+        if (p[0] >= 0)
+            close(p[0]);
+        if (p[1] >= 0)
+            close(p[1]);
+        cli_error("cannot start '%s': %s", cmd[0], strerror(e));
         return CLI_EX_OSERR;
     }
     /* Blocked across fork, so that the child runs no handler of ours
-     * before it has put the defaults back. */
+     * before it has put the defaults back, and (ungated) so that a signal
+     * is either seen here or passed on to the started command. */
     handled_set(&handled);
     sigprocmask(SIG_BLOCK, &handled, &old_mask);
+    if (!gated && g_signal) {
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        return -1;
+    }
     fflush(NULL);
     c->pid = fork();
     if (c->pid == 0) {
-        close(p[1]);
+        if (gated)
+            close(p[1]);
         default_signals();
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         child_main(cmd, p[0], keep_fd);
     }
+    if (!gated && c->pid > 0)
+        g_child = (sig_atomic_t)c->pid;
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    close(p[0]);
+    if (gated)
+        close(p[0]);
     if (c->pid < 0) {
         int e = errno;
-        close(p[1]);
+        if (gated)
+            close(p[1]);
         cli_error("fork failed: %s", strerror(e));
         return CLI_EX_OSERR;
     }
@@ -517,6 +577,8 @@ static void abandon(cli_child *c) { close(c->go_fd); }
  * signals are forwarded to the command. */
 static int go(cli_child *c) {
     sigset_t handled, old_mask;
+    if (c->go_fd < 0)
+        return 0; /* started ungated: already running */
     handled_set(&handled);
     sigprocmask(SIG_BLOCK, &handled, &old_mask);
     if (g_signal) {
@@ -533,8 +595,8 @@ static int go(cli_child *c) {
 
 /* Waits until the command has ended, leaving it unreaped (a zombie keeps
  * its pid, so a soft marker naming it stays valid until we release), and
- * returns its exit status, 128+N if signal N killed it. */
-static int wait_command(const cli_child *c, char *const *cmd) {
+ * returns its exit status, 128+N if signal N killed it (*killed_by = N). */
+static int wait_command(const cli_child *c, char *const *cmd, int *killed_by) {
     siginfo_t si;
     for (;;) {
         memset(&si, 0, sizeof si);
@@ -547,8 +609,10 @@ static int wait_command(const cli_child *c, char *const *cmd) {
     }
     if (si.si_code == CLD_EXITED)
         return si.si_status;
-    if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+    if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) {
+        *killed_by = si.si_status;
         return 128 + si.si_status;
+    }
     return CLI_EX_OSERR;
 }
 
@@ -565,7 +629,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     fl_options opts = FL_OPTIONS_INIT;
     fl_lock *lock;
     cli_child child;
-    int rc, status, have_child = 0;
+    int rc, status, have_child = 0, killed_by = 0;
 
     if ((rc = check_parent(path)) != 0)
         return rc;
@@ -583,7 +647,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     fl_set_cancel(lock, cancel_on_signal, NULL);
     if (a->soft && !a->no_fork) {
         /* The marker must name the command, so it exists first. */
-        if ((rc = spawn(cmd, -1, &child)) != 0) {
+        if ((rc = spawn(cmd, -1, 1, &child)) != 0) {
             fl_lock_free(lock);
             return rc;
         }
@@ -602,16 +666,29 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     }
     if (a->no_fork) {
         /* -F: this process becomes the command and keeps the descriptor. */
-        int fd = fl_lock_fd(lock);
+        sigset_t handled, old_mask;
+        int fd = fl_lock_fd(lock), e;
         if (fd < 0 || fcntl(fd, F_SETFD, 0) != 0) {
             cli_error("cannot pass the lock to '%s': %s", cmd[0],
                       fd < 0 ? fl_last_error() : strerror(errno));
             return CLI_EX_OSERR;
         }
+        /* A signal caught since the lock was won would be lost by exec
+         * (the handler records it, the command never hears of it): with
+         * them blocked, either it was caught and we die by it, or it stays
+         * pending and, once the defaults are back, acts on us or the command. */
+        handled_set(&handled);
+        sigprocmask(SIG_BLOCK, &handled, &old_mask);
+        if (g_signal) {
+            fl_lock_free(lock);
+            return die_by_signal(g_signal);
+        }
         default_signals();
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
         execvp(cmd[0], cmd);
-        cli_error("failed to execute %s: %s", cmd[0], strerror(errno));
-        return errno == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE;
+        e = errno;
+        cli_error("failed to execute %s: %s", cmd[0], strerror(e));
+        return e == ENOMEM ? CLI_EX_OSERR : CLI_EX_UNAVAILABLE;
     }
     if (!have_child) {
         int keep = a->close ? -1 : fl_lock_fd(lock);
@@ -620,9 +697,9 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
             fl_lock_free(lock);
             return CLI_EX_SOFTWARE;
         }
-        if ((rc = spawn(cmd, keep, &child)) != 0) {
+        if ((rc = spawn(cmd, keep, 0, &child)) != 0) {
             fl_lock_free(lock);
-            return rc;
+            return rc < 0 ? die_by_signal(g_signal) : rc;
         }
     }
     if (go(&child) != 0) {
@@ -632,7 +709,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         reap(child.pid);
         return die_by_signal(g_signal);
     }
-    status = wait_command(&child, cmd);
+    status = wait_command(&child, cmd, &killed_by);
     if (a->soft || a->close) {
         if (fl_release(lock, 1) != 0)
             cli_error("warning: %s", fl_last_error());
@@ -641,7 +718,16 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     /* Without -o the kernel lock is not unlocked: like flock(1), we only
      * drop our descriptor (at exit), so a process the command left running
      * with the inherited descriptor keeps the lock. */
+    /* Nothing is passed on once the pid can be reused by another process. */
+    g_child = 0;
     reap(child.pid);
+    /* The terminal's signal killed the command, and would have killed us
+     * (as it kills flock(1)): die by it too, so that the shell that runs
+     * us sees it. A shell script stops at ^C only if its child was killed
+     * by SIGINT; an exit status of 130 lets its loop go on. */
+    if (killed_by > 0 && killed_by < NSIG && g_terminal_signal[killed_by] &&
+        !default_ignored(killed_by))
+        return die_by_signal(killed_by);
     return status;
 }
 
@@ -653,8 +739,8 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"shared", no_argument, NULL, 's'},
         {"exclusive", no_argument, NULL, 'x'},
-        {"nonblock", no_argument, NULL, 'n'},
         {"nonblocking", no_argument, NULL, 'n'},
+        {"nonblock", no_argument, NULL, 'n'},
         {"nb", no_argument, NULL, 'n'},
         {"close", no_argument, NULL, 'o'},
         {"no-fork", no_argument, NULL, 'F'},
@@ -685,13 +771,15 @@ int main(int argc, char **argv) {
     /* waitpid() needs SIGCHLD not to be ignored (an inherited SIG_IGN
      * makes children vanish without a status). */
     signal(SIGCHLD, SIG_DFL);
+    guard_stdio();
 
     /* "+": options end at the first operand, as in flock(1), so that the
      * command's own options are left alone. */
-    /* Our own messages for getopt's errors: they start with the program
+    /* getopt's own messages (every kind: unknown, ambiguous, missing or
+     * unexpected argument, in flock(1)'s words), starting with the program
      * name like every other message, not with argv[0]'s path. */
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:sxenoFuc:w:E:hV", longopts, NULL)) != -1) {
+    argv[0] = (char *)cli_prog;
+    while ((c = getopt_long(argc, argv, "+sxenoFuc:w:E:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             a.shared = 1;
@@ -743,14 +831,8 @@ int main(int argc, char **argv) {
                 return usage_error("invalid mode '%s' (octal, 0-7777)", optarg);
             mode_given = 1;
             break;
-        case ':':
-            if (strncmp(argv[optind - 1], "--", 2) == 0)
-                return usage_error("option '%s' requires an argument", argv[optind - 1]);
-            return usage_error("option requires an argument -- '%c'", optopt);
-        default:
-            if (optopt)
-                return usage_error("invalid option -- '%c'", optopt);
-            return usage_error("unrecognized option '%s'", argv[optind - 1]);
+        default: /* getopt has said what is wrong */
+            return usage_error(NULL);
         }
     }
     if (a.no_fork && a.close)
@@ -805,9 +887,18 @@ int main(int argc, char **argv) {
                                target);
         if (a.soft || mode_given)
             return usage_error("--soft and --mode need a lock file, not a file descriptor");
+        /* Any int may be an open descriptor (the limit is nr_open, up to
+         * INT_MAX): fstat tells. Beyond an int, bad usage, as in flock(1). */
+        errno = 0;
         fd = strtol(target, NULL, 10);
-        if (fd > 1000000 || strlen(target) > 7)
+        if (errno == ERANGE || fd > INT_MAX)
             return usage_error("invalid file descriptor '%s'", target);
+        /* A descriptor the caller left closed is still closed to us, even
+         * though guard_stdio put /dev/null there. */
+        if (fd <= 2 && g_guarded[fd]) {
+            cli_error("file descriptor %ld: %s", fd, strerror(EBADF));
+            return CLI_EX_DATAERR;
+        }
         req.fd = (int)fd;
         req.unlock = a.unlock;
         req.shared = a.shared;

@@ -76,12 +76,30 @@ double __fl_now(void) {
 /* Helpers                                                                 */
 /* ---------------------------------------------------------------------- */
 
+/* Moves a new descriptor that landed on 0, 1 or 2 (the program started
+ * with them closed) above them, as SQLite's robust_open does: there, any
+ * printf, perror or child process using its standard streams would read or
+ * write the lock file or the soft marker's owner record, and a child
+ * inheriting the lock's descriptor would get it as its stdin or stdout.
+ * Returns the descriptor to use, or -1 with errno set (fd closed). */
+static int above_stdio(int fd, int cloexec) {
+    int hi, e;
+    if (fd < 0 || fd > 2)
+        return fd;
+    hi = fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
+    /* EINVAL: the limit on open files is 3 or less, i.e. none is left. */
+    e = hi < 0 && errno == EINVAL ? EMFILE : errno;
+    (void)close(fd);
+    errno = e;
+    return hi;
+}
+
 static int open_retry(const char *path, int flags, mode_t mode) {
     int fd;
     do
         fd = __fl_sys.open(path, flags, mode);
     while (fd < 0 && errno == EINTR);
-    return fd;
+    return above_stdio(fd, (flags & O_CLOEXEC) != 0);
 }
 
 /* close() is not retried on EINTR: on Linux the descriptor is gone anyway,
@@ -396,9 +414,21 @@ static int same_file(const struct stat *a, const struct stat *b) {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
+/* A stale marker we may not move (another user's in a sticky directory,
+ * a directory we cannot write, a read-only file system): nobody but its
+ * owner or root can end that, so it is an error, not a lock to wait for. */
+static int cannot_remove(int e) { return e == EPERM || e == EACCES || e == EROFS; }
+
+static int stale_error(const fl_lock *l, int e) {
+    return __fl_error(__fl_code_from_errno(e), e,
+                      "cannot remove stale soft lock marker '%s' (its holder is gone): %s", l->path,
+                      strerror(e));
+}
+
 /* Reclaims a marker whose holder is provably gone (see holder_is_gone).
- * Returns 0 (not reclaimed), 1 (reclaimed, or raced: try again) or 2 (the
- * lock is now ours: hold filled in).
+ * Returns 0 (not reclaimed), 1 (reclaimed, or raced: try again), 2 (the
+ * lock is now ours: hold filled in) or a negative FL_E* code (the stale
+ * marker cannot be removed by us).
  *
  * On Linux our own marker is swapped in with one atomic
  * renameat2(RENAME_EXCHANGE): the lock path never stands empty, so no
@@ -453,6 +483,10 @@ static int reclaim_if_stale(const fl_lock *l, __fl_hold *h) {
                 int e = errno;
                 __fl_sys.unlink(priv);
                 close_fd(tfd);
+                if (cannot_remove(e)) {
+                    result = stale_error(l, e);
+                    goto out;
+                }
                 if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
                     goto out;
             }
@@ -466,8 +500,11 @@ static int reclaim_if_stale(const fl_lock *l, __fl_hold *h) {
         if (n < 0 || (size_t)n >= sizeof priv)
             goto out;
     }
-    if (__fl_sys.rename(l->path, priv) != 0)
-        goto out; /* another waiter reclaimed it first */
+    if (__fl_sys.rename(l->path, priv) != 0) {
+        if (cannot_remove(errno))
+            result = stale_error(l, errno);
+        goto out; /* else another waiter reclaimed it first */
+    }
     if (__fl_sys.lstat(priv, &moved) == 0 && same_file(&moved, &judged)) {
         __fl_sys.unlink(priv);
         result = 1;
@@ -725,6 +762,8 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
         if (!h->have_id || h->dev != (uint64_t)st.st_dev || h->ino != (uint64_t)st.st_ino ||
             __fl_now() >= h->recheck_at) {
             int r = reclaim_if_stale(l, h);
+            if (r < 0)
+                return r;
             if (r == 2)
                 return 0;
             if (r == 1)
@@ -982,7 +1021,7 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
             target = l->dir;
             mask = IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
         }
-        efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        efd = above_stdio(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), 1);
         if (efd < 0)
             return; /* no wake-up of our own: timed re-checks */
         wt = calloc(1, sizeof *wt);
@@ -994,7 +1033,7 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
         wt->name = kind == FL_KERNEL ? NULL : l->base;
         pthread_mutex_lock(&hub_mu);
         if (hub_fd < 0)
-            hub_fd = __fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+            hub_fd = above_stdio(__fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
         if (hub_fd >= 0) {
             /* IN_MASK_ADD: another waiter's watch on the same inode keeps
              * the events it asked for. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -498,6 +499,74 @@ END_TEST
 
 /* fl_lock_fd: the descriptor that holds the kernel lock, for a child to
  * inherit; errors for a lock not held and for the soft lock. */
+/* A program started with its standard descriptors closed: no descriptor of
+ * the library may land on 0, 1 or 2, where the program's (or its child's)
+ * printf or perror would write into the lock file or the marker's owner
+ * record. Both kinds, with a wait (the inotify instance) as well. */
+START_TEST(never_on_stdio_descriptors) {
+    const char *p = P("x.lock");
+    fl_lock *l = fl_new_kind(p, _i), *w = fl_new_kind(p, _i);
+    int saved[3], stray[3], i, rc, lfd;
+    char buf[256];
+    ssize_t n;
+    for (i = 0; i < 3; i++) {
+        saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 10);
+        ck_assert_int_ge(saved[i], 0);
+        close(i);
+    }
+    rc = fl_acquire(l);
+    /* Held: the second handle waits (inotify) and times out. */
+    if (rc == 0)
+        rc = fl_acquire_ex(w, 0.05, 1, 0.01) == FL_ETIMEOUT ? 0 : -1;
+    /* What a program with closed stdio might print must not land in the
+     * file: every one of 0-2 must still be closed. Checked after stdio is
+     * back, so that a failure is reported even without fork mode. */
+    for (i = 0; i < 3; i++)
+        stray[i] = write(i, "stray\n", 6) == -1 && errno == EBADF;
+    lfd = _i == FL_KERNEL ? fl_lock_fd(l) : 3;
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(dup2(saved[i], i), i);
+        close(saved[i]);
+    }
+    for (i = 0; i < 3; i++)
+        ck_assert_msg(stray[i], "descriptor %d is open after acquire", i);
+    ck_assert_int_gt(lfd, 2);
+    ck_assert_msg(rc == 0, "%s", fl_last_error());
+    n = fl_read_file(p, buf, sizeof buf);
+    ck_assert_msg(n >= 0 && !memmem(buf, (size_t)n, "stray", 5), "lock file content changed");
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    fl_lock_free(w);
+}
+END_TEST
+
+/* With stdin closed and no descriptor left above 2, moving the new one up
+ * fails: the error says "Too many open files" (fcntl's own EINVAL would
+ * say "Invalid argument"), nothing stays open on 0. */
+START_TEST(no_descriptor_above_stdio) {
+    fl_lock *l = fl_new_kind(P("x.lock"), _i);
+    struct rlimit old, tight;
+    int saved = fcntl(0, F_DUPFD_CLOEXEC, 10), rc, still_closed;
+    char msg[512];
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = 3;
+    close(0);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    rc = fl_acquire(l);
+    snprintf(msg, sizeof msg, "%s", fl_last_error());
+    still_closed = fcntl(0, F_GETFD) == -1 && errno == EBADF;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_int_eq(dup2(saved, 0), 0);
+    close(saved);
+    ck_assert_int_eq(rc, FL_EOS);
+    ck_assert_msg(strstr(msg, "Too many open files") && strstr(msg, "x.lock"), "%s", msg);
+    ck_assert(still_closed);
+    fl_lock_free(l);
+}
+END_TEST
+
 START_TEST(kernel_lock_fd) {
     const char *p = P("x.lock");
     fl_lock *l = fl_new_kind(p, FL_KERNEL), *s = fl_new_kind(P("s.lock"), FL_SOFT);
@@ -545,6 +614,8 @@ Suite *suite_kernel(void) {
     tcase_add_test(tc, kernel_read_only_file);
     tcase_add_test(tc, kernel_read_only_open);
     tcase_add_test(tc, kernel_lock_fd);
+    tcase_add_loop_test(tc, never_on_stdio_descriptors, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, no_descriptor_above_stdio, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, read_only_directory, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, parent_is_a_file, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, name_too_long, FL_KERNEL, FL_SOFT + 1);

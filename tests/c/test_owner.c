@@ -183,6 +183,52 @@ static pid_t dead_pid(void) {
     return pid;
 }
 
+/* A stale marker that the waiter may not move (a read-only directory; as
+ * root, another user's marker in a sticky directory): an error naming the
+ * path at once, never a wait that only a timeout ends. Runs as nobody in a
+ * child when the tests run as root. */
+static int expect_stale_error(void *arg) {
+    const char *path = arg;
+    fl_lock *l;
+    int rc;
+    if (fl_running_as_root() && fl_drop_privileges() != 0)
+        return 10;
+    {
+        fl_options o = FL_OPTIONS_INIT;
+        o.kind = FL_SOFT;
+        if (fl_lock_new(&l, path, &o) != 0)
+            return 11;
+    }
+    rc = fl_acquire_ex(l, -1, 1, 0.05); /* forever: only an error returns */
+    if (rc != FL_EACCES)
+        return 20 - rc;
+    if (!strstr(fl_last_error(), path) || !strstr(fl_last_error(), "stale"))
+        return 12;
+    fl_lock_free(l);
+    return 0;
+}
+
+START_TEST(stale_marker_not_removable_is_an_error) {
+    const char *dir = _i == 0 ? P("rodir") : P("sticky");
+    char path[PATH_MAX], record[512], h[256];
+    int rc;
+    if (_i == 1 && !fl_running_as_root())
+        return; /* another user's marker needs root to set up */
+    snprintf(path, sizeof path, "%s/x.lock", dir);
+    host(h, sizeof h);
+    snprintf(record, sizeof record, "%ld\n%s\n", (long)dead_pid(), h);
+    ck_assert_int_eq(chmod(fl_tdir, 0755), 0);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    fl_write_file(path, record);
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    ck_assert_int_eq(chmod(dir, _i == 0 ? 0555 : 01777), 0);
+    rc = fl_run_in_child(expect_stale_error, path, 20);
+    ck_assert_msg(rc == 0, "child status %d (21+ = wrong code)", rc);
+    ck_assert(fl_exists(path)); /* left alone */
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+}
+END_TEST
+
 /* ---- the record ------------------------------------------------------------------ */
 
 START_TEST(record_format_and_token) {
@@ -416,7 +462,7 @@ START_TEST(held_by_this_process) {
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     ck_assert_int_eq(fl_held_by_this_process(a), 1);
     ck_assert_int_eq(fl_is_locked(a), 0); /* not by this thread */
-    fl_lock_free(a);                     /* releases the other thread's hold */
+    fl_lock_free(a);                      /* releases the other thread's hold */
     ck_assert_int_eq(fl_held_by_this_process(b), 0);
     hp = hold_in_helper(p, _i);
     ck_assert_int_eq(fl_held_by_this_process(b), 0);
@@ -851,6 +897,7 @@ Suite *suite_owner(void) {
                         (int)(sizeof malformed / sizeof malformed[0]));
     tcase_add_test(tc, kill_eperm_means_alive);
     tcase_add_test(tc, kill_esrch_means_gone);
+    tcase_add_loop_test(tc, stale_marker_not_removable_is_an_error, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = fl_tcase("special_files");

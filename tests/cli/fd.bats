@@ -100,3 +100,21 @@ load common
     assert_equal "$RC" 0
     exec 5>&-
 }
+
+@test "-w on a descriptor times out even when the caller blocked SIGALRM" {
+    # The signal mask is inherited across exec: a blocked SIGALRM must not
+    # turn -w into a wait forever (util-linux flock(1) 2.38 then waits until
+    # the holder is gone; see DIFFERENCES in the man page).
+    start_holder A "$FILELOCK" lockfd sh -c "$(hold_script A)"
+    exec 8<lockfd
+    xrun 1 python3 -c 'import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+os.execv(sys.argv[1], sys.argv[1:])' "$FILELOCK" -w 0.3 8
+    kill -0 "$HOLDER_PID" || fail "the holder ended first"
+    # The path form too.
+    xrun 1 python3 -c 'import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+os.execv(sys.argv[1], sys.argv[1:])' "$FILELOCK" -w 0.3 lockfd true
+    stop_holder A
+    exec 8<&-
+}

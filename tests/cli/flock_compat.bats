@@ -58,6 +58,27 @@ SH
         xrun 65 "$impl" 57
         xrun 65 "$impl" -n 57
         [[ "$stderr" == *"57"*"Bad file descriptor"* ]] || fail "$impl: $stderr"
+        # Any int may be a descriptor (nr_open can reach INT_MAX): not open
+        # is 65; beyond an int is bad usage.
+        xrun 65 "$impl" 2147483647
+        xrun 64 "$impl" 2147483648
+        xrun 64 "$impl" 99999999999999999999
+        # 0-2 closed by the caller are bad descriptors too (filelock keeps
+        # /dev/null there for itself; that must not be locked instead).
+        run -65 timeout 20 bash -c "exec '$impl' 0 <&-"
+        run -65 timeout 20 bash -c "exec '$impl' -u 1 >&-"
+    done
+    # (flock(1) exits 1 there when its message cannot be written.)
+    run -65 timeout 20 bash -c "exec '$FILELOCK' -n 2 2>&-"
+}
+
+@test "a descriptor above 1000000 is locked like any other" {
+    # nr_open is 1048576 by default; raising the limit needs CAP_SYS_RESOURCE.
+    bash -c 'ulimit -n 1048576' 2>/dev/null || skip "cannot raise the open-files limit to 1048576 here"
+    : >high
+    for impl in "${IMPLS[@]}"; do
+        run -0 timeout 20 bash -c "ulimit -n 1048576; exec 1048000<high; '$impl' -n 1048000 && flock -n high true; echo \$?"
+        assert_output 1 # locked, and the lock outlives the command as with flock(1)
     done
 }
 
@@ -139,4 +160,32 @@ SH
     flx 0 --verbose lock true
     assert_output ""
     [[ "$stderr" == *"got exclusive lock"* ]]
+    # A write error on stdout: 74, not flock's 1 (a conflict's status).
+    run -1 timeout 20 bash -c 'exec flock -V >/dev/full'
+    # shellcheck disable=SC2016 # $0 is the inner shell's
+    run -74 timeout 20 bash -c 'exec "$0" -V >/dev/full' "$FILELOCK"
+}
+
+@test "started with stdin, stdout and stderr closed: nothing is written into the lock file" {
+    # The lock's descriptor must not land on 0-2, where the command (which
+    # inherits it) and our own messages would write into the lock file.
+    # flock(1)'s lands there read-only, so writes fail; ours stays above 2.
+    for impl in "${IMPLS[@]}"; do
+        rm -f lock
+        run -3 timeout 20 bash -c "exec <&- >&- 2>&-; exec '$impl' lock sh -c 'echo out; echo err >&2; exit 3'"
+        assert_equal "$(stat -c %s lock)" 0
+    done
+    # The soft marker (open while held) and --verbose's messages on stderr.
+    run -0 timeout 20 bash -c "exec 2>&-; exec '$FILELOCK' --soft --verbose slock sh -c 'cat slock > copy'"
+    [[ "$(cat copy)" != *filelock:* ]] || fail "a message went into the marker: $(cat copy)"
+    xrun 0 "$FILELOCK" --soft -n slock true
+}
+
+@test "a tight open-files limit: the command runs where it runs under flock(1)" {
+    # flock(1) needs one descriptor (the lock's); so does filelock once the
+    # kernel lock is won: the command inherits the same room.
+    for impl in "${IMPLS[@]}"; do
+        run -0 timeout 20 bash -c "for f in /proc/\$\$/fd/*; do n=\${f##*/}; [ \$n -gt 2 ] && eval \"exec \$n>&-\"; done; ulimit -n 5; exec '$impl' lock sh -c 'echo ran'"
+        assert_output ran
+    done
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # --owner for the kernel lock: the holder's pid from /proc/locks, whoever
-# took the lock (filelock, util-linux flock, a descriptor); exit 1 if free.
+# took the lock (filelock, util-linux flock, a descriptor), or a live process
+# holding it when that one is gone; exit 1 if free.
 load common
 
 setup() {
@@ -32,15 +33,33 @@ setup() {
     stop_holder B
 }
 
-@test "held through a descriptor: the filelock that locked it, as /proc/locks records" {
+@test "held through a descriptor: the live process holding it, not the filelock that locked it" {
+    # /proc/locks still names the filelock that called flock(2) and exited;
+    # the holder is this shell, which keeps descriptor 9 open.
     exec 9>lock
     bg "$FILELOCK" 9
     locker=$BG_PID
     wait "$locker"
-    flx 0 --owner lock
-    assert_output "$locker $HOST"
+    flx 0 --owner lock 9>&-
+    assert_output "$BASHPID $HOST"
     exec 9>&-
     flx 1 --owner lock
+}
+
+@test "the locker killed, its command holding the lock: the command is named (filelock and flock)" {
+    for impl in "$FILELOCK" flock; do
+        [ "$impl" = flock ] && ! command -v flock >/dev/null && continue
+        start_holder K "$impl" lock sh -c "$(hold_script K)"
+        kill -KILL "$HOLDER_PID"
+        wait "$HOLDER_PID" || :
+        flx 0 --owner lock
+        assert_output "$CMD_PID $HOST"
+        flx 1 --verbose -n lock true
+        [[ "$stderr" == *"held by pid $CMD_PID (sh)"* ]] || fail "$impl: $stderr"
+        touch "$TMP/K.go"
+        wait_gone "$CMD_PID"
+        flx 1 --owner lock
+    done
 }
 
 @test "the lock path itself is looked up: a symlink is not followed" {

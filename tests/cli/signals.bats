@@ -229,3 +229,90 @@ kill_case() {
         done
     done
 }
+
+@test "a signal sent to the whole process group can reach the command twice (documented)" {
+    # Pinned with a forced interleaving: filelock is stopped while the group
+    # gets SIGUSR1, so the command has handled the direct one before filelock
+    # passes its own on. flock(1) dies from it instead: the command gets one.
+    for impl in flock "$FILELOCK"; do
+        [ "$impl" = flock ] && ! command -v flock >/dev/null && continue
+        rm -f ready got go ppid
+        bgd setsid "$impl" lock bash -c "echo \$PPID > ppid; trap 'echo >> got' USR1; touch ready; i=0; while [ ! -e go ] && [ \$i -lt 1500 ]; do sleep 0.01; i=\$((i+1)); done"
+        wait_for ready
+        fl=$(cat ppid)
+        pgid=$(ps -o pgid= -p "$fl" | tr -d ' ')
+        assert_equal "$pgid" "$fl" # setsid made it the group's leader
+        kill -STOP "$fl"
+        wait_stopped "$fl"
+        kill -USR1 -- "-$pgid"
+        wait_for got
+        kill -CONT "$fl"
+        if [ "$impl" = flock ]; then
+            wait_gone "$fl"
+        else
+            i=0
+            while [ "$(wc -l <got)" -lt 2 ]; do
+                i=$((i + 1))
+                [ $i -le 1000 ] || fail "the command got SIGUSR1 only once"
+                sleep 0.01
+            done
+        fi
+        touch go
+        wait "$BG_PID" || :
+        expected=2
+        [ "$impl" = flock ] && expected=1
+        assert_equal "$(wc -l <got)" "$expected"
+    done
+}
+
+# on_terminal IMPL: runs a bash script whose loop runs IMPL three times, on
+# a new pseudo-terminal, types ^C during the first run, and prints the
+# loop's output.
+on_terminal() {
+    cat >loop.sh <<SH
+for i in 1 2 3; do
+    echo "iter \$i"
+    "$1" lock sh -c 'touch ready; i=0; while [ \$i -lt 1500 ]; do sleep 0.01; i=\$((i+1)); done'
+done
+echo "loop finished"
+SH
+    rm -f ready
+    timeout 60 python3 - <<'PY'
+import os, pty, select, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("bash", ["bash", "loop.sh"])
+out = b""
+def drain(until):
+    global out
+    while time.time() < until:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+deadline = time.time() + 20
+while not os.path.exists("ready") and time.time() < deadline:
+    drain(time.time() + 0.01)
+os.write(fd, b"\x03")  # ^C: SIGINT to the terminal's foreground group
+drain(time.time() + 20)
+os.waitpid(pid, 0)
+print(" ".join(l.strip() for l in out.decode(errors="replace").splitlines() if "iter" in l or "finished" in l))
+PY
+}
+
+@test "^C on a terminal stops the script that runs filelock, as with flock(1)" {
+    # bash goes on with a loop after ^C unless its child was killed by
+    # SIGINT: filelock, which leaves the terminal's SIGINT to the command,
+    # must then die by it, not exit 130.
+    command -v python3 >/dev/null || skip "needs python3 for a pseudo-terminal"
+    for impl in flock "$FILELOCK"; do
+        [ "$impl" = flock ] && ! command -v flock >/dev/null && continue
+        run -0 on_terminal "$impl"
+        assert_output "iter 1"
+    done
+}

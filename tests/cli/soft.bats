@@ -91,3 +91,46 @@ elsewhere.example"
     flx 0 --soft -n klock.soft true
     stop_holder K
 }
+
+@test "a process the command leaves running does not keep the soft lock (documented)" {
+    rm -f bg.ready bg.go
+    cat >bgjob.sh <<'SH'
+echo $$ > bg.pid; touch bg.ready; i=0; while [ ! -e bg.go ] && [ $i -lt 1500 ]; do sleep 0.01; i=$((i+1)); done
+SH
+    flx 0 --soft slock sh -c "sh bgjob.sh >/dev/null 2>&1 3>&- &"
+    wait_for bg.ready
+    kill -0 "$(cat bg.pid)" || fail "the background process is gone"
+    [ ! -e slock ]
+    flx 0 --soft -n slock true
+    touch bg.go
+}
+
+@test "stdout and stderr closed: the command never starts before the lock is won" {
+    # The soft lock starts the command first and holds it back on a pipe
+    # until the marker is ours; with 1 and 2 closed that pipe must not land
+    # on them, where a --verbose message would be read as "go".
+    start_holder S "$FILELOCK" --soft slock sh -c "$(hold_script S)"
+    run -1 timeout 20 bash -c "exec >&- 2>&-; exec '$FILELOCK' --soft --verbose -w 0.3 slock sh -c 'touch ran'"
+    [ ! -e ran ] || fail "the command ran while the lock was held"
+    run -1 timeout 20 bash -c "exec <&- >&- 2>&-; exec '$FILELOCK' --soft --verbose -n slock sh -c 'touch ran'"
+    [ ! -e ran ] || fail "the command ran while the lock was held"
+    stop_holder S
+    # Once won, the command still finds them closed, as it was given them.
+    run -0 timeout 20 bash -c "exec >&- 2>&-; exec '$FILELOCK' --soft --verbose slock sh -c 'exec 9>fds; for f in 0 1 2; do [ -e /proc/\$\$/fd/\$f ] && echo \$f >&9; done; :'"
+    assert_equal "$(cat fds)" 0
+}
+
+@test "a stale marker of another user in a sticky directory: an error at once, not a wait" {
+    nobody_or_skip
+    mkdir -m 1777 sticky
+    sh -c 'exit 0' &
+    dead=$!
+    wait "$dead"
+    printf '%s\n%s\n' "$dead" "$HOST" >sticky/slock # root's, its holder gone
+    chmod 644 sticky/slock
+    xrun 66 "${AS_NOBODY[@]}" "$FILELOCK" --soft sticky/slock true
+    [[ "$stderr" == *"stale soft lock marker 'sticky/slock'"*"Operation not permitted"* ]] || fail "$stderr"
+    [ -e sticky/slock ]
+    # Whoever may remove it reclaims it.
+    flx 0 --soft -n sticky/slock true
+}

@@ -31,7 +31,8 @@ load common
     [[ "$stderr" == "filelock: option '--timeout' requires an argument"* ]] || fail "stderr: $stderr"
     # util-linux flock: same statuses, same wording after the program name.
     command -v flock >/dev/null || skip "util-linux flock is not installed"
-    for args in "-z lock true" "--bogus lock true" "-w" "--timeout"; do
+    for args in "-z lock true" "--bogus lock true" "-w" "--timeout" "--shared=1 lock true" \
+        "--no lock true" "--conflict-exit-code" "-E"; do
         # shellcheck disable=SC2086
         xrun 64 flock $args
         local theirs=${stderr%%$'\n'*}
