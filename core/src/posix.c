@@ -811,6 +811,20 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
             pool_give(fd, -1);
             return;
         }
+        if (kind == FL_SOFT) {
+            /* A soft attempt needs a descriptor of its own (its create, or
+             * reading the marker): if the watch took the last one, give it
+             * up and wait by timed re-checks instead of failing with
+             * EMFILE. */
+            int probe = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (probe < 0) {
+                (void)inotify_rm_watch(fd, w->wd);
+                w->wd = -1;
+                close_fd(fd);
+                return;
+            }
+            close_fd(probe);
+        }
         w->fd = fd;
     }
 #else

@@ -111,8 +111,8 @@ static int marker_is_mine(const char *path, const struct stat *mine) {
     return pid == (long)getpid();
 }
 
-static void actor_main(const char *path, const char *sentinel, int pause_at, double timeout,
-                       int ev, int ctl) {
+static void actor_main(const char *path, const char *sentinel, int pause_at, double timeout, int ev,
+                       int ctl) {
     fl_lock *l;
     fl_options o = FL_OPTIONS_INIT;
     struct stat mine;
