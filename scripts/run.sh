@@ -21,6 +21,7 @@ packages=(
   ruby ruby-dev
   lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
   lua-busted luarocks
+  bindfs fuse3
 )
 
 install_deps() {
