@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "soft.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -506,6 +507,34 @@ int fl__prim_path_error(const fl_lock *l, int e) {
     if (e == EINVAL && __fl_sys.lstat(l->path, &st) == 0)
         return not_regular_error(l, st.st_mode);
     return open_error(l, e);
+}
+
+void fl__prim_scan(const char *path, const char *prefix, void (*fn)(const char *file, void *arg),
+                   void *arg) {
+    char dir[PATH_MAX], file[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) + 1 : 0, pl = strlen(prefix);
+    struct dirent *e;
+    DIR *d;
+    if (dl + 1 >= sizeof dir)
+        return;
+    if (dl) {
+        memcpy(dir, path, dl);
+        dir[dl] = '\0';
+    } else {
+        snprintf(dir, sizeof dir, ".");
+    }
+    d = opendir(dir);
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, pl) != 0)
+            continue;
+        if ((size_t)snprintf(file, sizeof file, "%.*s%s", (int)dl, path, e->d_name) >= sizeof file)
+            continue;
+        fn(file, arg);
+    }
+    closedir(d);
 }
 
 void fl__prim_sleep(double seconds) {

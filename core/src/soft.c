@@ -206,6 +206,40 @@ static const char *hold_path(fl_lock *l, __fl_hold *h) {
     return h->path;
 }
 
+/* Garbage collection of what crashed takers left: private markers (only
+ * their owner ever renames one, so a dead owner's can simply go) and claims
+ * (taken over like any claim). Files of live or unknown owners are kept. */
+typedef struct gc_ctx {
+    const fl_lock *l;
+} gc_ctx;
+
+static void gc_one(const char *file, void *arg) {
+    const gc_ctx *g = arg;
+    size_t n = strlen(file);
+    int claim = n > 6 && strcmp(file + n - 6, ".claim") == 0;
+    int priv = n > 4 && strcmp(file + n - 4, ".new") == 0;
+    fl__record rec;
+    if ((!claim && !priv) || fl__prim_read(file, &rec) != 0)
+        return;
+    if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
+        if (priv)
+            (void)fl__prim_remove(file);
+        else
+            (void)take_over(g->l, file, &rec, 0, NULL, 1);
+    }
+    fl__prim_close(rec.fd);
+}
+
+static void collect_garbage(const fl_lock *l, const char *path) {
+    char prefix[32];
+    size_t dirlen;
+    gc_ctx g;
+    snprintf(prefix, sizeof prefix, ".%016llx.",
+             (unsigned long long)name_hash(base_of(path, &dirlen)));
+    g.l = l;
+    fl__prim_scan(path, prefix, gc_one, &g);
+}
+
 int fl__soft_try(fl_lock *l, __fl_hold *h) {
     fl__record rec;
     fl__fid id;
@@ -255,6 +289,8 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
         r = take_over(l, path, &rec, 1, &won, 0);
         if (r == 0) {
             *h = won;
+            /* A dead holder was found: maybe a crashed taker too. */
+            collect_garbage(l, path);
         } else if (r == TAKE_RETRY) {
             h->have_id = 0; /* judge whatever is there now at once */
         }

@@ -76,6 +76,11 @@ FL__HIDDEN int fl__prim_make_parents(const fl_lock *l);
 /* An error for errno e met at the lock path itself (open, read): names the
  * path and what is there (EINVAL: not a regular file; ELOOP: a symlink). */
 FL__HIDDEN int fl__prim_path_error(const fl_lock *l, int e);
+/* Calls fn(name, arg) for each entry of the directory part of path (or
+ * ".") whose name starts with prefix; fn gets the full path. Errors end the
+ * scan silently (garbage collection only). */
+FL__HIDDEN void fl__prim_scan(const char *path, const char *prefix,
+                              void (*fn)(const char *file, void *arg), void *arg);
 /* Sleeps (used only by an operator's break waiting for a live reclaimer). */
 FL__HIDDEN void fl__prim_sleep(double seconds);
 

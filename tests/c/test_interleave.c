@@ -439,6 +439,40 @@ START_TEST(live_claim_is_respected) {
 }
 END_TEST
 
+/* What crashed takers leave (claims and private markers of dead owners) is
+ * collected after the next take-over; files of live owners are kept. */
+START_TEST(leftovers_of_dead_takers_collected) {
+    const char *path = P("x.lock");
+    char dead_claim[4096], live_claim[4096], dead_new[4096], live_new[4096];
+    char dead_rec[512], live_rec[512], host[256];
+    fl__fid fake1 = {1, 111}, fake2 = {1, 222};
+    size_t dl = strlen(fl_tdir) + 1;
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    ck_assert_int_eq(fl_wait_child(dead, 10), 0);
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    snprintf(dead_rec, sizeof dead_rec, "%ld\n%s\n", (long)dead, host);
+    snprintf(live_rec, sizeof live_rec, "%ld\n%s\n", (long)getppid(), host);
+    ck_assert_int_eq(fl__soft_claim_name(path, &fake1, dead_claim, sizeof dead_claim), 0);
+    ck_assert_int_eq(fl__soft_claim_name(path, &fake2, live_claim, sizeof live_claim), 0);
+    /* private names: the claim's prefix (".<hash>.") and a ".new" tail */
+    snprintf(dead_new, sizeof dead_new, "%.*s0000000000000001.new", (int)(dl + 18), dead_claim);
+    snprintf(live_new, sizeof live_new, "%.*s0000000000000002.new", (int)(dl + 18), dead_claim);
+    fl_write_file(dead_claim, dead_rec);
+    fl_write_file(live_claim, live_rec);
+    fl_write_file(dead_new, dead_rec);
+    fl_write_file(live_new, live_rec);
+    plant_stale(path);
+    assert_recovers(path, "leftovers");
+    ck_assert_msg(!fl_exists(dead_claim), "dead claim %s kept", dead_claim);
+    ck_assert_msg(!fl_exists(dead_new), "dead private marker %s kept", dead_new);
+    ck_assert_msg(fl_exists(live_claim), "a live claim was removed");
+    ck_assert_msg(fl_exists(live_new), "a live private marker was removed");
+}
+END_TEST
+
 Suite *suite_interleave(void) {
     Suite *s = suite_create("interleave");
     TCase *tc = fl_tcase("interleave");
@@ -450,6 +484,7 @@ Suite *suite_interleave(void) {
     tcase_add_loop_test(tc, free_pairs_resume, 1, MAX_STEP + 1);
     tcase_add_test(tc, dead_claim_is_taken_over);
     tcase_add_test(tc, live_claim_is_respected);
+    tcase_add_test(tc, leftovers_of_dead_takers_collected);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -255,3 +255,36 @@ def test_wait_with_one_free_descriptor(lock_path: str) -> None:
     out, err = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == 0, err
     assert out.strip() == "won"
+
+
+# ---- item 3: a crash in the middle of a take-over ---------------------------------
+
+
+def claim_name(path: Path) -> Path:
+    """The claim on the file now at *path* (docs/soft-lock-protocol.md)."""
+    h = 1469598103934665603
+    for b in path.name.encode():
+        h = ((h ^ b) * 1099511628211) % 2**64
+    st = os.lstat(path)
+    return path.parent / f".{h:016x}.{st.st_dev:x}-{st.st_ino:x}.claim"
+
+
+def test_taker_killed_holding_its_claim_is_resolved(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    path.write_text(dead_record())
+    claim = claim_name(path)
+    claim.write_text(dead_record())  # the taker died right after claiming
+    with SoftFileLock(str(path), timeout=5):
+        assert path.read_text().startswith(f"{os.getpid()}\n")
+    assert not claim.exists()
+
+
+def test_live_taker_claim_is_respected(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    path.write_text(dead_record())
+    ino = os.lstat(path).st_ino
+    claim = claim_name(path)
+    claim.write_text(f"{os.getppid()}\n{HOST}\n")  # a live taker is at work
+    with pytest.raises(Timeout):
+        SoftFileLock(str(path)).acquire(timeout=0.8)
+    assert os.lstat(path).st_ino == ino
