@@ -288,3 +288,25 @@ def test_live_taker_claim_is_respected(tmp_path: Path) -> None:
     with pytest.raises(Timeout):
         SoftFileLock(str(path)).acquire(timeout=0.8)
     assert os.lstat(path).st_ino == ino
+
+
+# ---- item 4: release never waits for a take-over ----------------------------------
+
+
+def test_release_is_immediate_and_removes_only_our_marker(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    lock = SoftFileLock(str(path))
+    lock.acquire()
+    claim = claim_name(path)
+    claim.write_text(f"{os.getppid()}\n{HOST}\n")  # e.g. an operator's break under way
+    start = time.monotonic()
+    lock.release()
+    assert time.monotonic() - start < 0.05
+    assert not path.exists()
+    # A marker that is not ours (broken and re-created by another holder) stays.
+    lock.acquire()
+    other = tmp_path / "other"
+    other.write_text(f"{os.getppid()}\n{HOST}\n")
+    os.rename(other, path)
+    lock.release()
+    assert path.read_text() == f"{os.getppid()}\n{HOST}\n"
