@@ -182,7 +182,8 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
          * name only means the next taker's create wins. */
         e = fl__prim_remove(path);
         if (e != 0 && e != ENOENT) {
-            rc = takeover_error(l, e, "cannot remove dead claim", path);
+            rc = takeover_error(l, e, depth ? "cannot remove dead claim" : "cannot remove marker",
+                                path);
             goto drop_claim;
         }
     }
