@@ -101,7 +101,9 @@ int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns
     if (*stop != '\0' || v <= 0 || errno == ERANGE || (long)(pid_t)v != v)
         return -1;
     *pidns = split_pidns(out->hostname);
-    if (out->hostname[0] == '\0')
+    /* A hostname that still carries a tag (" pidns=1 pidns=2") or is only
+     * a tag is not a record anybody writes. */
+    if (out->hostname[0] == '\0' || strstr(out->hostname, " pidns="))
         return -1;
     if (p < end) {
         if (!take_line(p, end, out->start_token, sizeof out->start_token))
