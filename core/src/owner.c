@@ -115,3 +115,15 @@ int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns
     out->pid = v; /* only now: a malformed record leaves pid -1 */
     return 0;
 }
+
+/* FNV-1a of a file name: names derived from a lock file's name at a fixed
+ * length (the soft lock's claims and private markers, the read/write gate
+ * of a long name), so that they fit NAME_MAX whatever the name's length. */
+uint64_t fl__name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
