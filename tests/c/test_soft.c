@@ -376,11 +376,12 @@ static int one_free_fd_waiter(void *arg) {
 
 START_TEST(item9_one_free_descriptor) {
     const char *p = P("x.lock");
-    fl_lock *l = fl_new_kind(p, FL_SOFT);
+    fl_lock *l;
     pid_t pid;
     int st;
     if (!fl_test_forking)
-        return;
+        return; /* the waiter's descriptor limit would bind the whole runner */
+    l = fl_new_kind(p, FL_SOFT);
     ck_assert_int_eq(fl_acquire(l), 0);
     pid = fork();
     ck_assert(pid >= 0);
