@@ -292,6 +292,9 @@ typedef struct parse_case {
 static const parse_case parse_cases[] = {
     {"123\nbox\n456\n", 0, 0, 123, "456"},
     {"123\nbox\n", 0, 0, 123, ""},                         /* token is optional */
+    {"5\nbox pidns=4026532178\n7\n", 0, 0, 5, "7"},        /* pid namespace tag */
+    {"5\n pidns=7\n", 0, -1, -1, NULL},                    /* a tag, no hostname */
+    {"5\nbox pidns=1 pidns=2\n", 0, -1, -1, NULL},         /* two tags */
     {"4194304\nbox.example.org\n0\n", 0, 0, 4194304, "0"}, /* FQDN, zero token */
     {"", 0, -1, -1, NULL},                                 /* empty */
     {"123", 0, -1, -1, NULL},                              /* no newline at all */
@@ -344,6 +347,8 @@ START_TEST(parse_owner_table) {
         ck_assert_int_eq(o.pid, c.pid);
         ck_assert_str_eq(o.start_token, c.token);
         ck_assert(strlen(o.hostname) > 0 && strchr(o.hostname, '\n') == NULL);
+        ck_assert_msg(strstr(o.hostname, "pidns=") == NULL, "case %d: tag left in hostname '%s'",
+                      _i, o.hostname);
     } else {
         ck_assert_msg(o.pid == -1, "case %d: a malformed record must leave pid -1, got %ld", _i,
                       o.pid);
