@@ -202,7 +202,7 @@ static int expect_stale_error(void *arg) {
     rc = fl_acquire_ex(l, -1, 1, 0.05); /* forever: only an error returns */
     if (rc != FL_EACCES)
         return 20 - rc;
-    if (!strstr(fl_last_error(), path) || !strstr(fl_last_error(), "stale"))
+    if (!strstr(fl_last_error(), path) || !strstr(fl_last_error(), "dead holder"))
         return 12;
     fl_lock_free(l);
     return 0;

@@ -129,7 +129,7 @@ SH
     printf '%s\n%s\n' "$dead" "$HOST" >sticky/slock # root's, its holder gone
     chmod 644 sticky/slock
     xrun 66 "${AS_NOBODY[@]}" "$FILELOCK" --soft sticky/slock true
-    [[ "$stderr" == *"stale soft lock marker 'sticky/slock'"*"Operation not permitted"* ]] || fail "$stderr"
+    [[ "$stderr" == *"soft lock 'sticky/slock' from its dead holder"*"Operation not permitted"* ]] || fail "$stderr"
     [ -e sticky/slock ]
     # Whoever may remove it reclaims it.
     flx 0 --soft -n sticky/slock true
