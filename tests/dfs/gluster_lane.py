@@ -70,6 +70,16 @@ class Lane:
         self.local = os.path.join(cl.dir, "local")  # logs: on this machine's disk
         os.mkdir(self.local)
 
+    def missing(self, lang):
+        """Why a case in `lang` cannot run (None: it can). Without a language
+        (the wake-up and kill cases) it needs the helper, Python and the CLI."""
+        if lang == "cli" or lang is None:
+            for what, path in (("the CLI", self.cli), ("fl_test_helper", self.helper)):
+                if not os.access(path, os.X_OK):
+                    return "%s is not built (%s)" % (what, path)
+            return self.py.missing if lang is None else None
+        return self.langs[lang].missing
+
     def path(self, name):
         """A fresh path on the volume."""
         self.seq += 1
@@ -336,8 +346,9 @@ def main():
         lane = Lane(args, cl)
         for name, meth, cargs in cases:
             lang = cargs[0] if meth == "counter" else None
-            if lang and lang != "cli" and lane.langs[lang].missing:
-                note("SKIP %s: %s" % (name, lane.langs[lang].missing))
+            missing = lane.missing(lang)
+            if missing:
+                note("SKIP %s: %s" % (name, missing))
                 continue
             try:
                 note("PASS %s: %s" % (name, getattr(lane, meth)(*cargs)))
