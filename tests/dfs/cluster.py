@@ -237,16 +237,29 @@ class Cluster:
     def down(self, keep=False):
         # Every process in our network namespaces: the anchors' children,
         # glusterd, the brick, both FUSE clients and any test process left.
-        for _ in range(3):
+        # A killed process stays listed until its parent reaps it (init, for
+        # the daemons): wait until none is left, so the next run starts clean.
+        # A dying process loses its namespace links before it is gone, so
+        # every pid killed is also waited for until /proc no longer lists it.
+        deadline = time.monotonic() + 20
+        killed = set()
+        while True:
             pids = [p for p in self._pids_in(self.netns) if p != os.getpid()]
-            if not pids:
+            killed.update(pids)
+            killed = {p for p in killed if os.path.exists("/proc/%d" % p)}
+            if not killed:
+                break
+            if time.monotonic() > deadline:
+                self.note("gluster: processes still alive after teardown: %s" % sorted(killed))
                 break
             for p in pids:
                 try:
                     os.kill(p, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.2)
+            for a in self.anchors + ([self.glusterd] if self.glusterd else []):
+                a.poll()  # reap our own children
+            time.sleep(0.1)
         for p in self.anchors:
             try:
                 p.kill()
