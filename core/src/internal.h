@@ -54,6 +54,7 @@ typedef struct __fl_hold {
     int have_id;       /* dev/ino are valid */
     int shared;        /* kernel lock: LOCK_SH instead of LOCK_EX */
     double recheck_at; /* soft lock: when to judge the contended marker again */
+    char *path;        /* soft lock: the marker's absolute path, fixed at the first attempt */
 #ifdef _WIN32
     void *win; /* kernel lock: the file handle and its pending LockFileEx (win32.c) */
 #endif
@@ -61,10 +62,10 @@ typedef struct __fl_hold {
 
 #ifdef _WIN32
 #define FL__HOLD_INIT                                                                              \
-    { -1, 0, 0, 0, 0, 0.0, NULL }
+    { -1, 0, 0, 0, 0, 0.0, NULL, NULL }
 #else
 #define FL__HOLD_INIT                                                                              \
-    { -1, 0, 0, 0, 0, 0.0 }
+    { -1, 0, 0, 0, 0, 0.0, NULL }
 #endif
 
 /* A wake-up source for a waiter (inotify on Linux). */

@@ -4,6 +4,7 @@
  * each other's markers. Parsing is strict: anything else is "malformed".
  */
 #include "internal.h"
+#include "soft.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -56,6 +57,28 @@ static const char *take_line(const char *p, const char *end, char *dst, size_t c
 }
 
 int __fl_parse_owner(const char *buf, size_t len, fl_owner *out) {
+    uint64_t ns;
+    return fl__parse_record(buf, len, out, &ns);
+}
+
+/* The hostname line may end in " pidns=<decimal>": the writer's pid
+ * namespace, written only outside the initial one. */
+static uint64_t split_pidns(char *host) {
+    char *sp = strrchr(host, ' ');
+    const char *d;
+    uint64_t v = 0;
+    if (!sp || strncmp(sp, " pidns=", 7) != 0 || sp[7] < '1' || sp[7] > '9')
+        return 0;
+    for (d = sp + 7; *d; d++) {
+        if (*d < '0' || *d > '9' || v > (UINT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(*d - '0');
+    }
+    *sp = '\0';
+    return v;
+}
+
+int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns) {
     const char *p = buf, *end = buf + len;
     char pid[32];
     char *stop;
@@ -63,6 +86,7 @@ int __fl_parse_owner(const char *buf, size_t len, fl_owner *out) {
     size_t i;
     memset(out, 0, sizeof *out);
     out->pid = -1;
+    *pidns = 0;
     if (len == 0 || memchr(buf, '\0', len))
         return -1;
     if (!(p = take_line(p, end, pid, sizeof pid)) ||
@@ -76,6 +100,7 @@ int __fl_parse_owner(const char *buf, size_t len, fl_owner *out) {
      * process when passed to kill() (e.g. 2^32+1 -> 1, LONG_MAX -> -1). */
     if (*stop != '\0' || v <= 0 || errno == ERANGE || (long)(pid_t)v != v)
         return -1;
+    *pidns = split_pidns(out->hostname);
     if (out->hostname[0] == '\0')
         return -1;
     if (p < end) {

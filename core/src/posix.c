@@ -9,7 +9,9 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "soft.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -257,237 +259,320 @@ static void host_name(char *buf, size_t size) {
     buf[size - 1] = '\0';
 }
 
-/* This process's owner record; its length, or -1. */
-static int owner_record(char *buf, size_t size) {
-    char host[256], token[96];
-    long pid = (long)getpid();
-    int n;
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static long cached_pid;
-    static char cached_token[96];
-    host_name(host, sizeof host);
-    /* Our own token only changes with our pid (fork): read /proc once. */
-    pthread_mutex_lock(&mu);
-    if (cached_pid != pid) {
-        if (start_token(pid, cached_token, sizeof cached_token) != 0)
-            cached_token[0] = '\0';
-        cached_pid = pid;
+/* The pid namespace of the calling process (the inode number of
+ * /proc/self/ns/pid), 0 when it cannot be read. A pid means something only
+ * within its namespace: a holder started by `unshare --pid` writes pid 1,
+ * which on the host is init. Cached per pid, like the start token: a
+ * process's namespace never changes, a forked child may be in a new one. */
+#define FL__INIT_PIDNS 0xEFFFFFFCULL /* PROC_PID_INIT_INO, fixed since Linux 3.8 */
+
+typedef struct self_ident {
+    long pid;
+    uint64_t pidns;   /* 0: unknown */
+    int proc_is_ours; /* /proc shows our pid namespace (mounted for it) */
+    char token[96];
+} self_ident;
+
+static void read_self_ident(self_ident *s, long pid) {
+    char link[64], want[32];
+    ssize_t n;
+    s->pid = pid;
+    s->pidns = 0;
+    n = readlink("/proc/self/ns/pid", link, sizeof link - 1);
+    if (n > 0) {
+        unsigned long long v;
+        link[n] = '\0';
+        if (sscanf(link, "pid:[%llu]", &v) == 1)
+            s->pidns = (uint64_t)v;
     }
-    memcpy(token, cached_token, sizeof token);
+    /* /proc/self names us by our pid in the namespace /proc was mounted
+     * for; when that is not ours (unshare --pid without --mount-proc), the
+     * /proc/<pid> files describe other processes than our pids name. */
+    n = readlink("/proc/self", link, sizeof link - 1);
+    snprintf(want, sizeof want, "%ld", pid);
+    s->proc_is_ours = n > 0 && (size_t)n == strlen(want) && memcmp(link, want, (size_t)n) == 0;
+    if (!s->proc_is_ours || start_token(pid, s->token, sizeof s->token) != 0)
+        s->token[0] = '\0';
+}
+
+static void self_identity(self_ident *out) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static self_ident cached;
+    long pid = (long)getpid();
+    pthread_mutex_lock(&mu);
+    if (cached.pid != pid)
+        read_self_ident(&cached, pid);
+    *out = cached;
     pthread_mutex_unlock(&mu);
-    if (token[0])
-        n = snprintf(buf, size, "%ld\n%s\n%s\n", pid, host, token);
+}
+
+/* This process's owner record; its length, or -1. The hostname line carries
+ * " pidns=<inode>" when we are not in the initial pid namespace (see
+ * docs/soft-lock-protocol.md): readers elsewhere then cannot mistake our pid
+ * for one of theirs, and the pure-Python filelock, comparing the line with
+ * its hostname, treats the marker as another host's (never reclaimed). */
+static int owner_record(char *buf, size_t size) {
+    char host[256], ns[48] = "";
+    self_ident me;
+    int n;
+    host_name(host, sizeof host);
+    self_identity(&me);
+    if (me.pidns != 0 && me.pidns != FL__INIT_PIDNS)
+        snprintf(ns, sizeof ns, " pidns=%llu", (unsigned long long)me.pidns);
+    if (me.token[0])
+        n = snprintf(buf, size, "%ld\n%s%s\n%s\n", me.pid, host, ns, me.token);
     else
-        n = snprintf(buf, size, "%ld\n%s\n", pid, host);
+        n = snprintf(buf, size, "%ld\n%s%s\n", me.pid, host, ns);
     return n < 0 || (size_t)n >= size ? -1 : n;
 }
 
-/* Reads a marker without following links or blocking on a FIFO, at most
- * cap-1 bytes. st receives the identity that was read. Returns 0, or an
- * errno value (ENOENT when there is no marker, EINVAL when not a regular
- * file, EAGAIN when it was replaced while reading). */
-static int read_marker(const char *path, struct stat *st, char *buf, size_t cap, size_t *len,
-                       int *keep_fd) {
-    struct stat st2;
+/* ---------------------------------------------------------------------- */
+/* Soft lock primitives (the protocol is in soft.c)                        */
+/* ---------------------------------------------------------------------- */
+
+static int write_owner(int fd) {
+    char buf[512];
+    int n = owner_record(buf, sizeof buf);
+    size_t off = 0;
+    if (n < 0)
+        return EOVERFLOW;
+    while (off < (size_t)n) {
+        ssize_t w = __fl_sys.write(fd, buf + off, (size_t)n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? errno : EIO;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+int fl__prim_create(const char *path, int mode, fl__fid *id) {
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
+    mode_t perm = mode == FL_MODE_DEFAULT ? 0666 : (mode_t)mode;
+    struct stat st;
+    int fd = open_retry(path, flags, perm), e = 0;
+    if (fd < 0)
+        return -1;
+    /* An explicit mode is applied exactly: the umask only shapes the
+     * default. Another user must be able to read a marker to judge it. */
+    if (mode != FL_MODE_DEFAULT && __fl_sys.fchmod(fd, (mode_t)mode) != 0)
+        e = errno;
+    if (e == 0)
+        e = write_owner(fd);
+    if (e == 0 && __fl_sys.fstat(fd, &st) != 0)
+        e = errno;
+    if (e != 0) {
+        /* Never leave a file nobody owns: it would read as a marker. */
+        (void)__fl_sys.unlink(path);
+        close_fd(fd);
+        errno = e == EEXIST ? EIO : e;
+        return -1;
+    }
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    return fd;
+}
+
+int fl__prim_read(const char *path, fl__record *rec) {
+    struct stat st, st2;
     ssize_t n, total = 0;
+    struct timespec now;
     int fd;
-    if (__fl_sys.lstat(path, st) != 0)
+    rec->fd = -1;
+    rec->len = 0;
+    rec->text[0] = '\0';
+    if (__fl_sys.lstat(path, &st) != 0)
         return errno;
-    if (!S_ISREG(st->st_mode))
+    if (!S_ISREG(st.st_mode))
         return EINVAL;
     fd = open_retry(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
     if (fd < 0)
-        return errno;
-    if (__fl_sys.fstat(fd, &st2) != 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+        return errno == ELOOP ? EAGAIN : errno;
+    if (__fl_sys.fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
         close_fd(fd);
         return EAGAIN;
     }
-    while ((size_t)total < cap - 1) {
-        n = read(fd, buf + total, cap - 1 - (size_t)total);
+    while ((size_t)total < sizeof rec->text - 1) {
+        n = read(fd, rec->text + total, sizeof rec->text - 1 - (size_t)total);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         total += n;
     }
-    if (keep_fd)
-        *keep_fd = fd;
-    else
-        close_fd(fd);
-    buf[total] = '\0';
-    *len = (size_t)total;
+    rec->text[total] = '\0';
+    rec->len = (size_t)total;
+    rec->fd = fd;
+    rec->id.dev = (uint64_t)st2.st_dev;
+    rec->id.ino = (uint64_t)st2.st_ino;
+    clock_gettime(CLOCK_REALTIME, &now);
+    rec->age = (double)(now.tv_sec - st2.st_mtim.tv_sec) +
+               (double)(now.tv_nsec - st2.st_mtim.tv_nsec) / 1e9;
     return 0;
 }
 
-/* Grace for a marker without a valid record: it covers the moment between
- * the holder's create and its write. */
-#define FL__MALFORMED_GRACE 2
-/* How often a waiter judges an unchanged marker again. */
-#define FL__STALE_RECHECK 0.5
+int fl__prim_id(const char *path, fl__fid *id) {
+    struct stat st;
+    if (__fl_sys.lstat(path, &st) != 0)
+        return errno;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    return 0;
+}
 
-/* 1 only with proof that the marker's holder is gone: same host and no such
- * pid, or a live pid with another start token (a recycled pid). A live
- * holder, one whose token cannot be read, and another host's are kept. */
-static int holder_is_gone(const struct stat *st, const char *buf, size_t len) {
+int fl__prim_replace(const char *from, const char *to) {
+    return __fl_sys.rename(from, to) == 0 ? 0 : errno;
+}
+
+int fl__prim_remove(const char *path) { return __fl_sys.unlink(path) == 0 ? 0 : errno; }
+
+int fl__prim_close(int fd) {
+    if (fd < 0)
+        return 0;
+    return close_fd(fd) == 0 ? 0 : errno;
+}
+
+int fl__prim_judge(const fl__record *rec, double grace) {
     char host[256], token[96];
+    uint64_t ns = 0;
+    self_ident me;
     fl_owner o;
-    if (__fl_parse_owner(buf, len, &o) != 0)
-        return time(NULL) - st->st_mtime >= FL__MALFORMED_GRACE;
+    if (fl__parse_record(rec->text, rec->len, &o, &ns) != 0)
+        return rec->age >= grace ? FL__GONE : FL__ALIVE;
     host_name(host, sizeof host);
     if (strcmp(o.hostname, host) != 0)
-        return 0;
+        return FL__UNKNOWN;
+    self_identity(&me);
+    /* A pid names a process only in its own namespace. A record without a
+     * namespace was written in the initial one (by us) or by a writer that
+     * does not record it (the pure-Python filelock): judge it only from the
+     * initial namespace. */
+    if (ns != 0 ? (me.pidns == 0 || ns != me.pidns) : (me.pidns != 0 && me.pidns != FL__INIT_PIDNS))
+        return FL__UNKNOWN;
     /* Our own pid is judged like any other: with a different start token it
      * is a previous process that had our pid (e.g. the same service after a
      * container restart), not another handle of ours. */
     if (__fl_sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH)
-        return 1;
-    if (o.start_token[0]) {
+        return FL__GONE;
+    if (o.start_token[0] && me.proc_is_ours) {
         int r = start_token(o.pid, token, sizeof token);
         if (r == 1)
-            return 1;
+            return FL__GONE;
         if (r == 0 && strcmp(token, o.start_token) != 0)
-            return 1;
+            return FL__GONE;
     }
-    return 0;
+    return FL__ALIVE;
 }
 
-static int write_owner(int fd);
-
-/* Creates a marker holding our owner record at a private name beside the
- * lock path. Returns its descriptor (st filled) or -1. */
-static int private_marker(const fl_lock *l, char *name, size_t cap, struct stat *st) {
-    static unsigned long counter;
-    mode_t perm = l->mode == FL_MODE_DEFAULT ? 0666 : (mode_t)l->mode;
-    int fd, n = snprintf(name, cap, "%s.%ld.%lu.reclaim", l->path, (long)getpid(),
-                         __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-    if (n < 0 || (size_t)n >= cap)
-        return -1;
-    fd = open_retry(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, perm);
-    if (fd < 0)
-        return -1;
-    if (write_owner(fd) != 0 || __fl_sys.fstat(fd, st) != 0) {
-        close_fd(fd);
-        __fl_sys.unlink(name);
-        return -1;
-    }
-    return fd;
+char *fl__prim_absolute(const char *path) {
+    char cwd[PATH_MAX];
+    size_t a, b;
+    char *out;
+    if (path[0] == '/')
+        return strdup(path);
+    if (!getcwd(cwd, sizeof cwd))
+        return NULL;
+    a = strlen(cwd);
+    b = strlen(path);
+    out = malloc(a + b + 2);
+    if (!out)
+        return NULL;
+    memcpy(out, cwd, a);
+    out[a] = '/';
+    memcpy(out + a + 1, path, b + 1);
+    return out;
 }
 
-static int same_file(const struct stat *a, const struct stat *b) {
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+uint64_t fl__prim_random(void) {
+    static uint64_t counter;
+    struct timespec ts;
+    uint64_t x;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    /* Unique per process by pid and counter; the clock makes a name of a
+     * previous process with the same pid unlikely to repeat. splitmix64. */
+    x = ((uint64_t)getpid() << 40) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+        (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ULL);
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
 }
 
-/* Reclaims a marker whose holder is provably gone (see holder_is_gone).
- * Returns 0 (not reclaimed), 1 (reclaimed, or raced: try again) or 2 (the
- * lock is now ours: hold filled in).
- *
- * On Linux our own marker is swapped in with one atomic
- * renameat2(RENAME_EXCHANGE): the lock path never stands empty, so no
- * third process can slip in. If what came out is not the marker judged
- * stale (another waiter reclaimed it first and a new holder's marker stands
- * there), it is swapped straight back, again without a gap. The judged
- * marker stays open throughout so its inode number cannot be reused. Where
- * the exchange is unsupported (e.g. NFS), the stale marker is renamed to a
- * private name, checked and unlinked; a new holder's marker moved by
- * mistake is put back with link(), which never replaces — a narrow race
- * remains there (a third process creating a marker in that gap). */
-static int reclaim_if_stale(const fl_lock *l, __fl_hold *h) {
-    char buf[4096], priv[PATH_MAX];
-    struct stat judged, now, moved;
-    size_t len = 0;
-    int fd = -1, result = 0;
-    if (read_marker(l->path, &judged, buf, sizeof buf, &len, &fd) != 0)
-        return 0;
-    if (!holder_is_gone(&judged, buf, len))
-        goto out;
-#if defined(__linux__) && defined(RENAME_EXCHANGE)
-    {
-        struct stat mine;
-        int tfd = private_marker(l, priv, sizeof priv, &mine);
-        if (tfd >= 0) {
-            if (__fl_sys.lstat(l->path, &now) != 0 || !same_file(&now, &judged)) {
-                __fl_sys.unlink(priv);
-                close_fd(tfd);
-                result = 1; /* someone reclaimed it already */
-                goto out;
-            }
-            if (renameat2(AT_FDCWD, priv, AT_FDCWD, l->path, RENAME_EXCHANGE) == 0) {
-                if (__fl_sys.lstat(priv, &moved) == 0 && same_file(&moved, &judged)) {
-                    __fl_sys.unlink(priv); /* the stale marker */
-                    h->fd = tfd;
-                    h->dev = (uint64_t)mine.st_dev;
-                    h->ino = (uint64_t)mine.st_ino;
-                    h->have_id = 1;
-                    result = 2;
-                    goto out;
-                }
-                /* A live marker came out: give it back, gap-free. */
-                if (renameat2(AT_FDCWD, priv, AT_FDCWD, l->path, RENAME_EXCHANGE) != 0)
-                    (void)__fl_sys.rename(priv, l->path);
-                else
-                    __fl_sys.unlink(priv);
-                close_fd(tfd);
-                result = 1;
-                goto out;
-            }
-            {
-                int e = errno;
-                __fl_sys.unlink(priv);
-                close_fd(tfd);
-                if (e != EINVAL && e != ENOSYS && e != ENOTSUP && e != EOPNOTSUPP)
-                    goto out;
-            }
-        }
+int fl__prim_make_parents(const fl_lock *l) { return make_parents(l); }
+
+int fl__prim_path_error(const fl_lock *l, int e) {
+    struct stat st;
+    if (e == EINVAL && __fl_sys.lstat(l->path, &st) == 0)
+        return not_regular_error(l, st.st_mode);
+    return open_error(l, e);
+}
+
+void fl__prim_scan(const char *path, const char *prefix, void (*fn)(const char *file, void *arg),
+                   void *arg) {
+    char dir[PATH_MAX], file[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) + 1 : 0, pl = strlen(prefix);
+    struct dirent *e;
+    DIR *d;
+    if (dl + 1 >= sizeof dir)
+        return;
+    if (dl) {
+        memcpy(dir, path, dl);
+        dir[dl] = '\0';
+    } else {
+        snprintf(dir, sizeof dir, ".");
     }
-#endif
-    {
-        static unsigned long counter;
-        int n = snprintf(priv, sizeof priv, "%s.stale.%ld.%lu", l->path, (long)getpid(),
-                         __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-        if (n < 0 || (size_t)n >= sizeof priv)
-            goto out;
+    d = opendir(dir);
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, pl) != 0)
+            continue;
+        if ((size_t)snprintf(file, sizeof file, "%.*s%s", (int)dl, path, e->d_name) >= sizeof file)
+            continue;
+        fn(file, arg);
     }
-    if (__fl_sys.rename(l->path, priv) != 0)
-        goto out; /* another waiter reclaimed it first */
-    if (__fl_sys.lstat(priv, &moved) == 0 && same_file(&moved, &judged)) {
-        __fl_sys.unlink(priv);
-        result = 1;
-        goto out;
-    }
-    if (link(priv, l->path) != 0) {
-        /* A third process created a marker in the gap (see above). */
-    }
-    __fl_sys.unlink(priv);
-    result = 1;
-out:
-    close_fd(fd);
-    return result;
+    closedir(d);
+}
+
+void fl__prim_sleep(double seconds) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, NULL);
 }
 
 int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
-    char buf[4096], host[256];
+    char host[256];
     struct stat st;
-    size_t len = 0;
+    uint64_t ns = 0;
     int e;
     memset(out, 0, sizeof *out);
     out->pid = -1;
     host_name(host, sizeof host);
     if (kind == FL_SOFT) {
-        e = read_marker(l->path, &st, buf, sizeof buf, &len, NULL);
+        fl__record rec;
+        e = fl__prim_read(l->path, &rec);
         if (e == ENOENT)
             return __fl_error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
-        if (e == EINVAL)
-            return not_regular_error(l, st.st_mode);
         if (e != 0)
-            return __fl_os_error(e, "cannot read soft lock marker", l->path);
-        if (__fl_parse_owner(buf, len, out) != 0) {
+            return fl__prim_path_error(l, e);
+        (void)fl__prim_close(rec.fd);
+        if (fl__parse_record(rec.text, rec.len, out, &ns) != 0) {
             memset(out, 0, sizeof *out);
             out->pid = -1;
             return __fl_error(FL_ENOTSUP, 0,
                               "soft lock '%s' is held, but its marker has no owner record",
                               l->path);
         }
-        out->this_process = out->pid == (long)getpid() && strcmp(out->hostname, host) == 0;
+        {
+            self_ident me;
+            self_identity(&me);
+            out->this_process = out->pid == me.pid && strcmp(out->hostname, host) == 0 &&
+                                (ns ? ns == me.pidns : me.pidns == 0 || me.pidns == FL__INIT_PIDNS);
+        }
         return 0;
     }
     /* Kernel lock: find a FLOCK line for the file's device and inode. */
@@ -527,19 +612,12 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
 }
 
 int __fl_os_break(fl_lock *l, int kind) {
-    struct stat st;
     if (kind != FL_SOFT)
         return __fl_error(FL_ENOTSUP, 0,
                           "cannot break kernel lock '%s': the OS releases it when its holder "
                           "exits",
                           l->path);
-    if (__fl_sys.lstat(l->path, &st) != 0)
-        return errno == ENOENT ? 0 : __fl_os_error(errno, "cannot stat soft lock marker", l->path);
-    if (!S_ISREG(st.st_mode))
-        return not_regular_error(l, st.st_mode);
-    if (__fl_sys.unlink(l->path) != 0 && errno != ENOENT)
-        return __fl_os_error(errno, "cannot remove soft lock marker", l->path);
-    return 0;
+    return fl__soft_break(l);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -647,86 +725,6 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
 }
 
 /* ---------------------------------------------------------------------- */
-/* Soft lock                                                               */
-/* ---------------------------------------------------------------------- */
-
-/* The marker's content: the owner record ("<pid>\n<hostname>\n<token>\n")
- * that stale-marker recovery and fl_get_owner() read. Written fully before
- * reporting success. */
-static int write_owner(int fd) {
-    char buf[512];
-    int n = owner_record(buf, sizeof buf);
-    size_t off = 0;
-    if (n < 0)
-        return EOVERFLOW;
-    while (off < (size_t)n) {
-        ssize_t w = __fl_sys.write(fd, buf + off, (size_t)n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? errno : EIO;
-        off += (size_t)w;
-    }
-    return 0;
-}
-
-static int soft_try(fl_lock *l, __fl_hold *h) {
-    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
-    mode_t perm = l->mode == FL_MODE_DEFAULT ? 0666 : (mode_t)l->mode;
-    struct stat st;
-    int fd, e;
-
-    fd = open_retry(l->path, flags, perm);
-    if (fd < 0 && errno == ENOENT && l->base[0] != '\0') {
-        int rc = make_parents(l);
-        if (rc < 0)
-            return rc;
-        fd = open_retry(l->path, flags, perm);
-    }
-    if (fd < 0) {
-        e = errno;
-        if (e != EEXIST)
-            return open_error(l, e);
-        if (__fl_sys.lstat(l->path, &st) != 0)
-            return FL__RETRY; /* released in between */
-        if (!S_ISREG(st.st_mode))
-            return not_regular_error(l, st.st_mode);
-        /* Judging a marker costs ~20 system calls: do it when a new marker
-         * appears, then at most twice a second (a holder can die without
-         * touching its marker, so never stop re-checking). */
-        if (!h->have_id || h->dev != (uint64_t)st.st_dev || h->ino != (uint64_t)st.st_ino ||
-            __fl_now() >= h->recheck_at) {
-            int r = reclaim_if_stale(l, h);
-            if (r == 2)
-                return 0;
-            if (r == 1)
-                return FL__RETRY;
-            h->recheck_at = __fl_now() + FL__STALE_RECHECK;
-        }
-        h->dev = (uint64_t)st.st_dev;
-        h->ino = (uint64_t)st.st_ino;
-        h->have_id = 1;
-        return FL__BUSY;
-    }
-    if ((e = write_owner(fd)) != 0 || __fl_sys.fstat(fd, &st) != 0) {
-        if (e == 0)
-            e = errno;
-        close_fd(fd);
-        __fl_sys.unlink(l->path);
-        return __fl_os_error(e, "cannot write soft lock marker", l->path);
-    }
-    /* The descriptor stays open for the whole hold: an inode that is open
-     * cannot be freed, so its number cannot be handed to another file, and
-     * "same dev/ino" at release (and in a reclaimer's re-check) really means
-     * "our marker". Without it, ext4 reuses a freed inode number at once. */
-    h->fd = fd;
-    h->dev = (uint64_t)st.st_dev;
-    h->ino = (uint64_t)st.st_ino;
-    h->have_id = 1;
-    return 0;
-}
-
-/* ---------------------------------------------------------------------- */
 /* Backend entry points                                                    */
 /* ---------------------------------------------------------------------- */
 
@@ -734,45 +732,21 @@ int __fl_os_try(fl_lock *l, int kind, __fl_hold *h, int block) {
     if (l->base[0] == '\0')
         return __fl_error(FL_EISDIR, EISDIR, "cannot use lock file '%s': %s", l->path,
                           strerror(EISDIR));
-    return kind == FL_KERNEL ? kernel_try(l, h, block) : soft_try(l, h);
+    return kind == FL_KERNEL ? kernel_try(l, h, block) : fl__soft_try(l, h);
 }
 
 void __fl_os_abandon(__fl_hold *h) {
     if (h->fd >= 0)
         close_fd(h->fd);
     h->fd = -1;
+    free(h->path);
+    h->path = NULL;
 }
 
 int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
     int rc = 0;
-    if (kind == FL_SOFT) {
-        /* Delete the marker only if it is still the one we created (it may
-         * have been broken by an operator and re-created by another
-         * holder); our open descriptor keeps its inode number unique. */
-        struct stat st;
-        int tries;
-        for (tries = 0; owner && h->have_id && tries < 10; tries++) {
-            if (__fl_sys.lstat(l->path, &st) != 0)
-                break;
-            if ((uint64_t)st.st_dev == h->dev && (uint64_t)st.st_ino == h->ino) {
-                if (__fl_sys.unlink(l->path) != 0 && errno != ENOENT)
-                    rc = __fl_os_error(errno, "cannot remove soft lock marker", l->path);
-                break;
-            }
-            /* Not ours at the path: broken by an operator, or swapped out
-             * for a moment by a reclaimer that is about to swap it back. */
-            {
-                struct timespec ms = {0, 1000000};
-                nanosleep(&ms, NULL);
-            }
-        }
-        if (h->fd >= 0 && close_fd(h->fd) != 0 && rc == 0)
-            rc = __fl_os_error(errno, "error closing soft lock marker (the lock is released)",
-                               l->path);
-        h->fd = -1;
-        h->have_id = 0;
-        return rc;
-    }
+    if (kind == FL_SOFT)
+        return fl__soft_release(l, h, owner);
     if (h->fd < 0)
         return 0;
     /* Unlock explicitly: a forked child may still hold a duplicate of this
@@ -865,6 +839,20 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
         if (w->wd < 0) {
             pool_give(fd, -1);
             return;
+        }
+        if (kind == FL_SOFT) {
+            /* A soft attempt needs a descriptor of its own (its create, or
+             * reading the marker): if the watch took the last one, give it
+             * up and wait by timed re-checks instead of failing with
+             * EMFILE. */
+            int probe = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (probe < 0) {
+                (void)inotify_rm_watch(fd, w->wd);
+                w->wd = -1;
+                close_fd(fd);
+                return;
+            }
+            close_fd(probe);
         }
         w->fd = fd;
     }

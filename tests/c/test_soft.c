@@ -6,9 +6,14 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 START_TEST(marker_is_exclusive) {
@@ -136,6 +141,369 @@ START_TEST(two_soft_handles_exclude) {
 }
 END_TEST
 
+/* ---- the numbered cases of issue 13 ---------------------------------------- */
+
+/* A marker left by a process that is gone (forked, exited, reaped). */
+static void plant_dead(const char *path) {
+    char rec[512], host[256];
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    ck_assert_int_eq(fl_wait_child(pid, 10), 0);
+    ck_assert_int_eq(gethostname(host, sizeof host), 0);
+    host[sizeof host - 1] = '\0';
+    snprintf(rec, sizeof rec, "%ld\n%s\n", (long)pid, host);
+    fl_write_file(path, rec);
+}
+
+typedef struct perm_case {
+    const char *path;
+    int expect;
+} perm_case;
+
+/* In a child as nobody: waiting forever must end at once with the error. */
+static int wait_forever_as_nobody(void *arg) {
+    const perm_case *c = arg;
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    int rc;
+    if (fl_drop_privileges() != 0)
+        return 10;
+    o.kind = FL_SOFT;
+    if (fl_lock_new(&l, c->path, &o) != 0)
+        return 11;
+    rc = fl_acquire_ex(l, -1, 1, 0.05);
+    if (rc != c->expect) {
+        fprintf(stderr, "acquire: %s (%s), want %s\n", fl_err_name(rc), fl_last_error(),
+                fl_err_name(c->expect));
+        return 12;
+    }
+    if (!strstr(fl_last_error(), c->path)) {
+        fprintf(stderr, "message does not name the path: %s\n", fl_last_error());
+        return 13;
+    }
+    return 0;
+}
+
+/* Item 5: a stale marker the waiter cannot remove is a prompt permission
+ * error naming the path (never a forever-wait or a Timeout): a directory
+ * the waiter cannot write, and a sticky world-writable directory with
+ * another user's marker. */
+START_TEST(item5_unremovable_stale_marker_is_an_error) {
+    perm_case c;
+    char dir[2048], path[4096];
+    if (!fl_running_as_root() || !fl_test_forking) {
+        fprintf(stderr, "note: item5 test needs root (to become nobody) and fork mode: skipped\n");
+        return;
+    }
+    ck_assert_int_eq(chmod(fl_tdir, 0755), 0);
+    /* read-only (for nobody) directory */
+    snprintf(dir, sizeof dir, "%s/ro", fl_tdir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/x.lock", dir);
+    plant_dead(path);
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    c.path = path;
+    c.expect = FL_EACCES;
+    ck_assert_int_eq(fl_run_in_child(wait_forever_as_nobody, &c, 10), 0);
+    ck_assert(fl_is_reg(path));
+    /* sticky, world-writable, root's marker */
+    snprintf(dir, sizeof dir, "%s/sticky", fl_tdir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    ck_assert_int_eq(chmod(dir, 01777), 0);
+    snprintf(path, sizeof path, "%s/x.lock", dir);
+    plant_dead(path);
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    c.path = path;
+    ck_assert_int_eq(fl_run_in_child(wait_forever_as_nobody, &c, 10), 0);
+    ck_assert(fl_is_reg(path));
+}
+END_TEST
+
+static int fail_claims_errno;
+static int (*real_open)(const char *, int, mode_t);
+static int open_failing_claims(const char *path, int flags, mode_t mode) {
+    size_t n = strlen(path);
+    if ((flags & O_EXCL) && n > 6 && strcmp(path + n - 6, ".claim") == 0) {
+        errno = fail_claims_errno;
+        return -1;
+    }
+    return real_open(path, flags, mode);
+}
+
+/* Item 5, every permanent error of the take-over (injected): the error
+ * itself, never a wait. */
+START_TEST(item5_permanent_takeover_errors) {
+    static const int errs[] = {EROFS, EACCES, EPERM, ENAMETOOLONG, ENOSPC, EIO};
+    static const int codes[] = {FL_EROFS, FL_EACCES, FL_EACCES, FL_ENAMETOOLONG, FL_ENOSPC, FL_EIO};
+    const char *p = P("x.lock");
+    size_t i;
+    for (i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        fl_lock *l = fl_new_kind(p, FL_SOFT);
+        double t0;
+        int rc;
+        plant_dead(p);
+        fail_claims_errno = errs[i];
+        real_open = __fl_sys.open;
+        __fl_sys.open = open_failing_claims;
+        t0 = fl_mono();
+        rc = fl_acquire_ex(l, 5, 1, 0.05);
+        __fl_sys_reset();
+        ck_assert_msg(rc == codes[i], "%s: got %s (%s)", strerror(errs[i]), fl_err_name(rc),
+                      fl_last_error());
+        ck_assert_msg(fl_mono() - t0 < 2, "%s: the error took a wait", strerror(errs[i]));
+        ck_assert_msg(strstr(fl_last_error(), p) != NULL, "message names no path: %s",
+                      fl_last_error());
+        fl_lock_free(l);
+        ck_assert_int_eq(unlink(p), 0);
+    }
+}
+END_TEST
+
+/* Item 6: lock file names up to NAME_MAX: a stale marker is reclaimed (the
+ * helper names are fixed-length). */
+START_TEST(item6_long_names_reclaimed) {
+    char name[256], path[4096];
+    size_t n = 230 + (size_t)_i * 5; /* 230 .. 255 */
+    fl_lock *l;
+    if (n > 255)
+        n = 255;
+    memset(name, 'n', n);
+    name[n] = '\0';
+    snprintf(path, sizeof path, "%s/%s", fl_tdir, name);
+    plant_dead(path);
+    l = fl_new_kind(path, FL_SOFT);
+    ck_assert_msg(fl_acquire_ex(l, 5, 1, 0.05) == 0, "%zu-byte name: %s", n, fl_last_error());
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert(!fl_exists(path));
+    fl_lock_free(l);
+}
+END_TEST
+
+/* Item 7: an explicit mode is applied exactly to the marker, whether
+ * created directly or by a take-over; the umask does not apply to it. */
+START_TEST(item7_explicit_mode_exact) {
+    const char *p = P("x.lock");
+    fl_options o = FL_OPTIONS_INIT;
+    fl_lock *l;
+    int round;
+    o.kind = FL_SOFT;
+    o.mode = 0644;
+    umask(077);
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    for (round = 0; round < 2; round++) {
+        if (round == 1)
+            plant_dead(p);
+        ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 0.05), 0);
+        ck_assert_msg(fl_file_mode(p) == 0644, "round %d: marker mode %o", round, fl_file_mode(p));
+        ck_assert_int_eq(fl_release(l, 0), 0);
+    }
+    fl_lock_free(l);
+    /* The default mode still follows the umask. */
+    l = fl_new_kind(p, FL_SOFT);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(fl_file_mode(p), 0600);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* Item 8: relative path, chdir between acquire and release: release removes
+ * the marker it created. */
+START_TEST(item8_relative_path_chdir) {
+    char old[4096];
+    fl_lock *l;
+    ck_assert(getcwd(old, sizeof old) != NULL);
+    ck_assert_int_eq(chdir(fl_tdir), 0);
+    l = fl_new_kind("rel.lock", FL_SOFT);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(chdir("/"), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_msg(!fl_exists(P("rel.lock")), "release left the marker behind");
+    ck_assert_int_eq(chdir(fl_tdir), 0);
+    ck_assert_int_eq(fl_acquire_ex(l, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    ck_assert_int_eq(chdir(old), 0);
+}
+END_TEST
+
+/* Item 9: a soft wait with exactly one free descriptor falls back to timed
+ * re-checks instead of failing with EMFILE. */
+static int one_free_fd_waiter(void *arg) {
+    const char *p = arg;
+    struct rlimit rl;
+    fl_lock *l = fl_new_kind(p, FL_SOFT);
+    int lowest = 0, rc;
+    while (fcntl(lowest, F_GETFD) != -1)
+        lowest++;
+    rl.rlim_cur = (rlim_t)lowest + 1; /* only `lowest` is free */
+    rl.rlim_max = RLIM_INFINITY;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 10;
+    rl.rlim_cur = (rlim_t)lowest + 1;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 11;
+    rc = fl_acquire_ex(l, 10, 1, 0.05);
+    if (rc != 0) {
+        fprintf(stderr, "one free descriptor: %s (%s)\n", fl_err_name(rc), fl_last_error());
+        return 12;
+    }
+    return 0;
+}
+
+START_TEST(item9_one_free_descriptor) {
+    const char *p = P("x.lock");
+    fl_lock *l = fl_new_kind(p, FL_SOFT);
+    pid_t pid;
+    int st;
+    if (!fl_test_forking)
+        return;
+    ck_assert_int_eq(fl_acquire(l), 0);
+    pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0)
+        _exit(one_free_fd_waiter((void *)p));
+    fl_sleep(0.4); /* the waiter is waiting by now */
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    st = fl_wait_child(pid, 15);
+    ck_assert_msg(st == 0, "waiter exited %d", st);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* ---- pid namespaces (item 1) ------------------------------------------------ */
+
+static int have_unshare(void) {
+    static int state; /* 0 unknown, 1 yes, -1 no */
+    if (state == 0)
+        state = fl_running_as_root() &&
+                        system("unshare --pid --fork --mount-proc true >/dev/null 2>&1") == 0
+                    ? 1
+                    : -1;
+    return state == 1;
+}
+
+/* Starts the helper, in a new pid namespace when ns != 0, its stdout on
+ * *out. */
+static pid_t spawn_helper(int ns, const char *const args[], int *out) {
+    int fds[2];
+    pid_t pid;
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        const char *argv[16];
+        int n = 0, i;
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        if (ns) {
+            argv[n++] = "unshare";
+            argv[n++] = "--pid";
+            argv[n++] = "--fork";
+            argv[n++] = "--mount-proc";
+            argv[n++] = "--kill-child";
+        }
+        argv[n++] = FL_TEST_HELPER;
+        for (i = 0; args[i]; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    *out = fds[0];
+    return pid;
+}
+
+static int run_helper(int ns, const char *const args[]) {
+    int out;
+    pid_t pid = spawn_helper(ns, args, &out);
+    int st = fl_wait_child(pid, 20);
+    close(out);
+    return st;
+}
+
+/* A live holder in another pid namespace (it is pid 1 there; on the host
+ * pid 1 is init, alive with another start token) is never broken: not from
+ * the initial namespace, not from a third one. */
+START_TEST(pidns_live_holder_in_child_kept) {
+    const char *p = P("x.lock");
+    const char *hold[] = {"hold", p, "soft", "60000", NULL};
+    const char *try_[] = {"try", p, "soft", NULL};
+    char line[64], buf[512];
+    fl_lock *l;
+    int out, st;
+    pid_t holder;
+    if (!have_unshare()) {
+        fprintf(stderr, "note: pid namespace tests need root and unshare(1): skipped\n");
+        return;
+    }
+    holder = spawn_helper(1, hold, &out);
+    ck_assert_msg(fl_read_line(out, line, sizeof line, 10) == 0 && strcmp(line, "held") == 0,
+                  "holder in a new namespace did not start");
+    ck_assert(fl_read_file(p, buf, sizeof buf) > 0);
+    ck_assert_msg(strncmp(buf, "1\n", 2) == 0 && strstr(buf, " pidns=") != NULL,
+                  "the record names no pid namespace: '%s'", buf);
+    l = fl_new_kind(p, FL_SOFT);
+    ck_assert_int_eq(fl_acquire_ex(l, 1.2, 1, 0.05), FL_ETIMEOUT);
+    fl_lock_free(l);
+    ck_assert_int_eq(run_helper(1, try_), 3); /* from another child namespace */
+    ck_assert_int_eq(run_helper(0, try_), 3); /* a helper in ours */
+    ck_assert(fl_read_file(p, line, sizeof line) > 0);
+    ck_assert_msg(strncmp(line, "1\n", 2) == 0, "the holder's marker was replaced");
+    kill(holder, SIGTERM);
+    st = fl_wait_child(holder, 10);
+    (void)st;
+    close(out);
+}
+END_TEST
+
+/* A live holder in the initial namespace, seen from a child namespace,
+ * where its pid names nothing (or another process): kept. */
+START_TEST(pidns_live_host_holder_kept_from_child) {
+    const char *p = P("x.lock");
+    const char *try_[] = {"try", p, "soft", NULL};
+    fl_lock *l = fl_new_kind(p, FL_SOFT);
+    if (!have_unshare()) {
+        fprintf(stderr, "note: pid namespace tests need root and unshare(1): skipped\n");
+        fl_lock_free(l);
+        return;
+    }
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(run_helper(1, try_), 3);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* A dead holder inside a namespace is reclaimed by a waiter in the same
+ * namespace; a dead holder of ours by us. */
+START_TEST(pidns_dead_holder_same_namespace_reclaimed) {
+    const char *p = P("x.lock");
+    char script[8192];
+    if (!have_unshare()) {
+        fprintf(stderr, "note: pid namespace tests need root and unshare(1): skipped\n");
+        return;
+    }
+    snprintf(script, sizeof script,
+             "unshare --pid --fork --mount-proc sh -c '"
+             "%s hold %s soft 60000 >/dev/null & h=$!; "
+             "while [ ! -s %s ]; do sleep 0.01; done; kill -9 $h; wait $h 2>/dev/null; "
+             "grep -q pidns= %s || exit 7; %s try %s soft'",
+             FL_TEST_HELPER, p, p, p, FL_TEST_HELPER, p);
+    ck_assert_int_eq(WEXITSTATUS(system(script)), 0);
+    ck_assert(!fl_exists(p));
+    plant_dead(p);
+    {
+        fl_lock *l = fl_new_kind(p, FL_SOFT);
+        ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 0.05), 0);
+        fl_lock_free(l);
+    }
+}
+END_TEST
+
 Suite *suite_soft(void) {
     Suite *s = suite_create("soft");
     TCase *tc = fl_tcase("marker");
@@ -147,6 +515,17 @@ Suite *suite_soft(void) {
     tcase_add_test(tc, removed_marker_release_ok);
     tcase_add_test(tc, free_releases_marker);
     tcase_add_test(tc, two_soft_handles_exclude);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("issue13");
+    tcase_add_test(tc, item5_unremovable_stale_marker_is_an_error);
+    tcase_add_test(tc, item5_permanent_takeover_errors);
+    tcase_add_loop_test(tc, item6_long_names_reclaimed, 0, 6);
+    tcase_add_test(tc, item7_explicit_mode_exact);
+    tcase_add_test(tc, item8_relative_path_chdir);
+    tcase_add_test(tc, item9_one_free_descriptor);
+    tcase_add_test(tc, pidns_live_holder_in_child_kept);
+    tcase_add_test(tc, pidns_live_host_holder_kept_from_child);
+    tcase_add_test(tc, pidns_dead_holder_same_namespace_reclaimed);
     suite_add_tcase(s, tc);
     return s;
 }

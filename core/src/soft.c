@@ -1,0 +1,354 @@
+/*
+ * The soft lock: an exclusive-create marker file holding its owner's
+ * record, and the one protocol that takes over a marker whose owner is
+ * provably gone. Platform-independent: the backend supplies the primitives
+ * declared in soft.h. The states, steps, invariants and crash points are
+ * in docs/soft-lock-protocol.md; the comments here say why each step is
+ * where it is.
+ *
+ * The root problem: no file system offers "replace this name only if it
+ * still names inode X", and RENAME_EXCHANGE is missing on FUSE, NFS,
+ * GlusterFS and SMB. So everyone who wants to take over one judged file X
+ * is serialised by an exclusive-create *claim* whose name is derived from
+ * X's identity (dev, ino). Only the claim's winner touches the name, and
+ * only with one atomic step: rename() of a fully written file over it (the
+ * name never stands empty) or, for a dead claim, unlink(). Nobody else can
+ * change the name meanwhile: X's owner is dead, other takers lose the
+ * claim, exclusive creators fail while the name exists, and releasers only
+ * remove their own marker. Every taker keeps X open, so X's identity cannot
+ * be handed to a new file while it is being judged.
+ */
+#include "soft.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Grace for a file without a valid record: it covers the moment between an
+ * owner's exclusive create and its write. The same 2 s as the pure-Python
+ * filelock uses for markers. */
+#define FL__MALFORMED_GRACE 2.0
+/* How often a waiter judges an unchanged marker again. */
+#define FL__STALE_RECHECK 0.5
+/* A claim on a claim on a claim...: each level needs a crashed taker; past
+ * this depth the waiter waits (and re-judges later) instead of recursing. */
+#define FL__MAX_CLAIM_DEPTH 8
+/* Longest name this protocol adds beside the lock file:
+ * "." + 16 + "." + 16 + "-" + 16 + ".claim" = 57 bytes. */
+#define FL__AUX_NAME_MAX 64
+
+static int same_id(const fl__fid *a, const fl__fid *b) {
+    return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* FNV-1a: names the lock file in its helpers' names at a fixed length, so a
+ * lock file name of up to NAME_MAX bytes still has helpers that fit. */
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Splits path into the length of its directory part (with the slash) and
+ * its final component. */
+static const char *base_of(const char *path, size_t *dirlen) {
+    const char *slash = strrchr(path, '/');
+#ifdef _WIN32
+    const char *bs = strrchr(path, '\\');
+    if (bs && (!slash || bs > slash))
+        slash = bs;
+#endif
+    *dirlen = slash ? (size_t)(slash - path + 1) : 0;
+    return slash ? slash + 1 : path;
+}
+
+static int aux_name(const char *path, const char *tail, char *out, size_t cap) {
+    size_t dirlen;
+    const char *base = base_of(path, &dirlen);
+    int n;
+    if (dirlen + FL__AUX_NAME_MAX >= cap)
+        return -1;
+    memcpy(out, path, dirlen);
+    n = snprintf(out + dirlen, cap - dirlen, ".%016llx.%s", (unsigned long long)name_hash(base),
+                 tail);
+    return n < 0 || (size_t)n >= cap - dirlen ? -1 : 0;
+}
+
+int fl__soft_claim_name(const char *path, const fl__fid *id, char *out, size_t cap) {
+    char tail[48];
+    snprintf(tail, sizeof tail, "%llx-%llx.claim", (unsigned long long)id->dev,
+             (unsigned long long)id->ino);
+    return aux_name(path, tail, out, cap);
+}
+
+static int private_name(const char *path, char *out, size_t cap) {
+    char tail[48];
+    snprintf(tail, sizeof tail, "%016llx.new", (unsigned long long)fl__prim_random());
+    return aux_name(path, tail, out, cap);
+}
+
+/* A permanent failure while taking over a file: an error naming both the
+ * lock file and the file the step failed on, never "someone else won". */
+static int takeover_error(const fl_lock *l, int e, const char *step, const char *file) {
+    return __fl_error(__fl_code_from_errno(e), e,
+                      "cannot reclaim soft lock '%s' from its dead holder: %s '%s': %s", l->path,
+                      step, file, strerror(e));
+}
+
+/* Results of take_over besides 0 (done) and negative codes. */
+#define TAKE_BUSY  FL__BUSY  /* a live taker is at work: wait */
+#define TAKE_RETRY FL__RETRY /* the name changed under us: start over */
+
+static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
+                     __fl_hold *h, int depth);
+
+/* Someone holds the claim `claim`: wait for it, or take it over when its
+ * owner is gone (a taker that crashed). */
+static int contend_claim(const fl_lock *l, const char *claim, int depth) {
+    fl__record rec;
+    int e = fl__prim_read(claim, &rec), r;
+    if (e == ENOENT || e == EAGAIN)
+        return TAKE_RETRY; /* finished meanwhile */
+    if (e == EINVAL)
+        return __fl_error(FL_ENOTREG, 0,
+                          "cannot reclaim soft lock '%s': '%s' is not a regular file", l->path,
+                          claim);
+    if (e != 0)
+        return takeover_error(l, e, "cannot read claim", claim);
+    r = TAKE_BUSY;
+    if (depth < FL__MAX_CLAIM_DEPTH && fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
+        r = take_over(l, claim, &rec, 0, NULL, depth + 1);
+        if (r == 0)
+            r = TAKE_RETRY; /* the dead claim is gone: claim again */
+    }
+    fl__prim_close(rec.fd);
+    return r;
+}
+
+/* Takes over the file judged at `path` (its owner proven gone; judged->fd
+ * keeps it open). replace != 0: a marker, replaced by our own fully written
+ * one (h receives the hold); replace == 0: a dead claim, removed. Returns 0
+ * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. */
+static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
+                     __fl_hold *h, int depth) {
+    char claim[4096], priv[4096];
+    fl__fid cid, now, mine;
+    int cfd, pfd = -1, e, rc;
+    if (fl__soft_claim_name(path, &judged->id, claim, sizeof claim) != 0 ||
+        (replace && private_name(path, priv, sizeof priv) != 0))
+        return __fl_error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
+                          l->path, strerror(ENAMETOOLONG));
+    /* Step 1: the claim, a compare-and-swap from "no such name". */
+    cfd = fl__prim_create(claim, l->mode, &cid);
+    if (cfd < 0) {
+        e = errno;
+        if (e == EEXIST)
+            return contend_claim(l, claim, depth);
+        return takeover_error(l, e, "cannot create claim", claim);
+    }
+    /* Step 2: is the name still the file we judged? Only a claim holder may
+     * change it now, and we are the one for this identity. */
+    e = fl__prim_id(path, &now);
+    if (e != 0 || !same_id(&now, &judged->id)) {
+        rc = e == 0 || e == ENOENT ? TAKE_RETRY : takeover_error(l, e, "cannot stat", path);
+        goto drop_claim;
+    }
+    if (replace) {
+        /* Step 3: our marker, complete, at a private name... */
+        pfd = fl__prim_create(priv, l->mode, &mine);
+        if (pfd < 0) {
+            rc = takeover_error(l, errno, "cannot create", priv);
+            goto drop_claim;
+        }
+        /* Step 4: ...moved over the dead one in one step: the name never
+         * stands empty, so no exclusive creator can slip in. */
+        e = fl__prim_replace(priv, path);
+        if (e != 0) {
+            (void)fl__prim_remove(priv);
+            fl__prim_close(pfd);
+            rc = takeover_error(l, e, "cannot replace the dead holder's marker with", priv);
+            goto drop_claim;
+        }
+        h->fd = pfd;
+        h->dev = mine.dev;
+        h->ino = mine.ino;
+        h->have_id = 1;
+    } else {
+        /* Step 3': a dead claim may leave its name empty: an empty claim
+         * name only means the next taker's create wins. */
+        e = fl__prim_remove(path);
+        if (e != 0 && e != ENOENT) {
+            rc = takeover_error(l, e, depth ? "cannot remove dead claim" : "cannot remove marker",
+                                path);
+            goto drop_claim;
+        }
+    }
+    rc = 0;
+drop_claim:
+    /* Step 5: the claim goes last; a crash before this leaves a claim of a
+     * dead owner, which the next taker removes one level up. */
+    e = fl__prim_remove(claim);
+    fl__prim_close(cfd);
+    if (e != 0 && e != ENOENT && rc >= 0 && !replace)
+        rc = takeover_error(l, e, "cannot remove claim", claim);
+    return rc;
+}
+
+/* The path the hold works on: absolute, resolved at the first attempt, so
+ * that a chdir between acquire and release cannot make release look in the
+ * wrong directory. */
+static const char *hold_path(fl_lock *l, __fl_hold *h) {
+    if (!h->path)
+        h->path = fl__prim_absolute(l->path);
+    return h->path;
+}
+
+/* Garbage collection of what crashed takers left: private markers (only
+ * their owner ever renames one, so a dead owner's can simply go) and claims
+ * (taken over like any claim). Files of live or unknown owners are kept. */
+typedef struct gc_ctx {
+    const fl_lock *l;
+} gc_ctx;
+
+static void gc_one(const char *file, void *arg) {
+    const gc_ctx *g = arg;
+    size_t n = strlen(file);
+    int claim = n > 6 && strcmp(file + n - 6, ".claim") == 0;
+    int priv = n > 4 && strcmp(file + n - 4, ".new") == 0;
+    fl__record rec;
+    if ((!claim && !priv) || fl__prim_read(file, &rec) != 0)
+        return;
+    if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
+        if (priv)
+            (void)fl__prim_remove(file);
+        else
+            (void)take_over(g->l, file, &rec, 0, NULL, 1);
+    }
+    fl__prim_close(rec.fd);
+}
+
+static void collect_garbage(const fl_lock *l, const char *path) {
+    char prefix[32];
+    size_t dirlen;
+    gc_ctx g;
+    snprintf(prefix, sizeof prefix, ".%016llx.",
+             (unsigned long long)name_hash(base_of(path, &dirlen)));
+    g.l = l;
+    fl__prim_scan(path, prefix, gc_one, &g);
+}
+
+int fl__soft_try(fl_lock *l, __fl_hold *h) {
+    fl__record rec;
+    fl__fid id;
+    const char *path = hold_path(l, h);
+    int fd, e, r;
+    if (!path)
+        return __fl_os_error(errno ? errno : ENOMEM, "cannot resolve soft lock path", l->path);
+    fd = fl__prim_create(path, l->mode, &id);
+    if (fd < 0 && errno == ENOENT) {
+        int rc = fl__prim_make_parents(l);
+        if (rc < 0)
+            return rc;
+        fd = fl__prim_create(path, l->mode, &id);
+    }
+    if (fd >= 0) {
+        /* The descriptor stays open for the whole hold: an open inode
+         * cannot be freed, so "same dev/ino" at release (and in a taker's
+         * re-check) really means "our marker". */
+        h->fd = fd;
+        h->dev = id.dev;
+        h->ino = id.ino;
+        h->have_id = 1;
+        return 0;
+    }
+    e = errno;
+    if (e != EEXIST)
+        return fl__prim_path_error(l, e);
+    e = fl__prim_read(path, &rec);
+    if (e == ENOENT || e == EAGAIN)
+        return FL__RETRY; /* released in between */
+    if (e != 0)
+        return fl__prim_path_error(l, e);
+    /* Judging costs a few reads of /proc: do it when a new marker appears,
+     * then at most twice a second (a holder can die without touching its
+     * marker, so never stop re-checking). */
+    if (h->have_id && h->dev == rec.id.dev && h->ino == rec.id.ino && __fl_now() < h->recheck_at) {
+        fl__prim_close(rec.fd);
+        return FL__BUSY;
+    }
+    h->dev = rec.id.dev;
+    h->ino = rec.id.ino;
+    h->have_id = 1;
+    h->recheck_at = __fl_now() + FL__STALE_RECHECK;
+    r = FL__BUSY;
+    if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
+        __fl_hold won = *h;
+        r = take_over(l, path, &rec, 1, &won, 0);
+        if (r == 0) {
+            *h = won;
+            /* A dead holder was found: maybe a crashed taker too. */
+            collect_garbage(l, path);
+        } else if (r == TAKE_RETRY) {
+            h->have_id = 0; /* judge whatever is there now at once */
+        }
+    }
+    fl__prim_close(rec.fd);
+    return r;
+}
+
+int fl__soft_release(fl_lock *l, __fl_hold *h, int owner) {
+    const char *path = h->path ? h->path : l->path;
+    int rc = 0;
+    /* Delete the marker only if it is still the one we created: takers
+     * never touch a live holder's marker, so a different file there can
+     * only be an operator's break followed by a new holder. Our open
+     * descriptor keeps our inode number unique. */
+    if (owner && h->have_id && h->fd >= 0) {
+        fl__fid now;
+        if (fl__prim_id(path, &now) == 0 && now.dev == h->dev && now.ino == h->ino) {
+            int e = fl__prim_remove(path);
+            if (e != 0 && e != ENOENT)
+                rc = __fl_os_error(e, "cannot remove soft lock marker", l->path);
+        }
+    }
+    if (h->fd >= 0) {
+        int e = fl__prim_close(h->fd);
+        h->fd = -1;
+        if (e != 0 && rc == 0)
+            rc = __fl_os_error(e, "error closing soft lock marker (the lock is released)", l->path);
+    }
+    h->have_id = 0;
+    free(h->path);
+    h->path = NULL;
+    return rc;
+}
+
+int fl__soft_break(fl_lock *l) {
+    int tries;
+    /* Through the claim, like any taker: a break never races a reclaimer
+     * into removing the marker that reclaimer just put in place. */
+    for (tries = 0; tries < 2000; tries++) {
+        fl__record rec;
+        int e = fl__prim_read(l->path, &rec), r;
+        if (e == ENOENT)
+            return 0;
+        if (e == EAGAIN)
+            continue;
+        if (e != 0)
+            return fl__prim_path_error(l, e);
+        r = take_over(l, l->path, &rec, 0, NULL, 0);
+        fl__prim_close(rec.fd);
+        if (r == 0)
+            return 0;
+        if (r < 0)
+            return r;
+        if (r == TAKE_BUSY)
+            fl__prim_sleep(0.001); /* a live taker is finishing */
+    }
+    return __fl_error(FL_ETIMEOUT, 0,
+                      "cannot break soft lock '%s': another process keeps taking it over", l->path);
+}
