@@ -8,6 +8,7 @@
  * description: two opens contend, as two processes do.
  */
 #define _GNU_SOURCE
+#include "fsprobe.h"
 #include "internal.h"
 #include "soft.h"
 
@@ -684,8 +685,20 @@ static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
 static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     struct stat st;
     int rc, e, created = 0;
-    if (h->fd < 0 && (rc = kernel_open(l, h, &created)) != 0)
-        return rc;
+    if (h->fd < 0) {
+        if ((rc = kernel_open(l, h, &created)) != 0)
+            return rc;
+        /* A mount that keeps flock on this host would exclude nobody on the
+         * others: fail closed (or let soft_fallback take over), and remove
+         * the file we created, like below. */
+        if ((rc = fl__fs_check_flock(l->path, h->fd, h->dev)) != 0) {
+            if (created && __fl_sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
+                (uint64_t)st.st_ino == h->ino)
+                (void)__fl_sys.unlink(l->path);
+            __fl_os_abandon(h);
+            return rc;
+        }
+    }
     rc = __fl_sys.flock(h->fd, (h->shared ? LOCK_SH : LOCK_EX) | (block ? 0 : LOCK_NB));
     if (rc != 0) {
         e = errno;
@@ -818,6 +831,7 @@ static void pool_give(int fd, int wd) {
 void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
     w->fd = -1;
     w->wd = -1;
+    w->shared_fs = 0;
 #ifdef __linux__
     {
         int fd = pool_take();
@@ -855,6 +869,10 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
             close_fd(probe);
         }
         w->fd = fd;
+        /* Another host's release raises no event here: re-check at the
+         * caller's cadence, not at the floor meant for a silent local
+         * holder (lock.c). */
+        w->shared_fs = fl__fs_is_shared(target);
     }
 #else
     (void)l;

@@ -34,6 +34,7 @@ Suite *suite_leak(void);
 Suite *suite_owner(void);
 Suite *suite_rwlock(void);
 Suite *suite_interleave(void);
+Suite *suite_fsprobe(void);
 
 /* 1 when Check forks a child per test (the default); 0 under CK_FORK=no. */
 extern int fl_test_forking;

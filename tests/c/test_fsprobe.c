@@ -1,0 +1,184 @@
+/*
+ * Mounts where flock is local to this host (issue 20): NFS local_lock= and
+ * nolock, SMB nobrl, Lustre localflock/noflock, GFS2/OCFS2 localflocks. A
+ * kernel lock there would exclude nobody on another host, so it must fail
+ * closed with FL_ENOTSUP naming the path, the mount and the option (or turn
+ * into the soft lock when soft_fallback asks for it). This machine has no
+ * such mount: the mount table is a fake one, given through the test hook
+ * fl__mountinfo_path, with a line for the real device of the test
+ * directory.
+ */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include "fsprobe.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static char table[4200];
+
+/* A mount table whose line for the test directory's device has type
+ * `type` and super-block options `sopts`, after unrelated lines (another
+ * device with a forbidding option, a malformed line). */
+static void fake_table(const char *type, const char *mopts, const char *sopts) {
+    struct stat st;
+    FILE *f;
+    ck_assert_int_eq(stat(fl_tdir, &st), 0);
+    snprintf(table, sizeof table, "%s/mountinfo", fl_tdir);
+    f = fopen(table, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "22 1 0:99999 / /elsewhere rw,relatime shared:1 - nfs4 srv:/x "
+               "rw,vers=4.2,local_lock=all\n");
+    fprintf(f, "garbage line\n\n");
+    fprintf(f, "36 22 %u:%u / /fake/mnt %s shared:7 master:2 - %s srv:/export %s\n",
+            major(st.st_dev), minor(st.st_dev), mopts, type, sopts);
+    fclose(f);
+    fl__mountinfo_path = table;
+}
+
+static void restore(void) {
+    fl__mountinfo_path = NULL;
+}
+
+static int acquire_kernel(const char *rel, int fallback, fl_lock **out) {
+    fl_options o = FL_OPTIONS_INIT;
+    fl_lock *l;
+    int rc;
+    o.timeout = 0;
+    o.soft_fallback = fallback;
+    ck_assert_int_eq(fl_lock_new(&l, P(rel), &o), 0);
+    rc = fl_acquire(l);
+    *out = l;
+    return rc;
+}
+
+/* Each forbidding option refuses the kernel lock; the message names the
+ * path, the mount point and the option, and the file created for the
+ * attempt is gone again. */
+START_TEST(local_only_mounts_fail_closed) {
+    static const struct {
+        const char *type, *mopts, *sopts, *option;
+    } cases[] = {
+        {"nfs4", "rw,relatime", "rw,vers=4.2,hard,local_lock=flock,addr=10.0.0.1", "local_lock=flock"},
+        {"nfs", "rw,relatime", "rw,vers=3,local_lock=all,addr=10.0.0.1", "local_lock=all"},
+        {"nfs", "rw,relatime", "rw,vers=3,nolock,proto=tcp", "nolock"},
+        {"cifs", "rw,relatime", "rw,vers=3.1.1,cache=strict,nobrl,actimeo=1", "nobrl"},
+        {"smb3", "rw,relatime", "rw,nobrl", "nobrl"},
+        {"lustre", "rw,localflock", "rw,localflock,lazystatfs", "localflock"},
+        {"lustre", "rw", "rw,noflock", "noflock"},
+        {"gfs2", "rw,relatime", "rw,localflocks", "localflocks"},
+        {"ocfs2", "rw,localflocks", "rw", "localflocks"}, /* per-mount options count too */
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char rel[32];
+        fl_lock *l;
+        snprintf(rel, sizeof rel, "case%zu.lock", i);
+        fake_table(cases[i].type, cases[i].mopts, cases[i].sopts);
+        ck_assert_msg(acquire_kernel(rel, 0, &l) == FL_ENOTSUP, "%s %s: not refused",
+                      cases[i].type, cases[i].option);
+        ck_assert_msg(strstr(fl_last_error(), P(rel)) != NULL, "no path: %s", fl_last_error());
+        ck_assert_msg(strstr(fl_last_error(), "/fake/mnt") != NULL, "no mount: %s",
+                      fl_last_error());
+        ck_assert_msg(strstr(fl_last_error(), cases[i].option) != NULL, "no option: %s",
+                      fl_last_error());
+        ck_assert_msg(strstr(fl_last_error(), "another host") != NULL, "%s", fl_last_error());
+        ck_assert_msg(!fl_exists(P(rel)), "%s: the lock file created for the attempt is left",
+                      cases[i].option);
+        ck_assert(!fl_is_locked(l));
+        fl_lock_free(l);
+        restore();
+    }
+}
+END_TEST
+
+/* A lock file that existed before is refused too, and left alone. */
+START_TEST(existing_lock_file_is_kept) {
+    fl_lock *l;
+    fl_write_file(P("kept.lock"), "data");
+    fake_table("nfs4", "rw", "rw,vers=4.1,local_lock=flock");
+    ck_assert_int_eq(acquire_kernel("kept.lock", 0, &l), FL_ENOTSUP);
+    ck_assert(fl_exists(P("kept.lock")));
+    fl_lock_free(l);
+    restore();
+}
+END_TEST
+
+/* The same mounts without the option, other options that only look alike,
+ * and file system types the rules do not name: the kernel lock works. */
+START_TEST(coherent_mounts_lock) {
+    static const struct {
+        const char *type, *sopts;
+    } cases[] = {
+        {"nfs4", "rw,vers=4.2,local_lock=none,addr=10.0.0.1"},
+        {"nfs", "rw,vers=3,lock,proto=tcp"},
+        {"nfs", "rw,vers=3,nolockd"}, /* not "nolock" */
+        {"cifs", "rw,vers=3.1.1,cache=strict"},
+        {"lustre", "rw,flock"},
+        {"gfs2", "rw"},
+        {"ext4", "rw,nolock,nobrl,localflocks"}, /* options of other types do not count */
+        {"fuse.glusterfs", "rw,user_id=0,group_id=0"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char rel[32];
+        fl_lock *l;
+        snprintf(rel, sizeof rel, "ok%zu.lock", i);
+        fake_table(cases[i].type, "rw,relatime", cases[i].sopts);
+        ck_assert_msg(acquire_kernel(rel, 0, &l) == 0, "%s %s: %s", cases[i].type,
+                      cases[i].sopts, fl_last_error());
+        ck_assert_int_eq(fl_release(l, 0), 0);
+        fl_lock_free(l);
+        restore();
+    }
+}
+END_TEST
+
+/* soft_fallback: the refused kernel lock becomes the soft lock, whose
+ * marker (with our owner record) excludes every host. */
+START_TEST(fallback_takes_the_soft_lock) {
+    fl_lock *l;
+    char buf[512], want[32];
+    fake_table("nfs4", "rw", "rw,vers=4.2,local_lock=flock");
+    ck_assert_int_eq(acquire_kernel("fb.lock", 1, &l), 0);
+    ck_assert_int_eq(__atomic_load_n(&l->kind, __ATOMIC_RELAXED), FL_SOFT);
+    /* the marker holds our owner record: "<pid>\n<hostname>..." */
+    ck_assert(fl_read_file(P("fb.lock"), buf, sizeof buf) > 0);
+    snprintf(want, sizeof want, "%ld\n", (long)getpid());
+    ck_assert_msg(strncmp(buf, want, strlen(want)) == 0, "marker: %s", buf);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert(!fl_exists(P("fb.lock")));
+    fl_lock_free(l);
+    restore();
+}
+END_TEST
+
+/* No mount table (no /proc, or unreadable): nothing to tell, the lock goes
+ * on as before rather than failing everywhere. */
+START_TEST(missing_table_is_not_an_error) {
+    fl_lock *l;
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/no-such-mountinfo", fl_tdir);
+    fl__mountinfo_path = missing;
+    ck_assert_int_eq(acquire_kernel("nt.lock", 0, &l), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    restore();
+}
+END_TEST
+
+Suite *suite_fsprobe(void) {
+    Suite *s = suite_create("fsprobe");
+    TCase *tc = fl_tcase("fsprobe");
+    tcase_add_test(tc, local_only_mounts_fail_closed);
+    tcase_add_test(tc, existing_lock_file_is_kept);
+    tcase_add_test(tc, coherent_mounts_lock);
+    tcase_add_test(tc, fallback_takes_the_soft_lock);
+    tcase_add_test(tc, missing_table_is_not_an_error);
+    suite_add_tcase(s, tc);
+    return s;
+}
