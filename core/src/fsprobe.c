@@ -37,23 +37,23 @@ const char *fl__mountinfo_path = NULL;
 
 /* f_type values (statfs(2), <linux/magic.h>, and the file systems' own
  * headers for those not in it). */
-#define FL__NFS_MAGIC     0x6969
-#define FL__SMB_MAGIC     0x517B
-#define FL__CIFS_MAGIC    0xFF534D42
-#define FL__SMB2_MAGIC    0xFE534D42
-#define FL__FUSE_MAGIC    0x65735546
-#define FL__CEPH_MAGIC    0x00C36400
-#define FL__LUSTRE_MAGIC  0x0BD00BD0
-#define FL__GFS2_MAGIC    0x01161970
-#define FL__OCFS2_MAGIC   0x7461636F
-#define FL__AFS_MAGIC     0x5346414F
-#define FL__KAFS_MAGIC    0x6B414653
-#define FL__V9FS_MAGIC    0x01021997
-#define FL__CODA_MAGIC    0x73757245
-#define FL__NCP_MAGIC     0x564C
-#define FL__GPFS_MAGIC    0x47504653
-#define FL__ORANGE_MAGIC  0x13661366
-#define FL__BEEGFS_MAGIC  0x19830326
+#define FL__NFS_MAGIC    0x6969
+#define FL__SMB_MAGIC    0x517B
+#define FL__CIFS_MAGIC   0xFF534D42
+#define FL__SMB2_MAGIC   0xFE534D42
+#define FL__FUSE_MAGIC   0x65735546
+#define FL__CEPH_MAGIC   0x00C36400
+#define FL__LUSTRE_MAGIC 0x0BD00BD0
+#define FL__GFS2_MAGIC   0x01161970
+#define FL__OCFS2_MAGIC  0x7461636F
+#define FL__AFS_MAGIC    0x5346414F
+#define FL__KAFS_MAGIC   0x6B414653
+#define FL__V9FS_MAGIC   0x01021997
+#define FL__CODA_MAGIC   0x73757245
+#define FL__NCP_MAGIC    0x564C
+#define FL__GPFS_MAGIC   0x47504653
+#define FL__ORANGE_MAGIC 0x13661366
+#define FL__BEEGFS_MAGIC 0x19830326
 
 static int shared_type(unsigned long t) {
     switch (t) {
@@ -196,8 +196,7 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
     while (rc == 0 && getline(&line, &cap, f) > 0) {
         char *devno, *mnt, *mopts, *type, *sopts;
         size_t i;
-        if (split_line(line, &devno, &mnt, &mopts, &type, &sopts) != 0 ||
-            strcmp(devno, want) != 0)
+        if (split_line(line, &devno, &mnt, &mopts, &type, &sopts) != 0 || strcmp(devno, want) != 0)
             continue;
         for (i = 0; i < sizeof rules / sizeof rules[0]; i++) {
             const struct rule *r = &rules[i];

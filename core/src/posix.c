@@ -77,11 +77,17 @@ double __fl_now(void) {
 /* Helpers                                                                 */
 /* ---------------------------------------------------------------------- */
 
+/* ESTALE: on a network file system (NFS, GlusterFS) the name was resolved
+ * to a file that another host has just removed or replaced. Resolving the
+ * name again is the answer (the VFS itself retries once); measured on
+ * GlusterFS with two clients racing on one soft marker. */
+#define FL__ESTALE_TRIES 4
+
 static int open_retry(const char *path, int flags, mode_t mode) {
-    int fd;
+    int fd, stale = 0;
     do
         fd = __fl_sys.open(path, flags, mode);
-    while (fd < 0 && errno == EINTR);
+    while (fd < 0 && (errno == EINTR || (errno == ESTALE && ++stale < FL__ESTALE_TRIES)));
     return fd;
 }
 
@@ -353,8 +359,13 @@ int fl__prim_create(const char *path, int mode, fl__fid *id) {
     mode_t perm = mode == FL_MODE_DEFAULT ? 0666 : (mode_t)mode;
     struct stat st;
     int fd = open_retry(path, flags, perm), e = 0;
-    if (fd < 0)
+    if (fd < 0) {
+        /* Still stale: another host keeps changing the name; the caller
+         * treats EEXIST as "look at what is there" (and retries). */
+        if (errno == ESTALE)
+            errno = EEXIST;
         return -1;
+    }
     /* An explicit mode is applied exactly: the umask only shapes the
      * default. Another user must be able to read a marker to judge it. */
     if (mode != FL_MODE_DEFAULT && __fl_sys.fchmod(fd, (mode_t)mode) != 0)
@@ -383,13 +394,15 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->fd = -1;
     rec->len = 0;
     rec->text[0] = '\0';
+    /* ESTALE: another host removed or replaced the file under the name
+     * (open_retry): like a change seen between lstat and fstat, EAGAIN. */
     if (__fl_sys.lstat(path, &st) != 0)
-        return errno;
+        return errno == ESTALE ? EAGAIN : errno;
     if (!S_ISREG(st.st_mode))
         return EINVAL;
     fd = open_retry(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
     if (fd < 0)
-        return errno == ELOOP ? EAGAIN : errno;
+        return errno == ELOOP || errno == ESTALE ? EAGAIN : errno;
     if (__fl_sys.fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
         close_fd(fd);
         return EAGAIN;

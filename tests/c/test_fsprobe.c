@@ -13,6 +13,8 @@
 
 #include "fsprobe.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,9 +42,7 @@ static void fake_table(const char *type, const char *mopts, const char *sopts) {
     fl__mountinfo_path = table;
 }
 
-static void restore(void) {
-    fl__mountinfo_path = NULL;
-}
+static void restore(void) { fl__mountinfo_path = NULL; }
 
 static int acquire_kernel(const char *rel, int fallback, fl_lock **out) {
     fl_options o = FL_OPTIONS_INIT;
@@ -63,7 +63,8 @@ START_TEST(local_only_mounts_fail_closed) {
     static const struct {
         const char *type, *mopts, *sopts, *option;
     } cases[] = {
-        {"nfs4", "rw,relatime", "rw,vers=4.2,hard,local_lock=flock,addr=10.0.0.1", "local_lock=flock"},
+        {"nfs4", "rw,relatime", "rw,vers=4.2,hard,local_lock=flock,addr=10.0.0.1",
+         "local_lock=flock"},
         {"nfs", "rw,relatime", "rw,vers=3,local_lock=all,addr=10.0.0.1", "local_lock=all"},
         {"nfs", "rw,relatime", "rw,vers=3,nolock,proto=tcp", "nolock"},
         {"cifs", "rw,relatime", "rw,vers=3.1.1,cache=strict,nobrl,actimeo=1", "nobrl"},
@@ -79,8 +80,8 @@ START_TEST(local_only_mounts_fail_closed) {
         fl_lock *l;
         snprintf(rel, sizeof rel, "case%zu.lock", i);
         fake_table(cases[i].type, cases[i].mopts, cases[i].sopts);
-        ck_assert_msg(acquire_kernel(rel, 0, &l) == FL_ENOTSUP, "%s %s: not refused",
-                      cases[i].type, cases[i].option);
+        ck_assert_msg(acquire_kernel(rel, 0, &l) == FL_ENOTSUP, "%s %s: not refused", cases[i].type,
+                      cases[i].option);
         ck_assert_msg(strstr(fl_last_error(), P(rel)) != NULL, "no path: %s", fl_last_error());
         ck_assert_msg(strstr(fl_last_error(), "/fake/mnt") != NULL, "no mount: %s",
                       fl_last_error());
@@ -129,8 +130,8 @@ START_TEST(coherent_mounts_lock) {
         fl_lock *l;
         snprintf(rel, sizeof rel, "ok%zu.lock", i);
         fake_table(cases[i].type, "rw,relatime", cases[i].sopts);
-        ck_assert_msg(acquire_kernel(rel, 0, &l) == 0, "%s %s: %s", cases[i].type,
-                      cases[i].sopts, fl_last_error());
+        ck_assert_msg(acquire_kernel(rel, 0, &l) == 0, "%s %s: %s", cases[i].type, cases[i].sopts,
+                      fl_last_error());
         ck_assert_int_eq(fl_release(l, 0), 0);
         fl_lock_free(l);
         restore();
@@ -171,6 +172,89 @@ START_TEST(missing_table_is_not_an_error) {
 }
 END_TEST
 
+/* ---- ESTALE: a name resolved to a file another host just removed ------- */
+
+/* The next `stale_left` opens matching `stale_mask` (all of its flag bits
+ * set; 0: every open) fail with ESTALE, as on NFS or GlusterFS when another
+ * client removed or replaced the file between the lookup and the open. */
+static int stale_left, stale_mask, stale_seen;
+
+static int stale_open(const char *path, int flags, mode_t mode) {
+    if (stale_left != 0 && (flags & stale_mask) == stale_mask) {
+        if (stale_left > 0)
+            stale_left--;
+        stale_seen++;
+        errno = ESTALE;
+        return -1;
+    }
+    return open(path, flags, mode);
+}
+
+static void inject_stale(int n, int mask) {
+    stale_left = n;
+    stale_mask = mask;
+    stale_seen = 0;
+    __fl_sys.open = stale_open;
+}
+
+START_TEST(kernel_open_retries_estale) {
+    fl_lock *l = fl_new_kind(P("k.lock"), FL_KERNEL);
+    inject_stale(3, 0);
+    ck_assert_msg(fl_acquire(l) == 0, "%s", fl_last_error());
+    ck_assert_int_eq(stale_seen, 3);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* Stale for good: a clear error naming the path and the reason, never a
+ * loop. */
+START_TEST(kernel_open_persistent_estale_fails) {
+    fl_lock *l = fl_new_kind(P("k.lock"), FL_KERNEL);
+    int rc;
+    inject_stale(-1, 0);
+    rc = fl_acquire_ex(l, 1.0, 1, 0.05);
+    ck_assert_msg(rc < 0 && rc != FL_ETIMEOUT, "rc %d: %s", rc, fl_last_error());
+    ck_assert_msg(strstr(fl_last_error(), P("k.lock")) != NULL, "%s", fl_last_error());
+    ck_assert_msg(strstr(fl_last_error(), strerror(ESTALE)) != NULL, "%s", fl_last_error());
+    ck_assert_int_eq(fl_last_errno(), ESTALE);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* The soft lock's exclusive create stays stale past the retries: that is
+ * "another host is changing this name", so the attempt looks at what is
+ * there (nothing) and creates again, and wins. */
+START_TEST(soft_create_estale_is_a_race) {
+    fl_lock *l = fl_new_kind(P("s.lock"), FL_SOFT);
+    inject_stale(6, O_CREAT | O_EXCL);
+    ck_assert_msg(fl_acquire_ex(l, 0, 1, 0.05) == 0, "%s", fl_last_error());
+    ck_assert_int_eq(stale_seen, 6);
+    ck_assert(fl_exists(P("s.lock")));
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert(!fl_exists(P("s.lock")));
+    fl_lock_free(l);
+}
+END_TEST
+
+/* Reading a marker that another host replaces while we open it: the
+ * attempt re-reads; the lock is held, so the answer is a timeout, not an
+ * error. */
+START_TEST(soft_read_estale_is_a_race) {
+    fl_lock *a = fl_new_kind(P("r.lock"), FL_SOFT), *b = fl_new_kind(P("r.lock"), FL_SOFT);
+    int rc;
+    ck_assert_int_eq(fl_acquire(a), 0);
+    inject_stale(8, O_NOFOLLOW | O_NONBLOCK); /* the marker reads, not the creates */
+    rc = fl_acquire_ex(b, 0, 1, 0.05);
+    ck_assert_msg(rc == FL_ETIMEOUT, "rc %d: %s", rc, fl_last_error());
+    ck_assert_int_gt(stale_seen, 0);
+    __fl_sys_reset();
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    fl_lock_free(a);
+    fl_lock_free(b);
+}
+END_TEST
+
 Suite *suite_fsprobe(void) {
     Suite *s = suite_create("fsprobe");
     TCase *tc = fl_tcase("fsprobe");
@@ -179,6 +263,12 @@ Suite *suite_fsprobe(void) {
     tcase_add_test(tc, coherent_mounts_lock);
     tcase_add_test(tc, fallback_takes_the_soft_lock);
     tcase_add_test(tc, missing_table_is_not_an_error);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("estale");
+    tcase_add_test(tc, kernel_open_retries_estale);
+    tcase_add_test(tc, kernel_open_persistent_estale_fails);
+    tcase_add_test(tc, soft_create_estale_is_a_race);
+    tcase_add_test(tc, soft_read_estale_is_a_race);
     suite_add_tcase(s, tc);
     return s;
 }
