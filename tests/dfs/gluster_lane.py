@@ -312,13 +312,17 @@ class Lane:
 
 
 def main():
+    global PER_PROC
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--only", default="", help="run only cases whose name contains this")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--per-proc", type=int, default=12,
+                    help="increments per process in the counter cases (default %(default)s)")
     ap.add_argument("--stock", action="store_true",
                     help="Gluster's default caching (shows lost updates; expect failures)")
     args = ap.parse_args()
+    PER_PROC = args.per_proc
     reason = cluster_mod.why_not()
     if reason:
         note("SKIP: GlusterFS lane: %s" % reason)
