@@ -29,9 +29,11 @@
 #ifdef __linux__
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #endif
 
 const char *fl__mountinfo_path = NULL;
+const char *fl__kernel_release = NULL;
 
 #ifdef __linux__
 
@@ -127,11 +129,29 @@ static const struct rule {
     {"nfs nfs4", "local_lock=flock", "flock is local to this host"},
     {"nfs nfs4", "local_lock=all", "flock and fcntl locks are local to this host"},
     {"nfs nfs4", "nolock", "no lock manager: locks are local to this host"},
-    {"cifs smb3 smbfs", "nobrl", "byte-range locks (which carry flock) are not sent to the server"},
+    /* the kernel shows the synonym "nolock" as nobrl */
+    {"cifs smb3", "nobrl", "byte-range locks (which carry flock) are not sent to the server"},
     {"lustre", "localflock", "flock is local to this host"},
     {"lustre", "noflock", "flock is not supported"},
     {"gfs2 ocfs2", "localflocks", "flock is local to this host"},
+    {"afs", "flock=local", "flock is local to this host"},
 };
+
+/* Before Linux 5.5 the SMB client kept flock() local (flock(2), NOTES);
+ * since then it sends a whole-file byte-range lock to the server. */
+static int kernel_before(int want_major, int want_minor) {
+    struct utsname u;
+    const char *r = fl__kernel_release;
+    int a = 0, b = 0;
+    if (!r) {
+        if (uname(&u) != 0)
+            return 0;
+        r = u.release;
+    }
+    if (sscanf(r, "%d.%d", &a, &b) != 2)
+        return 0;
+    return a < want_major || (a == want_major && b < want_minor);
+}
 
 static int type_in(const char *type, const char *types) {
     size_t n = strlen(type);
@@ -210,6 +230,13 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
                             path, type, mnt, r->option, r->why);
             break;
         }
+        if (rc == 0 && type_in(type, "cifs smb3") && kernel_before(5, 5))
+            rc = __fl_error(FL_ENOTSUP, 0,
+                            "cannot lock '%s': it is on the %s mount %s, and before Linux 5.5 "
+                            "the SMB client keeps flock local to this host, so a process on "
+                            "another host would not be excluded; use the soft lock "
+                            "(SoftFileLock) or the soft_fallback option",
+                            path, type, mnt);
     }
     free(line);
     fclose(f);

@@ -18,8 +18,9 @@ FL__HIDDEN int fl__fs_is_shared(const char *path);
  * the processes of every host that mounts the same file system, as far as
  * the mount tells; FL_ENOTSUP, with the message naming the path, the mount
  * and the option, when the mount keeps flock local to this host (NFS
- * local_lock=flock|all or nolock, SMB nobrl, Lustre localflock or noflock,
- * GFS2/OCFS2 localflocks). Errors reading the mount table are not errors:
+ * local_lock=flock|all or nolock, SMB nobrl or any SMB mount before Linux
+ * 5.5, Lustre localflock or noflock, GFS2/OCFS2 localflocks, AFS
+ * flock=local). Errors reading the mount table are not errors:
  * the lock goes on as before. */
 FL__HIDDEN int fl__fs_check_flock(const char *path, int fd, uint64_t dev);
 
@@ -27,5 +28,7 @@ FL__HIDDEN int fl__fs_check_flock(const char *path, int fd, uint64_t dev);
  * of /proc/self/mountinfo, and it is consulted for every file system (not
  * only for those whose f_type can keep locks local). */
 extern FL__HIDDEN const char *fl__mountinfo_path;
+/* Test hook: when not NULL, the kernel release (uname -r) to judge by. */
+extern FL__HIDDEN const char *fl__kernel_release;
 
 #endif

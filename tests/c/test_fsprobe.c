@@ -42,7 +42,10 @@ static void fake_table(const char *type, const char *mopts, const char *sopts) {
     fl__mountinfo_path = table;
 }
 
-static void restore(void) { fl__mountinfo_path = NULL; }
+static void restore(void) {
+    fl__mountinfo_path = NULL;
+    fl__kernel_release = NULL;
+}
 
 static int acquire_kernel(const char *rel, int fallback, fl_lock **out) {
     fl_options o = FL_OPTIONS_INIT;
@@ -73,6 +76,7 @@ START_TEST(local_only_mounts_fail_closed) {
         {"lustre", "rw", "rw,noflock", "noflock"},
         {"gfs2", "rw,relatime", "rw,localflocks", "localflocks"},
         {"ocfs2", "rw,localflocks", "rw", "localflocks"}, /* per-mount options count too */
+        {"afs", "rw", "rw,flock=local", "flock=local"},
     };
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -94,6 +98,27 @@ START_TEST(local_only_mounts_fail_closed) {
         fl_lock_free(l);
         restore();
     }
+}
+END_TEST
+
+/* SMB before Linux 5.5 kept flock local whatever the options. */
+START_TEST(smb_before_5_5_fails_closed) {
+    fl_lock *l;
+    fake_table("cifs", "rw", "rw,vers=3.1.1,cache=strict");
+    fl__kernel_release = "5.4.0-150-generic";
+    ck_assert_int_eq(acquire_kernel("old.lock", 0, &l), FL_ENOTSUP);
+    ck_assert_msg(strstr(fl_last_error(), "5.5") && strstr(fl_last_error(), P("old.lock")), "%s",
+                  fl_last_error());
+    fl_lock_free(l);
+    fl__kernel_release = "5.5.0";
+    ck_assert_int_eq(acquire_kernel("new.lock", 0, &l), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    fl__kernel_release = "6.1.0-13-amd64";
+    ck_assert_int_eq(acquire_kernel("new2.lock", 0, &l), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    restore();
 }
 END_TEST
 
@@ -130,6 +155,7 @@ START_TEST(coherent_mounts_lock) {
         fl_lock *l;
         snprintf(rel, sizeof rel, "ok%zu.lock", i);
         fake_table(cases[i].type, "rw,relatime", cases[i].sopts);
+        fl__kernel_release = "6.1.0"; /* SMB: after 5.5, whatever this machine runs */
         ck_assert_msg(acquire_kernel(rel, 0, &l) == 0, "%s %s: %s", cases[i].type, cases[i].sopts,
                       fl_last_error());
         ck_assert_int_eq(fl_release(l, 0), 0);
@@ -260,6 +286,7 @@ Suite *suite_fsprobe(void) {
     TCase *tc = fl_tcase("fsprobe");
     tcase_add_test(tc, local_only_mounts_fail_closed);
     tcase_add_test(tc, existing_lock_file_is_kept);
+    tcase_add_test(tc, smb_before_5_5_fails_closed);
     tcase_add_test(tc, coherent_mounts_lock);
     tcase_add_test(tc, fallback_takes_the_soft_lock);
     tcase_add_test(tc, missing_table_is_not_an_error);
