@@ -105,7 +105,11 @@ extern "C" {
  * - ::FL_EACCES (-3): the lock file or its directory may not be opened or created.
  * - ::FL_EROFS (-4): the lock file would have to be created on a read-only file system.
  * - ::FL_ENAMETOOLONG (-5): the path or one of its names is too long.
- * - ::FL_ENOTSUP (-6): the file system has no OS locks (and fl_options.soft_fallback is 0);
+ * - ::FL_ENOTSUP (-6): the file system has no OS locks, or its mount keeps them local to this
+ *   host so that they would not exclude another host (NFS `local_lock=flock|all` or `nolock`,
+ *   SMB `nobrl` or Linux before 5.5, Lustre `localflock`/`noflock`, GFS2/OCFS2 `localflocks`,
+ *   AFS `flock=local`; read from /proc/self/mountinfo, see docs/filesystems.md) (and
+ *   fl_options.soft_fallback is 0);
  *   fl_acquire_shared() on a soft lock; fl_break_lock() on a kernel lock; fl_get_owner() when the
  *   holder cannot be told.
  * - ::FL_ETIMEOUT (-7): the lock was not won in time, or the single attempt of a non-blocking or
@@ -288,7 +292,8 @@ FL_EXTERN int fl_acquire(fl_lock *lock);
  *         for a lock file this thread holds through another handle;
  *         ::FL_EINTR when a signal interrupted the wait; ::FL_ECANCELED when
  *         the cancel callback asked to stop; ::FL_ENOTSUP when the file system
- *         has no OS locks; or another error code for a permanent failure,
+ *         has no OS locks or keeps them local to this host (see ::FL_ENOTSUP);
+ *         or another error code for a permanent failure,
  *         which is never retried. The counter is unchanged on failure.
  */
 FL_EXTERN int fl_acquire_ex(fl_lock *lock, double timeout, int blocking, double poll_interval);
