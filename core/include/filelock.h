@@ -161,7 +161,8 @@ typedef struct fl_options {
     int mode;          /**< Permission bits for a new lock file, or ::FL_MODE_DEFAULT. */
     int thread_local;  /**< 1 (default): lock state per thread; 0: shared by all threads. */
     int singleton;     /**< 1: one shared handle per lock file (see fl_lock_new()). */
-    int soft_fallback; /**< 1: use the soft lock where the file system lacks OS locks. */
+    int soft_fallback; /**< 1: use the soft lock where the file system lacks OS locks or keeps them
+                          local to this host. */
     int read_write;    /**< 1: a read/write lock whose waiting writers are not starved by
                             readers: they close a gate (the file "<path>.gate") to new readers.
                             Kernel lock only. */
