@@ -119,7 +119,8 @@ extern "C" {
  * - ::FL_EINTR (-9): a signal interrupted a wait and no cancel callback is set.
  * - ::FL_ECANCELED (-10): the cancel callback (fl_set_cancel()) ended the wait.
  * - ::FL_EIO (-11): the OS reported an I/O error, e.g. closing the lock file after the unlock in
- *   fl_release() (the lock is released all the same).
+ *   fl_release() (the lock is released all the same), or fl_release() found that a network file
+ *   system had already dropped the lock.
  * - ::FL_ENOENT (-12): fl_get_owner(): the lock is free; otherwise a missing path component.
  * - ::FL_ENOTDIR (-13): a path component is not a directory.
  * - ::FL_ELOOP (-14): the lock path is a symbolic link (refused, never followed).
@@ -322,7 +323,11 @@ FL_EXTERN int fl_is_shared(fl_lock *lock);
  * is never deleted; the soft marker is deleted only if it is still ours.
  *
  * @return 0, or ::FL_EIO when closing failed after the unlock (the lock is
- *         released all the same).
+ *         released all the same), or when the file system had already
+ *         dropped the kernel lock (a network partition longer than the
+ *         server's timeout, a server restart: the unlock fails with EBADFD,
+ *         ESTALE, EIO, ENOTCONN or ENOLCK, kept in fl_last_errno()), so that
+ *         another process may have held it meanwhile; the handle is released.
  */
 FL_EXTERN int fl_release(fl_lock *lock, int force);
 

@@ -778,8 +778,21 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
     /* Unlock explicitly: a forked child may still hold a duplicate of this
      * descriptor, and close() alone would leave the lock held. The lock file
      * itself is never deleted: that would split waiters across two inodes. */
-    if (owner)
-        (void)__fl_sys.flock(h->fd, LOCK_UN);
+    if (owner && __fl_sys.flock(h->fd, LOCK_UN) != 0) {
+        int e = errno;
+        /* A network file system that dropped our lock (a partition longer
+         * than the server's timeout, a server restart: GlusterFS answers
+         * EBADFD, NFS ESTALE or EIO) tells us only now. Another host may
+         * have held the lock meanwhile: the caller must learn it. */
+        if (e == EBADFD || e == ESTALE || e == EIO || e == ENOTCONN || e == ENOLCK) {
+            (void)close_fd(h->fd);
+            h->fd = -1;
+            return __fl_error(FL_EIO, e,
+                              "the lock on '%s' was lost before this release: the file system "
+                              "dropped it (%s), so another process may have held it meanwhile",
+                              l->path, strerror(e));
+        }
+    }
     if (close_fd(h->fd) != 0)
         rc = __fl_os_error(errno, "error closing lock file (the lock is released)", l->path);
     h->fd = -1;

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -281,6 +282,63 @@ START_TEST(soft_read_estale_is_a_race) {
 }
 END_TEST
 
+/* ---- a lock the file system dropped ------------------------------------- */
+
+static int unlock_errno;
+
+static int lost_flock(int fd, int op) {
+    if ((op & ~LOCK_NB) == LOCK_UN) {
+        (void)flock(fd, op);
+        errno = unlock_errno;
+        return -1;
+    }
+    return flock(fd, op);
+}
+
+/* GlusterFS after a partition longer than its ping-timeout: the holder's
+ * descriptor is stale (EBADFD) and another host may have had the lock.
+ * The release says so (FL_EIO, naming the path and the reason), and the
+ * handle is left released, its descriptor closed. */
+START_TEST(release_reports_a_lost_lock) {
+    static const int errs[] = {EBADFD, ESTALE, EIO, ENOTCONN, ENOLCK};
+    size_t i;
+    for (i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        fl_lock *l = fl_new_kind(P("lost.lock"), FL_KERNEL);
+        int fds;
+        ck_assert_int_eq(fl_acquire(l), 0);
+        fds = fl_open_fd_count();
+        unlock_errno = errs[i];
+        __fl_sys.flock = lost_flock;
+        ck_assert_int_eq(fl_release(l, 0), FL_EIO);
+        ck_assert_int_eq(fl_last_errno(), errs[i]);
+        ck_assert_msg(strstr(fl_last_error(), "was lost") &&
+                          strstr(fl_last_error(), P("lost.lock")) &&
+                          strstr(fl_last_error(), strerror(errs[i])),
+                      "%s", fl_last_error());
+        __fl_sys_reset();
+        ck_assert_int_eq(fl_is_locked(l), 0);
+        ck_assert_int_eq(fl_open_fd_count(), fds - 1);
+        /* and the lock can be taken again */
+        ck_assert_int_eq(fl_acquire(l), 0);
+        ck_assert_int_eq(fl_release(l, 0), 0);
+        fl_lock_free(l);
+    }
+}
+END_TEST
+
+/* Other unlock failures (EINTR, EINVAL...) keep the old behaviour: the
+ * close releases the lock and the release succeeds. */
+START_TEST(release_other_unlock_errors_pass) {
+    fl_lock *l = fl_new_kind(P("other.lock"), FL_KERNEL);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    unlock_errno = EINTR;
+    __fl_sys.flock = lost_flock;
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    __fl_sys_reset();
+    fl_lock_free(l);
+}
+END_TEST
+
 Suite *suite_fsprobe(void) {
     Suite *s = suite_create("fsprobe");
     TCase *tc = fl_tcase("fsprobe");
@@ -296,6 +354,10 @@ Suite *suite_fsprobe(void) {
     tcase_add_test(tc, kernel_open_persistent_estale_fails);
     tcase_add_test(tc, soft_create_estale_is_a_race);
     tcase_add_test(tc, soft_read_estale_is_a_race);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("lost");
+    tcase_add_test(tc, release_reports_a_lost_lock);
+    tcase_add_test(tc, release_other_unlock_errors_pass);
     suite_add_tcase(s, tc);
     return s;
 }

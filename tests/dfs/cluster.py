@@ -50,6 +50,10 @@ VOLUME_OPTIONS = [
     # (42 s stock); a killed client's at once (its connection closes).
     ("network.ping-timeout", "5"),
     ("server.tcp-user-timeout", "5"),
+    # After a partition heals, a client with strict-locks off silently
+    # re-opens its descriptors without the lock another host now holds;
+    # with it on they fail (EBADFD), so the old holder learns it lost.
+    ("client.strict-locks", "on"),
 ]
 MOUNT_OPTIONS = ["--direct-io-mode=enable", "--attribute-timeout=0", "--entry-timeout=0",
                  "--negative-timeout=0"]

@@ -46,6 +46,7 @@ import torture  # noqa: E402  (log parsing and the interval check)
 
 PER_PROC = 12  # increments per process: 2 hosts x 4 processes x 12 = 96
 DEADLINE = 60  # seconds any one step may take before it is a hang
+RECONNECT = 8  # seconds after a partition heals: the client reconnects every ~3 s
 
 
 class Failure(Exception):
@@ -286,6 +287,47 @@ class Lane:
             holder.wait()
             self.cl.remount("c1")
 
+    def partition(self, kind):
+        """Host 1 holds the kernel lock and is cut off the network: the
+        server frees its lock after network.ping-timeout (5 s here) and host
+        2 wins. After the partition heals, host 1's release must not pass
+        silently: with client.strict-locks on its descriptor is stale."""
+        lockfile = self.path("part.lock")
+        py = ("import sys, filelock\n"
+              "l = filelock.FileLock(sys.argv[1])\n"
+              "l.acquire(); print('held', flush=True)\n"
+              "sys.stdin.read()\n"
+              "try:\n"
+              "    l.release(); print('released', flush=True)\n"
+              "except Exception as e:\n"
+              "    print('release failed: %s: %s' % (type(e).__name__, e), flush=True)\n")
+        holder = self.popen("c1", [langs_mod.DEBIAN_PYTHON, "-c", py, lockfile],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            if self._readline(holder, "holder on host 1") != "held":
+                raise Failure("holder on host 1 did not report the lock")
+            self.cl.sh("c1", "ip link set c1 down")
+            t0 = time.monotonic()
+            rc, out, err = self.run("c2", [self.helper, "hold", lockfile, kind, "0"])
+            waited = time.monotonic() - t0
+            self.cl.sh("c1", "ip link set c1 up")
+            if rc != 0 or "held" not in out:
+                raise Failure("host 2 did not get the lock of the partitioned host 1: %d %s %s"
+                              % (rc, out, err))
+            time.sleep(RECONNECT)  # let host 1's client reconnect (and re-open)
+            holder.stdin.close()
+            line = self._readline(holder, "holder on host 1")
+            if not (line.startswith("release failed") and "was lost" in line):
+                raise Failure("host 1's release after losing its lock in the partition passed "
+                              "silently: %r" % line)
+            return "host 2 won %.1f s after host 1 was cut off; host 1's release: %s" % (
+                waited, line)
+        finally:
+            self.cl.sh("c1", "ip link set c1 up")
+            if holder.poll() is None:
+                holder.kill()
+            holder.wait()
+
     def owner(self, kind):
         lockfile = self.path("owner.lock")
         holder = self.hold("c1", lockfile, kind)
@@ -336,6 +378,7 @@ def main():
         cases.append(("killed_holder.%s" % kind, "killed_holder", (kind,)))
         cases.append(("killed_client.%s" % kind, "killed_client", (kind,)))
     cases.append(("owner.soft", "owner", ("soft",)))
+    cases.append(("partition.kernel", "partition", ("kernel",)))
     cases = [c for c in cases if args.only in c[0]]
 
     cl = cluster_mod.Cluster(note, stock=args.stock)
