@@ -5,6 +5,7 @@
  * and logging. Everything that touches the file system is in the backend.
  */
 #include "internal.h"
+#include "soft.h"
 
 #include <errno.h>
 #include <math.h>
@@ -256,13 +257,21 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
             destroy(l);
             return rc;
         }
-        gate_path = malloc(len + sizeof ".gate");
+        gate_path = malloc(len + 32);
         if (!gate_path) {
             destroy(l);
             return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%s'", path);
         }
         memcpy(gate_path, path, len);
-        memcpy(gate_path + len, ".gate", sizeof ".gate");
+        if (strlen(l->base) + sizeof ".gate" - 1 <= 255) {
+            memcpy(gate_path + len, ".gate", sizeof ".gate");
+        } else {
+            /* "<name>.gate" would pass NAME_MAX (255): the gate of a long
+             * name is ".<hash of the name>.gate" beside it. */
+            size_t dl = len - strlen(l->base);
+            snprintf(gate_path + dl, 32, ".%016llx.gate",
+                     (unsigned long long)fl__name_hash(l->base));
+        }
         gate_opts.mode = opts->mode;
         rc = fl_lock_new(&l->gate, gate_path, &gate_opts);
         free(gate_path);

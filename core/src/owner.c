@@ -101,7 +101,9 @@ int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns
     if (*stop != '\0' || v <= 0 || errno == ERANGE || (long)(pid_t)v != v)
         return -1;
     *pidns = split_pidns(out->hostname);
-    if (out->hostname[0] == '\0')
+    /* A hostname that still carries a tag (" pidns=1 pidns=2") or is only
+     * a tag is not a record anybody writes. */
+    if (out->hostname[0] == '\0' || strstr(out->hostname, " pidns="))
         return -1;
     if (p < end) {
         if (!take_line(p, end, out->start_token, sizeof out->start_token))
@@ -112,4 +114,16 @@ int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns
     }
     out->pid = v; /* only now: a malformed record leaves pid -1 */
     return 0;
+}
+
+/* FNV-1a of a file name: names derived from a lock file's name at a fixed
+ * length (the soft lock's claims and private markers, the read/write gate
+ * of a long name), so that they fit NAME_MAX whatever the name's length. */
+uint64_t fl__name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
 }

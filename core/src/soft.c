@@ -42,17 +42,6 @@ static int same_id(const fl__fid *a, const fl__fid *b) {
     return a->dev == b->dev && a->ino == b->ino;
 }
 
-/* FNV-1a: names the lock file in its helpers' names at a fixed length, so a
- * lock file name of up to NAME_MAX bytes still has helpers that fit. */
-static uint64_t name_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* Splits path into the length of its directory part (with the slash) and
  * its final component. */
 static const char *base_of(const char *path, size_t *dirlen) {
@@ -73,7 +62,7 @@ static int aux_name(const char *path, const char *tail, char *out, size_t cap) {
     if (dirlen + FL__AUX_NAME_MAX >= cap)
         return -1;
     memcpy(out, path, dirlen);
-    n = snprintf(out + dirlen, cap - dirlen, ".%016llx.%s", (unsigned long long)name_hash(base),
+    n = snprintf(out + dirlen, cap - dirlen, ".%016llx.%s", (unsigned long long)fl__name_hash(base),
                  tail);
     return n < 0 || (size_t)n >= cap - dirlen ? -1 : 0;
 }
@@ -236,7 +225,7 @@ static void collect_garbage(const fl_lock *l, const char *path) {
     size_t dirlen;
     gc_ctx g;
     snprintf(prefix, sizeof prefix, ".%016llx.",
-             (unsigned long long)name_hash(base_of(path, &dirlen)));
+             (unsigned long long)fl__name_hash(base_of(path, &dirlen)));
     g.l = l;
     fl__prim_scan(path, prefix, gc_one, &g);
 }

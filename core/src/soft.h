@@ -40,6 +40,9 @@ typedef struct fl__record {
  * malformed (out->pid is then -1). */
 FL__HIDDEN int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns);
 
+/* FNV-1a of a file name (owner.c). */
+FL__HIDDEN uint64_t fl__name_hash(const char *s);
+
 /* ---- primitives (posix.c) --------------------------------------------- */
 
 /* Creates path with O_EXCL semantics, writes this process's owner record in

@@ -246,6 +246,9 @@ typedef struct parse_case {
 static const parse_case parse_cases[] = {
     {"123\nbox\n456\n", 0, 0, 123, "456"},
     {"123\nbox\n", 0, 0, 123, ""},                         /* token is optional */
+    {"5\nbox pidns=4026532178\n7\n", 0, 0, 5, "7"},        /* pid namespace tag */
+    {"5\n pidns=7\n", 0, -1, -1, NULL},                    /* a tag, no hostname */
+    {"5\nbox pidns=1 pidns=2\n", 0, -1, -1, NULL},         /* two tags */
     {"4194304\nbox.example.org\n0\n", 0, 0, 4194304, "0"}, /* FQDN, zero token */
     {"", 0, -1, -1, NULL},                                 /* empty */
     {"123", 0, -1, -1, NULL},                              /* no newline at all */
@@ -298,6 +301,8 @@ START_TEST(parse_owner_table) {
         ck_assert_int_eq(o.pid, c.pid);
         ck_assert_str_eq(o.start_token, c.token);
         ck_assert(strlen(o.hostname) > 0 && strchr(o.hostname, '\n') == NULL);
+        ck_assert_msg(strstr(o.hostname, "pidns=") == NULL, "case %d: tag left in hostname '%s'",
+                      _i, o.hostname);
     } else {
         ck_assert_msg(o.pid == -1, "case %d: a malformed record must leave pid -1, got %ld", _i,
                       o.pid);
@@ -416,7 +421,7 @@ START_TEST(held_by_this_process) {
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     ck_assert_int_eq(fl_held_by_this_process(a), 1);
     ck_assert_int_eq(fl_is_locked(a), 0); /* not by this thread */
-    fl_lock_free(a);                     /* releases the other thread's hold */
+    fl_lock_free(a);                      /* releases the other thread's hold */
     ck_assert_int_eq(fl_held_by_this_process(b), 0);
     hp = hold_in_helper(p, _i);
     ck_assert_int_eq(fl_held_by_this_process(b), 0);

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the soft-lock owner-record parser, __fl_parse_owner
  * (core/src/owner.c), which reads markers any other process may have
- * written: "<pid>\n<hostname>\n<start token>\n".
+ * written: "<pid>\n<hostname>[ pidns=<n>]\n<start token>\n".
  *
  * Besides memory errors (ASan), it checks the parser's contract on every
  * input and aborts when it is broken:
@@ -14,6 +14,7 @@
  * (run_fuzz.sh); a CTest test runs a bounded number of executions.
  */
 #include "internal.h"
+#include "soft.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,8 @@ static void check(int cond, const char *what) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fl_owner a, b;
-    char rebuilt[512];
+    uint64_t ns_a = 0, ns_b = 0;
+    char rebuilt[512], tag[48] = "";
     size_t i;
     int n;
     /* Exact-size heap copy, so that ASan sees any read past the end. */
@@ -39,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     if (size)
         memcpy(buf, data, size);
-    if (__fl_parse_owner(buf, size, &a) != 0) {
+    if (fl__parse_record(buf, size, &a, &ns_a) != 0) {
 #ifndef FL_FUZZ_TOLERATE_PID_ON_REJECT
         /* internal.h promises pid == -1 on a malformed record; owner.c sets
          * pid before it rejects an empty hostname or a bad start token. The
@@ -57,13 +59,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (i = 0; a.start_token[i]; i++)
         check(a.start_token[i] >= '0' && a.start_token[i] <= '9', "non-digit in start token");
     check(strchr(a.hostname, '\n') == NULL, "newline in hostname");
-    n = a.start_token[0] ? snprintf(rebuilt, sizeof rebuilt, "%ld\n%s\n%s\n", a.pid, a.hostname,
-                                    a.start_token)
-                         : snprintf(rebuilt, sizeof rebuilt, "%ld\n%s\n", a.pid, a.hostname);
+    /* The hostname line may carry the writer's pid namespace. */
+    if (ns_a)
+        snprintf(tag, sizeof tag, " pidns=%llu", (unsigned long long)ns_a);
+    n = a.start_token[0] ? snprintf(rebuilt, sizeof rebuilt, "%ld\n%s%s\n%s\n", a.pid, a.hostname,
+                                    tag, a.start_token)
+                         : snprintf(rebuilt, sizeof rebuilt, "%ld\n%s%s\n", a.pid, a.hostname, tag);
     check(n > 0 && (size_t)n < sizeof rebuilt, "rebuilt record too long");
-    check(__fl_parse_owner(rebuilt, (size_t)n, &b) == 0, "rebuilt record rejected");
+    check(fl__parse_record(rebuilt, (size_t)n, &b, &ns_b) == 0, "rebuilt record rejected");
     check(a.pid == b.pid && strcmp(a.hostname, b.hostname) == 0 &&
-              strcmp(a.start_token, b.start_token) == 0,
+              strcmp(a.start_token, b.start_token) == 0 && ns_a == ns_b,
           "rebuilt record parses differently");
     free(buf);
     return 0;

@@ -42,7 +42,9 @@ cp "$src"/tests/fuzz/corpus/* "$work/corpus/"
 cd "$work"
 start=$(date +%s)
 rc=0
-./fuzz_owner -runs="$runs" -max_len=512 -max_total_time=300 -print_final_stats=1 corpus \
+# libFuzzer's own failure exit code is 77, CTest's skip code here: a crash
+# would read as "skipped". Failures exit 1.
+./fuzz_owner -error_exitcode=1 -timeout_exitcode=1 -runs="$runs" -max_len=512 -max_total_time=300 -print_final_stats=1 corpus \
     >fuzz.log 2>&1 || rc=$?
 tail -n 40 fuzz.log
 echo "fuzz_owner: $runs runs requested, $(($(date +%s) - start)) s"

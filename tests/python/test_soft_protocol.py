@@ -310,3 +310,12 @@ def test_release_is_immediate_and_removes_only_our_marker(tmp_path: Path) -> Non
     os.rename(other, path)
     lock.release()
     assert path.read_text() == f"{os.getppid()}\n{HOST}\n"
+
+
+@pytest.mark.parametrize("length", [251, 255])
+def test_read_write_lock_long_name(tmp_path: Path, length: int) -> None:
+    lock = filelock.ReadWriteLock(str(tmp_path / ("r" * length)))
+    with lock.write_lock():
+        pass
+    with lock.read_lock():
+        pass
