@@ -23,6 +23,7 @@ packages=(
   lua-busted luarocks
   git doxygen neovim python3-build python3-wheel-whl python3-matplotlib python3-tabulate
   bats bats-support bats-assert
+  glusterfs-server glusterfs-client iproute2
   bindfs fuse3
 )
 

@@ -105,7 +105,11 @@ extern "C" {
  * - ::FL_EACCES (-3): the lock file or its directory may not be opened or created.
  * - ::FL_EROFS (-4): the lock file would have to be created on a read-only file system.
  * - ::FL_ENAMETOOLONG (-5): the path or one of its names is too long.
- * - ::FL_ENOTSUP (-6): the file system has no OS locks (and fl_options.soft_fallback is 0);
+ * - ::FL_ENOTSUP (-6): the file system has no OS locks, or its mount keeps them local to this
+ *   host so that they would not exclude another host (NFS `local_lock=flock|all` or `nolock`,
+ *   SMB `nobrl` or Linux before 5.5, Lustre `localflock`/`noflock`, GFS2/OCFS2 `localflocks`,
+ *   AFS `flock=local`; read from /proc/self/mountinfo, see docs/filesystems.md) (and
+ *   fl_options.soft_fallback is 0);
  *   fl_acquire_shared() on a soft lock; fl_break_lock() on a kernel lock; fl_get_owner() when the
  *   holder cannot be told.
  * - ::FL_ETIMEOUT (-7): the lock was not won in time, or the single attempt of a non-blocking or
@@ -115,7 +119,8 @@ extern "C" {
  * - ::FL_EINTR (-9): a signal interrupted a wait and no cancel callback is set.
  * - ::FL_ECANCELED (-10): the cancel callback (fl_set_cancel()) ended the wait.
  * - ::FL_EIO (-11): the OS reported an I/O error, e.g. closing the lock file after the unlock in
- *   fl_release() (the lock is released all the same).
+ *   fl_release() (the lock is released all the same), or fl_release() found that a network file
+ *   system had already dropped the lock.
  * - ::FL_ENOENT (-12): fl_get_owner(): the lock is free; otherwise a missing path component.
  * - ::FL_ENOTDIR (-13): a path component is not a directory.
  * - ::FL_ELOOP (-14): the lock path is a symbolic link (refused, never followed).
@@ -159,7 +164,8 @@ typedef struct fl_options {
                             thread that ends holding the lock keeps it held until the handle is
                             freed; no later thread inherits that hold. */
     int singleton;     /**< 1: one shared handle per lock file (see fl_lock_new()). */
-    int soft_fallback; /**< 1: use the soft lock where the file system lacks OS locks. */
+    int soft_fallback; /**< 1: use the soft lock where the file system lacks OS locks or keeps them
+                          local to this host. */
     int read_write;    /**< 1: a read/write lock whose waiting writers are not starved by
                             readers: they close a gate (the file "<path>.gate") to new readers.
                             Kernel lock only. */
@@ -300,7 +306,8 @@ FL_EXTERN int fl_acquire(fl_lock *lock);
  *         the lock through another handle and a writer waits for it;
  *         ::FL_EINTR when a signal interrupted the wait; ::FL_ECANCELED when
  *         the cancel callback asked to stop; ::FL_ENOTSUP when the file system
- *         has no OS locks; or another error code for a permanent failure,
+ *         has no OS locks or keeps them local to this host (see ::FL_ENOTSUP);
+ *         or another error code for a permanent failure,
  *         which is never retried. The counter is unchanged on failure.
  */
 FL_EXTERN int fl_acquire_ex(fl_lock *lock, double timeout, int blocking, double poll_interval);
@@ -328,7 +335,11 @@ FL_EXTERN int fl_is_shared(fl_lock *lock);
  * is never deleted; the soft marker is deleted only if it is still ours.
  *
  * @return 0, or ::FL_EIO when closing failed after the unlock (the lock is
- *         released all the same).
+ *         released all the same), or when the file system had already
+ *         dropped the kernel lock (a network partition longer than the
+ *         server's timeout, a server restart: the unlock fails with EBADFD,
+ *         ESTALE, EIO, ENOTCONN or ENOLCK, kept in fl_last_errno()), so that
+ *         another process may have held it meanwhile; the handle is released.
  */
 FL_EXTERN int fl_release(fl_lock *lock, int force);
 

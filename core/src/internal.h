@@ -84,6 +84,10 @@ typedef struct __fl_hold {
 typedef struct __fl_watch {
     int fd; /* the hub's inotify descriptor to poll; -1: plain sleeping */
     int wd;
+    /* On a file system other hosts may share (fsprobe.c), the watch sees
+     * none of their releases: the re-check keeps the caller's cadence,
+     * max(poll_interval, FL__MIN_POLL), instead of the watched floor. */
+    int shared_fs;
 #ifdef _WIN32
     /* The kernel lock's wake-up is the attempt's own pending LockFileEx, so
      * the watch needs the hold; the soft lock's is a change notification. */
@@ -98,10 +102,10 @@ typedef struct __fl_watch {
 
 #ifdef _WIN32
 #define FL__WATCH_INIT                                                                             \
-    { -1, -1, NULL, NULL }
+    { -1, -1, 0, NULL, NULL }
 #else
 #define FL__WATCH_INIT                                                                             \
-    { -1, -1, -1, 0, NULL }
+    { -1, -1, 0, -1, 0, NULL }
 #endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */

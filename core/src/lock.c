@@ -609,7 +609,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         {
             double floor = kind == FL_SOFT ? FL__WATCHED_MIN_POLL_SOFT : FL__WATCHED_MIN_POLL;
             double next_check = __fl_now() + interval;
-            if (w.fd >= 0 && interval < floor)
+            if (w.fd >= 0 && !w.shared_fs && interval < floor)
                 next_check += floor - interval;
             for (;;) {
                 double now = __fl_now(), until = next_check, slice;

@@ -8,6 +8,7 @@
  * description: two opens contend, as two processes do.
  */
 #define _GNU_SOURCE
+#include "fsprobe.h"
 #include "internal.h"
 #include "seconds.h"
 #include "soft.h"
@@ -96,11 +97,17 @@ static int above_stdio(int fd, int cloexec) {
     return hi;
 }
 
+/* ESTALE: on a network file system (NFS, GlusterFS) the name was resolved
+ * to a file that another host has just removed or replaced. Resolving the
+ * name again is the answer (the VFS itself retries once); measured on
+ * GlusterFS with two clients racing on one soft marker. */
+#define FL__ESTALE_TRIES 4
+
 static int open_retry(const char *path, int flags, mode_t mode) {
-    int fd;
+    int fd, stale = 0;
     do
         fd = __fl_sys.open(path, flags, mode);
-    while (fd < 0 && errno == EINTR);
+    while (fd < 0 && (errno == EINTR || (errno == ESTALE && ++stale < FL__ESTALE_TRIES)));
     return above_stdio(fd, (flags & O_CLOEXEC) != 0);
 }
 
@@ -388,8 +395,13 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
     mode_t perm = mode == FL_MODE_DEFAULT ? 0666 : (mode_t)mode;
     struct stat st;
     int fd = open_retry(path, flags, perm), e = 0;
-    if (fd < 0)
+    if (fd < 0) {
+        /* Still stale: another host keeps changing the name; the caller
+         * treats EEXIST as "look at what is there" (and retries). */
+        if (errno == ESTALE)
+            errno = EEXIST;
         return -1;
+    }
     /* An explicit mode is applied exactly: the umask only shapes the
      * default. Another user must be able to read a marker to judge it. */
     if (mode != FL_MODE_DEFAULT && __fl_sys.fchmod(fd, (mode_t)mode) != 0)
@@ -418,13 +430,15 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->fd = -1;
     rec->len = 0;
     rec->text[0] = '\0';
+    /* ESTALE: another host removed or replaced the file under the name
+     * (open_retry): like a change seen between lstat and fstat, EAGAIN. */
     if (__fl_sys.lstat(path, &st) != 0)
-        return errno;
+        return errno == ESTALE ? EAGAIN : errno;
     if (!S_ISREG(st.st_mode))
         return EINVAL;
     fd = open_retry(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
     if (fd < 0)
-        return errno == ELOOP ? EAGAIN : errno;
+        return errno == ELOOP || errno == ESTALE ? EAGAIN : errno;
     if (__fl_sys.fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
         close_fd(fd);
         return EAGAIN;
@@ -729,8 +743,20 @@ static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
 static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     struct stat st;
     int rc, e, created = 0;
-    if (h->fd < 0 && (rc = kernel_open(l, h, &created)) != 0)
-        return rc;
+    if (h->fd < 0) {
+        if ((rc = kernel_open(l, h, &created)) != 0)
+            return rc;
+        /* A mount that keeps flock on this host would exclude nobody on the
+         * others: fail closed (or let soft_fallback take over), and remove
+         * the file we created, like below. */
+        if ((rc = fl__fs_check_flock(l->path, h->fd, h->dev)) != 0) {
+            if (created && __fl_sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
+                (uint64_t)st.st_ino == h->ino)
+                (void)__fl_sys.unlink(l->path);
+            __fl_os_abandon(h);
+            return rc;
+        }
+    }
     rc = __fl_sys.flock(h->fd, (h->shared ? LOCK_SH : LOCK_EX) | (block ? 0 : LOCK_NB));
     if (rc != 0) {
         e = errno;
@@ -797,8 +823,21 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
     /* Unlock explicitly: a forked child may still hold a duplicate of this
      * descriptor, and close() alone would leave the lock held. The lock file
      * itself is never deleted: that would split waiters across two inodes. */
-    if (owner)
-        (void)__fl_sys.flock(h->fd, LOCK_UN);
+    if (owner && __fl_sys.flock(h->fd, LOCK_UN) != 0) {
+        int e = errno;
+        /* A network file system that dropped our lock (a partition longer
+         * than the server's timeout, a server restart: GlusterFS answers
+         * EBADFD, NFS ESTALE or EIO) tells us only now. Another host may
+         * have held the lock meanwhile: the caller must learn it. */
+        if (e == EBADFD || e == ESTALE || e == EIO || e == ENOTCONN || e == ENOLCK) {
+            (void)close_fd(h->fd);
+            h->fd = -1;
+            return __fl_error(FL_EIO, e,
+                              "the lock on '%s' was lost before this release: the file system "
+                              "dropped it (%s), so another process may have held it meanwhile",
+                              l->path, strerror(e));
+        }
+    }
     if (close_fd(h->fd) != 0)
         rc = __fl_os_error(errno, "error closing lock file (the lock is released)", l->path);
     h->fd = -1;
@@ -957,6 +996,7 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
     w->efd = -1;
     w->waiter = NULL;
     w->gen = __fl_current_gen();
+    w->shared_fs = 0;
 #ifdef __linux__
     {
         uint32_t mask;
@@ -1026,6 +1066,10 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
             }
             close_fd(probe);
         }
+        /* Another host's release raises no event here: re-check at the
+         * caller's cadence, not at the floor meant for a silent local
+         * holder (lock.c). */
+        w->shared_fs = fl__fs_is_shared(target);
     }
 #else
     (void)l;
