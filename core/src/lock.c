@@ -488,25 +488,35 @@ static __fl_state *find_state(fl_lock *l) {
  * file gives). A leaked inherited descriptor is harmless: the parent's
  * release unlocks the shared open file description explicitly, and
  * O_CLOEXEC closes it at exec. Unlocking it here would release the
- * parent's lock; the soft marker is the parent's too. */
-static void forget_after_fork(fl_lock *l) {
+ * parent's lock; the soft marker is the parent's too.
+ *
+ * forget_locked is the same with l->mu held. Besides the first call in a
+ * child, it runs wherever a call that began in the parent may continue in
+ * the child (the calling thread forked from the cancel callback or the log
+ * handler): the wait for another thread's attempt (that thread does not
+ * exist in the child) and the recording of a hold won after the fork. */
+static void forget_locked(fl_lock *l) {
     __fl_state *s, *next;
     fl__held *h;
-    pthread_mutex_lock(&l->mu);
-    if (l->gen != __fl_current_gen()) {
-        l->shared.counter = 0;
-        l->shared.hold = (__fl_hold)FL__HOLD_INIT;
-        for (s = l->states; s; s = next) {
-            next = s->next;
-            free(s);
-        }
-        l->states = NULL;
-        l->acquiring = 0;
-        while ((h = held_remove(l, 0, 1)) != NULL)
-            free(h);
-        pthread_once(&g_once, init_once);
-        l->gen = __fl_current_gen();
+    if (l->gen == __fl_current_gen())
+        return;
+    l->shared.counter = 0;
+    l->shared.hold = (__fl_hold)FL__HOLD_INIT;
+    for (s = l->states; s; s = next) {
+        next = s->next;
+        free(s);
     }
+    l->states = NULL;
+    l->acquiring = 0;
+    while ((h = held_remove(l, 0, 1)) != NULL)
+        free(h);
+    pthread_once(&g_once, init_once);
+    l->gen = __fl_current_gen();
+}
+
+static void forget_after_fork(fl_lock *l) {
+    pthread_mutex_lock(&l->mu);
+    forget_locked(l);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -531,15 +541,31 @@ static int deadlock_error(const fl_lock *l) {
                       l->path);
 }
 
-/* Wins the OS lock or fails; the caller has checked recursion. */
+/* The calling thread may fork from the log handler or the cancel callback
+ * and go on waiting in the child. The attempt's descriptor it then holds is
+ * the parent's open file description: a flock on it would be granted to
+ * parent and child at once (flock belongs to the description), and the
+ * callback may have closed the number and reused it. Forget it without
+ * closing it (as forget_after_fork does) and open a fresh one. */
+static void drop_if_forked(__fl_hold *h, unsigned *gen) {
+    unsigned now = __fl_current_gen();
+    if (__builtin_expect(*gen != now, 0)) {
+        h->fd = -1;
+        *gen = now;
+    }
+}
+
+/* Wins the OS lock or fails; the caller has checked recursion. *won_gen is
+ * the fork generation in which it was won. */
 static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, double poll,
-                      fl_cancel_fn cancel, void *cancel_data, int log) {
+                      fl_cancel_fn cancel, void *cancel_data, int log, unsigned *won_gen) {
     int one_attempt = !blocking || timeout == 0;
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : __fl_now() + timeout;
     double interval = poll < FL__MIN_POLL ? FL__MIN_POLL : poll;
     __fl_watch w = FL__WATCH_INIT;
     double last_cancel = __fl_now();
+    unsigned gen = __fl_current_gen();
     int watching = 0, rc, kind;
 #ifdef _WIN32
     w.hold = h;
@@ -549,6 +575,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         __fl_log(l, FL_LOG_ATTEMPT, 0);
     for (;;) {
         kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+        drop_if_forked(h, &gen);
         rc = __fl_os_try(l, kind, h, 0);
         if (rc == 0)
             break;
@@ -635,6 +662,9 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             }
         }
     }
+    /* Read before the log handler runs: it may fork, and a hold won before
+     * a fork is the parent's. */
+    *won_gen = __fl_current_gen();
     if (watching)
         __fl_os_watch_close(&w);
     if (log)
@@ -643,6 +673,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
 fail:
     if (watching)
         __fl_os_watch_close(&w);
+    drop_if_forked(h, &gen);
     __fl_os_abandon(h);
     return rc;
 }
@@ -701,6 +732,9 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
             if (stop)
                 return __fl_error(FL_ECANCELED, ECANCELED,
                                   "waiting for lock file '%s' was cancelled", l->path);
+            /* The callback forked and this is the child: the attempt we
+             * waited for belongs to a thread that does not exist here. */
+            forget_locked(l);
         }
     }
     if (l->shared.counter > 0) {
@@ -718,15 +752,16 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
  * then take the lock itself and reopen the gate. Both waits share one
  * deadline. */
 static int gated_acquire(fl_lock *l, __fl_hold *h, __fl_hold *gate_id, double timeout, int blocking,
-                         double poll, fl_cancel_fn cancel, void *cancel_data) {
+                         double poll, fl_cancel_fn cancel, void *cancel_data, unsigned *won_gen) {
     __fl_hold g = FL__HOLD_INIT;
     double start, rest = timeout;
+    unsigned gate_gen;
     int rc;
     if (!l->gate)
-        return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data, 1);
+        return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data, 1, won_gen);
     g.shared = h->shared;
     start = __fl_now();
-    rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0);
+    rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0, &gate_gen);
     if (rc == FL_ETIMEOUT) {
         __fl_log(l, FL_LOG_TIMEOUT, 0);
         return timeout_error(l);
@@ -738,12 +773,15 @@ static int gated_acquire(fl_lock *l, __fl_hold *h, __fl_hold *gate_id, double ti
         if (rest <= 0)
             rest = 0; /* one last attempt */
     }
-    rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1);
+    rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1, won_gen);
     /* Remembered with the hold: the deadlock check must know the gate. */
     gate_id->dev = g.dev;
     gate_id->ino = g.ino;
     gate_id->have_id = g.have_id;
-    __fl_os_release(l->gate, FL_KERNEL, &g, 1);
+    /* A gate won before a fork (from a callback) is the parent's, and so
+     * is its open file description: only the parent reopens it. */
+    if (gate_gen == __fl_current_gen())
+        __fl_os_release(l->gate, FL_KERNEL, &g, 1);
     return rc;
 }
 
@@ -755,6 +793,7 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
     fl__held *node;
     fl_cancel_fn cancel;
     void *cancel_data;
+    unsigned won_gen = 0;
     int rc;
 
     if (!l)
@@ -810,10 +849,23 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         rc = __fl_error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
     } else {
         h.shared = shared;
-        rc = gated_acquire(l, &h, &gate_id, timeout, blocking, poll_interval, cancel, cancel_data);
+        rc = gated_acquire(l, &h, &gate_id, timeout, blocking, poll_interval, cancel, cancel_data,
+                           &won_gen);
+        if (rc == 0 && won_gen != __fl_current_gen()) {
+            /* Won, then the log handler forked: the lock (and its open file
+             * description, or its marker) is the parent's, which releases
+             * it. The child leaves it alone and does not count it. */
+            rc = __fl_error(FL_ECANCELED, ECANCELED,
+                            "lock file '%s' was won by the parent process, which forked from the "
+                            "log handler before the call returned; the child does not hold it",
+                            l->path);
+        }
     }
 
     pthread_mutex_lock(&l->mu);
+    /* The state may be the parent's (the calling thread forked from a
+     * callback during the wait): forget it before recording ours. */
+    forget_locked(l);
     if (rc == 0) {
         if (l->thread_local) {
             s = fresh;
@@ -884,9 +936,14 @@ static __fl_hold detach(fl_lock *l, __fl_state *s) {
 }
 
 static int release_hold(fl_lock *l, __fl_hold *h) {
-    int rc;
+    unsigned gen = __fl_current_gen();
+    int rc = 0;
     __fl_log(l, FL_LOG_RELEASE_ATTEMPT, 0);
-    rc = __fl_os_release(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), h, 1);
+    /* A fork from the log handler: the hold (its open file description,
+     * its marker) is the parent's, which is releasing it; the child must
+     * not unlock it nor close a number it may have reused. */
+    if (gen == __fl_current_gen())
+        rc = __fl_os_release(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), h, 1);
     __fl_log(l, FL_LOG_RELEASED, 0);
     return rc;
 }

@@ -35,6 +35,7 @@ Suite *suite_owner(void);
 Suite *suite_rwlock(void);
 Suite *suite_forksafe(void);
 Suite *suite_waits(void);
+Suite *suite_hostile(void);
 
 /* 1 when Check forks a child per test (the default); 0 under CK_FORK=no. */
 extern int fl_test_forking;
