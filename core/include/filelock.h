@@ -10,6 +10,12 @@
  * fl_last_error(). Handles are opaque; free them with fl_lock_free() and
  * never free() anything the library returns.
  *
+ * No function of the library is a thread cancellation point: while a call
+ * runs (even a wait without a timeout), pthread_cancel() is deferred, and
+ * acted upon at the thread's next cancellation point after the call
+ * returns. End a wait early with the cancel callback (fl_set_cancel()) or a
+ * timeout.
+ *
  * Quick example:
  * @code
  * fl_lock *lock;

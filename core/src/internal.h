@@ -132,7 +132,9 @@ typedef struct __fl_state {
  * list; a new one must be added here and to the fork handlers. A thread holding a handle's
  * mu never takes g_mu; nothing is held while calling out (cancel callback,
  * log handler) or while sleeping in the OS, except that a handle's mu is
- * released by pthread_cond_timedwait on its cond.
+ * released by pthread_cond_timedwait on its cond. Thread cancellation is
+ * disabled inside every public call that can reach a cancellation point
+ * (cancel_off in lock.c), so no mutex is left held by a cancelled thread.
  *
  * Fork: the pthread_atfork prepare handler takes every mutex above in this
  * order (so none can be held by a thread that does not exist in the child,

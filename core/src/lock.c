@@ -56,6 +56,37 @@ uint64_t fl__thread_serial(void) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Thread cancellation                                                     */
+/* ---------------------------------------------------------------------- */
+
+/* No call of the library is a cancellation point: every entry point that
+ * can reach one (open, read, close, nanosleep, ppoll, the condition wait,
+ * and the user's callbacks) defers cancellation until it returns. Acted
+ * upon inside, a cancel would leave a mutex locked for good (boot_mu around
+ * a read, a handle's mu re-taken by the cancelled condition wait; the
+ * atfork handler then hangs every later fork), a shared handle marked as
+ * acquiring by a thread that is gone, and a waiter in the hub with its
+ * eventfd. A waiting thread is ended by the cancel callback instead; a
+ * pending pthread_cancel takes effect at the caller's next cancellation
+ * point after the call. */
+static int cancel_off(void) {
+    int old = 0;
+#ifndef _WIN32
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+#endif
+    return old;
+}
+
+static void cancel_restore(int old) {
+#ifndef _WIN32
+    int ignored;
+    (void)pthread_setcancelstate(old, &ignored);
+#else
+    (void)old;
+#endif
+}
+
+/* ---------------------------------------------------------------------- */
 /* Fork safety                                                             */
 /* ---------------------------------------------------------------------- */
 
@@ -279,7 +310,7 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            (l->gate != NULL) == !!o->read_write;
 }
 
-int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
+static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
     fl_options defaults = FL_OPTIONS_INIT;
     fl_lock *l;
     int rc;
@@ -399,6 +430,13 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
     }
     *out = l;
     return 0;
+}
+
+int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
+    int c = cancel_off();
+    int rc = lock_new_n(out, path, len, opts);
+    cancel_restore(c);
+    return rc;
 }
 
 int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts) {
@@ -891,11 +929,17 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
 }
 
 int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
-    return acquire_mode(l, 0, timeout, blocking, poll_interval);
+    int c = cancel_off();
+    int rc = acquire_mode(l, 0, timeout, blocking, poll_interval);
+    cancel_restore(c);
+    return rc;
 }
 
 int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_interval) {
-    return acquire_mode(l, 1, timeout, blocking, poll_interval);
+    int c = cancel_off();
+    int rc = acquire_mode(l, 1, timeout, blocking, poll_interval);
+    cancel_restore(c);
+    return rc;
 }
 
 int fl_is_shared(fl_lock *l) {
@@ -948,7 +992,7 @@ static int release_hold(fl_lock *l, __fl_hold *h) {
     return rc;
 }
 
-int fl_release(fl_lock *l, int force) {
+static int release(fl_lock *l, int force) {
     __fl_state *s;
     __fl_hold h;
     if (!l)
@@ -970,7 +1014,14 @@ int fl_release(fl_lock *l, int force) {
     return release_hold(l, &h);
 }
 
-void fl_lock_free(fl_lock *l) {
+int fl_release(fl_lock *l, int force) {
+    int c = cancel_off();
+    int rc = release(l, force);
+    cancel_restore(c);
+    return rc;
+}
+
+static void lock_free(fl_lock *l) {
     if (!l)
         return;
     if (l->singleton) {
@@ -1012,13 +1063,26 @@ void fl_lock_free(fl_lock *l) {
     destroy(l);
 }
 
-int fl_get_owner(fl_lock *l, fl_owner *out) {
+void fl_lock_free(fl_lock *l) {
+    int c = cancel_off();
+    lock_free(l);
+    cancel_restore(c);
+}
+
+static int get_owner(fl_lock *l, fl_owner *out) {
     if (!l || !out)
         return __fl_error(FL_EINVAL, 0, "fl_get_owner: NULL argument");
     return __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), out);
 }
 
-int fl_held_by_this_process(fl_lock *l) {
+int fl_get_owner(fl_lock *l, fl_owner *out) {
+    int c = cancel_off();
+    int rc = get_owner(l, out);
+    cancel_restore(c);
+    return rc;
+}
+
+static int held_by_this_process(fl_lock *l) {
     fl_owner o;
     __fl_state *s;
     int held;
@@ -1042,6 +1106,13 @@ int fl_held_by_this_process(fl_lock *l) {
         fl__error_restore(&saved);
     }
     return held;
+}
+
+int fl_held_by_this_process(fl_lock *l) {
+    int c = cancel_off();
+    int rc = held_by_this_process(l);
+    cancel_restore(c);
+    return rc;
 }
 
 int fl_lock_fd(fl_lock *l) {
@@ -1085,10 +1156,17 @@ int fl_set_read_only_open(fl_lock *l, int allow) {
     return 0;
 }
 
-int fl_break_lock(fl_lock *l) {
+static int break_lock(fl_lock *l) {
     if (!l)
         return __fl_error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");
     return __fl_os_break(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED));
+}
+
+int fl_break_lock(fl_lock *l) {
+    int c = cancel_off();
+    int rc = break_lock(l);
+    cancel_restore(c);
+    return rc;
 }
 
 void fl_set_cancel(fl_lock *l, fl_cancel_fn fn, void *data) {

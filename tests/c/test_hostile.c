@@ -318,6 +318,70 @@ START_TEST(child_forked_in_log_handler_does_not_own_the_parents_lock) {
 }
 END_TEST
 
+/* ---- pthread_cancel of a thread inside the library ------------------------ */
+
+/* A thread waiting in fl_acquire_ex is cancelled with pthread_cancel. The
+ * library's calls are not cancellation points (cancellation is deferred
+ * until the call returns): a cancel acted upon inside the wait would leave
+ * the handle's "a thread is acquiring" mark set (every later acquire of
+ * the shared handle waits for a thread that is gone), its waiter in the
+ * hub, its descriptors open, and - in the first soft acquire, which reads
+ * the boot id under a mutex - that mutex locked for good, which also hangs
+ * every later fork() in the atfork handler. */
+typedef struct cancel_arg {
+    fl_lock *l;
+    int started;
+    int returned; /* the call returned (cancellation is acted upon after it) */
+} cancel_arg;
+
+static void *wait_then_be_cancelled(void *arg) {
+    cancel_arg *a = arg;
+    __atomic_store_n(&a->started, 1, __ATOMIC_RELEASE);
+    (void)fl_acquire_ex(a->l, 1.0, 1, 0.01);
+    __atomic_store_n(&a->returned, 1, __ATOMIC_RELEASE);
+    pthread_testcancel();
+    return NULL;
+}
+
+/* _i: kind. */
+START_TEST(pthread_cancel_of_a_waiter_leaves_the_library_consistent) {
+    const char *p = P("x.lock");
+    fl_options o = FL_OPTIONS_INIT;
+    fl_lock *holder, *shared;
+    cancel_arg a = {0, 0, 0};
+    pthread_t t;
+    void *res;
+    int fds, kind = _i, i;
+    o.kind = (fl_kind)kind;
+    o.thread_local = 0;
+    ck_assert_int_eq(fl_lock_new(&holder, p, &o), 0);
+    ck_assert_int_eq(fl_lock_new(&shared, p, &o), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    /* Warm up the caches and the hub, so that the count below compares
+     * like with like. */
+    ck_assert_int_eq(fl_acquire_ex(shared, 0.05, 1, 0.01), FL_ETIMEOUT);
+    fds = fl_open_fd_count();
+    a.l = shared;
+    ck_assert_int_eq(pthread_create(&t, NULL, wait_then_be_cancelled, &a), 0);
+    ck_assert(fl_wait_flag(&a.started, 10));
+    /* Cancel it at several points of its wait. */
+    for (i = 0; i < 5; i++)
+        fl_sleep(0.02);
+    ck_assert_int_eq(pthread_cancel(t), 0);
+    ck_assert_int_eq(pthread_join(t, &res), 0);
+    ck_assert(res == PTHREAD_CANCELED);
+    ck_assert_msg(__atomic_load_n(&a.returned, __ATOMIC_ACQUIRE),
+                  "cancelled inside fl_acquire_ex (a cancellation point)");
+    ck_assert_int_eq(fl_open_fd_count(), fds);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    /* The shared handle is usable at once: nobody is "acquiring". */
+    ck_assert_int_eq(fl_acquire_ex(shared, 0, 1, 0.01), 0);
+    ck_assert_int_eq(fl_release(shared, 0), 0);
+    fl_lock_free(shared);
+    fl_lock_free(holder);
+}
+END_TEST
+
 Suite *suite_hostile(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = fl_tcase("hostile");
@@ -325,6 +389,8 @@ Suite *suite_hostile(void) {
     tcase_add_test(tc, child_forked_while_waiting_for_another_threads_attempt);
     tcase_add_loop_test(tc, parent_and_child_waiting_after_a_fork_exclude_each_other, 0, 2);
     tcase_add_loop_test(tc, child_forked_in_log_handler_does_not_own_the_parents_lock, 0, 4);
+    tcase_add_loop_test(tc, pthread_cancel_of_a_waiter_leaves_the_library_consistent, FL_KERNEL,
+                        FL_SOFT + 1);
     suite_add_tcase(s, tc);
     return s;
 }
