@@ -604,7 +604,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
     __fl_watch w = FL__WATCH_INIT;
     double last_cancel = __fl_now();
     unsigned gen = __fl_current_gen();
-    int watching = 0, rc, kind;
+    int watching = 0, logged_wait = 0, rc, kind;
 #ifdef _WIN32
     w.hold = h;
 #endif
@@ -617,8 +617,16 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         rc = __fl_os_try(l, kind, h, 0);
         if (rc == 0)
             break;
-        if (rc == FL__RETRY)
+        if (rc == FL__RETRY) {
+            /* The kernel lock's watch is on the inode it was armed for; the
+             * lock file is another one now: arm a new watch on it (at the
+             * next busy attempt), or its releases would go unnoticed. */
+            if (watching && kind == FL_KERNEL) {
+                __fl_os_watch_close(&w);
+                watching = 0;
+            }
             continue;
+        }
         if (rc == FL_ENOTSUP && kind == FL_KERNEL && l->soft_fallback) {
             __fl_os_abandon(h);
             __atomic_store_n(&l->kind, FL_SOFT, __ATOMIC_RELAXED);
@@ -642,8 +650,9 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             goto fail;
         }
         if (!watching) {
-            if (log)
+            if (log && !logged_wait)
                 __fl_log(l, FL_LOG_WAITING, poll);
+            logged_wait = 1;
             if (kind == FL_KERNEL && forever && !cancel) {
                 /* Nothing to re-check: let the kernel queue us. */
                 rc = __fl_os_try(l, kind, h, 1);

@@ -633,14 +633,24 @@ static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
 
 static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     struct stat st;
-    int rc, e, created = 0;
+    int rc, e, created = 0, reused = h->fd >= 0;
     if (h->fd < 0 && (rc = kernel_open(l, h, &created)) != 0)
         return rc;
     rc = __fl_sys.flock(h->fd, (h->shared ? LOCK_SH : LOCK_EX) | (block ? 0 : LOCK_NB));
     if (rc != 0) {
         e = errno;
-        if (e == EWOULDBLOCK || e == EAGAIN)
+        if (e == EWOULDBLOCK || e == EAGAIN) {
+            /* A waiter re-tries on the descriptor of its first attempt. If
+             * the lock file was renamed away or replaced since, the lock
+             * now lives on another inode (perhaps free) while the old one
+             * may be held for ever: open the current file. */
+            if (reused && (__fl_sys.lstat(l->path, &st) != 0 || (uint64_t)st.st_dev != h->dev ||
+                           (uint64_t)st.st_ino != h->ino)) {
+                __fl_os_abandon(h);
+                return FL__RETRY;
+            }
             return FL__BUSY;
+        }
         __fl_os_abandon(h);
         if (e == EINTR)
             return __fl_error(FL_EINTR, EINTR,

@@ -382,6 +382,109 @@ START_TEST(pthread_cancel_of_a_waiter_leaves_the_library_consistent) {
 }
 END_TEST
 
+/* ---- the lock file replaced under a waiter --------------------------------- */
+
+/* A waiter with a long poll interval relies on its inotify watch. When the
+ * lock file is replaced (rename over it, or renamed away and re-created),
+ * the lock lives on the new inode: the waiter must follow it (a new watch,
+ * a new descriptor), or it waits for an inode that nobody uses any more. */
+typedef struct replace_arg {
+    fl_lock *l;
+    int rc;
+} replace_arg;
+
+static void *long_poll_waiter(void *arg) {
+    replace_arg *a = arg;
+    a->rc = fl_acquire_ex(a->l, 100, 1, 1000.0);
+    return NULL;
+}
+
+/* The number of this process's descriptors open on inode ino. */
+static int fds_on_inode(ino_t ino) {
+    int n = 0, fd;
+    for (fd = 0; fd < 1024; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == ino)
+            n++;
+    }
+    return n;
+}
+
+/* The holder of the old inode never releases: the path was renamed away
+ * and re-created, and the new file is free. */
+START_TEST(waiter_follows_a_lock_file_renamed_away) {
+    const char *p = P("x.lock"), *old = P("x.lock.old");
+    fl_lock *holder, *w;
+    fl_logrec rec;
+    replace_arg a;
+    pthread_t t;
+    holder = fl_new_kind(p, FL_KERNEL);
+    w = fl_new_kind(p, FL_KERNEL);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    fl_log_record(&rec);
+    a.l = w;
+    a.rc = -999;
+    ck_assert_int_eq(pthread_create(&t, NULL, long_poll_waiter, &a), 0);
+    ck_assert(fl_wait_flag(&rec.waiting, 10));
+    ck_assert_int_eq(rename(p, old), 0);
+    fl_write_file(p, "");
+    fl_join(t, 20); /* the waiter's own timeout is 100 s */
+    ck_assert_msg(a.rc == 0, "waiter returned %d: %s", a.rc, fl_last_error());
+    ck_assert_int_eq(fl_release(w, 0), 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    fl_lock_free(w);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* A file is renamed over the lock path while the waiter waits; the old
+ * inode's holder releases (the waiter wins it, sees it is no longer the
+ * lock file, and starts over on the new one), and the new file's holder
+ * releases later: that release must wake the waiter. */
+START_TEST(waiter_follows_a_lock_file_replaced_by_rename) {
+    const char *p = P("x.lock"), *tmp = P("x.lock.new");
+    fl_lock *a_holder, *b_holder, *w;
+    fl_logrec rec;
+    replace_arg a;
+    pthread_t t;
+    struct stat st;
+    int i, keep;
+    fl_options o = FL_OPTIONS_INIT;
+    o.thread_local = 0; /* released from this thread, inspected from others */
+    ck_assert_int_eq(fl_lock_new(&a_holder, p, &o), 0);
+    ck_assert_int_eq(fl_lock_new(&b_holder, p, &o), 0);
+    w = fl_new_kind(p, FL_KERNEL);
+    ck_assert_int_eq(fl_acquire(a_holder), 0);
+    fl_log_record(&rec);
+    a.l = w;
+    a.rc = -999;
+    ck_assert_int_eq(pthread_create(&t, NULL, long_poll_waiter, &a), 0);
+    ck_assert(fl_wait_flag(&rec.waiting, 10));
+    /* Keep the old inode alive (as any reader of the old file would), so
+     * that its watch stays and only the new inode's events matter. */
+    keep = open(p, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(keep, 0);
+    fl_write_file(tmp, "");
+    ck_assert_int_eq(rename(tmp, p), 0);
+    ck_assert_int_eq(fl_acquire_ex(b_holder, 0, 1, 0.01), 0); /* the new inode */
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(fl_release(a_holder, 0), 0);
+    /* The waiter moves to the new inode (its descriptor shows it there). */
+    for (i = 0; i < 10000 && fds_on_inode(st.st_ino) < 2; i++)
+        fl_sleep(0.001);
+    ck_assert_int_ge(fds_on_inode(st.st_ino), 2);
+    fl_sleep(0.05); /* let it fail its attempt and wait (no result depends on it) */
+    ck_assert_int_eq(fl_release(b_holder, 0), 0);
+    fl_join(t, 20); /* the waiter's own timeout is 100 s */
+    close(keep);
+    ck_assert_msg(a.rc == 0, "waiter returned %d: %s", a.rc, fl_last_error());
+    ck_assert_int_eq(fl_release(w, 0), 0);
+    fl_lock_free(w);
+    fl_lock_free(b_holder);
+    fl_lock_free(a_holder);
+}
+END_TEST
+
 Suite *suite_hostile(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = fl_tcase("hostile");
@@ -391,6 +494,8 @@ Suite *suite_hostile(void) {
     tcase_add_loop_test(tc, child_forked_in_log_handler_does_not_own_the_parents_lock, 0, 4);
     tcase_add_loop_test(tc, pthread_cancel_of_a_waiter_leaves_the_library_consistent, FL_KERNEL,
                         FL_SOFT + 1);
+    tcase_add_test(tc, waiter_follows_a_lock_file_renamed_away);
+    tcase_add_test(tc, waiter_follows_a_lock_file_replaced_by_rename);
     suite_add_tcase(s, tc);
     return s;
 }
