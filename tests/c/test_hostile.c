@@ -437,8 +437,8 @@ START_TEST(waiter_follows_a_lock_file_renamed_away) {
 }
 END_TEST
 
-/* A file is renamed over the lock path while the waiter waits; the old
- * inode's holder releases (the waiter wins it, sees it is no longer the
+/* A locked file is renamed over the lock path while the waiter waits; the
+ * old inode's holder releases (the waiter wins it, sees it is no longer the
  * lock file, and starts over on the new one), and the new file's holder
  * releases later: that release must wake the waiter. */
 START_TEST(waiter_follows_a_lock_file_replaced_by_rename) {
@@ -452,7 +452,8 @@ START_TEST(waiter_follows_a_lock_file_replaced_by_rename) {
     fl_options o = FL_OPTIONS_INIT;
     o.thread_local = 0; /* released from this thread, inspected from others */
     ck_assert_int_eq(fl_lock_new(&a_holder, p, &o), 0);
-    ck_assert_int_eq(fl_lock_new(&b_holder, p, &o), 0);
+    /* B locks the new file before it is renamed into place. */
+    ck_assert_int_eq(fl_lock_new(&b_holder, tmp, &o), 0);
     w = fl_new_kind(p, FL_KERNEL);
     ck_assert_int_eq(fl_acquire(a_holder), 0);
     fl_log_record(&rec);
@@ -464,9 +465,8 @@ START_TEST(waiter_follows_a_lock_file_replaced_by_rename) {
      * that its watch stays and only the new inode's events matter. */
     keep = open(p, O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(keep, 0);
-    fl_write_file(tmp, "");
-    ck_assert_int_eq(rename(tmp, p), 0);
     ck_assert_int_eq(fl_acquire_ex(b_holder, 0, 1, 0.01), 0); /* the new inode */
+    ck_assert_int_eq(rename(tmp, p), 0);
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert_int_eq(fl_release(a_holder, 0), 0);
     /* The waiter moves to the new inode (its descriptor shows it there). */
@@ -485,6 +485,79 @@ START_TEST(waiter_follows_a_lock_file_replaced_by_rename) {
 }
 END_TEST
 
+/* The soft lock watches the marker's directory. The directory is swapped
+ * for another one (renameat2 RENAME_EXCHANGE) that holds another holder's
+ * marker: the waiter must wake, see that marker, move its watch to the new
+ * directory, and wake again when that marker is deleted. */
+START_TEST(soft_waiter_follows_a_swapped_directory) {
+    const char *d = P("d"), *d2 = P("d2"), *p = P("d/x.lock"), *p2 = P("d2/x.lock");
+    fl_lock *a_holder, *b_holder, *w;
+    fl_logrec rec;
+    replace_arg a;
+    pthread_t t;
+    a_holder = fl_new_kind(p, FL_SOFT);
+    b_holder = fl_new_kind(p2, FL_SOFT);
+    w = fl_new_kind(p, FL_SOFT);
+    ck_assert_int_eq(fl_acquire(a_holder), 0);
+    ck_assert_int_eq(fl_acquire(b_holder), 0);
+    fl_log_record(&rec);
+    a.l = w;
+    a.rc = -999;
+    ck_assert_int_eq(pthread_create(&t, NULL, long_poll_waiter, &a), 0);
+    ck_assert(fl_wait_flag(&rec.waiting, 10));
+    if (renameat2(AT_FDCWD, d, AT_FDCWD, d2, RENAME_EXCHANGE) != 0) {
+        int e = errno;
+        ck_assert_int_eq(unlink(p), 0); /* let the waiter finish */
+        fl_join(t, 20);
+        fl_lock_free(w);
+        fl_lock_free(b_holder);
+        fl_lock_free(a_holder);
+        if (e == EINVAL || e == ENOSYS) {
+            fprintf(stderr, "SKIP soft_waiter_follows_a_swapped_directory: %s\n", strerror(e));
+            return;
+        }
+        ck_abort_msg("renameat2: %s", strerror(e));
+    }
+    /* The waiter has woken on the move; let it find B's marker and wait
+     * again (no result depends on this pause), then delete that marker as
+     * its holder's release would (B's own release would look for it in d2). */
+    fl_sleep(0.1);
+    ck_assert_int_eq(unlink(p), 0);
+    fl_join(t, 20); /* the waiter's own timeout is 100 s */
+    ck_assert_msg(a.rc == 0, "waiter returned %d", a.rc);
+    ck_assert_int_eq(fl_release(w, 0), 0);
+    fl_lock_free(w);
+    fl_lock_free(b_holder);
+    fl_lock_free(a_holder);
+}
+END_TEST
+
+/* The directory of the marker is renamed away: the lock path is free (its
+ * directory is re-created by the next attempt), and the waiter must notice
+ * without waiting for its (long) poll interval. */
+START_TEST(soft_waiter_follows_a_directory_renamed_away) {
+    const char *d = P("d"), *d2 = P("d.old"), *p = P("d/x.lock");
+    fl_lock *holder, *w;
+    fl_logrec rec;
+    replace_arg a;
+    pthread_t t;
+    holder = fl_new_kind(p, FL_SOFT);
+    w = fl_new_kind(p, FL_SOFT);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    fl_log_record(&rec);
+    a.l = w;
+    a.rc = -999;
+    ck_assert_int_eq(pthread_create(&t, NULL, long_poll_waiter, &a), 0);
+    ck_assert(fl_wait_flag(&rec.waiting, 10));
+    ck_assert_int_eq(rename(d, d2), 0);
+    fl_join(t, 20); /* the waiter's own timeout is 100 s */
+    ck_assert_msg(a.rc == 0, "waiter returned %d", a.rc);
+    ck_assert_int_eq(fl_release(w, 0), 0);
+    fl_lock_free(w);
+    fl_lock_free(holder);
+}
+END_TEST
+
 Suite *suite_hostile(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = fl_tcase("hostile");
@@ -496,6 +569,8 @@ Suite *suite_hostile(void) {
                         FL_SOFT + 1);
     tcase_add_test(tc, waiter_follows_a_lock_file_renamed_away);
     tcase_add_test(tc, waiter_follows_a_lock_file_replaced_by_rename);
+    tcase_add_test(tc, soft_waiter_follows_a_swapped_directory);
+    tcase_add_test(tc, soft_waiter_follows_a_directory_renamed_away);
     suite_add_tcase(s, tc);
     return s;
 }
