@@ -1125,13 +1125,13 @@ int fl_held_by_this_process(fl_lock *l) {
 }
 
 int fl_lock_fd(fl_lock *l) {
-    __fl_state *s;
-    int fd;
     if (!l)
         return __fl_error(FL_EINVAL, 0, "fl_lock_fd: NULL lock handle");
 #ifdef _WIN32
     return __fl_error(FL_ENOTSUP, 0, "fl_lock_fd: '%s': not available on Windows", l->path);
 #else
+    __fl_state *s;
+    int fd;
     if (__atomic_load_n(&l->kind, __ATOMIC_RELAXED) != FL_KERNEL)
         return __fl_error(FL_ENOTSUP, 0, "fl_lock_fd: '%s' is a soft lock (no descriptor holds it)",
                           l->path);
