@@ -14,7 +14,9 @@
  * runs (even a wait without a timeout), pthread_cancel() is deferred, and
  * acted upon at the thread's next cancellation point after the call
  * returns. End a wait early with the cancel callback (fl_set_cancel()) or a
- * timeout.
+ * timeout. No function is async-signal-safe: a signal handler must not call
+ * the library (the interrupted thread may hold one of its mutexes); the
+ * cancel callback is where signal-driven work belongs, and it may fork.
  *
  * Quick example:
  * @code
