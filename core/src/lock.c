@@ -585,12 +585,14 @@ static int deadlock_error(const fl_lock *l) {
  * parent and child at once (flock belongs to the description), and the
  * callback may have closed the number and reused it. Forget it without
  * closing it (as forget_after_fork does) and open a fresh one. */
-static void drop_if_forked(__fl_hold *h, unsigned *gen) {
+static int drop_if_forked(__fl_hold *h, unsigned *gen) {
     unsigned now = __fl_current_gen();
     if (__builtin_expect(*gen != now, 0)) {
         h->fd = -1;
         *gen = now;
+        return 1;
     }
+    return 0;
 }
 
 /* Wins the OS lock or fails; the caller has checked recursion. *won_gen is
@@ -613,7 +615,13 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         __fl_log(l, FL_LOG_ATTEMPT, 0);
     for (;;) {
         kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
-        drop_if_forked(h, &gen);
+        if (drop_if_forked(h, &gen) && watching) {
+            /* The watch is the parent's hub's, unusable here (waits on it
+             * fall back to sleeping through the whole re-check interval):
+             * arm one in the child's own hub at the next busy attempt. */
+            __fl_os_watch_close(&w);
+            watching = 0;
+        }
         rc = __fl_os_try(l, kind, h, 0);
         if (rc == 0)
             break;
@@ -703,6 +711,8 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
                                         "waiting for lock file '%s' was cancelled", l->path);
                         goto fail;
                     }
+                    if (__fl_current_gen() != gen)
+                        break; /* forked by the callback: re-try (and re-arm) at once */
                 }
                 if (rc > 0 || now >= next_check || (!forever && now >= deadline))
                     break; /* re-try the lock (at the deadline: one last time) */
