@@ -79,7 +79,9 @@ typedef struct __fl_hold {
  * wait with EINTR; whichever waiter sees the hub readable reads the events
  * and signals the eventfds of the waiters they concern. When the instance,
  * the watch or the eventfd cannot be had (limits reached), the waiter falls
- * back to timed re-checks (fd == -1). */
+ * back to timed re-checks (fd == -1). Before each wait the watch is moved
+ * to the file or directory now at the path if that was replaced, renamed
+ * away or removed (a release there would otherwise go unseen). */
 typedef struct __fl_watch {
     int fd; /* the hub's inotify descriptor to poll; -1: plain sleeping */
     int wd;
