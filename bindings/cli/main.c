@@ -135,7 +135,10 @@ static int parse_seconds(const char *s, double *out) {
     double v;
     errno = 0;
     v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || isnan(v) || isinf(v) || v < 0)
+    /* ERANGE also reports an underflow (5e-324 and the like), whose result
+     * is a usable tiny or zero duration; only an overflow is refused. */
+    if (end == s || *end != '\0' || (errno == ERANGE && fabs(v) > 1.0) || isnan(v) || isinf(v) ||
+        v < 0)
         return -1;
     *out = v;
     return 0;

@@ -10,6 +10,14 @@
  * fl_last_error(). Handles are opaque; free them with fl_lock_free() and
  * never free() anything the library returns.
  *
+ * No function of the library is a thread cancellation point: while a call
+ * runs (even a wait without a timeout), pthread_cancel() is deferred, and
+ * acted upon at the thread's next cancellation point after the call
+ * returns. End a wait early with the cancel callback (fl_set_cancel()) or a
+ * timeout. No function is async-signal-safe: a signal handler must not call
+ * the library (the interrupted thread may hold one of its mutexes); the
+ * cancel callback is where signal-driven work belongs, and it may fork.
+ *
  * Quick example:
  * @code
  * fl_lock *lock;
@@ -117,7 +125,8 @@ extern "C" {
  * - ::FL_EDEADLK (-8): waiting forever for a lock file this thread already holds through another
  *   handle.
  * - ::FL_EINTR (-9): a signal interrupted a wait and no cancel callback is set.
- * - ::FL_ECANCELED (-10): the cancel callback (fl_set_cancel()) ended the wait.
+ * - ::FL_ECANCELED (-10): the cancel callback (fl_set_cancel()) ended the wait; or, in a child
+ *   forked by the log handler after the lock was won, the call's lock (which is the parent's).
  * - ::FL_EIO (-11): the OS reported an I/O error, e.g. closing the lock file after the unlock in
  *   fl_release() (the lock is released all the same), or fl_release() found that a network file
  *   system had already dropped the lock.
@@ -184,7 +193,8 @@ typedef struct fl_lock fl_lock;
  * is then 1). Returning non-zero ends the wait with ::FL_ECANCELED; returning
  * 0 goes on waiting (also after a signal, as PEP 475 retries). It runs on
  * the waiting thread. Without a callback a signal ends the wait with
- * ::FL_EINTR.
+ * ::FL_EINTR. It may fork: in the child the wait goes on with a descriptor
+ * of its own (never the parent's), and what it wins there is the child's.
  */
 typedef int (*fl_cancel_fn)(void *data, int interrupted);
 
@@ -305,8 +315,10 @@ FL_EXTERN int fl_acquire(fl_lock *lock);
  *         (read/write locks) behind the writers' gate while this thread holds
  *         the lock through another handle and a writer waits for it;
  *         ::FL_EINTR when a signal interrupted the wait; ::FL_ECANCELED when
- *         the cancel callback asked to stop; ::FL_ENOTSUP when the file system
- *         has no OS locks or keeps them local to this host (see ::FL_ENOTSUP);
+ *         the cancel callback asked to stop (or, in a child forked by the
+ *         log handler after the lock was won, because that lock is the
+ *         parent's); ::FL_ENOTSUP when the file system has no OS locks or
+ *         keeps them local to this host (see ::FL_ENOTSUP);
  *         or another error code for a permanent failure,
  *         which is never retried. The counter is unchanged on failure.
  */

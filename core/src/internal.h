@@ -80,7 +80,9 @@ typedef struct __fl_hold {
  * wait with EINTR; whichever waiter sees the hub readable reads the events
  * and signals the eventfds of the waiters they concern. When the instance,
  * the watch or the eventfd cannot be had (limits reached), the waiter falls
- * back to timed re-checks (fd == -1). */
+ * back to timed re-checks (fd == -1). Before each wait the watch is moved
+ * to the file or directory now at the path if that was replaced, renamed
+ * away or removed (a release there would otherwise go unseen). */
 typedef struct __fl_watch {
     int fd; /* the hub's inotify descriptor to poll; -1: plain sleeping */
     int wd;
@@ -137,7 +139,9 @@ typedef struct __fl_state {
  * list; a new one must be added here and to the fork handlers. A thread holding a handle's
  * mu never takes g_mu; nothing is held while calling out (cancel callback,
  * log handler) or while sleeping in the OS, except that a handle's mu is
- * released by pthread_cond_timedwait on its cond.
+ * released by pthread_cond_timedwait on its cond. Thread cancellation is
+ * disabled inside every public call that can reach a cancellation point
+ * (cancel_off in lock.c), so no mutex is left held by a cancelled thread.
  *
  * Fork: the pthread_atfork prepare handler takes every mutex above in this
  * order (so none can be held by a thread that does not exist in the child,

@@ -57,6 +57,37 @@ uint64_t fl__thread_serial(void) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Thread cancellation                                                     */
+/* ---------------------------------------------------------------------- */
+
+/* No call of the library is a cancellation point: every entry point that
+ * can reach one (open, read, close, nanosleep, ppoll, the condition wait,
+ * and the user's callbacks) defers cancellation until it returns. Acted
+ * upon inside, a cancel would leave a mutex locked for good (boot_mu around
+ * a read, a handle's mu re-taken by the cancelled condition wait; the
+ * atfork handler then hangs every later fork), a shared handle marked as
+ * acquiring by a thread that is gone, and a waiter in the hub with its
+ * eventfd. A waiting thread is ended by the cancel callback instead; a
+ * pending pthread_cancel takes effect at the caller's next cancellation
+ * point after the call. */
+static int cancel_off(void) {
+    int old = 0;
+#ifndef _WIN32
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+#endif
+    return old;
+}
+
+static void cancel_restore(int old) {
+#ifndef _WIN32
+    int ignored;
+    (void)pthread_setcancelstate(old, &ignored);
+#else
+    (void)old;
+#endif
+}
+
+/* ---------------------------------------------------------------------- */
 /* Fork safety                                                             */
 /* ---------------------------------------------------------------------- */
 
@@ -280,7 +311,7 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            (l->gate != NULL) == !!o->read_write;
 }
 
-int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
+static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
     fl_options defaults = FL_OPTIONS_INIT;
     fl_lock *l;
     int rc;
@@ -410,6 +441,13 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
     return 0;
 }
 
+int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
+    int c = cancel_off();
+    int rc = lock_new_n(out, path, len, opts);
+    cancel_restore(c);
+    return rc;
+}
+
 int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts) {
     return fl_lock_new_n(out, path, path ? strlen(path) : 0, opts);
 }
@@ -497,25 +535,35 @@ static __fl_state *find_state(fl_lock *l) {
  * file gives). A leaked inherited descriptor is harmless: the parent's
  * release unlocks the shared open file description explicitly, and
  * O_CLOEXEC closes it at exec. Unlocking it here would release the
- * parent's lock; the soft marker is the parent's too. */
-static void forget_after_fork(fl_lock *l) {
+ * parent's lock; the soft marker is the parent's too.
+ *
+ * forget_locked is the same with l->mu held. Besides the first call in a
+ * child, it runs wherever a call that began in the parent may continue in
+ * the child (the calling thread forked from the cancel callback or the log
+ * handler): the wait for another thread's attempt (that thread does not
+ * exist in the child) and the recording of a hold won after the fork. */
+static void forget_locked(fl_lock *l) {
     __fl_state *s, *next;
     fl__held *h;
-    pthread_mutex_lock(&l->mu);
-    if (l->gen != __fl_current_gen()) {
-        l->shared.counter = 0;
-        l->shared.hold = (__fl_hold)FL__HOLD_INIT;
-        for (s = l->states; s; s = next) {
-            next = s->next;
-            free(s);
-        }
-        l->states = NULL;
-        l->acquiring = 0;
-        while ((h = held_remove(l, 0, 1)) != NULL)
-            free(h);
-        pthread_once(&g_once, init_once);
-        l->gen = __fl_current_gen();
+    if (l->gen == __fl_current_gen())
+        return;
+    l->shared.counter = 0;
+    l->shared.hold = (__fl_hold)FL__HOLD_INIT;
+    for (s = l->states; s; s = next) {
+        next = s->next;
+        free(s);
     }
+    l->states = NULL;
+    l->acquiring = 0;
+    while ((h = held_remove(l, 0, 1)) != NULL)
+        free(h);
+    pthread_once(&g_once, init_once);
+    l->gen = __fl_current_gen();
+}
+
+static void forget_after_fork(fl_lock *l) {
+    pthread_mutex_lock(&l->mu);
+    forget_locked(l);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -540,16 +588,34 @@ static int deadlock_error(const fl_lock *l) {
                       l->path);
 }
 
-/* Wins the OS lock or fails; the caller has checked recursion. */
+/* The calling thread may fork from the log handler or the cancel callback
+ * and go on waiting in the child. The attempt's descriptor it then holds is
+ * the parent's open file description: a flock on it would be granted to
+ * parent and child at once (flock belongs to the description), and the
+ * callback may have closed the number and reused it. Forget it without
+ * closing it (as forget_after_fork does) and open a fresh one. */
+static int drop_if_forked(__fl_hold *h, unsigned *gen) {
+    unsigned now = __fl_current_gen();
+    if (__builtin_expect(*gen != now, 0)) {
+        h->fd = -1;
+        *gen = now;
+        return 1;
+    }
+    return 0;
+}
+
+/* Wins the OS lock or fails; the caller has checked recursion. *won_gen is
+ * the fork generation in which it was won. */
 static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, double poll,
-                      fl_cancel_fn cancel, void *cancel_data, int log) {
+                      fl_cancel_fn cancel, void *cancel_data, int log, unsigned *won_gen) {
     int one_attempt = !blocking || timeout == 0;
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : __fl_now() + timeout;
     double interval = poll < FL__MIN_POLL ? FL__MIN_POLL : poll;
     __fl_watch w = FL__WATCH_INIT;
     double last_cancel = __fl_now();
-    int watching = 0, rc, kind;
+    unsigned gen = __fl_current_gen();
+    int watching = 0, logged_wait = 0, rc, kind;
 #ifdef _WIN32
     w.hold = h;
 #endif
@@ -558,11 +624,26 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         __fl_log(l, FL_LOG_ATTEMPT, 0);
     for (;;) {
         kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+        if (drop_if_forked(h, &gen) && watching) {
+            /* The watch is the parent's hub's, unusable here (waits on it
+             * fall back to sleeping through the whole re-check interval):
+             * arm one in the child's own hub at the next busy attempt. */
+            __fl_os_watch_close(&w);
+            watching = 0;
+        }
         rc = __fl_os_try(l, kind, h, 0);
         if (rc == 0)
             break;
-        if (rc == FL__RETRY)
+        if (rc == FL__RETRY) {
+            /* The kernel lock's watch is on the inode it was armed for; the
+             * lock file is another one now: arm a new watch on it (at the
+             * next busy attempt), or its releases would go unnoticed. */
+            if (watching && kind == FL_KERNEL) {
+                __fl_os_watch_close(&w);
+                watching = 0;
+            }
             continue;
+        }
         if (rc == FL_ENOTSUP && kind == FL_KERNEL && l->soft_fallback) {
             __fl_os_abandon(h);
             __atomic_store_n(&l->kind, FL_SOFT, __ATOMIC_RELAXED);
@@ -586,8 +667,9 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             goto fail;
         }
         if (!watching) {
-            if (log)
+            if (log && !logged_wait)
                 __fl_log(l, FL_LOG_WAITING, poll);
+            logged_wait = 1;
             if (kind == FL_KERNEL && forever && !cancel) {
                 /* Nothing to re-check: let the kernel queue us. */
                 rc = __fl_os_try(l, kind, h, 1);
@@ -638,12 +720,17 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
                                         "waiting for lock file '%s' was cancelled", l->path);
                         goto fail;
                     }
+                    if (__fl_current_gen() != gen)
+                        break; /* forked by the callback: re-try (and re-arm) at once */
                 }
                 if (rc > 0 || now >= next_check || (!forever && now >= deadline))
                     break; /* re-try the lock (at the deadline: one last time) */
             }
         }
     }
+    /* Read before the log handler runs: it may fork, and a hold won before
+     * a fork is the parent's. */
+    *won_gen = __fl_current_gen();
     if (watching)
         __fl_os_watch_close(&w);
     if (log)
@@ -652,6 +739,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
 fail:
     if (watching)
         __fl_os_watch_close(&w);
+    drop_if_forked(h, &gen);
     __fl_os_abandon(h);
     return rc;
 }
@@ -710,6 +798,9 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
             if (stop)
                 return __fl_error(FL_ECANCELED, ECANCELED,
                                   "waiting for lock file '%s' was cancelled", l->path);
+            /* The callback forked and this is the child: the attempt we
+             * waited for belongs to a thread that does not exist here. */
+            forget_locked(l);
         }
     }
     if (l->shared.counter > 0) {
@@ -727,15 +818,16 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
  * then take the lock itself and reopen the gate. Both waits share one
  * deadline. */
 static int gated_acquire(fl_lock *l, __fl_hold *h, __fl_hold *gate_id, double timeout, int blocking,
-                         double poll, fl_cancel_fn cancel, void *cancel_data) {
+                         double poll, fl_cancel_fn cancel, void *cancel_data, unsigned *won_gen) {
     __fl_hold g = FL__HOLD_INIT;
     double start, rest = timeout;
+    unsigned gate_gen;
     int rc;
     if (!l->gate)
-        return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data, 1);
+        return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data, 1, won_gen);
     g.shared = h->shared;
     start = __fl_now();
-    rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0);
+    rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0, &gate_gen);
     if (rc == FL_ETIMEOUT) {
         __fl_log(l, FL_LOG_TIMEOUT, 0);
         return timeout_error(l);
@@ -747,12 +839,15 @@ static int gated_acquire(fl_lock *l, __fl_hold *h, __fl_hold *gate_id, double ti
         if (rest <= 0)
             rest = 0; /* one last attempt */
     }
-    rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1);
+    rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1, won_gen);
     /* Remembered with the hold: the deadlock check must know the gate. */
     gate_id->dev = g.dev;
     gate_id->ino = g.ino;
     gate_id->have_id = g.have_id;
-    __fl_os_release(l->gate, FL_KERNEL, &g, 1);
+    /* A gate won before a fork (from a callback) is the parent's, and so
+     * is its open file description: only the parent reopens it. */
+    if (gate_gen == __fl_current_gen())
+        __fl_os_release(l->gate, FL_KERNEL, &g, 1);
     return rc;
 }
 
@@ -764,6 +859,7 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
     fl__held *node;
     fl_cancel_fn cancel;
     void *cancel_data;
+    unsigned won_gen = 0;
     int rc;
 
     if (!l)
@@ -819,10 +915,23 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         rc = __fl_error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
     } else {
         h.shared = shared;
-        rc = gated_acquire(l, &h, &gate_id, timeout, blocking, poll_interval, cancel, cancel_data);
+        rc = gated_acquire(l, &h, &gate_id, timeout, blocking, poll_interval, cancel, cancel_data,
+                           &won_gen);
+        if (rc == 0 && won_gen != __fl_current_gen()) {
+            /* Won, then the log handler forked: the lock (and its open file
+             * description, or its marker) is the parent's, which releases
+             * it. The child leaves it alone and does not count it. */
+            rc = __fl_error(FL_ECANCELED, ECANCELED,
+                            "lock file '%s' was won by the parent process, which forked from the "
+                            "log handler before the call returned; the child does not hold it",
+                            l->path);
+        }
     }
 
     pthread_mutex_lock(&l->mu);
+    /* The state may be the parent's (the calling thread forked from a
+     * callback during the wait): forget it before recording ours. */
+    forget_locked(l);
     if (rc == 0) {
         if (l->thread_local) {
             s = fresh;
@@ -848,11 +957,17 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
 }
 
 int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
-    return acquire_mode(l, 0, timeout, blocking, poll_interval);
+    int c = cancel_off();
+    int rc = acquire_mode(l, 0, timeout, blocking, poll_interval);
+    cancel_restore(c);
+    return rc;
 }
 
 int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_interval) {
-    return acquire_mode(l, 1, timeout, blocking, poll_interval);
+    int c = cancel_off();
+    int rc = acquire_mode(l, 1, timeout, blocking, poll_interval);
+    cancel_restore(c);
+    return rc;
 }
 
 int fl_is_shared(fl_lock *l) {
@@ -893,14 +1008,19 @@ static __fl_hold detach(fl_lock *l, __fl_state *s) {
 }
 
 static int release_hold(fl_lock *l, __fl_hold *h) {
-    int rc;
+    unsigned gen = __fl_current_gen();
+    int rc = 0;
     __fl_log(l, FL_LOG_RELEASE_ATTEMPT, 0);
-    rc = __fl_os_release(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), h, 1);
+    /* A fork from the log handler: the hold (its open file description,
+     * its marker) is the parent's, which is releasing it; the child must
+     * not unlock it nor close a number it may have reused. */
+    if (gen == __fl_current_gen())
+        rc = __fl_os_release(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), h, 1);
     __fl_log(l, FL_LOG_RELEASED, 0);
     return rc;
 }
 
-int fl_release(fl_lock *l, int force) {
+static int release(fl_lock *l, int force) {
     __fl_state *s;
     __fl_hold h;
     if (!l)
@@ -922,7 +1042,14 @@ int fl_release(fl_lock *l, int force) {
     return release_hold(l, &h);
 }
 
-void fl_lock_free(fl_lock *l) {
+int fl_release(fl_lock *l, int force) {
+    int c = cancel_off();
+    int rc = release(l, force);
+    cancel_restore(c);
+    return rc;
+}
+
+static void lock_free(fl_lock *l) {
     if (!l)
         return;
     if (l->singleton) {
@@ -964,13 +1091,26 @@ void fl_lock_free(fl_lock *l) {
     destroy(l);
 }
 
-int fl_get_owner(fl_lock *l, fl_owner *out) {
+void fl_lock_free(fl_lock *l) {
+    int c = cancel_off();
+    lock_free(l);
+    cancel_restore(c);
+}
+
+static int get_owner(fl_lock *l, fl_owner *out) {
     if (!l || !out)
         return __fl_error(FL_EINVAL, 0, "fl_get_owner: NULL argument");
     return __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), out);
 }
 
-int fl_held_by_this_process(fl_lock *l) {
+int fl_get_owner(fl_lock *l, fl_owner *out) {
+    int c = cancel_off();
+    int rc = get_owner(l, out);
+    cancel_restore(c);
+    return rc;
+}
+
+static int held_by_this_process(fl_lock *l) {
     fl_owner o;
     __fl_state *s;
     int held;
@@ -994,6 +1134,13 @@ int fl_held_by_this_process(fl_lock *l) {
         fl__error_restore(&saved);
     }
     return held;
+}
+
+int fl_held_by_this_process(fl_lock *l) {
+    int c = cancel_off();
+    int rc = held_by_this_process(l);
+    cancel_restore(c);
+    return rc;
 }
 
 int fl_lock_fd(fl_lock *l) {
@@ -1037,10 +1184,17 @@ int fl_set_read_only_open(fl_lock *l, int allow) {
     return 0;
 }
 
-int fl_break_lock(fl_lock *l) {
+static int break_lock(fl_lock *l) {
     if (!l)
         return __fl_error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");
     return __fl_os_break(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED));
+}
+
+int fl_break_lock(fl_lock *l) {
+    int c = cancel_off();
+    int rc = break_lock(l);
+    cancel_restore(c);
+    return rc;
 }
 
 void fl_set_cancel(fl_lock *l, fl_cancel_fn fn, void *data) {

@@ -742,7 +742,7 @@ static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
 
 static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     struct stat st;
-    int rc, e, created = 0;
+    int rc, e, created = 0, reused = h->fd >= 0;
     if (h->fd < 0) {
         if ((rc = kernel_open(l, h, &created)) != 0)
             return rc;
@@ -760,8 +760,18 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     rc = __fl_sys.flock(h->fd, (h->shared ? LOCK_SH : LOCK_EX) | (block ? 0 : LOCK_NB));
     if (rc != 0) {
         e = errno;
-        if (e == EWOULDBLOCK || e == EAGAIN)
+        if (e == EWOULDBLOCK || e == EAGAIN) {
+            /* A waiter re-tries on the descriptor of its first attempt. If
+             * the lock file was renamed away or replaced since, the lock
+             * now lives on another inode (perhaps free) while the old one
+             * may be held for ever: open the current file. */
+            if (reused && (__fl_sys.lstat(l->path, &st) != 0 || (uint64_t)st.st_dev != h->dev ||
+                           (uint64_t)st.st_ino != h->ino)) {
+                __fl_os_abandon(h);
+                return FL__RETRY;
+            }
             return FL__BUSY;
+        }
         __fl_os_abandon(h);
         if (e == EINTR)
             return __fl_error(FL_EINTR, EINTR,
@@ -866,6 +876,9 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
 typedef struct fl__waiter {
     int wd;
     int efd;
+    uint64_t dev, ino; /* the watched file or directory, seen just before arming */
+    int have_id;
+    int stale;        /* its watch was removed by the kernel (IN_IGNORED); atomic */
     const char *name; /* soft lock: the marker's name in the watched directory;
                          NULL: every event of the watch concerns the waiter */
     struct fl__waiter *prev, *next;
@@ -905,9 +918,12 @@ static int hub_dispatch(const fl__waiter *self) {
         while (off < n) {
             const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
             for (wt = hub_waiters; wt; wt = wt->next) {
+                if (ev->wd == wt->wd && (ev->mask & IN_IGNORED))
+                    __atomic_store_n(&wt->stale, 1, __ATOMIC_RELAXED);
                 if ((ev->mask & IN_Q_OVERFLOW) ||
-                    (ev->wd == wt->wd && (!wt->name || (ev->mask & IN_IGNORED) ||
-                                          (ev->len && strcmp(ev->name, wt->name) == 0)))) {
+                    (ev->wd == wt->wd &&
+                     (!wt->name || (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) ||
+                      (ev->len && strcmp(ev->name, wt->name) == 0)))) {
                     if (wt == self)
                         mine = 1;
                     else
@@ -990,6 +1006,71 @@ void fl__os_atfork(int phase) {
     }
 }
 
+#ifdef __linux__
+/* What a waiter watches: the lock file itself (kernel lock: the holder's
+ * release ends with close(); unlink, rename and link-count changes also
+ * wake us so we reopen the current file), or its directory (soft lock: the
+ * marker's deletion; the directory itself renamed away or deleted also
+ * wakes us, since the marker is then looked for in another directory). */
+static const char *watch_target(const fl_lock *l, int kind, uint32_t *mask) {
+    if (kind == FL_KERNEL) {
+        *mask = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB |
+                IN_DONT_FOLLOW;
+        return l->path;
+    }
+    *mask = IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+    return l->dir;
+}
+
+/* The identity of the watch target now (the kernel lock's final symlink is
+ * not followed, like the watch; the directory is). 0, or -1 when missing. */
+static int target_id(const fl_lock *l, int kind, uint64_t *dev, uint64_t *ino) {
+    struct stat st;
+    if ((kind == FL_KERNEL ? __fl_sys.lstat(l->path, &st) : stat(l->dir, &st)) != 0)
+        return -1;
+    *dev = (uint64_t)st.st_dev;
+    *ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
+/* The waiter's watch is on a file or directory that is no longer the one
+ * at its path (replaced, renamed away, deleted: a release there would never
+ * be seen): move it to the current one. Returns 0 when the watch is good,
+ * -1 when there is nothing to watch now (the path is missing). */
+static int rearm_if_moved(fl_lock *l, int kind, __fl_watch *w) {
+    fl__waiter *wt = w->waiter;
+    uint64_t dev, ino;
+    uint32_t mask;
+    const char *target = watch_target(l, kind, &mask);
+    int wd, have = target_id(l, kind, &dev, &ino) == 0;
+    if (have && wt->have_id && dev == wt->dev && ino == wt->ino &&
+        !__atomic_load_n(&wt->stale, __ATOMIC_RELAXED))
+        return 0;
+    if (!have)
+        return -1;
+    pthread_mutex_lock(&hub_mu);
+    wd = __fl_sys.inotify_add_watch(hub_fd, target, mask | IN_MASK_ADD);
+    if (wd >= 0 && wd != wt->wd) {
+        if (hub_ref(wd) != 0) {
+            (void)inotify_rm_watch(hub_fd, wd);
+            wd = -1;
+        } else {
+            hub_unref(wt->wd);
+            wt->wd = wd;
+            w->wd = wd;
+        }
+    }
+    if (wd >= 0) {
+        wt->dev = dev;
+        wt->ino = ino;
+        wt->have_id = 1;
+        __atomic_store_n(&wt->stale, 0, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&hub_mu);
+    return wd >= 0 ? 0 : -1;
+}
+#endif
+
 void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
     w->fd = -1;
     w->wd = -1;
@@ -1003,16 +1084,7 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
         const char *target;
         fl__waiter *wt;
         int efd, wd = -1;
-        if (kind == FL_KERNEL) {
-            /* The holder's release ends with close(): that is the event.
-             * Unlink/rename also wake us so we reopen the current file. */
-            target = l->path;
-            mask = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB |
-                   IN_DONT_FOLLOW;
-        } else {
-            target = l->dir;
-            mask = IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
-        }
+        target = watch_target(l, kind, &mask);
         efd = above_stdio(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), 1);
         if (efd < 0)
             return; /* no wake-up of our own: timed re-checks */
@@ -1023,6 +1095,10 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
         }
         wt->efd = efd;
         wt->name = kind == FL_KERNEL ? NULL : l->base;
+        /* Seen before the watch is added: if the target is replaced in
+         * between, the next wait sees a mismatch and moves the watch (a
+         * spare move, never a missed one). */
+        wt->have_id = target_id(l, kind, &wt->dev, &wt->ino) == 0;
         pthread_mutex_lock(&hub_mu);
         if (hub_fd < 0)
             hub_fd = above_stdio(__fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
@@ -1090,6 +1166,17 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
     (void)kind;
     if (fl__seconds_clamp(seconds, &seconds) != 0)
         seconds = 0;
+#ifdef __linux__
+    if (w->fd >= 0 && w->gen == __fl_current_gen() && rearm_if_moved(l, kind, w) != 0) {
+        /* Nothing at the path to watch (renamed away or deleted, not yet
+         * re-created; the next attempt re-creates it): re-try soon. */
+        struct timespec ts;
+        if (seconds > FL__MIN_POLL)
+            seconds = FL__MIN_POLL;
+        (void)fl__seconds_to_timespec(seconds, &ts);
+        return sleep_slice(l, &ts) < 0 ? FL_EINTR : 1;
+    }
+#endif
     end = __fl_now() + seconds;
     for (;;) {
         double left = end - __fl_now();

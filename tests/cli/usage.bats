@@ -60,6 +60,9 @@ load common
     flx 0 --timeout 1.5 lock true
     flx 0 --wait 2 lock true
     flx 0 -w 1e19 lock true
+    flx 64 -w 1e999 lock true
+    flx 0 -w 5e-324 lock true  # an underflow is a (tiny) duration, not an error
+    flx 0 -w -0 lock true
 }
 
 @test "-E: 0 to 255" {

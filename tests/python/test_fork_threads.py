@@ -172,3 +172,64 @@ def test_new_threads_never_inherit_a_dead_threads_hold(tmp_path: Path) -> None:
     probe = FileLock(path)
     with pytest.raises(Timeout):
         probe.acquire(timeout=0)
+
+
+def test_fork_from_a_signal_handler_during_a_wait(tmp_path: Path) -> None:
+    """A signal handler forks (as pre-fork servers spawn workers) while the main thread waits.
+
+    Python runs the handler from the wait's cancel callback, so parent and child both go on
+    waiting from the same point. Each must wait on a descriptor of its own: on the parent's
+    (one open file description, which flock belongs to) both would be granted the lock at once.
+    """
+    path = str(tmp_path / "x.lock")
+    inside = str(tmp_path / "inside")
+    holder = FileLock(path, thread_local=False)
+    waiter = FileLock(path)
+    holder.acquire()
+    state = {"child": None}
+
+    def on_usr1(signum, frame) -> None:
+        if state["child"] is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                state["child"] = os.fork()
+
+    def critical_section() -> int:
+        # O_EXCL: fails if the other process is inside too. Stay until the other one has had
+        # many chances to (wrongly) win as well.
+        try:
+            fd = os.open(inside, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return 11
+        time.sleep(0.5)
+        os.close(fd)
+        os.unlink(inside)
+        return 0
+
+    old = signal.signal(signal.SIGUSR1, on_usr1)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1))
+    release = threading.Thread(target=lambda: (time.sleep(0.5), holder.release()))
+    timer.start()
+    release.start()
+    try:
+        try:
+            waiter.acquire(timeout=DEADLINE, poll_interval=0.01)
+        except BaseException:
+            if state["child"] == 0:
+                os._exit(12)
+            raise
+        if state["child"] == 0:
+            code = 13
+            try:
+                code = critical_section()
+                waiter.release()
+            finally:
+                os._exit(code)
+        assert critical_section() == 0, "the child was inside at the same time"
+        waiter.release()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        timer.join()
+        release.join()
+    assert state["child"], "the signal handler did not fork"
+    assert reap(state["child"], DEADLINE) == 0, "child failed (11: both held the lock)"
