@@ -542,15 +542,23 @@ static __fl_state *find_state(fl_lock *l) {
  * the child (the calling thread forked from the cancel callback or the log
  * handler): the wait for another thread's attempt (that thread does not
  * exist in the child) and the recording of a hold won after the fork. */
+/* Forgets an inherited hold: its memory is ours (a copy), its descriptor
+ * is not closed (see above). */
+static void forget_hold(__fl_hold *h) {
+    free(h->path);
+    *h = (__fl_hold)FL__HOLD_INIT;
+}
+
 static void forget_locked(fl_lock *l) {
     __fl_state *s, *next;
     fl__held *h;
     if (l->gen == __fl_current_gen())
         return;
     l->shared.counter = 0;
-    l->shared.hold = (__fl_hold)FL__HOLD_INIT;
+    forget_hold(&l->shared.hold);
     for (s = l->states; s; s = next) {
         next = s->next;
+        forget_hold(&s->hold);
         free(s);
     }
     l->states = NULL;
