@@ -6,13 +6,23 @@
 # man pages, Python (PYTHONPATH + importlib.metadata), Ruby (RUBYLIB) and Lua
 # (every version built, LUA_PATH/LUA_CPATH).
 #
-#   cmake_install.sh BUILD SCRATCH LIBDIR PYTHON PYDIR RUBY RBLIBDIR RBARCHDIR
+#   cmake_install.sh BUILD SCRATCH LIBDIR [python=EXE] [pydir=DIR] [ruby=EXE]
+#                    [rblib=DIR] [rbarch=DIR]
 #
-# PYTHON/RUBY are empty when that binding is not built.
+# Named, because CMake drops empty arguments: python/ruby are empty or
+# missing when that binding is not built.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
-build=$1 scratch=$2 libdir=$3 python=$4 pydir=$5 ruby=$6 rblib=$7 rbarch=$8
+build=$1 scratch=$2 libdir=$3
+python='' pydir='' ruby='' rblib='' rbarch=''
+shift 3
+for arg in "$@"; do
+    case $arg in
+    python=* | pydir=* | ruby=* | rblib=* | rbarch=*) printf -v "${arg%%=*}" '%s' "${arg#*=}" ;;
+    *) fail "unknown argument: $arg" ;;
+    esac
+done
 
 # An absolute directory in the configuration would make the install below
 # write outside the scratch prefix: refuse before installing anything.
