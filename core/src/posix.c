@@ -507,8 +507,11 @@ int fl__prim_judge(const fl__record *rec, double grace) {
         return FL__GONE;
     if (o.start_token[0] && me.proc_is_ours) {
         int r = start_token(o.pid, token, sizeof token);
+        /* No /proc/<pid>: the process exited since kill() (it is reaped,
+         * so kill now says ESRCH) -- or /proc hides other users' processes
+         * (hidepid=2), which says nothing about them. Only kill can tell. */
         if (r == 1)
-            return FL__GONE;
+            return __fl_sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH ? FL__GONE : FL__ALIVE;
         if (r == 0 && strcmp(token, o.start_token) != 0)
             return FL__GONE;
     }

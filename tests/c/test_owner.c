@@ -666,6 +666,41 @@ START_TEST(kill_eperm_means_alive) {
 }
 END_TEST
 
+/* hidepid=2 (invisible) /proc: another user's /proc/<pid> does not exist
+ * for us although kill() says the process does. */
+static char hidden_stat[64];
+static int open_hiding_pid(const char *path, int flags, mode_t mode) {
+    if (strcmp(path, hidden_stat) == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return open(path, flags, mode);
+}
+
+START_TEST(hidden_proc_entry_means_alive) {
+    /* The holder's pid lives (kill says so) but /proc hides it: its token
+     * cannot be read, which is not proof of death. Before the fix the
+     * missing /proc entry read as "vanished meanwhile" and a live holder of
+     * another user was taken over. */
+    const char *p = P("x.lock");
+    char rec[512], h[256], tok[128];
+    host(h, sizeof h);
+    token_of(getppid(), tok, sizeof tok);
+    snprintf(rec, sizeof rec, "%ld\n%s\n%s\n", (long)getppid(), h, tok);
+    fl_write_file(p, rec);
+    snprintf(hidden_stat, sizeof hidden_stat, "/proc/%ld/stat", (long)getppid());
+    __fl_sys.open = open_hiding_pid;
+    assert_kept(p, rec, 1.2);
+    /* EPERM from kill (another user's process) and a hidden entry: kept. */
+    __fl_sys.kill = kill_eperm;
+    assert_kept(p, rec, 1.2);
+    /* ESRCH from kill is still proof. */
+    __fl_sys.kill = kill_esrch;
+    assert_reclaimed(p, rec);
+    __fl_sys_reset();
+}
+END_TEST
+
 START_TEST(kill_esrch_means_gone) {
     /* The kernel's "no such process" is proof enough, even for a record
      * whose pid happens to be alive as far as /proc is concerned. */
@@ -902,6 +937,7 @@ Suite *suite_owner(void) {
                         (int)(sizeof malformed / sizeof malformed[0]));
     tcase_add_test(tc, kill_eperm_means_alive);
     tcase_add_test(tc, kill_esrch_means_gone);
+    tcase_add_test(tc, hidden_proc_entry_means_alive);
     tcase_add_loop_test(tc, stale_marker_not_removable_is_an_error, 0, 2);
     suite_add_tcase(s, tc);
 
