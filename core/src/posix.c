@@ -457,6 +457,7 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->id.dev = (uint64_t)st2.st_dev;
     rec->id.ino = (uint64_t)st2.st_ino;
     clock_gettime(CLOCK_REALTIME, &now);
+    rec->mtime = (double)st2.st_mtim.tv_sec + (double)st2.st_mtim.tv_nsec / 1e9;
     rec->age = (double)(now.tv_sec - st2.st_mtim.tv_sec) +
                (double)(now.tv_nsec - st2.st_mtim.tv_nsec) / 1e9;
     return 0;
@@ -516,6 +517,20 @@ int fl__prim_judge(const fl__record *rec, double grace) {
             return FL__GONE;
     }
     return FL__ALIVE;
+}
+
+int fl__prim_still_old(const fl__record *rec, int fresh_fd, double grace) {
+    struct stat judged, fresh;
+    double then, now;
+    if (rec->fd < 0 || __fl_sys.fstat(rec->fd, &judged) != 0 ||
+        __fl_sys.fstat(fresh_fd, &fresh) != 0)
+        return 0;
+    then = (double)judged.st_mtim.tv_sec + (double)judged.st_mtim.tv_nsec / 1e9;
+    now = (double)fresh.st_mtim.tv_sec + (double)fresh.st_mtim.tv_nsec / 1e9;
+    /* Written since we read it: its owner is at work. */
+    if (then != rec->mtime || judged.st_size != (off_t)rec->len)
+        return 0;
+    return now - then >= grace;
 }
 
 char *fl__prim_absolute(const char *path) {

@@ -38,6 +38,12 @@
  * "." + 16 + "." + 16 + "-" + 16 + ".claim" = 57 bytes. */
 #define FL__AUX_NAME_MAX 64
 
+static int record_valid(const fl__record *rec) {
+    fl_owner o;
+    uint64_t ns;
+    return fl__parse_record(rec->text, rec->len, &o, &ns) == 0;
+}
+
 static int same_id(const fl__fid *a, const fl__fid *b) {
     return a->dev == b->dev && a->ino == b->ino;
 }
@@ -93,7 +99,7 @@ static int takeover_error(const fl_lock *l, int e, const char *step, const char 
 #define TAKE_RETRY FL__RETRY /* the name changed under us: start over */
 
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth);
+                     __fl_hold *h, int depth, int forced);
 
 /* Someone holds the claim `claim`: wait for it, or take it over when its
  * owner is gone (a taker that crashed). */
@@ -110,7 +116,7 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
         return takeover_error(l, e, "cannot read claim", claim);
     r = TAKE_BUSY;
     if (depth < FL__MAX_CLAIM_DEPTH && fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
-        r = take_over(l, claim, &rec, 0, NULL, depth + 1);
+        r = take_over(l, claim, &rec, 0, NULL, depth + 1, 0);
         if (r == 0)
             r = TAKE_RETRY; /* the dead claim is gone: claim again */
     }
@@ -121,9 +127,10 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
 /* Takes over the file judged at `path` (its owner proven gone; judged->fd
  * keeps it open). replace != 0: a marker, replaced by our own fully written
  * one (h receives the hold); replace == 0: a dead claim, removed. Returns 0
- * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. */
+ * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. forced: an
+ * operator's break, which does not judge. */
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth) {
+                     __fl_hold *h, int depth, int forced) {
     char claim[4096], priv[4096];
     fl__fid cid, now, mine;
     int cfd, pfd = -1, e, rc;
@@ -144,6 +151,15 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
     e = fl__prim_id(path, &now);
     if (e != 0 || !same_id(&now, &judged->id)) {
         rc = e == 0 || e == ENOENT ? TAKE_RETRY : takeover_error(l, e, "cannot stat", path);
+        goto drop_claim;
+    }
+    /* A file judged gone for want of a record was judged by our clock; our
+     * claim's modification time is the file system's "now": measure the
+     * grace with that (a client clock ahead of the server's, or stepped
+     * forward, would break a live owner between its create and its write
+     * at once), and see that nobody wrote the file since we read it. */
+    if (!forced && !record_valid(judged) && !fl__prim_still_old(judged, cfd, FL__MALFORMED_GRACE)) {
+        rc = TAKE_BUSY;
         goto drop_claim;
     }
     if (replace) {
@@ -216,7 +232,7 @@ static void gc_one(const char *file, void *arg) {
         if (priv)
             (void)fl__prim_remove(file);
         else
-            (void)take_over(g->l, file, &rec, 0, NULL, 1);
+            (void)take_over(g->l, file, &rec, 0, NULL, 1, 0);
     }
     fl__prim_close(rec.fd);
 }
@@ -277,7 +293,7 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
     r = FL__BUSY;
     if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
         __fl_hold won = *h;
-        r = take_over(l, path, &rec, 1, &won, 0);
+        r = take_over(l, path, &rec, 1, &won, 0, 0);
         if (r == 0) {
             *h = won;
             /* A dead holder was found: maybe a crashed taker too. */
@@ -330,7 +346,7 @@ int fl__soft_break(fl_lock *l) {
             continue;
         if (e != 0)
             return fl__prim_path_error(l, e);
-        r = take_over(l, l->path, &rec, 0, NULL, 0);
+        r = take_over(l, l->path, &rec, 0, NULL, 0, 1);
         fl__prim_close(rec.fd);
         if (r == 0)
             return 0;

@@ -452,6 +452,40 @@ START_TEST(live_claim_is_respected) {
 }
 END_TEST
 
+static int fstat_server_behind(int fd, struct stat *st) {
+    int rc = fstat(fd, st);
+    if (rc == 0)
+        st->st_mtim.tv_sec -= 10;
+    return rc;
+}
+
+/* A claim without a record, just created: a live taker between its create
+ * and its write. With the file server's clock 10 s behind ours it looks 10
+ * s old to us; it must still be respected (the grace is measured with the
+ * file system's clock), and the marker under it left alone. */
+START_TEST(fresh_record_less_claim_respected_under_clock_skew) {
+    const char *path = P("x.lock");
+    char claim[4096];
+    struct stat st;
+    fl__fid id;
+    fl_lock *l;
+    plant_stale(path);
+    ck_assert_int_eq(lstat(path, &st), 0);
+    id.dev = (uint64_t)st.st_dev;
+    id.ino = (uint64_t)st.st_ino;
+    ck_assert_int_eq(fl__soft_claim_name(path, &id, claim, sizeof claim), 0);
+    fl_write_file(claim, "");
+    __fl_sys.fstat = fstat_server_behind;
+    l = fl_new_kind(path, FL_SOFT);
+    ck_assert_int_eq(fl_acquire_ex(l, 0.6, 1, 0.01), FL_ETIMEOUT);
+    fl_lock_free(l);
+    __fl_sys_reset();
+    ck_assert_msg(fl_exists(claim), "a live taker's fresh claim was removed");
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert_msg((uint64_t)st.st_ino == id.ino, "the marker under a live claim was replaced");
+}
+END_TEST
+
 /* What crashed takers leave (claims and private markers of dead owners) is
  * collected after the next take-over; files of live owners are kept. */
 START_TEST(leftovers_of_dead_takers_collected) {
@@ -498,6 +532,9 @@ Suite *suite_interleave(void) {
     tcase_add_test(tc, dead_claim_is_taken_over);
     tcase_add_test(tc, live_claim_is_respected);
     tcase_add_test(tc, leftovers_of_dead_takers_collected);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("attack");
+    tcase_add_test(tc, fresh_record_less_claim_respected_under_clock_skew);
     suite_add_tcase(s, tc);
     return s;
 }
