@@ -300,6 +300,12 @@ static void host_name(char *buf, size_t size) {
  * which on the host is init. Cached per pid, like the start token: a
  * process's namespace never changes, a forked child may be in a new one. */
 #define FL__INIT_PIDNS 0xEFFFFFFCULL /* PROC_PID_INIT_INO, fixed since Linux 3.8 */
+/* Linux, but /proc/self/ns/pid cannot be read (no /proc in a sandbox or
+ * chroot, a tmpfs over it): we may be in any pid namespace. Our records
+ * then carry " pidns=1" -- no namespace has inode 1 (the kernel numbers
+ * them from 0xF0000000, the initial one aside) -- so that no reader takes
+ * our pid for one of its own, and we judge nobody's pid either. */
+#define FL__NO_PIDNS 1ULL
 
 typedef struct self_ident {
     long pid;
@@ -320,6 +326,10 @@ static void read_self_ident(self_ident *s, long pid) {
         if (sscanf(link, "pid:[%llu]", &v) == 1)
             s->pidns = (uint64_t)v;
     }
+#ifdef __linux__
+    if (s->pidns == 0)
+        s->pidns = FL__NO_PIDNS;
+#endif
     /* /proc/self names us by our pid in the namespace /proc was mounted
      * for; when that is not ours (unshare --pid without --mount-proc), the
      * /proc/<pid> files describe other processes than our pids name. */
@@ -411,8 +421,14 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
     if (e == 0 && __fl_sys.fstat(fd, &st) != 0)
         e = errno;
     if (e != 0) {
-        /* Never leave a file nobody owns: it would read as a marker. */
-        (void)__fl_sys.unlink(path);
+        /* Never leave a file nobody owns: it would read as a marker. But
+         * only while the name is still ours: a file without a record is
+         * taken over after its grace, and a write can fail late (a network
+         * file system), when the name holds the taker's marker. */
+        struct stat there;
+        if (__fl_sys.fstat(fd, &st) == 0 && __fl_sys.lstat(path, &there) == 0 &&
+            there.st_dev == st.st_dev && there.st_ino == st.st_ino)
+            (void)__fl_sys.unlink(path);
         close_fd(fd);
         errno = e == EEXIST ? EIO : e;
         return -1;
@@ -499,7 +515,8 @@ int fl__prim_judge(const fl__record *rec, double grace) {
      * namespace was written in the initial one (by us) or by a writer that
      * does not record it (the pure-Python filelock): judge it only from the
      * initial namespace. */
-    if (ns != 0 ? (me.pidns == 0 || ns != me.pidns) : (me.pidns != 0 && me.pidns != FL__INIT_PIDNS))
+    if (me.pidns == FL__NO_PIDNS || (ns != 0 ? (me.pidns == 0 || ns != me.pidns)
+                                             : (me.pidns != 0 && me.pidns != FL__INIT_PIDNS)))
         return FL__UNKNOWN;
     /* Our own pid is judged like any other: with a different start token it
      * is a previous process that had our pid (e.g. the same service after a

@@ -218,6 +218,7 @@ static const char *hold_path(fl_lock *l, __fl_hold *h) {
  * (taken over like any claim). Files of live or unknown owners are kept. */
 typedef struct gc_ctx {
     const fl_lock *l;
+    int fresh_fd; /* our marker, just written: the file system's "now" */
 } gc_ctx;
 
 static void gc_one(const char *file, void *arg) {
@@ -229,21 +230,24 @@ static void gc_one(const char *file, void *arg) {
     if ((!claim && !priv) || fl__prim_read(file, &rec) != 0)
         return;
     if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
-        if (priv)
-            (void)fl__prim_remove(file);
-        else
+        /* A record-less private marker: old by the file system's clock too
+         * (a taker between its create and its write is not dead). */
+        if (!priv)
             (void)take_over(g->l, file, &rec, 0, NULL, 1, 0);
+        else if (record_valid(&rec) || fl__prim_still_old(&rec, g->fresh_fd, FL__MALFORMED_GRACE))
+            (void)fl__prim_remove(file);
     }
     fl__prim_close(rec.fd);
 }
 
-static void collect_garbage(const fl_lock *l, const char *path) {
+static void collect_garbage(const fl_lock *l, const char *path, int fresh_fd) {
     char prefix[32];
     size_t dirlen;
     gc_ctx g;
     snprintf(prefix, sizeof prefix, ".%016llx.",
              (unsigned long long)fl__name_hash(base_of(path, &dirlen)));
     g.l = l;
+    g.fresh_fd = fresh_fd;
     fl__prim_scan(path, prefix, gc_one, &g);
 }
 
@@ -297,7 +301,7 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
         if (r == 0) {
             *h = won;
             /* A dead holder was found: maybe a crashed taker too. */
-            collect_garbage(l, path);
+            collect_garbage(l, path, won.fd);
         } else if (r == TAKE_RETRY) {
             h->have_id = 0; /* judge whatever is there now at once */
         }

@@ -486,6 +486,30 @@ START_TEST(fresh_record_less_claim_respected_under_clock_skew) {
 }
 END_TEST
 
+/* A private marker without a record, just created: a live taker between
+ * its create and its write. The collector (run after our take-over of a
+ * dead marker) must keep it although, with the file server's clock 10 s
+ * behind ours, it looks 10 s old. */
+START_TEST(fresh_record_less_private_marker_kept_under_clock_skew) {
+    const char *path = P("x.lock");
+    char claim[4096], priv[4096];
+    fl__fid fake = {1, 111};
+    size_t dl = strlen(fl_tdir) + 1;
+    fl_lock *l;
+    ck_assert_int_eq(fl__soft_claim_name(path, &fake, claim, sizeof claim), 0);
+    snprintf(priv, sizeof priv, "%.*s0000000000000003.new", (int)(dl + 18), claim);
+    fl_write_file(priv, "");
+    plant_stale(path);
+    __fl_sys.fstat = fstat_server_behind;
+    l = fl_new_kind(path, FL_SOFT);
+    ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 0.01), 0);
+    __fl_sys_reset();
+    ck_assert_msg(fl_exists(priv), "a live taker's fresh private marker was collected");
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* What crashed takers leave (claims and private markers of dead owners) is
  * collected after the next take-over; files of live owners are kept. */
 START_TEST(leftovers_of_dead_takers_collected) {
@@ -535,6 +559,7 @@ Suite *suite_interleave(void) {
     suite_add_tcase(s, tc);
     tc = fl_tcase("attack");
     tcase_add_test(tc, fresh_record_less_claim_respected_under_clock_skew);
+    tcase_add_test(tc, fresh_record_less_private_marker_kept_under_clock_skew);
     suite_add_tcase(s, tc);
     return s;
 }
