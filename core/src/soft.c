@@ -35,7 +35,7 @@
  * this depth the waiter waits (and re-judges later) instead of recursing. */
 #define FL__MAX_CLAIM_DEPTH 8
 /* Longest name this protocol adds beside the lock file:
- * "." + 16 + "." + 16 + "-" + 16 + ".claim" = 57 bytes. */
+ * "." + 16 + "." + 16 + ".claim" = 40 bytes. */
 #define FL__AUX_NAME_MAX 64
 
 static int record_valid(const fl__record *rec) {
@@ -73,10 +73,18 @@ static int aux_name(const char *path, const char *tail, char *out, size_t cap) {
     return n < 0 || (size_t)n >= cap - dirlen ? -1 : 0;
 }
 
+/* The claim names the inode number only. The device number is the client's
+ * own: two mounts of one network file system (NFS clients on two hosts,
+ * GlusterFS FUSE clients) see one file with different st_dev, and a claim
+ * named by it would let each client claim the same file under its own name
+ * -- two takers, two holders. The claim sits in the file's directory, so
+ * the file system is implied; two files of one directory sharing an inode
+ * number on different devices (overlayfs layers) share a claim, which only
+ * serialises their takers. The identity checks still compare (dev, ino),
+ * each on one client. */
 int fl__soft_claim_name(const char *path, const fl__fid *id, char *out, size_t cap) {
     char tail[48];
-    snprintf(tail, sizeof tail, "%llx-%llx.claim", (unsigned long long)id->dev,
-             (unsigned long long)id->ino);
+    snprintf(tail, sizeof tail, "%llx.claim", (unsigned long long)id->ino);
     return aux_name(path, tail, out, cap);
 }
 

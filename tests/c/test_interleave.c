@@ -50,6 +50,9 @@
 /* ---- the actor (a forked child) ------------------------------------------ */
 
 static int g_step, g_pause_at, g_ev, g_ctl, g_counting;
+/* Added to every st_dev the actor sees: a second client of a network file
+ * system, whose mount has its own device number for the same files. */
+static dev_t g_dev_offset;
 static __fl_syscalls g_real;
 
 static void step(const char *what, const char *path) {
@@ -72,12 +75,20 @@ static int w_close(int fd) {
     return g_real.close(fd);
 }
 static int w_lstat(const char *p, struct stat *st) {
+    int rc;
     step("lstat", p);
-    return g_real.lstat(p, st);
+    rc = g_real.lstat(p, st);
+    if (rc == 0)
+        st->st_dev += g_dev_offset;
+    return rc;
 }
 static int w_fstat(int fd, struct stat *st) {
+    int rc;
     step("fstat", NULL);
-    return g_real.fstat(fd, st);
+    rc = g_real.fstat(fd, st);
+    if (rc == 0)
+        st->st_dev += g_dev_offset;
+    return rc;
 }
 static ssize_t w_write(int fd, const void *b, size_t n) {
     step("write", NULL);
@@ -486,6 +497,51 @@ START_TEST(fresh_record_less_claim_respected_under_clock_skew) {
 }
 END_TEST
 
+/* Two clients of one network file system (NFS, GlusterFS over FUSE) see
+ * the same file with different st_dev (each mount has its own device
+ * number), the same inode number. Both judge a record-less dead marker
+ * gone; A has its claim and stops just before its rename; B, the other
+ * client, must find A's claim -- the claim cannot name the device. Before
+ * the fix B claimed under its own device number, renamed, held, and A's
+ * rename then replaced B's live marker: two holders. */
+START_TEST(claim_shared_by_clients_with_different_st_dev) {
+    char path[4096]; /* P()'s buffers rotate: the probes below call it often */
+    char where[] = "record-less dead marker, A before its rename, B on another client";
+    actor a, b;
+    char eb;
+    int k;
+    struct timespec old[2];
+    snprintf(path, sizeof path, "%s", P("x.lock"));
+    for (k = 1; k <= MAX_STEP; k++) {
+        empty_dir();
+        fl_write_file(path, "");
+        clock_gettime(CLOCK_REALTIME, &old[0]);
+        old[0].tv_sec -= 10;
+        old[1] = old[0];
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, old, AT_SYMLINK_NOFOLLOW), 0);
+        actor_start(&a, path, k, 5);
+        ck_assert_msg(actor_next(&a, where) == 'P', "A ended before a rename: %s", a.last);
+        if (strstr(a.last, " rename ") != NULL)
+            break;
+        actor_kill(&a);
+        actor_close(&a);
+    }
+    ck_assert_msg(k <= MAX_STEP, "no rename step found");
+    g_dev_offset = 1; /* inherited by B only: A is already forked */
+    actor_start(&b, path, 0, 0.6);
+    g_dev_offset = 0;
+    eb = actor_next(&b, where);
+    ck_assert_msg(eb == 'T', "B, on the other client, did not wait for A's claim: %s", b.last);
+    actor_reap(&b, where);
+    actor_send(&a, 'r');
+    ck_assert_msg(actor_run(&a, where) == 'H', "A: %s", a.last);
+    actor_release(&a, where);
+    actor_close(&a);
+    actor_close(&b);
+    assert_recovers(path, where);
+}
+END_TEST
+
 /* A private marker without a record, just created: a live taker between
  * its create and its write. The collector (run after our take-over of a
  * dead marker) must keep it although, with the file server's clock 10 s
@@ -560,6 +616,7 @@ Suite *suite_interleave(void) {
     tc = fl_tcase("attack");
     tcase_add_test(tc, fresh_record_less_claim_respected_under_clock_skew);
     tcase_add_test(tc, fresh_record_less_private_marker_kept_under_clock_skew);
+    tcase_add_test(tc, claim_shared_by_clients_with_different_st_dev);
     suite_add_tcase(s, tc);
     return s;
 }
