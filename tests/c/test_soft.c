@@ -647,6 +647,34 @@ START_TEST(pidns_unreadable_judges_nobody) {
 }
 END_TEST
 
+/* /proc mounted with hidepid=2 (invisible): to another user our
+ * /proc/<pid> does not exist although we live. Such a waiter (nobody, in
+ * a directory it may write, no sticky bit) must not take our live marker
+ * over. Before the fix it did: the missing /proc entry read as "exited". */
+START_TEST(hidepid_waiter_keeps_live_holder) {
+    const char *p = P("x.lock");
+    char script[8192];
+    fl_lock *l;
+    if (!have_unshare()) {
+        fprintf(stderr, "note: the hidepid test needs root and unshare(1): skipped\n");
+        return;
+    }
+    ck_assert_int_eq(chmod(fl_tdir, 0777), 0);
+    l = fl_new_kind(p, FL_SOFT);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    snprintf(script, sizeof script,
+             "unshare --mount --propagation private sh -c '"
+             "mount -t proc -o hidepid=2 proc /proc || exit 9; "
+             "[ -e /proc/%ld ] || exit 8; "
+             "exec setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "
+             "\"[ -e /proc/%ld ] && exit 8; exec %s try %s soft\"'",
+             (long)getpid(), (long)getpid(), FL_TEST_HELPER, p);
+    ck_assert_int_eq(WEXITSTATUS(system(script)), 3);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+}
+END_TEST
+
 Suite *suite_soft(void) {
     Suite *s = suite_create("soft");
     TCase *tc = fl_tcase("marker");
@@ -673,6 +701,7 @@ Suite *suite_soft(void) {
     tcase_add_test(tc, pidns_live_host_holder_kept_from_child);
     tcase_add_test(tc, pidns_dead_holder_same_namespace_reclaimed);
     tcase_add_test(tc, pidns_unreadable_judges_nobody);
+    tcase_add_test(tc, hidepid_waiter_keeps_live_holder);
     suite_add_tcase(s, tc);
     return s;
 }
