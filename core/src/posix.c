@@ -404,7 +404,7 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
     const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
     mode_t perm = mode == FL_MODE_DEFAULT ? 0666 : (mode_t)mode;
     struct stat st;
-    int fd = open_retry(path, flags, perm), e = 0;
+    int fd = open_retry(path, flags, perm), e = 0, written;
     if (fd < 0) {
         /* Still stale: another host keeps changing the name; the caller
          * treats EEXIST as "look at what is there" (and retries). */
@@ -418,16 +418,18 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
         e = errno;
     if (e == 0)
         e = write_owner(owner_pid, fd);
+    written = e == 0;
     if (e == 0 && __fl_sys.fstat(fd, &st) != 0)
         e = errno;
     if (e != 0) {
-        /* Never leave a file nobody owns: it would read as a marker. But
-         * only while the name is still ours: a file without a record is
+        /* Never leave a file nobody owns: it would read as a marker (with
+         * our full record, a live one). But a file without a record is
          * taken over after its grace, and a write can fail late (a network
-         * file system), when the name holds the taker's marker. */
+         * file system), when the name holds the taker's marker: then only
+         * while the name is still ours. */
         struct stat there;
-        if (__fl_sys.fstat(fd, &st) == 0 && __fl_sys.lstat(path, &there) == 0 &&
-            there.st_dev == st.st_dev && there.st_ino == st.st_ino)
+        if (written || (__fl_sys.fstat(fd, &st) == 0 && __fl_sys.lstat(path, &there) == 0 &&
+                        there.st_dev == st.st_dev && there.st_ino == st.st_ino))
             (void)__fl_sys.unlink(path);
         close_fd(fd);
         errno = e == EEXIST ? EIO : e;
