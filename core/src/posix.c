@@ -300,6 +300,12 @@ static void host_name(char *buf, size_t size) {
  * which on the host is init. Cached per pid, like the start token: a
  * process's namespace never changes, a forked child may be in a new one. */
 #define FL__INIT_PIDNS 0xEFFFFFFCULL /* PROC_PID_INIT_INO, fixed since Linux 3.8 */
+/* Linux, but /proc/self/ns/pid cannot be read (no /proc in a sandbox or
+ * chroot, a tmpfs over it): we may be in any pid namespace. Our records
+ * then carry " pidns=1" -- no namespace has inode 1 (the kernel numbers
+ * them from 0xF0000000, the initial one aside) -- so that no reader takes
+ * our pid for one of its own, and we judge nobody's pid either. */
+#define FL__NO_PIDNS 1ULL
 
 typedef struct self_ident {
     long pid;
@@ -320,6 +326,10 @@ static void read_self_ident(self_ident *s, long pid) {
         if (sscanf(link, "pid:[%llu]", &v) == 1)
             s->pidns = (uint64_t)v;
     }
+#ifdef __linux__
+    if (s->pidns == 0)
+        s->pidns = FL__NO_PIDNS;
+#endif
     /* /proc/self names us by our pid in the namespace /proc was mounted
      * for; when that is not ours (unshare --pid without --mount-proc), the
      * /proc/<pid> files describe other processes than our pids name. */
@@ -394,7 +404,7 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
     const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
     mode_t perm = mode == FL_MODE_DEFAULT ? 0666 : (mode_t)mode;
     struct stat st;
-    int fd = open_retry(path, flags, perm), e = 0;
+    int fd = open_retry(path, flags, perm), e = 0, written;
     if (fd < 0) {
         /* Still stale: another host keeps changing the name; the caller
          * treats EEXIST as "look at what is there" (and retries). */
@@ -408,11 +418,19 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
         e = errno;
     if (e == 0)
         e = write_owner(owner_pid, fd);
+    written = e == 0;
     if (e == 0 && __fl_sys.fstat(fd, &st) != 0)
         e = errno;
     if (e != 0) {
-        /* Never leave a file nobody owns: it would read as a marker. */
-        (void)__fl_sys.unlink(path);
+        /* Never leave a file nobody owns: it would read as a marker (with
+         * our full record, a live one). But a file without a record is
+         * taken over after its grace, and a write can fail late (a network
+         * file system), when the name holds the taker's marker: then only
+         * while the name is still ours. */
+        struct stat there;
+        if (written || (__fl_sys.fstat(fd, &st) == 0 && __fl_sys.lstat(path, &there) == 0 &&
+                        there.st_dev == st.st_dev && there.st_ino == st.st_ino))
+            (void)__fl_sys.unlink(path);
         close_fd(fd);
         errno = e == EEXIST ? EIO : e;
         return -1;
@@ -457,6 +475,7 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->id.dev = (uint64_t)st2.st_dev;
     rec->id.ino = (uint64_t)st2.st_ino;
     clock_gettime(CLOCK_REALTIME, &now);
+    rec->mtime = (double)st2.st_mtim.tv_sec + (double)st2.st_mtim.tv_nsec / 1e9;
     rec->age = (double)(now.tv_sec - st2.st_mtim.tv_sec) +
                (double)(now.tv_nsec - st2.st_mtim.tv_nsec) / 1e9;
     return 0;
@@ -498,7 +517,8 @@ int fl__prim_judge(const fl__record *rec, double grace) {
      * namespace was written in the initial one (by us) or by a writer that
      * does not record it (the pure-Python filelock): judge it only from the
      * initial namespace. */
-    if (ns != 0 ? (me.pidns == 0 || ns != me.pidns) : (me.pidns != 0 && me.pidns != FL__INIT_PIDNS))
+    if (me.pidns == FL__NO_PIDNS || (ns != 0 ? (me.pidns == 0 || ns != me.pidns)
+                                             : (me.pidns != 0 && me.pidns != FL__INIT_PIDNS)))
         return FL__UNKNOWN;
     /* Our own pid is judged like any other: with a different start token it
      * is a previous process that had our pid (e.g. the same service after a
@@ -507,12 +527,29 @@ int fl__prim_judge(const fl__record *rec, double grace) {
         return FL__GONE;
     if (o.start_token[0] && me.proc_is_ours) {
         int r = start_token(o.pid, token, sizeof token);
+        /* No /proc/<pid>: the process exited since kill() (it is reaped,
+         * so kill now says ESRCH) -- or /proc hides other users' processes
+         * (hidepid=2), which says nothing about them. Only kill can tell. */
         if (r == 1)
-            return FL__GONE;
+            return __fl_sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH ? FL__GONE : FL__ALIVE;
         if (r == 0 && strcmp(token, o.start_token) != 0)
             return FL__GONE;
     }
     return FL__ALIVE;
+}
+
+int fl__prim_still_old(const fl__record *rec, int fresh_fd, double grace) {
+    struct stat judged, fresh;
+    double then, now;
+    if (rec->fd < 0 || __fl_sys.fstat(rec->fd, &judged) != 0 ||
+        __fl_sys.fstat(fresh_fd, &fresh) != 0)
+        return 0;
+    then = (double)judged.st_mtim.tv_sec + (double)judged.st_mtim.tv_nsec / 1e9;
+    now = (double)fresh.st_mtim.tv_sec + (double)fresh.st_mtim.tv_nsec / 1e9;
+    /* Written since we read it: its owner is at work. */
+    if (then != rec->mtime || judged.st_size != (off_t)rec->len)
+        return 0;
+    return now - then >= grace;
 }
 
 char *fl__prim_absolute(const char *path) {

@@ -35,8 +35,14 @@
  * this depth the waiter waits (and re-judges later) instead of recursing. */
 #define FL__MAX_CLAIM_DEPTH 8
 /* Longest name this protocol adds beside the lock file:
- * "." + 16 + "." + 16 + "-" + 16 + ".claim" = 57 bytes. */
+ * "." + 16 + "." + 16 + ".claim" = 40 bytes. */
 #define FL__AUX_NAME_MAX 64
+
+static int record_valid(const fl__record *rec) {
+    fl_owner o;
+    uint64_t ns;
+    return fl__parse_record(rec->text, rec->len, &o, &ns) == 0;
+}
 
 static int same_id(const fl__fid *a, const fl__fid *b) {
     return a->dev == b->dev && a->ino == b->ino;
@@ -67,10 +73,18 @@ static int aux_name(const char *path, const char *tail, char *out, size_t cap) {
     return n < 0 || (size_t)n >= cap - dirlen ? -1 : 0;
 }
 
+/* The claim names the inode number only. The device number is the client's
+ * own: two mounts of one network file system (NFS clients on two hosts,
+ * GlusterFS FUSE clients) see one file with different st_dev, and a claim
+ * named by it would let each client claim the same file under its own name
+ * -- two takers, two holders. The claim sits in the file's directory, so
+ * the file system is implied; two files of one directory sharing an inode
+ * number on different devices (overlayfs layers) share a claim, which only
+ * serialises their takers. The identity checks still compare (dev, ino),
+ * each on one client. */
 int fl__soft_claim_name(const char *path, const fl__fid *id, char *out, size_t cap) {
     char tail[48];
-    snprintf(tail, sizeof tail, "%llx-%llx.claim", (unsigned long long)id->dev,
-             (unsigned long long)id->ino);
+    snprintf(tail, sizeof tail, "%llx.claim", (unsigned long long)id->ino);
     return aux_name(path, tail, out, cap);
 }
 
@@ -93,7 +107,7 @@ static int takeover_error(const fl_lock *l, int e, const char *step, const char 
 #define TAKE_RETRY FL__RETRY /* the name changed under us: start over */
 
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth);
+                     __fl_hold *h, int depth, int forced);
 
 /* Someone holds the claim `claim`: wait for it, or take it over when its
  * owner is gone (a taker that crashed). */
@@ -110,7 +124,7 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
         return takeover_error(l, e, "cannot read claim", claim);
     r = TAKE_BUSY;
     if (depth < FL__MAX_CLAIM_DEPTH && fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
-        r = take_over(l, claim, &rec, 0, NULL, depth + 1);
+        r = take_over(l, claim, &rec, 0, NULL, depth + 1, 0);
         if (r == 0)
             r = TAKE_RETRY; /* the dead claim is gone: claim again */
     }
@@ -121,9 +135,10 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
 /* Takes over the file judged at `path` (its owner proven gone; judged->fd
  * keeps it open). replace != 0: a marker, replaced by our own fully written
  * one (h receives the hold); replace == 0: a dead claim, removed. Returns 0
- * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. */
+ * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. forced: an
+ * operator's break, which does not judge. */
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth) {
+                     __fl_hold *h, int depth, int forced) {
     char claim[4096], priv[4096];
     fl__fid cid, now, mine;
     int cfd, pfd = -1, e, rc;
@@ -144,6 +159,15 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
     e = fl__prim_id(path, &now);
     if (e != 0 || !same_id(&now, &judged->id)) {
         rc = e == 0 || e == ENOENT ? TAKE_RETRY : takeover_error(l, e, "cannot stat", path);
+        goto drop_claim;
+    }
+    /* A file judged gone for want of a record was judged by our clock; our
+     * claim's modification time is the file system's "now": measure the
+     * grace with that (a client clock ahead of the server's, or stepped
+     * forward, would break a live owner between its create and its write
+     * at once), and see that nobody wrote the file since we read it. */
+    if (!forced && !record_valid(judged) && !fl__prim_still_old(judged, cfd, FL__MALFORMED_GRACE)) {
+        rc = TAKE_BUSY;
         goto drop_claim;
     }
     if (replace) {
@@ -202,6 +226,7 @@ static const char *hold_path(fl_lock *l, __fl_hold *h) {
  * (taken over like any claim). Files of live or unknown owners are kept. */
 typedef struct gc_ctx {
     const fl_lock *l;
+    int fresh_fd; /* our marker, just written: the file system's "now" */
 } gc_ctx;
 
 static void gc_one(const char *file, void *arg) {
@@ -213,21 +238,24 @@ static void gc_one(const char *file, void *arg) {
     if ((!claim && !priv) || fl__prim_read(file, &rec) != 0)
         return;
     if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
-        if (priv)
+        /* A record-less private marker: old by the file system's clock too
+         * (a taker between its create and its write is not dead). */
+        if (!priv)
+            (void)take_over(g->l, file, &rec, 0, NULL, 1, 0);
+        else if (record_valid(&rec) || fl__prim_still_old(&rec, g->fresh_fd, FL__MALFORMED_GRACE))
             (void)fl__prim_remove(file);
-        else
-            (void)take_over(g->l, file, &rec, 0, NULL, 1);
     }
     fl__prim_close(rec.fd);
 }
 
-static void collect_garbage(const fl_lock *l, const char *path) {
+static void collect_garbage(const fl_lock *l, const char *path, int fresh_fd) {
     char prefix[32];
     size_t dirlen;
     gc_ctx g;
     snprintf(prefix, sizeof prefix, ".%016llx.",
              (unsigned long long)fl__name_hash(base_of(path, &dirlen)));
     g.l = l;
+    g.fresh_fd = fresh_fd;
     fl__prim_scan(path, prefix, gc_one, &g);
 }
 
@@ -277,11 +305,11 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
     r = FL__BUSY;
     if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
         __fl_hold won = *h;
-        r = take_over(l, path, &rec, 1, &won, 0);
+        r = take_over(l, path, &rec, 1, &won, 0, 0);
         if (r == 0) {
             *h = won;
             /* A dead holder was found: maybe a crashed taker too. */
-            collect_garbage(l, path);
+            collect_garbage(l, path, won.fd);
         } else if (r == TAKE_RETRY) {
             h->have_id = 0; /* judge whatever is there now at once */
         }
@@ -330,7 +358,7 @@ int fl__soft_break(fl_lock *l) {
             continue;
         if (e != 0)
             return fl__prim_path_error(l, e);
-        r = take_over(l, l->path, &rec, 0, NULL, 0);
+        r = take_over(l, l->path, &rec, 0, NULL, 0, 1);
         fl__prim_close(rec.fd);
         if (r == 0)
             return 0;

@@ -24,6 +24,7 @@ typedef struct fl__fid {
 typedef struct fl__record {
     fl__fid id;
     double age;     /* seconds since the last modification (wall clock) */
+    double mtime;   /* the last modification, seconds (the file system's clock) */
     int fd;         /* kept open (so the identity stays unique), or -1 */
     size_t len;     /* bytes of text */
     char text[512]; /* NUL-terminated; an owner record is well under this */
@@ -70,6 +71,14 @@ FL__HIDDEN int fl__prim_close(int fd);
  * is FL__GONE once older than grace seconds (the create-to-write moment),
  * else FL__ALIVE. */
 FL__HIDDEN int fl__prim_judge(const fl__record *rec, double grace);
+/* Whether a file judged without a valid record (rec, still open in
+ * rec->fd) is unchanged since it was read and at least grace seconds old by
+ * the file system's own clock: the modification time of fresh_fd, a file we
+ * have just written in the same directory, minus rec's. The reader's clock
+ * (rec->age) may be ahead of a file server's, or stepped: it alone would
+ * make a holder between its create and its write look old at once. 1 yes,
+ * 0 no (also when it cannot be told). */
+FL__HIDDEN int fl__prim_still_old(const fl__record *rec, int fresh_fd, double grace);
 /* The absolute spelling of path (resolved against the current directory
  * now, so that a later chdir cannot move it); malloc'ed, NULL on error. */
 FL__HIDDEN char *fl__prim_absolute(const char *path);

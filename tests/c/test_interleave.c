@@ -50,6 +50,9 @@
 /* ---- the actor (a forked child) ------------------------------------------ */
 
 static int g_step, g_pause_at, g_ev, g_ctl, g_counting;
+/* Added to every st_dev the actor sees: a second client of a network file
+ * system, whose mount has its own device number for the same files. */
+static dev_t g_dev_offset;
 static __fl_syscalls g_real;
 
 static void step(const char *what, const char *path) {
@@ -72,12 +75,20 @@ static int w_close(int fd) {
     return g_real.close(fd);
 }
 static int w_lstat(const char *p, struct stat *st) {
+    int rc;
     step("lstat", p);
-    return g_real.lstat(p, st);
+    rc = g_real.lstat(p, st);
+    if (rc == 0)
+        st->st_dev += g_dev_offset;
+    return rc;
 }
 static int w_fstat(int fd, struct stat *st) {
+    int rc;
     step("fstat", NULL);
-    return g_real.fstat(fd, st);
+    rc = g_real.fstat(fd, st);
+    if (rc == 0)
+        st->st_dev += g_dev_offset;
+    return rc;
 }
 static ssize_t w_write(int fd, const void *b, size_t n) {
     step("write", NULL);
@@ -452,6 +463,109 @@ START_TEST(live_claim_is_respected) {
 }
 END_TEST
 
+static int fstat_server_behind(int fd, struct stat *st) {
+    int rc = fstat(fd, st);
+    if (rc == 0)
+        st->st_mtim.tv_sec -= 10;
+    return rc;
+}
+
+/* A claim without a record, just created: a live taker between its create
+ * and its write. With the file server's clock 10 s behind ours it looks 10
+ * s old to us; it must still be respected (the grace is measured with the
+ * file system's clock), and the marker under it left alone. */
+START_TEST(fresh_record_less_claim_respected_under_clock_skew) {
+    const char *path = P("x.lock");
+    char claim[4096];
+    struct stat st;
+    fl__fid id;
+    fl_lock *l;
+    plant_stale(path);
+    ck_assert_int_eq(lstat(path, &st), 0);
+    id.dev = (uint64_t)st.st_dev;
+    id.ino = (uint64_t)st.st_ino;
+    ck_assert_int_eq(fl__soft_claim_name(path, &id, claim, sizeof claim), 0);
+    fl_write_file(claim, "");
+    __fl_sys.fstat = fstat_server_behind;
+    l = fl_new_kind(path, FL_SOFT);
+    ck_assert_int_eq(fl_acquire_ex(l, 0.6, 1, 0.01), FL_ETIMEOUT);
+    fl_lock_free(l);
+    __fl_sys_reset();
+    ck_assert_msg(fl_exists(claim), "a live taker's fresh claim was removed");
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert_msg((uint64_t)st.st_ino == id.ino, "the marker under a live claim was replaced");
+}
+END_TEST
+
+/* Two clients of one network file system (NFS, GlusterFS over FUSE) see
+ * the same file with different st_dev (each mount has its own device
+ * number), the same inode number. Both judge a record-less dead marker
+ * gone; A has its claim and stops just before its rename; B, the other
+ * client, must find A's claim -- the claim cannot name the device. Before
+ * the fix B claimed under its own device number, renamed, held, and A's
+ * rename then replaced B's live marker: two holders. */
+START_TEST(claim_shared_by_clients_with_different_st_dev) {
+    char path[4096]; /* P()'s buffers rotate: the probes below call it often */
+    char where[] = "record-less dead marker, A before its rename, B on another client";
+    actor a, b;
+    char eb;
+    int k;
+    struct timespec old[2];
+    snprintf(path, sizeof path, "%s", P("x.lock"));
+    for (k = 1; k <= MAX_STEP; k++) {
+        empty_dir();
+        fl_write_file(path, "");
+        clock_gettime(CLOCK_REALTIME, &old[0]);
+        old[0].tv_sec -= 10;
+        old[1] = old[0];
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, old, AT_SYMLINK_NOFOLLOW), 0);
+        actor_start(&a, path, k, 5);
+        ck_assert_msg(actor_next(&a, where) == 'P', "A ended before a rename: %s", a.last);
+        if (strstr(a.last, " rename ") != NULL)
+            break;
+        actor_kill(&a);
+        actor_close(&a);
+    }
+    ck_assert_msg(k <= MAX_STEP, "no rename step found");
+    g_dev_offset = 1; /* inherited by B only: A is already forked */
+    actor_start(&b, path, 0, 0.6);
+    g_dev_offset = 0;
+    eb = actor_next(&b, where);
+    ck_assert_msg(eb == 'T', "B, on the other client, did not wait for A's claim: %s", b.last);
+    actor_reap(&b, where);
+    actor_send(&a, 'r');
+    ck_assert_msg(actor_run(&a, where) == 'H', "A: %s", a.last);
+    actor_release(&a, where);
+    actor_close(&a);
+    actor_close(&b);
+    assert_recovers(path, where);
+}
+END_TEST
+
+/* A private marker without a record, just created: a live taker between
+ * its create and its write. The collector (run after our take-over of a
+ * dead marker) must keep it although, with the file server's clock 10 s
+ * behind ours, it looks 10 s old. */
+START_TEST(fresh_record_less_private_marker_kept_under_clock_skew) {
+    const char *path = P("x.lock");
+    char claim[4096], priv[4096];
+    fl__fid fake = {1, 111};
+    size_t dl = strlen(fl_tdir) + 1;
+    fl_lock *l;
+    ck_assert_int_eq(fl__soft_claim_name(path, &fake, claim, sizeof claim), 0);
+    snprintf(priv, sizeof priv, "%.*s0000000000000003.new", (int)(dl + 18), claim);
+    fl_write_file(priv, "");
+    plant_stale(path);
+    __fl_sys.fstat = fstat_server_behind;
+    l = fl_new_kind(path, FL_SOFT);
+    ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 0.01), 0);
+    __fl_sys_reset();
+    ck_assert_msg(fl_exists(priv), "a live taker's fresh private marker was collected");
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* What crashed takers leave (claims and private markers of dead owners) is
  * collected after the next take-over; files of live owners are kept. */
 START_TEST(leftovers_of_dead_takers_collected) {
@@ -498,6 +612,11 @@ Suite *suite_interleave(void) {
     tcase_add_test(tc, dead_claim_is_taken_over);
     tcase_add_test(tc, live_claim_is_respected);
     tcase_add_test(tc, leftovers_of_dead_takers_collected);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("attack");
+    tcase_add_test(tc, fresh_record_less_claim_respected_under_clock_skew);
+    tcase_add_test(tc, fresh_record_less_private_marker_kept_under_clock_skew);
+    tcase_add_test(tc, claim_shared_by_clients_with_different_st_dev);
     suite_add_tcase(s, tc);
     return s;
 }

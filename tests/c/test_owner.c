@@ -666,6 +666,70 @@ START_TEST(kill_eperm_means_alive) {
 }
 END_TEST
 
+/* hidepid=2 (invisible) /proc: another user's /proc/<pid> does not exist
+ * for us although kill() says the process does. */
+static char hidden_stat[64];
+static int open_hiding_pid(const char *path, int flags, mode_t mode) {
+    if (strcmp(path, hidden_stat) == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return open(path, flags, mode);
+}
+
+START_TEST(hidden_proc_entry_means_alive) {
+    /* The holder's pid lives (kill says so) but /proc hides it: its token
+     * cannot be read, which is not proof of death. Before the fix the
+     * missing /proc entry read as "vanished meanwhile" and a live holder of
+     * another user was taken over. */
+    const char *p = P("x.lock");
+    char rec[512], h[256], tok[128];
+    host(h, sizeof h);
+    token_of(getppid(), tok, sizeof tok);
+    snprintf(rec, sizeof rec, "%ld\n%s\n%s\n", (long)getppid(), h, tok);
+    fl_write_file(p, rec);
+    snprintf(hidden_stat, sizeof hidden_stat, "/proc/%ld/stat", (long)getppid());
+    __fl_sys.open = open_hiding_pid;
+    assert_kept(p, rec, 1.2);
+    /* EPERM from kill (another user's process) and a hidden entry: kept. */
+    __fl_sys.kill = kill_eperm;
+    assert_kept(p, rec, 1.2);
+    /* ESRCH from kill is still proof. */
+    __fl_sys.kill = kill_esrch;
+    assert_reclaimed(p, rec);
+    __fl_sys_reset();
+}
+END_TEST
+
+/* A file server whose clock is 10 s behind ours (or our clock stepped 10 s
+ * forward): every modification time we see is 10 s older than it would be
+ * by our clock. */
+static int fstat_server_behind(int fd, struct stat *st) {
+    int rc = fstat(fd, st);
+    if (rc == 0) {
+        st->st_mtim.tv_sec -= 10;
+        st->st_ctim.tv_sec -= 10;
+    }
+    return rc;
+}
+
+START_TEST(record_less_grace_by_file_system_clock) {
+    /* A marker without a record, just created: its owner may be between
+     * its create and its write (or be Debian's py-filelock 3.9, which never
+     * writes). By our clock it is 10 s old; by the file system's it was
+     * made a moment ago, and that is the clock the grace is measured with.
+     * Before the fix it was taken over at once. */
+    const char *p = P("x.lock");
+    fl_write_file(p, "");
+    __fl_sys.fstat = fstat_server_behind;
+    assert_kept(p, "", 1.2);
+    /* Old by both clocks: reclaimed. */
+    age_file(p, 5);
+    assert_reclaimed(p, "");
+    __fl_sys_reset();
+}
+END_TEST
+
 START_TEST(kill_esrch_means_gone) {
     /* The kernel's "no such process" is proof enough, even for a record
      * whose pid happens to be alive as far as /proc is concerned. */
@@ -902,6 +966,8 @@ Suite *suite_owner(void) {
                         (int)(sizeof malformed / sizeof malformed[0]));
     tcase_add_test(tc, kill_eperm_means_alive);
     tcase_add_test(tc, kill_esrch_means_gone);
+    tcase_add_test(tc, hidden_proc_entry_means_alive);
+    tcase_add_test(tc, record_less_grace_by_file_system_clock);
     tcase_add_loop_test(tc, stale_marker_not_removable_is_an_error, 0, 2);
     suite_add_tcase(s, tc);
 

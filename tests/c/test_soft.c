@@ -305,6 +305,39 @@ START_TEST(item5_permanent_takeover_errors) {
 }
 END_TEST
 
+/* A write of our record that fails after a taker replaced our (still
+ * record-less, so after 2 s fair game) marker: the cleanup must not unlink
+ * the name, which now holds the taker's marker. The write hook plays the
+ * taker (a rename over the name) and then fails. */
+static const char *replaced_path, *replacement;
+static ssize_t write_after_takeover(int fd, const void *buf, size_t n) {
+    (void)buf;
+    (void)n;
+    (void)fd;
+    if (rename(replacement, replaced_path) != 0)
+        return -1;
+    errno = ENOSPC;
+    return -1;
+}
+
+START_TEST(failed_record_write_leaves_takers_marker) {
+    const char *p = P("x.lock"), *q = P("taker");
+    char rec[512];
+    fl_lock *l = fl_new_kind(p, FL_SOFT);
+    int rc;
+    snprintf(rec, sizeof rec, "%ld\nsome-other-host.invalid\n", (long)getppid());
+    fl_write_file(q, rec);
+    replaced_path = p;
+    replacement = q;
+    __fl_sys.write = write_after_takeover;
+    rc = fl_acquire_ex(l, 0, 1, 0.05);
+    __fl_sys_reset();
+    ck_assert_msg(rc == FL_ENOSPC, "got %s (%s)", fl_err_name(rc), fl_last_error());
+    ck_assert_msg(fl_exists(p), "the taker's marker was unlinked by a failed create's cleanup");
+    fl_lock_free(l);
+}
+END_TEST
+
 /* Item 6: lock file names up to NAME_MAX: a stale marker is reclaimed (the
  * helper names are fixed-length). */
 START_TEST(item6_long_names_reclaimed) {
@@ -571,6 +604,77 @@ START_TEST(pidns_dead_holder_same_namespace_reclaimed) {
 }
 END_TEST
 
+/* A process that cannot read its pid namespace (/proc hidden by a tmpfs,
+ * as in a sandbox or chroot without /proc) in a new pid namespace: before
+ * the fix it judged our pid in its namespace (ESRCH: "gone") and took our
+ * live lock over, and its own record looked like one of the initial
+ * namespace. Now it judges nobody, and its record carries " pidns=1" (no
+ * namespace has inode 1), which nobody else judges either. */
+START_TEST(pidns_unreadable_judges_nobody) {
+    const char *p = P("x.lock"), *copy = P("sandbox-record");
+    char script[8192], rec[512], h[256];
+    fl_lock *l = fl_new_kind(p, FL_SOFT);
+    if (!have_unshare()) {
+        fprintf(stderr, "note: pid namespace tests need root and unshare(1): skipped\n");
+        fl_lock_free(l);
+        return;
+    }
+    ck_assert_int_eq(fl_acquire(l), 0);
+    snprintf(script, sizeof script,
+             "unshare --pid --fork --mount --propagation private sh -c '"
+             "mount -t tmpfs none /proc || exit 9; %s try %s soft'",
+             FL_TEST_HELPER, p);
+    ck_assert_int_eq(WEXITSTATUS(system(script)), 3);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    /* Its own holder, from a second process of the same sandbox: busy. */
+    snprintf(script, sizeof script,
+             "unshare --pid --fork --mount --propagation private sh -c '"
+             "mount -t tmpfs none /proc || exit 9; %s hold %s soft 60000 >/dev/null & h=$!; "
+             "while [ ! -s %s ]; do sleep 0.01; done; cp %s %s; %s try %s soft; r=$?; "
+             "kill $h; wait $h; exit $r'",
+             FL_TEST_HELPER, p, p, p, copy, FL_TEST_HELPER, p);
+    ck_assert_int_eq(WEXITSTATUS(system(script)), 3);
+    ck_assert(fl_read_file(copy, rec, sizeof rec) > 0);
+    ck_assert_msg(strstr(rec, " pidns=1\n") != NULL, "sandbox record: '%s'", rec);
+    /* Such a record, of a pid dead here: not ours to judge. */
+    ck_assert_int_eq(gethostname(h, sizeof h), 0);
+    h[sizeof h - 1] = '\0';
+    snprintf(rec, sizeof rec, "999999\n%s pidns=1\n", h);
+    fl_write_file(p, rec);
+    ck_assert_int_eq(fl_acquire_ex(l, 0.8, 1, 0.05), FL_ETIMEOUT);
+    fl_lock_free(l);
+    ck_assert_int_eq(unlink(p), 0);
+}
+END_TEST
+
+/* /proc mounted with hidepid=2 (invisible): to another user our
+ * /proc/<pid> does not exist although we live. Such a waiter (nobody, in
+ * a directory it may write, no sticky bit) must not take our live marker
+ * over. Before the fix it did: the missing /proc entry read as "exited". */
+START_TEST(hidepid_waiter_keeps_live_holder) {
+    const char *p = P("x.lock");
+    char script[8192];
+    fl_lock *l;
+    if (!have_unshare()) {
+        fprintf(stderr, "note: the hidepid test needs root and unshare(1): skipped\n");
+        return;
+    }
+    ck_assert_int_eq(chmod(fl_tdir, 0777), 0);
+    l = fl_new_kind(p, FL_SOFT);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    snprintf(script, sizeof script,
+             "unshare --mount --propagation private sh -c '"
+             "mount -t proc -o hidepid=2 proc /proc || exit 9; "
+             "[ -e /proc/%ld ] || exit 8; "
+             "exec setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "
+             "\"[ -e /proc/%ld ] && exit 8; exec %s try %s soft\"'",
+             (long)getpid(), (long)getpid(), FL_TEST_HELPER, p);
+    ck_assert_int_eq(WEXITSTATUS(system(script)), 3);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+}
+END_TEST
+
 Suite *suite_soft(void) {
     Suite *s = suite_create("soft");
     TCase *tc = fl_tcase("marker");
@@ -587,6 +691,7 @@ Suite *suite_soft(void) {
     tc = fl_tcase("issue13");
     tcase_add_test(tc, item5_unremovable_stale_marker_is_an_error);
     tcase_add_test(tc, item5_permanent_takeover_errors);
+    tcase_add_test(tc, failed_record_write_leaves_takers_marker);
     tcase_add_loop_test(tc, item6_long_names_reclaimed, 0, 6);
     tcase_add_loop_test(tc, item6_read_write_long_names, 0, 6);
     tcase_add_test(tc, item7_explicit_mode_exact);
@@ -595,6 +700,8 @@ Suite *suite_soft(void) {
     tcase_add_test(tc, pidns_live_holder_in_child_kept);
     tcase_add_test(tc, pidns_live_host_holder_kept_from_child);
     tcase_add_test(tc, pidns_dead_holder_same_namespace_reclaimed);
+    tcase_add_test(tc, pidns_unreadable_judges_nobody);
+    tcase_add_test(tc, hidepid_waiter_keeps_live_holder);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -266,7 +266,7 @@ def claim_name(path: Path) -> Path:
     for b in path.name.encode():
         h = ((h ^ b) * 1099511628211) % 2**64
     st = os.lstat(path)
-    return path.parent / f".{h:016x}.{st.st_dev:x}-{st.st_ino:x}.claim"
+    return path.parent / f".{h:016x}.{st.st_ino:x}.claim"
 
 
 def test_taker_killed_holding_its_claim_is_resolved(tmp_path: Path) -> None:
