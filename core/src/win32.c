@@ -805,8 +805,10 @@ int fl__prim_replace(const char *from, const char *to) {
         return t_prim_errno;
     }
     for (;;) {
-        if (__fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING))
+        if (__fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)) {
+            e = 0;
             break;
+        }
         e = GetLastError();
         if ((e != ERROR_ACCESS_DENIED && e != ERROR_SHARING_VIOLATION) || __fl_now() >= until)
             break;
