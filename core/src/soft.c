@@ -163,9 +163,9 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
             fl__prim_close(pfd);
             /* EBUSY (Windows): another process has the dead marker open,
              * which stops a replace there; wait and judge again. */
-            rc = e == EBUSY ? TAKE_BUSY
-                            : takeover_error(l, e, "cannot replace the dead holder's marker with",
-                                             priv);
+            rc = e == EBUSY
+                     ? TAKE_BUSY
+                     : takeover_error(l, e, "cannot replace the dead holder's marker with", priv);
             goto drop_claim;
         }
         h->fd = pfd;

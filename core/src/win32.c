@@ -817,16 +817,23 @@ int fl__prim_replace(const char *from, const char *to) {
             sleep_ms *= 2;
     }
     if (e == ERROR_ACCESS_DENIED || e == ERROR_SHARING_VIOLATION) {
-        /* In use, or refused? An open without sharing tells. */
-        HANDLE t = __fl_sys.create_file(wto, DELETE, 0, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
+        /* In use, or refused? An open without sharing tells: it fails
+         * while anyone has the file open for data (a reader; a pure-Python
+         * holder keeps its marker open). A handle for attributes only,
+         * which our own holders keep, does not show here; only a live
+         * holder has one, and a live holder is never judged gone, so the
+         * refusal that follows is then an error, never a second holder. */
+        HANDLE t =
+            __fl_sys.create_file(wto, DELETE, 0, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
         if (t == INVALID_HANDLE_VALUE && GetLastError() == ERROR_SHARING_VIOLATION) {
             r = prim_fail_errno(EBUSY);
         } else {
             if (t != INVALID_HANDLE_VALUE)
                 __fl_sys.close_handle(t);
             /* Free now: one more try, then its answer stands. */
-            r = __fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING) ? 0
-                                                                          : prim_fail(GetLastError());
+            r = __fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)
+                    ? 0
+                    : prim_fail(GetLastError());
         }
     } else if (e != 0) {
         r = prim_fail(e);

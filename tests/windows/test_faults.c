@@ -158,8 +158,8 @@ START_TEST(dead_takers_leftovers_resolved) {
     claim_of(p, claim, sizeof claim);
     snprintf(rec, sizeof rec, "4194299\n%s\n", wt_host());
     wt_plant(claim, rec);
-    snprintf(priv, sizeof priv, "%.*s.%016llx.00000000deadbeef.new",
-             (int)(strrchr(p, '/') - p + 1), p, (unsigned long long)fl__name_hash("dt.lock"));
+    snprintf(priv, sizeof priv, "%.*s.%016llx.00000000deadbeef.new", (int)(strrchr(p, '/') - p + 1),
+             p, (unsigned long long)fl__name_hash("dt.lock"));
     wt_plant(priv, rec);
     ck_assert_int_eq(wt_count("."), 2);
     ck_assert_msg(fl_acquire_ex(l, 10, 1, 0.05) == 0, "%s", fl_last_error());

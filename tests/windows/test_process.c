@@ -134,7 +134,7 @@ START_TEST(soft_dead_holder_reclaimed_by_waiting_process) {
     wt_finish(&holder, 30);
     ck_assert_int_eq(wt_finish(&waiter, 40), 0); /* won within its 30 s timeout */
     ck_assert(!wt_exists(path));                 /* and released */
-    ck_assert_int_eq(wt_count("."), 0);         /* no claim, no private marker */
+    ck_assert_int_eq(wt_count("."), 0);          /* no claim, no private marker */
 }
 END_TEST
 

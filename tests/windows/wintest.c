@@ -115,8 +115,7 @@ int wt_count(const char *prefix) {
         return 0;
     do
         n += !(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) && wcscmp(fd.cFileName, L".") &&
-             wcscmp(fd.cFileName, L"..") &&
-             wcsncmp(fd.cFileName, wprefix, wcslen(wprefix)) == 0;
+             wcscmp(fd.cFileName, L"..") && wcsncmp(fd.cFileName, wprefix, wcslen(wprefix)) == 0;
     while (FindNextFileW(f, &fd));
     FindClose(f);
     return n;
