@@ -108,6 +108,9 @@ typedef struct __fl_watch {
     int efd;      /* this waiter's eventfd, signalled by the hub */
     unsigned gen; /* fork generation of the hub this waiter joined */
     void *waiter; /* the hub's record of this waiter (posix.c) */
+    /* The attempt's hold: a soft waiter's contended marker, whose holder's
+     * death is a wake-up on Linux (posix.c, holder_pidfd). */
+    struct __fl_hold *hold;
 #endif
 } __fl_watch;
 
@@ -116,7 +119,7 @@ typedef struct __fl_watch {
     { -1, -1, 0, NULL, NULL }
 #else
 #define FL__WATCH_INIT                                                                             \
-    { -1, -1, 0, -1, 0, NULL }
+    { -1, -1, 0, -1, 0, NULL, NULL }
 #endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */
@@ -287,6 +290,7 @@ typedef struct __fl_syscalls {
     int (*inotify_add_watch)(int fd, const char *path, uint32_t mask);
     int (*rename)(const char *from, const char *to);
     int (*kill)(pid_t pid, int sig);
+    int (*pidfd_open)(pid_t pid, unsigned int flags); /* ENOSYS where there is none */
 } __fl_syscalls;
 #else
 /* The Windows seam (win32.c), in plain C types so that this header does not

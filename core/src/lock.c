@@ -550,9 +550,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
     __fl_watch w = FL__WATCH_INIT;
     double last_cancel = __fl_now();
     int watching = 0, rc, kind;
-#ifdef _WIN32
     w.hold = h;
-#endif
 
     if (log)
         __fl_log(l, FL_LOG_ATTEMPT, 0);
