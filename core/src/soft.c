@@ -16,7 +16,9 @@
  * change the name meanwhile: X's owner is dead, other takers lose the
  * claim, exclusive creators fail while the name exists, and releasers only
  * remove their own marker. Every taker keeps X open, so X's identity cannot
- * be handed to a new file while it is being judged.
+ * be handed to a new file while it is being judged (on Windows, where an
+ * open file cannot be replaced, X is closed instead and its identity is one
+ * no new file repeats: see fl__prim_read in soft.h).
  */
 #include "soft.h"
 
