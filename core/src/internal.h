@@ -48,9 +48,20 @@
 /* The cancel callback is consulted at least this often. */
 #define FL__CANCEL_SLICE 0.05
 
+/* An open file of the soft lock (and of the POSIX kernel lock): a
+ * descriptor on POSIX, a HANDLE on Windows. FL__NO_FH is "none" on both
+ * (-1, INVALID_HANDLE_VALUE). */
+#ifdef _WIN32
+typedef void *fl__fh;
+#else
+typedef int fl__fh;
+#endif
+#define FL__NO_FH ((fl__fh)(intptr_t)-1)
+
 /* What a backend holds for one acquisition. */
 typedef struct __fl_hold {
-    int fd;       /* kernel lock: the locked (or opened, while trying) file */
+    fl__fh fd;    /* POSIX kernel lock: the locked (or opened, while trying) file; soft lock:
+                     the marker, open for the whole hold */
     uint64_t dev; /* identity of the lock file / marker we opened or saw */
     uint64_t ino;
     int have_id;       /* dev/ino are valid */
@@ -64,7 +75,7 @@ typedef struct __fl_hold {
 
 #ifdef _WIN32
 #define FL__HOLD_INIT                                                                              \
-    { -1, 0, 0, 0, 0, 0.0, NULL, NULL }
+    { FL__NO_FH, 0, 0, 0, 0, 0.0, NULL, NULL }
 #else
 #define FL__HOLD_INIT                                                                              \
     { -1, 0, 0, 0, 0, 0.0, NULL }
@@ -99,6 +110,9 @@ typedef struct __fl_watch {
     int efd;      /* this waiter's eventfd, signalled by the hub */
     unsigned gen; /* fork generation of the hub this waiter joined */
     void *waiter; /* the hub's record of this waiter (posix.c) */
+    /* The attempt's hold: a soft waiter's contended marker, whose holder's
+     * death is a wake-up on Linux (posix.c, holder_pidfd). */
+    struct __fl_hold *hold;
 #endif
 } __fl_watch;
 
@@ -107,7 +121,7 @@ typedef struct __fl_watch {
     { -1, -1, 0, NULL, NULL }
 #else
 #define FL__WATCH_INIT                                                                             \
-    { -1, -1, 0, -1, 0, NULL }
+    { -1, -1, 0, -1, 0, NULL, NULL }
 #endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */
@@ -280,6 +294,7 @@ typedef struct __fl_syscalls {
     int (*inotify_add_watch)(int fd, const char *path, uint32_t mask);
     int (*rename)(const char *from, const char *to);
     int (*kill)(pid_t pid, int sig);
+    int (*pidfd_open)(pid_t pid, unsigned int flags); /* ENOSYS where there is none */
 } __fl_syscalls;
 #else
 /* The Windows seam (win32.c), in plain C types so that this header does not
@@ -294,6 +309,7 @@ typedef struct __fl_syscalls {
     int (*close_handle)(void *h);
     int (*create_directory)(const wchar_t *path);
     int (*write_file)(void *h, const void *buf, unsigned long n, unsigned long *written);
+    int (*move_file)(const wchar_t *from, const wchar_t *to, unsigned long flags);
 } __fl_syscalls;
 #endif
 

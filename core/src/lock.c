@@ -624,9 +624,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
     double last_cancel = __fl_now();
     unsigned gen = __fl_current_gen();
     int watching = 0, logged_wait = 0, rc, kind;
-#ifdef _WIN32
     w.hold = h;
-#endif
 
     if (log)
         __fl_log(l, FL_LOG_ATTEMPT, 0);

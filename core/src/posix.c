@@ -30,6 +30,7 @@
 #ifdef __linux__
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/syscall.h>
 #endif
 
 /* ---------------------------------------------------------------------- */
@@ -56,12 +57,23 @@ static int sys_inotify_add_watch(int fd, const char *path, uint32_t mask) {
 }
 #define inotify_init1 sys_inotify_init1
 #endif
+/* pidfd_open(2) (Linux 5.3) through syscall(): glibc has a wrapper only
+ * since 2.36. */
+static int sys_pidfd_open(pid_t pid, unsigned int flags) {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+#else
+    (void)pid, (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
 
 /* One list for both the table tests override and the pristine copy. */
 #define FL__REAL_SYSCALLS                                                                          \
     {                                                                                              \
         sys_open, close, flock, sys_fstat, sys_lstat, mkdir, unlink, write, fchmod, inotify_init1, \
-            sys_inotify_add_watch, rename, kill                                                    \
+            sys_inotify_add_watch, rename, kill, sys_pidfd_open                                    \
     }
 
 static const __fl_syscalls real_syscalls = FL__REAL_SYSCALLS;
@@ -502,6 +514,8 @@ int fl__prim_close(int fd) {
     return close_fd(fd) == 0 ? 0 : errno;
 }
 
+static int holder_exited(long pid, const char *token);
+
 int fl__prim_judge(const fl__record *rec, double grace) {
     char host[256], token[96];
     uint64_t ns = 0;
@@ -533,6 +547,9 @@ int fl__prim_judge(const fl__record *rec, double grace) {
         if (r == 1)
             return __fl_sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH ? FL__GONE : FL__ALIVE;
         if (r == 0 && strcmp(token, o.start_token) != 0)
+            return FL__GONE;
+        /* Exited, but not yet reaped: its pidfd told this thread. */
+        if (r == 0 && holder_exited(o.pid, o.start_token))
             return FL__GONE;
     }
     return FL__ALIVE;
@@ -919,6 +936,13 @@ typedef struct fl__waiter {
     const char *name; /* soft lock: the marker's name in the watched directory;
                          NULL: every event of the watch concerns the waiter */
     struct fl__waiter *prev, *next;
+    /* Soft lock: the contended marker's holder (holder_pidfd), used by the
+     * waiting thread only. Armed once per marker identity. */
+    int pidfd; /* -1: none */
+    int pid_armed;
+    uint64_t pid_dev, pid_ino;
+    long pid;
+    char token[96];
 } fl__waiter;
 
 typedef struct fl__hub_watch {
@@ -1009,6 +1033,102 @@ static void hub_unref(int wd) {
             }
             return;
         }
+}
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Faster recovery: a soft waiter wakes when the holder dies (Linux pidfd)  */
+/* ---------------------------------------------------------------------- */
+
+/* A holder's death is not a file-system event: without this, a soft waiter
+ * learns of it at its next judgement of the marker (every 0.5 s). A pidfd
+ * (pidfd_open(2), Linux 5.3) of the holder becomes readable the moment its
+ * whole thread group has exited, so the waiter adds it to what it polls.
+ * Armed only for a holder judged alive whose record carries a start token
+ * that /proc (of our own pid namespace) still confirms once the pidfd is
+ * open: the pidfd is then certainly the holder's. Anything else (another
+ * host or namespace, no token, no pidfd_open: ENOSYS, EMFILE) leaves the
+ * timed re-check as it was. The death a pidfd reports is final even while
+ * the holder is a zombie not yet reaped (kill() and /proc still show it):
+ * the judge of this thread is told (holder_exited). */
+static __thread long t_exited_pid;
+static __thread char t_exited_token[96];
+static int g_no_pidfd; /* pidfd_open answered ENOSYS: not tried again (atomic) */
+
+#define FL__HOLDER_GONE (-2)
+
+static int holder_exited(long pid, const char *token) {
+    return pid == t_exited_pid && token[0] && strcmp(token, t_exited_token) == 0;
+}
+
+#ifdef __linux__
+static void holder_unwatch(fl__waiter *wt) {
+    if (wt->pidfd >= 0)
+        close_fd(wt->pidfd);
+    wt->pidfd = -1;
+}
+
+/* The pidfd to poll for the holder of the marker the attempt contends for
+ * (w->hold names it), opened at most once per marker; -1 for none;
+ * FL__HOLDER_GONE when the holder is found gone already. */
+static int holder_pidfd(fl_lock *l, __fl_watch *w) {
+    fl__waiter *wt = w->waiter;
+    const __fl_hold *h = w->hold;
+    char token[96];
+    self_ident me;
+    fl__record rec;
+    fl_owner o;
+    uint64_t ns;
+    int fd, r;
+    if (!wt || !h || !h->have_id)
+        return -1;
+    if (wt->pid_armed && wt->pid_dev == h->dev && wt->pid_ino == h->ino)
+        return wt->pidfd;
+    holder_unwatch(wt);
+    wt->pid_armed = 1;
+    wt->pid_dev = h->dev;
+    wt->pid_ino = h->ino;
+    if (__atomic_load_n(&g_no_pidfd, __ATOMIC_RELAXED))
+        return -1;
+    self_identity(&me);
+    if (!me.proc_is_ours || fl__prim_read(h->path ? h->path : l->path, &rec) != 0)
+        return -1;
+    (void)fl__prim_close(rec.fd);
+    /* Another marker by now: the next attempt judges that one. */
+    if (rec.id.dev != h->dev || rec.id.ino != h->ino ||
+        fl__parse_record(rec.text, rec.len, &o, &ns) != 0 || !o.start_token[0] ||
+        fl__prim_judge(&rec, 0) != FL__ALIVE)
+        return -1;
+    fd = __fl_sys.pidfd_open((pid_t)o.pid, 0);
+    if (fd < 0) {
+        if (errno == ENOSYS)
+            __atomic_store_n(&g_no_pidfd, 1, __ATOMIC_RELAXED);
+        return errno == ESRCH ? FL__HOLDER_GONE : -1;
+    }
+    /* The pid may have passed to another process between the judgement
+     * and the open: the pidfd is the holder's only if the pid still has
+     * the holder's start token. */
+    r = start_token(o.pid, token, sizeof token);
+    if (r != 0 || strcmp(token, o.start_token) != 0) {
+        close_fd(fd);
+        return r == -1 ? -1 : FL__HOLDER_GONE;
+    }
+    wt->pidfd = above_stdio(fd, 1);
+    wt->pid = o.pid;
+    snprintf(wt->token, sizeof wt->token, "%s", o.start_token);
+    return wt->pidfd;
+}
+
+/* The holder is gone (exited = its pidfd said so): judge the marker at the
+ * next attempt instead of at its next scheduled judgement. */
+static void holder_gone(__fl_watch *w, int exited) {
+    fl__waiter *wt = w->waiter;
+    if (exited) {
+        t_exited_pid = wt->pid;
+        snprintf(t_exited_token, sizeof t_exited_token, "%s", wt->token);
+    }
+    holder_unwatch(wt);
+    w->hold->recheck_at = 0;
 }
 #endif
 
@@ -1131,6 +1251,7 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
             return;
         }
         wt->efd = efd;
+        wt->pidfd = -1;
         wt->name = kind == FL_KERNEL ? NULL : l->base;
         /* Seen before the watch is added: if the target is replaced in
          * between, the next wait sees a mismatch and moves the watch (a
@@ -1227,16 +1348,26 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
             return sleep_slice(l, &ts);
 #ifdef __linux__
         {
-            struct pollfd p[2];
+            struct pollfd p[3];
             uint64_t count;
-            int rc;
+            int rc, n = 2, hp = kind == FL_SOFT ? holder_pidfd(l, w) : -1;
+            if (hp == FL__HOLDER_GONE) {
+                holder_gone(w, 0);
+                return 1;
+            }
             p[0].fd = w->fd;
             p[0].events = POLLIN;
             p[0].revents = 0;
             p[1].fd = w->efd;
             p[1].events = POLLIN;
             p[1].revents = 0;
-            rc = ppoll(p, 2, &ts, NULL);
+            if (hp >= 0) {
+                p[2].fd = hp;
+                p[2].events = POLLIN;
+                p[2].revents = 0;
+                n = 3;
+            }
+            rc = ppoll(p, (nfds_t)n, &ts, NULL);
             if (rc < 0 && errno == EINTR)
                 return __fl_error(FL_EINTR, EINTR,
                                   "waiting for lock file '%s' was interrupted by a signal",
@@ -1245,6 +1376,10 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
                 return sleep_slice(l, &ts); /* cannot poll: re-check on time */
             if (rc == 0)
                 return 0;
+            if (n == 3 && p[2].revents) {
+                holder_gone(w, (p[2].revents & POLLIN) != 0);
+                return 1;
+            }
             if (p[0].revents) {
                 int mine;
                 pthread_mutex_lock(&hub_mu);
@@ -1276,6 +1411,7 @@ void __fl_os_watch_close(__fl_watch *w) {
             hub_unref(wt->wd);
             pthread_mutex_unlock(&hub_mu);
             close_fd(wt->efd);
+            holder_unwatch(wt);
         } else {
             /* Opened before a fork (a fork from the cancel callback): the
              * eventfd number may be the child's own file by now. */

@@ -16,7 +16,9 @@
  * change the name meanwhile: X's owner is dead, other takers lose the
  * claim, exclusive creators fail while the name exists, and releasers only
  * remove their own marker. Every taker keeps X open, so X's identity cannot
- * be handed to a new file while it is being judged.
+ * be handed to a new file while it is being judged (on Windows, where an
+ * open file cannot be replaced, X is closed instead and its identity is one
+ * no new file repeats: see fl__prim_read in soft.h).
  */
 #include "soft.h"
 
@@ -141,14 +143,15 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
                      __fl_hold *h, int depth, int forced) {
     char claim[4096], priv[4096];
     fl__fid cid, now, mine;
-    int cfd, pfd = -1, e, rc;
+    fl__fh cfd, pfd = FL__NO_FH;
+    int e, rc;
     if (fl__soft_claim_name(path, &judged->id, claim, sizeof claim) != 0 ||
         (replace && private_name(path, priv, sizeof priv) != 0))
         return __fl_error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
                           l->path, strerror(ENAMETOOLONG));
     /* Step 1: the claim, a compare-and-swap from "no such name". */
     cfd = fl__prim_create(claim, l->mode, 0, &cid);
-    if (cfd < 0) {
+    if (cfd == FL__NO_FH) {
         e = errno;
         if (e == EEXIST)
             return contend_claim(l, claim, depth);
@@ -174,7 +177,7 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
         /* Step 3: our marker, complete, at a private name... */
         pfd =
             fl__prim_create(priv, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &mine);
-        if (pfd < 0) {
+        if (pfd == FL__NO_FH) {
             rc = takeover_error(l, errno, "cannot create", priv);
             goto drop_claim;
         }
@@ -184,7 +187,11 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
         if (e != 0) {
             (void)fl__prim_remove(priv);
             fl__prim_close(pfd);
-            rc = takeover_error(l, e, "cannot replace the dead holder's marker with", priv);
+            /* EBUSY (Windows): another process has the dead marker open,
+             * which stops a replace there; wait and judge again. */
+            rc = e == EBUSY
+                     ? TAKE_BUSY
+                     : takeover_error(l, e, "cannot replace the dead holder's marker with", priv);
             goto drop_claim;
         }
         h->fd = pfd;
@@ -263,17 +270,18 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
     fl__record rec;
     fl__fid id;
     const char *path = hold_path(l, h);
-    int fd, e, r;
+    fl__fh fd;
+    int e, r;
     if (!path)
         return __fl_os_error(errno ? errno : ENOMEM, "cannot resolve soft lock path", l->path);
     fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &id);
-    if (fd < 0 && errno == ENOENT) {
+    if (fd == FL__NO_FH && errno == ENOENT) {
         int rc = fl__prim_make_parents(l);
         if (rc < 0)
             return rc;
         fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &id);
     }
-    if (fd >= 0) {
+    if (fd != FL__NO_FH) {
         /* The descriptor stays open for the whole hold: an open inode
          * cannot be freed, so "same dev/ino" at release (and in a taker's
          * re-check) really means "our marker". */
@@ -325,7 +333,7 @@ int fl__soft_release(fl_lock *l, __fl_hold *h, int owner) {
      * never touch a live holder's marker, so a different file there can
      * only be an operator's break followed by a new holder. Our open
      * descriptor keeps our inode number unique. */
-    if (owner && h->have_id && h->fd >= 0) {
+    if (owner && h->have_id && h->fd != FL__NO_FH) {
         fl__fid now;
         if (fl__prim_id(path, &now) == 0 && now.dev == h->dev && now.ino == h->ino) {
             int e = fl__prim_remove(path);
@@ -333,9 +341,9 @@ int fl__soft_release(fl_lock *l, __fl_hold *h, int owner) {
                 rc = __fl_os_error(e, "cannot remove soft lock marker", l->path);
         }
     }
-    if (h->fd >= 0) {
+    if (h->fd != FL__NO_FH) {
         int e = fl__prim_close(h->fd);
-        h->fd = -1;
+        h->fd = FL__NO_FH;
         if (e != 0 && rc == 0)
             rc = __fl_os_error(e, "error closing soft lock marker (the lock is released)", l->path);
     }

@@ -1,6 +1,6 @@
 /*
  * The soft lock's protocol (soft.c) and the primitives a backend supplies
- * for it (posix.c). The protocol is written once, here; a backend only knows
+ * for it (posix.c, win32.c). The protocol is written once, here; a backend only knows
  * how to create a file exclusively, read a record, replace a name, remove a
  * name and tell whether a recorded process is gone. The protocol and its
  * proof: docs/soft-lock-protocol.md.
@@ -25,7 +25,7 @@ typedef struct fl__record {
     fl__fid id;
     double age;     /* seconds since the last modification (wall clock) */
     double mtime;   /* the last modification, seconds (the file system's clock) */
-    int fd;         /* kept open (so the identity stays unique), or -1 */
+    fl__fh fd;      /* kept open (so the identity stays unique), or FL__NO_FH */
     size_t len;     /* bytes of text */
     char text[512]; /* NUL-terminated; an owner record is well under this */
 } fl__record;
@@ -44,28 +44,38 @@ FL__HIDDEN int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint
 /* FNV-1a of a file name (owner.c). */
 FL__HIDDEN uint64_t fl__name_hash(const char *s);
 
-/* ---- primitives (posix.c) --------------------------------------------- */
+/* ---- primitives (posix.c, win32.c) ----------------------------------- */
+
+/* errno values are the primitives' language on every platform; win32.c
+ * maps its Win32 errors to them and keeps the Win32 text for the message
+ * (fl__prim_path_error). */
 
 /* Creates path with O_EXCL semantics, writes the owner record (of this
  * process, or of owner_pid when > 0: fl_set_owner_pid) in
  * full, applies an explicit mode exactly (mode != FL_MODE_DEFAULT; the umask
- * does not apply to it). Returns the open descriptor and fills id, or -1
+ * does not apply to it). Returns the open file and fills id, or FL__NO_FH
  * with errno set (EEXIST: the name is taken). On a failed write the file is
- * removed again. */
-FL__HIDDEN int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id);
+ * removed again. The file stays open for as long as it is held: a file that
+ * is open keeps its identity (no other file can be given it). */
+FL__HIDDEN fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id);
 /* Reads a regular file without following links or blocking on a FIFO;
- * the descriptor stays open in rec->fd. Returns 0 or an errno value
+ * the file stays open in rec->fd where an open file does not stop
+ * fl__prim_replace from replacing it (POSIX), else rec->fd is FL__NO_FH and
+ * the identity is one that a new file cannot repeat (Windows: volume,
+ * file index and creation time). Returns 0 or an errno value
  * (ENOENT: no such file; EINVAL: not a regular file, rec->id then holds
  * the lstat mode in dev; EAGAIN: replaced while reading). */
 FL__HIDDEN int fl__prim_read(const char *path, fl__record *rec);
 /* lstat identity: 0, or an errno value. */
 FL__HIDDEN int fl__prim_id(const char *path, fl__fid *id);
-/* rename(from, to), replacing to atomically: 0 or an errno value. */
+/* rename(from, to), replacing to atomically: 0 or an errno value.
+ * EBUSY: to cannot be replaced for now because another process has it open
+ * (Windows only, after a short retry): not a permanent error. */
 FL__HIDDEN int fl__prim_replace(const char *from, const char *to);
 /* unlink: 0 or an errno value (ENOENT included). */
 FL__HIDDEN int fl__prim_remove(const char *path);
-/* close: 0 or an errno value (EINTR counts as closed). */
-FL__HIDDEN int fl__prim_close(int fd);
+/* close: 0 or an errno value (EINTR counts as closed); FL__NO_FH: 0. */
+FL__HIDDEN int fl__prim_close(fl__fh fd);
 /* Whether the process named by an owner record is gone (FL__GONE), alive
  * (FL__ALIVE) or cannot be told (FL__UNKNOWN); a record that does not parse
  * is FL__GONE once older than grace seconds (the create-to-write moment),

@@ -1,8 +1,8 @@
 /*
  * Windows backend: LockFileEx on one byte of a separate lock file (the
- * kernel lock), a CREATE_NEW marker file (the soft lock), and wake-ups from
- * a pending overlapped LockFileEx (kernel) or a directory change
- * notification (soft).
+ * kernel lock), the primitives of the soft lock's protocol (soft.c; the
+ * protocol itself is written once, there), and wake-ups from a pending
+ * overlapped LockFileEx (kernel) or a directory change notification (soft).
  *
  * Why byte 0, length 1: that is the range msvcrt's _locking() takes, which
  * is what py-filelock's WindowsFileLock uses, so the two exclude each other.
@@ -30,8 +30,11 @@
 #include "internal.h"
 #include "seconds.h"
 
+#include "soft.h"
+
 #include <windows.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +47,8 @@
 /* lock_issue(): the request is queued in the kernel. */
 #define FL__PENDING 3
 
-/* Grace for a marker without a valid record (the holder is between its
- * create and its write), and how often a waiter judges a marker again. */
-#define FL__MALFORMED_GRACE 2.0
-#define FL__STALE_RECHECK   0.5
-/* How long release and break retry a marker another handle keeps open. */
+/* How long a remove or a replace retries a file another handle keeps open
+ * without sharing delete (a reader such as Python's open()). */
 #define FL__DELETE_RETRY 1.0
 
 /* What a kernel-lock attempt keeps between calls (hold->win). It lives on
@@ -83,15 +83,18 @@ static int sys_write_file(void *h, const void *buf, unsigned long n, unsigned lo
     *written = w;
     return ok;
 }
+static int sys_move_file(const wchar_t *from, const wchar_t *to, unsigned long flags) {
+    return MoveFileExW(from, to, flags);
+}
 
 static const __fl_syscalls real_syscalls = {
-    sys_create_file,  sys_lock_file,        sys_unlock_file,
-    sys_close_handle, sys_create_directory, sys_write_file,
+    sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
+    sys_create_directory, sys_write_file, sys_move_file,
 };
 
 __fl_syscalls __fl_sys = {
-    sys_create_file,  sys_lock_file,        sys_unlock_file,
-    sys_close_handle, sys_create_directory, sys_write_file,
+    sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
+    sys_create_directory, sys_write_file, sys_move_file,
 };
 
 void __fl_sys_reset(void) { __fl_sys = real_syscalls; }
@@ -423,96 +426,62 @@ static int owner_record(char *buf, size_t size) {
     return n < 0 || (size_t)n >= size ? -1 : n;
 }
 
-/* Opens and reads a marker (at most cap-1 bytes), refusing reparse points
- * and non-files. Returns 0 or a Win32 error (ERROR_FILE_NOT_FOUND when
- * there is none; ERROR_DIRECTORY / ERROR_CANT_RESOLVE_FILENAME /
- * ERROR_BAD_FILE_TYPE for what is not a marker). */
-static DWORD read_marker(const wchar_t *wpath, BY_HANDLE_FILE_INFORMATION *info, char *buf,
-                         size_t cap, size_t *len) {
-    HANDLE f = __fl_sys.create_file(
-        wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, OPEN_EXISTING,
-        FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
-    DWORD e = 0, got = 0, n;
-    if (f == INVALID_HANDLE_VALUE)
-        return GetLastError();
-    if (GetFileType(f) != FILE_TYPE_DISK)
-        e = ERROR_BAD_FILE_TYPE;
-    else if (!GetFileInformationByHandle(f, info))
-        e = GetLastError();
-    else if ((info->dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) || reparse_at(wpath))
-        e = ERROR_CANT_RESOLVE_FILENAME;
-    else if (info->dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
-        e = ERROR_DIRECTORY;
-    while (e == 0 && got < cap - 1) {
-        if (!ReadFile(f, buf + got, (DWORD)(cap - 1 - got), &n, NULL)) {
-            e = GetLastError();
-            break;
-        }
-        if (n == 0)
-            break;
-        got += n;
+/* The owner record, written in full: a failed or short write is an error
+ * (the caller removes the file again). */
+static DWORD write_owner(HANDLE f) {
+    char buf[512];
+    int n = owner_record(buf, sizeof buf);
+    unsigned long off = 0, w;
+    if (n < 0)
+        return ERROR_BUFFER_OVERFLOW;
+    while (off < (unsigned long)n) {
+        if (!__fl_sys.write_file(f, buf + off, (unsigned long)n - off, &w))
+            return GetLastError();
+        if (w == 0)
+            return ERROR_WRITE_FAULT;
+        off += w;
     }
-    __fl_sys.close_handle(f);
-    buf[got] = '\0';
-    *len = got;
-    return e;
+    return 0;
 }
 
-static int marker_error(const fl_lock *l, DWORD e, const char *what) {
-    if (e == ERROR_CANT_RESOLVE_FILENAME)
-        return reparse_error(l);
-    if (e == ERROR_DIRECTORY)
-        return isdir_error(l);
-    if (e == ERROR_BAD_FILE_TYPE)
-        return not_regular_error(l);
-    return win_error(e, what, l->path);
-}
-
-static double filetime_seconds(FILETIME t) {
-    return (double)(((uint64_t)t.dwHighDateTime << 32) | t.dwLowDateTime) / 1e7;
-}
-
-/* 1 only with proof that the marker's holder is gone: same host and no
- * such process, or one that has exited, or a live one with another start
- * token (a recycled pid). A live holder, one that cannot be inspected and
- * another host's are kept. */
-static int holder_is_gone(const BY_HANDLE_FILE_INFORMATION *info, const char *buf, size_t len) {
-    char host[256], token[96];
-    fl_owner o;
-    HANDLE proc;
-    int gone = 0;
-    if (__fl_parse_owner(buf, len, &o) != 0) {
-        FILETIME now;
-        GetSystemTimeAsFileTime(&now);
-        return filetime_seconds(now) - filetime_seconds(info->ftLastWriteTime) >=
-               FL__MALFORMED_GRACE;
-    }
-    host_name(host, sizeof host);
-    if (strcmp(o.hostname, host) != 0)
-        return 0;
-    if ((unsigned long)o.pid == (unsigned long)GetCurrentProcessId())
-        return 0;
-    proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, FALSE, (DWORD)o.pid);
-    if (!proc)
-        return GetLastError() == ERROR_INVALID_PARAMETER; /* no such process */
-    if (WaitForSingleObject(proc, 0) == WAIT_OBJECT_0)
-        gone = 1; /* exited; someone still holds a handle to it */
-    else if (o.start_token[0] && start_token_of(proc, token, sizeof token) == 0 &&
-             strcmp(token, o.start_token) != 0)
-        gone = 1;
-    CloseHandle(proc);
-    return gone;
+/* FILE_RENAME_INFO for the full path `to`, and its size (caller frees). */
+static FILE_RENAME_INFO *rename_info(const wchar_t *to, DWORD *size) {
+    size_t n = wcslen(to);
+    FILE_RENAME_INFO *ri;
+    /* The name is counted in bytes and, on some systems, also read up to a
+     * terminating NUL: give it both. */
+    *size = (DWORD)(sizeof *ri + (n + 1) * sizeof(wchar_t));
+    ri = calloc(1, *size);
+    if (!ri)
+        return NULL;
+    ri->ReplaceIfExists = FALSE;
+    ri->RootDirectory = NULL;
+    ri->FileNameLength = (DWORD)(n * sizeof(wchar_t));
+    memcpy(ri->FileName, to, (n + 1) * sizeof(wchar_t));
+    return ri;
 }
 
 /* Deletes, through a handle, the file at wpath if it is still the one
- * identified by (dev, ino). The handle pins the identity: no other file can
- * take the name between the check and the delete, so no rename dance is
- * needed as on POSIX. Another handle without FILE_SHARE_DELETE (a reader)
- * makes the open fail with a sharing violation for a moment: retried for
- * up to FL__DELETE_RETRY seconds. Returns 0 (deleted, gone, or not ours:
- * *deleted tells) or a Win32 error. */
+ * identified by (dev, ino) (check != 0), else whatever is there. The handle
+ * pins the identity between the check and the delete.
+ *
+ * A file deleted on Windows keeps its name ("delete pending") until the
+ * last handle on it closes, and until then an exclusive create of that name
+ * fails: the holder's own handle, a waiter reading the marker or an
+ * operator's break of a live holder would keep the lock looking held. So
+ * when trash is given, the file is first renamed through the same handle
+ * to that private name beside it, which frees the name at once (a rename
+ * works while other handles that share delete are open), and then deleted
+ * there. (Through the same handle: Wine forgets a delete set on one handle
+ * of a file renamed through another.) If the rename is refused, the plain
+ * delete still happens.
+ *
+ * Another handle without FILE_SHARE_DELETE (a reader such as Python's
+ * open()) makes the open fail with a sharing violation for a moment:
+ * retried for up to FL__DELETE_RETRY seconds. Returns 0 (deleted, gone, or
+ * not ours: *deleted tells) or a Win32 error. */
 static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint64_t ino,
-                            int *deleted) {
+                            const wchar_t *trash, int *deleted) {
     double until = __fl_now() + FL__DELETE_RETRY;
     DWORD sleep_ms = 1;
     *deleted = 0;
@@ -540,6 +509,13 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
             __fl_sys.close_handle(f);
             return 0;
         }
+        if (trash) {
+            DWORD size;
+            FILE_RENAME_INFO *ri = rename_info(trash, &size);
+            if (ri)
+                (void)SetFileInformationByHandle(f, FileRenameInfo, ri, size);
+            free(ri);
+        }
         disp.DeleteFile = TRUE;
         if (!SetFileInformationByHandle(f, FileDispositionInfo, &disp, sizeof disp))
             e = GetLastError();
@@ -549,49 +525,527 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
     }
 }
 
-/* Removes a stale marker. Returns 1 if a marker went. */
-static int reclaim_if_stale(const wchar_t *wpath) {
-    char buf[4096];
-    BY_HANDLE_FILE_INFORMATION judged;
-    size_t len = 0;
-    int deleted = 0;
-    if (read_marker(wpath, &judged, buf, sizeof buf, &len) != 0)
-        return 0;
-    if (!holder_is_gone(&judged, buf, len))
-        return 0;
-    if (delete_if_same(wpath, 1, info_dev(&judged), info_ino(&judged), &deleted) != 0)
-        return 0;
-    return deleted;
+/* ---------------------------------------------------------------------- */
+/* Soft lock primitives (the protocol is in soft.c)                        */
+/* ---------------------------------------------------------------------- */
+
+/* The primitives speak errno (soft.h). The Win32 error behind the last
+ * errno value a primitive returned on this thread is kept, so that
+ * fl__prim_path_error can give the system's own reason and code. */
+static __thread DWORD t_prim_win;
+static __thread int t_prim_errno;
+
+static int prim_fail(DWORD e) {
+    int r;
+    switch (e) {
+    case ERROR_FILE_EXISTS:
+    case ERROR_ALREADY_EXISTS:
+        r = EEXIST;
+        break;
+    default:
+        switch (win_code(e)) {
+        case FL_EACCES:
+            r = EACCES;
+            break;
+        case FL_EROFS:
+            r = EROFS;
+            break;
+        case FL_ENAMETOOLONG:
+            r = ENAMETOOLONG;
+            break;
+        case FL_ENOENT:
+            r = ENOENT;
+            break;
+        case FL_ENOTDIR:
+            r = ENOTDIR;
+            break;
+        case FL_ELOOP:
+            r = ELOOP;
+            break;
+        case FL_ENOSPC:
+            r = ENOSPC;
+            break;
+        case FL_ENOMEM:
+            r = ENOMEM;
+            break;
+        case FL_ENOTSUP:
+            r = ENOTSUP;
+            break;
+        case FL_EINVAL:
+            r = EINVAL;
+            break;
+        default:
+            r = EIO;
+            break;
+        }
+    }
+    t_prim_win = e;
+    t_prim_errno = r;
+    return r;
 }
 
-int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
-    char buf[4096], host[256];
+/* An errno value without a Win32 error behind it. */
+static int prim_fail_errno(int r) {
+    t_prim_win = 0;
+    t_prim_errno = r;
+    return r;
+}
+
+/* wide_path for a primitive: the library error it sets is replaced by the
+ * caller's, so only errno is kept. */
+static wchar_t *prim_wide(const char *path) {
+    fl__error_state saved;
+    wchar_t *w;
+    fl__error_save(&saved);
+    w = wide_path(path);
+    if (!w)
+        prim_fail_errno(fl_last_code() == FL_ENOMEM ? ENOMEM : EINVAL);
+    fl__error_restore(&saved);
+    return w;
+}
+
+/* Whether the name still exists as far as a delete is concerned: a file
+ * whose delete is pending (real Windows refuses to open it, ACCESS_DENIED)
+ * is on its way out. */
+static int delete_pending(const wchar_t *wpath) {
+    return GetFileAttributesW(wpath) == INVALID_FILE_ATTRIBUTES &&
+           GetLastError() == ERROR_ACCESS_DENIED;
+}
+
+/* A private name beside path for a file being removed: the protocol's own
+ * ".<hash>." prefix (soft.c) when path has one, else the hash of its name,
+ * and ".new", so that the protocol's garbage collection finds a leftover
+ * of a crash between the rename and the delete. NULL when it does not fit. */
+static wchar_t *trash_name(const char *path) {
+    const char *base = path, *p;
+    char buf[4096], prefix[20];
+    size_t dirlen, i;
+    int hashed = base[0] == '.';
+    wchar_t *w;
+    for (p = path; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    dirlen = (size_t)(base - path);
+    for (i = 1; hashed && i <= 16; i++)
+        hashed = (base[i] >= '0' && base[i] <= '9') || (base[i] >= 'a' && base[i] <= 'f');
+    if (hashed && base[17] == '.') {
+        memcpy(prefix, base + 1, 16);
+        prefix[16] = '\0';
+    } else {
+        snprintf(prefix, sizeof prefix, "%016llx", (unsigned long long)fl__name_hash(base));
+    }
+    if (dirlen + 64 >= sizeof buf)
+        return NULL;
+    memcpy(buf, path, dirlen);
+    snprintf(buf + dirlen, sizeof buf - dirlen, ".%s.%016llx.new", prefix,
+             (unsigned long long)fl__prim_random());
+    {
+        fl__error_state saved;
+        fl__error_save(&saved);
+        w = wide_path(buf);
+        fl__error_restore(&saved);
+    }
+    return w;
+}
+
+fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
+    /* Share delete: a waiter may replace or remove the file while we hold
+     * it (only once we are gone, or by an operator's break). */
+    const DWORD share = FILE_SHARE_READ | FILE_SHARE_DELETE;
     BY_HANDLE_FILE_INFORMATION info;
     wchar_t *wpath;
-    size_t len = 0;
+    HANDLE f, keep;
     DWORD e;
+    (void)mode;      /* Windows files have ACLs (inherited), not modes */
+    (void)owner_pid; /* fl_set_owner_pid is not available on Windows */
+    if (!(wpath = prim_wide(path))) {
+        errno = t_prim_errno;
+        return FL__NO_FH;
+    }
+    f = __fl_sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW,
+                             FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT);
+    if (f == INVALID_HANDLE_VALUE) {
+        e = GetLastError();
+        if (e == ERROR_ACCESS_DENIED) {
+            /* Also what a directory, or a file whose delete is pending,
+             * answers: "taken" unless nothing is there (a real refusal). */
+            DWORD attr = GetFileAttributesW(wpath), e2 = GetLastError();
+            if (attr != INVALID_FILE_ATTRIBUTES ||
+                (e2 != ERROR_FILE_NOT_FOUND && e2 != ERROR_PATH_NOT_FOUND))
+                e = ERROR_FILE_EXISTS;
+        }
+        free(wpath);
+        errno = prim_fail(e);
+        return FL__NO_FH;
+    }
+    e = write_owner(f);
+    if (e == 0 && !GetFileInformationByHandle(f, &info))
+        e = GetLastError();
+    if (e != 0) {
+        /* Never leave a file nobody owns: it would read as a marker. */
+        int deleted;
+        __fl_sys.close_handle(f);
+        (void)delete_if_same(wpath, 0, 0, 0, NULL, &deleted);
+        free(wpath);
+        errno = prim_fail(e);
+        return FL__NO_FH;
+    }
+    free(wpath);
+    /* Kept for the hold: a handle with attribute access only, which pins
+     * the file's identity without limiting how others may open it (a
+     * reader that shares only reading, as the written handle would). */
+    keep = ReOpenFile(f, FILE_READ_ATTRIBUTES,
+                      FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, 0);
+    if (keep != INVALID_HANDLE_VALUE) {
+        __fl_sys.close_handle(f);
+        f = keep;
+    }
+    id->dev = info_dev(&info);
+    id->ino = info_ino(&info);
+    return f;
+}
+
+static double filetime_seconds(FILETIME t) {
+    return (double)(((uint64_t)t.dwHighDateTime << 32) | t.dwLowDateTime) / 1e7;
+}
+
+int fl__prim_read(const char *path, fl__record *rec) {
+    BY_HANDLE_FILE_INFORMATION info;
+    FILETIME now;
+    wchar_t *wpath;
+    HANDLE f;
+    DWORD e = 0, n, got = 0;
+    rec->fd = FL__NO_FH;
+    rec->len = 0;
+    rec->text[0] = '\0';
+    if (!(wpath = prim_wide(path)))
+        return t_prim_errno;
+    f = __fl_sys.create_file(wpath, GENERIC_READ,
+                             FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, OPEN_EXISTING,
+                             FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
+    if (f == INVALID_HANDLE_VALUE) {
+        int r;
+        e = GetLastError();
+        if (e == ERROR_SHARING_VIOLATION || (e == ERROR_ACCESS_DENIED && delete_pending(wpath))) {
+            /* Opened exclusively for a moment (a taker checking that a
+             * dead marker is free), or on its way out: look again soon. */
+            Sleep(1);
+            r = prim_fail_errno(EAGAIN);
+        } else {
+            r = prim_fail(e);
+        }
+        free(wpath);
+        return r;
+    }
+    if (GetFileType(f) != FILE_TYPE_DISK)
+        e = ERROR_BAD_FILE_TYPE;
+    else if (!GetFileInformationByHandle(f, &info))
+        e = GetLastError();
+    else if ((info.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) ||
+             reparse_at(wpath))
+        e = ERROR_BAD_FILE_TYPE;
+    while (e == 0 && got < sizeof rec->text - 1) {
+        if (!ReadFile(f, rec->text + got, (DWORD)(sizeof rec->text - 1 - got), &n, NULL)) {
+            e = GetLastError();
+            break;
+        }
+        if (n == 0)
+            break;
+        got += n;
+    }
+    /* Closed at once: on Windows an open file cannot be replaced (the
+     * taker's own handle would stop its rename). The identity needs no
+     * handle to stay unique: the file index (with NTFS's sequence number)
+     * and the creation time are not given to a new file together. */
+    __fl_sys.close_handle(f);
+    free(wpath);
+    if (e == ERROR_BAD_FILE_TYPE)
+        return prim_fail_errno(EINVAL);
+    if (e != 0)
+        return prim_fail(e);
+    rec->text[got] = '\0';
+    rec->len = got;
+    rec->id.dev = info_dev(&info);
+    rec->id.ino = info_ino(&info);
+    GetSystemTimeAsFileTime(&now);
+    rec->age = filetime_seconds(now) - filetime_seconds(info.ftLastWriteTime);
+    return 0;
+}
+
+int fl__prim_id(const char *path, fl__fid *id) {
+    BY_HANDLE_FILE_INFORMATION info;
+    wchar_t *wpath = prim_wide(path);
+    DWORD e;
+    if (!wpath)
+        return t_prim_errno;
+    e = path_info(wpath, &info, NULL);
+    /* A file whose delete is pending is no longer anybody's marker. */
+    if (e == ERROR_ACCESS_DENIED && delete_pending(wpath))
+        e = ERROR_FILE_NOT_FOUND;
+    free(wpath);
+    if (e != 0)
+        return prim_fail(e);
+    id->dev = info_dev(&info);
+    id->ino = info_ino(&info);
+    return 0;
+}
+
+/* Replacing a file fails (ACCESS_DENIED) while any handle on it is open,
+ * even one that shares delete: on the dead marker that is a waiter reading
+ * it for a moment, so it is retried; past FL__DELETE_RETRY a file still
+ * open is EBUSY (the protocol waits and judges again), anything else the
+ * error it is. */
+int fl__prim_replace(const char *from, const char *to) {
+    double until = __fl_now() + FL__DELETE_RETRY;
+    wchar_t *wfrom = prim_wide(from), *wto = wfrom ? prim_wide(to) : NULL;
+    DWORD e = 0, sleep_ms = 1;
+    int r = 0;
+    if (!wto) {
+        free(wfrom);
+        return t_prim_errno;
+    }
+    for (;;) {
+        if (__fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)) {
+            e = 0;
+            break;
+        }
+        e = GetLastError();
+        if ((e != ERROR_ACCESS_DENIED && e != ERROR_SHARING_VIOLATION) || __fl_now() >= until)
+            break;
+        Sleep(sleep_ms);
+        if (sleep_ms < 50)
+            sleep_ms *= 2;
+    }
+    if (e == ERROR_ACCESS_DENIED || e == ERROR_SHARING_VIOLATION) {
+        /* In use, or refused? An open without sharing tells: it fails
+         * while anyone has the file open for data (a reader; a pure-Python
+         * holder keeps its marker open). A handle for attributes only,
+         * which our own holders keep, does not show here; only a live
+         * holder has one, and a live holder is never judged gone, so the
+         * refusal that follows is then an error, never a second holder. */
+        HANDLE t =
+            __fl_sys.create_file(wto, DELETE, 0, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
+        if (t == INVALID_HANDLE_VALUE && GetLastError() == ERROR_SHARING_VIOLATION) {
+            r = prim_fail_errno(EBUSY);
+        } else {
+            if (t != INVALID_HANDLE_VALUE)
+                __fl_sys.close_handle(t);
+            /* Free now: one more try, then its answer stands. */
+            r = __fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)
+                    ? 0
+                    : prim_fail(GetLastError());
+        }
+    } else if (e != 0) {
+        r = prim_fail(e);
+    }
+    free(wfrom);
+    free(wto);
+    return r;
+}
+
+int fl__prim_remove(const char *path) {
+    wchar_t *wpath = prim_wide(path), *trash;
+    int deleted;
+    DWORD e;
+    if (!wpath)
+        return t_prim_errno;
+    trash = trash_name(path);
+    e = delete_if_same(wpath, 0, 0, 0, trash, &deleted);
+    free(trash);
+    free(wpath);
+    if (e != 0)
+        return prim_fail(e);
+    return deleted ? 0 : prim_fail_errno(ENOENT);
+}
+
+int fl__prim_close(fl__fh fd) {
+    if (fd == FL__NO_FH)
+        return 0;
+    return __fl_sys.close_handle(fd) ? 0 : prim_fail(GetLastError());
+}
+
+/* Proof of death on Windows: the pid names no process (OpenProcess:
+ * ERROR_INVALID_PARAMETER), or one that has exited (its object lives on
+ * while someone holds a handle to it), or a process created at another
+ * time than the record says (a reused pid). Windows has no pid namespaces:
+ * a record written in one (a Linux container with our hostname) cannot be
+ * told. Our own pid is judged like any other (a different start token is
+ * a previous process that had our pid). */
+int fl__prim_judge(const fl__record *rec, double grace) {
+    char host[256], token[96];
+    uint64_t ns = 0;
+    fl_owner o;
+    HANDLE proc;
+    DWORD code;
+    int r = FL__ALIVE;
+    if (fl__parse_record(rec->text, rec->len, &o, &ns) != 0)
+        return rec->age >= grace ? FL__GONE : FL__ALIVE;
+    host_name(host, sizeof host);
+    if (strcmp(o.hostname, host) != 0 || ns != 0)
+        return FL__UNKNOWN;
+    proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, FALSE, (DWORD)o.pid);
+    if (!proc && GetLastError() == ERROR_ACCESS_DENIED)
+        proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)o.pid);
+    if (!proc)
+        return GetLastError() == ERROR_INVALID_PARAMETER ? FL__GONE : FL__ALIVE;
+    if (GetExitCodeProcess(proc, &code) && code != STILL_ACTIVE)
+        r = FL__GONE;
+    else if (WaitForSingleObject(proc, 0) == WAIT_OBJECT_0)
+        r = FL__GONE; /* exited with the code STILL_ACTIVE stands for */
+    else if (o.start_token[0] && start_token_of(proc, token, sizeof token) == 0 &&
+             strcmp(token, o.start_token) != 0)
+        r = FL__GONE;
+    CloseHandle(proc);
+    return r;
+}
+
+char *fl__prim_absolute(const char *path) {
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+    wchar_t *w, *full;
+    DWORD len;
+    char *out = NULL;
+    if (n <= 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(w = malloc((size_t)n * sizeof *w))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n);
+    if (wcsncmp(w, L"\\\\?\\", 4) == 0 || wcsncmp(w, L"\\\\.\\", 4) == 0) {
+        free(w);
+        return strdup(path); /* already absolute, and not to be normalised */
+    }
+    len = GetFullPathNameW(w, 0, NULL, NULL);
+    full = len ? malloc(((size_t)len + 1) * sizeof *full) : NULL;
+    if (full && GetFullPathNameW(w, len + 1, full, NULL) != 0)
+        out = utf8_path(full);
+    if (!out)
+        errno = full ? EINVAL : ENOMEM;
+    free(full);
+    free(w);
+    return out;
+}
+
+uint64_t fl__prim_random(void) {
+    static volatile LONG64 counter;
+    LARGE_INTEGER t;
+    uint64_t x;
+    QueryPerformanceCounter(&t);
+    /* Unique per process by pid and counter; the clock makes a name of a
+     * previous process with the same pid unlikely to repeat. splitmix64. */
+    x = ((uint64_t)GetCurrentProcessId() << 40) ^ (uint64_t)t.QuadPart ^
+        ((uint64_t)InterlockedIncrement64(&counter) * 0x9E3779B97F4A7C15ULL);
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+int fl__prim_make_parents(const fl_lock *l) {
+    wchar_t *wpath = wide_path(l->path);
+    int rc;
+    if (!wpath)
+        return fl_last_code();
+    rc = make_parents(l, wpath);
+    free(wpath);
+    return rc;
+}
+
+int fl__prim_path_error(const fl_lock *l, int e) {
+    wchar_t *wpath = wide_path(l->path);
+    int rc;
+    if (!wpath)
+        return fl_last_code();
+    if (e == EINVAL && t_prim_win == 0) {
+        /* Not a regular file: say what is there. */
+        DWORD attr = GetFileAttributesW(wpath);
+        rc = attr != INVALID_FILE_ATTRIBUTES && (attr & FILE_ATTRIBUTE_REPARSE_POINT)
+                 ? reparse_error(l)
+             : attr != INVALID_FILE_ATTRIBUTES && (attr & FILE_ATTRIBUTE_DIRECTORY)
+                 ? isdir_error(l)
+                 : not_regular_error(l);
+    } else if (e == t_prim_errno && t_prim_win != 0) {
+        rc = open_error(l, wpath, t_prim_win, "cannot use soft lock marker");
+    } else {
+        rc = __fl_os_error(e, "cannot use soft lock marker", l->path);
+    }
+    free(wpath);
+    return rc;
+}
+
+void fl__prim_scan(const char *path, const char *prefix, void (*fn)(const char *file, void *arg),
+                   void *arg) {
+    char pattern[4096], file[4096], *name;
+    const char *base = path, *p;
+    size_t dirlen, pl = strlen(prefix);
+    WIN32_FIND_DATAW fd;
+    wchar_t *wpattern;
+    HANDLE find;
+    for (p = path; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    dirlen = (size_t)(base - path);
+    if ((size_t)snprintf(pattern, sizeof pattern, "%.*s%s*", (int)dirlen, path, prefix) >=
+        sizeof pattern)
+        return;
+    {
+        fl__error_state saved;
+        fl__error_save(&saved);
+        wpattern = wide_path(pattern);
+        fl__error_restore(&saved);
+    }
+    if (!wpattern)
+        return;
+    find = FindFirstFileW(wpattern, &fd);
+    free(wpattern);
+    if (find == INVALID_HANDLE_VALUE)
+        return;
+    do {
+        /* The pattern also matches 8.3 short names: check the long one. */
+        if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY || !(name = utf8_path(fd.cFileName)))
+            continue;
+        if (strncmp(name, prefix, pl) == 0 &&
+            (size_t)snprintf(file, sizeof file, "%.*s%s", (int)dirlen, path, name) < sizeof file)
+            fn(file, arg);
+        free(name);
+    } while (FindNextFileW(find, &fd));
+    FindClose(find);
+}
+
+void fl__prim_sleep(double seconds) { Sleep((DWORD)(seconds * 1000.0 + 0.999)); }
+
+int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
+    char host[256];
+    uint64_t ns = 0;
+    fl__record rec;
+    int e;
     memset(out, 0, sizeof *out);
     out->pid = -1;
-    if (!(wpath = wide_path(l->path)))
-        return fl_last_code();
     if (kind != FL_SOFT) {
         /* Windows does not say who holds a byte-range lock. */
-        e = path_info(wpath, &info, NULL);
+        BY_HANDLE_FILE_INFORMATION info;
+        wchar_t *wpath = wide_path(l->path);
+        DWORD we;
+        if (!wpath)
+            return fl_last_code();
+        we = path_info(wpath, &info, NULL);
         free(wpath);
-        if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
+        if (we == ERROR_FILE_NOT_FOUND || we == ERROR_PATH_NOT_FOUND)
             return __fl_error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
         return __fl_error(FL_ENOTSUP, 0,
                           "cannot tell who holds '%s': Windows does not report the holder of a "
                           "file lock",
                           l->path);
     }
-    e = read_marker(wpath, &info, buf, sizeof buf, &len);
-    free(wpath);
-    if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
+    e = fl__prim_read(l->path, &rec);
+    if (e == ENOENT)
         return __fl_error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
     if (e != 0)
-        return marker_error(l, e, "cannot read soft lock marker");
-    if (__fl_parse_owner(buf, len, out) != 0) {
+        return fl__prim_path_error(l, e);
+    if (fl__parse_record(rec.text, rec.len, out, &ns) != 0) {
         memset(out, 0, sizeof *out);
         out->pid = -1;
         return __fl_error(FL_ENOTSUP, 0,
@@ -599,36 +1053,17 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     }
     host_name(host, sizeof host);
     out->this_process = (unsigned long)out->pid == (unsigned long)GetCurrentProcessId() &&
-                        strcmp(out->hostname, host) == 0;
+                        strcmp(out->hostname, host) == 0 && ns == 0;
     return 0;
 }
 
 int __fl_os_break(fl_lock *l, int kind) {
-    wchar_t *wpath;
-    DWORD attr, e;
-    int deleted;
     if (kind != FL_SOFT)
         return __fl_error(FL_ENOTSUP, 0,
                           "cannot break kernel lock '%s': the OS releases it when its holder "
                           "exits",
                           l->path);
-    if (!(wpath = wide_path(l->path)))
-        return fl_last_code();
-    attr = GetFileAttributesW(wpath);
-    if (attr == INVALID_FILE_ATTRIBUTES) {
-        e = GetLastError();
-        free(wpath);
-        return e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND
-                   ? 0
-                   : win_error(e, "cannot inspect soft lock marker", l->path);
-    }
-    if (attr & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) {
-        free(wpath);
-        return (attr & FILE_ATTRIBUTE_REPARSE_POINT) ? reparse_error(l) : isdir_error(l);
-    }
-    e = delete_if_same(wpath, 0, 0, 0, &deleted);
-    free(wpath);
-    return e ? win_error(e, "cannot remove soft lock marker", l->path) : 0;
+    return fl__soft_break(l);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -821,7 +1256,7 @@ static int lock_error(fl_lock *l, __fl_hold *h, DWORD e, int created) {
         k->wpath = NULL;
         __fl_os_abandon(h);
         if (created)
-            (void)delete_if_same(wpath, 1, dev, ino, &deleted);
+            (void)delete_if_same(wpath, 1, dev, ino, NULL, &deleted);
         free(wpath);
         return __fl_error(FL_ENOTSUP, (int)e,
                           "cannot lock '%s': the file system does not support LockFileEx; use "
@@ -866,123 +1301,23 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
 }
 
 /* ---------------------------------------------------------------------- */
-/* Soft lock                                                               */
-/* ---------------------------------------------------------------------- */
-
-/* The marker's content, the owner record "<pid>\n<hostname>\n<token>\n",
- * written fully before reporting success. */
-static DWORD write_owner(HANDLE f) {
-    char buf[512];
-    int n = owner_record(buf, sizeof buf);
-    unsigned long off = 0, w;
-    if (n < 0)
-        return ERROR_BUFFER_OVERFLOW;
-    while (off < (unsigned long)n) {
-        if (!__fl_sys.write_file(f, buf + off, (unsigned long)n - off, &w))
-            return GetLastError();
-        if (w == 0)
-            return ERROR_WRITE_FAULT;
-        off += w;
-    }
-    return 0;
-}
-
-static int soft_try(fl_lock *l, __fl_hold *h) {
-    const DWORD flags = FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT;
-    const DWORD share = FILE_SHARE_READ | FILE_SHARE_DELETE;
-    BY_HANDLE_FILE_INFORMATION info;
-    wchar_t *wpath;
-    HANDLE f;
-    DWORD e, attr, type = FILE_TYPE_DISK;
-    int rc;
-
-    if (!(wpath = wide_path(l->path)))
-        return fl_last_code();
-    f = __fl_sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW, flags);
-    if (f == INVALID_HANDLE_VALUE && GetLastError() == ERROR_PATH_NOT_FOUND && l->base[0]) {
-        if ((rc = make_parents(l, wpath)) != 0) {
-            free(wpath);
-            return rc;
-        }
-        f = __fl_sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW, flags);
-    }
-    if (f == INVALID_HANDLE_VALUE) {
-        e = GetLastError();
-        if (e != ERROR_FILE_EXISTS && e != ERROR_ALREADY_EXISTS && e != ERROR_ACCESS_DENIED) {
-            rc = open_error(l, wpath, e, "cannot create soft lock marker");
-            free(wpath);
-            return rc;
-        }
-        attr = GetFileAttributesW(wpath);
-        if (attr == INVALID_FILE_ATTRIBUTES) {
-            DWORD e2 = GetLastError();
-            free(wpath);
-            if (e2 == ERROR_FILE_NOT_FOUND || e2 == ERROR_PATH_NOT_FOUND) {
-                if (e == ERROR_ACCESS_DENIED) /* nothing there: a real refusal */
-                    return win_error(e, "cannot create soft lock marker", l->path);
-                return FL__RETRY; /* released in between */
-            }
-            /* Delete pending: the holder's release is under way. */
-            return FL__BUSY;
-        }
-        if (path_info(wpath, &info, &type) != 0)
-            memset(&info, 0, sizeof info);
-        if ((rc = check_kind(l, attr, type)) != 0) {
-            free(wpath);
-            return rc;
-        }
-        /* Judging a marker costs a dozen calls: do it when a new marker
-         * appears, then at most twice a second (a holder can die without
-         * touching its marker, so never stop re-checking). */
-        if (!h->have_id || h->dev != info_dev(&info) || h->ino != info_ino(&info) ||
-            __fl_now() >= h->recheck_at) {
-            if (reclaim_if_stale(wpath)) {
-                free(wpath);
-                return FL__RETRY;
-            }
-            h->recheck_at = __fl_now() + FL__STALE_RECHECK;
-        }
-        free(wpath);
-        h->dev = info_dev(&info);
-        h->ino = info_ino(&info);
-        h->have_id = 1;
-        return FL__BUSY;
-    }
-    if ((e = write_owner(f)) != 0 || !GetFileInformationByHandle(f, &info)) {
-        int deleted;
-        if (e == 0)
-            e = GetLastError();
-        __fl_sys.close_handle(f);
-        (void)delete_if_same(wpath, 0, 0, 0, &deleted);
-        free(wpath);
-        return win_error(e, "cannot write soft lock marker", l->path);
-    }
-    if (!__fl_sys.close_handle(f)) {
-        int deleted;
-        e = GetLastError();
-        (void)delete_if_same(wpath, 0, 0, 0, &deleted);
-        free(wpath);
-        return win_error(e, "cannot write soft lock marker", l->path);
-    }
-    free(wpath);
-    h->dev = info_dev(&info);
-    h->ino = info_ino(&info);
-    h->have_id = 1;
-    return 0;
-}
-
-/* ---------------------------------------------------------------------- */
 /* Backend entry points                                                    */
 /* ---------------------------------------------------------------------- */
 
 int __fl_os_try(fl_lock *l, int kind, __fl_hold *h, int block) {
     if (l->base[0] == '\0')
         return isdir_error(l);
-    return kind == FL_KERNEL ? kernel_try(l, h, block) : soft_try(l, h);
+    return kind == FL_KERNEL ? kernel_try(l, h, block) : fl__soft_try(l, h);
 }
 
 void __fl_os_abandon(__fl_hold *h) {
     win_kernel *k = h->win;
+    /* Soft lock: what a failed attempt kept (soft.c). */
+    if (h->fd != FL__NO_FH)
+        (void)fl__prim_close(h->fd);
+    h->fd = FL__NO_FH;
+    free(h->path);
+    h->path = NULL;
     if (!k)
         return;
     lock_withdraw(k);
@@ -995,7 +1330,8 @@ void __fl_os_abandon(__fl_hold *h) {
 int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
     int rc = 0;
     win_kernel *k = h->win;
-    (void)kind;
+    if (kind == FL_SOFT && !k)
+        return fl__soft_release(l, h, owner);
     if (k) {
         /* Unlock explicitly: closing alone releases the range only "at
          * some point" according to the LockFileEx documentation. The lock
@@ -1008,18 +1344,6 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
                            l->path);
         kernel_free(k);
         h->win = NULL;
-        return rc;
-    }
-    if (owner && h->have_id) {
-        /* Delete the marker only if it is still the one we created. */
-        wchar_t *wpath = wide_path(l->path);
-        int deleted;
-        DWORD e;
-        if (!wpath)
-            rc = fl_last_code();
-        else if ((e = delete_if_same(wpath, 1, h->dev, h->ino, &deleted)) != 0)
-            rc = win_error(e, "cannot remove soft lock marker", l->path);
-        free(wpath);
     }
     h->have_id = 0;
     return rc;

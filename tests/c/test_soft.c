@@ -675,6 +675,155 @@ START_TEST(hidepid_waiter_keeps_live_holder) {
 }
 END_TEST
 
+/* ---- faster recovery: a soft holder's death wakes its waiter (pidfd) ----- */
+
+static int g_pidfd_calls;
+static int (*real_pidfd_open)(pid_t, unsigned int);
+static int counting_pidfd_open(pid_t pid, unsigned int flags) {
+    __atomic_add_fetch(&g_pidfd_calls, 1, __ATOMIC_RELAXED);
+    return real_pidfd_open(pid, flags);
+}
+static int no_pidfd_open(pid_t pid, unsigned int flags) {
+    (void)pid, (void)flags;
+    errno = ENOSYS;
+    return -1;
+}
+
+/* A process holding the soft lock path until it is killed. */
+static pid_t start_soft_holder(const char *path) {
+    int fds[2];
+    char c = 0;
+    pid_t pid;
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fl_lock *l;
+        close(fds[0]);
+        l = fl_new_kind(path, FL_SOFT);
+        if (fl_acquire_ex(l, 10, 1, 0.05) != 0)
+            _exit(2);
+        (void)!write(fds[1], "h", 1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    ck_assert_int_eq(read(fds[0], &c, 1), 1); /* 0: the holder failed */
+    close(fds[0]);
+    return pid;
+}
+
+typedef struct recovery_case {
+    const char *path;
+    int pidfd;      /* 0: pidfd_open answers ENOSYS (the timed re-check only) */
+    int need_pidfd; /* the waiter must have opened a pidfd to win */
+    double timeout; /* of the waiter's acquire */
+    int ready[2];   /* the waiter says "contending" here */
+} recovery_case;
+
+/* The waiter, in a child: contends once (the holder lives), says so, then
+ * waits. 0: won and the marker is its own; 3: timed out. */
+static pid_t start_soft_waiter(recovery_case *c) {
+    char ch = 0;
+    pid_t pid;
+    ck_assert_int_eq(pipe(c->ready), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fl_lock *l;
+        fl_owner o;
+        int rc;
+        close(c->ready[0]);
+        real_pidfd_open = __fl_sys.pidfd_open;
+        __fl_sys.pidfd_open = c->pidfd ? counting_pidfd_open : no_pidfd_open;
+        l = fl_new_kind(c->path, FL_SOFT);
+        if (fl_acquire_ex(l, 0, 1, 0.05) != FL_ETIMEOUT)
+            _exit(20);
+        (void)!write(c->ready[1], "w", 1);
+        rc = fl_acquire_ex(l, c->timeout, 1, 0.05);
+        if (rc == FL_ETIMEOUT)
+            _exit(3);
+        if (rc != 0) {
+            fprintf(stderr, "waiter: %s\n", fl_last_error());
+            _exit(21);
+        }
+        if (fl_get_owner(l, &o) != 0 || !o.this_process)
+            _exit(22);
+        if (c->need_pidfd && __atomic_load_n(&g_pidfd_calls, __ATOMIC_RELAXED) == 0)
+            _exit(23); /* won without ever watching the holder */
+        _exit(fl_release(l, 0) == 0 ? 0 : 24);
+    }
+    close(c->ready[1]);
+    ck_assert_int_eq(read(c->ready[0], &ch, 1), 1);
+    close(c->ready[0]);
+    return pid;
+}
+
+static int kernel_has_pidfd(void) {
+    int fd = __fl_sys.pidfd_open(getpid(), 0);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+/* A holder killed by SIGKILL (and reaped, as a shell does) is reclaimed by
+ * a process waiting for the lock: with the pidfd wake-up, and without it
+ * (pidfd_open unavailable: the timed re-check alone). */
+START_TEST(killed_holder_reclaimed_by_waiter) {
+    recovery_case c;
+    pid_t holder, waiter;
+    int st;
+    c.path = P(_i ? "k1.lock" : "k0.lock");
+    c.pidfd = _i;
+    c.need_pidfd = 0; /* the reap may come before the waiter's first wait */
+    c.timeout = 30;
+    holder = start_soft_holder(c.path);
+    waiter = start_soft_waiter(&c);
+    ck_assert_int_eq(kill(holder, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(holder, &st, 0), holder);
+    ck_assert_int_eq(fl_wait_child(waiter, 40), 0);
+    ck_assert(!fl_exists(c.path)); /* released by the waiter */
+}
+END_TEST
+
+/* A holder killed but not yet reaped is a zombie: kill(pid, 0) and
+ * /proc/<pid>/stat still show it with its start token, so only its pidfd
+ * (readable once its whole thread group has exited) proves it gone. The
+ * waiter must win while the zombie stays; without pidfd_open it cannot,
+ * which is what makes the first half a proof of the pidfd path. */
+START_TEST(zombie_holder_reclaimed_through_pidfd) {
+    recovery_case c;
+    pid_t holder, waiter;
+    int st;
+    if (!kernel_has_pidfd()) {
+        fprintf(stderr, "zombie_holder_reclaimed_through_pidfd: SKIPPED, no pidfd_open "
+                        "(Linux < 5.3)\n");
+        return;
+    }
+    c.path = P("z.lock");
+    c.pidfd = 1;
+    c.need_pidfd = 1;
+    c.timeout = 30;
+    holder = start_soft_holder(c.path);
+    waiter = start_soft_waiter(&c);
+    ck_assert_int_eq(kill(holder, SIGKILL), 0);
+    ck_assert_int_eq(fl_wait_child(waiter, 40), 0);
+    ck_assert_int_eq(waitid(P_PID, (id_t)holder, NULL, WEXITED | WNOHANG | WNOWAIT), 0);
+    ck_assert_int_eq(waitpid(holder, &st, 0), holder); /* reaped only now */
+    /* The control: the same zombie without pidfd_open is judged alive. */
+    c.path = P("z2.lock");
+    c.pidfd = 0;
+    c.need_pidfd = 0;
+    c.timeout = 1.5;
+    holder = start_soft_holder(c.path);
+    waiter = start_soft_waiter(&c);
+    ck_assert_int_eq(kill(holder, SIGKILL), 0);
+    ck_assert_int_eq(fl_wait_child(waiter, 40), 3);
+    ck_assert_int_eq(waitpid(holder, &st, 0), holder);
+}
+END_TEST
+
 Suite *suite_soft(void) {
     Suite *s = suite_create("soft");
     TCase *tc = fl_tcase("marker");
@@ -702,6 +851,8 @@ Suite *suite_soft(void) {
     tcase_add_test(tc, pidns_dead_holder_same_namespace_reclaimed);
     tcase_add_test(tc, pidns_unreadable_judges_nobody);
     tcase_add_test(tc, hidepid_waiter_keeps_live_holder);
+    tcase_add_loop_test(tc, killed_holder_reclaimed_by_waiter, 0, 2);
+    tcase_add_test(tc, zombie_holder_reclaimed_through_pidfd);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -355,6 +355,110 @@ START_TEST(soft_other_host_kept) {
 }
 END_TEST
 
+/* Our own pid is judged like any other pid: with another start token it
+ * was a previous process (the marker is taken over), without one it cannot
+ * be told apart from us (kept). */
+START_TEST(soft_own_pid_rules) {
+    const char *p = wt_path("own.lock"), *q = wt_path("own2.lock");
+    fl_lock *a = wt_lock(p, FL_SOFT), *b = wt_lock(q, FL_SOFT);
+    char rec[400];
+    fl_owner o;
+    snprintf(rec, sizeof rec, "%lu\n%s\n1\n", (unsigned long)GetCurrentProcessId(), wt_host());
+    wt_plant(p, rec);
+    ck_assert_msg(fl_acquire_ex(a, 10, 1, 0.05) == 0, "%s", fl_last_error());
+    ck_assert_int_eq(fl_get_owner(a, &o), 0);
+    ck_assert_str_ne(o.start_token, "1"); /* our marker now, with our token */
+    snprintf(rec, sizeof rec, "%lu\n%s\n", (unsigned long)GetCurrentProcessId(), wt_host());
+    wt_plant(q, rec);
+    ck_assert_int_eq(fl_acquire_ex(b, 0.6, 1, 0.05), FL_ETIMEOUT);
+    ck_assert(wt_exists(q));
+    fl_lock_free(b);
+    fl_lock_free(a);
+}
+END_TEST
+
+/* A record from a pid namespace (a Linux container sharing our hostname
+ * and the volume) names a pid Windows cannot look up: kept, even when no
+ * process here has that pid. */
+START_TEST(soft_pid_namespace_record_kept) {
+    const char *p = wt_path("ns.lock");
+    fl_lock *a = wt_lock(p, FL_SOFT);
+    char rec[400];
+    fl_owner o;
+    snprintf(rec, sizeof rec, "4194303\n%s pidns=4026532000\n", wt_host());
+    wt_plant(p, rec);
+    ck_assert_int_eq(fl_acquire_ex(a, 0.6, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_get_owner(a, &o), 0);
+    ck_assert_str_eq(o.hostname, wt_host());
+    ck_assert_int_eq(o.this_process, 0);
+    fl_lock_free(a);
+}
+END_TEST
+
+/* A file that is open cannot be replaced on Windows, even by a handle that
+ * shares delete: a dead marker another process is reading is taken over
+ * once it is closed, and while it stays open the waiter waits (a Timeout,
+ * never a hard error), leaving no claim or private marker behind. */
+static int g_reader_ms;
+static int hold_open_sharing_all(void *arg) {
+    HANDLE f = CreateFileW(wt_wide((const char *)arg), GENERIC_READ,
+                           FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                           OPEN_EXISTING, 0, NULL);
+    if (f == INVALID_HANDLE_VALUE)
+        return -1;
+    SetEvent(g_held_event);
+    Sleep((DWORD)g_reader_ms);
+    CloseHandle(f);
+    return 0;
+}
+
+START_TEST(soft_dead_marker_open_by_reader) {
+    const char *p = wt_path("rd.lock");
+    fl_lock *a = wt_lock(p, FL_SOFT);
+    char rec[400], buf[400];
+    HANDLE t;
+    snprintf(rec, sizeof rec, "4194303\n%s\n", wt_host());
+    /* Open for longer than the replace retries: the waiter times out. */
+    wt_plant(p, rec);
+    g_reader_ms = 3000;
+    g_held_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    t = wt_thread(hold_open_sharing_all, (void *)p);
+    ck_assert_int_eq(WaitForSingleObject(g_held_event, 10000), WAIT_OBJECT_0);
+    ck_assert_int_eq(fl_acquire_ex(a, 1.2, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_gt(wt_read(p, buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, rec);
+    ck_assert_int_eq(wt_count("."), 0);
+    ck_assert_int_eq(wt_join(t, 10), 0);
+    CloseHandle(g_held_event);
+    /* Open for a moment: the replace waits it out. */
+    g_reader_ms = 300;
+    g_held_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    t = wt_thread(hold_open_sharing_all, (void *)p);
+    ck_assert_int_eq(WaitForSingleObject(g_held_event, 10000), WAIT_OBJECT_0);
+    ck_assert_msg(fl_acquire_ex(a, 10, 1, 0.05) == 0, "%s", fl_last_error());
+    ck_assert_int_eq(wt_join(t, 10), 0);
+    CloseHandle(g_held_event);
+    ck_assert_int_eq(wt_count("."), 0);
+    fl_lock_free(a);
+}
+END_TEST
+
+/* A held marker can be read by a reader that shares only reading (the
+ * holder keeps an attribute-only handle, not its write handle). */
+START_TEST(soft_marker_readable_by_any_reader) {
+    const char *p = wt_path("rr.lock");
+    fl_lock *a = wt_lock(p, FL_SOFT);
+    HANDLE f;
+    ck_assert_int_eq(fl_acquire(a), 0);
+    f = CreateFileW(wt_wide(p), GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+    ck_assert_msg(f != INVALID_HANDLE_VALUE, "error %lu", (unsigned long)GetLastError());
+    CloseHandle(f);
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    ck_assert(!wt_exists(p));
+    fl_lock_free(a);
+}
+END_TEST
+
 START_TEST(bad_inputs) {
     fl_lock *l = NULL;
     ck_assert_int_eq(fl_lock_new(&l, "", NULL), FL_EINVAL); /* empty path */
@@ -566,6 +670,10 @@ Suite *wt_suite_api(void) {
     tcase_add_test(so, soft_break_lock);
     tcase_add_test(so, soft_stale_marker_reclaimed);
     tcase_add_test(so, soft_other_host_kept);
+    tcase_add_test(so, soft_own_pid_rules);
+    tcase_add_test(so, soft_pid_namespace_record_kept);
+    tcase_add_test(so, soft_dead_marker_open_by_reader);
+    tcase_add_test(so, soft_marker_readable_by_any_reader);
     tcase_add_test(in, bad_inputs);
     tcase_add_test(in, device_name_refused);
     tcase_add_test(in, parents_created_and_paths);

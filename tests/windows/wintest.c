@@ -56,7 +56,13 @@ void wt_setup(void) {
     GetTempPathW(MAX_PATH, tmp);
     swprintf(dir, MAX_PATH * 2, L"%lsfl-wintest-%lu-%u", tmp, (unsigned long)GetCurrentProcessId(),
              ++g_seq);
-    ck_assert_msg(CreateDirectoryW(dir, NULL), "cannot create the test directory");
+    /* Wine gives every run the same pid: a directory an earlier, killed
+     * run left under this name is not ours to fail on. */
+    if (!CreateDirectoryW(dir, NULL)) {
+        ck_assert_msg(GetLastError() == ERROR_ALREADY_EXISTS, "cannot create the test directory");
+        remove_tree(dir);
+        ck_assert_msg(CreateDirectoryW(dir, NULL), "cannot re-create the test directory");
+    }
     WideCharToMultiByte(CP_UTF8, 0, dir, -1, g_dir, sizeof g_dir, NULL, NULL);
 }
 
@@ -82,6 +88,43 @@ int wt_read(const char *path, char *buf, int cap) {
     CloseHandle(f);
     buf[n] = '\0';
     return (int)n;
+}
+
+const char *wt_host(void) {
+    static char host[256];
+    wchar_t w[256];
+    DWORD n = sizeof w / sizeof w[0];
+    ck_assert(GetComputerNameExW(ComputerNameDnsHostname, w, &n));
+    WideCharToMultiByte(CP_UTF8, 0, w, -1, host, sizeof host, NULL, NULL);
+    return host;
+}
+
+void wt_plant(const char *path, const char *content) {
+    HANDLE f = CreateFileW(wt_wide(path), GENERIC_WRITE, 0, NULL, CREATE_NEW, 0, NULL);
+    DWORD w = 0;
+    ck_assert_msg(f != INVALID_HANDLE_VALUE, "cannot create %s (error %lu)", path,
+                  (unsigned long)GetLastError());
+    ck_assert(WriteFile(f, content, (DWORD)strlen(content), &w, NULL));
+    ck_assert_int_eq((int)w, (int)strlen(content));
+    CloseHandle(f);
+}
+
+int wt_count(const char *prefix) {
+    wchar_t pat[4096], wprefix[256];
+    WIN32_FIND_DATAW fd;
+    HANDLE f;
+    int n = 0;
+    MultiByteToWideChar(CP_UTF8, 0, prefix, -1, wprefix, 256);
+    swprintf(pat, 4096, L"%ls", wt_wide(wt_path("*")));
+    f = FindFirstFileW(pat, &fd);
+    if (f == INVALID_HANDLE_VALUE)
+        return 0;
+    do
+        n += !(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) && wcscmp(fd.cFileName, L".") &&
+             wcscmp(fd.cFileName, L"..") && wcsncmp(fd.cFileName, wprefix, wcslen(wprefix)) == 0;
+    while (FindNextFileW(f, &fd));
+    FindClose(f);
+    return n;
 }
 
 int wt_spawn(wt_proc *p, const char *mode, const char *kind, const char *path) {

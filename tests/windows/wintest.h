@@ -28,6 +28,15 @@ int wt_exists(const char *path);
 /* The file's content (up to cap-1 bytes), or -1. */
 int wt_read(const char *path, char *buf, int cap);
 
+/* This machine's DNS host name in UTF-8 (what owner records carry). */
+const char *wt_host(void);
+/* Creates path with exactly this content (fails the test on error), as a
+ * marker left by someone else. */
+void wt_plant(const char *path, const char *content);
+/* How many files of the per-test directory have a (long) name starting
+ * with prefix ("." : the soft lock's claims and private markers). */
+int wt_count(const char *prefix);
+
 /* A helper process: fl_win_helper.exe <mode> <kind> <path>. */
 typedef struct wt_proc {
     HANDLE process;
