@@ -605,7 +605,7 @@ static int deadlock_error(const fl_lock *l) {
 static int drop_if_forked(__fl_hold *h, unsigned *gen) {
     unsigned now = __fl_current_gen();
     if (__builtin_expect(*gen != now, 0)) {
-        h->fd = -1;
+        h->fd = FL__NO_FH;
         *gen = now;
         return 1;
     }

@@ -555,7 +555,7 @@ int fl__prim_judge(const fl__record *rec, double grace) {
     return FL__ALIVE;
 }
 
-int fl__prim_still_old(const fl__record *rec, int fresh_fd, double grace) {
+int fl__prim_still_old(const fl__record *rec, fl__fh fresh_fd, double grace) {
     struct stat judged, fresh;
     double then, now;
     if (rec->fd < 0 || __fl_sys.fstat(rec->fd, &judged) != 0 ||

@@ -233,7 +233,7 @@ static const char *hold_path(fl_lock *l, __fl_hold *h) {
  * (taken over like any claim). Files of live or unknown owners are kept. */
 typedef struct gc_ctx {
     const fl_lock *l;
-    int fresh_fd; /* our marker, just written: the file system's "now" */
+    fl__fh fresh_fd; /* our marker, just written: the file system's "now" */
 } gc_ctx;
 
 static void gc_one(const char *file, void *arg) {
@@ -255,7 +255,7 @@ static void gc_one(const char *file, void *arg) {
     fl__prim_close(rec.fd);
 }
 
-static void collect_garbage(const fl_lock *l, const char *path, int fresh_fd) {
+static void collect_garbage(const fl_lock *l, const char *path, fl__fh fresh_fd) {
     char prefix[32];
     size_t dirlen;
     gc_ctx g;

@@ -88,7 +88,7 @@ FL__HIDDEN int fl__prim_judge(const fl__record *rec, double grace);
  * (rec->age) may be ahead of a file server's, or stepped: it alone would
  * make a holder between its create and its write look old at once. 1 yes,
  * 0 no (also when it cannot be told). */
-FL__HIDDEN int fl__prim_still_old(const fl__record *rec, int fresh_fd, double grace);
+FL__HIDDEN int fl__prim_still_old(const fl__record *rec, fl__fh fresh_fd, double grace);
 /* The absolute spelling of path (resolved against the current directory
  * now, so that a later chdir cannot move it); malloc'ed, NULL on error. */
 FL__HIDDEN char *fl__prim_absolute(const char *path);

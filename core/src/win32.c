@@ -769,6 +769,7 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->id.ino = info_ino(&info);
     GetSystemTimeAsFileTime(&now);
     rec->age = filetime_seconds(now) - filetime_seconds(info.ftLastWriteTime);
+    rec->mtime = filetime_seconds(info.ftLastWriteTime);
     return 0;
 }
 
@@ -897,6 +898,17 @@ int fl__prim_judge(const fl__record *rec, double grace) {
         r = FL__GONE;
     CloseHandle(proc);
     return r;
+}
+
+/* The age of a record-less file by the file system's clock: the write time
+ * of a file we have just written (fresh). The reader holds no handle to the
+ * judged file (see fl__prim_read), so "unchanged since it was read" rests on
+ * the replace's own identity check here. */
+int fl__prim_still_old(const fl__record *rec, fl__fh fresh, double grace) {
+    BY_HANDLE_FILE_INFORMATION info;
+    if (fresh == FL__NO_FH || !GetFileInformationByHandle((HANDLE)fresh, &info))
+        return 0;
+    return filetime_seconds(info.ftLastWriteTime) - rec->mtime >= grace;
 }
 
 char *fl__prim_absolute(const char *path) {
