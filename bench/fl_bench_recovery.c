@@ -68,7 +68,7 @@ static double round_once(const char *path, int pidfd, double settle, volatile do
     if (waiter == 0) {
         fl_lock *l = soft_lock(path);
         if (!pidfd)
-            __fl_sys.pidfd_open = no_pidfd_open;
+            fl__sys.pidfd_open = no_pidfd_open;
         if (fl_acquire_ex(l, 0, 1, 0.05) != FL_ETIMEOUT)
             _exit(2);
         (void)!write(wp[1], "w", 1);

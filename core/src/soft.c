@@ -99,9 +99,9 @@ static int private_name(const char *path, char *out, size_t cap) {
 /* A permanent failure while taking over a file: an error naming both the
  * lock file and the file the step failed on, never "someone else won". */
 static int takeover_error(const fl_lock *l, int e, const char *step, const char *file) {
-    return __fl_error(__fl_code_from_errno(e), e,
-                      "cannot reclaim soft lock '%s' from its dead holder: %s '%s': %s", l->path,
-                      step, file, strerror(e));
+    return fl__error(fl__code_from_errno(e), e,
+                     "cannot reclaim soft lock '%s' from its dead holder: %s '%s': %s", l->path,
+                     step, file, strerror(e));
 }
 
 /* Results of take_over besides 0 (done) and negative codes. */
@@ -109,7 +109,7 @@ static int takeover_error(const fl_lock *l, int e, const char *step, const char 
 #define TAKE_RETRY FL__RETRY /* the name changed under us: start over */
 
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth, int forced);
+                     fl__hold *h, int depth, int forced);
 
 /* Someone holds the claim `claim`: wait for it, or take it over when its
  * owner is gone (a taker that crashed). */
@@ -119,9 +119,8 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
     if (e == ENOENT || e == EAGAIN)
         return TAKE_RETRY; /* finished meanwhile */
     if (e == EINVAL)
-        return __fl_error(FL_ENOTREG, 0,
-                          "cannot reclaim soft lock '%s': '%s' is not a regular file", l->path,
-                          claim);
+        return fl__error(FL_ENOTREG, 0, "cannot reclaim soft lock '%s': '%s' is not a regular file",
+                         l->path, claim);
     if (e != 0)
         return takeover_error(l, e, "cannot read claim", claim);
     r = TAKE_BUSY;
@@ -140,15 +139,15 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
  * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. forced: an
  * operator's break, which does not judge. */
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth, int forced) {
+                     fl__hold *h, int depth, int forced) {
     char claim[4096], priv[4096];
     fl__fid cid, now, mine;
     fl__fh cfd, pfd = FL__NO_FH;
     int e, rc;
     if (fl__soft_claim_name(path, &judged->id, claim, sizeof claim) != 0 ||
         (replace && private_name(path, priv, sizeof priv) != 0))
-        return __fl_error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
-                          l->path, strerror(ENAMETOOLONG));
+        return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
+                         l->path, strerror(ENAMETOOLONG));
     /* Step 1: the claim, a compare-and-swap from "no such name". */
     cfd = fl__prim_create(claim, l->mode, 0, &cid);
     if (cfd == FL__NO_FH) {
@@ -222,7 +221,7 @@ drop_claim:
 /* The path the hold works on: absolute, resolved at the first attempt, so
  * that a chdir between acquire and release cannot make release look in the
  * wrong directory. */
-static const char *hold_path(fl_lock *l, __fl_hold *h) {
+static const char *hold_path(fl_lock *l, fl__hold *h) {
     if (!h->path)
         h->path = fl__prim_absolute(l->path);
     return h->path;
@@ -266,14 +265,14 @@ static void collect_garbage(const fl_lock *l, const char *path, fl__fh fresh_fd)
     fl__prim_scan(path, prefix, gc_one, &g);
 }
 
-int fl__soft_try(fl_lock *l, __fl_hold *h) {
+int fl__soft_try(fl_lock *l, fl__hold *h) {
     fl__record rec;
     fl__fid id;
     const char *path = hold_path(l, h);
     fl__fh fd;
     int e, r;
     if (!path)
-        return __fl_os_error(errno ? errno : ENOMEM, "cannot resolve soft lock path", l->path);
+        return fl__os_error(errno ? errno : ENOMEM, "cannot resolve soft lock path", l->path);
     fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &id);
     if (fd == FL__NO_FH && errno == ENOENT) {
         int rc = fl__prim_make_parents(l);
@@ -302,17 +301,17 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
     /* Judging costs a few reads of /proc: do it when a new marker appears,
      * then at most twice a second (a holder can die without touching its
      * marker, so never stop re-checking). */
-    if (h->have_id && h->dev == rec.id.dev && h->ino == rec.id.ino && __fl_now() < h->recheck_at) {
+    if (h->have_id && h->dev == rec.id.dev && h->ino == rec.id.ino && fl__now() < h->recheck_at) {
         fl__prim_close(rec.fd);
         return FL__BUSY;
     }
     h->dev = rec.id.dev;
     h->ino = rec.id.ino;
     h->have_id = 1;
-    h->recheck_at = __fl_now() + FL__STALE_RECHECK;
+    h->recheck_at = fl__now() + FL__STALE_RECHECK;
     r = FL__BUSY;
     if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
-        __fl_hold won = *h;
+        fl__hold won = *h;
         r = take_over(l, path, &rec, 1, &won, 0, 0);
         if (r == 0) {
             *h = won;
@@ -326,7 +325,7 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
     return r;
 }
 
-int fl__soft_release(fl_lock *l, __fl_hold *h, int owner) {
+int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
     const char *path = h->path ? h->path : l->path;
     int rc = 0;
     /* Delete the marker only if it is still the one we created: takers
@@ -338,14 +337,14 @@ int fl__soft_release(fl_lock *l, __fl_hold *h, int owner) {
         if (fl__prim_id(path, &now) == 0 && now.dev == h->dev && now.ino == h->ino) {
             int e = fl__prim_remove(path);
             if (e != 0 && e != ENOENT)
-                rc = __fl_os_error(e, "cannot remove soft lock marker", l->path);
+                rc = fl__os_error(e, "cannot remove soft lock marker", l->path);
         }
     }
     if (h->fd != FL__NO_FH) {
         int e = fl__prim_close(h->fd);
         h->fd = FL__NO_FH;
         if (e != 0 && rc == 0)
-            rc = __fl_os_error(e, "error closing soft lock marker (the lock is released)", l->path);
+            rc = fl__os_error(e, "error closing soft lock marker (the lock is released)", l->path);
     }
     h->have_id = 0;
     free(h->path);
@@ -375,6 +374,6 @@ int fl__soft_break(fl_lock *l) {
         if (r == TAKE_BUSY)
             fl__prim_sleep(0.001); /* a live taker is finishing */
     }
-    return __fl_error(FL_ETIMEOUT, 0,
-                      "cannot break soft lock '%s': another process keeps taking it over", l->path);
+    return fl__error(FL_ETIMEOUT, 0,
+                     "cannot break soft lock '%s': another process keeps taking it over", l->path);
 }

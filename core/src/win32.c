@@ -87,19 +87,19 @@ static int sys_move_file(const wchar_t *from, const wchar_t *to, unsigned long f
     return MoveFileExW(from, to, flags);
 }
 
-static const __fl_syscalls real_syscalls = {
+static const fl__syscalls real_syscalls = {
     sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
     sys_create_directory, sys_write_file, sys_move_file,
 };
 
-__fl_syscalls __fl_sys = {
+fl__syscalls fl__sys = {
     sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
     sys_create_directory, sys_write_file, sys_move_file,
 };
 
-void __fl_sys_reset(void) { __fl_sys = real_syscalls; }
+void fl__sys_reset(void) { fl__sys = real_syscalls; }
 
-double __fl_now(void) {
+double fl__now(void) {
     static LARGE_INTEGER freq; /* constant since boot; a racing first write stores the same */
     LARGE_INTEGER now;
     if (freq.QuadPart == 0)
@@ -189,25 +189,25 @@ static void win_text(DWORD e, char *buf, size_t size) {
 static int win_error(DWORD e, const char *what, const char *path) {
     char text[400];
     win_text(e, text, sizeof text);
-    return __fl_error(win_code(e), (int)e, "%s '%s': %s (Windows error %lu)", what, path, text,
-                      (unsigned long)e);
+    return fl__error(win_code(e), (int)e, "%s '%s': %s (Windows error %lu)", what, path, text,
+                     (unsigned long)e);
 }
 
 static int isdir_error(const fl_lock *l) {
-    return __fl_error(FL_EISDIR, (int)ERROR_DIRECTORY, "cannot use lock file '%s': is a directory",
-                      l->path);
+    return fl__error(FL_EISDIR, (int)ERROR_DIRECTORY, "cannot use lock file '%s': is a directory",
+                     l->path);
 }
 
 static int reparse_error(const fl_lock *l) {
-    return __fl_error(FL_ELOOP, (int)ERROR_CANT_RESOLVE_FILENAME,
-                      "refusing to use lock file '%s': it is a symbolic link, junction or other "
-                      "reparse point (its target is not touched)",
-                      l->path);
+    return fl__error(FL_ELOOP, (int)ERROR_CANT_RESOLVE_FILENAME,
+                     "refusing to use lock file '%s': it is a symbolic link, junction or other "
+                     "reparse point (its target is not touched)",
+                     l->path);
 }
 
 static int not_regular_error(const fl_lock *l) {
-    return __fl_error(FL_ENOTREG, 0,
-                      "cannot use lock file '%s': not a regular file (a device or pipe)", l->path);
+    return fl__error(FL_ENOTREG, 0,
+                     "cannot use lock file '%s': not a regular file (a device or pipe)", l->path);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -223,13 +223,13 @@ static wchar_t *wide_path(const char *path) {
     wchar_t *w, *full, *out;
     DWORD len;
     if (n <= 0)
-        return __fl_error(FL_EINVAL, (int)GetLastError(),
-                          "invalid lock file path '%s': not valid UTF-8", path),
+        return fl__error(FL_EINVAL, (int)GetLastError(),
+                         "invalid lock file path '%s': not valid UTF-8", path),
                NULL;
     w = malloc((size_t)n * sizeof *w);
     if (!w)
-        return __fl_error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
-                          "out of memory converting lock file path '%s'", path),
+        return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
+                         "out of memory converting lock file path '%s'", path),
                NULL;
     MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n);
     /* 248: CreateDirectoryW's limit, a little below MAX_PATH. */
@@ -272,7 +272,7 @@ static char *utf8_path(const wchar_t *w) {
 static DWORD create_dirs(wchar_t *dir, int depth) {
     DWORD e, attr;
     wchar_t *sep, saved;
-    if (__fl_sys.create_directory(dir))
+    if (fl__sys.create_directory(dir))
         return 0;
     e = GetLastError();
     if (e == ERROR_ALREADY_EXISTS) {
@@ -294,7 +294,7 @@ static DWORD create_dirs(wchar_t *dir, int depth) {
     *sep = saved;
     if (e != 0)
         return e;
-    if (__fl_sys.create_directory(dir) || GetLastError() == ERROR_ALREADY_EXISTS)
+    if (fl__sys.create_directory(dir) || GetLastError() == ERROR_ALREADY_EXISTS)
         return 0;
     return GetLastError();
 }
@@ -313,15 +313,15 @@ static int make_parents(const fl_lock *l, const wchar_t *wpath) {
         return 0;
     dir = malloc((n + 1) * sizeof *dir);
     if (!dir)
-        return __fl_error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
-                          "out of memory creating the parents of lock file '%s'", l->path);
+        return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
+                         "out of memory creating the parents of lock file '%s'", l->path);
     memcpy(dir, wpath, n * sizeof *dir);
     dir[n] = L'\0';
     e = create_dirs(dir, 0);
     free(dir);
     if (e == ERROR_DIRECTORY)
-        return __fl_error(FL_ENOTDIR, (int)e,
-                          "cannot create lock file '%s': '%s' is not a directory", l->path, l->dir);
+        return fl__error(FL_ENOTDIR, (int)e,
+                         "cannot create lock file '%s': '%s' is not a directory", l->path, l->dir);
     if (e != 0)
         return win_error(e, "cannot create the parent directories of lock file", l->path);
     return 0;
@@ -330,7 +330,7 @@ static int make_parents(const fl_lock *l, const wchar_t *wpath) {
 /* Identity and type of what the path names now, without following a final
  * reparse point. Returns 0 or a Win32 error. */
 static DWORD path_info(const wchar_t *wpath, BY_HANDLE_FILE_INFORMATION *info, DWORD *type) {
-    HANDLE f = __fl_sys.create_file(
+    HANDLE f = fl__sys.create_file(
         wpath, FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
         OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
     DWORD e = 0;
@@ -340,7 +340,7 @@ static DWORD path_info(const wchar_t *wpath, BY_HANDLE_FILE_INFORMATION *info, D
         *type = GetFileType(f);
     if (!GetFileInformationByHandle(f, info))
         e = GetLastError();
-    __fl_sys.close_handle(f);
+    fl__sys.close_handle(f);
     return e;
 }
 
@@ -435,7 +435,7 @@ static DWORD write_owner(HANDLE f) {
     if (n < 0)
         return ERROR_BUFFER_OVERFLOW;
     while (off < (unsigned long)n) {
-        if (!__fl_sys.write_file(f, buf + off, (unsigned long)n - off, &w))
+        if (!fl__sys.write_file(f, buf + off, (unsigned long)n - off, &w))
             return GetLastError();
         if (w == 0)
             return ERROR_WRITE_FAULT;
@@ -482,13 +482,13 @@ static FILE_RENAME_INFO *rename_info(const wchar_t *to, DWORD *size) {
  * not ours: *deleted tells) or a Win32 error. */
 static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint64_t ino,
                             const wchar_t *trash, int *deleted) {
-    double until = __fl_now() + FL__DELETE_RETRY;
+    double until = fl__now() + FL__DELETE_RETRY;
     DWORD sleep_ms = 1;
     *deleted = 0;
     for (;;) {
-        HANDLE f = __fl_sys.create_file(wpath, DELETE | FILE_READ_ATTRIBUTES,
-                                        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                                        OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
+        HANDLE f = fl__sys.create_file(wpath, DELETE | FILE_READ_ATTRIBUTES,
+                                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                                       OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
         BY_HANDLE_FILE_INFORMATION info;
         FILE_DISPOSITION_INFO disp;
         DWORD e = 0;
@@ -496,7 +496,7 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
             e = GetLastError();
             if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
                 return 0;
-            if ((e == ERROR_SHARING_VIOLATION || e == ERROR_ACCESS_DENIED) && __fl_now() < until) {
+            if ((e == ERROR_SHARING_VIOLATION || e == ERROR_ACCESS_DENIED) && fl__now() < until) {
                 Sleep(sleep_ms);
                 if (sleep_ms < 50)
                     sleep_ms *= 2;
@@ -506,7 +506,7 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
         }
         if (check && (!GetFileInformationByHandle(f, &info) || info_dev(&info) != dev ||
                       info_ino(&info) != ino)) {
-            __fl_sys.close_handle(f);
+            fl__sys.close_handle(f);
             return 0;
         }
         if (trash) {
@@ -519,7 +519,7 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
         disp.DeleteFile = TRUE;
         if (!SetFileInformationByHandle(f, FileDispositionInfo, &disp, sizeof disp))
             e = GetLastError();
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         *deleted = e == 0;
         return e;
     }
@@ -662,8 +662,8 @@ fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) 
         errno = t_prim_errno;
         return FL__NO_FH;
     }
-    f = __fl_sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW,
-                             FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT);
+    f = fl__sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW,
+                            FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT);
     if (f == INVALID_HANDLE_VALUE) {
         e = GetLastError();
         if (e == ERROR_ACCESS_DENIED) {
@@ -684,7 +684,7 @@ fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) 
     if (e != 0) {
         /* Never leave a file nobody owns: it would read as a marker. */
         int deleted;
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         (void)delete_if_same(wpath, 0, 0, 0, NULL, &deleted);
         free(wpath);
         errno = prim_fail(e);
@@ -697,7 +697,7 @@ fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) 
     keep = ReOpenFile(f, FILE_READ_ATTRIBUTES,
                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, 0);
     if (keep != INVALID_HANDLE_VALUE) {
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         f = keep;
     }
     id->dev = info_dev(&info);
@@ -720,9 +720,9 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->text[0] = '\0';
     if (!(wpath = prim_wide(path)))
         return t_prim_errno;
-    f = __fl_sys.create_file(wpath, GENERIC_READ,
-                             FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, OPEN_EXISTING,
-                             FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
+    f = fl__sys.create_file(wpath, GENERIC_READ,
+                            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, OPEN_EXISTING,
+                            FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
     if (f == INVALID_HANDLE_VALUE) {
         int r;
         e = GetLastError();
@@ -757,7 +757,7 @@ int fl__prim_read(const char *path, fl__record *rec) {
      * taker's own handle would stop its rename). The identity needs no
      * handle to stay unique: the file index (with NTFS's sequence number)
      * and the creation time are not given to a new file together. */
-    __fl_sys.close_handle(f);
+    fl__sys.close_handle(f);
     free(wpath);
     if (e == ERROR_BAD_FILE_TYPE)
         return prim_fail_errno(EINVAL);
@@ -797,7 +797,7 @@ int fl__prim_id(const char *path, fl__fid *id) {
  * open is EBUSY (the protocol waits and judges again), anything else the
  * error it is. */
 int fl__prim_replace(const char *from, const char *to) {
-    double until = __fl_now() + FL__DELETE_RETRY;
+    double until = fl__now() + FL__DELETE_RETRY;
     wchar_t *wfrom = prim_wide(from), *wto = wfrom ? prim_wide(to) : NULL;
     DWORD e = 0, sleep_ms = 1;
     int r = 0;
@@ -806,12 +806,12 @@ int fl__prim_replace(const char *from, const char *to) {
         return t_prim_errno;
     }
     for (;;) {
-        if (__fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)) {
+        if (fl__sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)) {
             e = 0;
             break;
         }
         e = GetLastError();
-        if ((e != ERROR_ACCESS_DENIED && e != ERROR_SHARING_VIOLATION) || __fl_now() >= until)
+        if ((e != ERROR_ACCESS_DENIED && e != ERROR_SHARING_VIOLATION) || fl__now() >= until)
             break;
         Sleep(sleep_ms);
         if (sleep_ms < 50)
@@ -824,15 +824,14 @@ int fl__prim_replace(const char *from, const char *to) {
          * which our own holders keep, does not show here; only a live
          * holder has one, and a live holder is never judged gone, so the
          * refusal that follows is then an error, never a second holder. */
-        HANDLE t =
-            __fl_sys.create_file(wto, DELETE, 0, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
+        HANDLE t = fl__sys.create_file(wto, DELETE, 0, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
         if (t == INVALID_HANDLE_VALUE && GetLastError() == ERROR_SHARING_VIOLATION) {
             r = prim_fail_errno(EBUSY);
         } else {
             if (t != INVALID_HANDLE_VALUE)
-                __fl_sys.close_handle(t);
+                fl__sys.close_handle(t);
             /* Free now: one more try, then its answer stands. */
-            r = __fl_sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)
+            r = fl__sys.move_file(wfrom, wto, MOVEFILE_REPLACE_EXISTING)
                     ? 0
                     : prim_fail(GetLastError());
         }
@@ -862,7 +861,7 @@ int fl__prim_remove(const char *path) {
 int fl__prim_close(fl__fh fd) {
     if (fd == FL__NO_FH)
         return 0;
-    return __fl_sys.close_handle(fd) ? 0 : prim_fail(GetLastError());
+    return fl__sys.close_handle(fd) ? 0 : prim_fail(GetLastError());
 }
 
 /* Proof of death on Windows: the pid names no process (OpenProcess:
@@ -982,7 +981,7 @@ int fl__prim_path_error(const fl_lock *l, int e) {
     } else if (e == t_prim_errno && t_prim_win != 0) {
         rc = open_error(l, wpath, t_prim_win, "cannot use soft lock marker");
     } else {
-        rc = __fl_os_error(e, "cannot use soft lock marker", l->path);
+        rc = fl__os_error(e, "cannot use soft lock marker", l->path);
     }
     free(wpath);
     return rc;
@@ -1029,7 +1028,7 @@ void fl__prim_scan(const char *path, const char *prefix, void (*fn)(const char *
 
 void fl__prim_sleep(double seconds) { Sleep((DWORD)(seconds * 1000.0 + 0.999)); }
 
-int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
+int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     char host[256];
     uint64_t ns = 0;
     fl__record rec;
@@ -1046,22 +1045,22 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         we = path_info(wpath, &info, NULL);
         free(wpath);
         if (we == ERROR_FILE_NOT_FOUND || we == ERROR_PATH_NOT_FOUND)
-            return __fl_error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
-        return __fl_error(FL_ENOTSUP, 0,
-                          "cannot tell who holds '%s': Windows does not report the holder of a "
-                          "file lock",
-                          l->path);
+            return fl__error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
+        return fl__error(FL_ENOTSUP, 0,
+                         "cannot tell who holds '%s': Windows does not report the holder of a "
+                         "file lock",
+                         l->path);
     }
     e = fl__prim_read(l->path, &rec);
     if (e == ENOENT)
-        return __fl_error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
+        return fl__error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
     if (e != 0)
         return fl__prim_path_error(l, e);
     if (fl__parse_record(rec.text, rec.len, out, &ns) != 0) {
         memset(out, 0, sizeof *out);
         out->pid = -1;
-        return __fl_error(FL_ENOTSUP, 0,
-                          "soft lock '%s' is held, but its marker has no owner record", l->path);
+        return fl__error(FL_ENOTSUP, 0,
+                         "soft lock '%s' is held, but its marker has no owner record", l->path);
     }
     host_name(host, sizeof host);
     out->this_process = (unsigned long)out->pid == (unsigned long)GetCurrentProcessId() &&
@@ -1069,12 +1068,12 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     return 0;
 }
 
-int __fl_os_break(fl_lock *l, int kind) {
+int fl__os_break(fl_lock *l, int kind) {
     if (kind != FL_SOFT)
-        return __fl_error(FL_ENOTSUP, 0,
-                          "cannot break kernel lock '%s': the OS releases it when its holder "
-                          "exits",
-                          l->path);
+        return fl__error(FL_ENOTSUP, 0,
+                         "cannot break kernel lock '%s': the OS releases it when its holder "
+                         "exits",
+                         l->path);
     return fl__soft_break(l);
 }
 
@@ -1107,7 +1106,7 @@ static void kernel_free(win_kernel *k) {
  * sharing mode, so that other handles and deletion are not refused; a
  * final reparse point is opened as itself and rejected, its target never
  * touched. *created tells whether this call made the file. */
-static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
+static int kernel_open(fl_lock *l, fl__hold *h, int *created) {
     const DWORD share = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
     const DWORD flags = FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT |
                         (async_lock_waits() ? FILE_FLAG_OVERLAPPED : 0);
@@ -1120,8 +1119,8 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
     *created = 0;
     k = calloc(1, sizeof *k);
     if (!k)
-        return __fl_error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
-                          "out of memory opening lock file '%s'", l->path);
+        return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
+                         "out of memory opening lock file '%s'", l->path);
     if (!(k->wpath = wide_path(l->path))) {
         free(k);
         return fl_last_code();
@@ -1139,18 +1138,18 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
         kernel_free(k);
         return reparse_error(l);
     }
-    f = __fl_sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
+    f = fl__sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
     if (f == INVALID_HANDLE_VALUE && GetLastError() == ERROR_PATH_NOT_FOUND && l->base[0]) {
         if ((rc = make_parents(l, k->wpath)) != 0) {
             kernel_free(k);
             return rc;
         }
-        f = __fl_sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
+        f = fl__sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
     }
     if (f == INVALID_HANDLE_VALUE && GetLastError() == ERROR_ACCESS_DENIED) {
         /* A read-only file, or no write permission on it: LockFileEx only
          * needs read access. */
-        f = __fl_sys.create_file(k->wpath, GENERIC_READ, share, OPEN_EXISTING, flags);
+        f = fl__sys.create_file(k->wpath, GENERIC_READ, share, OPEN_EXISTING, flags);
         if (f == INVALID_HANDLE_VALUE)
             SetLastError(ERROR_ACCESS_DENIED);
     }
@@ -1162,20 +1161,20 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
     *created = GetLastError() != ERROR_ALREADY_EXISTS;
     k->file = f;
     if (GetFileType(f) != FILE_TYPE_DISK) { /* NUL, CON, COM1, a pipe */
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         kernel_free(k);
         return not_regular_error(l);
     }
     if (!GetFileInformationByHandle(f, &info)) {
         e = GetLastError();
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         kernel_free(k);
         return win_error(e, "cannot inspect lock file", l->path);
     }
     if ((rc = check_kind(
              l, info.dwFileAttributes | (reparse_at(k->wpath) ? FILE_ATTRIBUTE_REPARSE_POINT : 0),
              FILE_TYPE_DISK)) != 0) {
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         kernel_free(k);
         return rc;
     }
@@ -1189,7 +1188,7 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
 /* Queues a LockFileEx request for the range. fail_now: one attempt.
  * Returns 0 (won), FL__BUSY (fail_now only), FL__PENDING, or -1 with the
  * Win32 error in *err. */
-static int lock_issue(__fl_hold *h, win_kernel *k, int fail_now, DWORD *err) {
+static int lock_issue(fl__hold *h, win_kernel *k, int fail_now, DWORD *err) {
     DWORD flags =
         (h->shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK) | (fail_now ? LOCKFILE_FAIL_IMMEDIATELY : 0);
     memset(&k->ov, 0, sizeof k->ov);
@@ -1198,7 +1197,7 @@ static int lock_issue(__fl_hold *h, win_kernel *k, int fail_now, DWORD *err) {
     k->ov.hEvent = k->event;
     ResetEvent(k->event);
     *err = 0;
-    if (__fl_sys.lock_file(k->file, flags, &k->ov)) {
+    if (fl__sys.lock_file(k->file, flags, &k->ov)) {
         k->locked = 1;
         return 0;
     }
@@ -1251,12 +1250,12 @@ static void lock_give_back(win_kernel *k) {
     ov.Offset = FL__LOCK_OFFSET;
     ov.hEvent = k->event;
     ResetEvent(k->event);
-    if (!__fl_sys.unlock_file(k->file, &ov) && GetLastError() == ERROR_IO_PENDING)
+    if (!fl__sys.unlock_file(k->file, &ov) && GetLastError() == ERROR_IO_PENDING)
         GetOverlappedResult(k->file, &ov, &n, TRUE);
     k->locked = 0;
 }
 
-static int lock_error(fl_lock *l, __fl_hold *h, DWORD e, int created) {
+static int lock_error(fl_lock *l, fl__hold *h, DWORD e, int created) {
     win_kernel *k = h->win;
     if (e == ERROR_NOT_SUPPORTED || e == ERROR_INVALID_FUNCTION ||
         e == ERROR_CALL_NOT_IMPLEMENTED) {
@@ -1266,20 +1265,20 @@ static int lock_error(fl_lock *l, __fl_hold *h, DWORD e, int created) {
         wchar_t *wpath = k->wpath;
         int deleted;
         k->wpath = NULL;
-        __fl_os_abandon(h);
+        fl__os_abandon(h);
         if (created)
             (void)delete_if_same(wpath, 1, dev, ino, NULL, &deleted);
         free(wpath);
-        return __fl_error(FL_ENOTSUP, (int)e,
-                          "cannot lock '%s': the file system does not support LockFileEx; use "
-                          "the soft lock (SoftFileLock) or the soft_fallback option",
-                          l->path);
+        return fl__error(FL_ENOTSUP, (int)e,
+                         "cannot lock '%s': the file system does not support LockFileEx; use "
+                         "the soft lock (SoftFileLock) or the soft_fallback option",
+                         l->path);
     }
-    __fl_os_abandon(h);
+    fl__os_abandon(h);
     return win_error(e, "cannot lock", l->path);
 }
 
-static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
+static int kernel_try(fl_lock *l, fl__hold *h, int block) {
     BY_HANDLE_FILE_INFORMATION info;
     win_kernel *k;
     DWORD e = 0;
@@ -1306,7 +1305,7 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     e = path_info(k->wpath, &info, NULL);
     if (((e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)) ||
         (e == 0 && (info_dev(&info) != h->dev || info_ino(&info) != h->ino))) {
-        __fl_os_abandon(h);
+        fl__os_abandon(h);
         return FL__RETRY;
     }
     return 0;
@@ -1316,13 +1315,13 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
 /* Backend entry points                                                    */
 /* ---------------------------------------------------------------------- */
 
-int __fl_os_try(fl_lock *l, int kind, __fl_hold *h, int block) {
+int fl__os_try(fl_lock *l, int kind, fl__hold *h, int block) {
     if (l->base[0] == '\0')
         return isdir_error(l);
     return kind == FL_KERNEL ? kernel_try(l, h, block) : fl__soft_try(l, h);
 }
 
-void __fl_os_abandon(__fl_hold *h) {
+void fl__os_abandon(fl__hold *h) {
     win_kernel *k = h->win;
     /* Soft lock: what a failed attempt kept (soft.c). */
     if (h->fd != FL__NO_FH)
@@ -1334,12 +1333,12 @@ void __fl_os_abandon(__fl_hold *h) {
         return;
     lock_withdraw(k);
     lock_give_back(k);
-    __fl_sys.close_handle(k->file);
+    fl__sys.close_handle(k->file);
     kernel_free(k);
     h->win = NULL;
 }
 
-int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
+int fl__os_release(fl_lock *l, int kind, fl__hold *h, int owner) {
     int rc = 0;
     win_kernel *k = h->win;
     if (kind == FL_SOFT && !k)
@@ -1351,7 +1350,7 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
         lock_withdraw(k);
         if (owner)
             lock_give_back(k);
-        if (!__fl_sys.close_handle(k->file))
+        if (!fl__sys.close_handle(k->file))
             rc = win_error(GetLastError(), "error closing lock file (the lock is released)",
                            l->path);
         kernel_free(k);
@@ -1365,7 +1364,7 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
 /* Wake-ups                                                                */
 /* ---------------------------------------------------------------------- */
 
-void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
+void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
     w->change = NULL;
     if (kind == FL_SOFT) {
         /* A release deletes the marker: a file-name change in its directory. */
@@ -1389,8 +1388,8 @@ static DWORD to_ms(double seconds) {
     return (DWORD)ms;
 }
 
-int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
-    double end = __fl_now() + seconds;
+int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
+    double end = fl__now() + seconds;
     win_kernel *k = w->hold ? w->hold->win : NULL;
     if (kind == FL_KERNEL && k && !k->locked && async_lock_waits()) {
         DWORD e = 0;
@@ -1407,7 +1406,7 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
     if (kind == FL_SOFT && w->change) {
         wchar_t *wpath = wide_path(l->path);
         for (;;) {
-            double left = end - __fl_now();
+            double left = end - fl__now();
             if (left <= 0 || WaitForSingleObject(w->change, to_ms(left)) != WAIT_OBJECT_0)
                 break;
             /* Changes of other files in the directory: keep waiting. */
@@ -1426,7 +1425,7 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
 /* Windows has no fork. */
 void fl__os_atfork(int phase) { (void)phase; }
 
-void __fl_os_watch_close(__fl_watch *w) {
+void fl__os_watch_close(fl__watch *w) {
     if (w->change)
         FindCloseChangeNotification(w->change);
     w->change = NULL;
@@ -1440,7 +1439,7 @@ void __fl_os_watch_close(__fl_watch *w) {
  * it followed; the final component is not), folded to lower case since
  * Windows file names are case-insensitive. A parent that does not exist yet
  * is keyed by its absolute spelling. */
-char *__fl_os_canonical_key(const char *dir, const char *base) {
+char *fl__os_canonical_key(const char *dir, const char *base) {
     const DWORD cap = 32768; /* the longest path Windows has */
     wchar_t *wdir = NULL, *wbase = NULL, *full = NULL, *d, *key = NULL;
     char *out = NULL;

@@ -53,7 +53,7 @@ static int g_step, g_pause_at, g_ev, g_ctl, g_counting;
 /* Added to every st_dev the actor sees: a second client of a network file
  * system, whose mount has its own device number for the same files. */
 static dev_t g_dev_offset;
-static __fl_syscalls g_real;
+static fl__syscalls g_real;
 
 static void step(const char *what, const char *path) {
     char c;
@@ -133,16 +133,16 @@ static void actor_main(const char *path, const char *sentinel, int pause_at, dou
     g_ev = ev;
     g_ctl = ctl;
     g_pause_at = pause_at;
-    g_real = __fl_sys;
-    __fl_sys.open = w_open;
-    __fl_sys.close = w_close;
-    __fl_sys.lstat = w_lstat;
-    __fl_sys.fstat = w_fstat;
-    __fl_sys.write = w_write;
-    __fl_sys.fchmod = w_fchmod;
-    __fl_sys.rename = w_rename;
-    __fl_sys.unlink = w_unlink;
-    __fl_sys.kill = w_kill;
+    g_real = fl__sys;
+    fl__sys.open = w_open;
+    fl__sys.close = w_close;
+    fl__sys.lstat = w_lstat;
+    fl__sys.fstat = w_fstat;
+    fl__sys.write = w_write;
+    fl__sys.fchmod = w_fchmod;
+    fl__sys.rename = w_rename;
+    fl__sys.unlink = w_unlink;
+    fl__sys.kill = w_kill;
     o.kind = FL_SOFT;
     if (fl_lock_new(&l, path, &o) != 0)
         _exit(6);
@@ -486,11 +486,11 @@ START_TEST(fresh_record_less_claim_respected_under_clock_skew) {
     id.ino = (uint64_t)st.st_ino;
     ck_assert_int_eq(fl__soft_claim_name(path, &id, claim, sizeof claim), 0);
     fl_write_file(claim, "");
-    __fl_sys.fstat = fstat_server_behind;
+    fl__sys.fstat = fstat_server_behind;
     l = fl_new_kind(path, FL_SOFT);
     ck_assert_int_eq(fl_acquire_ex(l, 0.6, 1, 0.01), FL_ETIMEOUT);
     fl_lock_free(l);
-    __fl_sys_reset();
+    fl__sys_reset();
     ck_assert_msg(fl_exists(claim), "a live taker's fresh claim was removed");
     ck_assert_int_eq(lstat(path, &st), 0);
     ck_assert_msg((uint64_t)st.st_ino == id.ino, "the marker under a live claim was replaced");
@@ -556,10 +556,10 @@ START_TEST(fresh_record_less_private_marker_kept_under_clock_skew) {
     snprintf(priv, sizeof priv, "%.*s0000000000000003.new", (int)(dl + 18), claim);
     fl_write_file(priv, "");
     plant_stale(path);
-    __fl_sys.fstat = fstat_server_behind;
+    fl__sys.fstat = fstat_server_behind;
     l = fl_new_kind(path, FL_SOFT);
     ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 0.01), 0);
-    __fl_sys_reset();
+    fl__sys_reset();
     ck_assert_msg(fl_exists(priv), "a live taker's fresh private marker was collected");
     ck_assert_int_eq(fl_release(l, 0), 0);
     fl_lock_free(l);

@@ -289,11 +289,11 @@ START_TEST(item5_permanent_takeover_errors) {
         int rc;
         plant_dead(p);
         fail_claims_errno = errs[i];
-        real_open = __fl_sys.open;
-        __fl_sys.open = open_failing_claims;
+        real_open = fl__sys.open;
+        fl__sys.open = open_failing_claims;
         t0 = fl_mono();
         rc = fl_acquire_ex(l, 5, 1, 0.05);
-        __fl_sys_reset();
+        fl__sys_reset();
         ck_assert_msg(rc == codes[i], "%s: got %s (%s)", strerror(errs[i]), fl_err_name(rc),
                       fl_last_error());
         ck_assert_msg(fl_mono() - t0 < 2, "%s: the error took a wait", strerror(errs[i]));
@@ -329,9 +329,9 @@ START_TEST(failed_record_write_leaves_takers_marker) {
     fl_write_file(q, rec);
     replaced_path = p;
     replacement = q;
-    __fl_sys.write = write_after_takeover;
+    fl__sys.write = write_after_takeover;
     rc = fl_acquire_ex(l, 0, 1, 0.05);
-    __fl_sys_reset();
+    fl__sys_reset();
     ck_assert_msg(rc == FL_ENOSPC, "got %s (%s)", fl_err_name(rc), fl_last_error());
     ck_assert_msg(fl_exists(p), "the taker's marker was unlinked by a failed create's cleanup");
     fl_lock_free(l);
@@ -734,8 +734,8 @@ static pid_t start_soft_waiter(recovery_case *c) {
         fl_owner o;
         int rc;
         close(c->ready[0]);
-        real_pidfd_open = __fl_sys.pidfd_open;
-        __fl_sys.pidfd_open = c->pidfd ? counting_pidfd_open : no_pidfd_open;
+        real_pidfd_open = fl__sys.pidfd_open;
+        fl__sys.pidfd_open = c->pidfd ? counting_pidfd_open : no_pidfd_open;
         l = fl_new_kind(c->path, FL_SOFT);
         if (fl_acquire_ex(l, 0, 1, 0.05) != FL_ETIMEOUT)
             _exit(20);
@@ -760,7 +760,7 @@ static pid_t start_soft_waiter(recovery_case *c) {
 }
 
 static int kernel_has_pidfd(void) {
-    int fd = __fl_sys.pidfd_open(getpid(), 0);
+    int fd = fl__sys.pidfd_open(getpid(), 0);
     if (fd < 0)
         return 0;
     close(fd);
