@@ -91,7 +91,7 @@ int fl_last_code(void) { return tls_err.code; }
 
 int fl_last_errno(void) { return tls_err.os_errno; }
 
-int __fl_error(int code, int os_errno, const char *fmt, ...) {
+int fl__error(int code, int os_errno, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tls_err.msg, sizeof tls_err.msg, fmt, ap);
@@ -102,7 +102,7 @@ int __fl_error(int code, int os_errno, const char *fmt, ...) {
 }
 
 /* The one place where an OS errno becomes a library code. */
-int __fl_code_from_errno(int e) {
+int fl__code_from_errno(int e) {
     switch (e) {
     case EACCES:
     case EPERM:
@@ -145,8 +145,8 @@ int __fl_code_from_errno(int e) {
     }
 }
 
-int __fl_os_error(int os_errno, const char *what, const char *path) {
-    return __fl_error(__fl_code_from_errno(os_errno), os_errno, "%s '%s': %s", what, path,
+int fl__os_error(int os_errno, const char *what, const char *path) {
+    return fl__error(fl__code_from_errno(os_errno), os_errno, "%s '%s': %s", what, path,
                       strerror(os_errno));
 }
 

@@ -247,7 +247,7 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
 
     if (!fl__mountinfo_path) {
         struct statfs sf;
-        double now = __fl_now();
+        double now = fl__now();
         if (plain_seen(dev, now))
             return 0;
         if (fstatfs(fd, &sf) != 0)
@@ -271,7 +271,7 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
             if (!type_in(type, r->types) ||
                 !(has_option(sopts, r->option) || has_option(mopts, r->option)))
                 continue;
-            rc = __fl_error(FL_ENOTSUP, 0,
+            rc = fl__error(FL_ENOTSUP, 0,
                             "cannot lock '%s': it is on the %s mount %s with option %s (%s), so "
                             "a process on another host would not be excluded; remount without "
                             "it, or use the soft lock (SoftFileLock) or the soft_fallback option",
@@ -279,7 +279,7 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
             break;
         }
         if (rc == 0 && type_in(type, "cifs smb3") && kernel_before(5, 5))
-            rc = __fl_error(FL_ENOTSUP, 0,
+            rc = fl__error(FL_ENOTSUP, 0,
                             "cannot lock '%s': it is on the %s mount %s, and before Linux 5.5 "
                             "the SMB client keeps flock local to this host, so a process on "
                             "another host would not be excluded; use the soft lock "

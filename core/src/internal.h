@@ -1,8 +1,9 @@
 /*
  * Internal declarations shared by the platform-independent core (lock.c,
  * errors.c, owner.c) and the platform backends (posix.c, win32.c, one per
- * build). Names here carry the __fl_ prefix (older code) or fl__ (newer),
- * and hidden visibility. The lock order and what each mutex guards are
+ * build). Names here carry the fl__ / FL__ prefix (names that begin with
+ * two underscores are reserved for the C implementation; older code was
+ * renamed by scripts/rename-internal.sh) and hidden visibility. The lock order and what each mutex guards are
  * written down above struct fl_lock.
  */
 #ifndef FL_INTERNAL_H
@@ -49,7 +50,7 @@
 #define FL__CANCEL_SLICE 0.05
 
 /* What a backend holds for one acquisition. */
-typedef struct __fl_hold {
+typedef struct fl__hold {
     int fd;       /* kernel lock: the locked (or opened, while trying) file */
     uint64_t dev; /* identity of the lock file / marker we opened or saw */
     uint64_t ino;
@@ -60,7 +61,7 @@ typedef struct __fl_hold {
 #ifdef _WIN32
     void *win; /* kernel lock: the file handle and its pending LockFileEx (win32.c) */
 #endif
-} __fl_hold;
+} fl__hold;
 
 #ifdef _WIN32
 #define FL__HOLD_INIT                                                                              \
@@ -81,7 +82,7 @@ typedef struct __fl_hold {
  * and signals the eventfds of the waiters they concern. When the instance,
  * the watch or the eventfd cannot be had (limits reached), the waiter falls
  * back to timed re-checks (fd == -1). */
-typedef struct __fl_watch {
+typedef struct fl__watch {
     int fd; /* the hub's inotify descriptor to poll; -1: plain sleeping */
     int wd;
     /* On a file system other hosts may share (fsprobe.c), the watch sees
@@ -91,14 +92,14 @@ typedef struct __fl_watch {
 #ifdef _WIN32
     /* The kernel lock's wake-up is the attempt's own pending LockFileEx, so
      * the watch needs the hold; the soft lock's is a change notification. */
-    struct __fl_hold *hold;
+    struct fl__hold *hold;
     void *change;
 #else
     int efd;      /* this waiter's eventfd, signalled by the hub */
     unsigned gen; /* fork generation of the hub this waiter joined */
     void *waiter; /* the hub's record of this waiter (posix.c) */
 #endif
-} __fl_watch;
+} fl__watch;
 
 #ifdef _WIN32
 #define FL__WATCH_INIT                                                                             \
@@ -109,12 +110,12 @@ typedef struct __fl_watch {
 #endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */
-typedef struct __fl_state {
+typedef struct fl__state {
     uint64_t thread; /* fl__thread_serial() of the holding thread (never reused) */
     int counter;
-    __fl_hold hold;
-    struct __fl_state *next;
-} __fl_state;
+    fl__hold hold;
+    struct fl__state *next;
+} fl__state;
 
 /*
  * Mutexes, what they guard, and the lock order.
@@ -180,8 +181,8 @@ struct fl_lock {
     void *cancel_data;
     pthread_cond_t cond; /* shared handles: an acquiring thread finished (CLOCK_MONOTONIC) */
     int acquiring;       /* shared handles: a thread is inside the OS wait */
-    __fl_state shared;   /* state of a shared handle */
-    __fl_state *states;  /* thread-local handles: one per holding thread */
+    fl__state shared;   /* state of a shared handle */
+    fl__state *states;  /* thread-local handles: one per holding thread */
 
     /* Under g_mu. */
     struct fl_lock *next_singleton;
@@ -196,9 +197,9 @@ struct fl_lock {
 FL__HIDDEN uint64_t fl__thread_serial(void);
 
 /* errors.c ------------------------------------------------------------- */
-FL__HIDDEN int __fl_error(int code, int os_errno, const char *fmt, ...) FL__PRINTF(3, 4);
-FL__HIDDEN int __fl_code_from_errno(int e);
-FL__HIDDEN int __fl_os_error(int os_errno, const char *what, const char *path);
+FL__HIDDEN int fl__error(int code, int os_errno, const char *fmt, ...) FL__PRINTF(3, 4);
+FL__HIDDEN int fl__code_from_errno(int e);
+FL__HIDDEN int fl__os_error(int os_errno, const char *what, const char *path);
 /* A copy of the thread's last error, so that a query whose internal steps
  * fail on the way to a successful answer leaves the error as it was. */
 typedef struct fl__error_state {
@@ -210,39 +211,39 @@ FL__HIDDEN void fl__error_save(fl__error_state *st);
 FL__HIDDEN void fl__error_restore(const fl__error_state *st);
 
 /* owner.c -------------------------------------------------------------- */
-FL__HIDDEN int __fl_decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size);
+FL__HIDDEN int fl__decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size);
 /* Parses an owner record; 0, or -1 when malformed (out->pid is then -1). */
-FL__HIDDEN int __fl_parse_owner(const char *buf, size_t len, fl_owner *out);
+FL__HIDDEN int fl__parse_owner(const char *buf, size_t len, fl_owner *out);
 
 /* Fork generation (lock.c): bumped in the child by a pthread_atfork
  * handler, so that fork detection costs a load, not a getpid() call. */
-extern FL__HIDDEN unsigned __fl_fork_gen;
-FL__HIDDEN unsigned __fl_current_gen(void);
+extern FL__HIDDEN unsigned fl__fork_gen;
+FL__HIDDEN unsigned fl__current_gen(void);
 
 /* Logging (lock.c) ------------------------------------------------------ */
-FL__HIDDEN void __fl_log(const fl_lock *l, fl_log_event ev, double seconds);
+FL__HIDDEN void fl__log(const fl_lock *l, fl_log_event ev, double seconds);
 
 /* Clock (backend) ------------------------------------------------------- */
-FL__HIDDEN double __fl_now(void);
+FL__HIDDEN double fl__now(void);
 
 /* Backend: one attempt. block != 0 (kernel lock only) sleeps in the OS
  * until won. Returns 0 (won), FL__BUSY, FL__RETRY or a negative code with
  * the thread's error set. On FL__BUSY, hold->dev/ino name the contended file
  * when known (used by the deadlock check). */
-FL__HIDDEN int __fl_os_try(fl_lock *l, int kind, __fl_hold *hold, int block);
+FL__HIDDEN int fl__os_try(fl_lock *l, int kind, fl__hold *hold, int block);
 /* Drops what a failed attempt left open. */
-FL__HIDDEN void __fl_os_abandon(__fl_hold *hold);
+FL__HIDDEN void fl__os_abandon(fl__hold *hold);
 /* Releases a held lock; owner == 0 only closes descriptors, never unlocks
  * or unlinks (lock.c no longer uses it: a forked child leaves the parent's
  * descriptors alone). Returns 0 or a negative code. */
-FL__HIDDEN int __fl_os_release(fl_lock *l, int kind, __fl_hold *hold, int owner);
+FL__HIDDEN int fl__os_release(fl_lock *l, int kind, fl__hold *hold, int owner);
 
 /* Backend: wake-ups. open never fails (falls back to sleeping); wait
  * returns 1 after a wake-up worth re-trying the lock for, 0 when the time
  * ran out without one, FL_EINTR on a signal. */
-FL__HIDDEN void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w);
-FL__HIDDEN int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds);
-FL__HIDDEN void __fl_os_watch_close(__fl_watch *w);
+FL__HIDDEN void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w);
+FL__HIDDEN int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds);
+FL__HIDDEN void fl__os_watch_close(fl__watch *w);
 
 /* Backend: fork handlers for its own mutexes (called from lock.c's
  * pthread_atfork handlers, last in the lock order). */
@@ -252,17 +253,17 @@ FL__HIDDEN void __fl_os_watch_close(__fl_watch *w);
 FL__HIDDEN void fl__os_atfork(int phase);
 
 /* Backend: owner records and inspection (soft markers, kernel holders). */
-FL__HIDDEN int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out);
-FL__HIDDEN int __fl_os_break(fl_lock *l, int kind);
+FL__HIDDEN int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out);
+FL__HIDDEN int fl__os_break(fl_lock *l, int kind);
 
 /* Backend: canonical registry key for a path (caller frees). */
-FL__HIDDEN char *__fl_os_canonical_key(const char *dir, const char *base);
+FL__HIDDEN char *fl__os_canonical_key(const char *dir, const char *base);
 
 #ifndef _WIN32
 /* The system-call seam: every call the backend makes goes through this
  * table so tests can inject failures (ENOSYS from flock, EIO on close,
- * EINTR, ENOSPC). __fl_sys_reset() restores the real functions. */
-typedef struct __fl_syscalls {
+ * EINTR, ENOSPC). fl__sys_reset() restores the real functions. */
+typedef struct fl__syscalls {
     int (*open)(const char *path, int flags, mode_t mode);
     int (*close)(int fd);
     int (*flock)(int fd, int op);
@@ -276,13 +277,13 @@ typedef struct __fl_syscalls {
     int (*inotify_add_watch)(int fd, const char *path, uint32_t mask);
     int (*rename)(const char *from, const char *to);
     int (*kill)(pid_t pid, int sig);
-} __fl_syscalls;
+} fl__syscalls;
 #else
 /* The Windows seam (win32.c), in plain C types so that this header does not
  * pull <windows.h> into the common code: void * is a HANDLE, unsigned long
  * a DWORD, int a BOOL, void *ov an OVERLAPPED *. A fake sets the thread's
  * last error (SetLastError) like the real call. */
-typedef struct __fl_syscalls {
+typedef struct fl__syscalls {
     void *(*create_file)(const wchar_t *path, unsigned long access, unsigned long share,
                          unsigned long disposition, unsigned long flags);
     int (*lock_file)(void *h, unsigned long flags, void *ov);
@@ -290,10 +291,10 @@ typedef struct __fl_syscalls {
     int (*close_handle)(void *h);
     int (*create_directory)(const wchar_t *path);
     int (*write_file)(void *h, const void *buf, unsigned long n, unsigned long *written);
-} __fl_syscalls;
+} fl__syscalls;
 #endif
 
-extern FL__HIDDEN __fl_syscalls __fl_sys;
-FL__HIDDEN void __fl_sys_reset(void);
+extern FL__HIDDEN fl__syscalls fl__sys;
+FL__HIDDEN void fl__sys_reset(void);
 
 #endif

@@ -60,7 +60,7 @@ uint64_t fl__thread_serial(void) {
 /* Fork safety                                                             */
 /* ---------------------------------------------------------------------- */
 
-unsigned __fl_fork_gen;
+unsigned fl__fork_gen;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init_cond(pthread_cond_t *c) {
@@ -100,7 +100,7 @@ static void after_fork_parent(void) {
 
 static void after_fork_child(void) {
     fl_lock *l;
-    __atomic_add_fetch(&__fl_fork_gen, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&fl__fork_gen, 1, __ATOMIC_RELAXED);
     fl__os_atfork(FL__FORK_CHILD);
     pthread_mutex_unlock(&g_held_mu);
     for (l = g_handles; l; l = l->next_handle) {
@@ -124,7 +124,7 @@ static void init_once(void) {
 }
 #endif
 
-unsigned __fl_current_gen(void) { return __atomic_load_n(&__fl_fork_gen, __ATOMIC_RELAXED); }
+unsigned fl__current_gen(void) { return __atomic_load_n(&fl__fork_gen, __ATOMIC_RELAXED); }
 
 static fl_log_fn g_log_fn;
 static void *g_log_data;
@@ -138,7 +138,7 @@ void fl_set_log_handler(fl_log_fn fn, void *data) {
     __atomic_store_n(&g_log_fn, fn, __ATOMIC_RELEASE);
 }
 
-void __fl_log(const fl_lock *l, fl_log_event ev, double seconds) {
+void fl__log(const fl_lock *l, fl_log_event ev, double seconds) {
     fl_log_fn fn = __atomic_load_n(&g_log_fn, __ATOMIC_ACQUIRE);
     if (fn)
         fn(__atomic_load_n(&g_log_data, __ATOMIC_ACQUIRE), ev, l->id, l->path, seconds);
@@ -187,13 +187,13 @@ void fl_options_init(fl_options *opts) {
 
 static int validate_timeout(double t, const char *path) {
     if (isnan(t))
-        return __fl_error(FL_EINVAL, 0, "invalid timeout for lock file '%s': NaN", path);
+        return fl__error(FL_EINVAL, 0, "invalid timeout for lock file '%s': NaN", path);
     return 0;
 }
 
 static int validate_poll(double p, const char *path) {
     if (isnan(p) || p < 0)
-        return __fl_error(FL_EINVAL, 0,
+        return fl__error(FL_EINVAL, 0,
                           "invalid poll interval for lock file '%s': %g (must be >= 0)", path, p);
     return 0;
 }
@@ -286,24 +286,24 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
     int rc;
 
     if (!out)
-        return __fl_error(FL_EINVAL, 0, "fl_lock_new: NULL output pointer");
+        return fl__error(FL_EINVAL, 0, "fl_lock_new: NULL output pointer");
     *out = NULL;
     if (!opts)
         opts = &defaults;
     if (!path)
-        return __fl_error(FL_EINVAL, 0, "fl_lock_new: NULL lock file path");
+        return fl__error(FL_EINVAL, 0, "fl_lock_new: NULL lock file path");
     if (len == 0)
-        return __fl_error(FL_EINVAL, ENOENT, "invalid lock file path '': the path is empty");
+        return fl__error(FL_EINVAL, ENOENT, "invalid lock file path '': the path is empty");
     if (memchr(path, '\0', len))
-        return __fl_error(FL_EINVAL, 0, "invalid lock file path '%s': embedded NUL byte", path);
+        return fl__error(FL_EINVAL, 0, "invalid lock file path '%s': embedded NUL byte", path);
     if (opts->version != FL_OPTIONS_VERSION)
-        return __fl_error(FL_EINVAL, 0, "fl_lock_new: fl_options.version %u, expected %u",
+        return fl__error(FL_EINVAL, 0, "fl_lock_new: fl_options.version %u, expected %u",
                           opts->version, FL_OPTIONS_VERSION);
     if (opts->kind != FL_KERNEL && opts->kind != FL_SOFT)
-        return __fl_error(FL_EINVAL, 0, "invalid lock kind %d for lock file '%.*s'",
+        return fl__error(FL_EINVAL, 0, "invalid lock kind %d for lock file '%.*s'",
                           (int)opts->kind, (int)len, path);
     if (opts->mode != FL_MODE_DEFAULT && (opts->mode < 0 || opts->mode > 07777))
-        return __fl_error(FL_EINVAL, 0, "invalid mode %o for lock file '%.*s'", opts->mode,
+        return fl__error(FL_EINVAL, 0, "invalid mode %o for lock file '%.*s'", opts->mode,
                           (int)len, path);
     if ((rc = validate_timeout(opts->timeout, path)) != 0 ||
         (rc = validate_poll(opts->poll_interval, path)) != 0)
@@ -311,14 +311,14 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
 
     l = calloc(1, sizeof *l);
     if (!l)
-        return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%.*s'", (int)len, path);
+        return fl__error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%.*s'", (int)len, path);
     l->path = dup_range(path, len);
     if (!l->path || split_path(l) != 0) {
         free(l->path);
         free(l->dir);
         free(l->base);
         free(l);
-        return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%.*s'", (int)len, path);
+        return fl__error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%.*s'", (int)len, path);
     }
     pthread_mutex_init(&l->mu, NULL);
     init_cond(&l->cond);
@@ -335,7 +335,7 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
         fl_options gate_opts = FL_OPTIONS_INIT;
         char *gate_path;
         if (opts->kind != FL_KERNEL) {
-            rc = __fl_error(FL_EINVAL, 0,
+            rc = fl__error(FL_EINVAL, 0,
                             "read/write lock '%s' needs the kernel lock (the soft lock has no "
                             "shared mode)",
                             l->path);
@@ -345,7 +345,7 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
         gate_path = malloc(len + 32);
         if (!gate_path) {
             destroy(l);
-            return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%s'", path);
+            return fl__error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%s'", path);
         }
         memcpy(gate_path, path, len);
         if (strlen(l->base) + sizeof ".gate" - 1 <= 255) {
@@ -366,15 +366,15 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
         }
     }
     pthread_once(&g_once, init_once);
-    l->gen = __fl_current_gen();
-    l->shared.hold = (__fl_hold)FL__HOLD_INIT;
+    l->gen = fl__current_gen();
+    l->shared.hold = (fl__hold)FL__HOLD_INIT;
 
     if (l->singleton) {
         fl_lock *s;
-        l->key = __fl_os_canonical_key(l->dir, l->base);
+        l->key = fl__os_canonical_key(l->dir, l->base);
         if (!l->key) {
             destroy(l);
-            return __fl_error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%s'", path);
+            return fl__error(FL_ENOMEM, ENOMEM, "out of memory creating lock '%s'", path);
         }
         pthread_mutex_lock(&g_mu);
         for (s = g_singletons; s; s = s->next_singleton) {
@@ -382,7 +382,7 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
                 continue;
             if (!same_settings(s, opts)) {
                 pthread_mutex_unlock(&g_mu);
-                rc = __fl_error(FL_EINVAL, 0,
+                rc = fl__error(FL_EINVAL, 0,
                                 "singleton lock for '%s' already exists with different settings "
                                 "(timeout, mode, thread_local, blocking, poll_interval or kind)",
                                 l->path);
@@ -418,14 +418,14 @@ int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts) {
 /* Held-lock table (self-deadlock detection)                               */
 /* ---------------------------------------------------------------------- */
 
-static void held_add(const fl_lock *l, const __fl_hold *h, const __fl_hold *gate, fl__held *node) {
+static void held_add(const fl_lock *l, const fl__hold *h, const fl__hold *gate, fl__held *node) {
     node->dev = h->dev;
     node->ino = h->ino;
     node->have_gate = gate && gate->have_id;
     node->gate_dev = gate ? gate->dev : 0;
     node->gate_ino = gate ? gate->ino : 0;
     node->shared = h->shared;
-    node->gen = __fl_current_gen();
+    node->gen = fl__current_gen();
     node->thread = fl__thread_serial();
     node->lock = l;
     pthread_mutex_lock(&g_held_mu);
@@ -453,11 +453,11 @@ static fl__held *held_remove(const fl_lock *l, uint64_t thread, int any_thread) 
  * conflicting mode, or it holds a read/write lock whose writers' gate h is
  * (a writer that holds the gate is waiting for the lock this thread
  * holds, and lets nobody through the gate meanwhile). */
-static int held_by_this_thread(const __fl_hold *h) {
+static int held_by_this_thread(const fl__hold *h) {
     fl__held *n;
     int found = 0;
     uint64_t self = fl__thread_serial();
-    unsigned gen = __fl_current_gen();
+    unsigned gen = fl__current_gen();
     if (!h->have_id)
         return 0;
     pthread_mutex_lock(&g_held_mu);
@@ -477,8 +477,8 @@ static int held_by_this_thread(const __fl_hold *h) {
 /* ---------------------------------------------------------------------- */
 
 /* Caller holds l->mu. */
-static __fl_state *find_state(fl_lock *l) {
-    __fl_state *s;
+static fl__state *find_state(fl_lock *l) {
+    fl__state *s;
     uint64_t self;
     if (!l->thread_local)
         return &l->shared;
@@ -499,12 +499,12 @@ static __fl_state *find_state(fl_lock *l) {
  * O_CLOEXEC closes it at exec. Unlocking it here would release the
  * parent's lock; the soft marker is the parent's too. */
 static void forget_after_fork(fl_lock *l) {
-    __fl_state *s, *next;
+    fl__state *s, *next;
     fl__held *h;
     pthread_mutex_lock(&l->mu);
-    if (l->gen != __fl_current_gen()) {
+    if (l->gen != fl__current_gen()) {
         l->shared.counter = 0;
-        l->shared.hold = (__fl_hold)FL__HOLD_INIT;
+        l->shared.hold = (fl__hold)FL__HOLD_INIT;
         for (s = l->states; s; s = next) {
             next = s->next;
             free(s);
@@ -514,13 +514,13 @@ static void forget_after_fork(fl_lock *l) {
         while ((h = held_remove(l, 0, 1)) != NULL)
             free(h);
         pthread_once(&g_once, init_once);
-        l->gen = __fl_current_gen();
+        l->gen = fl__current_gen();
     }
     pthread_mutex_unlock(&l->mu);
 }
 
 static inline void check_fork(fl_lock *l) {
-    if (__builtin_expect(l->gen != __fl_current_gen(), 0))
+    if (__builtin_expect(l->gen != fl__current_gen(), 0))
         forget_after_fork(l);
 }
 
@@ -529,11 +529,11 @@ static inline void check_fork(fl_lock *l) {
 /* ---------------------------------------------------------------------- */
 
 static int timeout_error(const fl_lock *l) {
-    return __fl_error(FL_ETIMEOUT, 0, "The file lock '%s' could not be acquired.", l->path);
+    return fl__error(FL_ETIMEOUT, 0, "The file lock '%s' could not be acquired.", l->path);
 }
 
 static int deadlock_error(const fl_lock *l) {
-    return __fl_error(FL_EDEADLK, EDEADLK,
+    return fl__error(FL_EDEADLK, EDEADLK,
                       "lock file '%s' is already held by this thread through another handle; "
                       "waiting forever would deadlock (share one handle, e.g. with "
                       "is_singleton=True, or use a timeout)",
@@ -541,33 +541,33 @@ static int deadlock_error(const fl_lock *l) {
 }
 
 /* Wins the OS lock or fails; the caller has checked recursion. */
-static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, double poll,
+static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, double poll,
                       fl_cancel_fn cancel, void *cancel_data, int log) {
     int one_attempt = !blocking || timeout == 0;
     int forever = timeout < 0 || isinf(timeout);
-    double deadline = forever ? 0 : __fl_now() + timeout;
+    double deadline = forever ? 0 : fl__now() + timeout;
     double interval = poll < FL__MIN_POLL ? FL__MIN_POLL : poll;
-    __fl_watch w = FL__WATCH_INIT;
-    double last_cancel = __fl_now();
+    fl__watch w = FL__WATCH_INIT;
+    double last_cancel = fl__now();
     int watching = 0, rc, kind;
 #ifdef _WIN32
     w.hold = h;
 #endif
 
     if (log)
-        __fl_log(l, FL_LOG_ATTEMPT, 0);
+        fl__log(l, FL_LOG_ATTEMPT, 0);
     for (;;) {
         kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
-        rc = __fl_os_try(l, kind, h, 0);
+        rc = fl__os_try(l, kind, h, 0);
         if (rc == 0)
             break;
         if (rc == FL__RETRY)
             continue;
         if (rc == FL_ENOTSUP && kind == FL_KERNEL && l->soft_fallback) {
-            __fl_os_abandon(h);
+            fl__os_abandon(h);
             __atomic_store_n(&l->kind, FL_SOFT, __ATOMIC_RELAXED);
             if (watching) {
-                __fl_os_watch_close(&w);
+                fl__os_watch_close(&w);
                 watching = 0;
             }
             continue;
@@ -577,7 +577,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         /* Held by someone else. */
         if (one_attempt) {
             if (log)
-                __fl_log(l, FL_LOG_FAILED, 0);
+                fl__log(l, FL_LOG_FAILED, 0);
             rc = timeout_error(l);
             goto fail;
         }
@@ -587,10 +587,10 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         }
         if (!watching) {
             if (log)
-                __fl_log(l, FL_LOG_WAITING, poll);
+                fl__log(l, FL_LOG_WAITING, poll);
             if (kind == FL_KERNEL && forever && !cancel) {
                 /* Nothing to re-check: let the kernel queue us. */
-                rc = __fl_os_try(l, kind, h, 1);
+                rc = fl__os_try(l, kind, h, 1);
                 if (rc == 0)
                     break;
                 if (rc < 0)
@@ -599,7 +599,7 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
             }
             /* Arm the watch, then try again: a release between the failed
              * attempt and the watch would otherwise be missed. */
-            __fl_os_watch_open(l, kind, &w);
+            fl__os_watch_open(l, kind, &w);
             watching = 1;
             continue;
         }
@@ -608,14 +608,14 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
          * is only for the callback does not re-try the lock. */
         {
             double floor = kind == FL_SOFT ? FL__WATCHED_MIN_POLL_SOFT : FL__WATCHED_MIN_POLL;
-            double next_check = __fl_now() + interval;
+            double next_check = fl__now() + interval;
             if (w.fd >= 0 && !w.shared_fs && interval < floor)
                 next_check += floor - interval;
             for (;;) {
-                double now = __fl_now(), until = next_check, slice;
+                double now = fl__now(), until = next_check, slice;
                 if (!forever && now >= deadline) {
                     if (log)
-                        __fl_log(l, FL_LOG_TIMEOUT, 0);
+                        fl__log(l, FL_LOG_TIMEOUT, 0);
                     rc = timeout_error(l);
                     goto fail;
                 }
@@ -624,17 +624,17 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
                 slice = until - now;
                 if (cancel && slice > FL__CANCEL_SLICE)
                     slice = FL__CANCEL_SLICE;
-                rc = __fl_os_watch_wait(l, kind, &w, slice > 0 ? slice : 0);
+                rc = fl__os_watch_wait(l, kind, &w, slice > 0 ? slice : 0);
                 if (rc < 0 && !(rc == FL_EINTR && cancel))
                     goto fail;
-                now = __fl_now();
+                now = fl__now();
                 /* A release event goes straight to the re-try (the waiter's
                  * latency); the callback still runs on a signal, on every
                  * other wake, and at least every FL__CANCEL_SLICE. */
                 if (cancel && (rc <= 0 || now - last_cancel >= FL__CANCEL_SLICE)) {
                     last_cancel = now;
                     if (cancel(cancel_data, rc == FL_EINTR)) {
-                        rc = __fl_error(FL_ECANCELED, ECANCELED,
+                        rc = fl__error(FL_ECANCELED, ECANCELED,
                                         "waiting for lock file '%s' was cancelled", l->path);
                         goto fail;
                     }
@@ -645,32 +645,32 @@ static int os_acquire(fl_lock *l, __fl_hold *h, double timeout, int blocking, do
         }
     }
     if (watching)
-        __fl_os_watch_close(&w);
+        fl__os_watch_close(&w);
     if (log)
-        __fl_log(l, FL_LOG_ACQUIRED, 0);
+        fl__log(l, FL_LOG_ACQUIRED, 0);
     return 0;
 fail:
     if (watching)
-        __fl_os_watch_close(&w);
-    __fl_os_abandon(h);
+        fl__os_watch_close(&w);
+    fl__os_abandon(h);
     return rc;
 }
 
 int fl_acquire(fl_lock *l) {
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
+        return fl__error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
     return fl_acquire_ex(l, fl_get_timeout(l), fl_get_blocking(l), fl_get_poll_interval(l));
 }
 
 static int mode_error(const fl_lock *l, int shared) {
-    return __fl_error(FL_ELOCKMODE, 0,
+    return fl__error(FL_ELOCKMODE, 0,
                       "lock file '%s' is held in %s mode; acquiring it in %s mode would convert "
                       "the lock, which is not atomic: release it first",
                       l->path, shared ? "exclusive" : "shared", shared ? "shared" : "exclusive");
 }
 
 /* The absolute time for pthread_cond_timedwait on l->cond, `seconds` from
- * the monotonic `now` (__fl_now). Windows: winpthreads measures condition
+ * the monotonic `now` (fl__now). Windows: winpthreads measures condition
  * variables on the wall clock only; the slice is at most FL__CANCEL_SLICE
  * and is recomputed each time, so a step can stretch one slice only. */
 static void cond_deadline(double now, double seconds, struct timespec *ts) {
@@ -689,10 +689,10 @@ static void cond_deadline(double now, double seconds, struct timespec *ts) {
  * attempt. Caller holds l->mu. Returns 0 to lead, 1 if joined, or an error. */
 static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt) {
     int forever = timeout < 0 || isinf(timeout);
-    double deadline = forever ? 0 : __fl_now() + timeout;
+    double deadline = forever ? 0 : fl__now() + timeout;
     while (l->acquiring) {
         struct timespec ts;
-        double until, now = __fl_now();
+        double until, now = fl__now();
         if (one_attempt || (!forever && now >= deadline))
             return timeout_error(l);
         until = now + FL__CANCEL_SLICE;
@@ -708,7 +708,7 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
             stop = cancel(data, 0);
             pthread_mutex_lock(&l->mu);
             if (stop)
-                return __fl_error(FL_ECANCELED, ECANCELED,
+                return fl__error(FL_ECANCELED, ECANCELED,
                                   "waiting for lock file '%s' was cancelled", l->path);
         }
     }
@@ -726,24 +726,24 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
  * shared for a reader), so that a waiting writer holds new readers back,
  * then take the lock itself and reopen the gate. Both waits share one
  * deadline. */
-static int gated_acquire(fl_lock *l, __fl_hold *h, __fl_hold *gate_id, double timeout, int blocking,
+static int gated_acquire(fl_lock *l, fl__hold *h, fl__hold *gate_id, double timeout, int blocking,
                          double poll, fl_cancel_fn cancel, void *cancel_data) {
-    __fl_hold g = FL__HOLD_INIT;
+    fl__hold g = FL__HOLD_INIT;
     double start, rest = timeout;
     int rc;
     if (!l->gate)
         return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data, 1);
     g.shared = h->shared;
-    start = __fl_now();
+    start = fl__now();
     rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0);
     if (rc == FL_ETIMEOUT) {
-        __fl_log(l, FL_LOG_TIMEOUT, 0);
+        fl__log(l, FL_LOG_TIMEOUT, 0);
         return timeout_error(l);
     }
     if (rc != 0)
         return rc;
     if (timeout > 0 && !isinf(timeout)) {
-        rest = timeout - (__fl_now() - start);
+        rest = timeout - (fl__now() - start);
         if (rest <= 0)
             rest = 0; /* one last attempt */
     }
@@ -752,27 +752,27 @@ static int gated_acquire(fl_lock *l, __fl_hold *h, __fl_hold *gate_id, double ti
     gate_id->dev = g.dev;
     gate_id->ino = g.ino;
     gate_id->have_id = g.have_id;
-    __fl_os_release(l->gate, FL_KERNEL, &g, 1);
+    fl__os_release(l->gate, FL_KERNEL, &g, 1);
     return rc;
 }
 
 static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
                         double poll_interval) {
-    __fl_state *s;
-    __fl_hold h = FL__HOLD_INIT, gate_id = FL__HOLD_INIT;
-    __fl_state *fresh = NULL;
+    fl__state *s;
+    fl__hold h = FL__HOLD_INIT, gate_id = FL__HOLD_INIT;
+    fl__state *fresh = NULL;
     fl__held *node;
     fl_cancel_fn cancel;
     void *cancel_data;
     int rc;
 
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
+        return fl__error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
     if ((rc = validate_timeout(timeout, l->path)) != 0 ||
         (rc = validate_poll(poll_interval, l->path)) != 0)
         return rc;
     if (shared && __atomic_load_n(&l->kind, __ATOMIC_RELAXED) == FL_SOFT)
-        return __fl_error(FL_ENOTSUP, 0,
+        return fl__error(FL_ENOTSUP, 0,
                           "cannot take a shared lock on '%s': the soft lock has no shared mode",
                           l->path);
     check_fork(l);
@@ -789,7 +789,7 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         return 0;
     }
     if (!l->thread_local) {
-        double started = __fl_now();
+        double started = fl__now();
         rc = join_or_lead(l, shared, timeout, !blocking || timeout == 0);
         if (rc != 0) {
             pthread_mutex_unlock(&l->mu);
@@ -798,7 +798,7 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         /* Time spent waiting for another thread's attempt counts against
          * this call's timeout: one deadline for the whole call. */
         if (timeout > 0 && !isinf(timeout)) {
-            timeout -= __fl_now() - started;
+            timeout -= fl__now() - started;
             if (timeout <= 0)
                 timeout = 0; /* one last attempt */
         }
@@ -816,7 +816,7 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         free(fresh);
         node = NULL;
         fresh = NULL;
-        rc = __fl_error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
+        rc = fl__error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
     } else {
         h.shared = shared;
         rc = gated_acquire(l, &h, &gate_id, timeout, blocking, poll_interval, cancel, cancel_data);
@@ -856,7 +856,7 @@ int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_inte
 }
 
 int fl_is_shared(fl_lock *l) {
-    __fl_state *s;
+    fl__state *s;
     int r;
     if (!l)
         return 0;
@@ -873,15 +873,15 @@ int fl_is_shared(fl_lock *l) {
 /* ---------------------------------------------------------------------- */
 
 /* Caller holds l->mu and has set s->counter to 0; detaches the hold. */
-static __fl_hold detach(fl_lock *l, __fl_state *s) {
-    __fl_hold h = s->hold;
+static fl__hold detach(fl_lock *l, fl__state *s) {
+    fl__hold h = s->hold;
     fl__held *node;
     uint64_t thread = l->thread_local ? s->thread : 0;
-    s->hold = (__fl_hold)FL__HOLD_INIT;
+    s->hold = (fl__hold)FL__HOLD_INIT;
     node = held_remove(l, thread, !l->thread_local);
     free(node);
     if (l->thread_local) {
-        __fl_state **pp;
+        fl__state **pp;
         for (pp = &l->states; *pp; pp = &(*pp)->next)
             if (*pp == s) {
                 *pp = s->next;
@@ -892,19 +892,19 @@ static __fl_hold detach(fl_lock *l, __fl_state *s) {
     return h;
 }
 
-static int release_hold(fl_lock *l, __fl_hold *h) {
+static int release_hold(fl_lock *l, fl__hold *h) {
     int rc;
-    __fl_log(l, FL_LOG_RELEASE_ATTEMPT, 0);
-    rc = __fl_os_release(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), h, 1);
-    __fl_log(l, FL_LOG_RELEASED, 0);
+    fl__log(l, FL_LOG_RELEASE_ATTEMPT, 0);
+    rc = fl__os_release(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), h, 1);
+    fl__log(l, FL_LOG_RELEASED, 0);
     return rc;
 }
 
 int fl_release(fl_lock *l, int force) {
-    __fl_state *s;
-    __fl_hold h;
+    fl__state *s;
+    fl__hold h;
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_release: NULL lock handle");
+        return fl__error(FL_EINVAL, 0, "fl_release: NULL lock handle");
     check_fork(l);
     pthread_mutex_lock(&l->mu);
     s = find_state(l);
@@ -944,7 +944,7 @@ void fl_lock_free(fl_lock *l) {
      * (releasing calls the log handler, which must not run under a library
      * mutex, see the lock order in internal.h). */
     for (;;) {
-        __fl_hold h;
+        fl__hold h;
         int found = 1;
         pthread_mutex_lock(&l->mu);
         if (l->shared.counter > 0) {
@@ -966,13 +966,13 @@ void fl_lock_free(fl_lock *l) {
 
 int fl_get_owner(fl_lock *l, fl_owner *out) {
     if (!l || !out)
-        return __fl_error(FL_EINVAL, 0, "fl_get_owner: NULL argument");
-    return __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), out);
+        return fl__error(FL_EINVAL, 0, "fl_get_owner: NULL argument");
+    return fl__os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), out);
 }
 
 int fl_held_by_this_process(fl_lock *l) {
     fl_owner o;
-    __fl_state *s;
+    fl__state *s;
     int held;
     if (!l)
         return 0;
@@ -989,7 +989,7 @@ int fl_held_by_this_process(fl_lock *l) {
     {
         fl__error_state saved;
         fl__error_save(&saved);
-        held = __fl_os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), &o) == 0 &&
+        held = fl__os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), &o) == 0 &&
                o.this_process;
         fl__error_restore(&saved);
     }
@@ -998,14 +998,14 @@ int fl_held_by_this_process(fl_lock *l) {
 
 int fl_lock_fd(fl_lock *l) {
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_lock_fd: NULL lock handle");
+        return fl__error(FL_EINVAL, 0, "fl_lock_fd: NULL lock handle");
 #ifdef _WIN32
-    return __fl_error(FL_ENOTSUP, 0, "fl_lock_fd: '%s': not available on Windows", l->path);
+    return fl__error(FL_ENOTSUP, 0, "fl_lock_fd: '%s': not available on Windows", l->path);
 #else
-    __fl_state *s;
+    fl__state *s;
     int fd;
     if (__atomic_load_n(&l->kind, __ATOMIC_RELAXED) != FL_KERNEL)
-        return __fl_error(FL_ENOTSUP, 0, "fl_lock_fd: '%s' is a soft lock (no descriptor holds it)",
+        return fl__error(FL_ENOTSUP, 0, "fl_lock_fd: '%s' is a soft lock (no descriptor holds it)",
                           l->path);
     check_fork(l);
     pthread_mutex_lock(&l->mu);
@@ -1013,7 +1013,7 @@ int fl_lock_fd(fl_lock *l) {
     fd = s && s->counter > 0 ? s->hold.fd : -1;
     pthread_mutex_unlock(&l->mu);
     if (fd < 0)
-        return __fl_error(FL_EINVAL, 0, "fl_lock_fd: lock '%s' is not held by this thread",
+        return fl__error(FL_EINVAL, 0, "fl_lock_fd: lock '%s' is not held by this thread",
                           l->path);
     return fd;
 #endif
@@ -1021,9 +1021,9 @@ int fl_lock_fd(fl_lock *l) {
 
 int fl_set_owner_pid(fl_lock *l, long pid) {
     if (!l || pid < 0)
-        return __fl_error(FL_EINVAL, 0, "fl_set_owner_pid: NULL handle or negative pid %ld", pid);
+        return fl__error(FL_EINVAL, 0, "fl_set_owner_pid: NULL handle or negative pid %ld", pid);
 #ifdef _WIN32
-    return __fl_error(FL_ENOTSUP, 0, "fl_set_owner_pid: '%s': not available on Windows", l->path);
+    return fl__error(FL_ENOTSUP, 0, "fl_set_owner_pid: '%s': not available on Windows", l->path);
 #else
     __atomic_store_n(&l->owner_pid, pid, __ATOMIC_RELAXED);
     return 0;
@@ -1032,15 +1032,15 @@ int fl_set_owner_pid(fl_lock *l, long pid) {
 
 int fl_set_read_only_open(fl_lock *l, int allow) {
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_set_read_only_open: NULL lock handle");
+        return fl__error(FL_EINVAL, 0, "fl_set_read_only_open: NULL lock handle");
     __atomic_store_n(&l->read_only_open, !!allow, __ATOMIC_RELAXED);
     return 0;
 }
 
 int fl_break_lock(fl_lock *l) {
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");
-    return __fl_os_break(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED));
+        return fl__error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");
+    return fl__os_break(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED));
 }
 
 void fl_set_cancel(fl_lock *l, fl_cancel_fn fn, void *data) {
@@ -1057,7 +1057,7 @@ void fl_set_cancel(fl_lock *l, fl_cancel_fn fn, void *data) {
 /* ---------------------------------------------------------------------- */
 
 int fl_lock_counter(fl_lock *l) {
-    __fl_state *s;
+    fl__state *s;
     int n;
     if (!l)
         return 0;
@@ -1100,7 +1100,7 @@ double fl_get_timeout(const fl_lock *l) { return l ? load_double(&l->timeout) : 
 int fl_set_timeout(fl_lock *l, double timeout) {
     int rc;
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_set_timeout: NULL lock handle");
+        return fl__error(FL_EINVAL, 0, "fl_set_timeout: NULL lock handle");
     if ((rc = validate_timeout(timeout, l->path)) != 0)
         return rc;
     store_double(&l->timeout, timeout);
@@ -1121,7 +1121,7 @@ double fl_get_poll_interval(const fl_lock *l) { return l ? load_double(&l->poll_
 int fl_set_poll_interval(fl_lock *l, double poll_interval) {
     int rc;
     if (!l)
-        return __fl_error(FL_EINVAL, 0, "fl_set_poll_interval: NULL lock handle");
+        return fl__error(FL_EINVAL, 0, "fl_set_poll_interval: NULL lock handle");
     if ((rc = validate_poll(poll_interval, l->path)) != 0)
         return rc;
     store_double(&l->poll_interval, poll_interval);

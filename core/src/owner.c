@@ -12,7 +12,7 @@
 
 /* Writes the decimal value of the 192-bit number hi:mid:lo. The start token
  * is (boot_id << 64) | starttime, wider than any C integer type. */
-int __fl_decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size) {
+int fl__decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size) {
     uint32_t limb[6];
     char tmp[64];
     size_t n = 0, i;
@@ -56,7 +56,7 @@ static const char *take_line(const char *p, const char *end, char *dst, size_t c
     return nl + 1;
 }
 
-int __fl_parse_owner(const char *buf, size_t len, fl_owner *out) {
+int fl__parse_owner(const char *buf, size_t len, fl_owner *out) {
     uint64_t ns;
     return fl__parse_record(buf, len, out, &ns);
 }

@@ -64,12 +64,12 @@ static int sys_inotify_add_watch(int fd, const char *path, uint32_t mask) {
             sys_inotify_add_watch, rename, kill                                                    \
     }
 
-static const __fl_syscalls real_syscalls = FL__REAL_SYSCALLS;
-__fl_syscalls __fl_sys = FL__REAL_SYSCALLS;
+static const fl__syscalls real_syscalls = FL__REAL_SYSCALLS;
+fl__syscalls fl__sys = FL__REAL_SYSCALLS;
 
-void __fl_sys_reset(void) { __fl_sys = real_syscalls; }
+void fl__sys_reset(void) { fl__sys = real_syscalls; }
 
-double __fl_now(void) {
+double fl__now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -106,7 +106,7 @@ static int above_stdio(int fd, int cloexec) {
 static int open_retry(const char *path, int flags, mode_t mode) {
     int fd, stale = 0;
     do
-        fd = __fl_sys.open(path, flags, mode);
+        fd = fl__sys.open(path, flags, mode);
     while (fd < 0 && (errno == EINTR || (errno == ESTALE && ++stale < FL__ESTALE_TRIES)));
     return above_stdio(fd, (flags & O_CLOEXEC) != 0);
 }
@@ -114,7 +114,7 @@ static int open_retry(const char *path, int flags, mode_t mode) {
 /* close() is not retried on EINTR: on Linux the descriptor is gone anyway,
  * and a retry could close a descriptor another thread just opened. */
 static int close_fd(int fd) {
-    int rc = __fl_sys.close(fd);
+    int rc = fl__sys.close(fd);
     if (rc != 0 && errno == EINTR)
         rc = 0;
     return rc;
@@ -127,7 +127,7 @@ static int make_parents(const fl_lock *l) {
     size_t n = strlen(l->dir), i;
     struct stat st;
     if (n >= sizeof buf)
-        return __fl_error(FL_ENAMETOOLONG, ENAMETOOLONG,
+        return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG,
                           "cannot create parent directory of lock file '%s': %s", l->path,
                           strerror(ENAMETOOLONG));
     memcpy(buf, l->dir, n + 1);
@@ -135,9 +135,9 @@ static int make_parents(const fl_lock *l) {
         if (buf[i] != '/' && buf[i] != '\0')
             continue;
         buf[i] = '\0';
-        if (__fl_sys.mkdir(buf, 0777) != 0 && errno != EEXIST) {
+        if (fl__sys.mkdir(buf, 0777) != 0 && errno != EEXIST) {
             int e = errno;
-            return __fl_error(__fl_code_from_errno(e), e,
+            return fl__error(fl__code_from_errno(e), e,
                               "cannot create directory '%s' for lock file '%s': %s", buf, l->path,
                               strerror(e));
         }
@@ -145,8 +145,8 @@ static int make_parents(const fl_lock *l) {
             buf[i] = '/';
     }
     /* mkdir's EEXIST also covers a regular file in the way. */
-    if (__fl_sys.lstat(l->dir, &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
-        return __fl_error(FL_ENOTDIR, ENOTDIR,
+    if (fl__sys.lstat(l->dir, &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+        return fl__error(FL_ENOTDIR, ENOTDIR,
                           "cannot create lock file '%s': '%s' is not a "
                           "directory",
                           l->path, l->dir);
@@ -154,7 +154,7 @@ static int make_parents(const fl_lock *l) {
 }
 
 static int symlink_error(const fl_lock *l) {
-    return __fl_error(FL_ELOOP, ELOOP,
+    return fl__error(FL_ELOOP, ELOOP,
                       "refusing to use lock file '%s': it is a symbolic link (its target is not "
                       "touched)",
                       l->path);
@@ -163,18 +163,18 @@ static int symlink_error(const fl_lock *l) {
 /* Turns an open() failure into an error naming what is at the path. */
 static int open_error(const fl_lock *l, int e) {
     struct stat st;
-    if (e == ELOOP && __fl_sys.lstat(l->path, &st) == 0 && S_ISLNK(st.st_mode))
+    if (e == ELOOP && fl__sys.lstat(l->path, &st) == 0 && S_ISLNK(st.st_mode))
         return symlink_error(l);
-    return __fl_os_error(e, "cannot open lock file", l->path);
+    return fl__os_error(e, "cannot open lock file", l->path);
 }
 
 static int not_regular_error(const fl_lock *l, mode_t m) {
     if (S_ISDIR(m))
-        return __fl_error(FL_EISDIR, EISDIR, "cannot use lock file '%s': %s", l->path,
+        return fl__error(FL_EISDIR, EISDIR, "cannot use lock file '%s': %s", l->path,
                           strerror(EISDIR));
     if (S_ISLNK(m))
         return symlink_error(l);
-    return __fl_error(FL_ENOTREG, 0,
+    return fl__error(FL_ENOTREG, 0,
                       "cannot use lock file '%s': not a regular file (a FIFO, socket or device)",
                       l->path);
 }
@@ -285,7 +285,7 @@ static int start_token(long pid, char *out, size_t size) {
     }
     if (boot_id(&hi, &lo) != 0)
         return -1;
-    return __fl_decimal192(hi, lo, start, out, size) == 0 ? 0 : -1;
+    return fl__decimal192(hi, lo, start, out, size) == 0 ? 0 : -1;
 }
 
 static void host_name(char *buf, size_t size) {
@@ -380,7 +380,7 @@ static int write_owner(long owner_pid, int fd) {
     if (n < 0)
         return EOVERFLOW;
     while (off < (size_t)n) {
-        ssize_t w = __fl_sys.write(fd, buf + off, (size_t)n - off);
+        ssize_t w = fl__sys.write(fd, buf + off, (size_t)n - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -404,15 +404,15 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
     }
     /* An explicit mode is applied exactly: the umask only shapes the
      * default. Another user must be able to read a marker to judge it. */
-    if (mode != FL_MODE_DEFAULT && __fl_sys.fchmod(fd, (mode_t)mode) != 0)
+    if (mode != FL_MODE_DEFAULT && fl__sys.fchmod(fd, (mode_t)mode) != 0)
         e = errno;
     if (e == 0)
         e = write_owner(owner_pid, fd);
-    if (e == 0 && __fl_sys.fstat(fd, &st) != 0)
+    if (e == 0 && fl__sys.fstat(fd, &st) != 0)
         e = errno;
     if (e != 0) {
         /* Never leave a file nobody owns: it would read as a marker. */
-        (void)__fl_sys.unlink(path);
+        (void)fl__sys.unlink(path);
         close_fd(fd);
         errno = e == EEXIST ? EIO : e;
         return -1;
@@ -432,14 +432,14 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->text[0] = '\0';
     /* ESTALE: another host removed or replaced the file under the name
      * (open_retry): like a change seen between lstat and fstat, EAGAIN. */
-    if (__fl_sys.lstat(path, &st) != 0)
+    if (fl__sys.lstat(path, &st) != 0)
         return errno == ESTALE ? EAGAIN : errno;
     if (!S_ISREG(st.st_mode))
         return EINVAL;
     fd = open_retry(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
     if (fd < 0)
         return errno == ELOOP || errno == ESTALE ? EAGAIN : errno;
-    if (__fl_sys.fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+    if (fl__sys.fstat(fd, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
         close_fd(fd);
         return EAGAIN;
     }
@@ -464,7 +464,7 @@ int fl__prim_read(const char *path, fl__record *rec) {
 
 int fl__prim_id(const char *path, fl__fid *id) {
     struct stat st;
-    if (__fl_sys.lstat(path, &st) != 0)
+    if (fl__sys.lstat(path, &st) != 0)
         return errno;
     id->dev = (uint64_t)st.st_dev;
     id->ino = (uint64_t)st.st_ino;
@@ -472,10 +472,10 @@ int fl__prim_id(const char *path, fl__fid *id) {
 }
 
 int fl__prim_replace(const char *from, const char *to) {
-    return __fl_sys.rename(from, to) == 0 ? 0 : errno;
+    return fl__sys.rename(from, to) == 0 ? 0 : errno;
 }
 
-int fl__prim_remove(const char *path) { return __fl_sys.unlink(path) == 0 ? 0 : errno; }
+int fl__prim_remove(const char *path) { return fl__sys.unlink(path) == 0 ? 0 : errno; }
 
 int fl__prim_close(int fd) {
     if (fd < 0)
@@ -503,7 +503,7 @@ int fl__prim_judge(const fl__record *rec, double grace) {
     /* Our own pid is judged like any other: with a different start token it
      * is a previous process that had our pid (e.g. the same service after a
      * container restart), not another handle of ours. */
-    if (__fl_sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH)
+    if (fl__sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH)
         return FL__GONE;
     if (o.start_token[0] && me.proc_is_ours) {
         int r = start_token(o.pid, token, sizeof token);
@@ -554,7 +554,7 @@ int fl__prim_make_parents(const fl_lock *l) { return make_parents(l); }
 
 int fl__prim_path_error(const fl_lock *l, int e) {
     struct stat st;
-    if (e == EINVAL && __fl_sys.lstat(l->path, &st) == 0)
+    if (e == EINVAL && fl__sys.lstat(l->path, &st) == 0)
         return not_regular_error(l, st.st_mode);
     return open_error(l, e);
 }
@@ -594,7 +594,7 @@ void fl__prim_sleep(double seconds) {
     nanosleep(&ts, NULL);
 }
 
-int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
+int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     char host[256];
     struct stat st;
     uint64_t ns = 0;
@@ -606,14 +606,14 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         fl__record rec;
         e = fl__prim_read(l->path, &rec);
         if (e == ENOENT)
-            return __fl_error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
+            return fl__error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
         if (e != 0)
             return fl__prim_path_error(l, e);
         (void)fl__prim_close(rec.fd);
         if (fl__parse_record(rec.text, rec.len, out, &ns) != 0) {
             memset(out, 0, sizeof *out);
             out->pid = -1;
-            return __fl_error(FL_ENOTSUP, 0,
+            return fl__error(FL_ENOTSUP, 0,
                               "soft lock '%s' is held, but its marker has no owner record",
                               l->path);
         }
@@ -626,16 +626,16 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         return 0;
     }
     /* Kernel lock: find a FLOCK line for the file's device and inode. */
-    if (__fl_sys.lstat(l->path, &st) != 0) {
+    if (fl__sys.lstat(l->path, &st) != 0) {
         if (errno == ENOENT)
-            return __fl_error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
-        return __fl_os_error(errno, "cannot stat lock file", l->path);
+            return fl__error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
+        return fl__os_error(errno, "cannot stat lock file", l->path);
     }
     {
         FILE *f = fopen("/proc/locks", "re");
         char line[256];
         if (!f)
-            return __fl_error(FL_ENOTSUP, errno,
+            return fl__error(FL_ENOTSUP, errno,
                               "cannot tell who holds '%s': /proc/locks is not readable", l->path);
         while (fgets(line, sizeof line, f)) {
             char type[16], mode[16], rw[16];
@@ -658,12 +658,12 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         }
         fclose(f);
     }
-    return __fl_error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
+    return fl__error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
 }
 
-int __fl_os_break(fl_lock *l, int kind) {
+int fl__os_break(fl_lock *l, int kind) {
     if (kind != FL_SOFT)
-        return __fl_error(FL_ENOTSUP, 0,
+        return fl__error(FL_ENOTSUP, 0,
                           "cannot break kernel lock '%s': the OS releases it when its holder "
                           "exits",
                           l->path);
@@ -679,7 +679,7 @@ int __fl_os_break(fl_lock *l, int kind) {
  * existing file is opened first and a missing one created with O_EXCL, so
  * that *created tells whether this call made the file (kernel_try removes
  * it again when the file system turns out to have no flock). */
-static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
+static int kernel_open(const fl_lock *l, fl__hold *h, int *created) {
     const int base = O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
     mode_t perm = l->mode == FL_MODE_DEFAULT ? 0666 : (mode_t)l->mode;
     struct stat st;
@@ -724,10 +724,10 @@ static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
     }
     if (fd < 0)
         return open_error(l, errno);
-    if (__fl_sys.fstat(fd, &st) != 0) {
+    if (fl__sys.fstat(fd, &st) != 0) {
         int e = errno;
         close_fd(fd);
-        return __fl_os_error(e, "cannot stat lock file", l->path);
+        return fl__os_error(e, "cannot stat lock file", l->path);
     }
     if (!S_ISREG(st.st_mode)) {
         close_fd(fd);
@@ -740,7 +740,7 @@ static int kernel_open(const fl_lock *l, __fl_hold *h, int *created) {
     return 0;
 }
 
-static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
+static int kernel_try(fl_lock *l, fl__hold *h, int block) {
     struct stat st;
     int rc, e, created = 0;
     if (h->fd < 0) {
@@ -750,48 +750,48 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
          * others: fail closed (or let soft_fallback take over), and remove
          * the file we created, like below. */
         if ((rc = fl__fs_check_flock(l->path, h->fd, h->dev)) != 0) {
-            if (created && __fl_sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
+            if (created && fl__sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
                 (uint64_t)st.st_ino == h->ino)
-                (void)__fl_sys.unlink(l->path);
-            __fl_os_abandon(h);
+                (void)fl__sys.unlink(l->path);
+            fl__os_abandon(h);
             return rc;
         }
     }
-    rc = __fl_sys.flock(h->fd, (h->shared ? LOCK_SH : LOCK_EX) | (block ? 0 : LOCK_NB));
+    rc = fl__sys.flock(h->fd, (h->shared ? LOCK_SH : LOCK_EX) | (block ? 0 : LOCK_NB));
     if (rc != 0) {
         e = errno;
         if (e == EWOULDBLOCK || e == EAGAIN)
             return FL__BUSY;
-        __fl_os_abandon(h);
+        fl__os_abandon(h);
         if (e == EINTR)
-            return __fl_error(FL_EINTR, EINTR,
+            return fl__error(FL_EINTR, EINTR,
                               "waiting for lock file '%s' was interrupted by a signal", l->path);
         if (e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP) {
             /* Left there, the empty file we just created would look like a
              * soft marker nobody owns, and the soft fallback (or any soft
              * lock on this path) would wait for it: remove it if it is
              * still ours. */
-            if (created && __fl_sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
+            if (created && fl__sys.lstat(l->path, &st) == 0 && (uint64_t)st.st_dev == h->dev &&
                 (uint64_t)st.st_ino == h->ino)
-                (void)__fl_sys.unlink(l->path);
-            return __fl_error(FL_ENOTSUP, e,
+                (void)fl__sys.unlink(l->path);
+            return fl__error(FL_ENOTSUP, e,
                               "cannot lock '%s': the file system does not support flock (%s); "
                               "use the soft lock (SoftFileLock) or the soft_fallback option",
                               l->path, strerror(e));
         }
-        return __fl_os_error(e, "cannot lock", l->path);
+        return fl__os_error(e, "cannot lock", l->path);
     }
     /* Won. If the path was unlinked or replaced meanwhile, we locked an
      * orphan inode that other processes no longer find: start over. */
-    if (__fl_sys.lstat(l->path, &st) != 0 || (uint64_t)st.st_dev != h->dev ||
+    if (fl__sys.lstat(l->path, &st) != 0 || (uint64_t)st.st_dev != h->dev ||
         (uint64_t)st.st_ino != h->ino) {
-        __fl_os_abandon(h);
+        fl__os_abandon(h);
         return FL__RETRY;
     }
     /* An explicit mode is applied exactly, but only once the lock is ours;
      * EPERM means another user owns the file: leave it. */
     if (l->mode != FL_MODE_DEFAULT && (st.st_mode & 07777) != (mode_t)l->mode)
-        (void)__fl_sys.fchmod(h->fd, (mode_t)l->mode);
+        (void)fl__sys.fchmod(h->fd, (mode_t)l->mode);
     return 0;
 }
 
@@ -799,14 +799,14 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
 /* Backend entry points                                                    */
 /* ---------------------------------------------------------------------- */
 
-int __fl_os_try(fl_lock *l, int kind, __fl_hold *h, int block) {
+int fl__os_try(fl_lock *l, int kind, fl__hold *h, int block) {
     if (l->base[0] == '\0')
-        return __fl_error(FL_EISDIR, EISDIR, "cannot use lock file '%s': %s", l->path,
+        return fl__error(FL_EISDIR, EISDIR, "cannot use lock file '%s': %s", l->path,
                           strerror(EISDIR));
     return kind == FL_KERNEL ? kernel_try(l, h, block) : fl__soft_try(l, h);
 }
 
-void __fl_os_abandon(__fl_hold *h) {
+void fl__os_abandon(fl__hold *h) {
     if (h->fd >= 0)
         close_fd(h->fd);
     h->fd = -1;
@@ -814,7 +814,7 @@ void __fl_os_abandon(__fl_hold *h) {
     h->path = NULL;
 }
 
-int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
+int fl__os_release(fl_lock *l, int kind, fl__hold *h, int owner) {
     int rc = 0;
     if (kind == FL_SOFT)
         return fl__soft_release(l, h, owner);
@@ -823,7 +823,7 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
     /* Unlock explicitly: a forked child may still hold a duplicate of this
      * descriptor, and close() alone would leave the lock held. The lock file
      * itself is never deleted: that would split waiters across two inodes. */
-    if (owner && __fl_sys.flock(h->fd, LOCK_UN) != 0) {
+    if (owner && fl__sys.flock(h->fd, LOCK_UN) != 0) {
         int e = errno;
         /* A network file system that dropped our lock (a partition longer
          * than the server's timeout, a server restart: GlusterFS answers
@@ -832,14 +832,14 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
         if (e == EBADFD || e == ESTALE || e == EIO || e == ENOTCONN || e == ENOLCK) {
             (void)close_fd(h->fd);
             h->fd = -1;
-            return __fl_error(FL_EIO, e,
+            return fl__error(FL_EIO, e,
                               "the lock on '%s' was lost before this release: the file system "
                               "dropped it (%s), so another process may have held it meanwhile",
                               l->path, strerror(e));
         }
     }
     if (close_fd(h->fd) != 0)
-        rc = __fl_os_error(errno, "error closing lock file (the lock is released)", l->path);
+        rc = fl__os_error(errno, "error closing lock file (the lock is released)", l->path);
     h->fd = -1;
     return rc;
 }
@@ -853,7 +853,7 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
  * (the default limit is 128 instances per user, shared with the user's
  * editors and file managers), each watched inode has one watch however
  * many threads wait for it, and each waiter has its own eventfd. See
- * __fl_watch in internal.h for the protocol. The instance is kept for the
+ * fl__watch in internal.h for the protocol. The instance is kept for the
  * life of the process (closing one waits for an RCU grace period, 70 us
  * to 16 ms here). A forked child leaves the inherited instance and
  * eventfds alone (they are the parent's, and the child may have reused
@@ -990,12 +990,12 @@ void fl__os_atfork(int phase) {
     }
 }
 
-void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
+void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
     w->fd = -1;
     w->wd = -1;
     w->efd = -1;
     w->waiter = NULL;
-    w->gen = __fl_current_gen();
+    w->gen = fl__current_gen();
     w->shared_fs = 0;
 #ifdef __linux__
     {
@@ -1025,11 +1025,11 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
         wt->name = kind == FL_KERNEL ? NULL : l->base;
         pthread_mutex_lock(&hub_mu);
         if (hub_fd < 0)
-            hub_fd = above_stdio(__fl_sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
+            hub_fd = above_stdio(fl__sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
         if (hub_fd >= 0) {
             /* IN_MASK_ADD: another waiter's watch on the same inode keeps
              * the events it asked for. */
-            wd = __fl_sys.inotify_add_watch(hub_fd, target, mask | IN_MASK_ADD);
+            wd = fl__sys.inotify_add_watch(hub_fd, target, mask | IN_MASK_ADD);
             if (wd >= 0 && hub_ref(wd) != 0) {
                 (void)inotify_rm_watch(hub_fd, wd); /* new (hub_ref fails only then) */
                 wd = -1;
@@ -1061,7 +1061,7 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
              * EMFILE. */
             int probe = fcntl(efd, F_DUPFD_CLOEXEC, 0);
             if (probe < 0) {
-                __fl_os_watch_close(w);
+                fl__os_watch_close(w);
                 return;
             }
             close_fd(probe);
@@ -1080,26 +1080,26 @@ void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
 /* Sleeps the slice ts without a wake-up source. */
 static int sleep_slice(fl_lock *l, const struct timespec *ts) {
     if (nanosleep(ts, NULL) != 0 && errno == EINTR)
-        return __fl_error(FL_EINTR, EINTR, "waiting for lock file '%s' was interrupted by a signal",
+        return fl__error(FL_EINTR, EINTR, "waiting for lock file '%s' was interrupted by a signal",
                           l->path);
     return 0;
 }
 
-int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
+int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
     double end;
     (void)kind;
     if (fl__seconds_clamp(seconds, &seconds) != 0)
         seconds = 0;
-    end = __fl_now() + seconds;
+    end = fl__now() + seconds;
     for (;;) {
-        double left = end - __fl_now();
+        double left = end - fl__now();
         struct timespec ts;
         if (left <= 0)
             return 0;
         (void)fl__seconds_to_timespec(left, &ts);
         /* A watch armed before a fork (from the cancel callback) is the
          * parent's: its numbers may be the child's files by now. */
-        if (w->fd < 0 || w->gen != __fl_current_gen())
+        if (w->fd < 0 || w->gen != fl__current_gen())
             return sleep_slice(l, &ts);
 #ifdef __linux__
         {
@@ -1114,7 +1114,7 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
             p[1].revents = 0;
             rc = ppoll(p, 2, &ts, NULL);
             if (rc < 0 && errno == EINTR)
-                return __fl_error(FL_EINTR, EINTR,
+                return fl__error(FL_EINTR, EINTR,
                                   "waiting for lock file '%s' was interrupted by a signal",
                                   l->path);
             if (rc < 0)
@@ -1137,12 +1137,12 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
     }
 }
 
-void __fl_os_watch_close(__fl_watch *w) {
+void fl__os_watch_close(fl__watch *w) {
 #ifdef __linux__
     fl__waiter *wt = w->waiter;
     if (wt) {
         pthread_mutex_lock(&hub_mu);
-        if (w->gen == __fl_current_gen()) {
+        if (w->gen == fl__current_gen()) {
             if (wt->prev)
                 wt->prev->next = wt->next;
             else
@@ -1174,7 +1174,7 @@ void __fl_os_watch_close(__fl_watch *w) {
  * the final component is not, so a symlink at the lock path is never
  * followed. A parent that does not exist yet is keyed by its absolute
  * spelling. */
-char *__fl_os_canonical_key(const char *dir, const char *base) {
+char *fl__os_canonical_key(const char *dir, const char *base) {
     char abs[PATH_MAX], real[PATH_MAX], out[PATH_MAX];
     size_t cut, n, len;
     const char *p;

@@ -83,7 +83,7 @@ static int private_name(const char *path, char *out, size_t cap) {
 /* A permanent failure while taking over a file: an error naming both the
  * lock file and the file the step failed on, never "someone else won". */
 static int takeover_error(const fl_lock *l, int e, const char *step, const char *file) {
-    return __fl_error(__fl_code_from_errno(e), e,
+    return fl__error(fl__code_from_errno(e), e,
                       "cannot reclaim soft lock '%s' from its dead holder: %s '%s': %s", l->path,
                       step, file, strerror(e));
 }
@@ -93,7 +93,7 @@ static int takeover_error(const fl_lock *l, int e, const char *step, const char 
 #define TAKE_RETRY FL__RETRY /* the name changed under us: start over */
 
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth);
+                     fl__hold *h, int depth);
 
 /* Someone holds the claim `claim`: wait for it, or take it over when its
  * owner is gone (a taker that crashed). */
@@ -103,7 +103,7 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
     if (e == ENOENT || e == EAGAIN)
         return TAKE_RETRY; /* finished meanwhile */
     if (e == EINVAL)
-        return __fl_error(FL_ENOTREG, 0,
+        return fl__error(FL_ENOTREG, 0,
                           "cannot reclaim soft lock '%s': '%s' is not a regular file", l->path,
                           claim);
     if (e != 0)
@@ -123,13 +123,13 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
  * one (h receives the hold); replace == 0: a dead claim, removed. Returns 0
  * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. */
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     __fl_hold *h, int depth) {
+                     fl__hold *h, int depth) {
     char claim[4096], priv[4096];
     fl__fid cid, now, mine;
     int cfd, pfd = -1, e, rc;
     if (fl__soft_claim_name(path, &judged->id, claim, sizeof claim) != 0 ||
         (replace && private_name(path, priv, sizeof priv) != 0))
-        return __fl_error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
+        return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
                           l->path, strerror(ENAMETOOLONG));
     /* Step 1: the claim, a compare-and-swap from "no such name". */
     cfd = fl__prim_create(claim, l->mode, 0, &cid);
@@ -191,7 +191,7 @@ drop_claim:
 /* The path the hold works on: absolute, resolved at the first attempt, so
  * that a chdir between acquire and release cannot make release look in the
  * wrong directory. */
-static const char *hold_path(fl_lock *l, __fl_hold *h) {
+static const char *hold_path(fl_lock *l, fl__hold *h) {
     if (!h->path)
         h->path = fl__prim_absolute(l->path);
     return h->path;
@@ -231,13 +231,13 @@ static void collect_garbage(const fl_lock *l, const char *path) {
     fl__prim_scan(path, prefix, gc_one, &g);
 }
 
-int fl__soft_try(fl_lock *l, __fl_hold *h) {
+int fl__soft_try(fl_lock *l, fl__hold *h) {
     fl__record rec;
     fl__fid id;
     const char *path = hold_path(l, h);
     int fd, e, r;
     if (!path)
-        return __fl_os_error(errno ? errno : ENOMEM, "cannot resolve soft lock path", l->path);
+        return fl__os_error(errno ? errno : ENOMEM, "cannot resolve soft lock path", l->path);
     fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &id);
     if (fd < 0 && errno == ENOENT) {
         int rc = fl__prim_make_parents(l);
@@ -266,17 +266,17 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
     /* Judging costs a few reads of /proc: do it when a new marker appears,
      * then at most twice a second (a holder can die without touching its
      * marker, so never stop re-checking). */
-    if (h->have_id && h->dev == rec.id.dev && h->ino == rec.id.ino && __fl_now() < h->recheck_at) {
+    if (h->have_id && h->dev == rec.id.dev && h->ino == rec.id.ino && fl__now() < h->recheck_at) {
         fl__prim_close(rec.fd);
         return FL__BUSY;
     }
     h->dev = rec.id.dev;
     h->ino = rec.id.ino;
     h->have_id = 1;
-    h->recheck_at = __fl_now() + FL__STALE_RECHECK;
+    h->recheck_at = fl__now() + FL__STALE_RECHECK;
     r = FL__BUSY;
     if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
-        __fl_hold won = *h;
+        fl__hold won = *h;
         r = take_over(l, path, &rec, 1, &won, 0);
         if (r == 0) {
             *h = won;
@@ -290,7 +290,7 @@ int fl__soft_try(fl_lock *l, __fl_hold *h) {
     return r;
 }
 
-int fl__soft_release(fl_lock *l, __fl_hold *h, int owner) {
+int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
     const char *path = h->path ? h->path : l->path;
     int rc = 0;
     /* Delete the marker only if it is still the one we created: takers
@@ -302,14 +302,14 @@ int fl__soft_release(fl_lock *l, __fl_hold *h, int owner) {
         if (fl__prim_id(path, &now) == 0 && now.dev == h->dev && now.ino == h->ino) {
             int e = fl__prim_remove(path);
             if (e != 0 && e != ENOENT)
-                rc = __fl_os_error(e, "cannot remove soft lock marker", l->path);
+                rc = fl__os_error(e, "cannot remove soft lock marker", l->path);
         }
     }
     if (h->fd >= 0) {
         int e = fl__prim_close(h->fd);
         h->fd = -1;
         if (e != 0 && rc == 0)
-            rc = __fl_os_error(e, "error closing soft lock marker (the lock is released)", l->path);
+            rc = fl__os_error(e, "error closing soft lock marker (the lock is released)", l->path);
     }
     h->have_id = 0;
     free(h->path);
@@ -339,6 +339,6 @@ int fl__soft_break(fl_lock *l) {
         if (r == TAKE_BUSY)
             fl__prim_sleep(0.001); /* a live taker is finishing */
     }
-    return __fl_error(FL_ETIMEOUT, 0,
+    return fl__error(FL_ETIMEOUT, 0,
                       "cannot break soft lock '%s': another process keeps taking it over", l->path);
 }

@@ -90,8 +90,8 @@ FL__HIDDEN void fl__prim_sleep(double seconds);
 
 /* ---- the protocol (soft.c) -------------------------------------------- */
 
-FL__HIDDEN int fl__soft_try(fl_lock *l, __fl_hold *h);
-FL__HIDDEN int fl__soft_release(fl_lock *l, __fl_hold *h, int owner);
+FL__HIDDEN int fl__soft_try(fl_lock *l, fl__hold *h);
+FL__HIDDEN int fl__soft_release(fl_lock *l, fl__hold *h, int owner);
 FL__HIDDEN int fl__soft_break(fl_lock *l);
 /* Reclaim-name of the file whose identity is id, beside path (used by the
  * tests to plant and find claims). Returns 0, or -1 when it does not fit. */

@@ -84,19 +84,19 @@ static int sys_write_file(void *h, const void *buf, unsigned long n, unsigned lo
     return ok;
 }
 
-static const __fl_syscalls real_syscalls = {
+static const fl__syscalls real_syscalls = {
     sys_create_file,  sys_lock_file,        sys_unlock_file,
     sys_close_handle, sys_create_directory, sys_write_file,
 };
 
-__fl_syscalls __fl_sys = {
+fl__syscalls fl__sys = {
     sys_create_file,  sys_lock_file,        sys_unlock_file,
     sys_close_handle, sys_create_directory, sys_write_file,
 };
 
-void __fl_sys_reset(void) { __fl_sys = real_syscalls; }
+void fl__sys_reset(void) { fl__sys = real_syscalls; }
 
-double __fl_now(void) {
+double fl__now(void) {
     static LARGE_INTEGER freq; /* constant since boot; a racing first write stores the same */
     LARGE_INTEGER now;
     if (freq.QuadPart == 0)
@@ -186,24 +186,24 @@ static void win_text(DWORD e, char *buf, size_t size) {
 static int win_error(DWORD e, const char *what, const char *path) {
     char text[400];
     win_text(e, text, sizeof text);
-    return __fl_error(win_code(e), (int)e, "%s '%s': %s (Windows error %lu)", what, path, text,
+    return fl__error(win_code(e), (int)e, "%s '%s': %s (Windows error %lu)", what, path, text,
                       (unsigned long)e);
 }
 
 static int isdir_error(const fl_lock *l) {
-    return __fl_error(FL_EISDIR, (int)ERROR_DIRECTORY, "cannot use lock file '%s': is a directory",
+    return fl__error(FL_EISDIR, (int)ERROR_DIRECTORY, "cannot use lock file '%s': is a directory",
                       l->path);
 }
 
 static int reparse_error(const fl_lock *l) {
-    return __fl_error(FL_ELOOP, (int)ERROR_CANT_RESOLVE_FILENAME,
+    return fl__error(FL_ELOOP, (int)ERROR_CANT_RESOLVE_FILENAME,
                       "refusing to use lock file '%s': it is a symbolic link, junction or other "
                       "reparse point (its target is not touched)",
                       l->path);
 }
 
 static int not_regular_error(const fl_lock *l) {
-    return __fl_error(FL_ENOTREG, 0,
+    return fl__error(FL_ENOTREG, 0,
                       "cannot use lock file '%s': not a regular file (a device or pipe)", l->path);
 }
 
@@ -220,12 +220,12 @@ static wchar_t *wide_path(const char *path) {
     wchar_t *w, *full, *out;
     DWORD len;
     if (n <= 0)
-        return __fl_error(FL_EINVAL, (int)GetLastError(),
+        return fl__error(FL_EINVAL, (int)GetLastError(),
                           "invalid lock file path '%s': not valid UTF-8", path),
                NULL;
     w = malloc((size_t)n * sizeof *w);
     if (!w)
-        return __fl_error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
+        return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
                           "out of memory converting lock file path '%s'", path),
                NULL;
     MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n);
@@ -269,7 +269,7 @@ static char *utf8_path(const wchar_t *w) {
 static DWORD create_dirs(wchar_t *dir, int depth) {
     DWORD e, attr;
     wchar_t *sep, saved;
-    if (__fl_sys.create_directory(dir))
+    if (fl__sys.create_directory(dir))
         return 0;
     e = GetLastError();
     if (e == ERROR_ALREADY_EXISTS) {
@@ -291,7 +291,7 @@ static DWORD create_dirs(wchar_t *dir, int depth) {
     *sep = saved;
     if (e != 0)
         return e;
-    if (__fl_sys.create_directory(dir) || GetLastError() == ERROR_ALREADY_EXISTS)
+    if (fl__sys.create_directory(dir) || GetLastError() == ERROR_ALREADY_EXISTS)
         return 0;
     return GetLastError();
 }
@@ -310,14 +310,14 @@ static int make_parents(const fl_lock *l, const wchar_t *wpath) {
         return 0;
     dir = malloc((n + 1) * sizeof *dir);
     if (!dir)
-        return __fl_error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
+        return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
                           "out of memory creating the parents of lock file '%s'", l->path);
     memcpy(dir, wpath, n * sizeof *dir);
     dir[n] = L'\0';
     e = create_dirs(dir, 0);
     free(dir);
     if (e == ERROR_DIRECTORY)
-        return __fl_error(FL_ENOTDIR, (int)e,
+        return fl__error(FL_ENOTDIR, (int)e,
                           "cannot create lock file '%s': '%s' is not a directory", l->path, l->dir);
     if (e != 0)
         return win_error(e, "cannot create the parent directories of lock file", l->path);
@@ -327,7 +327,7 @@ static int make_parents(const fl_lock *l, const wchar_t *wpath) {
 /* Identity and type of what the path names now, without following a final
  * reparse point. Returns 0 or a Win32 error. */
 static DWORD path_info(const wchar_t *wpath, BY_HANDLE_FILE_INFORMATION *info, DWORD *type) {
-    HANDLE f = __fl_sys.create_file(
+    HANDLE f = fl__sys.create_file(
         wpath, FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
         OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
     DWORD e = 0;
@@ -337,7 +337,7 @@ static DWORD path_info(const wchar_t *wpath, BY_HANDLE_FILE_INFORMATION *info, D
         *type = GetFileType(f);
     if (!GetFileInformationByHandle(f, info))
         e = GetLastError();
-    __fl_sys.close_handle(f);
+    fl__sys.close_handle(f);
     return e;
 }
 
@@ -429,7 +429,7 @@ static int owner_record(char *buf, size_t size) {
  * ERROR_BAD_FILE_TYPE for what is not a marker). */
 static DWORD read_marker(const wchar_t *wpath, BY_HANDLE_FILE_INFORMATION *info, char *buf,
                          size_t cap, size_t *len) {
-    HANDLE f = __fl_sys.create_file(
+    HANDLE f = fl__sys.create_file(
         wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, OPEN_EXISTING,
         FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
     DWORD e = 0, got = 0, n;
@@ -452,7 +452,7 @@ static DWORD read_marker(const wchar_t *wpath, BY_HANDLE_FILE_INFORMATION *info,
             break;
         got += n;
     }
-    __fl_sys.close_handle(f);
+    fl__sys.close_handle(f);
     buf[got] = '\0';
     *len = got;
     return e;
@@ -481,7 +481,7 @@ static int holder_is_gone(const BY_HANDLE_FILE_INFORMATION *info, const char *bu
     fl_owner o;
     HANDLE proc;
     int gone = 0;
-    if (__fl_parse_owner(buf, len, &o) != 0) {
+    if (fl__parse_owner(buf, len, &o) != 0) {
         FILETIME now;
         GetSystemTimeAsFileTime(&now);
         return filetime_seconds(now) - filetime_seconds(info->ftLastWriteTime) >=
@@ -513,11 +513,11 @@ static int holder_is_gone(const BY_HANDLE_FILE_INFORMATION *info, const char *bu
  * *deleted tells) or a Win32 error. */
 static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint64_t ino,
                             int *deleted) {
-    double until = __fl_now() + FL__DELETE_RETRY;
+    double until = fl__now() + FL__DELETE_RETRY;
     DWORD sleep_ms = 1;
     *deleted = 0;
     for (;;) {
-        HANDLE f = __fl_sys.create_file(wpath, DELETE | FILE_READ_ATTRIBUTES,
+        HANDLE f = fl__sys.create_file(wpath, DELETE | FILE_READ_ATTRIBUTES,
                                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
                                         OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
         BY_HANDLE_FILE_INFORMATION info;
@@ -527,7 +527,7 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
             e = GetLastError();
             if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
                 return 0;
-            if ((e == ERROR_SHARING_VIOLATION || e == ERROR_ACCESS_DENIED) && __fl_now() < until) {
+            if ((e == ERROR_SHARING_VIOLATION || e == ERROR_ACCESS_DENIED) && fl__now() < until) {
                 Sleep(sleep_ms);
                 if (sleep_ms < 50)
                     sleep_ms *= 2;
@@ -537,13 +537,13 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
         }
         if (check && (!GetFileInformationByHandle(f, &info) || info_dev(&info) != dev ||
                       info_ino(&info) != ino)) {
-            __fl_sys.close_handle(f);
+            fl__sys.close_handle(f);
             return 0;
         }
         disp.DeleteFile = TRUE;
         if (!SetFileInformationByHandle(f, FileDispositionInfo, &disp, sizeof disp))
             e = GetLastError();
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         *deleted = e == 0;
         return e;
     }
@@ -564,7 +564,7 @@ static int reclaim_if_stale(const wchar_t *wpath) {
     return deleted;
 }
 
-int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
+int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     char buf[4096], host[256];
     BY_HANDLE_FILE_INFORMATION info;
     wchar_t *wpath;
@@ -579,8 +579,8 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         e = path_info(wpath, &info, NULL);
         free(wpath);
         if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
-            return __fl_error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
-        return __fl_error(FL_ENOTSUP, 0,
+            return fl__error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
+        return fl__error(FL_ENOTSUP, 0,
                           "cannot tell who holds '%s': Windows does not report the holder of a "
                           "file lock",
                           l->path);
@@ -588,13 +588,13 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     e = read_marker(wpath, &info, buf, sizeof buf, &len);
     free(wpath);
     if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
-        return __fl_error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
+        return fl__error(FL_ENOENT, 0, "soft lock '%s' is not held", l->path);
     if (e != 0)
         return marker_error(l, e, "cannot read soft lock marker");
-    if (__fl_parse_owner(buf, len, out) != 0) {
+    if (fl__parse_owner(buf, len, out) != 0) {
         memset(out, 0, sizeof *out);
         out->pid = -1;
-        return __fl_error(FL_ENOTSUP, 0,
+        return fl__error(FL_ENOTSUP, 0,
                           "soft lock '%s' is held, but its marker has no owner record", l->path);
     }
     host_name(host, sizeof host);
@@ -603,12 +603,12 @@ int __fl_os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     return 0;
 }
 
-int __fl_os_break(fl_lock *l, int kind) {
+int fl__os_break(fl_lock *l, int kind) {
     wchar_t *wpath;
     DWORD attr, e;
     int deleted;
     if (kind != FL_SOFT)
-        return __fl_error(FL_ENOTSUP, 0,
+        return fl__error(FL_ENOTSUP, 0,
                           "cannot break kernel lock '%s': the OS releases it when its holder "
                           "exits",
                           l->path);
@@ -660,7 +660,7 @@ static void kernel_free(win_kernel *k) {
  * sharing mode, so that other handles and deletion are not refused; a
  * final reparse point is opened as itself and rejected, its target never
  * touched. *created tells whether this call made the file. */
-static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
+static int kernel_open(fl_lock *l, fl__hold *h, int *created) {
     const DWORD share = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
     const DWORD flags = FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT |
                         (async_lock_waits() ? FILE_FLAG_OVERLAPPED : 0);
@@ -673,7 +673,7 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
     *created = 0;
     k = calloc(1, sizeof *k);
     if (!k)
-        return __fl_error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
+        return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
                           "out of memory opening lock file '%s'", l->path);
     if (!(k->wpath = wide_path(l->path))) {
         free(k);
@@ -692,18 +692,18 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
         kernel_free(k);
         return reparse_error(l);
     }
-    f = __fl_sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
+    f = fl__sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
     if (f == INVALID_HANDLE_VALUE && GetLastError() == ERROR_PATH_NOT_FOUND && l->base[0]) {
         if ((rc = make_parents(l, k->wpath)) != 0) {
             kernel_free(k);
             return rc;
         }
-        f = __fl_sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
+        f = fl__sys.create_file(k->wpath, GENERIC_READ | GENERIC_WRITE, share, OPEN_ALWAYS, flags);
     }
     if (f == INVALID_HANDLE_VALUE && GetLastError() == ERROR_ACCESS_DENIED) {
         /* A read-only file, or no write permission on it: LockFileEx only
          * needs read access. */
-        f = __fl_sys.create_file(k->wpath, GENERIC_READ, share, OPEN_EXISTING, flags);
+        f = fl__sys.create_file(k->wpath, GENERIC_READ, share, OPEN_EXISTING, flags);
         if (f == INVALID_HANDLE_VALUE)
             SetLastError(ERROR_ACCESS_DENIED);
     }
@@ -715,20 +715,20 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
     *created = GetLastError() != ERROR_ALREADY_EXISTS;
     k->file = f;
     if (GetFileType(f) != FILE_TYPE_DISK) { /* NUL, CON, COM1, a pipe */
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         kernel_free(k);
         return not_regular_error(l);
     }
     if (!GetFileInformationByHandle(f, &info)) {
         e = GetLastError();
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         kernel_free(k);
         return win_error(e, "cannot inspect lock file", l->path);
     }
     if ((rc = check_kind(
              l, info.dwFileAttributes | (reparse_at(k->wpath) ? FILE_ATTRIBUTE_REPARSE_POINT : 0),
              FILE_TYPE_DISK)) != 0) {
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         kernel_free(k);
         return rc;
     }
@@ -742,7 +742,7 @@ static int kernel_open(fl_lock *l, __fl_hold *h, int *created) {
 /* Queues a LockFileEx request for the range. fail_now: one attempt.
  * Returns 0 (won), FL__BUSY (fail_now only), FL__PENDING, or -1 with the
  * Win32 error in *err. */
-static int lock_issue(__fl_hold *h, win_kernel *k, int fail_now, DWORD *err) {
+static int lock_issue(fl__hold *h, win_kernel *k, int fail_now, DWORD *err) {
     DWORD flags =
         (h->shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK) | (fail_now ? LOCKFILE_FAIL_IMMEDIATELY : 0);
     memset(&k->ov, 0, sizeof k->ov);
@@ -751,7 +751,7 @@ static int lock_issue(__fl_hold *h, win_kernel *k, int fail_now, DWORD *err) {
     k->ov.hEvent = k->event;
     ResetEvent(k->event);
     *err = 0;
-    if (__fl_sys.lock_file(k->file, flags, &k->ov)) {
+    if (fl__sys.lock_file(k->file, flags, &k->ov)) {
         k->locked = 1;
         return 0;
     }
@@ -804,12 +804,12 @@ static void lock_give_back(win_kernel *k) {
     ov.Offset = FL__LOCK_OFFSET;
     ov.hEvent = k->event;
     ResetEvent(k->event);
-    if (!__fl_sys.unlock_file(k->file, &ov) && GetLastError() == ERROR_IO_PENDING)
+    if (!fl__sys.unlock_file(k->file, &ov) && GetLastError() == ERROR_IO_PENDING)
         GetOverlappedResult(k->file, &ov, &n, TRUE);
     k->locked = 0;
 }
 
-static int lock_error(fl_lock *l, __fl_hold *h, DWORD e, int created) {
+static int lock_error(fl_lock *l, fl__hold *h, DWORD e, int created) {
     win_kernel *k = h->win;
     if (e == ERROR_NOT_SUPPORTED || e == ERROR_INVALID_FUNCTION ||
         e == ERROR_CALL_NOT_IMPLEMENTED) {
@@ -819,20 +819,20 @@ static int lock_error(fl_lock *l, __fl_hold *h, DWORD e, int created) {
         wchar_t *wpath = k->wpath;
         int deleted;
         k->wpath = NULL;
-        __fl_os_abandon(h);
+        fl__os_abandon(h);
         if (created)
             (void)delete_if_same(wpath, 1, dev, ino, &deleted);
         free(wpath);
-        return __fl_error(FL_ENOTSUP, (int)e,
+        return fl__error(FL_ENOTSUP, (int)e,
                           "cannot lock '%s': the file system does not support LockFileEx; use "
                           "the soft lock (SoftFileLock) or the soft_fallback option",
                           l->path);
     }
-    __fl_os_abandon(h);
+    fl__os_abandon(h);
     return win_error(e, "cannot lock", l->path);
 }
 
-static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
+static int kernel_try(fl_lock *l, fl__hold *h, int block) {
     BY_HANDLE_FILE_INFORMATION info;
     win_kernel *k;
     DWORD e = 0;
@@ -859,7 +859,7 @@ static int kernel_try(fl_lock *l, __fl_hold *h, int block) {
     e = path_info(k->wpath, &info, NULL);
     if (((e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)) ||
         (e == 0 && (info_dev(&info) != h->dev || info_ino(&info) != h->ino))) {
-        __fl_os_abandon(h);
+        fl__os_abandon(h);
         return FL__RETRY;
     }
     return 0;
@@ -878,7 +878,7 @@ static DWORD write_owner(HANDLE f) {
     if (n < 0)
         return ERROR_BUFFER_OVERFLOW;
     while (off < (unsigned long)n) {
-        if (!__fl_sys.write_file(f, buf + off, (unsigned long)n - off, &w))
+        if (!fl__sys.write_file(f, buf + off, (unsigned long)n - off, &w))
             return GetLastError();
         if (w == 0)
             return ERROR_WRITE_FAULT;
@@ -887,7 +887,7 @@ static DWORD write_owner(HANDLE f) {
     return 0;
 }
 
-static int soft_try(fl_lock *l, __fl_hold *h) {
+static int soft_try(fl_lock *l, fl__hold *h) {
     const DWORD flags = FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT;
     const DWORD share = FILE_SHARE_READ | FILE_SHARE_DELETE;
     BY_HANDLE_FILE_INFORMATION info;
@@ -898,13 +898,13 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
 
     if (!(wpath = wide_path(l->path)))
         return fl_last_code();
-    f = __fl_sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW, flags);
+    f = fl__sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW, flags);
     if (f == INVALID_HANDLE_VALUE && GetLastError() == ERROR_PATH_NOT_FOUND && l->base[0]) {
         if ((rc = make_parents(l, wpath)) != 0) {
             free(wpath);
             return rc;
         }
-        f = __fl_sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW, flags);
+        f = fl__sys.create_file(wpath, GENERIC_WRITE, share, CREATE_NEW, flags);
     }
     if (f == INVALID_HANDLE_VALUE) {
         e = GetLastError();
@@ -935,12 +935,12 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
          * appears, then at most twice a second (a holder can die without
          * touching its marker, so never stop re-checking). */
         if (!h->have_id || h->dev != info_dev(&info) || h->ino != info_ino(&info) ||
-            __fl_now() >= h->recheck_at) {
+            fl__now() >= h->recheck_at) {
             if (reclaim_if_stale(wpath)) {
                 free(wpath);
                 return FL__RETRY;
             }
-            h->recheck_at = __fl_now() + FL__STALE_RECHECK;
+            h->recheck_at = fl__now() + FL__STALE_RECHECK;
         }
         free(wpath);
         h->dev = info_dev(&info);
@@ -952,12 +952,12 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
         int deleted;
         if (e == 0)
             e = GetLastError();
-        __fl_sys.close_handle(f);
+        fl__sys.close_handle(f);
         (void)delete_if_same(wpath, 0, 0, 0, &deleted);
         free(wpath);
         return win_error(e, "cannot write soft lock marker", l->path);
     }
-    if (!__fl_sys.close_handle(f)) {
+    if (!fl__sys.close_handle(f)) {
         int deleted;
         e = GetLastError();
         (void)delete_if_same(wpath, 0, 0, 0, &deleted);
@@ -975,24 +975,24 @@ static int soft_try(fl_lock *l, __fl_hold *h) {
 /* Backend entry points                                                    */
 /* ---------------------------------------------------------------------- */
 
-int __fl_os_try(fl_lock *l, int kind, __fl_hold *h, int block) {
+int fl__os_try(fl_lock *l, int kind, fl__hold *h, int block) {
     if (l->base[0] == '\0')
         return isdir_error(l);
     return kind == FL_KERNEL ? kernel_try(l, h, block) : soft_try(l, h);
 }
 
-void __fl_os_abandon(__fl_hold *h) {
+void fl__os_abandon(fl__hold *h) {
     win_kernel *k = h->win;
     if (!k)
         return;
     lock_withdraw(k);
     lock_give_back(k);
-    __fl_sys.close_handle(k->file);
+    fl__sys.close_handle(k->file);
     kernel_free(k);
     h->win = NULL;
 }
 
-int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
+int fl__os_release(fl_lock *l, int kind, fl__hold *h, int owner) {
     int rc = 0;
     win_kernel *k = h->win;
     (void)kind;
@@ -1003,7 +1003,7 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
         lock_withdraw(k);
         if (owner)
             lock_give_back(k);
-        if (!__fl_sys.close_handle(k->file))
+        if (!fl__sys.close_handle(k->file))
             rc = win_error(GetLastError(), "error closing lock file (the lock is released)",
                            l->path);
         kernel_free(k);
@@ -1029,7 +1029,7 @@ int __fl_os_release(fl_lock *l, int kind, __fl_hold *h, int owner) {
 /* Wake-ups                                                                */
 /* ---------------------------------------------------------------------- */
 
-void __fl_os_watch_open(fl_lock *l, int kind, __fl_watch *w) {
+void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
     w->change = NULL;
     if (kind == FL_SOFT) {
         /* A release deletes the marker: a file-name change in its directory. */
@@ -1053,8 +1053,8 @@ static DWORD to_ms(double seconds) {
     return (DWORD)ms;
 }
 
-int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
-    double end = __fl_now() + seconds;
+int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
+    double end = fl__now() + seconds;
     win_kernel *k = w->hold ? w->hold->win : NULL;
     if (kind == FL_KERNEL && k && !k->locked && async_lock_waits()) {
         DWORD e = 0;
@@ -1071,7 +1071,7 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
     if (kind == FL_SOFT && w->change) {
         wchar_t *wpath = wide_path(l->path);
         for (;;) {
-            double left = end - __fl_now();
+            double left = end - fl__now();
             if (left <= 0 || WaitForSingleObject(w->change, to_ms(left)) != WAIT_OBJECT_0)
                 break;
             /* Changes of other files in the directory: keep waiting. */
@@ -1090,7 +1090,7 @@ int __fl_os_watch_wait(fl_lock *l, int kind, __fl_watch *w, double seconds) {
 /* Windows has no fork. */
 void fl__os_atfork(int phase) { (void)phase; }
 
-void __fl_os_watch_close(__fl_watch *w) {
+void fl__os_watch_close(fl__watch *w) {
     if (w->change)
         FindCloseChangeNotification(w->change);
     w->change = NULL;
@@ -1104,7 +1104,7 @@ void __fl_os_watch_close(__fl_watch *w) {
  * it followed; the final component is not), folded to lower case since
  * Windows file names are case-insensitive. A parent that does not exist yet
  * is keyed by its absolute spelling. */
-char *__fl_os_canonical_key(const char *dir, const char *base) {
+char *fl__os_canonical_key(const char *dir, const char *base) {
     const DWORD cap = 32768; /* the longest path Windows has */
     wchar_t *wdir = NULL, *wbase = NULL, *full = NULL, *d, *key = NULL;
     char *out = NULL;

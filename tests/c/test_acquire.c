@@ -25,7 +25,7 @@ START_TEST(timeout_zero_is_one_attempt) {
     ck_assert_int_eq(attempts(_i), 1);
     ck_assert_int_eq(fl_lock_counter(b), 0);
     ck_assert(!fl_is_locked(b));
-    __fl_sys_reset();
+    fl__sys_reset();
     fl_lock_free(b);
     fl_lock_free(a);
 }
@@ -42,7 +42,7 @@ START_TEST(nonblocking_wins_over_timeout) {
     ck_assert_int_eq(fl_acquire_ex(b, -1, 0, 0.05), FL_ETIMEOUT);
     ck_assert_msg(fl_mono() - t0 < 10, "blocking=0 waited");
     ck_assert_int_eq(attempts(_i), 2);
-    __fl_sys_reset();
+    fl__sys_reset();
     fl_lock_free(b);
     fl_lock_free(a);
 }

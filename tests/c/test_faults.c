@@ -1,5 +1,5 @@
 /*
- * Fault injection through the internal __fl_sys seam: a file system without
+ * Fault injection through the internal fl__sys seam: a file system without
  * flock (ENOSYS / EOPNOTSUPP) and the soft fallback, EIO on close at
  * release, ENOSPC and short writes on the marker, EINTR, EROFS, a failing
  * inotify. Each injected error must come back as its documented code, with
@@ -79,7 +79,7 @@ START_TEST(no_flock_is_enotsup) {
     fl_lock *l = fl_new_kind(p, FL_KERNEL);
     int fds = fl_open_fd_count(), rc;
     inject(_i ? EOPNOTSUPP : ENOSYS, -1);
-    __fl_sys.flock = bad_flock;
+    fl__sys.flock = bad_flock;
     rc = fl_acquire_ex(l, -1, 1, 0.05);
     ck_assert_msg(rc == FL_ENOTSUP, "got %s", fl_err_name(rc));
     ck_assert_int_eq(fl_last_errno(), _i ? EOPNOTSUPP : ENOSYS);
@@ -107,7 +107,7 @@ START_TEST(no_flock_soft_fallback) {
     o.soft_fallback = 1;
     ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
     inject(ENOSYS, -1);
-    __fl_sys.flock = bad_flock;
+    fl__sys.flock = bad_flock;
     /* Nobody holds it: a single attempt must win through the fallback. */
     rc = fl_acquire_ex(l, 0, 1, 0.05);
     ck_assert_msg(rc == 0, "fallback failed: %s (%s)", fl_err_name(rc), fl_last_error());
@@ -135,14 +135,14 @@ START_TEST(eio_on_close_at_release) {
     int fds = fl_open_fd_count();
     ck_assert_int_eq(fl_acquire(l), 0);
     inject(EIO, 1);
-    __fl_sys.close = bad_close;
+    fl__sys.close = bad_close;
     ck_assert_int_eq(fl_release(l, 0), FL_EIO);
     ck_assert_int_eq(fl_last_errno(), EIO);
     ck_assert_msg(strstr(fl_last_error(), p) && strstr(fl_last_error(), "released"), "%s",
                   fl_last_error());
     ck_assert_int_eq(fl_lock_counter(l), 0);
     ck_assert_int_eq(fl_open_fd_count(), fds);
-    __fl_sys_reset();
+    fl__sys_reset();
     ck_assert_msg(fl_helper_try(p, FL_KERNEL) == 0, "the lock stayed held after EIO on close");
     fl_lock_free(l);
 }
@@ -153,7 +153,7 @@ START_TEST(enospc_on_marker_write) {
     fl_lock *l = fl_new_kind(p, FL_SOFT);
     int fds = fl_open_fd_count();
     inject(ENOSPC, 1);
-    __fl_sys.write = bad_write;
+    fl__sys.write = bad_write;
     ck_assert_int_eq(fl_acquire_ex(l, -1, 1, 0.05), FL_ENOSPC);
     ck_assert_int_eq(fl_last_errno(), ENOSPC);
     ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
@@ -169,7 +169,7 @@ START_TEST(short_writes_complete_the_marker) {
     const char *p = P("x.lock");
     char buf[300], want[32];
     fl_lock *l = fl_new_kind(p, FL_SOFT);
-    __fl_sys.write = short_write;
+    fl__sys.write = short_write;
     ck_assert_int_eq(fl_acquire(l), 0);
     snprintf(want, sizeof want, "%ld\n", (long)getpid());
     ck_assert(fl_read_file(p, buf, sizeof buf) > (ssize_t)strlen(want));
@@ -184,7 +184,7 @@ START_TEST(eintr_from_flock) {
     fl_lock *l = fl_new_kind(p, FL_KERNEL);
     int fds = fl_open_fd_count();
     inject(EINTR, 1);
-    __fl_sys.flock = bad_flock;
+    fl__sys.flock = bad_flock;
     ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 0.05), FL_EINTR);
     ck_assert_int_eq(fl_lock_counter(l), 0);
     ck_assert_int_eq(fl_open_fd_count(), fds);
@@ -198,14 +198,14 @@ START_TEST(eintr_from_open_and_write_retried) {
     const char *p = P("x.lock");
     fl_lock *l = fl_new_kind(p, _i);
     inject(EINTR, 2);
-    __fl_sys.open = bad_open;
+    fl__sys.open = bad_open;
     ck_assert_msg(fl_acquire_ex(l, 0, 1, 0.05) == 0, "%s", fl_last_error());
     ck_assert_int_eq(g_fail_left, 0);
     fl_release(l, 0);
     if (_i == FL_SOFT) {
-        __fl_sys_reset();
+        fl__sys_reset();
         inject(EINTR, 1);
-        __fl_sys.write = bad_write;
+        fl__sys.write = bad_write;
         ck_assert_msg(fl_acquire_ex(l, 0, 1, 0.05) == 0, "%s", fl_last_error());
         ck_assert_int_eq(g_fail_left, 0);
         fl_release(l, 0);
@@ -218,17 +218,17 @@ START_TEST(erofs_and_eio_are_reported) {
     const char *p = P("x.lock");
     fl_lock *l = fl_new_kind(p, _i);
     inject(EROFS, -1);
-    __fl_sys.open = bad_open;
+    fl__sys.open = bad_open;
     ck_assert_int_eq(fl_acquire_ex(l, -1, 1, 0.05), FL_EROFS);
     ck_assert_msg(strstr(fl_last_error(), strerror(EROFS)) != NULL, "%s", fl_last_error());
-    __fl_sys_reset();
+    fl__sys_reset();
     if (_i == FL_KERNEL) {
         inject(EIO, -1);
-        __fl_sys.flock = bad_flock;
+        fl__sys.flock = bad_flock;
         ck_assert_int_eq(fl_acquire_ex(l, -1, 1, 0.05), FL_EIO);
     } else {
         inject(EIO, -1);
-        __fl_sys.write = bad_write;
+        fl__sys.write = bad_write;
         ck_assert_int_eq(fl_acquire_ex(l, -1, 1, 0.05), FL_EIO);
         ck_assert(!fl_exists(p));
     }
@@ -246,7 +246,7 @@ START_TEST(no_inotify_still_wakes) {
     char line[32];
     int out;
     pid_t pid;
-    __fl_sys.inotify_init1 = bad_inotify_init1;
+    fl__sys.inotify_init1 = bad_inotify_init1;
     pid = fl_helper_start(args, &out, NULL);
     ck_assert_int_eq(fl_read_line(out, line, sizeof line, 20), 0);
     ck_assert_msg(fl_acquire_ex(b, 20, 1, 0.02) == 0, "%s", fl_last_error());

@@ -215,7 +215,7 @@ static int hub_child(void *arg) {
     hub_case *h = arg;
     fl_lock *l;
     int rc;
-    __fl_sys_reset();
+    fl__sys_reset();
     if (fl_lock_new(&l, h->path, NULL) != 0)
         return 10;
     rc = fl_acquire_ex(l, 0.05, 1, 0.01); /* held by the parent: waits on the hub */
@@ -235,7 +235,7 @@ START_TEST(fork_while_a_thread_is_inside_the_hub) {
     h.waiter = fl_new_kind(h.path, FL_KERNEL);
     gate_in_add_watch = 1;
     inside_add_watch = 0;
-    __fl_sys.inotify_add_watch = slow_add_watch;
+    fl__sys.inotify_add_watch = slow_add_watch;
     ck_assert_int_eq(pthread_create(&t, NULL, hub_waiter, &h), 0);
     ck_assert_msg(fl_wait_flag(&inside_add_watch, 10), "the waiter never armed its watch");
     ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
@@ -274,7 +274,7 @@ static int owner_child(void *arg) {
     hub_case *h = arg;
     fl_lock *l;
     int rc;
-    __fl_sys_reset();
+    fl__sys_reset();
     if (fl_lock_new(&l, h->path, NULL) != 0)
         return 10;
     fl_lock_free(l);
@@ -299,7 +299,7 @@ START_TEST(fork_while_a_thread_is_inside_the_owner_cache) {
     h.waiter = fl_new_kind(h.path, FL_SOFT);
     gate_in_add_watch = 1;
     inside_add_watch = 0;
-    __fl_sys.open = slow_proc_open;
+    fl__sys.open = slow_proc_open;
     ck_assert_int_eq(pthread_create(&t, NULL, soft_taker, &h), 0);
     ck_assert_msg(fl_wait_flag(&inside_add_watch, 10), "the soft lock never read /proc");
     ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);

@@ -221,7 +221,7 @@ static void inject_stale(int n, int mask) {
     stale_left = n;
     stale_mask = mask;
     stale_seen = 0;
-    __fl_sys.open = stale_open;
+    fl__sys.open = stale_open;
 }
 
 START_TEST(kernel_open_retries_estale) {
@@ -275,7 +275,7 @@ START_TEST(soft_read_estale_is_a_race) {
     rc = fl_acquire_ex(b, 0, 1, 0.05);
     ck_assert_msg(rc == FL_ETIMEOUT, "rc %d: %s", rc, fl_last_error());
     ck_assert_int_gt(stale_seen, 0);
-    __fl_sys_reset();
+    fl__sys_reset();
     ck_assert_int_eq(fl_release(a, 0), 0);
     fl_lock_free(a);
     fl_lock_free(b);
@@ -308,14 +308,14 @@ START_TEST(release_reports_a_lost_lock) {
         ck_assert_int_eq(fl_acquire(l), 0);
         fds = fl_open_fd_count();
         unlock_errno = errs[i];
-        __fl_sys.flock = lost_flock;
+        fl__sys.flock = lost_flock;
         ck_assert_int_eq(fl_release(l, 0), FL_EIO);
         ck_assert_int_eq(fl_last_errno(), errs[i]);
         ck_assert_msg(strstr(fl_last_error(), "was lost") &&
                           strstr(fl_last_error(), P("lost.lock")) &&
                           strstr(fl_last_error(), strerror(errs[i])),
                       "%s", fl_last_error());
-        __fl_sys_reset();
+        fl__sys_reset();
         ck_assert_int_eq(fl_is_locked(l), 0);
         ck_assert_int_eq(fl_open_fd_count(), fds - 1);
         /* and the lock can be taken again */
@@ -332,9 +332,9 @@ START_TEST(release_other_unlock_errors_pass) {
     fl_lock *l = fl_new_kind(P("other.lock"), FL_KERNEL);
     ck_assert_int_eq(fl_acquire(l), 0);
     unlock_errno = EINTR;
-    __fl_sys.flock = lost_flock;
+    fl__sys.flock = lost_flock;
     ck_assert_int_eq(fl_release(l, 0), 0);
-    __fl_sys_reset();
+    fl__sys_reset();
     fl_lock_free(l);
 }
 END_TEST

@@ -50,7 +50,7 @@
 /* ---- the actor (a forked child) ------------------------------------------ */
 
 static int g_step, g_pause_at, g_ev, g_ctl, g_counting;
-static __fl_syscalls g_real;
+static fl__syscalls g_real;
 
 static void step(const char *what, const char *path) {
     char c;
@@ -122,16 +122,16 @@ static void actor_main(const char *path, const char *sentinel, int pause_at, dou
     g_ev = ev;
     g_ctl = ctl;
     g_pause_at = pause_at;
-    g_real = __fl_sys;
-    __fl_sys.open = w_open;
-    __fl_sys.close = w_close;
-    __fl_sys.lstat = w_lstat;
-    __fl_sys.fstat = w_fstat;
-    __fl_sys.write = w_write;
-    __fl_sys.fchmod = w_fchmod;
-    __fl_sys.rename = w_rename;
-    __fl_sys.unlink = w_unlink;
-    __fl_sys.kill = w_kill;
+    g_real = fl__sys;
+    fl__sys.open = w_open;
+    fl__sys.close = w_close;
+    fl__sys.lstat = w_lstat;
+    fl__sys.fstat = w_fstat;
+    fl__sys.write = w_write;
+    fl__sys.fchmod = w_fchmod;
+    fl__sys.rename = w_rename;
+    fl__sys.unlink = w_unlink;
+    fl__sys.kill = w_kill;
     o.kind = FL_SOFT;
     if (fl_lock_new(&l, path, &o) != 0)
         _exit(6);

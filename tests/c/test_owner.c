@@ -263,7 +263,7 @@ START_TEST(decimal192_values) {
     char buf[96], hex[64];
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        ck_assert_int_eq(__fl_decimal192(cases[i].hi, cases[i].mid, cases[i].lo, buf, sizeof buf),
+        ck_assert_int_eq(fl__decimal192(cases[i].hi, cases[i].mid, cases[i].lo, buf, sizeof buf),
                          0);
         ck_assert_str_eq(buf, cases[i].want);
         /* and the test's own converter agrees */
@@ -273,8 +273,8 @@ START_TEST(decimal192_values) {
         ck_assert_str_eq(buf, cases[i].want);
     }
     /* Too small a buffer is an error, never a cut number. */
-    ck_assert_int_eq(__fl_decimal192(0, 0, 12345, buf, 5), -1);
-    ck_assert_int_eq(__fl_decimal192(0, 0, 12345, buf, 6), 0);
+    ck_assert_int_eq(fl__decimal192(0, 0, 12345, buf, 5), -1);
+    ck_assert_int_eq(fl__decimal192(0, 0, 12345, buf, 6), 0);
     ck_assert_str_eq(buf, "12345");
 }
 END_TEST
@@ -341,7 +341,7 @@ START_TEST(parse_owner_table) {
     if (c.len == 0)
         c.len = strlen(c.text);
     memset(&o, 0x5a, sizeof o);
-    rc = __fl_parse_owner(c.text, c.len, &o);
+    rc = fl__parse_owner(c.text, c.len, &o);
     ck_assert_msg(rc == c.rc, "case %d: parse returned %d, want %d", _i, rc, c.rc);
     if (rc == 0) {
         ck_assert_int_eq(o.pid, c.pid);
@@ -621,7 +621,7 @@ START_TEST(malformed_reclaimed_after_grace) {
 }
 END_TEST
 
-/* __fl_sys.kill replacements: the verdict of "is this pid alive" */
+/* fl__sys.kill replacements: the verdict of "is this pid alive" */
 static int kill_eperm(pid_t pid, int sig) {
     (void)pid;
     (void)sig;
@@ -645,7 +645,7 @@ START_TEST(kill_eperm_means_alive) {
      * exists (another user's process): keep the marker. */
     snprintf(rec, sizeof rec, "%ld\n%s\n", (long)gone, h);
     fl_write_file(p, rec);
-    __fl_sys.kill = kill_eperm;
+    fl__sys.kill = kill_eperm;
     assert_kept(p, rec, 1.2);
     /* A live process we may not signal, token matching: kept. */
     token_of(getppid(), tok, sizeof tok);
@@ -659,7 +659,7 @@ START_TEST(kill_eperm_means_alive) {
     /* Back to the real kill(): the dead pid's marker goes. (With a token,
      * so that the verdict holds even if the pid was reused meanwhile: the
      * pid space here may be only 32768 wide.) */
-    __fl_sys_reset();
+    fl__sys_reset();
     snprintf(rec, sizeof rec, "%ld\n%s\n1\n", (long)gone, h);
     fl_write_file(p, rec);
     assert_reclaimed(p, rec);
@@ -675,7 +675,7 @@ START_TEST(kill_esrch_means_gone) {
     token_of(getppid(), tok, sizeof tok);
     snprintf(rec, sizeof rec, "%ld\n%s\n%s\n", (long)getppid(), h, tok);
     fl_write_file(p, rec);
-    __fl_sys.kill = kill_esrch;
+    fl__sys.kill = kill_esrch;
     assert_reclaimed(p, rec);
 }
 END_TEST

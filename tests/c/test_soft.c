@@ -289,11 +289,11 @@ START_TEST(item5_permanent_takeover_errors) {
         int rc;
         plant_dead(p);
         fail_claims_errno = errs[i];
-        real_open = __fl_sys.open;
-        __fl_sys.open = open_failing_claims;
+        real_open = fl__sys.open;
+        fl__sys.open = open_failing_claims;
         t0 = fl_mono();
         rc = fl_acquire_ex(l, 5, 1, 0.05);
-        __fl_sys_reset();
+        fl__sys_reset();
         ck_assert_msg(rc == codes[i], "%s: got %s (%s)", strerror(errs[i]), fl_err_name(rc),
                       fl_last_error());
         ck_assert_msg(fl_mono() - t0 < 2, "%s: the error took a wait", strerror(errs[i]));

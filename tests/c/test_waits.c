@@ -518,9 +518,9 @@ static int exhausted_child(void *arg) {
         if (n == 8192 || errno != EMFILE)
             return 10;
     } else if (m->kind == 1) {
-        __fl_sys.inotify_init1 = fake_init_emfile;
+        fl__sys.inotify_init1 = fake_init_emfile;
     } else {
-        __fl_sys.inotify_add_watch = fake_watch_enospc;
+        fl__sys.inotify_add_watch = fake_watch_enospc;
     }
     if (fl_lock_new(&holder, m->path, NULL) != 0 || fl_acquire(holder) != 0)
         return 11;

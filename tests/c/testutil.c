@@ -37,7 +37,7 @@ void fl_setup(void) {
     ck_assert(realpath(tmpl, fl_tdir) != NULL);
     saved_umask = umask(022);
     umask(saved_umask);
-    __fl_sys_reset();
+    fl__sys_reset();
     memset(&fl_calls, 0, sizeof fl_calls);
 }
 
@@ -58,7 +58,7 @@ static int unprotect(const char *path, const struct stat *st, int flag, struct F
 
 void fl_teardown(void) {
     struct sigaction sa;
-    __fl_sys_reset();
+    fl__sys_reset();
     fl_set_log_handler(NULL, NULL);
     umask(saved_umask);
     memset(&sa, 0, sizeof sa);
@@ -354,9 +354,9 @@ static int count_unlink(const char *p) {
 
 void fl_count_syscalls(void) {
     memset(&fl_calls, 0, sizeof fl_calls);
-    __fl_sys.open = count_open;
-    __fl_sys.close = count_close;
-    __fl_sys.flock = count_flock;
-    __fl_sys.write = count_write;
-    __fl_sys.unlink = count_unlink;
+    fl__sys.open = count_open;
+    fl__sys.close = count_close;
+    fl__sys.flock = count_flock;
+    fl__sys.write = count_write;
+    fl__sys.unlink = count_unlink;
 }

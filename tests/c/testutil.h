@@ -1,7 +1,7 @@
 /*
  * Shared helpers for the Check suites of libfilelock: a private temporary
  * directory per test, helper processes (fork+exec of fl_test_helper),
- * syscall fault injection through the internal __fl_sys seam, a log-event
+ * syscall fault injection through the internal fl__sys seam, a log-event
  * recorder, and bounded waits so that a broken lock fails a test instead of
  * hanging it.
  */

@@ -1,6 +1,6 @@
 /*
  * Bad-input runner, C edition: runs one case of bad_inputs.tsv against the
- * core (the static library, for the __fl_sys fault-injection seam).
+ * core (the static library, for the fl__sys fault-injection seam).
  *
  *   bad_runner <table.tsv> <case id> <lock path in hex> <warm-up lock path>
  *
@@ -137,7 +137,7 @@ static int step(const char *tok, int kind) {
         return 0;
     }
     if (strcmp(name, "noflock") == 0) {
-        __fl_sys.flock = fake_flock;
+        fl__sys.flock = fake_flock;
         return 0;
     }
     if (strcmp(name, "assert") == 0) {
@@ -178,7 +178,7 @@ static void run(char *steps, int kind, char *result, size_t cap) {
             handles[i] = NULL;
         }
     }
-    __fl_sys_reset();
+    fl__sys_reset();
 }
 
 static int hexval(int c) {

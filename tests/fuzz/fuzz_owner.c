@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the soft-lock owner-record parser, __fl_parse_owner
+ * libFuzzer target for the soft-lock owner-record parser, fl__parse_owner
  * (core/src/owner.c), which reads markers any other process may have
  * written: "<pid>\n<hostname>[ pidns=<n>]\n<start token>\n".
  *

@@ -1,5 +1,5 @@
 /*
- * Fault injection through the Windows system-call seam (__fl_sys, static
+ * Fault injection through the Windows system-call seam (fl__sys, static
  * core only): failures the real system rarely produces on demand.
  */
 #include "wintest.h"
@@ -35,14 +35,14 @@ static void *fake_create_busy(const wchar_t *p, unsigned long access, unsigned l
 }
 
 static void reset(void) {
-    __fl_sys_reset();
+    fl__sys_reset();
     wt_teardown();
 }
 
 START_TEST(lockfileex_unsupported) {
     const char *p = wt_path("nl.lock");
     fl_lock *l = wt_lock(p, FL_KERNEL);
-    __fl_sys.lock_file = fake_lock_unsupported;
+    fl__sys.lock_file = fake_lock_unsupported;
     ck_assert_int_eq(fl_acquire_ex(l, 0, 1, 0.05), FL_ENOTSUP);
     ck_assert_msg(strstr(fl_last_error(), "soft") != NULL, "%s", fl_last_error());
     ck_assert_int_eq(fl_last_errno(), ERROR_NOT_SUPPORTED);
@@ -57,7 +57,7 @@ START_TEST(soft_fallback) {
     fl_lock *l;
     o.soft_fallback = 1;
     ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
-    __fl_sys.lock_file = fake_lock_unsupported;
+    fl__sys.lock_file = fake_lock_unsupported;
     ck_assert_msg(fl_acquire_ex(l, 0, 1, 0.05) == 0, "%s", fl_last_error());
     ck_assert_int_eq(fl_lock_kind(l), FL_SOFT);
     ck_assert(wt_exists(p)); /* now the marker */
@@ -71,10 +71,10 @@ START_TEST(close_error_still_releases) {
     const char *p = wt_path("ce.lock");
     fl_lock *a = wt_lock(p, FL_KERNEL), *b = wt_lock(p, FL_KERNEL);
     ck_assert_int_eq(fl_acquire(a), 0);
-    __fl_sys.close_handle = fake_close_fails;
+    fl__sys.close_handle = fake_close_fails;
     ck_assert_int_eq(fl_release(a, 0), FL_EIO);
     ck_assert_msg(strstr(fl_last_error(), "released") != NULL, "%s", fl_last_error());
-    __fl_sys_reset();
+    fl__sys_reset();
     ck_assert_int_eq(fl_is_locked(a), 0);
     ck_assert_int_eq(fl_acquire_ex(b, 0, 1, 0.05), 0);
     fl_lock_free(b);
@@ -86,9 +86,9 @@ START_TEST(marker_delete_retried) {
     const char *p = wt_path("dr.lock");
     fl_lock *l = wt_lock(p, FL_SOFT);
     ck_assert_int_eq(fl_acquire(l), 0);
-    real_create = __fl_sys.create_file;
+    real_create = fl__sys.create_file;
     g_delete_refusals = 2;
-    __fl_sys.create_file = fake_create_busy;
+    fl__sys.create_file = fake_create_busy;
     ck_assert_msg(fl_release(l, 0) == 0, "%s", fl_last_error());
     ck_assert_int_eq(g_delete_refusals, 0);
     ck_assert(!wt_exists(p));
@@ -100,12 +100,12 @@ START_TEST(marker_delete_gives_up) {
     const char *p = wt_path("dg.lock");
     fl_lock *l = wt_lock(p, FL_SOFT);
     ck_assert_int_eq(fl_acquire(l), 0);
-    real_create = __fl_sys.create_file;
+    real_create = fl__sys.create_file;
     g_delete_refusals = 1000000;
-    __fl_sys.create_file = fake_create_busy;
+    fl__sys.create_file = fake_create_busy;
     ck_assert_int_eq(fl_release(l, 0), FL_EACCES); /* after about a second */
     ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
-    __fl_sys_reset();
+    fl__sys_reset();
     ck_assert(wt_exists(p));
     fl_lock_free(l);
 }
@@ -120,7 +120,7 @@ static int fake_mkdir_denied(const wchar_t *path) {
 START_TEST(mkdir_failure_reported) {
     const char *p = wt_path("deny/x.lock");
     fl_lock *l = wt_lock(p, FL_KERNEL);
-    __fl_sys.create_directory = fake_mkdir_denied;
+    fl__sys.create_directory = fake_mkdir_denied;
     ck_assert_int_eq(fl_acquire_ex(l, 0, 1, 0.05), FL_EACCES);
     ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
     ck_assert_int_eq(fl_last_errno(), ERROR_ACCESS_DENIED);

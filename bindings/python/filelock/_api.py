@@ -452,7 +452,10 @@ class SoftFileLock(BaseFileLock):
 
 
 class WindowsFileLock(BaseFileLock):
-    """The Windows lock (LockFileEx); only usable on Windows."""
+    """The Windows lock (LockFileEx on the lock file). On Windows it is the
+    kernel lock of libfilelock's win32 backend; elsewhere that backend is not
+    in the library, so acquiring raises NotImplementedError (as the
+    pure-Python package does)."""
 
     _fl_kind = _KERNEL
 
@@ -466,7 +469,9 @@ class WindowsFileLock(BaseFileLock):
     ) -> AcquireReturnProxy:
         if sys.platform != "win32":
             raise NotImplementedError("WindowsFileLock is only available on Windows")
-        raise NotImplementedError("the Windows backend of libfilelock is not built")  # pragma: no cover
+        return super().acquire(  # pragma: no cover - no Python lane on Windows
+            timeout, poll_interval, poll_intervall=poll_intervall, blocking=blocking
+        )
 
 
 __all__ = [
