@@ -19,3 +19,13 @@ if [ "${#files[@]}" -eq 0 ]; then
 fi
 sed -i -E 's/(^|[^A-Za-z0-9_])__fl_/\1fl__/g; s/(^|[^A-Za-z0-9_])__FL_/\1FL__/g' "${files[@]}"
 printf 'rename-internal: %s\n' "${files[@]}"
+# The new prefix is one character shorter, so continuation lines aligned
+# under a renamed call move: re-format the C files that changed.
+mapfile -t cfiles < <(printf '%s\n' "${files[@]}" | grep -E '\.(c|h)$' || true)
+if [ "${#cfiles[@]}" -gt 0 ]; then
+    if command -v clang-format >/dev/null; then
+        clang-format -i "${cfiles[@]}"
+    else
+        echo "rename-internal: clang-format not found; run it on the C files above" >&2
+    fi
+fi

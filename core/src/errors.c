@@ -147,7 +147,7 @@ int fl__code_from_errno(int e) {
 
 int fl__os_error(int os_errno, const char *what, const char *path) {
     return fl__error(fl__code_from_errno(os_errno), os_errno, "%s '%s': %s", what, path,
-                      strerror(os_errno));
+                     strerror(os_errno));
 }
 
 void fl__error_save(fl__error_state *st) {

@@ -272,19 +272,19 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
                 !(has_option(sopts, r->option) || has_option(mopts, r->option)))
                 continue;
             rc = fl__error(FL_ENOTSUP, 0,
-                            "cannot lock '%s': it is on the %s mount %s with option %s (%s), so "
-                            "a process on another host would not be excluded; remount without "
-                            "it, or use the soft lock (SoftFileLock) or the soft_fallback option",
-                            path, type, mnt, r->option, r->why);
+                           "cannot lock '%s': it is on the %s mount %s with option %s (%s), so "
+                           "a process on another host would not be excluded; remount without "
+                           "it, or use the soft lock (SoftFileLock) or the soft_fallback option",
+                           path, type, mnt, r->option, r->why);
             break;
         }
         if (rc == 0 && type_in(type, "cifs smb3") && kernel_before(5, 5))
             rc = fl__error(FL_ENOTSUP, 0,
-                            "cannot lock '%s': it is on the %s mount %s, and before Linux 5.5 "
-                            "the SMB client keeps flock local to this host, so a process on "
-                            "another host would not be excluded; use the soft lock "
-                            "(SoftFileLock) or the soft_fallback option",
-                            path, type, mnt);
+                           "cannot lock '%s': it is on the %s mount %s, and before Linux 5.5 "
+                           "the SMB client keeps flock local to this host, so a process on "
+                           "another host would not be excluded; use the soft lock "
+                           "(SoftFileLock) or the soft_fallback option",
+                           path, type, mnt);
     }
     free(line);
     fclose(f);

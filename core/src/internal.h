@@ -3,8 +3,8 @@
  * errors.c, owner.c) and the platform backends (posix.c, win32.c, one per
  * build). Names here carry the fl__ / FL__ prefix (names that begin with
  * two underscores are reserved for the C implementation; older code was
- * renamed by scripts/rename-internal.sh) and hidden visibility. The lock order and what each mutex guards are
- * written down above struct fl_lock.
+ * renamed by scripts/rename-internal.sh) and hidden visibility. The lock order and what each mutex
+ * guards are written down above struct fl_lock.
  */
 #ifndef FL_INTERNAL_H
 #define FL_INTERNAL_H
@@ -181,8 +181,8 @@ struct fl_lock {
     void *cancel_data;
     pthread_cond_t cond; /* shared handles: an acquiring thread finished (CLOCK_MONOTONIC) */
     int acquiring;       /* shared handles: a thread is inside the OS wait */
-    fl__state shared;   /* state of a shared handle */
-    fl__state *states;  /* thread-local handles: one per holding thread */
+    fl__state shared;    /* state of a shared handle */
+    fl__state *states;   /* thread-local handles: one per holding thread */
 
     /* Under g_mu. */
     struct fl_lock *next_singleton;

@@ -128,8 +128,8 @@ static int make_parents(const fl_lock *l) {
     struct stat st;
     if (n >= sizeof buf)
         return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG,
-                          "cannot create parent directory of lock file '%s': %s", l->path,
-                          strerror(ENAMETOOLONG));
+                         "cannot create parent directory of lock file '%s': %s", l->path,
+                         strerror(ENAMETOOLONG));
     memcpy(buf, l->dir, n + 1);
     for (i = 1; i <= n; i++) {
         if (buf[i] != '/' && buf[i] != '\0')
@@ -138,8 +138,8 @@ static int make_parents(const fl_lock *l) {
         if (fl__sys.mkdir(buf, 0777) != 0 && errno != EEXIST) {
             int e = errno;
             return fl__error(fl__code_from_errno(e), e,
-                              "cannot create directory '%s' for lock file '%s': %s", buf, l->path,
-                              strerror(e));
+                             "cannot create directory '%s' for lock file '%s': %s", buf, l->path,
+                             strerror(e));
         }
         if (i < n)
             buf[i] = '/';
@@ -147,17 +147,17 @@ static int make_parents(const fl_lock *l) {
     /* mkdir's EEXIST also covers a regular file in the way. */
     if (fl__sys.lstat(l->dir, &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
         return fl__error(FL_ENOTDIR, ENOTDIR,
-                          "cannot create lock file '%s': '%s' is not a "
-                          "directory",
-                          l->path, l->dir);
+                         "cannot create lock file '%s': '%s' is not a "
+                         "directory",
+                         l->path, l->dir);
     return 0;
 }
 
 static int symlink_error(const fl_lock *l) {
     return fl__error(FL_ELOOP, ELOOP,
-                      "refusing to use lock file '%s': it is a symbolic link (its target is not "
-                      "touched)",
-                      l->path);
+                     "refusing to use lock file '%s': it is a symbolic link (its target is not "
+                     "touched)",
+                     l->path);
 }
 
 /* Turns an open() failure into an error naming what is at the path. */
@@ -171,12 +171,12 @@ static int open_error(const fl_lock *l, int e) {
 static int not_regular_error(const fl_lock *l, mode_t m) {
     if (S_ISDIR(m))
         return fl__error(FL_EISDIR, EISDIR, "cannot use lock file '%s': %s", l->path,
-                          strerror(EISDIR));
+                         strerror(EISDIR));
     if (S_ISLNK(m))
         return symlink_error(l);
     return fl__error(FL_ENOTREG, 0,
-                      "cannot use lock file '%s': not a regular file (a FIFO, socket or device)",
-                      l->path);
+                     "cannot use lock file '%s': not a regular file (a FIFO, socket or device)",
+                     l->path);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -614,8 +614,7 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
             memset(out, 0, sizeof *out);
             out->pid = -1;
             return fl__error(FL_ENOTSUP, 0,
-                              "soft lock '%s' is held, but its marker has no owner record",
-                              l->path);
+                             "soft lock '%s' is held, but its marker has no owner record", l->path);
         }
         {
             self_ident me;
@@ -636,7 +635,7 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         char line[256];
         if (!f)
             return fl__error(FL_ENOTSUP, errno,
-                              "cannot tell who holds '%s': /proc/locks is not readable", l->path);
+                             "cannot tell who holds '%s': /proc/locks is not readable", l->path);
         while (fgets(line, sizeof line, f)) {
             char type[16], mode[16], rw[16];
             long pid;
@@ -664,9 +663,9 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
 int fl__os_break(fl_lock *l, int kind) {
     if (kind != FL_SOFT)
         return fl__error(FL_ENOTSUP, 0,
-                          "cannot break kernel lock '%s': the OS releases it when its holder "
-                          "exits",
-                          l->path);
+                         "cannot break kernel lock '%s': the OS releases it when its holder "
+                         "exits",
+                         l->path);
     return fl__soft_break(l);
 }
 
@@ -765,7 +764,7 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
         fl__os_abandon(h);
         if (e == EINTR)
             return fl__error(FL_EINTR, EINTR,
-                              "waiting for lock file '%s' was interrupted by a signal", l->path);
+                             "waiting for lock file '%s' was interrupted by a signal", l->path);
         if (e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP) {
             /* Left there, the empty file we just created would look like a
              * soft marker nobody owns, and the soft fallback (or any soft
@@ -775,9 +774,9 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
                 (uint64_t)st.st_ino == h->ino)
                 (void)fl__sys.unlink(l->path);
             return fl__error(FL_ENOTSUP, e,
-                              "cannot lock '%s': the file system does not support flock (%s); "
-                              "use the soft lock (SoftFileLock) or the soft_fallback option",
-                              l->path, strerror(e));
+                             "cannot lock '%s': the file system does not support flock (%s); "
+                             "use the soft lock (SoftFileLock) or the soft_fallback option",
+                             l->path, strerror(e));
         }
         return fl__os_error(e, "cannot lock", l->path);
     }
@@ -802,7 +801,7 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
 int fl__os_try(fl_lock *l, int kind, fl__hold *h, int block) {
     if (l->base[0] == '\0')
         return fl__error(FL_EISDIR, EISDIR, "cannot use lock file '%s': %s", l->path,
-                          strerror(EISDIR));
+                         strerror(EISDIR));
     return kind == FL_KERNEL ? kernel_try(l, h, block) : fl__soft_try(l, h);
 }
 
@@ -833,9 +832,9 @@ int fl__os_release(fl_lock *l, int kind, fl__hold *h, int owner) {
             (void)close_fd(h->fd);
             h->fd = -1;
             return fl__error(FL_EIO, e,
-                              "the lock on '%s' was lost before this release: the file system "
-                              "dropped it (%s), so another process may have held it meanwhile",
-                              l->path, strerror(e));
+                             "the lock on '%s' was lost before this release: the file system "
+                             "dropped it (%s), so another process may have held it meanwhile",
+                             l->path, strerror(e));
         }
     }
     if (close_fd(h->fd) != 0)
@@ -1081,7 +1080,7 @@ void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
 static int sleep_slice(fl_lock *l, const struct timespec *ts) {
     if (nanosleep(ts, NULL) != 0 && errno == EINTR)
         return fl__error(FL_EINTR, EINTR, "waiting for lock file '%s' was interrupted by a signal",
-                          l->path);
+                         l->path);
     return 0;
 }
 
@@ -1115,8 +1114,7 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             rc = ppoll(p, 2, &ts, NULL);
             if (rc < 0 && errno == EINTR)
                 return fl__error(FL_EINTR, EINTR,
-                                  "waiting for lock file '%s' was interrupted by a signal",
-                                  l->path);
+                                 "waiting for lock file '%s' was interrupted by a signal", l->path);
             if (rc < 0)
                 return sleep_slice(l, &ts); /* cannot poll: re-check on time */
             if (rc == 0)

@@ -84,8 +84,8 @@ static int private_name(const char *path, char *out, size_t cap) {
  * lock file and the file the step failed on, never "someone else won". */
 static int takeover_error(const fl_lock *l, int e, const char *step, const char *file) {
     return fl__error(fl__code_from_errno(e), e,
-                      "cannot reclaim soft lock '%s' from its dead holder: %s '%s': %s", l->path,
-                      step, file, strerror(e));
+                     "cannot reclaim soft lock '%s' from its dead holder: %s '%s': %s", l->path,
+                     step, file, strerror(e));
 }
 
 /* Results of take_over besides 0 (done) and negative codes. */
@@ -103,9 +103,8 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
     if (e == ENOENT || e == EAGAIN)
         return TAKE_RETRY; /* finished meanwhile */
     if (e == EINVAL)
-        return fl__error(FL_ENOTREG, 0,
-                          "cannot reclaim soft lock '%s': '%s' is not a regular file", l->path,
-                          claim);
+        return fl__error(FL_ENOTREG, 0, "cannot reclaim soft lock '%s': '%s' is not a regular file",
+                         l->path, claim);
     if (e != 0)
         return takeover_error(l, e, "cannot read claim", claim);
     r = TAKE_BUSY;
@@ -130,7 +129,7 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
     if (fl__soft_claim_name(path, &judged->id, claim, sizeof claim) != 0 ||
         (replace && private_name(path, priv, sizeof priv) != 0))
         return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
-                          l->path, strerror(ENAMETOOLONG));
+                         l->path, strerror(ENAMETOOLONG));
     /* Step 1: the claim, a compare-and-swap from "no such name". */
     cfd = fl__prim_create(claim, l->mode, 0, &cid);
     if (cfd < 0) {
@@ -340,5 +339,5 @@ int fl__soft_break(fl_lock *l) {
             fl__prim_sleep(0.001); /* a live taker is finishing */
     }
     return fl__error(FL_ETIMEOUT, 0,
-                      "cannot break soft lock '%s': another process keeps taking it over", l->path);
+                     "cannot break soft lock '%s': another process keeps taking it over", l->path);
 }

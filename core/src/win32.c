@@ -187,24 +187,24 @@ static int win_error(DWORD e, const char *what, const char *path) {
     char text[400];
     win_text(e, text, sizeof text);
     return fl__error(win_code(e), (int)e, "%s '%s': %s (Windows error %lu)", what, path, text,
-                      (unsigned long)e);
+                     (unsigned long)e);
 }
 
 static int isdir_error(const fl_lock *l) {
     return fl__error(FL_EISDIR, (int)ERROR_DIRECTORY, "cannot use lock file '%s': is a directory",
-                      l->path);
+                     l->path);
 }
 
 static int reparse_error(const fl_lock *l) {
     return fl__error(FL_ELOOP, (int)ERROR_CANT_RESOLVE_FILENAME,
-                      "refusing to use lock file '%s': it is a symbolic link, junction or other "
-                      "reparse point (its target is not touched)",
-                      l->path);
+                     "refusing to use lock file '%s': it is a symbolic link, junction or other "
+                     "reparse point (its target is not touched)",
+                     l->path);
 }
 
 static int not_regular_error(const fl_lock *l) {
     return fl__error(FL_ENOTREG, 0,
-                      "cannot use lock file '%s': not a regular file (a device or pipe)", l->path);
+                     "cannot use lock file '%s': not a regular file (a device or pipe)", l->path);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -221,12 +221,12 @@ static wchar_t *wide_path(const char *path) {
     DWORD len;
     if (n <= 0)
         return fl__error(FL_EINVAL, (int)GetLastError(),
-                          "invalid lock file path '%s': not valid UTF-8", path),
+                         "invalid lock file path '%s': not valid UTF-8", path),
                NULL;
     w = malloc((size_t)n * sizeof *w);
     if (!w)
         return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
-                          "out of memory converting lock file path '%s'", path),
+                         "out of memory converting lock file path '%s'", path),
                NULL;
     MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n);
     /* 248: CreateDirectoryW's limit, a little below MAX_PATH. */
@@ -311,14 +311,14 @@ static int make_parents(const fl_lock *l, const wchar_t *wpath) {
     dir = malloc((n + 1) * sizeof *dir);
     if (!dir)
         return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
-                          "out of memory creating the parents of lock file '%s'", l->path);
+                         "out of memory creating the parents of lock file '%s'", l->path);
     memcpy(dir, wpath, n * sizeof *dir);
     dir[n] = L'\0';
     e = create_dirs(dir, 0);
     free(dir);
     if (e == ERROR_DIRECTORY)
         return fl__error(FL_ENOTDIR, (int)e,
-                          "cannot create lock file '%s': '%s' is not a directory", l->path, l->dir);
+                         "cannot create lock file '%s': '%s' is not a directory", l->path, l->dir);
     if (e != 0)
         return win_error(e, "cannot create the parent directories of lock file", l->path);
     return 0;
@@ -518,8 +518,8 @@ static DWORD delete_if_same(const wchar_t *wpath, int check, uint64_t dev, uint6
     *deleted = 0;
     for (;;) {
         HANDLE f = fl__sys.create_file(wpath, DELETE | FILE_READ_ATTRIBUTES,
-                                        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                                        OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
+                                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                                       OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT);
         BY_HANDLE_FILE_INFORMATION info;
         FILE_DISPOSITION_INFO disp;
         DWORD e = 0;
@@ -581,9 +581,9 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
             return fl__error(FL_ENOENT, 0, "lock '%s' is not held", l->path);
         return fl__error(FL_ENOTSUP, 0,
-                          "cannot tell who holds '%s': Windows does not report the holder of a "
-                          "file lock",
-                          l->path);
+                         "cannot tell who holds '%s': Windows does not report the holder of a "
+                         "file lock",
+                         l->path);
     }
     e = read_marker(wpath, &info, buf, sizeof buf, &len);
     free(wpath);
@@ -595,7 +595,7 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
         memset(out, 0, sizeof *out);
         out->pid = -1;
         return fl__error(FL_ENOTSUP, 0,
-                          "soft lock '%s' is held, but its marker has no owner record", l->path);
+                         "soft lock '%s' is held, but its marker has no owner record", l->path);
     }
     host_name(host, sizeof host);
     out->this_process = (unsigned long)out->pid == (unsigned long)GetCurrentProcessId() &&
@@ -609,9 +609,9 @@ int fl__os_break(fl_lock *l, int kind) {
     int deleted;
     if (kind != FL_SOFT)
         return fl__error(FL_ENOTSUP, 0,
-                          "cannot break kernel lock '%s': the OS releases it when its holder "
-                          "exits",
-                          l->path);
+                         "cannot break kernel lock '%s': the OS releases it when its holder "
+                         "exits",
+                         l->path);
     if (!(wpath = wide_path(l->path)))
         return fl_last_code();
     attr = GetFileAttributesW(wpath);
@@ -674,7 +674,7 @@ static int kernel_open(fl_lock *l, fl__hold *h, int *created) {
     k = calloc(1, sizeof *k);
     if (!k)
         return fl__error(FL_ENOMEM, (int)ERROR_NOT_ENOUGH_MEMORY,
-                          "out of memory opening lock file '%s'", l->path);
+                         "out of memory opening lock file '%s'", l->path);
     if (!(k->wpath = wide_path(l->path))) {
         free(k);
         return fl_last_code();
@@ -824,9 +824,9 @@ static int lock_error(fl_lock *l, fl__hold *h, DWORD e, int created) {
             (void)delete_if_same(wpath, 1, dev, ino, &deleted);
         free(wpath);
         return fl__error(FL_ENOTSUP, (int)e,
-                          "cannot lock '%s': the file system does not support LockFileEx; use "
-                          "the soft lock (SoftFileLock) or the soft_fallback option",
-                          l->path);
+                         "cannot lock '%s': the file system does not support LockFileEx; use "
+                         "the soft lock (SoftFileLock) or the soft_fallback option",
+                         l->path);
     }
     fl__os_abandon(h);
     return win_error(e, "cannot lock", l->path);
