@@ -42,6 +42,10 @@ typedef struct fl_lock {
 %ignore fl_format_log;
 %ignore fl_options_init;
 %ignore fl_options;
+%ignore fl_acquire_args;
+%ignore fl_acquire_args_init;
+%ignore fl_acquire_with;
+%ignore fl_acquire_args_resolve;
 %ignore FL__ERROR_END;
 /* For a program that runs a command holding the lock (the filelock CLI). */
 %ignore fl_lock_fd;

@@ -194,7 +194,7 @@ static int validate_timeout(double t, const char *path) {
 static int validate_poll(double p, const char *path) {
     if (isnan(p) || p < 0)
         return fl__error(FL_EINVAL, 0,
-                          "invalid poll interval for lock file '%s': %g (must be >= 0)", path, p);
+                         "invalid poll interval for lock file '%s': %g (must be >= 0)", path, p);
     return 0;
 }
 
@@ -298,13 +298,13 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
         return fl__error(FL_EINVAL, 0, "invalid lock file path '%s': embedded NUL byte", path);
     if (opts->version != FL_OPTIONS_VERSION)
         return fl__error(FL_EINVAL, 0, "fl_lock_new: fl_options.version %u, expected %u",
-                          opts->version, FL_OPTIONS_VERSION);
+                         opts->version, FL_OPTIONS_VERSION);
     if (opts->kind != FL_KERNEL && opts->kind != FL_SOFT)
-        return fl__error(FL_EINVAL, 0, "invalid lock kind %d for lock file '%.*s'",
-                          (int)opts->kind, (int)len, path);
+        return fl__error(FL_EINVAL, 0, "invalid lock kind %d for lock file '%.*s'", (int)opts->kind,
+                         (int)len, path);
     if (opts->mode != FL_MODE_DEFAULT && (opts->mode < 0 || opts->mode > 07777))
-        return fl__error(FL_EINVAL, 0, "invalid mode %o for lock file '%.*s'", opts->mode,
-                          (int)len, path);
+        return fl__error(FL_EINVAL, 0, "invalid mode %o for lock file '%.*s'", opts->mode, (int)len,
+                         path);
     if ((rc = validate_timeout(opts->timeout, path)) != 0 ||
         (rc = validate_poll(opts->poll_interval, path)) != 0)
         return rc;
@@ -336,9 +336,9 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
         char *gate_path;
         if (opts->kind != FL_KERNEL) {
             rc = fl__error(FL_EINVAL, 0,
-                            "read/write lock '%s' needs the kernel lock (the soft lock has no "
-                            "shared mode)",
-                            l->path);
+                           "read/write lock '%s' needs the kernel lock (the soft lock has no "
+                           "shared mode)",
+                           l->path);
             destroy(l);
             return rc;
         }
@@ -383,9 +383,9 @@ int fl_lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options 
             if (!same_settings(s, opts)) {
                 pthread_mutex_unlock(&g_mu);
                 rc = fl__error(FL_EINVAL, 0,
-                                "singleton lock for '%s' already exists with different settings "
-                                "(timeout, mode, thread_local, blocking, poll_interval or kind)",
-                                l->path);
+                               "singleton lock for '%s' already exists with different settings "
+                               "(timeout, mode, thread_local, blocking, poll_interval or kind)",
+                               l->path);
                 destroy(l);
                 return rc;
             }
@@ -534,10 +534,10 @@ static int timeout_error(const fl_lock *l) {
 
 static int deadlock_error(const fl_lock *l) {
     return fl__error(FL_EDEADLK, EDEADLK,
-                      "lock file '%s' is already held by this thread through another handle; "
-                      "waiting forever would deadlock (share one handle, e.g. with "
-                      "is_singleton=True, or use a timeout)",
-                      l->path);
+                     "lock file '%s' is already held by this thread through another handle; "
+                     "waiting forever would deadlock (share one handle, e.g. with "
+                     "is_singleton=True, or use a timeout)",
+                     l->path);
 }
 
 /* Wins the OS lock or fails; the caller has checked recursion. */
@@ -635,7 +635,7 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
                     last_cancel = now;
                     if (cancel(cancel_data, rc == FL_EINTR)) {
                         rc = fl__error(FL_ECANCELED, ECANCELED,
-                                        "waiting for lock file '%s' was cancelled", l->path);
+                                       "waiting for lock file '%s' was cancelled", l->path);
                         goto fail;
                     }
                 }
@@ -664,9 +664,9 @@ int fl_acquire(fl_lock *l) {
 
 static int mode_error(const fl_lock *l, int shared) {
     return fl__error(FL_ELOCKMODE, 0,
-                      "lock file '%s' is held in %s mode; acquiring it in %s mode would convert "
-                      "the lock, which is not atomic: release it first",
-                      l->path, shared ? "exclusive" : "shared", shared ? "shared" : "exclusive");
+                     "lock file '%s' is held in %s mode; acquiring it in %s mode would convert "
+                     "the lock, which is not atomic: release it first",
+                     l->path, shared ? "exclusive" : "shared", shared ? "shared" : "exclusive");
 }
 
 /* The absolute time for pthread_cond_timedwait on l->cond, `seconds` from
@@ -709,7 +709,7 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
             pthread_mutex_lock(&l->mu);
             if (stop)
                 return fl__error(FL_ECANCELED, ECANCELED,
-                                  "waiting for lock file '%s' was cancelled", l->path);
+                                 "waiting for lock file '%s' was cancelled", l->path);
         }
     }
     if (l->shared.counter > 0) {
@@ -773,8 +773,8 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         return rc;
     if (shared && __atomic_load_n(&l->kind, __ATOMIC_RELAXED) == FL_SOFT)
         return fl__error(FL_ENOTSUP, 0,
-                          "cannot take a shared lock on '%s': the soft lock has no shared mode",
-                          l->path);
+                         "cannot take a shared lock on '%s': the soft lock has no shared mode",
+                         l->path);
     check_fork(l);
 
     pthread_mutex_lock(&l->mu);
@@ -853,6 +853,83 @@ int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval
 
 int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_interval) {
     return acquire_mode(l, 1, timeout, blocking, poll_interval);
+}
+
+void fl_acquire_args_init(fl_acquire_args *a) {
+    if (!a)
+        return;
+    memset(a, 0, sizeof *a);
+    a->timeout = -1.0;
+    a->blocking = 1;
+    a->poll_interval = FL__MIN_POLL;
+    a->deadline = INFINITY;
+}
+
+double fl_monotonic(void) { return fl__now(); }
+
+int fl_acquire_args_resolve(fl_lock *l, const fl_acquire_args *in, fl_acquire_args *out) {
+    const unsigned known =
+        FL_ARG_TIMEOUT | FL_ARG_BLOCKING | FL_ARG_POLL_INTERVAL | FL_ARG_DEADLINE;
+    fl_acquire_args a;
+    int rc;
+
+    if (!l || !out)
+        return fl__error(FL_EINVAL, 0, "fl_acquire: NULL lock handle or arguments");
+    if (in)
+        a = *in;
+    else
+        fl_acquire_args_init(&a);
+    if (a.set & ~known)
+        return fl__error(FL_EINVAL, 0, "invalid acquire arguments for '%s': unknown bits 0x%x",
+                         l->path, a.set & ~known);
+    /* "Not given" is resolved here, once, for every binding. */
+    if (!(a.set & FL_ARG_TIMEOUT))
+        a.timeout = fl_get_timeout(l);
+    if (!(a.set & FL_ARG_BLOCKING))
+        a.blocking = fl_get_blocking(l);
+    if (!(a.set & FL_ARG_POLL_INTERVAL))
+        a.poll_interval = fl_get_poll_interval(l);
+    if (!(a.set & FL_ARG_DEADLINE) && (rc = validate_timeout(a.timeout, l->path)) != 0)
+        return rc; /* checked in fl_acquire_ex's order: timeout, then poll interval */
+    if ((rc = validate_poll(a.poll_interval, l->path)) != 0)
+        return rc;
+    if (a.set & FL_ARG_DEADLINE) {
+        if (isnan(a.deadline))
+            return fl__error(FL_EINVAL, 0, "invalid deadline for lock file '%s': NaN", l->path);
+    } else {
+        if (a.timeout < 0)
+            a.deadline = INFINITY;
+        else if (a.timeout == 0)
+            a.deadline = -INFINITY;
+        else
+            a.deadline = fl__now() + a.timeout; /* +inf stays +inf */
+    }
+    if (!a.blocking)
+        a.deadline = -INFINITY;
+    a.set = known;
+    *out = a;
+    return 0;
+}
+
+/* The one place where a deadline becomes the time left. */
+static double time_left(double deadline) {
+    double left;
+    if (isinf(deadline))
+        return deadline > 0 ? -1.0 : 0.0;
+    left = deadline - fl__now();
+    return left > 0 ? left : 0.0; /* already past: one attempt, as a timeout of 0 */
+}
+
+int fl_acquire_with(fl_lock *l, const fl_acquire_args *in) {
+    fl_acquire_args a;
+    int rc;
+    if (!l)
+        return fl__error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
+    if (!in)
+        return fl_acquire(l);
+    if ((rc = fl_acquire_args_resolve(l, in, &a)) != 0)
+        return rc;
+    return acquire_mode(l, in->shared != 0, time_left(a.deadline), a.blocking, a.poll_interval);
 }
 
 int fl_is_shared(fl_lock *l) {
@@ -1006,15 +1083,14 @@ int fl_lock_fd(fl_lock *l) {
     int fd;
     if (__atomic_load_n(&l->kind, __ATOMIC_RELAXED) != FL_KERNEL)
         return fl__error(FL_ENOTSUP, 0, "fl_lock_fd: '%s' is a soft lock (no descriptor holds it)",
-                          l->path);
+                         l->path);
     check_fork(l);
     pthread_mutex_lock(&l->mu);
     s = find_state(l);
     fd = s && s->counter > 0 ? s->hold.fd : -1;
     pthread_mutex_unlock(&l->mu);
     if (fd < 0)
-        return fl__error(FL_EINVAL, 0, "fl_lock_fd: lock '%s' is not held by this thread",
-                          l->path);
+        return fl__error(FL_EINVAL, 0, "fl_lock_fd: lock '%s' is not held by this thread", l->path);
     return fd;
 #endif
 }
