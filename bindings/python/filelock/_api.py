@@ -37,8 +37,7 @@ _SOFT = 1
 
 # Bound once: the `with lock:` path is a handful of calls, each counted.
 _new = _core.flpy_new
-_acquire_default = _core.flpy_acquire_default
-_acquire_ex = _core.flpy_acquire
+_acquire = _core.flpy_acquire
 _release = _core.flpy_release
 _is_debug = _LOGGER.isEnabledFor
 
@@ -377,16 +376,14 @@ class BaseFileLock(contextlib.ContextDecorator):
             poll_interval = poll_intervall
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        h = self._h
-        if timeout is None and poll_interval is None and blocking is None:
-            _acquire_default(h)
-        else:
-            _acquire_ex(
-                h,
-                _core.fl_get_timeout(h) if timeout is None else float(timeout),
-                _core.fl_get_blocking(h) if blocking is None else bool(blocking),
-                _core.fl_get_poll_interval(h) if poll_interval is None else float(poll_interval),
-            )
+        # None: the handle's default, resolved by the core.
+        _acquire(
+            self._h,
+            0,
+            None if timeout is None else float(timeout),
+            None if blocking is None else bool(blocking),
+            None if poll_interval is None else float(poll_interval),
+        )
         return AcquireReturnProxy(lock=self)
 
     def release(self, force: bool = False) -> None:
@@ -400,7 +397,7 @@ class BaseFileLock(contextlib.ContextDecorator):
     def __enter__(self) -> BaseFileLock:
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        _acquire_default(self._h)
+        _acquire(self._h, 0, None, None, None)
         return self
 
     def __exit__(
