@@ -177,19 +177,31 @@ static fl_lock *fl_lua_check(lua_State *L, int idx) {
  * failure (FL_ELOCKMODE for an upgrade or downgrade, from the core). */
 static int fl_lua_acquire_mode(lua_State *L, int shared) {
     fl_lock *lock = fl_lua_check(L, 1);
-    double timeout = lua_isnoneornil(L, 2) ? fl_get_timeout(lock) : (double)luaL_checknumber(L, 2);
-    int blocking = lua_isnoneornil(L, 3) ? fl_get_blocking(lock) : lua_toboolean(L, 3);
-    double poll = lua_isnoneornil(L, 4) ? fl_get_poll_interval(lock)
-                                        : (double)luaL_checknumber(L, 4);
+    fl_acquire_args args;
     fl_lua_wait saved = fl_lua_current; /* restored after: keeps the state exact */
     int rc;
+
+    /* nil: the handle's default, resolved by the core. */
+    fl_acquire_args_init(&args);
+    args.shared = shared;
+    if (!lua_isnoneornil(L, 2)) {
+        args.timeout = (double)luaL_checknumber(L, 2);
+        args.set |= FL_ARG_TIMEOUT;
+    }
+    if (!lua_isnoneornil(L, 3)) {
+        args.blocking = lua_toboolean(L, 3);
+        args.set |= FL_ARG_BLOCKING;
+    }
+    if (!lua_isnoneornil(L, 4)) {
+        args.poll_interval = (double)luaL_checknumber(L, 4);
+        args.set |= FL_ARG_POLL_INTERVAL;
+    }
 
     fl_lua_current.L = L;
     fl_lua_current.hook = lua_gethook(L);
     fl_lua_current.mask = lua_gethookmask(L);
     fl_lua_current.count = lua_gethookcount(L);
-    rc = shared ? fl_acquire_shared(lock, timeout, blocking, poll)
-                : fl_acquire_ex(lock, timeout, blocking, poll);
+    rc = fl_acquire_with(lock, &args);
     if (rc == FL_ECANCELED && lua_gethook(L) != fl_lua_current.hook) {
         /* The interpreter's stop hook would raise its generic "interrupted!"
          * at the next instruction, inside whatever handles our error (even
