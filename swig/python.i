@@ -109,12 +109,17 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
         Py_DECREF(path);
         return NULL;
     case FL_EDEADLK:
-        /* The core's message suggests is_singleton=True or a timeout. */
-        PyErr_SetString(PyExc_RuntimeError, msg);
+        /* The core's message is language-neutral; name Python's option. */
+        PyErr_Format(PyExc_RuntimeError, "%s [in Python: is_singleton=True]", msg);
         return NULL;
     case FL_ENOTSUP:
-        /* What py-filelock raises when flock is unavailable. */
-        PyErr_SetString(PyExc_NotImplementedError, msg);
+        /* What py-filelock raises when flock is unavailable; for a kernel
+         * lock the core suggests the soft lock, which Python calls
+         * SoftFileLock. */
+        if (l && fl_lock_kind(l) == FL_KERNEL)
+            PyErr_Format(PyExc_NotImplementedError, "%s [in Python: SoftFileLock]", msg);
+        else
+            PyErr_SetString(PyExc_NotImplementedError, msg);
         return NULL;
     case FL_ENOMEM:
         PyErr_SetString(PyExc_MemoryError, msg);

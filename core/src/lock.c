@@ -535,8 +535,8 @@ static int timeout_error(const fl_lock *l) {
 static int deadlock_error(const fl_lock *l) {
     return fl__error(FL_EDEADLK, EDEADLK,
                      "lock file '%s' is already held by this thread through another handle; "
-                     "waiting forever would deadlock (share one handle, e.g. with "
-                     "is_singleton=True, or use a timeout)",
+                     "waiting forever would deadlock (share one handle, e.g. the singleton "
+                     "option, or use a timeout)",
                      l->path);
 }
 
