@@ -87,11 +87,6 @@ static int fl_lua_raise(lua_State *L, int code, const char *path) {
 }
 %}
 
-/* fl_get_owner fills a C struct: wrapped by hand below (fl_lua_owner), which
- * also decides what "free" and "held, owner unknown" look like in Lua. */
-%ignore fl_get_owner;
-%ignore fl_owner;
-
 %include "filelock.i"
 
 /* ---------------------------------------------------------------------- */

@@ -42,12 +42,9 @@
 /* The handle is a capsule here (see above), so SWIG's destructor wrapper
  * must not exist, and the wait functions are wrapped below by hand. */
 %ignore fl_lock::~fl_lock;
-%ignore fl_acquire_shared;
-/* Wrapped by hand below (flpy_owner, flpy_break_lock): a code-returning
- * function and an out-struct are not what Python callers should see. */
-%ignore fl_get_owner;
+/* Wrapped by hand below (flpy_break_lock): a code-returning function is not
+ * what Python callers should see. */
 %ignore fl_break_lock;
-%ignore fl_owner;
 
 %typemap(in) fl_lock *, const fl_lock * {
     $1 = ($1_ltype)PyCapsule_GetPointer($input, FLPY_CAPSULE);

@@ -32,14 +32,8 @@
 /* Ruby class names must be constants. */
 %rename(Handle) fl_lock;
 
-/* Waits that would hold the GVL: Ruby waits only through fl_rb_acquire. */
-%ignore fl_acquire_shared;
-/* Wrapped by hand below (fl_rb_owner, fl_rb_break_lock): "free" and
- * "unknown" are answers there, not errors, and the record becomes a Ruby
- * Struct in lib/filelock.rb. */
-%ignore fl_get_owner;
+/* Wrapped by hand below (fl_rb_break_lock). */
 %ignore fl_break_lock;
-%ignore fl_owner;
 
 %include "filelock.i"
 
