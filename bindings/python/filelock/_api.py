@@ -29,11 +29,11 @@ _DEBUG = logging.DEBUG
 # Mode value meaning "let the umask and default ACLs decide" (the core's
 # FL_MODE_DEFAULT); the `mode` property still reports 0o644 for it, as the
 # pure-Python package does.
-_UNSET_FILE_MODE = -1
+_UNSET_FILE_MODE = _core.FL_MODE_DEFAULT
 _REPORTED_DEFAULT_MODE = 0o644
 
-_KERNEL = 0
-_SOFT = 1
+_KERNEL = _core.FL_KERNEL
+_SOFT = _core.FL_SOFT
 
 # Bound once: the `with lock:` path is a handful of calls, each counted.
 _new = _core.flpy_new

@@ -27,8 +27,8 @@ _release = _core.flpy_release
 _is_shared = _core.fl_is_shared
 _is_locked = _core.fl_is_locked
 
-_KERNEL = 0
-_UNSET_FILE_MODE = -1
+_KERNEL = _core.FL_KERNEL
+_UNSET_FILE_MODE = _core.FL_MODE_DEFAULT
 _POLL_INTERVAL = 0.05
 
 
