@@ -12,8 +12,10 @@
  *   - Functions returning int error codes are wrapped by each language so
  *     that a negative code raises that language's error built from
  *     fl_err_name(code), fl_last_errno() and fl_last_error().
- *   - fl_acquire / fl_acquire_ex are NOT wrapped here: every language wraps
- *     the wait itself (GIL/GVL release, signals, cancellation).
+ *   - No acquire is wrapped here: every language wraps the wait itself
+ *     (GIL/GVL release, signals, cancellation) over fl_acquire_with(), with
+ *     fl_acquire_args fields set only for the arguments its caller passed
+ *     (the core resolves the rest to the handle's defaults).
  */
 %{
 #include "filelock.h"
@@ -42,7 +44,16 @@ typedef struct fl_lock {
 %ignore fl_format_log;
 %ignore fl_options_init;
 %ignore fl_options;
+%ignore fl_acquire_args;
+%ignore fl_acquire_args_init;
+%ignore fl_acquire_with;
+%ignore fl_acquire_args_resolve;
 %ignore FL__ERROR_END;
+/* fl_get_owner fills a C struct: every language wraps it by hand (flpy_owner,
+ * fl_rb_owner, fl_lua_owner) and decides there what "free" and "held, owner
+ * unknown" look like (answers, not errors). */
+%ignore fl_get_owner;
+%ignore fl_owner;
 /* For a program that runs a command holding the lock (the filelock CLI). */
 %ignore fl_lock_fd;
 %ignore fl_set_owner_pid;

@@ -87,11 +87,6 @@ static int fl_lua_raise(lua_State *L, int code, const char *path) {
 }
 %}
 
-/* fl_get_owner fills a C struct: wrapped by hand below (fl_lua_owner), which
- * also decides what "free" and "held, owner unknown" look like in Lua. */
-%ignore fl_get_owner;
-%ignore fl_owner;
-
 %include "filelock.i"
 
 /* ---------------------------------------------------------------------- */
@@ -137,22 +132,43 @@ static int fl_lua_on_cancel(void *data, int interrupted) {
 /* create(path, kind, timeout, poll_interval, blocking, mode, thread_local,
  *        singleton, soft_fallback, read_write) -> handle. Options are
  * validated and defaulted by the Lua layer; the core validates the values. */
+/* Reads one option of the table at `t` into its fl_options field when the
+ * caller gave it: what is nil keeps the core's default (fl_options_init).
+ * The Lua layer has already checked the types. */
+static void fl_lua_opt_double(lua_State *L, int t, const char *key, double *field) {
+    lua_getfield(L, t, key);
+    if (!lua_isnil(L, -1))
+        *field = (double)luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+}
+
+static void fl_lua_opt_int(lua_State *L, int t, const char *key, int *field, int boolean) {
+    lua_getfield(L, t, key);
+    if (!lua_isnil(L, -1))
+        *field = boolean ? lua_toboolean(L, -1) : (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+}
+
+/* create(path, soft, read_write [, opts]): a new handle. */
 static int fl_lua_create(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
-    fl_options opts = FL_OPTIONS_INIT;
+    fl_options opts;
     fl_lock *lock = NULL;
     int rc;
 
+    fl_options_init(&opts);
     opts.kind = lua_toboolean(L, 2) ? FL_SOFT : FL_KERNEL;
-    opts.timeout = (double)luaL_checknumber(L, 3);
-    opts.poll_interval = (double)luaL_checknumber(L, 4);
-    opts.blocking = lua_toboolean(L, 5);
-    opts.mode = lua_isnoneornil(L, 6) ? FL_MODE_DEFAULT : (int)luaL_checkinteger(L, 6);
-    opts.thread_local = lua_toboolean(L, 7);
-    opts.singleton = lua_toboolean(L, 8);
-    opts.soft_fallback = lua_toboolean(L, 9);
-    opts.read_write = lua_toboolean(L, 10);
+    opts.read_write = lua_toboolean(L, 3);
+    if (lua_istable(L, 4)) {
+        fl_lua_opt_double(L, 4, "timeout", &opts.timeout);
+        fl_lua_opt_double(L, 4, "poll_interval", &opts.poll_interval);
+        fl_lua_opt_int(L, 4, "blocking", &opts.blocking, 1);
+        fl_lua_opt_int(L, 4, "mode", &opts.mode, 0);
+        fl_lua_opt_int(L, 4, "thread_local", &opts.thread_local, 1);
+        fl_lua_opt_int(L, 4, "singleton", &opts.singleton, 1);
+        fl_lua_opt_int(L, 4, "soft_fallback", &opts.soft_fallback, 1);
+    }
     rc = fl_lock_new_n(&lock, path, len, &opts);
     if (rc != 0)
         return fl_lua_raise(L, rc, path);
@@ -177,19 +193,31 @@ static fl_lock *fl_lua_check(lua_State *L, int idx) {
  * failure (FL_ELOCKMODE for an upgrade or downgrade, from the core). */
 static int fl_lua_acquire_mode(lua_State *L, int shared) {
     fl_lock *lock = fl_lua_check(L, 1);
-    double timeout = lua_isnoneornil(L, 2) ? fl_get_timeout(lock) : (double)luaL_checknumber(L, 2);
-    int blocking = lua_isnoneornil(L, 3) ? fl_get_blocking(lock) : lua_toboolean(L, 3);
-    double poll = lua_isnoneornil(L, 4) ? fl_get_poll_interval(lock)
-                                        : (double)luaL_checknumber(L, 4);
+    fl_acquire_args args;
     fl_lua_wait saved = fl_lua_current; /* restored after: keeps the state exact */
     int rc;
+
+    /* nil: the handle's default, resolved by the core. */
+    fl_acquire_args_init(&args);
+    args.shared = shared;
+    if (!lua_isnoneornil(L, 2)) {
+        args.timeout = (double)luaL_checknumber(L, 2);
+        args.set |= FL_ARG_TIMEOUT;
+    }
+    if (!lua_isnoneornil(L, 3)) {
+        args.blocking = lua_toboolean(L, 3);
+        args.set |= FL_ARG_BLOCKING;
+    }
+    if (!lua_isnoneornil(L, 4)) {
+        args.poll_interval = (double)luaL_checknumber(L, 4);
+        args.set |= FL_ARG_POLL_INTERVAL;
+    }
 
     fl_lua_current.L = L;
     fl_lua_current.hook = lua_gethook(L);
     fl_lua_current.mask = lua_gethookmask(L);
     fl_lua_current.count = lua_gethookcount(L);
-    rc = shared ? fl_acquire_shared(lock, timeout, blocking, poll)
-                : fl_acquire_ex(lock, timeout, blocking, poll);
+    rc = fl_acquire_with(lock, &args);
     if (rc == FL_ECANCELED && lua_gethook(L) != fl_lua_current.hook) {
         /* The interpreter's stop hook would raise its generic "interrupted!"
          * at the next instruction, inside whatever handles our error (even

@@ -42,12 +42,9 @@
 /* The handle is a capsule here (see above), so SWIG's destructor wrapper
  * must not exist, and the wait functions are wrapped below by hand. */
 %ignore fl_lock::~fl_lock;
-%ignore fl_acquire_shared;
-/* Wrapped by hand below (flpy_owner, flpy_break_lock): a code-returning
- * function and an out-struct are not what Python callers should see. */
-%ignore fl_get_owner;
+/* Wrapped by hand below (flpy_break_lock): a code-returning function is not
+ * what Python callers should see. */
 %ignore fl_break_lock;
-%ignore fl_owner;
 
 %typemap(in) fl_lock *, const fl_lock * {
     $1 = ($1_ltype)PyCapsule_GetPointer($input, FLPY_CAPSULE);
@@ -109,12 +106,17 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
         Py_DECREF(path);
         return NULL;
     case FL_EDEADLK:
-        /* The core's message suggests is_singleton=True or a timeout. */
-        PyErr_SetString(PyExc_RuntimeError, msg);
+        /* The core's message is language-neutral; name Python's option. */
+        PyErr_Format(PyExc_RuntimeError, "%s [in Python: is_singleton=True]", msg);
         return NULL;
     case FL_ENOTSUP:
-        /* What py-filelock raises when flock is unavailable. */
-        PyErr_SetString(PyExc_NotImplementedError, msg);
+        /* What py-filelock raises when flock is unavailable; for a kernel
+         * lock the core suggests the soft lock, which Python calls
+         * SoftFileLock. */
+        if (l && fl_lock_kind(l) == FL_KERNEL)
+            PyErr_Format(PyExc_NotImplementedError, "%s [in Python: SoftFileLock]", msg);
+        else
+            PyErr_SetString(PyExc_NotImplementedError, msg);
         return NULL;
     case FL_ENOMEM:
         PyErr_SetString(PyExc_MemoryError, msg);
@@ -214,31 +216,16 @@ static void flpy_capsule_free(PyObject *capsule) {
     fl_lock_free((fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE));
 }
 
-/* How flpy_acquire_impl waits: the handle's defaults (exclusive), explicit
- * settings exclusive, or explicit settings shared (read mode). */
-enum { FLPY_EXCL_DEFAULTS, FLPY_EXCL, FLPY_SHARED };
-
-/* The one wait wrapper of every acquire: the GIL is released for the wait
- * and the handle's cancel callback (flpy_cancel) runs signal handlers. */
-static PyObject *flpy_acquire_impl(fl_lock *l, int how, double timeout, int blocking,
-                                   double poll) {
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    switch (how) {
-    case FLPY_EXCL_DEFAULTS:
-        rc = fl_acquire(l);
-        break;
-    case FLPY_SHARED:
-        rc = fl_acquire_shared(l, timeout, blocking, poll);
-        break;
-    default:
-        rc = fl_acquire_ex(l, timeout, blocking, poll);
-        break;
-    }
-    Py_END_ALLOW_THREADS
-    if (rc != 0)
-        return flpy_raise(rc, l);
-    Py_RETURN_NONE;
+/* Turns an optional argument into its fl_acquire_args field: None leaves the
+ * bit clear (the core takes the handle's default). */
+static int flpy_opt_double(PyObject *o, unsigned bit, double *field, unsigned *set) {
+    if (o == Py_None)
+        return 0;
+    *field = PyFloat_AsDouble(o);
+    if (*field == -1.0 && PyErr_Occurred())
+        return -1;
+    *set |= bit;
+    return 0;
 }
 %}
 
@@ -310,20 +297,30 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind,
     }
 }
 
-/* Acquire with the handle's defaults (the `with lock:` path). */
-static PyObject *flpy_acquire_default(fl_lock *l) {
-    return flpy_acquire_impl(l, FLPY_EXCL_DEFAULTS, 0, 0, 0);
-}
-
-/* Acquire with explicit settings. */
-static PyObject *flpy_acquire(fl_lock *l, double timeout, int blocking, double poll_interval) {
-    return flpy_acquire_impl(l, FLPY_EXCL, timeout, blocking, poll_interval);
-}
-
-/* Acquire in shared (read) mode, with explicit settings. */
-static PyObject *flpy_acquire_shared(fl_lock *l, double timeout, int blocking,
-                                     double poll_interval) {
-    return flpy_acquire_impl(l, FLPY_SHARED, timeout, blocking, poll_interval);
+/* The one wait wrapper of every acquire: exclusive or shared (read) mode;
+ * None for timeout, blocking or poll_interval means the handle's default.
+ * The GIL is released for the wait and the handle's cancel callback
+ * (flpy_cancel) runs signal handlers. */
+static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObject *blocking,
+                              PyObject *poll_interval) {
+    fl_acquire_args a;
+    int rc;
+    fl_acquire_args_init(&a);
+    a.shared = shared;
+    if (flpy_opt_double(timeout, FL_ARG_TIMEOUT, &a.timeout, &a.set) < 0 ||
+        flpy_opt_double(poll_interval, FL_ARG_POLL_INTERVAL, &a.poll_interval, &a.set) < 0)
+        return NULL;
+    if (blocking != Py_None) {
+        if ((a.blocking = PyObject_IsTrue(blocking)) < 0)
+            return NULL;
+        a.set |= FL_ARG_BLOCKING;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = fl_acquire_with(l, &a);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
 }
 
 /* The holder as (pid, hostname, start_token or None, this_process), or

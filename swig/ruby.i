@@ -32,14 +32,8 @@
 /* Ruby class names must be constants. */
 %rename(Handle) fl_lock;
 
-/* Waits that would hold the GVL: Ruby waits only through fl_rb_acquire. */
-%ignore fl_acquire_shared;
-/* Wrapped by hand below (fl_rb_owner, fl_rb_break_lock): "free" and
- * "unknown" are answers there, not errors, and the record becomes a Ruby
- * Struct in lib/filelock.rb. */
-%ignore fl_get_owner;
+/* Wrapped by hand below (fl_rb_break_lock). */
 %ignore fl_break_lock;
-%ignore fl_owner;
 
 %include "filelock.i"
 
@@ -207,10 +201,7 @@ static void fl_rb_check(int rc) {
  * unblocking function Ruby calls from the interrupting thread. */
 typedef struct fl_rb_wait {
     fl_lock *lock;
-    int shared; /* 1: shared (read) mode, 0: exclusive */
-    double timeout;
-    int blocking;
-    double poll;
+    fl_acquire_args args; /* resolved by the core: mode, deadline, blocking, poll */
     int ran;    /* Ruby did call fl_rb_wait_fn (it skips it on a pending interrupt) */
     int cancel; /* set by fl_rb_ubf, read by fl_rb_cancel */
     int rc;
@@ -234,25 +225,13 @@ static void fl_rb_ubf(void *arg) {
     __atomic_store_n(&((fl_rb_wait *)arg)->cancel, 1, __ATOMIC_RELEASE);
 }
 
-/* The one place that picks the core call for a mode. */
-static int fl_rb_core_acquire(fl_lock *l, int shared, double timeout, int blocking, double poll) {
-    return shared ? fl_acquire_shared(l, timeout, blocking, poll)
-                  : fl_acquire_ex(l, timeout, blocking, poll);
-}
-
 static void *fl_rb_wait_fn(void *arg) {
     fl_rb_wait *w = arg;
     w->ran = 1;
     fl_rb_current_wait = w;
-    w->rc = fl_rb_core_acquire(w->lock, w->shared, w->timeout, w->blocking, w->poll);
+    w->rc = fl_acquire_with(w->lock, &w->args);
     fl_rb_current_wait = NULL;
     return NULL;
-}
-
-static double fl_rb_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void fl_rb_free_lock(void *p) {
@@ -309,30 +288,43 @@ static void fl_rb_lock_dispose(VALUE obj) {
  * interrupt is delivered right after this returns. */
 static VALUE fl_rb_acquire(fl_lock *l, int shared, VALUE vtimeout, VALUE vblocking, VALUE vpoll,
                            VALUE token) {
-    double timeout = NIL_P(vtimeout) ? fl_get_timeout(l) : NUM2DBL(vtimeout);
-    int blocking = NIL_P(vblocking) ? fl_get_blocking(l) : RTEST(vblocking);
-    double poll = NIL_P(vpoll) ? fl_get_poll_interval(l) : NUM2DBL(vpoll);
-    int one_attempt = !blocking || timeout == 0;
-    int finite = timeout > 0 && !isinf(timeout);
-    double deadline = 0;
+    fl_acquire_args given, args;
+    int one_attempt;
     int rc;
+
+    /* nil: the handle's default, resolved by the core. */
+    fl_acquire_args_init(&given);
+    given.shared = shared;
+    if (!NIL_P(vtimeout)) {
+        given.timeout = NUM2DBL(vtimeout);
+        given.set |= FL_ARG_TIMEOUT;
+    }
+    if (!NIL_P(vblocking)) {
+        given.blocking = RTEST(vblocking);
+        given.set |= FL_ARG_BLOCKING;
+    }
+    if (!NIL_P(vpoll)) {
+        given.poll_interval = NUM2DBL(vpoll);
+        given.set |= FL_ARG_POLL_INTERVAL;
+    }
+    rc = fl_acquire_args_resolve(l, &given, &args);
+    if (rc != 0)
+        goto done;
+    one_attempt = isinf(args.deadline) && args.deadline < 0;
 
     /* Uncontended fast path: one non-blocking attempt needs no GVL release.
      * Skipped while logging, which would report the attempt twice. */
-    if (one_attempt || (NIL_P(fl_rb_log_sink) && !isnan(timeout))) {
-        rc = fl_rb_core_acquire(l, shared, 0.0, blocking, poll);
+    if (one_attempt || NIL_P(fl_rb_log_sink)) {
+        fl_acquire_args once = args;
+        once.deadline = -INFINITY;
+        rc = fl_acquire_with(l, &once);
         if (rc == 0 || one_attempt || rc != FL_ETIMEOUT)
             goto done;
     }
-    if (finite)
-        deadline = fl_rb_now() + timeout;
     for (;;) {
         fl_rb_wait w;
         w.lock = l;
-        w.shared = shared;
-        w.timeout = timeout;
-        w.blocking = blocking;
-        w.poll = poll;
+        w.args = args;
         w.ran = 0;
         w.cancel = 0;
         w.rc = 0;
@@ -345,14 +337,10 @@ static VALUE fl_rb_acquire(fl_lock *l, int shared, VALUE vtimeout, VALUE vblocki
         }
         /* Interrupted: the core rolled back. Let Ruby raise (Thread#raise,
          * Thread#kill, Timeout.timeout, Interrupt) or run a trap handler,
-         * then go on waiting for the time left. */
+         * then go on waiting until the same deadline (after it: one last
+         * attempt, then the usual Timeout). */
         fl_rb_flush_log();
         rb_thread_check_ints();
-        if (finite) {
-            timeout = deadline - fl_rb_now();
-            if (timeout < 0)
-                timeout = 0; /* one last attempt, then the usual Timeout */
-        }
     }
 done:
     if (rc == 0) {

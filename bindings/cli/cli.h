@@ -35,9 +35,6 @@ void cli_error(const char *fmt, ...)
 #endif
     ;
 
-/* Seconds on the monotonic clock. */
-double cli_now(void);
-
 /* Holder of a lock (owner.c) ---------------------------------------------- */
 
 struct fl_owner;

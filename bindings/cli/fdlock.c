@@ -67,7 +67,7 @@ static int timed_flock(int fd, int op, double timeout) {
     struct sigaction sa, old_sa;
     struct itimerval it, old_it;
     sigset_t alrm, old_mask;
-    double deadline = cli_now() + timeout;
+    double deadline = fl_monotonic() + timeout;
     int rc, e = 0;
 
     memset(&sa, 0, sizeof sa);
@@ -96,7 +96,7 @@ static int timed_flock(int fd, int op, double timeout) {
         return -1;
     }
     for (;;) {
-        if (cli_now() >= deadline) {
+        if (fl_monotonic() >= deadline) {
             rc = 1;
             break;
         }
@@ -120,7 +120,7 @@ static int timed_flock(int fd, int op, double timeout) {
 
 int cli_fd_lock(const cli_fd_request *req) {
     struct stat st;
-    double start = cli_now();
+    double start = fl_monotonic();
     int op = req->shared ? LOCK_SH : LOCK_EX;
     int rc;
 
@@ -158,13 +158,13 @@ int cli_fd_lock(const cli_fd_request *req) {
             if (rc > 0) {
                 if (req->verbose)
                     cli_error("timed out after %.3f s waiting for file descriptor %d",
-                              cli_now() - start, req->fd);
+                              fl_monotonic() - start, req->fd);
                 return req->conflict_code;
             }
         }
     }
     if (req->verbose)
         cli_error("got %s lock on file descriptor %d after %.3f s",
-                  req->shared ? "shared" : "exclusive", req->fd, cli_now() - start);
+                  req->shared ? "shared" : "exclusive", req->fd, fl_monotonic() - start);
     return CLI_EX_OK;
 }

@@ -43,12 +43,6 @@ void cli_error(const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Usage                                                                   */
 /* ---------------------------------------------------------------------- */
@@ -401,29 +395,31 @@ static int check_parent(const char *path) {
 /* Acquires per the options. Returns 1 when won, else 0 with *exit_code set
  * (a conflict code may be 0, so it cannot double as the success value). */
 static int acquire(fl_lock *lock, const cli_args *a, int *exit_code) {
-    double start = cli_now();
-    double poll = fl_get_poll_interval(lock);
+    double start = fl_monotonic();
     int one_attempt = a->nonblock || a->timeout == 0;
-    int (*take)(fl_lock *, double, int, double) = a->shared ? fl_acquire_shared : fl_acquire_ex;
+    fl_acquire_args args;
     int rc;
 
-    if (!a->verbose) {
-        rc = take(lock, a->timeout, !a->nonblock, poll);
-    } else {
+    /* The poll interval is the handle's; the deadline is taken now. */
+    fl_acquire_args_init(&args);
+    args.shared = a->shared;
+    args.set = FL_ARG_TIMEOUT | FL_ARG_BLOCKING;
+    args.timeout = a->timeout;
+    args.blocking = !a->nonblock;
+    rc = fl_acquire_args_resolve(lock, &args, &args);
+    if (rc == 0 && !a->verbose) {
+        rc = fl_acquire_with(lock, &args);
+    } else if (rc == 0) {
         /* One attempt first, so that a conflict can be reported with its
-         * holder before the wait starts. */
-        rc = take(lock, 0, 1, poll);
+         * holder before the wait starts; then the rest until the deadline
+         * (past it: one more attempt, never "forever"). */
+        fl_acquire_args once = args;
+        once.deadline = -INFINITY;
+        rc = fl_acquire_with(lock, &once);
         if (rc == FL_ETIMEOUT) {
             verbose_holder(fl_lock_path(lock), a->soft);
-            if (!one_attempt) {
-                double left = -1;
-                if (a->timeout >= 0) {
-                    left = a->timeout - (cli_now() - start);
-                    if (left < 0)
-                        left = 0; /* one more attempt, never "forever" */
-                }
-                rc = take(lock, left, 1, poll);
-            }
+            if (!one_attempt)
+                rc = fl_acquire_with(lock, &args);
         }
     }
     if (rc == FL_ETIMEOUT) {
@@ -431,7 +427,7 @@ static int acquire(fl_lock *lock, const cli_args *a, int *exit_code) {
             if (one_attempt)
                 cli_error("failed to get lock on '%s'", fl_lock_path(lock));
             else
-                cli_error("timed out after %.3f s waiting for '%s'", cli_now() - start,
+                cli_error("timed out after %.3f s waiting for '%s'", fl_monotonic() - start,
                           fl_lock_path(lock));
         }
         *exit_code = a->conflict_code;
@@ -447,7 +443,7 @@ static int acquire(fl_lock *lock, const cli_args *a, int *exit_code) {
     }
     if (a->verbose)
         cli_error("got %s lock on '%s' after %.3f s", a->shared ? "shared" : "exclusive",
-                  fl_lock_path(lock), cli_now() - start);
+                  fl_lock_path(lock), fl_monotonic() - start);
     return 1;
 }
 

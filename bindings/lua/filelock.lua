@@ -273,17 +273,8 @@ local function create(what, path, opts)
     if mode ~= nil and floor(mode) ~= mode then
         invalid("option 'mode' must be an integer", path)
     end
-    local blocking = opts.blocking
-    if blocking == nil then
-        blocking = true
-    end
-    local thread_local = opts.thread_local
-    if thread_local == nil then
-        thread_local = true
-    end
-    local handle = core.create(path, what == "SoftFileLock", opts.timeout or -1,
-        opts.poll_interval or 0.05, blocking, mode, thread_local, opts.singleton or false,
-        opts.soft_fallback or false, rw)
+    -- Options not given keep the core's defaults (fl_options_init).
+    local handle = core.create(path, what == "SoftFileLock", rw, opts)
     return setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
 end
 

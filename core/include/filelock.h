@@ -337,6 +337,69 @@ FL_EXTERN int fl_acquire_ex(fl_lock *lock, double timeout, int blocking, double 
  */
 FL_EXTERN int fl_acquire_shared(fl_lock *lock, double timeout, int blocking, double poll_interval);
 
+/** fl_acquire_args.set: the call gives its own timeout (else the handle's). */
+#define FL_ARG_TIMEOUT 0x1u
+/** fl_acquire_args.set: the call gives its own blocking flag (else the handle's). */
+#define FL_ARG_BLOCKING 0x2u
+/** fl_acquire_args.set: the call gives its own poll interval (else the handle's). */
+#define FL_ARG_POLL_INTERVAL 0x4u
+/** fl_acquire_args.set: the call gives an absolute deadline, which replaces any timeout. */
+#define FL_ARG_DEADLINE 0x8u
+
+/**
+ * Arguments of one acquire (fl_acquire_with()). Each of timeout, blocking,
+ * poll_interval and deadline counts only when its FL_ARG_* bit is in @p set;
+ * a field whose bit is clear means "the handle's default" (fl_get_timeout(),
+ * fl_get_blocking(), fl_get_poll_interval()), resolved when the call starts.
+ * So a binding fills in only what its caller passed. Initialise with
+ * fl_acquire_args_init().
+ */
+typedef struct fl_acquire_args {
+    unsigned set;         /**< FL_ARG_* bits of the fields below that are given. */
+    double timeout;       /**< Seconds, as fl_acquire_ex(): <0 forever, 0 one attempt. */
+    int blocking;         /**< As fl_acquire_ex(): 0 means one attempt whatever the timeout. */
+    double poll_interval; /**< Seconds, as fl_acquire_ex(). */
+    double deadline;      /**< Absolute time on the fl_monotonic() clock, in seconds: the wait
+                               ends then (a deadline already past means one attempt;
+                               +infinity waits forever). */
+    int shared;           /**< 1: shared (read) mode, as fl_acquire_shared(); 0: exclusive. */
+} fl_acquire_args;
+
+/** Fills @p args with "every field is the handle's default, exclusive mode". */
+FL_EXTERN void fl_acquire_args_init(fl_acquire_args *args);
+
+/**
+ * The library's monotonic clock in seconds (CLOCK_MONOTONIC on POSIX,
+ * QueryPerformanceCounter on Windows), from an unspecified origin: the clock
+ * of fl_acquire_args.deadline and of every wait of the library.
+ */
+FL_EXTERN double fl_monotonic(void);
+
+/**
+ * Resolves @p in (NULL: nothing given) against the handle's defaults into
+ * @p out, with every FL_ARG_* bit set and the wait turned into an absolute
+ * deadline taken now: +infinity waits forever, -infinity (also for
+ * blocking == 0 or timeout == 0) is one attempt. A binding that must re-enter
+ * the wait (to run its signal handlers) resolves once and passes @p out to
+ * fl_acquire_with() each time, so the time left is computed by the core.
+ *
+ * @return 0, or ::FL_EINVAL for a NaN timeout or deadline, a negative poll
+ *         interval or unknown bits (naming the lock file).
+ */
+FL_EXTERN int fl_acquire_args_resolve(fl_lock *lock, const fl_acquire_args *in,
+                                      fl_acquire_args *out);
+
+/**
+ * Acquires the lock with the arguments in @p args (NULL: as fl_acquire()).
+ * With ::FL_ARG_DEADLINE the remaining time is computed here, so a binding
+ * that re-enters the wait (after a signal handler ran, say) passes the same
+ * deadline again instead of doing the arithmetic itself.
+ *
+ * @return as fl_acquire_ex() (or fl_acquire_shared() with @p args->shared);
+ *         ::FL_EINVAL also for a NaN deadline or unknown bits in @p args->set.
+ */
+FL_EXTERN int fl_acquire_with(fl_lock *lock, const fl_acquire_args *args);
+
 /** 1 if the calling thread (any thread, for a shared handle) holds the lock in shared mode. */
 FL_EXTERN int fl_is_shared(fl_lock *lock);
 

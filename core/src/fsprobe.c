@@ -274,7 +274,7 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
             rc = fl__error(FL_ENOTSUP, 0,
                            "cannot lock '%s': it is on the %s mount %s with option %s (%s), so "
                            "a process on another host would not be excluded; remount without "
-                           "it, or use the soft lock (SoftFileLock) or the soft_fallback option",
+                           "it, or use the soft lock or the soft_fallback option",
                            path, type, mnt, r->option, r->why);
             break;
         }
@@ -283,7 +283,7 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
                            "cannot lock '%s': it is on the %s mount %s, and before Linux 5.5 "
                            "the SMB client keeps flock local to this host, so a process on "
                            "another host would not be excluded; use the soft lock "
-                           "(SoftFileLock) or the soft_fallback option",
+                           "or the soft_fallback option",
                            path, type, mnt);
     }
     free(line);

@@ -591,8 +591,8 @@ static int timeout_error(const fl_lock *l) {
 static int deadlock_error(const fl_lock *l) {
     return fl__error(FL_EDEADLK, EDEADLK,
                      "lock file '%s' is already held by this thread through another handle; "
-                     "waiting forever would deadlock (share one handle, e.g. with "
-                     "is_singleton=True, or use a timeout)",
+                     "waiting forever would deadlock (share one handle, e.g. the singleton "
+                     "option, or use a timeout)",
                      l->path);
 }
 
@@ -973,6 +973,88 @@ int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_inte
     int c = cancel_off();
     int rc = acquire_mode(l, 1, timeout, blocking, poll_interval);
     cancel_restore(c);
+    return rc;
+}
+
+void fl_acquire_args_init(fl_acquire_args *a) {
+    if (!a)
+        return;
+    memset(a, 0, sizeof *a);
+    a->timeout = -1.0;
+    a->blocking = 1;
+    a->poll_interval = FL__MIN_POLL;
+    a->deadline = INFINITY;
+}
+
+double fl_monotonic(void) { return fl__now(); }
+
+int fl_acquire_args_resolve(fl_lock *l, const fl_acquire_args *in, fl_acquire_args *out) {
+    const unsigned known =
+        FL_ARG_TIMEOUT | FL_ARG_BLOCKING | FL_ARG_POLL_INTERVAL | FL_ARG_DEADLINE;
+    fl_acquire_args a;
+    int rc;
+
+    if (!l || !out)
+        return fl__error(FL_EINVAL, 0, "fl_acquire: NULL lock handle or arguments");
+    if (in)
+        a = *in;
+    else
+        fl_acquire_args_init(&a);
+    if (a.set & ~known)
+        return fl__error(FL_EINVAL, 0, "invalid acquire arguments for '%s': unknown bits 0x%x",
+                         l->path, a.set & ~known);
+    /* "Not given" is resolved here, once, for every binding. */
+    if (!(a.set & FL_ARG_TIMEOUT))
+        a.timeout = fl_get_timeout(l);
+    if (!(a.set & FL_ARG_BLOCKING))
+        a.blocking = fl_get_blocking(l);
+    if (!(a.set & FL_ARG_POLL_INTERVAL))
+        a.poll_interval = fl_get_poll_interval(l);
+    if (!(a.set & FL_ARG_DEADLINE) && (rc = validate_timeout(a.timeout, l->path)) != 0)
+        return rc; /* checked in fl_acquire_ex's order: timeout, then poll interval */
+    if ((rc = validate_poll(a.poll_interval, l->path)) != 0)
+        return rc;
+    if (a.set & FL_ARG_DEADLINE) {
+        if (isnan(a.deadline))
+            return fl__error(FL_EINVAL, 0, "invalid deadline for lock file '%s': NaN", l->path);
+    } else {
+        if (a.timeout < 0)
+            a.deadline = INFINITY;
+        else if (a.timeout == 0)
+            a.deadline = -INFINITY;
+        else
+            a.deadline = fl__now() + a.timeout; /* +inf stays +inf */
+    }
+    if (!a.blocking)
+        a.deadline = -INFINITY;
+    a.set = known;
+    *out = a;
+    return 0;
+}
+
+/* The one place where a deadline becomes the time left. */
+static double time_left(double deadline) {
+    double left;
+    if (isinf(deadline))
+        return deadline > 0 ? -1.0 : 0.0;
+    left = deadline - fl__now();
+    return left > 0 ? left : 0.0; /* already past: one attempt, as a timeout of 0 */
+}
+
+int fl_acquire_with(fl_lock *l, const fl_acquire_args *in) {
+    fl_acquire_args a;
+    int rc;
+    if (!l)
+        return fl__error(FL_EINVAL, 0, "fl_acquire: NULL lock handle");
+    if (!in)
+        return fl_acquire(l);
+    if ((rc = fl_acquire_args_resolve(l, in, &a)) != 0)
+        return rc;
+    {
+        int c = cancel_off();
+        rc = acquire_mode(l, in->shared != 0, time_left(a.deadline), a.blocking, a.poll_interval);
+        cancel_restore(c);
+    }
     return rc;
 }
 

@@ -838,7 +838,7 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
                 (void)fl__sys.unlink(l->path);
             return fl__error(FL_ENOTSUP, e,
                              "cannot lock '%s': the file system does not support flock (%s); "
-                             "use the soft lock (SoftFileLock) or the soft_fallback option",
+                             "use the soft lock or the soft_fallback option",
                              l->path, strerror(e));
         }
         return fl__os_error(e, "cannot lock", l->path);

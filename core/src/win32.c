@@ -1271,7 +1271,7 @@ static int lock_error(fl_lock *l, fl__hold *h, DWORD e, int created) {
         free(wpath);
         return fl__error(FL_ENOTSUP, (int)e,
                          "cannot lock '%s': the file system does not support LockFileEx; use "
-                         "the soft lock (SoftFileLock) or the soft_fallback option",
+                         "the soft lock or the soft_fallback option",
                          l->path);
     }
     fl__os_abandon(h);

@@ -198,6 +198,127 @@ START_TEST(options_init_matches_macro) {
 }
 END_TEST
 
+/* fl_acquire_with: a field whose FL_ARG_* bit is clear is the handle's
+ * default, resolved by the core; a given field wins over the handle's. */
+START_TEST(acquire_with_resolves_defaults) {
+    const char *p = P("x.lock");
+    fl_lock *a = fl_new_kind(p, _i), *b = fl_new_kind(p, _i);
+    fl_acquire_args args;
+    ck_assert_int_eq(fl_acquire(a), 0);
+
+    /* Nothing given: the handle's timeout 0 makes one attempt. */
+    ck_assert_int_eq(fl_set_timeout(b, 0), 0);
+    fl_acquire_args_init(&args);
+    fl_count_syscalls();
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_ETIMEOUT);
+    ck_assert_int_eq(attempts(_i), 1);
+    fl__sys_reset();
+
+    /* The handle waits forever, the call says non-blocking: one attempt. */
+    ck_assert_int_eq(fl_set_timeout(b, -1), 0);
+    args.set = FL_ARG_BLOCKING;
+    args.blocking = 0;
+    fl_count_syscalls();
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_ETIMEOUT);
+    ck_assert_int_eq(attempts(_i), 1);
+    fl__sys_reset();
+
+    /* The handle is non-blocking; the call's fields without their bit are ignored. */
+    fl_set_blocking(b, 0);
+    args.set = FL_ARG_TIMEOUT;
+    args.timeout = -1;
+    args.blocking = 1;
+    fl_count_syscalls();
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_ETIMEOUT);
+    ck_assert_int_eq(attempts(_i), 1);
+    fl__sys_reset();
+    ck_assert_int_eq(fl_lock_counter(b), 0);
+
+    /* NULL arguments: as fl_acquire. */
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    ck_assert_int_eq(fl_acquire_with(b, NULL), 0);
+    ck_assert_int_eq(fl_acquire_with(b, NULL), 0);
+    ck_assert_int_eq(fl_lock_counter(b), 2);
+    ck_assert_int_eq(fl_release(b, 1), 0);
+    fl_lock_free(b);
+    fl_lock_free(a);
+}
+END_TEST
+
+/* FL_ARG_DEADLINE: absolute time on fl_monotonic(); a deadline already past
+ * is one attempt (so is -infinity), and it replaces a given timeout. */
+START_TEST(acquire_with_deadline) {
+    const char *p = P("x.lock");
+    fl_lock *a = fl_new_kind(p, _i), *b = fl_new_kind(p, _i);
+    fl_acquire_args args;
+    double start;
+    ck_assert_int_eq(fl_acquire(a), 0);
+    fl_acquire_args_init(&args);
+
+    args.set = FL_ARG_DEADLINE | FL_ARG_TIMEOUT;
+    args.timeout = -1; /* would wait forever; the deadline wins */
+    args.deadline = fl_monotonic() - 1.0;
+    fl_count_syscalls();
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_ETIMEOUT);
+    ck_assert_int_eq(attempts(_i), 1);
+    fl__sys_reset();
+
+    args.deadline = -INFINITY;
+    fl_count_syscalls();
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_ETIMEOUT);
+    ck_assert_int_eq(attempts(_i), 1);
+    fl__sys_reset();
+
+    /* A deadline in the future is waited for, not skipped. */
+    start = fl_monotonic();
+    args.deadline = start + 0.3;
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_ETIMEOUT);
+    ck_assert(fl_monotonic() >= args.deadline);
+    ck_assert_str_eq(fl_err_name(fl_last_code()), "ETIMEOUT");
+
+    args.deadline = NAN;
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), p));
+
+    args.set = 0x100u;
+    ck_assert_int_eq(fl_acquire_with(b, &args), FL_EINVAL);
+    ck_assert_int_eq(fl_acquire_with(NULL, &args), FL_EINVAL);
+
+    /* Released: a deadline far ahead wins at once. */
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    args.set = FL_ARG_DEADLINE;
+    args.deadline = INFINITY;
+    ck_assert_int_eq(fl_acquire_with(b, &args), 0);
+    ck_assert_int_eq(fl_release(b, 0), 0);
+    fl_lock_free(b);
+    fl_lock_free(a);
+}
+END_TEST
+
+/* args.shared is fl_acquire_shared: two shared holders on the kernel lock,
+ * and the soft lock refuses it. */
+START_TEST(acquire_with_shared) {
+    const char *p = P("x.lock");
+    fl_lock *a = fl_new_kind(p, _i), *b = fl_new_kind(p, _i);
+    fl_acquire_args args;
+    fl_acquire_args_init(&args);
+    args.shared = 1;
+    args.set = FL_ARG_TIMEOUT;
+    args.timeout = 0;
+    if (_i == FL_SOFT) {
+        ck_assert_int_eq(fl_acquire_with(a, &args), FL_ENOTSUP);
+    } else {
+        ck_assert_int_eq(fl_acquire_with(a, &args), 0);
+        ck_assert_int_eq(fl_acquire_with(b, &args), 0);
+        ck_assert(fl_is_shared(a) && fl_is_shared(b));
+        ck_assert_int_eq(fl_release(b, 0), 0);
+        ck_assert_int_eq(fl_release(a, 0), 0);
+    }
+    fl_lock_free(b);
+    fl_lock_free(a);
+}
+END_TEST
+
 START_TEST(recursion_counter) {
     const char *p = P("x.lock");
     fl_lock *a = fl_new_kind(p, _i), *b = fl_new_kind(p, _i);
@@ -269,6 +390,9 @@ Suite *suite_acquire(void) {
     suite_add_tcase(s, tc);
 
     tc = fl_tcase("counter");
+    tcase_add_loop_test(tc, acquire_with_resolves_defaults, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, acquire_with_deadline, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, acquire_with_shared, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, recursion_counter, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, force_release, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, release_unheld_is_noop, FL_KERNEL, FL_SOFT + 1);

@@ -31,7 +31,7 @@ from .version import __version__, core_version
 
 if TYPE_CHECKING:
     FileLock = UnixFileLock
-elif sys.platform == "win32":  # pragma: no cover - no Windows backend yet
+elif sys.platform == "win32":  # pragma: no cover - CI runs the Windows core under Wine, not Python
     FileLock = WindowsFileLock
 else:
     #: The kernel lock of this platform.

@@ -29,16 +29,15 @@ _DEBUG = logging.DEBUG
 # Mode value meaning "let the umask and default ACLs decide" (the core's
 # FL_MODE_DEFAULT); the `mode` property still reports 0o644 for it, as the
 # pure-Python package does.
-_UNSET_FILE_MODE = -1
+_UNSET_FILE_MODE = _core.FL_MODE_DEFAULT
 _REPORTED_DEFAULT_MODE = 0o644
 
-_KERNEL = 0
-_SOFT = 1
+_KERNEL = _core.FL_KERNEL
+_SOFT = _core.FL_SOFT
 
 # Bound once: the `with lock:` path is a handful of calls, each counted.
 _new = _core.flpy_new
-_acquire_default = _core.flpy_acquire_default
-_acquire_ex = _core.flpy_acquire
+_acquire = _core.flpy_acquire
 _release = _core.flpy_release
 _is_debug = _LOGGER.isEnabledFor
 
@@ -377,16 +376,14 @@ class BaseFileLock(contextlib.ContextDecorator):
             poll_interval = poll_intervall
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        h = self._h
-        if timeout is None and poll_interval is None and blocking is None:
-            _acquire_default(h)
-        else:
-            _acquire_ex(
-                h,
-                _core.fl_get_timeout(h) if timeout is None else float(timeout),
-                _core.fl_get_blocking(h) if blocking is None else bool(blocking),
-                _core.fl_get_poll_interval(h) if poll_interval is None else float(poll_interval),
-            )
+        # None: the handle's default, resolved by the core.
+        _acquire(
+            self._h,
+            0,
+            None if timeout is None else float(timeout),
+            None if blocking is None else bool(blocking),
+            None if poll_interval is None else float(poll_interval),
+        )
         return AcquireReturnProxy(lock=self)
 
     def release(self, force: bool = False) -> None:
@@ -400,7 +397,7 @@ class BaseFileLock(contextlib.ContextDecorator):
     def __enter__(self) -> BaseFileLock:
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        _acquire_default(self._h)
+        _acquire(self._h, 0, None, None, None)
         return self
 
     def __exit__(
@@ -452,7 +449,10 @@ class SoftFileLock(BaseFileLock):
 
 
 class WindowsFileLock(BaseFileLock):
-    """The Windows lock (LockFileEx); only usable on Windows."""
+    """The Windows lock (LockFileEx on the lock file). On Windows it is the
+    kernel lock of libfilelock's win32 backend; elsewhere that backend is not
+    in the library, so acquiring raises NotImplementedError (as the
+    pure-Python package does)."""
 
     _fl_kind = _KERNEL
 
@@ -466,7 +466,9 @@ class WindowsFileLock(BaseFileLock):
     ) -> AcquireReturnProxy:
         if sys.platform != "win32":
             raise NotImplementedError("WindowsFileLock is only available on Windows")
-        raise NotImplementedError("the Windows backend of libfilelock is not built")  # pragma: no cover
+        return super().acquire(  # pragma: no cover - no Python lane on Windows
+            timeout, poll_interval, poll_intervall=poll_intervall, blocking=blocking
+        )
 
 
 __all__ = [

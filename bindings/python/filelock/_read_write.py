@@ -22,14 +22,13 @@ from . import _api
 from . import _filelock_core as _core
 from ._api import AcquireReturnProxy, LockOwner, PathLike, _owner_of
 
-_acquire_shared = _core.flpy_acquire_shared
-_acquire_ex = _core.flpy_acquire
+_acquire = _core.flpy_acquire
 _release = _core.flpy_release
 _is_shared = _core.fl_is_shared
 _is_locked = _core.fl_is_locked
 
-_KERNEL = 0
-_UNSET_FILE_MODE = -1
+_KERNEL = _core.FL_KERNEL
+_UNSET_FILE_MODE = _core.FL_MODE_DEFAULT
 _POLL_INTERVAL = 0.05
 
 
@@ -216,10 +215,12 @@ class ReadWriteLock:
 
     # -- acquire and release -----------------------------------------------
 
-    def _args(self, h: Any, timeout: float | None, blocking: bool | None) -> tuple[float, bool]:
+    @staticmethod
+    def _args(timeout: float | None, blocking: bool | None) -> tuple[float | None, bool | None]:
+        # None: the handle's default, resolved by the core.
         return (
-            _core.fl_get_timeout(h) if timeout is None else float(timeout),
-            bool(_core.fl_get_blocking(h)) if blocking is None else bool(blocking),
+            None if timeout is None else float(timeout),
+            None if blocking is None else bool(blocking),
         )
 
     def acquire_read(self, timeout: float | None = -1, *, blocking: bool | None = True) -> AcquireReturnProxy:
@@ -236,8 +237,8 @@ class ReadWriteLock:
         if _api._is_debug(_api._DEBUG) is not _api._log_on:
             _api._sync_logging()
         h = self._handle()
-        t, b = self._args(h, timeout, blocking)
-        _acquire_shared(h, t, b, _POLL_INTERVAL)
+        t, b = self._args(timeout, blocking)
+        _acquire(h, 1, t, b, None)
         return AcquireReturnProxy(lock=self)  # type: ignore[arg-type]
 
     def acquire_write(self, timeout: float | None = -1, *, blocking: bool | None = True) -> AcquireReturnProxy:
@@ -255,8 +256,8 @@ class ReadWriteLock:
         if _api._is_debug(_api._DEBUG) is not _api._log_on:
             _api._sync_logging()
         h = self._handle()
-        t, b = self._args(h, timeout, blocking)
-        _acquire_ex(h, t, b, _POLL_INTERVAL)
+        t, b = self._args(timeout, blocking)
+        _acquire(h, 0, t, b, None)
         return AcquireReturnProxy(lock=self)  # type: ignore[arg-type]
 
     @contextlib.contextmanager
