@@ -43,19 +43,23 @@ static inline int fl__seconds_clamp(double s, double *out) {
 
 /* Duration -> struct timespec (clamped as above); -1 for NaN. The
  * nanoseconds are always in [0, 1e9). */
-static inline int fl__seconds_to_timespec(double s, struct timespec *ts) {
-    double whole;
-    long ns;
-    if (fl__seconds_clamp(s, &s) != 0)
-        return -1;
-    whole = floor(s);
-    ns = (long)((s - whole) * 1e9);
+/* A finite, non-negative number of seconds (already clamped) split into a
+ * timespec whose nanoseconds stay in [0, 1e9) whatever the rounding. */
+static inline void fl__split_seconds(double s, struct timespec *ts) {
+    double whole = floor(s);
+    long ns = (long)((s - whole) * 1e9);
     if (ns >= 1000000000L)
         ns = 999999999L;
     if (ns < 0)
         ns = 0;
     ts->tv_sec = (time_t)whole;
     ts->tv_nsec = ns;
+}
+
+static inline int fl__seconds_to_timespec(double s, struct timespec *ts) {
+    if (fl__seconds_clamp(s, &s) != 0)
+        return -1;
+    fl__split_seconds(s, ts);
     return 0;
 }
 
@@ -90,19 +94,10 @@ static inline int fl__seconds_to_ms(double s, int *ms) {
  * timespec; used for the monotonic condition variables. The duration is
  * clamped as above, the sum is not. -1 for NaN. */
 static inline int fl__deadline_timespec(double now, double seconds, struct timespec *ts) {
-    double rel, at, whole;
-    long ns;
+    double rel;
     if (fl__seconds_clamp(seconds, &rel) != 0 || isnan(now) || now < 0)
         return -1;
-    at = now + rel;
-    whole = floor(at);
-    ns = (long)((at - whole) * 1e9);
-    if (ns >= 1000000000L)
-        ns = 999999999L;
-    if (ns < 0)
-        ns = 0;
-    ts->tv_sec = (time_t)whole;
-    ts->tv_nsec = ns;
+    fl__split_seconds(now + rel, ts);
     return 0;
 }
 
