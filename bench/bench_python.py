@@ -27,8 +27,12 @@ from typing import Callable
 
 
 def load_pure_filelock():
-    """Import Debian's pure-Python filelock under another name, beside ours."""
-    for base in ("/usr/lib/python3/dist-packages",):
+    """Import the pure-Python filelock under another name, beside ours:
+    Debian's, or the package directory named by FL_PURE_FILELOCK_DIR (the
+    directory holding `filelock/`, e.g. a checkout's `src`, to compare with
+    another release in the same run)."""
+    bases = [os.environ["FL_PURE_FILELOCK_DIR"]] if os.environ.get("FL_PURE_FILELOCK_DIR") else []
+    for base in bases or ["/usr/lib/python3/dist-packages"]:
         init = os.path.join(base, "filelock", "__init__.py")
         if os.path.exists(init):
             spec = importlib.util.spec_from_file_location(

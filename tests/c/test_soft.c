@@ -614,6 +614,13 @@ START_TEST(pidns_unreadable_judges_nobody) {
     const char *p = P("x.lock"), *copy = P("sandbox-record");
     char script[8192], rec[512], h[256];
     fl_lock *l = fl_new_kind(p, FL_SOFT);
+#if defined(__SANITIZE_ADDRESS__)
+    /* The helper runs without /proc, where the sanitizer's runtime cannot
+     * work (LeakSanitizer fails the process whatever its options). */
+    fprintf(stderr, "note: the /proc-less pid namespace test cannot run under ASan: skipped\n");
+    fl_lock_free(l);
+    return;
+#endif
     if (!have_unshare()) {
         fprintf(stderr, "note: pid namespace tests need root and unshare(1): skipped\n");
         fl_lock_free(l);
