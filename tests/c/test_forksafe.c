@@ -36,21 +36,6 @@
 #endif
 #endif
 
-/* Ends a forked child with its result. A child of a multi-threaded parent
- * inherits blocks that only the parent's other threads point to (from
- * their stacks, which the child does not have): under valgrind, a
- * successful child ends by SIGKILL so that memcheck's exit-time leak check
- * does not report them as lost. */
-static void child_exit(int code) {
-    if (code == 0 && getenv("FL_TEST_VALGRIND"))
-        raise(SIGKILL);
-    _exit(code);
-}
-
-static int child_ok(int rc) {
-    return rc == 0 || (getenv("FL_TEST_VALGRIND") && rc == 128 + SIGKILL);
-}
-
 /* ---- item 1: fork stress --------------------------------------------------- */
 
 typedef struct churn {
@@ -109,25 +94,6 @@ static int stress_child(churn *c, int n) {
     return 0;
 }
 
-/* Waits for a child; -1 when it is still running at the deadline (killed). */
-static int reap(pid_t pid, double timeout) {
-    double end = fl_mono() + timeout;
-    int st;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (r < 0 && errno != EINTR)
-            return -2;
-        if (fl_mono() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        fl_sleep(0.0002);
-    }
-}
-
 /* _i: the lock kind. 2000 forks while 4 threads churn (fewer under
  * valgrind and the sanitizers, which slow every fork down by 10-100x). */
 START_TEST(fork_while_threads_churn) {
@@ -162,11 +128,11 @@ START_TEST(fork_while_threads_churn) {
         int rc;
         ck_assert(pid >= 0);
         if (pid == 0)
-            child_exit(stress_child(&c, n));
-        rc = reap(pid, 10);
+            fl_child_exit(stress_child(&c, n));
+        rc = fl_wait_child(pid, 10);
         if (rc == -1)
             hung++;
-        else if (!child_ok(rc) && failed++ == 0)
+        else if (!fl_child_ok(rc) && failed++ == 0)
             first_fail = rc;
     }
     __atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
@@ -220,7 +186,7 @@ static int hub_child(void *arg) {
         return 10;
     rc = fl_acquire_ex(l, 0.05, 1, 0.01); /* held by the parent: waits on the hub */
     fl_lock_free(l);
-    child_exit(rc == FL_ETIMEOUT ? 0 : 11);
+    fl_child_exit(rc == FL_ETIMEOUT ? 0 : 11);
     return 12;
 }
 
@@ -241,7 +207,7 @@ START_TEST(fork_while_a_thread_is_inside_the_hub) {
     ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
     /* fork() waits in the prepare handler until the waiter leaves the hub. */
     rc = fl_run_in_child(hub_child, &h, 20);
-    ck_assert_msg(child_ok(rc), "child forked while a thread was inside the hub exited with %d",
+    ck_assert_msg(fl_child_ok(rc), "child forked while a thread was inside the hub exited with %d",
                   rc);
     fl_join(opener, 10);
     fl_join(t, 10);
@@ -283,7 +249,7 @@ static int owner_child(void *arg) {
     if (rc == 0)
         fl_release(l, 0);
     fl_lock_free(l);
-    child_exit(rc == 0 ? 0 : 11);
+    fl_child_exit(rc == 0 ? 0 : 11);
     return 12;
 }
 
@@ -304,7 +270,7 @@ START_TEST(fork_while_a_thread_is_inside_the_owner_cache) {
     ck_assert_msg(fl_wait_flag(&inside_add_watch, 10), "the soft lock never read /proc");
     ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
     rc = fl_run_in_child(owner_child, &h, 20);
-    ck_assert_msg(child_ok(rc),
+    ck_assert_msg(fl_child_ok(rc),
                   "child forked while a thread was inside the owner cache exited with %d", rc);
     fl_join(opener, 10);
     fl_join(t, 10);

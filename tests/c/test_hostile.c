@@ -18,20 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Ends a forked child with its result. Under valgrind a successful child
- * ends by SIGKILL: it inherits blocks that only the parent's other threads
- * point to (from stacks the child does not have), which memcheck's
- * exit-time leak check would report as lost. */
-static void child_exit(int code) {
-    if (code == 0 && getenv("FL_TEST_VALGRIND"))
-        raise(SIGKILL);
-    _exit(code);
-}
-
-static int child_ok(int rc) {
-    return rc == 0 || (getenv("FL_TEST_VALGRIND") && rc == 128 + SIGKILL);
-}
-
 /* ---- fork from the cancel callback ------------------------------------- */
 
 /* The process forks from the cancel callback of a waiting acquire. The
@@ -88,12 +74,12 @@ START_TEST(child_forked_in_cancel_callback_owns_what_it_wins) {
             code = 13;
         else if (fl_release(w, 0) != 0)
             code = 14;
-        child_exit(code);
+        fl_child_exit(code);
     }
     ck_assert_int_eq(rc, FL_ECANCELED);
     ck_assert_int_eq(fl_release(holder, 0), 0);
     rc = fl_wait_child(f.child, 20); /* its own timeout is 100 s */
-    ck_assert_msg(child_ok(rc), "child (%s, %s, poll %d s) exited with %d (-1: hung)",
+    ck_assert_msg(fl_child_ok(rc), "child (%s, %s, poll %d s) exited with %d (-1: hung)",
                   fl_kind_name(kind), o.thread_local ? "thread-local" : "shared", (int)poll, rc);
     /* Nobody holds it any more (the child released what it won). */
     ck_assert_int_eq(fl_helper_try(p, kind), 0);
@@ -167,7 +153,7 @@ START_TEST(child_forked_while_waiting_for_another_threads_attempt) {
             code = 41;
         else if (fl_release(shared, 0) != 0)
             code = 42;
-        child_exit(code);
+        fl_child_exit(code);
     }
     ck_assert_int_eq(rc, FL_ECANCELED);
     ck_assert_int_eq(fl_release(holder, 0), 0);
@@ -175,7 +161,7 @@ START_TEST(child_forked_while_waiting_for_another_threads_attempt) {
     ck_assert_int_eq(a.rc, 0);
     ck_assert_int_eq(fl_release(shared, 0), 0);
     rc = fl_wait_child(f.child, 15);
-    ck_assert_msg(child_ok(rc), "child exited with %d (-1: hung)", rc);
+    ck_assert_msg(fl_child_ok(rc), "child exited with %d (-1: hung)", rc);
     fl_lock_free(shared);
     fl_lock_free(holder);
 }
@@ -264,7 +250,7 @@ START_TEST(parent_and_child_waiting_after_a_fork_exclude_each_other) {
     if (g_in_child) {
         int code = rc != 0 ? 10 : inside_alone(g_bw, 1) ? 11 : fl_release(w, 0) != 0 ? 12 : 0;
         __atomic_store_n(&g_bw->done[1], 1, __ATOMIC_RELEASE);
-        child_exit(code);
+        fl_child_exit(code);
     }
     ck_assert_int_eq(rc, 0);
     rc = inside_alone(g_bw, 0);
@@ -272,7 +258,7 @@ START_TEST(parent_and_child_waiting_after_a_fork_exclude_each_other) {
     __atomic_store_n(&g_bw->done[0], 1, __ATOMIC_RELEASE);
     ck_assert_msg(!rc, "parent and child held the lock at once");
     rc = fl_wait_child(g_bw->child, 40);
-    ck_assert_msg(child_ok(rc), "child exited with %d (11: both held the lock)", rc);
+    ck_assert_msg(fl_child_ok(rc), "child exited with %d (11: both held the lock)", rc);
     ck_assert(!g_bw->overlap);
     fl_join(t, 10);
     fl_lock_free(w);
@@ -323,12 +309,12 @@ START_TEST(child_forked_in_log_handler_does_not_own_the_parents_lock) {
             code = 41;
         else if (fl_release(l, 1) != 0)
             code = 42;
-        child_exit(code);
+        fl_child_exit(code);
     }
     fl_set_log_handler(NULL, NULL);
     ck_assert_int_eq(rc, 0);
     rc = fl_wait_child(g_log_child, 20);
-    ck_assert_msg(child_ok(rc), "child exited with %d", rc);
+    ck_assert_msg(fl_child_ok(rc), "child exited with %d", rc);
     /* Still the parent's, and still held. */
     ck_assert_int_eq(fl_lock_counter(l), 1);
     ck_assert_int_eq(fl_helper_try(p, kind), 3);

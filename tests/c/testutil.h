@@ -90,6 +90,14 @@ int fl_read_line(int fd, char *buf, size_t size, double timeout);
 /* Waits for pid; returns its exit code, 128+signal, or -1 after killing it
  * at the deadline. */
 int fl_wait_child(pid_t pid, double timeout);
+/* Ends a forked child with its result. Under valgrind (FL_TEST_VALGRIND) a
+ * successful child ends by SIGKILL: it inherits blocks that only the
+ * parent's other threads point to (from stacks the child does not have),
+ * which memcheck's exit-time leak check would report as lost. */
+void fl_child_exit(int code);
+/* 1 when a child's status (fl_wait_child) means success, as fl_child_exit
+ * ends it. */
+int fl_child_ok(int rc);
 /* Runs fn(arg) in a forked child and returns its exit status (as above). */
 int fl_run_in_child(int (*fn)(void *), void *arg, double timeout);
 /* Runs `fl_test_helper try <path> <kind>`: 0 acquired, 3 timed out. */
