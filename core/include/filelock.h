@@ -471,6 +471,18 @@ FL_EXTERN int fl_is_thread_local(const fl_lock *lock);
 /** 1 if the handle came from the singleton registry. */
 FL_EXTERN int fl_is_singleton(const fl_lock *lock);
 
+/**
+ * What decides "the same lock file" for the singleton registry: the lock
+ * file's parent directory resolved to an absolute path without symlinks
+ * (lexically where it does not exist yet), then the final name as given, so
+ * a symlink at the lock path itself is never followed. Two singleton handles
+ * are the same handle exactly when their keys are equal; a binding that
+ * keeps one language object per singleton keys its table with this string.
+ * Owned by the handle; NULL for a handle created without
+ * fl_options.singleton.
+ */
+FL_EXTERN const char *fl_singleton_key(const fl_lock *lock);
+
 /* ---------------------------------------------------------------------- */
 /* Holding a lock on behalf of a child process                             */
 /* ---------------------------------------------------------------------- */

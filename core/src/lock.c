@@ -365,11 +365,13 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     if (opts->read_write) {
         fl_options gate_opts = FL_OPTIONS_INIT;
         char *gate_path;
-        if (opts->kind != FL_KERNEL) {
+        /* The soft lock has no shared mode: neither asked for nor as a
+         * fallback (which would turn readers into exclusive holders). */
+        if (opts->kind != FL_KERNEL || opts->soft_fallback) {
             rc = fl__error(FL_EINVAL, 0,
                            "read/write lock '%s' needs the kernel lock (the soft lock has no "
-                           "shared mode)",
-                           l->path);
+                           "shared mode%s)",
+                           l->path, opts->soft_fallback ? ", so it cannot be a fallback" : "");
             destroy(l);
             return rc;
         }
@@ -414,8 +416,10 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
             if (!same_settings(s, opts)) {
                 pthread_mutex_unlock(&g_mu);
                 rc = fl__error(FL_EINVAL, 0,
-                               "singleton lock for '%s' already exists with different settings "
-                               "(timeout, mode, thread_local, blocking, poll_interval or kind)",
+                               "Singleton lock instances cannot be initialized with differing "
+                               "arguments: lock file '%s' already has a singleton handle with "
+                               "different settings (timeout, mode, thread_local, blocking, "
+                               "poll_interval, kind, soft_fallback or read_write)",
                                l->path);
                 destroy(l);
                 return rc;
@@ -1374,3 +1378,5 @@ int fl_get_mode(const fl_lock *l) { return l ? l->mode : FL_MODE_DEFAULT; }
 int fl_is_thread_local(const fl_lock *l) { return l ? l->thread_local : 0; }
 
 int fl_is_singleton(const fl_lock *l) { return l ? l->singleton : 0; }
+
+const char *fl_singleton_key(const fl_lock *l) { return l ? l->key : NULL; }

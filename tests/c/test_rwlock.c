@@ -332,6 +332,12 @@ START_TEST(soft_has_no_shared_mode) {
     ck_assert_int_eq(fl_lock_new(&bad, p, &o), FL_EINVAL);
     ck_assert(bad == NULL);
     ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
+    /* nor falling back to it: a soft fallback would make readers exclusive */
+    o.kind = FL_KERNEL;
+    o.soft_fallback = 1;
+    ck_assert_int_eq(fl_lock_new(&bad, p, &o), FL_EINVAL);
+    ck_assert(bad == NULL);
+    ck_assert_msg(strstr(fl_last_error(), "fallback") != NULL, "%s", fl_last_error());
     ck_assert(!fl_exists(p));
 }
 END_TEST

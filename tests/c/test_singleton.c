@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ START_TEST(same_handle_for_same_path) {
     ck_assert_int_eq(fl_lock_new(&plain, P("dir/x.lock"), NULL), 0);
     ck_assert_ptr_ne(a, plain);
     ck_assert_int_eq(fl_is_singleton(plain), 0);
+    ck_assert_ptr_null(fl_singleton_key(plain));
     fl_lock_free(plain);
     fl_lock_free(d);
     fl_lock_free(c);
@@ -51,6 +53,16 @@ START_TEST(symlinked_parent_same_handle_final_symlink_not) {
     ck_assert_ptr_eq(a, b);
     ck_assert_int_eq(fl_lock_new(&c, P("real/link.lock"), &o), 0);
     ck_assert_ptr_ne(a, c);
+    /* The key bindings use for their per-language tables says the same:
+     * the parent resolved, the final name (a symlink here) kept. */
+    {
+        char want[4096];
+        ck_assert_ptr_nonnull(realpath(P("real"), want));
+        strcat(want, "/x.lock");
+        ck_assert_str_eq(fl_singleton_key(b), want);
+        ck_assert_str_ne(fl_singleton_key(c), fl_singleton_key(a));
+        ck_assert_ptr_nonnull(strstr(fl_singleton_key(c), "/link.lock"));
+    }
     fl_lock_free(c);
     fl_lock_free(b);
     fl_lock_free(a);
@@ -66,6 +78,11 @@ START_TEST(different_settings_rejected) {
     ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
     ck_assert_ptr_null(b);
     ck_assert_msg(strstr(fl_last_error(), "different settings") != NULL, "%s", fl_last_error());
+    /* The same words as the pure-Python package's ValueError, for every binding. */
+    ck_assert_msg(strncmp(fl_last_error(),
+                          "Singleton lock instances cannot be initialized with differing arguments",
+                          71) == 0,
+                  "%s", fl_last_error());
     other = o;
     other.kind = FL_SOFT;
     ck_assert_int_eq(fl_lock_new(&b, P("x.lock"), &other), FL_EINVAL);
