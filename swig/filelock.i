@@ -9,9 +9,14 @@
  *   - fl_lock is an opaque object; the wrapper owns one reference and its
  *     destructor calls fl_lock_free() (which force-releases a held lock,
  *     or, in a forked child, only closes descriptors).
- *   - Functions returning int error codes are wrapped by each language so
- *     that a negative code raises that language's error built from
- *     fl_err_name(code), fl_last_errno() and fl_last_error().
+ *   - fl_options is wrapped as it is: a new one holds the core's defaults
+ *     (fl_options_init), and each language sets only the fields its caller
+ *     gave before passing it to its one constructor entry.
+ *   - The functions whose negative return is an error are listed once, below
+ *     (FL_RAISING): each language writes only the typemap `int FL_RAISING`
+ *     that raises its own error, before it %includes this file.
+ *   - The holder (fl_get_owner) is read once, by fl__swig_owner() below;
+ *     each language only builds its value from the result.
  *   - No acquire is wrapped here: every language wraps the wait itself
  *     (GIL/GVL release, signals, cancellation) over fl_acquire_with(), with
  *     fl_acquire_args fields set only for the arguments its caller passed
@@ -19,6 +24,26 @@
  */
 %{
 #include "filelock.h"
+
+#include <stdlib.h>
+
+/* fl_get_owner() as every binding answers it: 1 and `o` filled (both
+ * strings NUL-terminated) when the holder is known; 0 when there is no
+ * answer, which is not an error: the lock is free (*unknown = 0) or held
+ * by a holder that cannot be told (*unknown = 1: a marker without an
+ * owner record, no /proc/locks; fl_last_error() says why); a negative code
+ * for a real failure (e.g. a FIFO at the marker path). */
+static int fl__swig_owner(fl_lock *l, fl_owner *o, int *unknown) {
+    int rc = fl_get_owner(l, o);
+    *unknown = rc == FL_ENOTSUP;
+    if (rc == FL_ENOENT || rc == FL_ENOTSUP)
+        return 0;
+    if (rc != 0)
+        return rc;
+    o->hostname[sizeof o->hostname - 1] = '\0';
+    o->start_token[sizeof o->start_token - 1] = '\0';
+    return 1;
+}
 %}
 
 %include <stdint.i>
@@ -32,6 +57,24 @@ typedef struct fl_lock {
     ~fl_lock() { fl_lock_free($self); }
 }
 
+/* The options: a new one is filled by the core (the defaults live only
+ * there); the version is the core's business. */
+%immutable fl_options::version;
+%extend fl_options {
+    fl_options() {
+        fl_options *o = (fl_options *)malloc(sizeof *o);
+        if (o)
+            fl_options_init(o);
+        return o;
+    }
+    ~fl_options() { free($self); }
+}
+
+/* Every wrapped function whose negative return is an error (all take the
+ * handle first): the language's `int FL_RAISING` typemap raises. */
+%apply int FL_RAISING { int fl_release, int fl_set_timeout, int fl_set_poll_interval,
+                        int fl_break_lock };
+
 /* Names the languages must wrap themselves, or that make no sense there. */
 %ignore fl_acquire;
 %ignore fl_acquire_ex;
@@ -43,15 +86,13 @@ typedef struct fl_lock {
 %ignore fl_set_log_handler;
 %ignore fl_format_log;
 %ignore fl_options_init;
-%ignore fl_options;
 %ignore fl_acquire_args;
 %ignore fl_acquire_args_init;
 %ignore fl_acquire_with;
 %ignore fl_acquire_args_resolve;
 %ignore FL__ERROR_END;
-/* fl_get_owner fills a C struct: every language wraps it by hand (flpy_owner,
- * fl_rb_owner, fl_lua_owner) and decides there what "free" and "held, owner
- * unknown" look like (answers, not errors). */
+%ignore FL_OPTIONS_INIT;
+/* Read through fl__swig_owner() above. */
 %ignore fl_get_owner;
 %ignore fl_owner;
 /* For a program that runs a command holding the lock (the filelock CLI). */

@@ -13,8 +13,8 @@
  *     can do (cancel callback, hooks);
  *   - owner inspection (fl_lua_owner): fl_owner is a C struct with
  *     fixed-size buffers, turned into a plain Lua table here;
- *   - handle creation with the path's length, so an embedded NUL is an
- *     error instead of a silently shortened path;
+ *   - handle creation from a core.fl_options with the path's length, so an
+ *     embedded NUL is an error instead of a silently shortened path;
  *   - turning a negative core code into a raised error object, built by a
  *     factory function the Lua layer registers (set_error_factory), so that
  *     the code -> kind table exists exactly once (in filelock.lua).
@@ -41,10 +41,9 @@ SWIGEXPORT int luaopen_filelock_core(lua_State *L);
 %typemap(out) int fl_is_locked, int fl_get_blocking, int fl_is_thread_local,
               int fl_is_singleton, int fl_is_shared "lua_pushboolean(L, $1 != 0); SWIG_arg++;"
 
-/* Functions returning a core code raise an error object on failure and
- * return nothing on success. */
-%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval,
-              int fl_break_lock {
+/* The functions filelock.i lists as FL_RAISING raise an error object on
+ * failure and return nothing on success (all take the handle first). */
+%typemap(out) int FL_RAISING {
     if ($1 < 0)
         fl_lua_raise(L, $1, fl_lock_path(arg1));
 }
@@ -129,47 +128,19 @@ static int fl_lua_on_cancel(void *data, int interrupted) {
     return w->L && lua_gethook(w->L) != w->hook;
 }
 
-/* create(path, kind, timeout, poll_interval, blocking, mode, thread_local,
- *        singleton, soft_fallback, read_write) -> handle. Options are
- * validated and defaulted by the Lua layer; the core validates the values. */
-/* Reads one option of the table at `t` into its fl_options field when the
- * caller gave it: what is nil keeps the core's default (fl_options_init).
- * The Lua layer has already checked the types. */
-static void fl_lua_opt_double(lua_State *L, int t, const char *key, double *field) {
-    lua_getfield(L, t, key);
-    if (!lua_isnil(L, -1))
-        *field = (double)luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-}
-
-static void fl_lua_opt_int(lua_State *L, int t, const char *key, int *field, int boolean) {
-    lua_getfield(L, t, key);
-    if (!lua_isnil(L, -1))
-        *field = boolean ? lua_toboolean(L, -1) : (int)luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-}
-
-/* create(path, soft, read_write [, opts]): a new handle. */
+/* create(path, options) -> handle: `options` is a core.fl_options (the
+ * core's defaults, with the fields the caller gave set by the Lua layer);
+ * the core validates the values. */
 static int fl_lua_create(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
-    fl_options opts;
+    void *opts = NULL;
     fl_lock *lock = NULL;
     int rc;
 
-    fl_options_init(&opts);
-    opts.kind = lua_toboolean(L, 2) ? FL_SOFT : FL_KERNEL;
-    opts.read_write = lua_toboolean(L, 3);
-    if (lua_istable(L, 4)) {
-        fl_lua_opt_double(L, 4, "timeout", &opts.timeout);
-        fl_lua_opt_double(L, 4, "poll_interval", &opts.poll_interval);
-        fl_lua_opt_int(L, 4, "blocking", &opts.blocking, 1);
-        fl_lua_opt_int(L, 4, "mode", &opts.mode, 0);
-        fl_lua_opt_int(L, 4, "thread_local", &opts.thread_local, 1);
-        fl_lua_opt_int(L, 4, "singleton", &opts.singleton, 1);
-        fl_lua_opt_int(L, 4, "soft_fallback", &opts.soft_fallback, 1);
-    }
-    rc = fl_lock_new_n(&lock, path, len, &opts);
+    if (!SWIG_IsOK(SWIG_ConvertPtr(L, 2, &opts, SWIGTYPE_p_fl_options, 0)) || !opts)
+        return luaL_argerror(L, 2, "filelock options expected");
+    rc = fl_lock_new_n(&lock, path, len, (const fl_options *)opts);
     if (rc != 0)
         return fl_lua_raise(L, rc, path);
     fl_set_cancel(lock, fl_lua_on_cancel, NULL);
@@ -252,32 +223,28 @@ static int fl_lua_acquire_shared(lua_State *L) {
 
 /* owner(handle) -> {pid=, hostname=, start_token=, this_process=}; nil when
  * the lock is free; nil and the core's message when it is held but the
- * holder cannot be told (a marker without an owner record, no /proc/locks).
- * Those two are answers, not failures, so they do not raise; anything else
- * (e.g. a marker that is not a regular file) does. An empty start token
- * (none recorded, or the kernel lock) is left out of the table. */
+ * holder cannot be told (fl__swig_owner: answers, not failures); anything
+ * else raises. An empty start token (none recorded, or the kernel lock) is
+ * left out of the table. */
 static int fl_lua_owner(lua_State *L) {
     fl_lock *lock = fl_lua_check(L, 1);
     fl_owner o;
-    int rc = fl_get_owner(lock, &o);
-    if (rc == FL_ENOENT) {
+    int unknown;
+    int rc = fl__swig_owner(lock, &o, &unknown);
+    if (rc < 0)
+        return fl_lua_raise(L, rc, fl_lock_path(lock));
+    if (rc == 0) {
         lua_pushnil(L);
-        return 1;
-    }
-    if (rc == FL_ENOTSUP) {
-        lua_pushnil(L);
+        if (!unknown)
+            return 1;
         lua_pushstring(L, fl_last_error());
         return 2;
     }
-    if (rc != 0)
-        return fl_lua_raise(L, rc, fl_lock_path(lock));
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)o.pid);
     lua_setfield(L, -2, "pid");
-    o.hostname[sizeof o.hostname - 1] = '\0';
     lua_pushstring(L, o.hostname);
     lua_setfield(L, -2, "hostname");
-    o.start_token[sizeof o.start_token - 1] = '\0';
     if (o.start_token[0]) {
         lua_pushstring(L, o.start_token);
         lua_setfield(L, -2, "start_token");

@@ -42,9 +42,6 @@
 /* The handle is a capsule here (see above), so SWIG's destructor wrapper
  * must not exist, and the wait functions are wrapped below by hand. */
 %ignore fl_lock::~fl_lock;
-/* Wrapped by hand below (flpy_break_lock): a code-returning function is not
- * what Python callers should see. */
-%ignore fl_break_lock;
 
 %typemap(in) fl_lock *, const fl_lock * {
     $1 = ($1_ltype)PyCapsule_GetPointer($input, FLPY_CAPSULE);
@@ -52,10 +49,31 @@
         SWIG_fail;
 }
 
-/* The integer-returning setters raise instead of returning a code. */
-%typemap(out) int fl_set_timeout, int fl_set_poll_interval {
+/* fl_options (filelock.i) travels as a capsule too, for the same reason:
+ * SWIG's pointer objects without proxy classes find no destructor. */
+%ignore fl_options::~fl_options;
+%typemap(out) fl_options *, struct fl_options * {
+    if (!$1) {
+        PyErr_NoMemory();
+        SWIG_fail;
+    }
+    $result = PyCapsule_New($1, FLPY_OPTIONS_CAPSULE, flpy_options_free);
+    if (!$result) {
+        free($1);
+        SWIG_fail;
+    }
+}
+%typemap(in) fl_options *, const fl_options *, struct fl_options *, const struct fl_options * {
+    $1 = ($1_ltype)PyCapsule_GetPointer($input, FLPY_OPTIONS_CAPSULE);
+    if (!$1)
+        SWIG_fail;
+}
+
+/* The functions filelock.i lists as FL_RAISING raise instead of returning
+ * a code (all take the handle first: the error names its path). */
+%typemap(out) int FL_RAISING {
     if ($1 < 0) {
-        flpy_raise($1, NULL);
+        flpy_raise($1, arg1);
         SWIG_fail;
     }
     $result = Py_None;
@@ -66,6 +84,7 @@
 
 %{
 #define FLPY_CAPSULE "filelock.fl_lock"
+#define FLPY_OPTIONS_CAPSULE "filelock.fl_options"
 
 /* Set once from Python (flpy_setup): the Timeout class and the callable
  * receiving formatted log lines. Strong references for the process life. */
@@ -216,6 +235,10 @@ static void flpy_capsule_free(PyObject *capsule) {
     fl_lock_free((fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE));
 }
 
+static void flpy_options_free(PyObject *capsule) {
+    free(PyCapsule_GetPointer(capsule, FLPY_OPTIONS_CAPSULE));
+}
+
 /* Turns an optional argument into its fl_acquire_args field: None leaves the
  * bit clear (the core takes the handle's default). */
 static int flpy_opt_double(PyObject *o, unsigned bit, double *field, unsigned *set) {
@@ -253,22 +276,10 @@ static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink) {
     Py_RETURN_NONE;
 }
 
-static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind, double timeout,
-                          int blocking, double poll_interval, int mode, int thread_local,
-                          int singleton, int read_write) {
-    fl_options o;
+static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, const fl_options *opts) {
     fl_lock *l = NULL;
     int rc;
-    fl_options_init(&o);
-    o.kind = kind ? FL_SOFT : FL_KERNEL;
-    o.timeout = timeout;
-    o.blocking = blocking;
-    o.poll_interval = poll_interval;
-    o.mode = mode;
-    o.thread_local = thread_local;
-    o.singleton = singleton;
-    o.read_write = read_write;
-    rc = fl_lock_new_n(&l, path_bytes, (size_t)path_len, &o);
+    rc = fl_lock_new_n(&l, path_bytes, (size_t)path_len, opts);
     if (rc != 0) {
         /* No handle yet: name the path in the error from the bytes given. */
         int err = fl_last_errno();
@@ -324,52 +335,34 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
 }
 
 /* The holder as (pid, hostname, start_token or None, this_process), or
- * None when the lock is free (FL_ENOENT) or held by a holder that cannot be
- * told (FL_ENOTSUP: a marker without an owner record, no /proc/locks).
- * Other failures (e.g. a FIFO at the marker path) raise. */
+ * None when fl__swig_owner() has no answer (free, or a holder that cannot
+ * be told). Other failures raise. */
 static PyObject *flpy_owner(fl_lock *l) {
     fl_owner o;
-    int rc = fl_get_owner(l, &o);
-    if (rc == FL_ENOENT || rc == FL_ENOTSUP)
+    int unknown;
+    int rc = fl__swig_owner(l, &o, &unknown);
+    PyObject *host, *token;
+    if (rc == 0)
         Py_RETURN_NONE;
-    if (rc != 0)
+    if (rc < 0)
         return flpy_raise(rc, l);
     /* The record's bytes are whatever the holder wrote: decode like a
      * path, so that no byte sequence makes inspection fail. */
-    {
-        PyObject *host = PyUnicode_DecodeFSDefault(o.hostname), *token;
-        if (!host)
+    host = PyUnicode_DecodeFSDefault(o.hostname);
+    if (!host)
+        return NULL;
+    if (o.start_token[0]) {
+        token = PyUnicode_DecodeFSDefault(o.start_token);
+        if (!token) {
+            Py_DECREF(host);
             return NULL;
-        if (o.start_token[0]) {
-            token = PyUnicode_DecodeFSDefault(o.start_token);
-            if (!token) {
-                Py_DECREF(host);
-                return NULL;
-            }
-        } else {
-            token = Py_None;
-            Py_INCREF(token);
         }
-        /* N steals host and token, also when building fails. */
-        return Py_BuildValue("(lNNO)", o.pid, host, token, o.this_process ? Py_True : Py_False);
+    } else {
+        token = Py_None;
+        Py_INCREF(token);
     }
-}
-
-/* Deletes the soft marker whoever holds it (fl_break_lock). */
-static PyObject *flpy_break_lock(fl_lock *l) {
-    int rc = fl_break_lock(l);
-    if (rc != 0)
-        return flpy_raise(rc, l);
-    Py_RETURN_NONE;
-}
-
-/* Release one level, or all with force. The GIL stays held: the core never
- * waits here, and taking it back would cost more than the unlock. */
-static PyObject *flpy_release(fl_lock *l, int force) {
-    int rc = fl_release(l, force);
-    if (rc != 0)
-        return flpy_raise(rc, l);
-    Py_RETURN_NONE;
+    /* N steals host and token, also when building fails. */
+    return Py_BuildValue("(lNNO)", o.pid, host, token, o.this_process ? Py_True : Py_False);
 }
 
 /* Turns the log bridge on or off (called when the "filelock" logger's

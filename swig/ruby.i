@@ -23,17 +23,16 @@
  * garbage-collected, still-held lock never calls into Ruby. */
 %freefunc fl_lock "fl_rb_free_lock";
 
-/* Core calls returning an error code: raise instead of returning it. */
-%typemap(out) int fl_release, int fl_set_timeout, int fl_set_poll_interval {
+/* The functions filelock.i lists as FL_RAISING raise instead of returning
+ * a code (after delivering their log messages); nil on success. */
+%typemap(out) int FL_RAISING {
     fl_rb_check($1);
-    $result = INT2FIX($1);
+    $result = Qnil;
 }
 
 /* Ruby class names must be constants. */
 %rename(Handle) fl_lock;
-
-/* Wrapped by hand below (fl_rb_break_lock). */
-%ignore fl_break_lock;
+%rename(Options) fl_options;
 
 %include "filelock.i"
 
@@ -241,24 +240,14 @@ static void fl_rb_free_lock(void *p) {
     fl_rb_log_mute--;
 }
 
-static fl_lock *fl_rb_lock_new(VALUE path, int kind, double timeout, double poll_interval,
-                               int blocking, int mode, int thread_local, int singleton,
-                               int read_write) {
-    fl_options opts;
+/* A new handle for `path` with the options the caller set on `opts` (an
+ * Options filled with the core's defaults). */
+static fl_lock *fl_rb_lock_new(VALUE path, const fl_options *opts) {
     fl_lock *l = NULL;
     int rc;
-    fl_options_init(&opts);
-    opts.kind = kind == FL_SOFT ? FL_SOFT : FL_KERNEL;
-    opts.timeout = timeout;
-    opts.poll_interval = poll_interval;
-    opts.blocking = blocking;
-    opts.mode = mode;
-    opts.thread_local = thread_local;
-    opts.singleton = singleton;
-    opts.read_write = read_write;
     StringValue(path);
     /* With the length, so that a NUL byte inside is an error, not a cut. */
-    rc = fl_lock_new_n(&l, RSTRING_PTR(path), (size_t)RSTRING_LEN(path), &opts);
+    rc = fl_lock_new_n(&l, RSTRING_PTR(path), (size_t)RSTRING_LEN(path), opts);
     if (rc != 0) {
         VALUE exc = fl_rb_last_error(rc, NULL);
         fl_rb_flush_log();
@@ -356,32 +345,21 @@ done:
     return Qnil;
 }
 
-static VALUE fl_rb_release(fl_lock *l, VALUE force) {
-    fl_rb_check(fl_release(l, RTEST(force)));
-    return Qnil;
-}
-
 /* The holder as [pid, hostname, start_token, this_process] (pid and token
- * nil when unknown), or nil when the lock is free (FL_ENOENT) or held by a
- * holder that cannot be told (FL_ENOTSUP: a marker without an owner
- * record, no /proc/locks). Other failures raise through the one mapping. */
+ * nil when unknown), or nil when fl__swig_owner() has no answer (free, or
+ * a holder that cannot be told). Other failures raise through the one
+ * mapping. */
 static VALUE fl_rb_owner(fl_lock *l) {
     fl_owner o;
-    int rc = fl_get_owner(l, &o);
-    if (rc == FL_ENOENT || rc == FL_ENOTSUP)
+    int unknown;
+    int rc = fl__swig_owner(l, &o, &unknown);
+    if (rc == 0)
         return Qnil;
     fl_rb_check(rc);
     return rb_ary_new_from_args(4, o.pid < 0 ? Qnil : LONG2NUM(o.pid),
                                 rb_str_new_cstr(o.hostname),
                                 o.start_token[0] ? rb_str_new_cstr(o.start_token) : Qnil,
                                 o.this_process ? Qtrue : Qfalse);
-}
-
-/* Deletes the soft marker whoever holds it (voids mutual exclusion); the
- * kernel lock raises Filelock::Error (:ENOTSUP) through the one mapping. */
-static VALUE fl_rb_break_lock(fl_lock *l) {
-    fl_rb_check(fl_break_lock(l));
-    return Qnil;
 }
 
 /* Logging on (a callable taking the message) or off (nil). */
@@ -410,13 +388,10 @@ static VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode
 
 /* The entry points lib/filelock.rb uses besides the plain getters. */
 %newobject fl_rb_lock_new;
-fl_lock *fl_rb_lock_new(VALUE path, int kind, double timeout, double poll_interval, int blocking,
-                        int mode, int thread_local, int singleton, int read_write);
+fl_lock *fl_rb_lock_new(VALUE path, const fl_options *opts);
 void fl_rb_lock_dispose(VALUE obj);
 VALUE fl_rb_acquire(fl_lock *lock, int shared, VALUE timeout, VALUE blocking,
                     VALUE poll_interval, VALUE token);
-VALUE fl_rb_release(fl_lock *lock, VALUE force);
 VALUE fl_rb_owner(fl_lock *lock);
-VALUE fl_rb_break_lock(fl_lock *lock);
 VALUE fl_rb_set_log_sink(VALUE sink);
 VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode, VALUE error);

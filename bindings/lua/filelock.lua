@@ -103,6 +103,10 @@ end
 -- Options
 -------------------------------------------------------------------------------
 
+-- The keywords a constructor accepts, each one an fl_options field. What a
+-- caller leaves out keeps the core's default (fl_options_init): the defaults
+-- live only there. The core also refuses what a class cannot do (e.g.
+-- soft_fallback for a ReadWriteLock: the soft lock has no shared mode).
 local CREATE_OPTIONS = {
     timeout = "number",
     poll_interval = "number",
@@ -111,16 +115,6 @@ local CREATE_OPTIONS = {
     thread_local = "boolean",
     singleton = "boolean",
     soft_fallback = "boolean",
-}
--- A read/write lock is always a kernel lock (the soft lock has no shared
--- mode), so it cannot fall back to the soft lock.
-local RW_CREATE_OPTIONS = {
-    timeout = "number",
-    poll_interval = "number",
-    blocking = "boolean",
-    mode = "number",
-    thread_local = "boolean",
-    singleton = "boolean",
 }
 local ACQUIRE_OPTIONS = { timeout = "number", poll_interval = "number", blocking = "boolean" }
 local RELEASE_OPTIONS = { force = "boolean" }
@@ -261,21 +255,55 @@ end
 
 local RWMeta -- the metatable of ReadWriteLock objects, defined below
 
+-- Singleton objects: the core decides which paths are the same lock file
+-- (and refuses differing settings); each class keeps one Lua object per
+-- singleton core handle, weakly, keyed as the core shares the handle
+-- (fl_singleton_key). The same rule as the Python and Ruby bindings.
+local SINGLETONS = {}
+
 -- what: "FileLock", "SoftFileLock" or "ReadWriteLock".
 local function create(what, path, opts)
     if type(path) ~= "string" then
         invalid(format("lock file path must be a string, got %s", type(path)))
     end
     local rw = what == "ReadWriteLock"
-    check_options(opts, rw and RW_CREATE_OPTIONS or CREATE_OPTIONS, what, path)
-    opts = opts or {}
-    local mode = opts.mode
-    if mode ~= nil and floor(mode) ~= mode then
-        invalid("option 'mode' must be an integer", path)
+    check_options(opts, CREATE_OPTIONS, what, path)
+    local o = core.fl_options()
+    if opts then
+        local mode = opts.mode
+        if mode ~= nil and floor(mode) ~= mode then
+            invalid("option 'mode' must be an integer", path)
+        end
+        for k, v in pairs(opts) do
+            if type(v) == "boolean" then
+                v = v and 1 or 0
+            end
+            o[k] = v
+        end
     end
-    -- Options not given keep the core's defaults (fl_options_init).
-    local handle = core.create(path, what == "SoftFileLock", rw, opts)
-    return setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
+    if what == "SoftFileLock" then
+        o.kind = core.FL_SOFT
+    end
+    if rw then
+        o.read_write = 1
+    end
+    local handle = core.create(path, o)
+    local key = core.fl_singleton_key(handle)
+    if key == nil then
+        return setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
+    end
+    local objects = SINGLETONS[what]
+    local existing = objects[key]
+    if existing then
+        return existing -- this call's handle reference goes with its userdata
+    end
+    local lock = setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
+    objects[key] = lock
+    return lock
+end
+
+for _, what in pairs({ "FileLock", "SoftFileLock", "ReadWriteLock" }) do
+    SINGLETONS[what] = setmetatable({}, { __mode = "v" })
 end
 
 -- A callable class table: Class(path [, opts]) creates a lock of that class.
@@ -475,7 +503,7 @@ end
 
 --- filelock.ReadWriteLock(path [, opts]): a read/write lock on `path` (the
 -- kernel lock), plus the writers' gate file "<path>.gate". Options as
--- FileLock() except soft_fallback.
+-- FileLock(); soft_fallback is refused (invalid_argument).
 M.ReadWriteLock = constructor("ReadWriteLock")
 
 --- True if `x` is a lock object made by ReadWriteLock.

@@ -331,6 +331,31 @@ describe("filelock (" .. _VERSION .. ", " .. H.tag .. ")", function()
             local e = raised(filelock.FileLock, path, { singleton = true, timeout = 7 })
             assert.are.equal("invalid_argument", e.kind)
         end)
+
+        it("is one object per class and lock file, the core deciding sameness", function()
+            local a = filelock.FileLock(path, { singleton = true })
+            local dir, name = path:match("^(.*)/([^/]+)$")
+            local b = filelock.FileLock(dir .. "/./" .. name, { singleton = true })
+            assert.is_true(rawequal(a, b))
+            assert.is_false(rawequal(a, filelock.FileLock(path)))
+            -- the pure-Python package's words, from the core
+            local e = raised(filelock.FileLock, path, { singleton = true, timeout = 7 })
+            assert.are.equal(1, e.message:find(
+                "Singleton lock instances cannot be initialized with differing arguments", 1, true))
+            -- the spare handle references of the lookups never release a's hold
+            a:acquire()
+            b = nil
+            collectgarbage()
+            collectgarbage()
+            assert.is_true(a:is_locked())
+            a:release()
+            -- gone with its last reference: other settings are fine then
+            a = nil
+            collectgarbage()
+            collectgarbage()
+            local c = filelock.FileLock(path, { singleton = true, timeout = 7 })
+            assert.are.equal(7, c.timeout)
+        end)
     end)
 
     describe("garbage collection", function()

@@ -79,3 +79,69 @@ def test_singleton_from_many_threads(lock_path: str) -> None:
     for t in threads:
         t.join(30)
     assert len(got) == 20 and all(x is got[0] for x in got)
+
+
+PURE_PREFIX = "Singleton lock instances cannot be initialized with differing arguments"
+
+
+def test_differing_arguments_message_is_the_pure_packages(lock_path: str) -> None:
+    a = FileLock(lock_path, timeout=1, is_singleton=True)
+    with pytest.raises(ValueError) as info:
+        FileLock(lock_path, timeout=2, is_singleton=True)
+    assert str(info.value).startswith(PURE_PREFIX)
+    assert lock_path in str(info.value)
+    del a
+    gc.collect()
+    # Nothing left to differ from.
+    assert FileLock(lock_path, timeout=2, is_singleton=True).timeout == 2
+
+
+def test_registry_shape_per_class(lock_path: str) -> None:
+    import weakref
+
+    class MyLock(FileLock):
+        pass
+
+    assert isinstance(FileLock._instances, weakref.WeakValueDictionary)
+    assert MyLock._instances is not FileLock._instances
+    assert SoftFileLock._instances is not FileLock._instances
+    a = FileLock(lock_path, is_singleton=True)
+    key = str(Path(lock_path).parent.resolve() / Path(lock_path).name)
+    assert FileLock._instances.get(key) is a
+    # A subclass keeps its own object; the core handle (and so the hold) is
+    # the same lock file's one.
+    m = MyLock(lock_path, is_singleton=True)
+    assert m is not a and MyLock._instances.get(key) is m
+    with a:
+        assert m.is_locked and m.lock_counter == 1
+    # Non-singletons are never registered.
+    FileLock(lock_path + ".other")
+    assert list(FileLock._instances.keys()) == [key]
+    del a
+    gc.collect()
+    assert key not in FileLock._instances
+    assert MyLock._instances.get(key) is m
+
+
+def test_spare_reference_never_releases(lock_path: str) -> None:
+    a = FileLock(lock_path, is_singleton=True)
+    a.acquire()
+    for _ in range(3):
+        assert FileLock(lock_path, is_singleton=True) is a
+    gc.collect()
+    # The objects built and dropped by the lookups did not release a's hold.
+    assert a.is_locked and a.lock_counter == 1
+    probe = FileLock(lock_path, timeout=0)
+    with pytest.raises(Exception):  # noqa: B017 - Timeout or deadlock refusal, both mean "held"
+        probe.acquire()
+    a.release()
+
+
+def test_key_is_the_cores(lock_path: str, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real)
+    a = FileLock(str(tmp_path / "alias" / "x.lock"), is_singleton=True)
+    b = FileLock(str(real / "x.lock"), is_singleton=True)
+    assert a is b
+    assert list(FileLock._instances.keys()) == [str(real.resolve() / "x.lock")]

@@ -193,6 +193,35 @@ class TestApi < Minitest::Test
     assert_raises(ArgumentError) { Filelock::FileLock.new(path, singleton: true, timeout: 2) }
     assert_raises(ArgumentError) { Filelock::SoftFileLock.new(path, singleton: true, timeout: 1) }
     assert_same a, Filelock::FileLock.new(path, singleton: true, timeout: 1)
+    e = assert_raises(ArgumentError) { Filelock::FileLock.new(path, singleton: true, timeout: 3) }
+    # The pure-Python package's words, from the core.
+    assert e.message.start_with?("Singleton lock instances cannot be initialized with differing arguments"), e.message
+  end
+
+  def test_singleton_registry_is_per_class
+    sub = Class.new(Filelock::FileLock)
+    a = Filelock::FileLock.new(path, singleton: true)
+    b = sub.new(path, singleton: true)
+    refute_same a, b
+    assert_instance_of sub, b
+    assert_same b, sub.new(File.join(File.dirname(path), ".", File.basename(path)), singleton: true)
+    # One core handle for the lock file: one hold, seen from both.
+    a.acquire
+    assert_equal 1, b.lock_counter
+    a.release
+  end
+
+  def test_options_left_out_or_nil_take_the_cores_defaults
+    lock = Filelock::FileLock.new(path, timeout: nil, poll_interval: nil, mode: nil)
+    assert_operator lock.timeout, :<, 0
+    assert_equal ::Filelock_ext::Options.new.poll_interval, lock.poll_interval
+    assert lock.blocking?
+    assert lock.thread_local?
+    refute lock.singleton?
+    assert_nil lock.mode
+    e = assert_raises(ArgumentError) { Filelock::FileLock.new(path, timout: 1) }
+    assert_match(/unknown keyword: :timout/, e.message)
+    assert_raises(ArgumentError) { Filelock::ReadWriteLock.new(path, thread_local: false) }
   end
 
   def test_soft_lock

@@ -36,9 +36,8 @@ _KERNEL = _core.FL_KERNEL
 _SOFT = _core.FL_SOFT
 
 # Bound once: the `with lock:` path is a handful of calls, each counted.
-_new = _core.flpy_new
 _acquire = _core.flpy_acquire
-_release = _core.flpy_release
+_release = _core.fl_release
 _is_debug = _LOGGER.isEnabledFor
 
 
@@ -89,23 +88,99 @@ def _owner_of(h: Any) -> LockOwner | None:
     return None if rec is None else LockOwner(*rec)
 
 
-# is_singleton=True: fl_lock_id of the shared core handle -> the one Python
-# object wrapping it. Weak, so that dropping the last user frees the handle.
-_singletons: weakref.WeakValueDictionary[int, BaseFileLock] = weakref.WeakValueDictionary()
-_singletons_mutex = threading.Lock()
+def _new_handle(lock_file: str, **fields: Any) -> Any:
+    """A core handle for *lock_file* (already ``os.fspath``'d). An
+    ``fl_options`` filled with the core's defaults gets only *fields*; the
+    core validates them (ValueError) and, with ``singleton``, decides whether
+    an existing handle is the same lock file or conflicts with it."""
+    opts = _core.new_fl_options()
+    for name, value in fields.items():
+        _OPTION_SETTERS[name](opts, value)
+    return _core.flpy_new(os.fsencode(lock_file), opts)
+
+
+_OPTION_SETTERS = {
+    name: getattr(_core, f"fl_options_{name}_set")
+    for name in (
+        "kind",
+        "timeout",
+        "poll_interval",
+        "blocking",
+        "mode",
+        "thread_local",
+        "singleton",
+        "read_write",
+    )
+}
+
+
+class _SingletonMeta(type):
+    """One object per class and singleton lock file, as the pure-Python
+    package keeps it: ``cls._instances`` maps the lock file's key to the
+    object, weakly (the entry goes with the last reference). Which paths are
+    the same lock file, and which settings conflict, the core decides: the
+    instance's ``__init__`` asks it for a handle, and the key is the one the
+    core shares that handle by (``fl_singleton_key``)."""
+
+    _instances: weakref.WeakValueDictionary[str, Any]
+    _instances_lock: threading.Lock
+
+    def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(name, bases, ns, **kwargs)
+        cls._instances = weakref.WeakValueDictionary()
+        cls._instances_lock = threading.Lock()
+        _singleton_classes.add(cls)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        self = super().__call__(*args, **kwargs)
+        h = self.__dict__.get("_h")
+        key = None if h is None else _core.fl_singleton_key(h)
+        if key is None:
+            return self
+        with cls._instances_lock:
+            existing = cls._instances.get(key)
+            if existing is None:
+                cls._instances[key] = self
+                return self
+        # The core gave this call another reference to the same handle:
+        # drop it with the spare object (never a release: the handle is
+        # shared, and the core frees it with its last reference).
+        self.__dict__["_h"] = None
+        return existing
+
+
+# Every class with a registry, to give each a fresh mutex in a forked child.
+_singleton_classes: weakref.WeakSet[_SingletonMeta] = weakref.WeakSet()
 
 
 def _reset_mutexes_in_child() -> None:
     """A forked child has only the forking thread: a mutex that another thread
     held at the fork would stay locked forever there (the core's own mutexes are
     handled by its pthread_atfork handlers)."""
-    global _log_mutex, _singletons_mutex
+    global _log_mutex
     _log_mutex = threading.Lock()
-    _singletons_mutex = threading.Lock()
+    for cls in list(_singleton_classes):
+        cls._instances_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_mutexes_in_child)
+
+
+def _finalize(
+    obj: Any, force_release: Any = _core.fl_release, is_singleton: Any = _core.fl_is_singleton
+) -> None:
+    # A finalizer: must never raise, and must work while the interpreter
+    # tears module globals down (hence the functions bound as defaults). A
+    # singleton handle is shared with other objects and released by the core
+    # with its last reference; a private one drops this thread's hold here.
+    try:
+        h = obj.__dict__.get("_h")
+        if h is not None and not is_singleton(h):
+            force_release(h, True)
+    except BaseException:  # noqa: BLE001 - a finalizer must never raise
+        pass
+
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -130,7 +205,7 @@ class AcquireReturnProxy:
         self.lock.release()
 
 
-class BaseFileLock(contextlib.ContextDecorator):
+class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     """A lock on a lock file, shared with other threads and processes.
 
     Not instantiated directly: use :class:`FileLock` (the platform's kernel
@@ -144,63 +219,8 @@ class BaseFileLock(contextlib.ContextDecorator):
     _lock_file: str
     _mode: int
 
-    def __new__(
-        cls,
-        lock_file: PathLike,
-        timeout: float = -1,
-        mode: int = _UNSET_FILE_MODE,
-        thread_local: bool = True,
-        *,
-        blocking: bool = True,
-        is_singleton: bool = False,
-        poll_interval: float = 0.05,
-        **kwargs: Any,  # subclasses may take their own keyword arguments
-    ) -> BaseFileLock:
-        kind = cls._fl_kind
-        if kind is None:
-            raise TypeError(f"Can't instantiate abstract class {cls.__name__}")
-        path = os.fspath(lock_file)
-        mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
-        handle = _new(
-            os.fsencode(path),
-            kind,
-            float(timeout),
-            bool(blocking),
-            float(poll_interval),
-            mode_value,
-            bool(thread_local),
-            bool(is_singleton),
-            False,  # read_write: only ReadWriteLock
-        )
-        if not is_singleton:
-            self = super().__new__(cls)
-            self._init_from(handle, path, mode_value)
-            return self
-        # The core returned the registry's handle (or refused differing
-        # settings with ValueError above); return the object wrapping it.
-        key = _core.fl_lock_id(handle)
-        with _singletons_mutex:
-            existing = _singletons.get(key)
-            if existing is not None:
-                # Drop the extra core reference this call took.
-                del handle
-                if type(existing) is not cls:
-                    msg = (
-                        f"singleton lock for {path!r} already exists as "
-                        f"{type(existing).__name__}, not {cls.__name__}"
-                    )
-                    raise ValueError(msg)
-                return existing
-            self = super().__new__(cls)
-            self._init_from(handle, path, mode_value)
-            _singletons[key] = self
-            return self
-
-    def _init_from(self, handle: Any, path: str, mode: int) -> None:
-        self._h = handle
-        self._lock_file = path
-        self._mode = mode
-
+    # The defaults are the pure-Python package's; tests/python/test_options.py
+    # checks that they are the core's (fl_options_init).
     def __init__(
         self,
         lock_file: PathLike,
@@ -223,13 +243,28 @@ class BaseFileLock(contextlib.ContextDecorator):
         :param thread_local: True: each thread holds the lock on its own (it excludes the
             other threads); False: the lock state is shared by all threads
         :param blocking: default for :meth:`acquire`; False tries once whatever the timeout
-        :param is_singleton: return the same object for every lock on this path; differing
-            arguments raise ValueError
+        :param is_singleton: return the same object for every lock of this class on this
+            lock file; differing arguments raise ValueError
         :param poll_interval: default ceiling between re-checks where the OS gives no
             wake-up (waiters are otherwise woken when the holder releases)
         """
-        # Everything was set up in __new__, so that a singleton returned a
-        # second time is never re-initialised.
+        kind = type(self)._fl_kind
+        if kind is None:
+            raise TypeError(f"Can't instantiate abstract class {type(self).__name__}")
+        path = os.fspath(lock_file)
+        mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
+        self._h = _new_handle(
+            path,
+            kind=kind,
+            timeout=float(timeout),
+            blocking=bool(blocking),
+            poll_interval=float(poll_interval),
+            mode=mode_value,
+            thread_local=bool(thread_local),
+            singleton=bool(is_singleton),
+        )
+        self._lock_file = path
+        self._mode = mode_value
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -344,7 +379,7 @@ class BaseFileLock(contextlib.ContextDecorator):
             the OS releases it when its holder exits, and nobody else can
         :raises OSError: the marker path is not a regular file, or cannot be removed
         """
-        _core.flpy_break_lock(self._h)
+        _core.fl_break_lock(self._h)
 
     # -- acquire and release -----------------------------------------------
 
@@ -420,16 +455,11 @@ class BaseFileLock(contextlib.ContextDecorator):
     ) -> None:
         self.release()
 
-    def __del__(self, _force_release: Any = _core.flpy_release) -> None:
+    def __del__(self, _finalize: Any = _finalize) -> None:
         # Bound as a default so that it still works while the interpreter
         # tears module globals down. The handle's own deallocation then
         # frees it (releasing what other threads may still hold).
-        try:
-            h = self.__dict__.get("_h")
-            if h is not None:
-                _force_release(h, True)
-        except BaseException:  # noqa: BLE001 - a finalizer must never raise
-            pass
+        _finalize(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lock_file!r})"

@@ -8,7 +8,8 @@ takes it exclusively, and a waiting writer closes a gate file
 starve it. Recursion stays within one mode; asking for the other mode on
 the same lock while holding one is refused (RuntimeError), because
 converting an OS lock is not atomic. This module only maps names, the
-``with`` forms and the singleton registry.
+``with`` forms; the singleton registry is the one of the lock classes
+(``_api._SingletonMeta``).
 """
 
 from __future__ import annotations
@@ -20,19 +21,17 @@ from typing import Any, Iterator
 
 from . import _api
 from . import _filelock_core as _core
-from ._api import AcquireReturnProxy, LockOwner, PathLike, _owner_of
+from ._api import AcquireReturnProxy, LockOwner, PathLike, _finalize, _new_handle, _owner_of, _SingletonMeta
 
 _acquire = _core.flpy_acquire
-_release = _core.flpy_release
+_release = _core.fl_release
 _is_shared = _core.fl_is_shared
 _is_locked = _core.fl_is_locked
 
 _KERNEL = _core.FL_KERNEL
-_UNSET_FILE_MODE = _core.FL_MODE_DEFAULT
-_POLL_INTERVAL = 0.05
 
 
-class ReadWriteLock:
+class ReadWriteLock(metaclass=_SingletonMeta):
     """
     A lock file that any number of readers hold together, or one writer alone.
 
@@ -54,53 +53,9 @@ class ReadWriteLock:
 
     _h: Any
     _lock_file: str
-    _key: int | None
 
-    def __new__(
-        cls,
-        lock_file: PathLike,
-        timeout: float = -1,
-        *,
-        blocking: bool = True,
-        is_singleton: bool = True,
-    ) -> ReadWriteLock:
-        path = os.fspath(lock_file)
-        handle = _core.flpy_new(
-            os.fsencode(path),
-            _KERNEL,
-            float(timeout),
-            bool(blocking),
-            _POLL_INTERVAL,
-            _UNSET_FILE_MODE,
-            True,  # thread_local: each thread reads or writes on its own
-            bool(is_singleton),
-            True,  # read_write: waiting writers close the gate to new readers
-        )
-        if not is_singleton:
-            self = super().__new__(cls)
-            self._init_from(handle, path, None)
-            return self
-        # The core returned its registry's handle (or refused other
-        # settings with ValueError above): return the object wrapping it.
-        # The registry is shared with the other lock classes, keyed by the
-        # core handle's id.
-        key = _core.fl_lock_id(handle)
-        with _api._singletons_mutex:
-            existing = _api._singletons.get(key)
-            if existing is not None:
-                del handle  # drop the extra core reference this call took
-                if type(existing) is not cls:
-                    msg = (
-                        f"singleton lock for {path!r} already exists as "
-                        f"{type(existing).__name__}, not {cls.__name__}"
-                    )
-                    raise ValueError(msg)
-                return existing  # type: ignore[return-value]
-            self = super().__new__(cls)
-            self._init_from(handle, path, key)
-            _api._singletons[key] = self  # type: ignore[assignment]
-            return self
-
+    # The defaults are the pure-Python package's; tests/python/test_options.py
+    # checks the ones the core also has (fl_options_init).
     def __init__(
         self,
         lock_file: PathLike,
@@ -118,12 +73,18 @@ class ReadWriteLock:
         :param blocking: default of :meth:`read_lock` / :meth:`write_lock`; False tries once
         :param is_singleton: return the same object for every ReadWriteLock on this path
         """
-        # Set up in __new__ so that a singleton is never re-initialised.
-
-    def _init_from(self, handle: Any, path: str, key: int | None) -> None:
-        self._h = handle
+        path = os.fspath(lock_file)
+        # Each thread reads or writes on its own (the core's default
+        # thread_local); waiting writers close the gate to new readers.
+        self._h = _new_handle(
+            path,
+            kind=_KERNEL,
+            timeout=float(timeout),
+            blocking=bool(blocking),
+            singleton=bool(is_singleton),
+            read_write=True,
+        )
         self._lock_file = path
-        self._key = key
         self._close_mutex = threading.Lock()
 
     def _handle(self) -> Any:
@@ -301,21 +262,18 @@ class ReadWriteLock:
             if h is None:
                 return
             _release(h, True)
-            if self._key is not None:
-                with _api._singletons_mutex:
-                    if _api._singletons.get(self._key) is self:
-                        del _api._singletons[self._key]
+            key = _core.fl_singleton_key(h)
+            if key is not None:
+                cls = type(self)
+                with cls._instances_lock:
+                    if cls._instances.get(key) is self:
+                        del cls._instances[key]
             self._h = None
         del h  # the capsule's destructor frees the core handle (one reference)
 
-    def __del__(self, _force_release: Any = _core.flpy_release) -> None:
+    def __del__(self, _finalize: Any = _finalize) -> None:
         # See BaseFileLock.__del__: must work during interpreter teardown.
-        try:
-            h = self.__dict__.get("_h")
-            if h is not None:
-                _force_release(h, True)
-        except BaseException:  # noqa: BLE001 - a finalizer must never raise
-            pass
+        _finalize(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lock_file!r})"

@@ -107,27 +107,28 @@ module Filelock
   # inspection and release. FileLock/SoftFileLock (BaseFileLock) add the
   # exclusive acquire; ReadWriteLock adds the read and write modes.
   class AbstractLock
-    # Singleton handles: the core returns the same handle for a lock file,
-    # this keeps the same Ruby object for that handle (by the core's id).
-    REGISTRY = ObjectSpace::WeakMap.new
+    # Singleton objects: the core decides which paths are the same lock file
+    # (and refuses differing settings); each class keeps one Ruby object per
+    # singleton core handle, weakly, keyed by the core's handle id.
     REGISTRY_LOCK = Mutex.new
-    private_constant :REGISTRY, :REGISTRY_LOCK
+    private_constant :REGISTRY_LOCK
 
     # Creates a lock (nothing is opened until the first acquire). With
-    # singleton: true, an existing lock object for the same lock file is
-    # returned (ArgumentError if its settings differ).
+    # singleton: true, an existing lock object of this class for the same
+    # lock file is returned (ArgumentError if its settings differ).
     def self.new(lock_file, **options)
       lock = super
       return lock unless lock.singleton?
 
       REGISTRY_LOCK.synchronize do
+        registry = (@singletons ||= ObjectSpace::WeakMap.new)
         id = lock.__send__(:lock_id)
-        existing = REGISTRY[id]
+        existing = registry[id]
         if existing
           lock.__send__(:dispose)
           existing
         else
-          REGISTRY[id] = lock
+          registry[id] = lock
         end
       end
     end
@@ -192,7 +193,7 @@ module Filelock
     # Releases one level (every level with force: true). Releasing a lock
     # this thread does not hold does nothing.
     def release(force: false)
-      Ext.fl_rb_release(@handle, force)
+      Ext.fl_release(@handle, force ? 1 : 0)
       nil
     end
 
@@ -219,16 +220,31 @@ module Filelock
 
     private
 
-    def open_handle(lock_file, kind:, timeout:, poll_interval:, blocking:, mode:, thread_local:,
-                    singleton:, read_write: false)
+    # options: what the caller gave, among `allowed`; fixed: what the class
+    # decides (kind, read_write).
+    def open_handle(lock_file, options, allowed, **fixed)
+      unknown = options.keys - allowed
+      raise ArgumentError, "unknown keyword#{'s' if unknown.size > 1}: #{unknown.map(&:inspect).join(', ')}" unless unknown.empty?
+
       path = lock_file.respond_to?(:to_path) ? lock_file.to_path : lock_file
       raise TypeError, "lock_file must be a String or Pathname, not #{lock_file.class}" unless path.is_a?(String)
 
+      # A new Options holds the core's defaults (fl_options_init), the only
+      # place they live: only what was given (and not nil) is set.
+      opts = Ext::Options.new
+      fixed.merge(options).each { |key, value| set_option(opts, key, value) unless value.nil? }
       @lock_file = path.dup.freeze
-      @handle = Ext.fl_rb_lock_new(@lock_file, kind, seconds(timeout), seconds(poll_interval),
-                                   blocking ? 1 : 0,
-                                   mode.nil? ? Ext::FL_MODE_DEFAULT : Integer(mode),
-                                   thread_local ? 1 : 0, singleton ? 1 : 0, read_write ? 1 : 0)
+      @handle = Ext.fl_rb_lock_new(@lock_file, opts)
+    end
+
+    # Sets one fl_options field from its keyword.
+    def set_option(opts, key, value)
+      case key
+      when :timeout, :poll_interval then opts.__send__(:"#{key}=", seconds(value))
+      when :mode then opts.mode = Integer(value)
+      when :kind then opts.kind = value
+      else opts.__send__(:"#{key}=", value ? 1 : 0) # the yes/no fields
+      end
     end
 
     # Acquires in the given mode (shared: true for read), yields self and
@@ -241,12 +257,11 @@ module Filelock
         Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, won)
         yield self
       ensure
-        Ext.fl_rb_release(@handle, false) if won[0]
+        Ext.fl_release(@handle, 0) if won[0]
       end
     end
 
     def seconds(value)
-      return -1.0 if value.nil?
       raise TypeError, "seconds must be Numeric, not #{value.class}" unless value.is_a?(Numeric)
 
       value.to_f
@@ -275,19 +290,20 @@ module Filelock
     end
 
     # lock_file: a String or an object with #to_path (Pathname).
-    # timeout: seconds; -1 (or nil) waits forever, 0 makes one attempt.
-    # mode: permission bits of a new lock file (nil: 0666 & ~umask).
-    # thread_local: lock state per thread (true) or shared by all threads.
-    # blocking: false makes every acquire a single attempt.
-    # singleton: one lock object per lock file in this process.
-    # poll_interval: ceiling between re-checks where no wake-up exists.
-    def initialize(lock_file, timeout: -1, mode: nil, thread_local: true, blocking: true,
-                   singleton: false, poll_interval: 0.05)
+    # Keywords (the core's default for any left out or nil):
+    # timeout: seconds; negative waits forever (default), 0 makes one attempt.
+    # mode: permission bits of a new lock file (default: 0666 & ~umask).
+    # thread_local: lock state per thread (default) or shared by all threads.
+    # blocking: false makes every acquire a single attempt (default true).
+    # singleton: one lock object per lock file in this process (default false).
+    # poll_interval: ceiling between re-checks where no wake-up exists
+    # (default 0.05 s).
+    def initialize(lock_file, **options)
       super()
-      open_handle(lock_file, kind: self.class::KIND, timeout: timeout, poll_interval: poll_interval,
-                             blocking: blocking, mode: mode, thread_local: thread_local,
-                             singleton: singleton)
+      open_handle(lock_file, options, KEYWORDS, kind: self.class::KIND)
     end
+
+    KEYWORDS = %i[timeout mode thread_local blocking singleton poll_interval].freeze
 
     # Acquires the lock (recursively: each acquire needs a release). nil
     # keywords take the lock's defaults. With a block: holds the lock for
@@ -314,7 +330,7 @@ module Filelock
     # Filelock::Error (code :ENOTSUP): the OS drops a kernel lock when its
     # holder exits.
     def break_lock
-      Ext.fl_rb_break_lock(@handle)
+      Ext.fl_break_lock(@handle)
       nil
     end
   end
@@ -344,18 +360,18 @@ module Filelock
   # file "<lock_file>.gate") to new readers, so continuous readers cannot
   # starve it.
   class ReadWriteLock < AbstractLock
-    # timeout, blocking, poll_interval, mode: as for FileLock.
+    # timeout, blocking, poll_interval, mode: as for FileLock. Each thread
+    # holds it on its own (the core's default thread_local).
     # singleton: one lock object per lock file in this process. Off by
     # default (unlike Python's is_singleton=True): Ruby frees objects late,
     # so a forgotten lock object with other settings would make a later
     # new() fail at random.
-    def initialize(lock_file, timeout: -1, blocking: true, singleton: false, poll_interval: 0.05,
-                   mode: nil)
+    def initialize(lock_file, **options)
       super()
-      open_handle(lock_file, kind: Ext::FL_KERNEL, timeout: timeout, poll_interval: poll_interval,
-                             blocking: blocking, mode: mode, thread_local: true,
-                             singleton: singleton, read_write: true)
+      open_handle(lock_file, options, KEYWORDS, kind: Ext::FL_KERNEL, read_write: true)
     end
+
+    KEYWORDS = %i[timeout blocking singleton poll_interval mode].freeze
 
     # Acquires in read (shared) mode, recursively; without a block returns
     # self, held (each acquire needs a release); with a block, as #read.
