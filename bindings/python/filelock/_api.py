@@ -466,7 +466,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
 
 
 class UnixFileLock(BaseFileLock):
-    """The operating system's lock (flock) on the lock file; the file is never deleted."""
+    """The POSIX kernel lock (flock) on the lock file; the file is never deleted.
+    The platform's FileLock everywhere but Windows."""
 
     _fl_kind = _KERNEL
 
@@ -479,26 +480,43 @@ class SoftFileLock(BaseFileLock):
 
 
 class WindowsFileLock(BaseFileLock):
-    """The Windows lock (LockFileEx on the lock file). On Windows it is the
-    kernel lock of libfilelock's win32 backend; elsewhere that backend is not
-    in the library, so acquiring raises NotImplementedError (as the
-    pure-Python package does)."""
+    """The Windows kernel lock (LockFileEx on the lock file). The platform's
+    FileLock on Windows."""
 
     _fl_kind = _KERNEL
 
-    def acquire(
-        self,
-        timeout: float | None = None,
-        poll_interval: float | None = None,
-        *,
-        poll_intervall: float | None = None,
-        blocking: bool | None = None,
-    ) -> AcquireReturnProxy:
-        if sys.platform != "win32":
-            raise NotImplementedError("WindowsFileLock is only available on Windows")
-        return super().acquire(  # pragma: no cover - no Python lane on Windows
-            timeout, poll_interval, poll_intervall=poll_intervall, blocking=blocking
-        )
+
+def _other_platforms(cls: type[BaseFileLock], reason: str) -> None:
+    """Make *cls* refuse to lock, as the pure-Python package's class for the
+    other platform does (NotImplementedError; it gives no message). Its
+    objects can still be created and inspected."""
+
+    def acquire(self: BaseFileLock, *args: Any, **kwargs: Any) -> AcquireReturnProxy:
+        raise NotImplementedError(reason)
+
+    cls.acquire = acquire  # type: ignore[method-assign]
+    cls.__enter__ = BaseFileLock._enter_via_acquire  # type: ignore[method-assign]
+
+
+# libfilelock is built with one backend per platform (posix.c or win32.c),
+# and each kernel lock is a different system call, with different rules
+# (flock: advisory, per open file; LockFileEx: a mandatory byte-range lock).
+# Serving one class's name with the other's call would let two programs
+# that both believe they use, say, WindowsFileLock fail to exclude one that
+# really does; so the other platform's class refuses.
+if sys.platform == "win32":  # pragma: no cover - no Python lane on Windows
+    _other_platforms(
+        UnixFileLock,
+        "UnixFileLock locks with flock(2), which Windows does not have; this libfilelock "
+        "is built with its Windows backend (LockFileEx): use FileLock, which is "
+        "WindowsFileLock here",
+    )
+else:
+    _other_platforms(
+        WindowsFileLock,
+        "WindowsFileLock locks with LockFileEx, which only Windows has; this libfilelock "
+        "is built with its POSIX backend (flock): use FileLock, which is UnixFileLock here",
+    )
 
 
 __all__ = [
