@@ -88,30 +88,65 @@ def _owner_of(h: Any) -> LockOwner | None:
     return None if rec is None else LockOwner(*rec)
 
 
-def _new_handle(lock_file: str, **fields: Any) -> Any:
-    """A core handle for *lock_file* (already ``os.fspath``'d). An
-    ``fl_options`` filled with the core's defaults gets only *fields*; the
-    core validates them (ValueError) and, with ``singleton``, decides whether
-    an existing handle is the same lock file or conflicts with it."""
-    opts = _core.new_fl_options()
-    for name, value in fields.items():
-        _OPTION_SETTERS[name](opts, value)
-    return _core.flpy_new(os.fsencode(lock_file), opts)
+_new_options = _core.new_fl_options
+_flpy_new = _core.flpy_new
+_fsencode = os.fsencode
 
 
-_OPTION_SETTERS = {
-    name: getattr(_core, f"fl_options_{name}_set")
-    for name in (
-        "kind",
-        "timeout",
-        "poll_interval",
-        "blocking",
-        "mode",
-        "thread_local",
-        "singleton",
-        "read_write",
-    )
-}
+def _core_default(name: str) -> Any:
+    return getattr(_core, f"fl_options_{name}_get")(_core.new_fl_options())
+
+
+# The core's defaults (fl_options_init), read once: the only place they live.
+_D_TIMEOUT = _core_default("timeout")
+_D_POLL = _core_default("poll_interval")
+_D_BLOCKING = bool(_core_default("blocking"))
+_D_MODE = _core_default("mode")
+_D_THREAD_LOCAL = bool(_core_default("thread_local"))
+_set_kind = _core.fl_options_kind_set
+_set_timeout = _core.fl_options_timeout_set
+_set_poll = _core.fl_options_poll_interval_set
+_set_blocking = _core.fl_options_blocking_set
+_set_mode = _core.fl_options_mode_set
+_set_thread_local = _core.fl_options_thread_local_set
+_set_singleton = _core.fl_options_singleton_set
+_set_read_write = _core.fl_options_read_write_set
+
+
+def _new_handle(
+    lock_file: str,
+    kind: int,
+    timeout: float,
+    blocking: bool,
+    poll_interval: float = _D_POLL,
+    mode: int = _D_MODE,
+    thread_local: bool = _D_THREAD_LOCAL,
+    singleton: bool = False,
+    read_write: bool = False,
+) -> Any:
+    """A core handle for *lock_file* (already ``os.fspath``'d). A new
+    ``fl_options`` holds the core's defaults; only what differs from them is
+    set (written out: this runs for every lock created). The core validates
+    the values (ValueError) and, with *singleton*, decides whether an
+    existing handle is the same lock file or conflicts with it."""
+    opts = _new_options()
+    if kind:
+        _set_kind(opts, kind)
+    if timeout != _D_TIMEOUT:
+        _set_timeout(opts, timeout)
+    if blocking is not _D_BLOCKING:
+        _set_blocking(opts, blocking)
+    if poll_interval != _D_POLL:
+        _set_poll(opts, poll_interval)
+    if mode != _D_MODE:
+        _set_mode(opts, mode)
+    if thread_local is not _D_THREAD_LOCAL:
+        _set_thread_local(opts, thread_local)
+    if singleton:
+        _set_singleton(opts, True)
+    if read_write:
+        _set_read_write(opts, True)
+    return _flpy_new(_fsencode(lock_file), opts)
 
 
 class _SingletonMeta(type):
@@ -255,13 +290,13 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
         self._h = _new_handle(
             path,
-            kind=kind,
-            timeout=float(timeout),
-            blocking=bool(blocking),
-            poll_interval=float(poll_interval),
-            mode=mode_value,
-            thread_local=bool(thread_local),
-            singleton=bool(is_singleton),
+            kind,
+            float(timeout),
+            bool(blocking),
+            float(poll_interval),
+            mode_value,
+            bool(thread_local),
+            bool(is_singleton),
         )
         self._lock_file = path
         self._mode = mode_value

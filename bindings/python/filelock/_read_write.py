@@ -78,9 +78,9 @@ class ReadWriteLock(metaclass=_SingletonMeta):
         # thread_local); waiting writers close the gate to new readers.
         self._h = _new_handle(
             path,
-            kind=_KERNEL,
-            timeout=float(timeout),
-            blocking=bool(blocking),
+            _KERNEL,
+            float(timeout),
+            bool(blocking),
             singleton=bool(is_singleton),
             read_write=True,
         )
