@@ -271,7 +271,8 @@ local function create(what, path, opts)
     local o = core.fl_options()
     if opts then
         local mode = opts.mode
-        if mode ~= nil and floor(mode) ~= mode then
+        -- A C int (the field's type); the core decides which values are modes.
+        if mode ~= nil and (floor(mode) ~= mode or mode < -2147483648 or mode > 2147483647) then
             invalid("option 'mode' must be an integer", path)
         end
         for k, v in pairs(opts) do
