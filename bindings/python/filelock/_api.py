@@ -160,7 +160,9 @@ class _SingletonMeta(type):
     _instances: weakref.WeakValueDictionary[str, Any]
     _instances_lock: threading.Lock
 
-    def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        cls, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kwargs: Any
+    ) -> None:
         super().__init__(name, bases, ns, **kwargs)
         cls._instances = weakref.WeakValueDictionary()
         cls._instances_lock = threading.Lock()

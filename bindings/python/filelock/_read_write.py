@@ -21,7 +21,15 @@ from typing import Any, Iterator
 
 from . import _api
 from . import _filelock_core as _core
-from ._api import AcquireReturnProxy, LockOwner, PathLike, _finalize, _new_handle, _owner_of, _SingletonMeta
+from ._api import (
+    AcquireReturnProxy,
+    LockOwner,
+    PathLike,
+    _finalize,
+    _new_handle,
+    _owner_of,
+    _SingletonMeta,
+)
 
 _acquire = _core.flpy_acquire
 _release = _core.fl_release

@@ -224,7 +224,9 @@ module Filelock
     # decides (kind, read_write).
     def open_handle(lock_file, options, allowed, **fixed)
       unknown = options.keys - allowed
-      raise ArgumentError, "unknown keyword#{'s' if unknown.size > 1}: #{unknown.map(&:inspect).join(', ')}" unless unknown.empty?
+      unless unknown.empty?
+        raise ArgumentError, "unknown keyword#{'s' if unknown.size > 1}: #{unknown.map(&:inspect).join(', ')}"
+      end
 
       path = lock_file.respond_to?(:to_path) ? lock_file.to_path : lock_file
       raise TypeError, "lock_file must be a String or Pathname, not #{lock_file.class}" unless path.is_a?(String)
