@@ -15,14 +15,12 @@
 #include "fsprobe.h"
 #include "internal.h"
 #include "platform.h"
-#include "seconds.h"
 #include "soft.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
