@@ -103,12 +103,7 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
 
 void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
     (void)l, (void)kind;
-    w->fd = -1;
-    w->wd = -1;
-    w->efd = -1;
-    w->waiter = NULL;
-    w->gen = fl__current_gen();
-    w->shared_fs = 0;
+    fl__px_watch_none(w);
 }
 
 int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
@@ -122,12 +117,7 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
     return fl__px_sleep(l, &ts);
 }
 
-void fl__os_watch_close(fl__watch *w) {
-    w->fd = -1;
-    w->wd = -1;
-    w->efd = -1;
-    w->waiter = NULL;
-}
+void fl__os_watch_close(fl__watch *w) { fl__px_watch_none(w); }
 
 /* No mutex of its own: nothing to hold across fork. */
 void fl__os_atfork(int phase) { (void)phase; }

@@ -542,12 +542,7 @@ static int rearm_if_moved(fl_lock *l, int kind, fl__watch *w) {
 }
 
 void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
-    w->fd = -1;
-    w->wd = -1;
-    w->efd = -1;
-    w->waiter = NULL;
-    w->gen = fl__current_gen();
-    w->shared_fs = 0;
+    fl__px_watch_none(w);
     {
         uint32_t mask;
         const char *target;
@@ -713,8 +708,5 @@ void fl__os_watch_close(fl__watch *w) {
         }
         free(wt);
     }
-    w->fd = -1;
-    w->wd = -1;
-    w->efd = -1;
-    w->waiter = NULL;
+    fl__px_watch_none(w);
 }

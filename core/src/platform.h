@@ -46,6 +46,10 @@ FL__HIDDEN int fl__px_close(int fd);
  * the lock file) when a signal ended it. */
 FL__HIDDEN int fl__px_sleep(const fl_lock *l, const struct timespec *ts);
 
+/* A watch that wakes nobody (fd -1: the waiter sleeps), of this fork
+ * generation: where fl__os_watch_open starts, and what close leaves. */
+FL__HIDDEN void fl__px_watch_none(fl__watch *w);
+
 /* Platform half: who we are, and is that process still the same one ----- */
 
 /* The pid namespace of the initial namespace (PROC_PID_INIT_INO, fixed

@@ -447,6 +447,15 @@ void fl__prim_sleep(double seconds) {
     nanosleep(&ts, NULL);
 }
 
+void fl__px_watch_none(fl__watch *w) {
+    w->fd = -1;
+    w->wd = -1;
+    w->efd = -1;
+    w->waiter = NULL;
+    w->gen = fl__current_gen();
+    w->shared_fs = 0;
+}
+
 int fl__px_sleep(const fl_lock *l, const struct timespec *ts) {
     if (nanosleep(ts, NULL) != 0 && errno == EINTR)
         return fl__error(FL_EINTR, EINTR, "waiting for lock file '%s' was interrupted by a signal",
