@@ -578,7 +578,6 @@ END_TEST
 
 /* _i: 0 our parent, 1 pid 1, 2 this very process; each alive, token wrong */
 START_TEST(recycled_pid_reclaimed) {
-    FL_NEEDS_LINUX("start tokens from /proc to tell a recycled pid");
     const char *p = P("x.lock");
     pid_t pids[3];
     char rec[512], h[256], tok[128];
@@ -591,7 +590,14 @@ START_TEST(recycled_pid_reclaimed) {
      * had this pid before (a different start time on this boot). */
     snprintf(rec, sizeof rec, "%ld\n%s\n%s\n", (long)pids[_i], h, strcmp(tok, "1") ? "1" : "2");
     fl_write_file(p, rec);
+#ifdef FL__LINUX
     assert_reclaimed(p, rec);
+#else
+    /* The generic POSIX build reads no tokens: kill() finds the pid alive,
+     * so the marker is kept (the documented weaker proof, never a taken
+     * live lock). */
+    assert_kept(p, rec, 1.2);
+#endif
 }
 END_TEST
 
