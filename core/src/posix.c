@@ -29,6 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A file's modification time as a struct timespec: POSIX 2008 names it
+ * st_mtim, macOS st_mtimespec. */
+#ifdef __APPLE__
+#define FL__MTIM(st) ((st).st_mtimespec)
+#else
+#define FL__MTIM(st) ((st).st_mtim)
+#endif
+
 /* ---------------------------------------------------------------------- */
 /* The system-call seam                                                    */
 /* ---------------------------------------------------------------------- */
@@ -289,9 +297,9 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->id.dev = (uint64_t)st2.st_dev;
     rec->id.ino = (uint64_t)st2.st_ino;
     clock_gettime(CLOCK_REALTIME, &now);
-    rec->mtime = (double)st2.st_mtim.tv_sec + (double)st2.st_mtim.tv_nsec / 1e9;
-    rec->age = (double)(now.tv_sec - st2.st_mtim.tv_sec) +
-               (double)(now.tv_nsec - st2.st_mtim.tv_nsec) / 1e9;
+    rec->mtime = (double)FL__MTIM(st2).tv_sec + (double)FL__MTIM(st2).tv_nsec / 1e9;
+    rec->age = (double)(now.tv_sec - FL__MTIM(st2).tv_sec) +
+               (double)(now.tv_nsec - FL__MTIM(st2).tv_nsec) / 1e9;
     return 0;
 }
 
@@ -360,8 +368,8 @@ int fl__prim_still_old(const fl__record *rec, fl__fh fresh_fd, double grace) {
     double then, now;
     if (rec->fd < 0 || fl__sys.fstat(rec->fd, &judged) != 0 || fl__sys.fstat(fresh_fd, &fresh) != 0)
         return 0;
-    then = (double)judged.st_mtim.tv_sec + (double)judged.st_mtim.tv_nsec / 1e9;
-    now = (double)fresh.st_mtim.tv_sec + (double)fresh.st_mtim.tv_nsec / 1e9;
+    then = (double)FL__MTIM(judged).tv_sec + (double)FL__MTIM(judged).tv_nsec / 1e9;
+    now = (double)FL__MTIM(fresh).tv_sec + (double)FL__MTIM(fresh).tv_nsec / 1e9;
     /* Written since we read it: its owner is at work. */
     if (then != rec->mtime || judged.st_size != (off_t)rec->len)
         return 0;
