@@ -167,6 +167,10 @@ static int not_regular_error(const fl_lock *l, mode_t m) {
                      l->path);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Owner records (identity and proof of death: the platform half)          */
+/* ---------------------------------------------------------------------- */
+
 static void host_name(char *buf, size_t size) {
     if (gethostname(buf, size) != 0)
         buf[0] = '\0';
