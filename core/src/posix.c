@@ -275,7 +275,7 @@ int fl__prim_read(const char *path, fl__record *rec) {
     rec->len = 0;
     rec->text[0] = '\0';
     /* ESTALE: another host removed or replaced the file under the name
-     * (open_retry): like a change seen between lstat and fstat, EAGAIN. */
+     * (fl__px_open): like a change seen between lstat and fstat, EAGAIN. */
     if (fl__sys.lstat(path, &st) != 0)
         return errno == ESTALE ? EAGAIN : errno;
     if (!S_ISREG(st.st_mode))
