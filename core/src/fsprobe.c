@@ -22,6 +22,10 @@
  */
 #define _GNU_SOURCE
 #include "fsprobe.h"
+#include "platform.h"
+
+/* Built with linux.c only (see there); empty elsewhere. */
+#ifdef FL__LINUX
 
 #include <errno.h>
 #include <pthread.h>
@@ -289,3 +293,5 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
     fclose(f);
     return rc;
 }
+
+#endif /* FL__LINUX */

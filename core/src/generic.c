@@ -21,9 +21,14 @@
  *   flock on this host, so such a mount is not refused (docs/filesystems.md
  *   lists them; use the soft lock there).
  */
+#include "platform.h"
+
+/* The other half is linux.c: exactly one of the two has content in a
+ * build, so that packagers may compile every .c file of core/src. */
+#if !defined(FL__LINUX) && !defined(_WIN32)
+
 #include "fsprobe.h"
 #include "internal.h"
-#include "platform.h"
 #include "seconds.h"
 
 #include <errno.h>
@@ -121,3 +126,5 @@ void fl__os_watch_close(fl__watch *w) { fl__px_watch_none(w); }
 
 /* No mutex of its own: nothing to hold across fork. */
 void fl__os_atfork(int phase) { (void)phase; }
+
+#endif /* !FL__LINUX && !_WIN32 */

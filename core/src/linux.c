@@ -7,9 +7,14 @@
  * asks for generic.c.
  */
 #define _GNU_SOURCE
+#include "platform.h"
+
+/* Packagers that compile every .c file of core/src (setup.py, the gem's extconf)
+ * get exactly one platform half: this file is empty unless FL__LINUX. */
+#ifdef FL__LINUX
+
 #include "fsprobe.h"
 #include "internal.h"
-#include "platform.h"
 #include "seconds.h"
 #include "soft.h"
 
@@ -710,3 +715,5 @@ void fl__os_watch_close(fl__watch *w) {
     }
     fl__px_watch_none(w);
 }
+
+#endif /* FL__LINUX */
