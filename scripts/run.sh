@@ -3,7 +3,8 @@
 #   bash scripts/run.sh demo   run the demo (writers in every language under one lock)
 #   bash scripts/run.sh test   run every test suite: the normal build (C, Python, Ruby, Lua,
 #                              CLI, demo, cross-language), then the C suites under ASan+UBSan,
-#                              TSan and valgrind, then the Windows lane (mingw-w64 + Wine)
+#                              TSan and valgrind, on the generic POSIX backend, then the
+#                              Windows lane (mingw-w64 + Wine)
 # Environment: FL_BUILD_DIR (default ./build), FL_PYTHON_EXECUTABLE (default /usr/bin/python3),
 # FL_SKIP_INSTALL=1 to never call apt-get, FL_QUICK=1 to skip the sanitizer/valgrind lanes.
 set -euo pipefail
@@ -93,6 +94,13 @@ test)
     echo "== C suites under valgrind memcheck =="
     configure_and_build "$build-valgrind" -DFL_VALGRIND=ON "${c_only[@]}"
     ctest --test-dir "$build-valgrind" --output-on-failure -L valgrind
+    echo "== C suites on the generic POSIX backend (-DFL_GENERIC_POSIX=ON: no inotify, pidfd, /proc) =="
+    # What macOS and the BSDs build (core/src/generic.c), forced on Linux.
+    # Tests of Linux-only features say "skipped ... (generic POSIX build)".
+    # c.interleave is left to the other lanes: ~3 min on 2 cores, and its
+    # soft-lock interleavings run the same posix.c/soft.c code here.
+    configure_and_build "$build-generic" -DFL_GENERIC_POSIX=ON "${c_only[@]}"
+    ctest --test-dir "$build-generic" --output-on-failure -j"$jobs" -L '^c$' -E '^c[.]interleave$'
     echo "== Windows lane: mingw-w64 build, Check suites under Wine =="
     bash "$root/scripts/windows-lane.sh" "$build-windows"
   fi

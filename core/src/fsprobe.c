@@ -16,9 +16,16 @@
  *    option, so a lock on a local file system costs one fstatfs.
  *
  * Sources for each option: docs/filesystems.md.
+ *
+ * Part of the Linux half of the POSIX backend (platform.h); generic.c
+ * answers "local, nothing to check" on other systems.
  */
 #define _GNU_SOURCE
 #include "fsprobe.h"
+#include "platform.h"
+
+/* Built with linux.c only (see there); empty elsewhere. */
+#ifdef FL__LINUX
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,16 +34,12 @@
 #include <string.h>
 #include <sys/types.h>
 
-#ifdef __linux__
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
-#endif
 
 const char *fl__mountinfo_path = NULL;
 const char *fl__kernel_release = NULL;
-
-#ifdef __linux__
 
 /* f_type values (statfs(2), <linux/magic.h>, and the file systems' own
  * headers for those not in it). */
@@ -291,18 +294,4 @@ int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
     return rc;
 }
 
-#else /* not Linux: no mount table to read; flock itself reports what it lacks */
-
-int fl__fs_is_shared(const char *path) {
-    (void)path;
-    return 0;
-}
-
-int fl__fs_check_flock(const char *path, int fd, uint64_t dev) {
-    (void)path;
-    (void)fd;
-    (void)dev;
-    return 0;
-}
-
-#endif
+#endif /* FL__LINUX */

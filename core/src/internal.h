@@ -1,7 +1,7 @@
 /*
  * Internal declarations shared by the platform-independent core (lock.c,
- * errors.c, owner.c) and the platform backends (posix.c, win32.c, one per
- * build). Names here carry the fl__ / FL__ prefix (names that begin with
+ * errors.c, owner.c) and the platform backends (posix.c with linux.c or
+ * generic.c, see platform.h; win32.c; one per build). Names here carry the fl__ / FL__ prefix (names that begin with
  * two underscores are reserved for the C implementation; older code was
  * renamed by scripts/rename-internal.sh) and hidden visibility. The lock order and what each mutex
  * guards are written down above struct fl_lock.
@@ -84,7 +84,7 @@ typedef struct fl__hold {
 
 /* A wake-up source for a waiter.
  *
- * Linux: the process's wait hub (posix.c). One inotify instance per process
+ * Linux: the process's wait hub (linux.c). One inotify instance per process
  * (a forked child makes its own and leaves the inherited one alone), one
  * watch per watched inode shared by every waiter on it (reference counted),
  * and one eventfd per waiting thread. A waiter polls both the hub's inotify
@@ -110,9 +110,9 @@ typedef struct fl__watch {
 #else
     int efd;      /* this waiter's eventfd, signalled by the hub */
     unsigned gen; /* fork generation of the hub this waiter joined */
-    void *waiter; /* the hub's record of this waiter (posix.c) */
+    void *waiter; /* the hub's record of this waiter (linux.c) */
     /* The attempt's hold: a soft waiter's contended marker, whose holder's
-     * death is a wake-up on Linux (posix.c, holder_pidfd). */
+     * death is a wake-up on Linux (linux.c, holder_pidfd). */
     struct fl__hold *hold;
 #endif
 } fl__watch;
@@ -143,9 +143,9 @@ typedef struct fl__state {
  *   fl_lock.mu (one per handle) acquiring, shared, states, cancel and
  *                               cancel_data, gen; cond is used with it.
  *   g_held_mu (lock.c)          the held-lock table of the deadlock check.
- *   owner_mu (posix.c)          the cache of this process's owner record.
- *   boot_mu (posix.c)           the cache of the boot id.
- *   hub_mu (posix.c)            the wait hub: its inotify descriptor, watch
+ *   owner_mu (linux.c)          the cache of this process's owner record.
+ *   boot_mu (linux.c)           the cache of the boot id.
+ *   hub_mu (linux.c)            the wait hub: its inotify descriptor, watch
  *                               table and waiter list.
  *
  * Lock order: g_mu, then handles' mu (any number, in the order of the
@@ -272,7 +272,6 @@ FL__HIDDEN void fl__os_atfork(int phase);
 
 /* Backend: owner records and inspection (soft markers, kernel holders). */
 FL__HIDDEN int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out);
-FL__HIDDEN int fl__os_break(fl_lock *l, int kind);
 
 /* Backend: canonical registry key for a path (caller frees). */
 FL__HIDDEN char *fl__os_canonical_key(const char *dir, const char *base);

@@ -1278,7 +1278,14 @@ int fl_set_read_only_open(fl_lock *l, int allow) {
 static int break_lock(fl_lock *l) {
     if (!l)
         return fl__error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");
-    return fl__os_break(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED));
+    /* The same answer on every platform: only a soft marker can be removed
+     * by someone else; a kernel lock ends only with its holder. */
+    if (__atomic_load_n(&l->kind, __ATOMIC_RELAXED) != FL_SOFT)
+        return fl__error(FL_ENOTSUP, 0,
+                         "cannot break kernel lock '%s': the OS releases it when its holder "
+                         "exits",
+                         l->path);
+    return fl__soft_break(l);
 }
 
 int fl_break_lock(fl_lock *l) {

@@ -1068,15 +1068,6 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
     return 0;
 }
 
-int fl__os_break(fl_lock *l, int kind) {
-    if (kind != FL_SOFT)
-        return fl__error(FL_ENOTSUP, 0,
-                         "cannot break kernel lock '%s': the OS releases it when its holder "
-                         "exits",
-                         l->path);
-    return fl__soft_break(l);
-}
-
 /* ---------------------------------------------------------------------- */
 /* Kernel lock                                                             */
 /* ---------------------------------------------------------------------- */

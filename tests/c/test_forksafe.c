@@ -191,6 +191,7 @@ static int hub_child(void *arg) {
 }
 
 START_TEST(fork_while_a_thread_is_inside_the_hub) {
+    FL_NEEDS_LINUX("the inotify wait hub");
     hub_case h;
     fl_lock *holder;
     pthread_t t, opener;
@@ -254,6 +255,7 @@ static int owner_child(void *arg) {
 }
 
 START_TEST(fork_while_a_thread_is_inside_the_owner_cache) {
+    FL_NEEDS_LINUX("the /proc owner cache");
     hub_case h;
     pthread_t t, opener;
     int rc;

@@ -54,6 +54,9 @@ START_TEST(child_forked_in_cancel_callback_owns_what_it_wins) {
     fork_cb f = {0, 0};
     int kind = _i < 4 ? _i & 1 : FL_SOFT, rc;
     double poll = _i < 4 ? 0.01 : 1000.0;
+    if (_i >= 4)
+        FL_NEEDS_LINUX("a wake-up source for the release (the generic build re-checks only every "
+                       "poll_interval, here 1000 s)");
     o.kind = (fl_kind)kind;
     o.thread_local = _i < 4 ? (_i >> 1) & 1 : _i & 1;
     ck_assert_int_eq(fl_lock_new(&holder, p, &o), 0);
@@ -423,6 +426,7 @@ static int fds_on_inode(ino_t ino) {
 /* The holder of the old inode never releases: the path was renamed away
  * and re-created, and the new file is free. */
 START_TEST(waiter_follows_a_lock_file_renamed_away) {
+    FL_NEEDS_LINUX("the inotify watch that follows the lock file (the waiter polls every 1000 s)");
     const char *p = P("x.lock"), *old = P("x.lock.old");
     fl_lock *holder, *w;
     fl_logrec rec;
@@ -452,6 +456,7 @@ END_TEST
  * lock file, and starts over on the new one), and the new file's holder
  * releases later: that release must wake the waiter. */
 START_TEST(waiter_follows_a_lock_file_replaced_by_rename) {
+    FL_NEEDS_LINUX("the inotify watch that follows the lock file");
     const char *p = P("x.lock"), *tmp = P("x.lock.new");
     fl_lock *a_holder, *b_holder, *w;
     fl_logrec rec;
@@ -500,6 +505,7 @@ END_TEST
  * marker: the waiter must wake, see that marker, move its watch to the new
  * directory, and wake again when that marker is deleted. */
 START_TEST(soft_waiter_follows_a_swapped_directory) {
+    FL_NEEDS_LINUX("the inotify watch that follows the directory (the waiter polls every 1000 s)");
     const char *d = P("d"), *d2 = P("d2"), *p = P("d/x.lock"), *p2 = P("d2/x.lock");
     fl_lock *a_holder, *b_holder, *w;
     fl_logrec rec;
@@ -546,6 +552,7 @@ END_TEST
  * directory is re-created by the next attempt), and the waiter must notice
  * without waiting for its (long) poll interval. */
 START_TEST(soft_waiter_follows_a_directory_renamed_away) {
+    FL_NEEDS_LINUX("the inotify watch that follows the directory (the waiter polls every 1000 s)");
     const char *d = P("d"), *d2 = P("d.old"), *p = P("d/x.lock");
     fl_lock *holder, *w;
     fl_logrec rec;

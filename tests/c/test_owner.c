@@ -78,10 +78,16 @@ static unsigned long long start_time_of(pid_t pid) {
     return 0;
 }
 
-/* The start token the issue specifies: (boot_id << 64) | starttime. */
+/* The start token the issue specifies: (boot_id << 64) | starttime. The
+ * generic POSIX build writes none: "". */
 static void token_of(pid_t pid, char *out, size_t size) {
     char boot[128], hex[128];
     size_t i, k = 0;
+#ifndef FL__LINUX
+    (void)pid, (void)boot, (void)hex, (void)i, (void)k;
+    out[0] = '\0';
+    return;
+#endif
     ck_assert(fl_read_file("/proc/sys/kernel/random/boot_id", boot, sizeof boot) >= 36);
     for (i = 0; boot[i] && boot[i] != '\n'; i++)
         if (boot[i] != '-')
@@ -237,7 +243,10 @@ START_TEST(record_format_and_token) {
     fl_lock *l = fl_new_kind(p, FL_SOFT);
     host(h, sizeof h);
     token_of(getpid(), tok, sizeof tok);
-    snprintf(want, sizeof want, "%ld\n%s\n%s\n", (long)getpid(), h, tok);
+    if (tok[0])
+        snprintf(want, sizeof want, "%ld\n%s\n%s\n", (long)getpid(), h, tok);
+    else /* generic POSIX build: no token line */
+        snprintf(want, sizeof want, "%ld\n%s\n", (long)getpid(), h);
     ck_assert_int_eq(fl_acquire(l), 0);
     ck_assert(fl_read_file(p, buf, sizeof buf) > 0);
     ck_assert_str_eq(buf, want);
@@ -427,6 +436,16 @@ START_TEST(owner_kernel) {
     host(h, sizeof h);
     ck_assert_int_eq(fl_get_owner(l, &o), FL_ENOENT); /* no file */
     hp = hold_in_helper(p, FL_KERNEL);
+#ifndef FL__LINUX
+    /* The generic POSIX build has no lock table to read: it says so,
+     * naming the path, and never guesses. */
+    ck_assert_int_eq(fl_get_owner(l, &o), FL_ENOTSUP);
+    ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
+    ck_assert_int_eq(o.pid, -1);
+    holder_finish(&hp);
+    fl_lock_free(l);
+    return;
+#endif
     ck_assert_int_eq(fl_get_owner(l, &o), 0);
     ck_assert_int_eq(o.pid, hp.pid);
     ck_assert_int_eq(o.this_process, 0);
@@ -459,6 +478,18 @@ START_TEST(held_by_this_process) {
     ck_assert_int_eq(fl_held_by_this_process(a), 0); /* free, no file */
     ck_assert_int_eq(fl_acquire(a), 0);
     ck_assert_int_eq(fl_held_by_this_process(a), 1);
+#ifndef FL__LINUX
+    /* A kernel lock's holder is known only from Linux's /proc/locks. */
+    if (_i == FL_KERNEL) {
+        ck_assert_int_eq(fl_held_by_this_process(b), 0);
+        fprintf(stderr, "skipped held_by_this_process (kernel): another handle's hold needs "
+                        "/proc/locks (generic POSIX build)\n");
+        ck_assert_int_eq(fl_release(a, 0), 0);
+        fl_lock_free(a);
+        fl_lock_free(b);
+        return;
+    }
+#endif
     ck_assert_int_eq(fl_held_by_this_process(b), 1); /* through the owner record */
     ck_assert_int_eq(fl_release(a, 0), 0);
     ck_assert_int_eq(fl_held_by_this_process(a), 0);
@@ -559,7 +590,14 @@ START_TEST(recycled_pid_reclaimed) {
      * had this pid before (a different start time on this boot). */
     snprintf(rec, sizeof rec, "%ld\n%s\n%s\n", (long)pids[_i], h, strcmp(tok, "1") ? "1" : "2");
     fl_write_file(p, rec);
+#ifdef FL__LINUX
     assert_reclaimed(p, rec);
+#else
+    /* The generic POSIX build reads no tokens: kill() finds the pid alive,
+     * so the marker is kept (the documented weaker proof, never a taken
+     * live lock). */
+    assert_kept(p, rec, 1.2);
+#endif
 }
 END_TEST
 
@@ -652,10 +690,13 @@ START_TEST(kill_eperm_means_alive) {
     snprintf(rec, sizeof rec, "%ld\n%s\n%s\n", (long)getppid(), h, tok);
     fl_write_file(p, rec);
     assert_kept(p, rec, 1.2);
-    /* ... token differing: a recycled pid, reclaimed. */
+#ifdef FL__LINUX
+    /* ... token differing: a recycled pid, reclaimed. (The generic POSIX
+     * build reads no tokens: kill() is all it has.) */
     snprintf(rec, sizeof rec, "%ld\n%s\n1\n", (long)getppid(), h);
     fl_write_file(p, rec);
     assert_reclaimed(p, rec);
+#endif
     /* Back to the real kill(): the dead pid's marker goes. (With a token,
      * so that the verdict holds even if the pid was reused meanwhile: the
      * pid space here may be only 32768 wide.) */
@@ -844,7 +885,12 @@ START_TEST(racing_reclaimers_never_both_win) {
          * (recycled pid), or a malformed marker past its grace. */
         ck_assert(!fl_exists(p));
         if (round % 2 == 0) {
+#ifdef FL__LINUX
             snprintf(rec, sizeof rec, "%ld\n%s\n1\n", (long)getpid(), h);
+#else
+            /* No tokens in the generic POSIX build: a dead pid instead. */
+            snprintf(rec, sizeof rec, "%ld\n%s\n", (long)dead_pid(), h);
+#endif
             fl_write_file(p, rec);
         } else {
             fl_write_file(p, "half-written");

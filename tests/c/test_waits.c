@@ -386,6 +386,16 @@ START_TEST(huge_poll_interval_waits_normally) {
                   "poll_interval %g: the wait did not end at its timeout", c.poll);
     fl_join(t, 5);
     ck_assert_int_eq(c.rc, FL_ETIMEOUT);
+#ifndef FL__LINUX
+    /* No wake-up source in the generic POSIX build: the release would be
+     * seen only at the next re-check, an eternity away. */
+    fprintf(stderr, "skipped huge_poll_interval_waits_normally (release): needs a wake-up source "
+                    "(generic POSIX build)\n");
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    fl_lock_free(holder);
+    fl_lock_free(c.waiter);
+    return;
+#endif
     /* Woken by the release, waiting forever. Kernel lock: the cancel
      * callback keeps it off the kernel's own blocking wait, so the watch is
      * what wakes it. Soft lock: no callback, so nothing shortens the wait
@@ -460,6 +470,7 @@ static void *many_waiter(void *arg) {
 }
 
 START_TEST(many_waiters_share_one_inotify_instance) {
+    FL_NEEDS_LINUX("the inotify wait hub");
     many_case m;
     pthread_t t[NWAITERS];
     fl_lock *holder;

@@ -12,10 +12,26 @@
 
 #include "filelock.h"
 #include "internal.h"
+#include "platform.h"
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+/* A test that needs the Linux half of the backend (inotify, eventfd, pidfd,
+ * /proc: linux.c) returns at once in the generic POSIX build
+ * (-DFL_GENERIC_POSIX=ON, what macOS and the BSDs use), saying why on
+ * stderr. `why` names the Linux feature the test proves. */
+#ifdef FL__LINUX
+#define FL_NEEDS_LINUX(why) ((void)0)
+#else
+#define FL_NEEDS_LINUX(why)                                                                        \
+    do {                                                                                           \
+        fprintf(stderr, "skipped %s: needs %s (generic POSIX build)\n", __func__, why);            \
+        return;                                                                                    \
+    } while (0)
+#endif
 
 /* Every suite, one per area (CK_RUN_SUITE=<name> runs one of them). */
 Suite *suite_kernel(void);
