@@ -120,8 +120,16 @@ class Lane:
                 # read-increment-write in the shell under the CLI's lock,
                 # fixed width so the file never shrinks
                 # (expr reads the leading zeros as decimal; dash's $(( )) would not)
-                body = ('v=$(expr "$(cat {c})" + 1) && printf "%020d\\n" "$v" > {c}.tmp.$$ && '
-                        'cat {c}.tmp.$$ > {c} && rm -f {c}.tmp.$$').format(c=counter)
+                # Each hold is logged like the workers' (torture.py's "S t0
+                # value" / "E t1" lines, on this machine's disk), so
+                # overlapping holds show up as such, not only as a short
+                # count. date(1) reads CLOCK_REALTIME, one clock for both
+                # hosts (namespaces do not change it).
+                body = ('t0=$(date +%s%N) && o=$(cat {c}) && v=$(expr "$o" + 1) && '
+                        'printf "%020d\\n" "$v" > {c}.tmp.$$ && '
+                        'cat {c}.tmp.$$ > {c} && rm -f {c}.tmp.$$ && '
+                        'printf "S %s %s\\nE %s\\n" "$t0" "$(expr "$o" + 0)" '
+                        '"$(date +%s%N)" >> {log}').format(c=counter, log=log)
                 script = ('i=0; while [ $i -lt {n} ]; do {cli} {f}-w 60 {l} sh -c \'{b}\' '
                           '|| exit 1; i=$((i+1)); done').format(
                               n=PER_PROC, cli=self.cli, f=flag, l=lockfile, b=body)
@@ -153,7 +161,7 @@ class Lane:
         if final != total:
             raise Failure("counter is %d, expected %d: increments were lost" % (final, total))
         what = "counter exact (%d)" % total
-        if lang != "cli":
+        if True:
             holds = []
             for w in procs:
                 h = torture.parse_log(w)
