@@ -1048,7 +1048,7 @@ static void hub_unref(int wd) {
  * timed re-check as it was. A pidfd says "exited", not "reaped": the
  * marker of a zombie is still valid (fl__prim_judge says why), so after the
  * pidfd fired the waiter re-judges at short, growing intervals
- * (FL__REAP_POLL_MIN .. FL__STALE_RECHECK in soft.c) until the zombie is
+ * (FL__REAP_POLL_MIN doubling up to FL__REAP_POLL_MAX) until the zombie is
  * reaped or the marker is released; its parent reaps it (or releases)
  * moments later. */
 static int g_no_pidfd; /* pidfd_open answered ENOSYS: not tried again (atomic) */
