@@ -748,8 +748,8 @@ static pid_t start_soft_waiter(recovery_case *c) {
             _exit(20);
         (void)!write(c->ready[1], "w", 1);
         rc = fl_acquire_ex(l, c->timeout, 1, 0.05);
-        if (rc == FL_ETIMEOUT)
-            _exit(3);
+        if (rc == FL_ETIMEOUT) /* need_pidfd: the holder was watched (or tried) */
+            _exit(c->need_pidfd && __atomic_load_n(&g_pidfd_calls, __ATOMIC_RELAXED) == 0 ? 23 : 3);
         if (rc != 0) {
             fprintf(stderr, "waiter: %s\n", fl_last_error());
             _exit(21);
@@ -801,7 +801,7 @@ START_TEST(zombie_holder_kept_until_reaped) {
     for (i = 0; i < 2; i++) {
         c.path = P(i ? "z1.lock" : "z0.lock");
         c.pidfd = i == 0;
-        c.need_pidfd = 0;
+        c.need_pidfd = c.pidfd;
         c.timeout = 1.5;
         holder = start_soft_holder(c.path);
         waiter = start_soft_waiter(&c);
@@ -809,6 +809,7 @@ START_TEST(zombie_holder_kept_until_reaped) {
         ck_assert_int_eq(fl_wait_child(waiter, 40), 3); /* the zombie's marker kept */
         ck_assert(fl_exists(c.path));
         c.timeout = 10;
+        c.need_pidfd = 0; /* the reap may come before its first wait */
         waiter = start_soft_waiter(&c);
         ck_assert_int_eq(waitpid(holder, &st, 0), holder); /* reaped only now */
         ck_assert_int_eq(fl_wait_child(waiter, 40), 0);
@@ -842,7 +843,7 @@ START_TEST(owner_pid_exited_child_kept_until_release) {
     ck_assert_int_eq(fl_acquire_ex(a, 0, 1, 0.05), 0);
     c.path = p;
     c.pidfd = 1;
-    c.need_pidfd = 0;
+    c.need_pidfd = 1;
     c.timeout = 1.5;
     waiter = start_soft_waiter(&c);            /* contending: the child lives */
     ck_assert_int_eq(kill(child, SIGKILL), 0); /* the command ends ... */
