@@ -74,11 +74,6 @@ int fl__plat_start_token(long pid, char *out, size_t size) {
     return -1;
 }
 
-int fl__plat_holder_exited(long pid, const char *token) {
-    (void)pid, (void)token;
-    return 0;
-}
-
 int fl__plat_flock_holder(const char *path, uint64_t dev, uint64_t ino, long *pid) {
     (void)dev, (void)ino;
     *pid = -1;

@@ -267,11 +267,10 @@ typedef struct fl__waiter {
     struct fl__waiter *prev, *next;
     /* Soft lock: the contended marker's holder (holder_pidfd), used by the
      * waiting thread only. Armed once per marker identity. */
-    int pidfd; /* -1: none */
+    int pidfd;        /* -1: none */
+    double reap_poll; /* > 0: the holder exited (pidfd); re-judge after this */
     int pid_armed;
     uint64_t pid_dev, pid_ino;
-    long pid;
-    char token[96];
 } fl__waiter;
 
 typedef struct fl__hub_watch {
@@ -376,18 +375,17 @@ static void hub_unref(int wd) {
  * that /proc (of our own pid namespace) still confirms once the pidfd is
  * open: the pidfd is then certainly the holder's. Anything else (another
  * host or namespace, no token, no pidfd_open: ENOSYS, EMFILE) leaves the
- * timed re-check as it was. The death a pidfd reports is final even while
- * the holder is a zombie not yet reaped (kill() and /proc still show it):
- * the judge of this thread is told (fl__plat_holder_exited). */
-static __thread long t_exited_pid;
-static __thread char t_exited_token[96];
+ * timed re-check as it was. A pidfd says "exited", not "reaped": the
+ * marker of a zombie is still valid (fl__prim_judge says why), so after the
+ * pidfd fired the waiter re-judges at short, growing intervals
+ * (FL__REAP_POLL_MIN doubling up to FL__REAP_POLL_MAX) until the zombie is
+ * reaped or the marker is released; its parent reaps it (or releases)
+ * moments later. */
 static int g_no_pidfd; /* pidfd_open answered ENOSYS: not tried again (atomic) */
 
-#define FL__HOLDER_GONE (-2)
-
-int fl__plat_holder_exited(long pid, const char *token) {
-    return pid == t_exited_pid && token[0] && strcmp(token, t_exited_token) == 0;
-}
+#define FL__HOLDER_GONE   (-2)
+#define FL__REAP_POLL_MIN 0.001
+#define FL__REAP_POLL_MAX 0.5
 
 static void holder_unwatch(fl__waiter *wt) {
     if (wt->pidfd >= 0)
@@ -412,6 +410,7 @@ static int holder_pidfd(fl_lock *l, fl__watch *w) {
     if (wt->pid_armed && wt->pid_dev == h->dev && wt->pid_ino == h->ino)
         return wt->pidfd;
     holder_unwatch(wt);
+    wt->reap_poll = 0;
     wt->pid_armed = 1;
     wt->pid_dev = h->dev;
     wt->pid_ino = h->ino;
@@ -441,21 +440,30 @@ static int holder_pidfd(fl_lock *l, fl__watch *w) {
         return r == -1 ? -1 : FL__HOLDER_GONE;
     }
     wt->pidfd = fl__px_above_stdio(fd, 1);
-    wt->pid = o.pid;
-    snprintf(wt->token, sizeof wt->token, "%s", o.start_token);
     return wt->pidfd;
 }
 
 /* The holder is gone (exited = its pidfd said so): judge the marker at the
- * next attempt instead of at its next scheduled judgement. */
+ * next attempt instead of at its next scheduled judgement; after an exit,
+ * also at short intervals until it is reaped (holder_reap_slice). */
 static void holder_gone(fl__watch *w, int exited) {
     fl__waiter *wt = w->waiter;
-    if (exited) {
-        t_exited_pid = wt->pid;
-        snprintf(t_exited_token, sizeof t_exited_token, "%s", wt->token);
-    }
+    if (exited)
+        wt->reap_poll = FL__REAP_POLL_MIN;
     holder_unwatch(wt);
     w->hold->recheck_at = 0;
+}
+
+/* While the exited holder of the contended marker may be an unreaped
+ * zombie: the next short slice to wait before judging again (doubling up
+ * to FL__REAP_POLL_MAX), else 0. */
+static double holder_reap_slice(fl__watch *w) {
+    fl__waiter *wt = w->waiter;
+    const fl__hold *h = w->hold;
+    if (!wt || !h || wt->reap_poll <= 0 || !h->have_id || wt->pid_dev != h->dev ||
+        wt->pid_ino != h->ino)
+        return 0;
+    return wt->reap_poll;
 }
 
 void fl__os_atfork(int phase) {
@@ -648,10 +656,15 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             struct pollfd p[3];
             uint64_t count;
             int rc, n = 2, hp = kind == FL_SOFT ? holder_pidfd(l, w) : -1;
+            double reap = kind == FL_SOFT ? holder_reap_slice(w) : 0;
             if (hp == FL__HOLDER_GONE) {
                 holder_gone(w, 0);
                 return 1;
             }
+            if (reap > 0 && reap < left)
+                (void)fl__seconds_to_timespec(reap, &ts);
+            else
+                reap = 0;
             p[0].fd = w->fd;
             p[0].events = POLLIN;
             p[0].revents = 0;
@@ -670,6 +683,13 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
                                  "waiting for lock file '%s' was interrupted by a signal", l->path);
             if (rc < 0)
                 return fl__px_sleep(l, &ts); /* cannot poll: re-check on time */
+            if (rc == 0 && reap > 0) {
+                /* Judge the exited holder's marker again: reaped yet? */
+                ((fl__waiter *)w->waiter)->reap_poll =
+                    reap * 2 < FL__REAP_POLL_MAX ? reap * 2 : FL__REAP_POLL_MAX;
+                w->hold->recheck_at = 0;
+                return 1;
+            }
             if (rc == 0)
                 return 0;
             if (n == 3 && p[2].revents) {

@@ -84,11 +84,6 @@ FL__HIDDEN void fl__plat_self(fl__self *out);
  * does not exist, -1 when it cannot be told (always on generic.c). */
 FL__HIDDEN int fl__plat_start_token(long pid, char *out, size_t size);
 
-/* Whether this thread learned, from a wake-up, that the process with this
- * pid and start token has exited (it may still be a zombie that kill()
- * and /proc show). 0 when not known. */
-FL__HIDDEN int fl__plat_holder_exited(long pid, const char *token);
-
 /* The pid of a process holding a flock(2) lock on the file dev/ino (path
  * names it in messages). 0 with *pid set; FL_ENOENT (error set) when no
  * holder is seen; FL_ENOTSUP when the system cannot tell (generic.c, or no

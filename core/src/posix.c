@@ -360,10 +360,12 @@ int fl__prim_judge(const fl__record *rec, double grace) {
             return fl__sys.kill((pid_t)o.pid, 0) != 0 && errno == ESRCH ? FL__GONE : FL__ALIVE;
         if (r == 0 && strcmp(token, o.start_token) != 0)
             return FL__GONE;
-        /* Exited, but not yet reaped: its pidfd told this thread. */
-        if (r == 0 && fl__plat_holder_exited(o.pid, o.start_token))
-            return FL__GONE;
     }
+    /* A zombie (exited, not yet reaped) is alive here: a program that holds
+     * the lock for a child it runs (fl_set_owner_pid, the filelock command)
+     * keeps the child unreaped until its release has removed the marker.
+     * Taken over earlier, that release (lstat: ours ... unlink) could remove
+     * the taker's marker and let a third process in beside the taker. */
     return FL__ALIVE;
 }
 

@@ -756,8 +756,8 @@ static pid_t start_soft_waiter(recovery_case *c) {
             _exit(20);
         (void)!write(c->ready[1], "w", 1);
         rc = fl_acquire_ex(l, c->timeout, 1, 0.05);
-        if (rc == FL_ETIMEOUT)
-            _exit(3);
+        if (rc == FL_ETIMEOUT) /* need_pidfd: the holder was watched (or tried) */
+            _exit(c->need_pidfd && __atomic_load_n(&g_pidfd_calls, __ATOMIC_RELAXED) == 0 ? 23 : 3);
         if (rc != 0) {
             fprintf(stderr, "waiter: %s\n", fl_last_error());
             _exit(21);
@@ -772,14 +772,6 @@ static pid_t start_soft_waiter(recovery_case *c) {
     ck_assert_int_eq(read(c->ready[0], &ch, 1), 1);
     close(c->ready[0]);
     return pid;
-}
-
-static int kernel_has_pidfd(void) {
-    int fd = fl__sys.pidfd_open(getpid(), 0);
-    if (fd < 0)
-        return 0;
-    close(fd);
-    return 1;
 }
 
 /* A holder killed by SIGKILL (and reaped, as a shell does) is reclaimed by
@@ -802,40 +794,76 @@ START_TEST(killed_holder_reclaimed_by_waiter) {
 }
 END_TEST
 
-/* A holder killed but not yet reaped is a zombie: kill(pid, 0) and
- * /proc/<pid>/stat still show it with its start token, so only its pidfd
- * (readable once its whole thread group has exited) proves it gone. The
- * waiter must win while the zombie stays; without pidfd_open it cannot,
- * which is what makes the first half a proof of the pidfd path. */
-START_TEST(zombie_holder_reclaimed_through_pidfd) {
+/* A holder killed but not yet reaped is a zombie. Its pidfd wakes the
+ * waiter at once, but the zombie still counts as alive: a program holding
+ * the lock for a child it runs (fl_set_owner_pid, the filelock command)
+ * keeps that child unreaped precisely so that its marker stays valid while
+ * it releases. The waiter wins only once the zombie is reaped (then
+ * through the short re-checks after the pidfd reported the exit, well
+ * within its timeout); without pidfd_open it wins too, by the timed
+ * re-check. */
+START_TEST(zombie_holder_kept_until_reaped) {
     recovery_case c;
     pid_t holder, waiter;
-    int st;
-    if (!kernel_has_pidfd()) {
-        fprintf(stderr, "zombie_holder_reclaimed_through_pidfd: SKIPPED, no pidfd_open "
-                        "(Linux < 5.3)\n");
-        return;
+    int st, i;
+    for (i = 0; i < 2; i++) {
+        c.path = P(i ? "z1.lock" : "z0.lock");
+        c.pidfd = i == 0;
+        c.need_pidfd = c.pidfd;
+        c.timeout = 1.5;
+        holder = start_soft_holder(c.path);
+        waiter = start_soft_waiter(&c);
+        ck_assert_int_eq(kill(holder, SIGKILL), 0);
+        ck_assert_int_eq(fl_wait_child(waiter, 40), 3); /* the zombie's marker kept */
+        ck_assert(fl_exists(c.path));
+        c.timeout = 10;
+        c.need_pidfd = 0; /* the reap may come before its first wait */
+        waiter = start_soft_waiter(&c);
+        ck_assert_int_eq(waitpid(holder, &st, 0), holder); /* reaped only now */
+        ck_assert_int_eq(fl_wait_child(waiter, 40), 0);
     }
-    c.path = P("z.lock");
+}
+END_TEST
+
+/* The filelock command's shape: the marker names a child (the command),
+ * which has exited but is not reaped, while the holder itself lives and has
+ * not released yet. A waiter woken by the child's pidfd once took the
+ * marker over; the holder's release (lstat: still ours ... unlink) could
+ * then remove the taker's marker and let a third process in beside the
+ * taker: two holders (seen as lost counter increments in the GlusterFS
+ * lane's counter.cli.soft, CLI on two hosts). The waiter must wait until
+ * the holder releases. */
+START_TEST(owner_pid_exited_child_kept_until_release) {
+    const char *p = P("cli.lock");
+    fl_lock *a = fl_new_kind(p, FL_SOFT);
+    recovery_case c;
+    fl_owner o;
+    siginfo_t si;
+    int st;
+    pid_t child, waiter;
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        pause(); /* the "command": runs until told to end */
+        _exit(0);
+    }
+    ck_assert_int_eq(fl_set_owner_pid(a, (long)child), 0);
+    ck_assert_int_eq(fl_acquire_ex(a, 0, 1, 0.05), 0);
+    c.path = p;
     c.pidfd = 1;
     c.need_pidfd = 1;
-    c.timeout = 30;
-    holder = start_soft_holder(c.path);
-    waiter = start_soft_waiter(&c);
-    ck_assert_int_eq(kill(holder, SIGKILL), 0);
-    ck_assert_int_eq(fl_wait_child(waiter, 40), 0);
-    ck_assert_int_eq(waitid(P_PID, (id_t)holder, NULL, WEXITED | WNOHANG | WNOWAIT), 0);
-    ck_assert_int_eq(waitpid(holder, &st, 0), holder); /* reaped only now */
-    /* The control: the same zombie without pidfd_open is judged alive. */
-    c.path = P("z2.lock");
-    c.pidfd = 0;
-    c.need_pidfd = 0;
     c.timeout = 1.5;
-    holder = start_soft_holder(c.path);
-    waiter = start_soft_waiter(&c);
-    ck_assert_int_eq(kill(holder, SIGKILL), 0);
+    waiter = start_soft_waiter(&c);            /* contending: the child lives */
+    ck_assert_int_eq(kill(child, SIGKILL), 0); /* the command ends ... */
+    memset(&si, 0, sizeof si);
+    ck_assert_int_eq(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0); /* ... a zombie */
     ck_assert_int_eq(fl_wait_child(waiter, 40), 3);
-    ck_assert_int_eq(waitpid(holder, &st, 0), holder);
+    ck_assert_int_eq(fl_get_owner(a, &o), 0);
+    ck_assert_int_eq(o.pid, (long)child); /* still our marker */
+    ck_assert_int_eq(fl_release(a, 1), 0);
+    ck_assert(!fl_exists(p));
+    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    fl_lock_free(a);
 }
 END_TEST
 
@@ -867,7 +895,8 @@ Suite *suite_soft(void) {
     tcase_add_test(tc, pidns_unreadable_judges_nobody);
     tcase_add_test(tc, hidepid_waiter_keeps_live_holder);
     tcase_add_loop_test(tc, killed_holder_reclaimed_by_waiter, 0, 2);
-    tcase_add_test(tc, zombie_holder_reclaimed_through_pidfd);
+    tcase_add_test(tc, zombie_holder_kept_until_reaped);
+    tcase_add_test(tc, owner_pid_exited_child_kept_until_release);
     suite_add_tcase(s, tc);
     return s;
 }
