@@ -58,5 +58,9 @@ typedef struct fl_lock {
 %ignore fl_lock_fd;
 %ignore fl_set_owner_pid;
 %ignore fl_set_read_only_open;
+/* Take a cancel callback (a C function pointer): each language wraps them
+ * by hand with its own interruption rules. */
+%ignore fl_lock_descriptor;
+%ignore fl_unlock_descriptor;
 
 %include "filelock.h"

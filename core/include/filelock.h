@@ -206,7 +206,9 @@ typedef enum fl_log_event {
     FL_LOG_TIMEOUT = 3,         /**< "Timeout on acquiring lock <id> on <path>" */
     FL_LOG_WAITING = 4,         /**< "Lock <id> not acquired on <path>, waiting <s> seconds ..." */
     FL_LOG_RELEASE_ATTEMPT = 5, /**< "Attempting to release lock <id> on <path>" */
-    FL_LOG_RELEASED = 6         /**< "Lock <id> released on <path>" */
+    FL_LOG_RELEASED = 6,        /**< "Lock <id> released on <path>" */
+    FL_LOG_CANCELLED = 7        /**< "Cancellation requested for lock <id> on <path>": the cancel
+                                     callback ended the wait */
 } fl_log_event;
 
 /**
@@ -345,6 +347,9 @@ FL_EXTERN int fl_acquire_shared(fl_lock *lock, double timeout, int blocking, dou
 #define FL_ARG_POLL_INTERVAL 0x4u
 /** fl_acquire_args.set: the call gives an absolute deadline, which replaces any timeout. */
 #define FL_ARG_DEADLINE 0x8u
+/** fl_acquire_args.set: the call gives its own cancel callback (else the handle's,
+ * fl_set_cancel()). */
+#define FL_ARG_CANCEL 0x10u
 
 /**
  * Arguments of one acquire (fl_acquire_with()). Each of timeout, blocking,
@@ -363,6 +368,10 @@ typedef struct fl_acquire_args {
                                ends then (a deadline already past means one attempt;
                                +infinity waits forever). */
     int shared;           /**< 1: shared (read) mode, as fl_acquire_shared(); 0: exclusive. */
+    fl_cancel_fn cancel;  /**< With ::FL_ARG_CANCEL: the cancel callback of this call only (NULL:
+                               none), used instead of the handle's (fl_set_cancel()); consulted as
+                               described at ::fl_cancel_fn. */
+    void *cancel_data;    /**< Passed to @p cancel. */
 } fl_acquire_args;
 
 /** Fills @p args with "every field is the handle's default, exclusive mode". */
@@ -438,8 +447,16 @@ FL_EXTERN int fl_lock_counter(fl_lock *lock);
 /** The lock file path as given at creation (owned by the handle). */
 FL_EXTERN const char *fl_lock_path(const fl_lock *lock);
 
-/** A process-unique id for log messages. */
+/** A process-unique id of the handle (the default id of its log messages). */
 FL_EXTERN uint64_t fl_lock_id(const fl_lock *lock);
+
+/**
+ * Sets the id that this handle's log events carry (the `<id>` of
+ * ::fl_log_event messages) instead of fl_lock_id(): a binding names its own
+ * object there, as the pure-Python filelock logs `id(lock)`. 0 restores
+ * fl_lock_id(). NULL is ignored.
+ */
+FL_EXTERN void fl_set_log_id(fl_lock *lock, uint64_t log_id);
 
 /** The kind in use: ::FL_SOFT after a fallback from the kernel lock. */
 FL_EXTERN fl_kind fl_lock_kind(const fl_lock *lock);
@@ -492,6 +509,44 @@ FL_EXTERN int fl_is_singleton(const fl_lock *lock);
  *         lock and on Windows.
  */
 FL_EXTERN int fl_lock_fd(fl_lock *lock);
+
+/**
+ * Takes the exclusive kernel lock (flock(2), the lock ::FL_KERNEL handles
+ * take, so the two contend) on @p fd, a descriptor the caller opened and
+ * owns. Nothing else is done to it: it is never opened, closed, truncated or
+ * re-checked, and there is no recursion counter, thread model or deadlock
+ * check (use a handle for those). Taking the lock on a descriptor whose open
+ * file description already holds it succeeds again (flock semantics).
+ *
+ * @param fd            an open descriptor (any access mode).
+ * @param blocking      0: one attempt; otherwise wait in the kernel's queue
+ *                      until the lock is granted (woken at once by the release).
+ * @param poll_interval seconds; must be finite and > 0 when @p blocking
+ *                      (kept for the pure-Python filelock's signature: the wait
+ *                      needs no polling), ignored otherwise.
+ * @param cancel        NULL, or consulted when a signal interrupts the wait
+ *                      (@p interrupted 1): non-zero ends it with ::FL_ECANCELED.
+ * @param cancel_data   passed to @p cancel.
+ * @return 0 when locked; ::FL_ETIMEOUT when @p blocking is 0 and another
+ *         description holds the lock (flock's EWOULDBLOCK, or EACCES as some
+ *         file systems report it); ::FL_EINVAL for a bad @p poll_interval;
+ *         ::FL_EINTR when a signal interrupted the wait and @p cancel is NULL;
+ *         ::FL_ECANCELED; ::FL_ENOTSUP on Windows and where flock is missing;
+ *         otherwise the code of the OS error (EBADF: ::FL_EOS), with the errno in
+ *         fl_last_errno(). The descriptor is left open in every case.
+ */
+FL_EXTERN int fl_lock_descriptor(int fd, int blocking, double poll_interval, fl_cancel_fn cancel,
+                                 void *cancel_data);
+
+/**
+ * Releases the kernel lock fl_lock_descriptor() took on @p fd, leaving the
+ * descriptor open (the caller still owns and closes it). Unlocking a
+ * descriptor that holds no lock succeeds.
+ *
+ * @return 0; ::FL_ENOTSUP on Windows; otherwise the code of the OS error
+ *         (errno in fl_last_errno()); the caller may retry.
+ */
+FL_EXTERN int fl_unlock_descriptor(int fd);
 
 /**
  * Makes the owner record that later soft-lock acquires through this handle

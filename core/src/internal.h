@@ -206,6 +206,8 @@ struct fl_lock {
     struct fl_lock *next_singleton;
     struct fl_lock *next_handle, *prev_handle;
     int listed; /* on the g_handles list */
+
+    uint64_t log_id; /* id named in log events, 0: id (fl_set_log_id; atomic access) */
 };
 
 /* A 64-bit serial number of the calling thread, from a process-wide
