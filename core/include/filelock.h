@@ -640,7 +640,8 @@ FL_EXTERN void fl_set_log_handler(fl_log_fn fn, void *data);
 /**
  * Formats the message py-filelock logs for @p event into @p buf (always
  * NUL-terminated when @p size > 0), so that every binding prints the same
- * text. Returns the length the full message needs, like snprintf().
+ * text; the seconds of ::FL_LOG_WAITING are printed as Python's repr() prints
+ * a float (`0.05`, `1.0`, `1e-05`). Returns the length the full message needs, like snprintf().
  */
 FL_EXTERN int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id,
                             const char *path, double seconds);

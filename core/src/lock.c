@@ -180,8 +180,27 @@ void fl__log(const fl_lock *l, fl_log_event ev, double seconds) {
     }
 }
 
+/* @p v as Python's repr() of a float prints it (the seconds py-filelock
+ * logs): the shortest "%.*g" that reads back as the same double, with ".0"
+ * added to an integral value. */
+static void python_float(char *out, size_t size, double v) {
+    int prec;
+    if (isnan(v) || isinf(v)) {
+        snprintf(out, size, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return;
+    }
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(out, size, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    if (!strpbrk(out, ".e") && strlen(out) + 3 <= size)
+        strcat(out, ".0");
+}
+
 int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const char *path,
                   double seconds) {
+    char secs[40];
     unsigned long long i = (unsigned long long)id;
     if (!path)
         path = "";
@@ -195,8 +214,9 @@ int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const
     case FL_LOG_TIMEOUT:
         return snprintf(buf, size, "Timeout on acquiring lock %llu on %s", i, path);
     case FL_LOG_WAITING:
-        return snprintf(buf, size, "Lock %llu not acquired on %s, waiting %g seconds ...", i, path,
-                        seconds);
+        python_float(secs, sizeof secs, seconds);
+        return snprintf(buf, size, "Lock %llu not acquired on %s, waiting %s seconds ...", i, path,
+                        secs);
     case FL_LOG_RELEASE_ATTEMPT:
         return snprintf(buf, size, "Attempting to release lock %llu on %s", i, path);
     case FL_LOG_RELEASED:
@@ -670,8 +690,11 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
             goto fail;
         /* Held by someone else. */
         if (one_attempt) {
+            /* As py-filelock decides which of its two messages to log:
+             * blocking=False "failed immediately", a zero timeout "timed
+             * out". */
             if (log)
-                fl__log(l, FL_LOG_FAILED, 0);
+                fl__log(l, blocking ? FL_LOG_TIMEOUT : FL_LOG_FAILED, 0);
             rc = timeout_error(l);
             goto fail;
         }
