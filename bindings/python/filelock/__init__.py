@@ -25,6 +25,7 @@ from ._api import (
     UnixFileLock,
     WindowsFileLock,
 )
+from ._descriptor import lock_descriptor, unlock_descriptor
 from ._read_write import ReadWriteLock
 from ._error import Timeout
 from .version import __version__, core_version
@@ -49,4 +50,6 @@ __all__ = [
     "AcquireReturnProxy",
     "LockOwner",
     "ReadWriteLock",
+    "lock_descriptor",
+    "unlock_descriptor",
 ]

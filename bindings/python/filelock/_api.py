@@ -18,7 +18,7 @@ import threading
 import warnings
 import weakref
 from types import TracebackType
-from typing import Any, NamedTuple, Union
+from typing import Any, Callable, ClassVar, NamedTuple, NoReturn, Union
 
 from . import _filelock_core as _core
 from ._error import Timeout
@@ -38,19 +38,21 @@ _SOFT = _core.FL_SOFT
 # Bound once: the `with lock:` path is a handful of calls, each counted.
 _new = _core.flpy_new
 _acquire = _core.flpy_acquire
+_acquire_cancel = _core.flpy_acquire_cancel
 _release = _core.flpy_release
+_set_log_id = _core.fl_set_log_id
 _is_debug = _LOGGER.isEnabledFor
 
 
 def _log_sink(line: str) -> None:
-    # Called by the core (through the extension) with the formatted line.
+    # Called by the core (through the extension) with the formatted line;
+    # logging checks the level again, so a logger switched off mid-wait logs
+    # nothing more.
     _LOGGER.debug(line)
 
 
-_core.flpy_setup(Timeout, _log_sink)
-
-# Whether the core's log bridge is installed; mirrors the "filelock"
-# logger's DEBUG state as last seen by an acquire.
+# Whether the core's log bridge is installed; mirrors the "filelock" logger's
+# DEBUG state as last seen at an event (acquire, release, a wake-up).
 _log_on = False
 _log_mutex = threading.Lock()
 
@@ -58,8 +60,9 @@ _log_mutex = threading.Lock()
 def _sync_logging() -> None:
     """Install or remove the core's log bridge to follow the logger's level.
 
-    Checked at each acquire: when DEBUG is off the core has no handler and
-    formats nothing.
+    Checked before each acquire and release and at each wake-up of a wait
+    (the extension calls :func:`_follow_log_level`): when DEBUG is off the core
+    has no handler and formats nothing.
     """
     global _log_on
     with _log_mutex:
@@ -67,6 +70,14 @@ def _sync_logging() -> None:
         if on != _log_on:
             _core.flpy_set_logging(on)
             _log_on = on
+
+
+def _follow_log_level() -> None:
+    if _is_debug(_DEBUG) is not _log_on:
+        _sync_logging()
+
+
+_core.flpy_setup(Timeout, _log_sink, _follow_log_level)
 
 
 class LockOwner(NamedTuple):
@@ -200,6 +211,8 @@ class BaseFileLock(contextlib.ContextDecorator):
         self._h = handle
         self._lock_file = path
         self._mode = mode
+        # Log messages name id(lock), as the pure-Python package's do.
+        _set_log_id(handle, id(self))
 
     def __init__(
         self,
@@ -317,8 +330,15 @@ class BaseFileLock(contextlib.ContextDecorator):
 
     @property
     def pid(self) -> int | None:
-        """The holder's process id (see :attr:`owner`), or None."""
-        rec = _core.flpy_owner(self._h)
+        """
+        The holder's process id (see :attr:`owner`), or None when the lock is
+        free, the holder cannot be told, or the lock file cannot be read (as
+        the pure-Python package's ``SoftFileLock.pid``: never raises OSError).
+        """
+        try:
+            rec = _core.flpy_owner(self._h)
+        except OSError:
+            return None
         return None if rec is None else rec[0]
 
     @property
@@ -355,6 +375,7 @@ class BaseFileLock(contextlib.ContextDecorator):
         *,
         poll_intervall: float | None = None,
         blocking: bool | None = None,
+        cancel_check: Callable[[], bool] | None = None,
     ) -> AcquireReturnProxy:
         """
         Acquire the lock (again, if this thread holds it: the counter grows).
@@ -366,7 +387,11 @@ class BaseFileLock(contextlib.ContextDecorator):
         :param poll_intervall: deprecated spelling of *poll_interval*
         :param blocking: False: one attempt whatever the timeout; None: the default
             :attr:`blocking`
-        :raises Timeout: the lock was not won in time
+        :param cancel_check: called (without arguments) at every wake-up of the wait, and
+            at least every 50 ms; a true result ends the wait with :class:`Timeout`, as an
+            expired timeout would ("Cancellation requested" is logged); what it raises
+            propagates. Not called when the lock is won at once.
+        :raises Timeout: the lock was not won in time, or *cancel_check* asked to stop
         :return: a context manager that releases on exit
         """
         if poll_intervall is not None:
@@ -377,13 +402,13 @@ class BaseFileLock(contextlib.ContextDecorator):
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
         # None: the handle's default, resolved by the core.
-        _acquire(
-            self._h,
-            0,
-            None if timeout is None else float(timeout),
-            None if blocking is None else bool(blocking),
-            None if poll_interval is None else float(poll_interval),
-        )
+        t = None if timeout is None else float(timeout)
+        b = None if blocking is None else bool(blocking)
+        p = None if poll_interval is None else float(poll_interval)
+        if cancel_check is None:
+            _acquire(self._h, 0, t, b, p)
+        else:
+            _acquire_cancel(self._h, 0, t, b, p, cancel_check)
         return AcquireReturnProxy(lock=self)
 
     def release(self, force: bool = False) -> None:
@@ -392,6 +417,8 @@ class BaseFileLock(contextlib.ContextDecorator):
         counter reaches zero (at once with *force*). Releasing a lock this
         thread does not hold does nothing. The lock file is not deleted.
         """
+        if _is_debug(_DEBUG) is not _log_on:
+            _sync_logging()
         _release(self._h, bool(force))
 
     def __enter__(self) -> BaseFileLock:
@@ -406,6 +433,8 @@ class BaseFileLock(contextlib.ContextDecorator):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if _is_debug(_DEBUG) is not _log_on:
+            _sync_logging()
         _release(self._h, False)
 
     def _enter_via_acquire(self) -> BaseFileLock:
@@ -420,16 +449,37 @@ class BaseFileLock(contextlib.ContextDecorator):
     ) -> None:
         self.release()
 
-    def __del__(self, _force_release: Any = _core.flpy_release) -> None:
-        # Bound as a default so that it still works while the interpreter
-        # tears module globals down. The handle's own deallocation then
-        # frees it (releasing what other threads may still hold).
+    # A class attribute, so that __del__ still reaches it while the
+    # interpreter tears module globals down (a builtin does not bind).
+    _fl_force_release: ClassVar[Callable[[Any, bool], None]] = _core.flpy_release
+
+    def __del__(self) -> None:
+        # The handle's own deallocation then frees it (releasing what other
+        # threads may still hold).
         try:
             h = self.__dict__.get("_h")
             if h is not None:
-                _force_release(h, True)
+                self._fl_force_release(h, True)
         except BaseException:  # noqa: BLE001 - a finalizer must never raise
             pass
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        # The pure-Python package cannot be pickled either (TypeError); say why.
+        msg = (
+            f"cannot pickle {type(self).__name__!r} object: it owns an OS lock handle; "
+            f"create a new lock for the same path in the other process"
+        )
+        raise TypeError(msg)
+
+    def __copy__(self) -> NoReturn:
+        msg = (
+            f"cannot copy {type(self).__name__!r} object: it owns an OS lock handle; "
+            f"create another lock for the same path (is_singleton=True to share one)"
+        )
+        raise TypeError(msg)
+
+    def __deepcopy__(self, memo: Any) -> NoReturn:
+        self.__copy__()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lock_file!r})"
@@ -463,11 +513,16 @@ class WindowsFileLock(BaseFileLock):
         *,
         poll_intervall: float | None = None,
         blocking: bool | None = None,
+        cancel_check: Callable[[], bool] | None = None,
     ) -> AcquireReturnProxy:
         if sys.platform != "win32":
             raise NotImplementedError("WindowsFileLock is only available on Windows")
         return super().acquire(  # pragma: no cover - no Python lane on Windows
-            timeout, poll_interval, poll_intervall=poll_intervall, blocking=blocking
+            timeout,
+            poll_interval,
+            poll_intervall=poll_intervall,
+            blocking=blocking,
+            cancel_check=cancel_check,
         )
 
 
