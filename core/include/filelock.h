@@ -606,13 +606,14 @@ typedef struct fl_owner {
 FL_EXTERN int fl_get_owner(fl_lock *lock, fl_owner *out);
 
 /**
- * 1 if this process holds the lock file: through this handle (any thread),
- * or, according to fl_get_owner(), through any other handle or thread of
- * this process. 0 when free, held by another process, or held by a holder
- * that cannot be told. The one definition every binding's "held by us"
- * (Python is_lock_held_by_us, Ruby owned_by_us?, Lua is_held_by_us) uses.
- * A query, not an operation: the calling thread's last error
- * (fl_last_code(), fl_last_error()) is left as it was.
+ * 1 if this process holds the lock file. Kernel lock: through this handle
+ * (any thread), or, according to fl_get_owner(), through any other handle or
+ * thread of this process. Soft lock: the marker's owner record names this
+ * process on this host (whatever this handle's counter says: a marker
+ * broken by fl_break_lock() is no longer a hold). 0 when free, held by another process, or held by
+ * a holder that cannot be told. The one definition every binding's "held by us" (Python
+ * is_lock_held_by_us, Ruby owned_by_us?, Lua is_held_by_us) uses. A query, not an operation: the
+ * calling thread's last error (fl_last_code(), fl_last_error()) is left as it was.
  */
 FL_EXTERN int fl_held_by_this_process(fl_lock *lock);
 

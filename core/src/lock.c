@@ -927,6 +927,8 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, do
         }
         s->counter++;
         pthread_mutex_unlock(&l->mu);
+        /* py-filelock logs a re-entry as "acquired" too (no attempt). */
+        fl__log(l, FL_LOG_ACQUIRED, 0);
         return 0;
     }
     if (!l->thread_local) {
@@ -934,6 +936,8 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, do
         rc = join_or_lead(l, shared, timeout, !blocking || timeout == 0, cancel, cancel_data);
         if (rc != 0) {
             pthread_mutex_unlock(&l->mu);
+            if (rc > 0)
+                fl__log(l, FL_LOG_ACQUIRED, 0); /* joined another thread's hold */
             return rc > 0 ? 0 : rc;
         }
         /* Time spent waiting for another thread's attempt counts against
@@ -1246,23 +1250,30 @@ static int held_by_this_process(fl_lock *l) {
     fl_owner o;
     fl__state *s;
     int held;
+    int kind;
     if (!l)
         return 0;
     check_fork(l);
-    pthread_mutex_lock(&l->mu);
-    held = l->shared.counter > 0;
-    for (s = l->states; s && !held; s = s->next)
-        held = s->counter > 0;
-    pthread_mutex_unlock(&l->mu);
-    if (held)
-        return 1;
+    kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+    /* The soft lock is only as held as its marker says: after a break_lock
+     * (or a reclaim by another process) our handle's count is no longer a
+     * hold, so the marker's owner record alone answers (py-filelock's
+     * SoftFileLock.is_lock_held_by_us). */
+    if (kind == FL_KERNEL) {
+        pthread_mutex_lock(&l->mu);
+        held = l->shared.counter > 0;
+        for (s = l->states; s && !held; s = s->next)
+            held = s->counter > 0;
+        pthread_mutex_unlock(&l->mu);
+        if (held)
+            return 1;
+    }
     /* The answer is a yes or no: the owner lookup's errors (ENOENT when
      * nobody holds it) are not the caller's. */
     {
         fl__error_state saved;
         fl__error_save(&saved);
-        held = fl__os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), &o) == 0 &&
-               o.this_process;
+        held = fl__os_get_owner(l, kind, &o) == 0 && o.this_process;
         fl__error_restore(&saved);
     }
     return held;

@@ -344,9 +344,12 @@ class BaseFileLock(contextlib.ContextDecorator):
     @property
     def is_lock_held_by_us(self) -> bool:
         """
-        Whether this process holds the lock file: through this object in
-        this thread (:attr:`is_locked`), or through any handle or thread of
-        this process according to :attr:`owner`.
+        Whether this process holds the lock file. Soft lock: the marker's
+        owner record names this process on this host (as the pure-Python
+        package's ``SoftFileLock.is_lock_held_by_us``; False after
+        :meth:`break_lock`, or when the marker cannot be read). Kernel lock:
+        through this object in this thread (:attr:`is_locked`), or through any
+        handle or thread of this process according to :attr:`owner`.
         """
         return bool(_core.fl_held_by_this_process(self._h))
 
