@@ -153,6 +153,19 @@ typedef enum fl_kind {
 /** Value of fl_options.mode meaning "0666 filtered by the umask and ACLs". */
 #define FL_MODE_DEFAULT (-1)
 
+/** An open lock handle (opaque). */
+typedef struct fl_lock fl_lock;
+
+/**
+ * Hook run once per physical acquisition of a kernel lock (fl_options.on_acquired),
+ * with the locked descriptor, before the acquire returns (a re-entry does not run
+ * it). Return 0 to keep the lock; a negative ::fl_error code (e.g. ::FL_ECANCELED)
+ * releases the lock (unlock and close) and makes the acquire return that code with
+ * the counter unchanged. It runs on the acquiring thread; @p fd stays the library's:
+ * do not close or unlock it. It must not call the library for the same handle.
+ */
+typedef int (*fl_acquired_fn)(void *data, fl_lock *lock, int fd);
+
 /** Current version of ::fl_options. */
 #define FL_OPTIONS_VERSION 1
 
@@ -178,14 +191,16 @@ typedef struct fl_options {
     int read_write;    /**< 1: a read/write lock whose waiting writers are not starved by
                             readers: they close a gate (the file "<path>.gate") to new readers.
                             Kernel lock only. */
+    fl_acquired_fn on_acquired; /**< NULL, or the hook run once per physical acquisition of the
+                                     kernel lock (see ::fl_acquired_fn); not run after a soft
+                                     fallback. ::FL_EINVAL with ::FL_SOFT. */
+    void *on_acquired_data;     /**< Passed to @p on_acquired. */
 } fl_options;
 
 /** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling. */
 #define FL_OPTIONS_INIT                                                                            \
-    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0 }
+    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL }
 
-/** An open lock handle (opaque). */
-typedef struct fl_lock fl_lock;
 
 /**
  * Cancel callback, consulted while an acquire waits: at every wake-up, at

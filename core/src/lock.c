@@ -335,7 +335,8 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
     return l->kind == (int)o->kind && l->mode == o->mode && l->thread_local == !!o->thread_local &&
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
            fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
-           (l->gate != NULL) == !!o->read_write;
+           (l->gate != NULL) == !!o->read_write && l->on_acquired == o->on_acquired &&
+           l->on_acquired_data == o->on_acquired_data;
 }
 
 static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
@@ -366,6 +367,11 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     if ((rc = validate_timeout(opts->timeout, path)) != 0 ||
         (rc = validate_poll(opts->poll_interval, path)) != 0)
         return rc;
+    if (opts->on_acquired && opts->kind == FL_SOFT)
+        return fl__error(FL_EINVAL, 0,
+                         "on_acquired is not supported by the soft lock of '%.*s': only kernel "
+                         "locks expose the lock descriptor",
+                         (int)len, path);
 
     l = calloc(1, sizeof *l);
     if (!l)
@@ -385,6 +391,8 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     l->thread_local = !!opts->thread_local;
     l->singleton = !!opts->singleton;
     l->soft_fallback = !!opts->soft_fallback;
+    l->on_acquired = opts->on_acquired;
+    l->on_acquired_data = opts->on_acquired_data;
     l->timeout = opts->timeout;
     l->poll_interval = opts->poll_interval;
     l->blocking = !!opts->blocking;
@@ -892,6 +900,27 @@ static int gated_acquire(fl_lock *l, fl__hold *h, fl__hold *gate_id, double time
     return rc;
 }
 
+/* The on_acquired hook, after a physical win of the kernel lock and before
+ * anything is recorded: a refusal releases the lock (unlock, close) so the
+ * failed acquire leaves nothing behind. */
+static int run_on_acquired(fl_lock *l, fl__hold *h) {
+    int rc, kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+    unsigned gen = fl__current_gen();
+    if (!l->on_acquired || kind != FL_KERNEL)
+        return 0;
+    rc = l->on_acquired(l->on_acquired_data, l, h->fd);
+    if (rc == 0)
+        return 0;
+    if (rc > 0 || rc <= FL__ERROR_END)
+        rc = FL_ECANCELED;
+    /* The hook forked: the hold is the parent's (see release_hold). */
+    if (gen == fl__current_gen())
+        (void)fl__os_release(l, kind, h, 1);
+    return fl__error(rc, rc == FL_ECANCELED ? ECANCELED : 0,
+                     "the on_acquired hook of lock file '%s' refused the lock (%s); released",
+                     l->path, fl_err_name(rc));
+}
+
 /* own_cancel: use @p cancel / @p cancel_data (the call's, FL_ARG_CANCEL)
  * instead of the handle's callback. */
 static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, double poll_interval,
@@ -972,6 +1001,8 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, do
                            "lock file '%s' was won by the parent process, which forked from the "
                            "log handler before the call returned; the child does not hold it",
                            l->path);
+        } else if (rc == 0) {
+            rc = run_on_acquired(l, &h);
         }
     }
 

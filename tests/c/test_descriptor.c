@@ -2,7 +2,8 @@
  * The pieces of the pure-Python filelock 3.15-3.32 API that are lock logic
  * and so live in the core: caller-owned descriptors (fl_lock_descriptor /
  * fl_unlock_descriptor), a cancel callback per acquire (FL_ARG_CANCEL) and
- * its log event, and the id a binding names in log messages.
+ * its log event, the id a binding names in log messages, and the on_acquired
+ * hook.
  */
 #define _GNU_SOURCE
 #include "testutil.h"
@@ -13,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 static int open_rw(const char *p) {
@@ -196,6 +198,86 @@ START_TEST(cancel_format_and_log_id) {
 }
 END_TEST
 
+/* ---- on_acquired ------------------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    int last_fd;
+    int refuse;
+    int other_could_lock; /* a second description could flock it: must stay 0 */
+} hook_state;
+
+static int hook(void *data, fl_lock *lock, int fd) {
+    hook_state *st = data;
+    int probe;
+    ck_assert_ptr_nonnull(lock);
+    st->calls++;
+    st->last_fd = fd;
+    /* The descriptor holds the lock when the hook runs. */
+    probe = open(fl_lock_path(lock), O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(probe, 0);
+    if (flock(probe, LOCK_EX | LOCK_NB) == 0)
+        st->other_could_lock = 1;
+    close(probe);
+    return st->refuse;
+}
+
+START_TEST(on_acquired_runs_once_per_physical_acquire) {
+    const char *p = P("x.lock");
+    fl_options o = FL_OPTIONS_INIT;
+    hook_state st = {0, -1, 0, 0};
+    fl_lock *l, *other = fl_new_kind(p, FL_KERNEL);
+    o.on_acquired = hook;
+    o.on_acquired_data = &st;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(fl_acquire(l), 0); /* re-entry: not again */
+    ck_assert_int_eq(st.calls, 1);
+    ck_assert_int_eq(st.last_fd, fl_lock_fd(l));
+    ck_assert_int_eq(st.other_could_lock, 0);
+    ck_assert_int_eq(fl_release(l, 1), 0);
+
+    /* A refusal releases: the counter stays 0 and another handle wins. */
+    st.refuse = FL_EIO;
+    ck_assert_int_eq(fl_acquire(l), FL_EIO);
+    ck_assert_msg(strstr(fl_last_error(), "on_acquired") != NULL, "%s", fl_last_error());
+    ck_assert_int_eq(fl_lock_counter(l), 0);
+    ck_assert_int_eq(fl_is_locked(l), 0);
+    ck_assert_int_eq(fl_acquire_ex(other, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(other, 0), 0);
+    /* A positive (not an error code) refusal is FL_ECANCELED. */
+    st.refuse = 1;
+    ck_assert_int_eq(fl_acquire(l), FL_ECANCELED);
+    ck_assert_int_eq(st.calls, 3);
+    ck_assert_int_eq(fl_acquire_ex(other, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(other, 0), 0);
+    fl_lock_free(l);
+    fl_lock_free(other);
+}
+END_TEST
+
+START_TEST(on_acquired_settings) {
+    const char *p = P("x.lock");
+    fl_options o = FL_OPTIONS_INIT;
+    hook_state st = {0, -1, 0, 0}, st2 = {0, -1, 0, 0};
+    fl_lock *a, *b;
+    o.on_acquired = hook;
+    o.on_acquired_data = &st;
+    o.kind = FL_SOFT;
+    ck_assert_int_eq(fl_lock_new(&a, p, &o), FL_EINVAL);
+    ck_assert_msg(strstr(fl_last_error(), "on_acquired is not supported"), "%s", fl_last_error());
+    o.kind = FL_KERNEL;
+    o.singleton = 1;
+    ck_assert_int_eq(fl_lock_new(&a, p, &o), 0);
+    ck_assert_int_eq(fl_lock_new(&b, p, &o), 0);
+    ck_assert_ptr_eq(a, b);
+    fl_lock_free(b);
+    o.on_acquired_data = &st2; /* another hook: a differing setting */
+    ck_assert_int_eq(fl_lock_new(&b, p, &o), FL_EINVAL);
+    fl_lock_free(a);
+}
+END_TEST
+
 Suite *suite_descriptor(void) {
     Suite *s = suite_create("descriptor");
     TCase *tc = fl_tcase("descriptor");
@@ -204,6 +286,8 @@ Suite *suite_descriptor(void) {
     tcase_add_test(tc, descriptor_wait_interrupted);
     tcase_add_loop_test(tc, per_call_cancel_replaces_handle_cancel, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(tc, cancel_format_and_log_id);
+    tcase_add_test(tc, on_acquired_runs_once_per_physical_acquire);
+    tcase_add_test(tc, on_acquired_settings);
     suite_add_tcase(s, tc);
     return s;
 }
