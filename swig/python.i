@@ -268,7 +268,31 @@ static void flpy_log(void *data, fl_log_event ev, uint64_t id, const char *path,
 }
 
 static void flpy_capsule_free(PyObject *capsule) {
+    /* The on_acquired callable (if any) is the capsule's context: one
+     * reference per capsule, dropped after the core reference it guards. */
+    PyObject *hook = (PyObject *)PyCapsule_GetContext(capsule);
     fl_lock_free((fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE));
+    Py_XDECREF(hook);
+}
+
+/* fl_options.on_acquired: calls the Python hook with the locked descriptor.
+ * Runs on the acquiring thread without the GIL; a raising hook leaves its
+ * exception pending for flpy_acquire (the core has released the lock). */
+static int flpy_on_acquired(void *data, fl_lock *lock, int fd) {
+    PyGILState_STATE st;
+    PyObject *r;
+    int rc = 0;
+    (void)lock;
+    if (flpy_finalizing())
+        return 0;
+    st = PyGILState_Ensure();
+    r = PyObject_CallFunction((PyObject *)data, "i", fd);
+    if (r)
+        Py_DECREF(r);
+    else
+        rc = FL_ECANCELED;
+    PyGILState_Release(st);
+    return rc;
 }
 
 /* Turns an optional argument into its fl_acquire_args field: None leaves the
@@ -282,6 +306,20 @@ static int flpy_opt_double(PyObject *o, unsigned bit, double *field, unsigned *s
     *set |= bit;
     return 0;
 }
+
+/* After a successful acquire: the warning the pure-Python package gives
+ * when a FileLock falls back to the soft lock (fallback_to_soft). */
+static PyObject *flpy_acquired(fl_lock *l, int kind_before) {
+    if (kind_before == FL_KERNEL && fl_lock_kind(l) == FL_SOFT &&
+        PyErr_WarnEx(PyExc_UserWarning,
+                     "flock not supported on this filesystem, falling back to SoftFileLock",
+                     2) < 0) {
+        fl_release(l, 0);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 %}
 
 /* A new handle: the path as bytes (os.fsencode'd by the caller) so that a
@@ -313,7 +351,8 @@ static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink, PyObject 
 
 static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind, double timeout,
                           int blocking, double poll_interval, int mode, int thread_local,
-                          int singleton, int read_write) {
+                          int singleton, int read_write, int soft_fallback,
+                          PyObject *on_acquired) {
     fl_options o;
     fl_lock *l = NULL;
     int rc;
@@ -326,6 +365,13 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind,
     o.thread_local = thread_local;
     o.singleton = singleton;
     o.read_write = read_write;
+    o.soft_fallback = soft_fallback;
+    if (on_acquired != Py_None) {
+        /* The callable is the hook's data: equal settings for a singleton
+         * mean the same callable object. */
+        o.on_acquired = flpy_on_acquired;
+        o.on_acquired_data = on_acquired;
+    }
     rc = fl_lock_new_n(&l, path_bytes, (size_t)path_len, &o);
     if (rc != 0) {
         /* No handle yet: name the path in the error from the bytes given. */
@@ -349,8 +395,14 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind,
     fl_set_cancel(l, flpy_cancel, NULL);
     {
         PyObject *cap = PyCapsule_New(l, FLPY_CAPSULE, flpy_capsule_free);
-        if (!cap)
+        if (!cap) {
             fl_lock_free(l);
+            return NULL;
+        }
+        if (o.on_acquired) {
+            Py_INCREF(on_acquired);
+            PyCapsule_SetContext(cap, on_acquired);
+        }
         return cap;
     }
 }
@@ -362,7 +414,7 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, int kind,
 static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObject *blocking,
                               PyObject *poll_interval) {
     fl_acquire_args a;
-    int rc;
+    int rc, kind_before = fl_lock_kind(l);
     fl_acquire_args_init(&a);
     a.shared = shared;
     if (flpy_opt_double(timeout, FL_ARG_TIMEOUT, &a.timeout, &a.set) < 0 ||
@@ -378,7 +430,7 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return flpy_raise(rc, l);
-    Py_RETURN_NONE;
+    return flpy_acquired(l, kind_before);
 }
 
 /* As flpy_acquire, with the caller's cancel_check (a callable) consulted
@@ -390,7 +442,7 @@ static PyObject *flpy_acquire_cancel(fl_lock *l, int shared, PyObject *timeout,
                                      PyObject *cancel_check) {
     fl_acquire_args a;
     flpy_cancel_call call;
-    int rc;
+    int rc, kind_before = fl_lock_kind(l);
     if (!PyCallable_Check(cancel_check)) {
         PyErr_Format(PyExc_TypeError, "cancel_check must be callable, not %.200s",
                      Py_TYPE(cancel_check)->tp_name);
@@ -420,7 +472,7 @@ static PyObject *flpy_acquire_cancel(fl_lock *l, int shared, PyObject *timeout,
         rc = FL_ETIMEOUT;
     if (rc != 0)
         return flpy_raise(rc, l);
-    Py_RETURN_NONE;
+    return flpy_acquired(l, kind_before);
 }
 
 /* lock_descriptor(fd, blocking, poll_interval) -> bool: the core's

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from ._api import (
     AcquireReturnProxy,
     BaseFileLock,
+    CloseErrorPolicy,
+    ContextErrorPolicy,
     LockOwner,
     SoftFileLock,
     UnixFileLock,
@@ -48,6 +50,8 @@ __all__ = [
     "WindowsFileLock",
     "BaseFileLock",
     "AcquireReturnProxy",
+    "CloseErrorPolicy",
+    "ContextErrorPolicy",
     "LockOwner",
     "ReadWriteLock",
     "lock_descriptor",

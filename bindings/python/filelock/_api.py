@@ -10,6 +10,7 @@ scoping constructs and logging onto it; errors are mapped in the extension
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -18,7 +19,7 @@ import threading
 import warnings
 import weakref
 from types import TracebackType
-from typing import Any, Callable, ClassVar, NamedTuple, NoReturn, Union
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, Union
 
 from . import _filelock_core as _core
 from ._error import Timeout
@@ -120,6 +121,55 @@ if hasattr(os, "register_at_fork"):
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: How ``with lock:`` reports a body failure together with a release failure:
+#: "chain" (the release error, the body's in its ``__context__``) or "group"
+#: (a ``BaseExceptionGroup`` of both).
+ContextErrorPolicy = Literal["chain", "group"]
+#: What a failure to close the lock file after the unlock does: "default",
+#: "raise" (both: raise OSError; the lock is released all the same) or
+#: "suppress".
+CloseErrorPolicy = Literal["default", "raise", "suppress"]
+
+
+def _exception_group() -> Any:
+    """BaseExceptionGroup (builtin since 3.11, else the backport), or None."""
+    group = getattr(builtins, "BaseExceptionGroup", None)
+    if group is None:  # pragma: no cover - Python 3.10 only
+        try:
+            from exceptiongroup import BaseExceptionGroup as group  # type: ignore[no-redef]
+        except ImportError:
+            return None
+    return group
+
+
+def _check_options(
+    cls: type,
+    context_error_policy: str,
+    close_error_policy: str,
+    preserve_lock_file: bool,
+    on_acquired: Callable[[int], None] | None,
+) -> None:
+    # The pure-Python package's checks and words, in its order.
+    if context_error_policy not in ("chain", "group"):
+        msg = f"context_error_policy must be 'chain' or 'group', got {context_error_policy!r}"
+        raise ValueError(msg)
+    if context_error_policy == "group" and _exception_group() is None:
+        msg = "context_error_policy='group' requires Python 3.11+ or the 'exceptiongroup' backport installed"
+        raise ValueError(msg)
+    if close_error_policy not in ("default", "raise", "suppress"):
+        msg = f"close_error_policy must be 'default', 'raise', or 'suppress', got {close_error_policy!r}"
+        raise ValueError(msg)
+    soft = getattr(cls, "_fl_kind", None) == _SOFT
+    if preserve_lock_file and soft:
+        msg = f"preserve_lock_file=True is not supported by {cls.__name__}: unlinking its marker is how it releases"
+        raise ValueError(msg)
+    if on_acquired is not None and soft:
+        msg = f"on_acquired is not supported by {cls.__name__}: only native locks expose the lock descriptor"
+        raise ValueError(msg)
+    if on_acquired is not None and not callable(on_acquired):
+        msg = f"on_acquired must be callable, not {type(on_acquired).__name__}"
+        raise TypeError(msg)
+
 
 class AcquireReturnProxy:
     """A context manager returned by :meth:`BaseFileLock.acquire`: leaving
@@ -165,13 +215,22 @@ class BaseFileLock(contextlib.ContextDecorator):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        context_error_policy: ContextErrorPolicy = "chain",
+        close_error_policy: CloseErrorPolicy = "default",
+        fallback_to_soft: bool = True,
+        preserve_lock_file: bool = False,
+        on_acquired: Callable[[int], None] | None = None,
         **kwargs: Any,  # subclasses may take their own keyword arguments
     ) -> BaseFileLock:
         kind = cls._fl_kind
         if kind is None:
             raise TypeError(f"Can't instantiate abstract class {cls.__name__}")
+        _check_options(cls, context_error_policy, close_error_policy, preserve_lock_file, on_acquired)
         path = os.fspath(lock_file)
         mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
+        # As the pure-Python package: no soft fallback for a caller who asked
+        # to keep the lock file or to be handed the locked descriptor.
+        soft_fallback = bool(fallback_to_soft) and not preserve_lock_file and on_acquired is None
         handle = _new(
             os.fsencode(path),
             kind,
@@ -182,10 +241,15 @@ class BaseFileLock(contextlib.ContextDecorator):
             bool(thread_local),
             bool(is_singleton),
             False,  # read_write: only ReadWriteLock
+            soft_fallback and kind == _KERNEL,
+            on_acquired,
         )
+        options = (context_error_policy, close_error_policy, bool(fallback_to_soft), bool(preserve_lock_file))
         if not is_singleton:
             self = super().__new__(cls)
             self._init_from(handle, path, mode_value)
+            self._fl_options = options
+            self._fl_on_acquired = on_acquired
             return self
         # The core returned the registry's handle (or refused differing
         # settings with ValueError above); return the object wrapping it.
@@ -201,9 +265,14 @@ class BaseFileLock(contextlib.ContextDecorator):
                         f"{type(existing).__name__}, not {cls.__name__}"
                     )
                     raise ValueError(msg)
+                if existing._fl_options != options:
+                    msg = "Singleton lock instances cannot be initialized with differing arguments"
+                    raise ValueError(msg)
                 return existing
             self = super().__new__(cls)
             self._init_from(handle, path, mode_value)
+            self._fl_options = options
+            self._fl_on_acquired = on_acquired
             _singletons[key] = self
             return self
 
@@ -224,6 +293,11 @@ class BaseFileLock(contextlib.ContextDecorator):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        context_error_policy: ContextErrorPolicy = "chain",
+        close_error_policy: CloseErrorPolicy = "default",
+        fallback_to_soft: bool = True,
+        preserve_lock_file: bool = False,
+        on_acquired: Callable[[int], None] | None = None,
     ) -> None:
         """
         Create a lock object; nothing is opened or created until the first
@@ -240,6 +314,20 @@ class BaseFileLock(contextlib.ContextDecorator):
             arguments raise ValueError
         :param poll_interval: default ceiling between re-checks where the OS gives no
             wake-up (waiters are otherwise woken when the holder releases)
+        :param context_error_policy: ``with`` exit when the body and the release both fail:
+            "chain" raises the release error (the body's in its ``__context__``), "group" a
+            ``BaseExceptionGroup("lock body and release both failed", [body, release])``
+        :param close_error_policy: a failure to close the lock file after the unlock (the
+            lock is released all the same): "default" and "raise" raise OSError, "suppress"
+            ignores it
+        :param fallback_to_soft: FileLock only: where the file system has no OS locks (or
+            keeps them local to this host), use the soft lock (with a UserWarning) instead of
+            raising NotImplementedError; never with *preserve_lock_file* or *on_acquired*
+        :param preserve_lock_file: never delete the lock file (the kernel lock never does;
+            SoftFileLock rejects True: deleting its marker is how it releases)
+        :param on_acquired: FileLock only: called with the locked file descriptor once per
+            acquisition (not on re-entry), before :meth:`acquire` returns; if it raises, the
+            lock is released and the error propagates. Do not close the descriptor.
         """
         # Everything was set up in __new__, so that a singleton returned a
         # second time is never re-initialised.
@@ -291,6 +379,31 @@ class BaseFileLock(contextlib.ContextDecorator):
     def mode(self) -> int:
         """The permission bits for a new lock file (0o644 reported when left to the umask)."""
         return _REPORTED_DEFAULT_MODE if self._mode == _UNSET_FILE_MODE else self._mode
+
+    @property
+    def context_error_policy(self) -> ContextErrorPolicy:
+        """How ``with`` reports a body failure together with a release failure."""
+        return self._fl_options[0]  # type: ignore[return-value]
+
+    @property
+    def close_error_policy(self) -> CloseErrorPolicy:
+        """What a failure to close the lock file after the unlock does."""
+        return self._fl_options[1]  # type: ignore[return-value]
+
+    @property
+    def fallback_to_soft(self) -> bool:
+        """Whether a FileLock uses the soft lock where the file system has no OS locks."""
+        return self._fl_options[2]
+
+    @property
+    def preserve_lock_file(self) -> bool:
+        """Whether the lock file is promised to stay (the kernel lock never deletes it)."""
+        return self._fl_options[3]
+
+    @property
+    def on_acquired(self) -> Callable[[int], None] | None:
+        """The hook called with the locked descriptor once per acquisition, or None."""
+        return self._fl_on_acquired
 
     @property
     def is_singleton(self) -> bool:
@@ -422,7 +535,14 @@ class BaseFileLock(contextlib.ContextDecorator):
         """
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        _release(self._h, bool(force))
+        try:
+            _release(self._h, bool(force))
+        except OSError:
+            # The core reports a close failure after the unlock (the lock is
+            # released all the same): the caller's policy decides.
+            if self._fl_options[1] == "suppress" and not _core.fl_is_locked(self._h):
+                return
+            raise
 
     def __enter__(self) -> BaseFileLock:
         if _is_debug(_DEBUG) is not _log_on:
@@ -438,7 +558,19 @@ class BaseFileLock(contextlib.ContextDecorator):
     ) -> None:
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        _release(self._h, False)
+        if exc_value is None and self._fl_options[1] != "suppress":
+            _release(self._h, False)
+            return
+        self._release_in_context(exc_value)
+
+    def _release_in_context(self, body_error: BaseException | None) -> None:
+        try:
+            self.release()
+        except BaseException as release_error:
+            if body_error is None or self._fl_options[0] == "chain":
+                raise
+            group = _exception_group()("lock body and release both failed", [body_error, release_error])
+            raise group from None
 
     def _enter_via_acquire(self) -> BaseFileLock:
         self.acquire()
@@ -450,7 +582,7 @@ class BaseFileLock(contextlib.ContextDecorator):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.release()
+        self._release_in_context(exc_value)
 
     # A class attribute, so that __del__ still reaches it while the
     # interpreter tears module globals down (a builtin does not bind).

@@ -75,6 +75,8 @@ class ReadWriteLock:
             True,  # thread_local: each thread reads or writes on its own
             bool(is_singleton),
             True,  # read_write: waiting writers close the gate to new readers
+            False,  # soft_fallback: read/write locks are kernel locks only
+            None,  # on_acquired
         )
         if not is_singleton:
             self = super().__new__(cls)
