@@ -590,3 +590,109 @@ def test_no_name_we_do_not_implement() -> None:
     # until implemented.
     for name in ("AsyncFileLock", "SoftFileLease", "StrictSoftFileLock", "SoftFileLockLifetimeWarning"):
         assert not hasattr(filelock, name), name
+
+
+# ---- constructor options (3.30) ---------------------------------------------------
+
+
+OPTIONS_SCENARIO = ERR + """
+from filelock import FileLock, SoftFileLock
+p = LOCK_PATH
+result = dict(
+    ctx=err(lambda: FileLock(p, context_error_policy="nest")),
+    close=err(lambda: FileLock(p, close_error_policy="loud")),
+    preserve_soft=err(lambda: SoftFileLock(p, preserve_lock_file=True)),
+    hook_soft=err(lambda: SoftFileLock(p, on_acquired=print)),
+    singleton=err(lambda: (FileLock(p, is_singleton=True), FileLock(p, is_singleton=True, close_error_policy="raise"))),
+)
+lock = FileLock(p)
+result["defaults"] = [lock.context_error_policy, lock.close_error_policy, lock.fallback_to_soft,
+                      lock.preserve_lock_file, lock.on_acquired]
+lock = FileLock(p, context_error_policy="group", close_error_policy="suppress", fallback_to_soft=False,
+                preserve_lock_file=True)
+result["set"] = [lock.context_error_policy, lock.close_error_policy, lock.fallback_to_soft, lock.preserve_lock_file]
+"""
+
+
+def test_constructor_options_as_newest(tmp_path: Path) -> None:
+    def code(name: str) -> str:
+        return f"LOCK_PATH = {str(tmp_path / name)!r}\n" + OPTIONS_SCENARIO
+
+    ours, theirs = run("ours", code("a.lock")), run("newest", code("a.lock"))
+    # The singleton message: the newest lists the differing arguments after
+    # the common first line (issue 15b gives ours the same list).
+    assert ours.pop("singleton")[1].splitlines()[0] == theirs.pop("singleton")[1].splitlines()[0]
+    assert ours == theirs
+
+
+def test_on_acquired_gets_the_locked_descriptor(lock_path: str) -> None:
+    from filelock import lock_descriptor
+
+    seen: list[tuple[int, bool]] = []
+
+    def hook(fd: int) -> None:
+        # Another open file description cannot take the lock: fd holds it.
+        probe = os.open(lock_path, os.O_RDWR)
+        try:
+            seen.append((fd, lock_descriptor(probe, blocking=False)))
+        finally:
+            os.close(probe)
+
+    lock = FileLock(lock_path, on_acquired=hook)
+    assert lock.on_acquired is hook
+    with lock:
+        with lock:  # re-entry: not called again
+            pass
+    assert len(seen) == 1 and seen[0][1] is False
+
+
+def test_on_acquired_failure_releases_and_reraises(lock_path: str) -> None:
+    class Refused(Exception):
+        pass
+
+    def hook(fd: int) -> None:
+        raise Refused(f"fd {fd}")
+
+    lock = FileLock(lock_path, on_acquired=hook)
+    with pytest.raises(Refused, match="fd "):
+        lock.acquire()
+    assert not lock.is_locked and lock.lock_counter == 0
+    # Released: another lock gets it at once.
+    other = FileLock(lock_path)
+    other.acquire(timeout=0)
+    other.release()
+    with pytest.raises(Refused):
+        with lock:
+            pytest.fail("the body must not run")
+
+
+def test_on_acquired_must_be_callable(lock_path: str) -> None:
+    with pytest.raises(TypeError, match="on_acquired must be callable"):
+        FileLock(lock_path, on_acquired=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="BaseExceptionGroup is Python 3.11+")
+def test_context_error_policy(lock_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Body(Exception):
+        pass
+
+    def failing_release(h: Any, force: bool) -> None:
+        raise OSError(5, "Input/output error", lock_path)
+
+    for policy in ("chain", "group"):
+        lock = FileLock(lock_path, context_error_policy=policy)
+        lock.acquire()
+        # A release that fails (the core's FL_EIO: e.g. the server dropped the lock).
+        monkeypatch.setattr("filelock._api._release", failing_release)
+        with pytest.raises(BaseException) as info:
+            with lock:
+                raise Body("body")
+        monkeypatch.undo()
+        lock.release(force=True)
+        if policy == "chain":
+            assert type(info.value) is OSError
+            assert isinstance(info.value.__context__, Body)
+        else:
+            assert isinstance(info.value, ExceptionGroup)
+            assert str(info.value).startswith("lock body and release both failed")
+            assert [type(e) for e in info.value.exceptions] == [Body, OSError]
