@@ -111,6 +111,7 @@ local CREATE_OPTIONS = {
     thread_local = "boolean",
     singleton = "boolean",
     soft_fallback = "boolean",
+    on_acquired = "function",
 }
 -- A read/write lock is always a kernel lock (the soft lock has no shared
 -- mode), so it cannot fall back to the soft lock.
@@ -122,7 +123,12 @@ local RW_CREATE_OPTIONS = {
     thread_local = "boolean",
     singleton = "boolean",
 }
-local ACQUIRE_OPTIONS = { timeout = "number", poll_interval = "number", blocking = "boolean" }
+local ACQUIRE_OPTIONS = {
+    timeout = "number",
+    poll_interval = "number",
+    blocking = "boolean",
+    cancel_check = "function",
+}
 local RELEASE_OPTIONS = { force = "boolean" }
 
 -- Rejects unknown keys (a misspelt `timout` must not silently wait forever)
@@ -182,6 +188,7 @@ end
 -------------------------------------------------------------------------------
 
 local HANDLE = {} -- private key: the SWIG handle inside a lock object
+local HOOK = {} -- private key: the lock's on_acquired function (or nil)
 local methods = {}
 
 local getters = {
@@ -274,8 +281,13 @@ local function create(what, path, opts)
         invalid("option 'mode' must be an integer", path)
     end
     -- Options not given keep the core's defaults (fl_options_init).
+    if opts.on_acquired ~= nil and what == "SoftFileLock" then
+        invalid("on_acquired is not supported by SoftFileLock: only kernel locks expose the "
+            .. "lock descriptor", path)
+    end
     local handle = core.create(path, what == "SoftFileLock", rw, opts)
-    return setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
+    return setmetatable({ [HANDLE] = handle, [HOOK] = opts.on_acquired },
+        rw and RWMeta or LockMeta)
 end
 
 -- A callable class table: Class(path [, opts]) creates a lock of that class.
@@ -302,10 +314,10 @@ end
 local function acquire_in(take, what, self, opts)
     local h = self[HANDLE]
     if opts == nil then
-        take(h)
+        take(h, nil, nil, nil, nil, self[HOOK])
     else
         check_options(opts, ACQUIRE_OPTIONS, what, core.fl_lock_path(h))
-        take(h, opts.timeout, opts.blocking, opts.poll_interval)
+        take(h, opts.timeout, opts.blocking, opts.poll_interval, opts.cancel_check, self[HOOK])
     end
     return h
 end
@@ -485,5 +497,23 @@ end
 
 --- The timeout value meaning "wait forever".
 M.FOREVER = -1
+
+--- filelock.lock_descriptor(fd [, opts]) -> true, or false when opts.blocking
+-- is false and another holder has it: the exclusive OS lock FileLock takes,
+-- on a descriptor (an integer, e.g. from luaposix) the caller opened and
+-- owns and still closes. opts: blocking (default true: wait until granted),
+-- poll_interval (> 0 when blocking; the wait needs no polling).
+local DESCRIPTOR_OPTIONS = { blocking = "boolean", poll_interval = "number" }
+function M.lock_descriptor(fd, opts)
+    check_options(opts, DESCRIPTOR_OPTIONS, "lock_descriptor")
+    opts = opts or {}
+    return core.lock_descriptor(fd, opts.blocking, opts.poll_interval)
+end
+
+--- filelock.unlock_descriptor(fd): releases what lock_descriptor took; the
+-- descriptor stays open.
+function M.unlock_descriptor(fd)
+    core.unlock_descriptor(fd)
+end
 
 return M
