@@ -406,6 +406,11 @@ class BaseFileLock(contextlib.ContextDecorator):
         return self._fl_on_acquired
 
     @property
+    def has_explicit_mode(self) -> bool:
+        """Whether *mode* was given (else the umask and default ACLs decide a new file's mode)."""
+        return self._mode != _UNSET_FILE_MODE
+
+    @property
     def is_singleton(self) -> bool:
         """Whether this object is the one shared lock for its path."""
         return bool(_core.fl_is_singleton(self._h))
