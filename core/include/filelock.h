@@ -201,7 +201,6 @@ typedef struct fl_options {
 #define FL_OPTIONS_INIT                                                                            \
     { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL }
 
-
 /**
  * Cancel callback, consulted while an acquire waits: at every wake-up, at
  * least every 50 ms, and when a signal interrupts the wait (@p interrupted
@@ -216,7 +215,7 @@ typedef int (*fl_cancel_fn)(void *data, int interrupted);
 /** The steps reported to the log handler (the messages py-filelock logs). */
 typedef enum fl_log_event {
     FL_LOG_ATTEMPT = 0,         /**< "Attempting to acquire lock <id> on <path>" */
-    FL_LOG_ACQUIRED = 1,        /**< "Lock <id> acquired on <path>" */
+    FL_LOG_ACQUIRED = 1,        /**< "Lock <id> acquired on <path>" (also for a re-entry) */
     FL_LOG_FAILED = 2,          /**< "Failed to immediately acquire lock <id> on <path>" */
     FL_LOG_TIMEOUT = 3,         /**< "Timeout on acquiring lock <id> on <path>" */
     FL_LOG_WAITING = 4,         /**< "Lock <id> not acquired on <path>, waiting <s> seconds ..." */

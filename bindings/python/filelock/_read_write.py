@@ -127,6 +127,8 @@ class ReadWriteLock:
         self._lock_file = path
         self._key = key
         self._close_mutex = threading.Lock()
+        # Log messages name id(lock), as for the other lock classes.
+        _core.fl_set_log_id(handle, id(self))
 
     def _handle(self) -> Any:
         h = self._h
@@ -286,6 +288,8 @@ class ReadWriteLock:
         with *force*). Releasing a lock this thread does not hold does nothing.
         The lock and gate files are not deleted.
         """
+        if _api._is_debug(_api._DEBUG) is not _api._log_on:
+            _api._sync_logging()
         h = self._h
         if h is not None:
             _release(h, bool(force))
