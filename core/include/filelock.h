@@ -193,7 +193,8 @@ typedef struct fl_options {
                             Kernel lock only. */
     fl_acquired_fn on_acquired; /**< NULL, or the hook run once per physical acquisition of the
                                      kernel lock (see ::fl_acquired_fn); not run after a soft
-                                     fallback. ::FL_EINVAL with ::FL_SOFT. */
+                                     fallback. fl_lock_new(): ::FL_EINVAL with ::FL_SOFT,
+                                     ::FL_ENOTSUP on Windows. */
     void *on_acquired_data;     /**< Passed to @p on_acquired. */
 } fl_options;
 

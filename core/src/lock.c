@@ -372,6 +372,11 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
                          "on_acquired is not supported by the soft lock of '%.*s': only kernel "
                          "locks expose the lock descriptor",
                          (int)len, path);
+#ifdef _WIN32
+    if (opts->on_acquired)
+        return fl__error(FL_ENOTSUP, 0, "on_acquired is not available on Windows yet ('%.*s')",
+                         (int)len, path);
+#endif
 
     l = calloc(1, sizeof *l);
     if (!l)
@@ -908,7 +913,12 @@ static int run_on_acquired(fl_lock *l, fl__hold *h) {
     unsigned gen = fl__current_gen();
     if (!l->on_acquired || kind != FL_KERNEL)
         return 0;
+#ifdef _WIN32
+    rc = 0; /* refused at creation (the hold is a HANDLE, not a descriptor) */
+    (void)h;
+#else
     rc = l->on_acquired(l->on_acquired_data, l, h->fd);
+#endif
     if (rc == 0)
         return 0;
     if (rc > 0 || rc <= FL__ERROR_END)
