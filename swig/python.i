@@ -194,10 +194,13 @@ static int flpy_cancel_locked(flpy_cancel_call *call) {
     PyObject *r;
     int truth;
     if (flpy_log_sync) {
+        /* Logging must not break locking: a failure here is reported as
+         * unraisable and the wait goes on. */
         r = PyObject_CallNoArgs(flpy_log_sync);
-        if (!r)
-            return 1;
-        Py_DECREF(r);
+        if (r)
+            Py_DECREF(r);
+        else
+            PyErr_WriteUnraisable(flpy_log_sync);
     }
     if (PyErr_CheckSignals() != 0)
         return 1;

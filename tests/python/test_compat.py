@@ -696,3 +696,36 @@ def test_context_error_policy(lock_path: str, monkeypatch: pytest.MonkeyPatch) -
             assert isinstance(info.value, ExceptionGroup)
             assert str(info.value).startswith("lock body and release both failed")
             assert [type(e) for e in info.value.exceptions] == [Body, OSError]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_failing_log_level_check_does_not_break_a_wait(lock_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The level is re-read at each wake-up; if that fails, the wait goes on."""
+    import filelock._api as api
+
+    broken = False
+    real = api._is_debug
+
+    def is_debug(level: int) -> bool:
+        if broken:
+            raise RuntimeError("logging is broken")
+        return real(level)
+
+    calls = 0
+
+    def check() -> bool:
+        nonlocal calls, broken
+        calls += 1
+        broken = True
+        return calls >= 3
+
+    seen: list[str] = []
+    monkeypatch.setattr(api, "_is_debug", is_debug)
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(str(u.exc_value)))
+    holder, waiter = FileLock(lock_path), FileLock(lock_path)
+    with holder:
+        with pytest.raises(Timeout):
+            waiter.acquire(timeout=DEADLINE, cancel_check=check)
+        broken = False
+    assert calls == 3
+    assert "logging is broken" in seen
