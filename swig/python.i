@@ -193,17 +193,21 @@ typedef struct flpy_cancel_call {
 static int flpy_cancel_locked(flpy_cancel_call *call) {
     PyObject *r;
     int truth;
-    if (flpy_log_sync) {
-        /* Logging must not break locking: a failure here is reported as
-         * unraisable and the wait goes on. */
-        r = PyObject_CallNoArgs(flpy_log_sync);
-        if (r)
-            Py_DECREF(r);
-        else
-            PyErr_WriteUnraisable(flpy_log_sync);
-    }
     if (PyErr_CheckSignals() != 0)
         return 1;
+    if (flpy_log_sync) {
+        /* Logging must not break locking: an error here is reported as
+         * unraisable and the wait goes on. What a signal handler raised
+         * while it ran (KeyboardInterrupt: not an Exception) ends the wait. */
+        r = PyObject_CallNoArgs(flpy_log_sync);
+        if (r) {
+            Py_DECREF(r);
+        } else if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyErr_WriteUnraisable(flpy_log_sync);
+        } else {
+            return 1;
+        }
+    }
     if (!call || !call->check)
         return 0;
     r = PyObject_CallNoArgs(call->check);
