@@ -459,7 +459,7 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
                                "Singleton lock instances cannot be initialized with differing "
                                "arguments: lock file '%s' already has a singleton handle with "
                                "different settings (timeout, mode, thread_local, blocking, "
-                               "poll_interval, kind, soft_fallback or read_write)",
+                               "poll_interval, kind, soft_fallback, read_write or on_acquired)",
                                l->path);
                 destroy(l);
                 return rc;
