@@ -101,6 +101,26 @@ describe("3.15-3.32 API (" .. _VERSION .. ", " .. H.tag .. ")", function()
         assert.truthy(tostring(raised(function()
             filelock.SoftFileLock(path, { on_acquired = print })
         end)):find("on_acquired is not supported by SoftFileLock"))
+        assert.truthy(tostring(raised(function()
+            filelock.ReadWriteLock(path .. ".rw", { on_acquired = print })
+        end)):find("on_acquired", 1, true))
+    end)
+
+    -- on_acquired travels on the shared fl_options object: a singleton is the
+    -- same object for the same function and refuses another one.
+    it("a singleton compares on_acquired by identity", function()
+        local n = 0
+        local hook = function() n = n + 1 end
+        local lock = filelock.FileLock(path, { singleton = true, on_acquired = hook })
+        assert.are.equal(lock, filelock.FileLock(path, { singleton = true, on_acquired = hook }))
+        assert.is_true(filelock.is_error(raised(function()
+            filelock.FileLock(path, { singleton = true, on_acquired = function() end })
+        end)))
+        assert.is_true(filelock.is_error(raised(function()
+            filelock.FileLock(path, { singleton = true })
+        end)))
+        lock:with(function() end)
+        assert.are.equal(1, n)
     end)
 
     it("lock_descriptor contends with FileLock", function()

@@ -61,6 +61,21 @@ class TestApi16 < Minitest::Test
     assert_match(/on_acquired is not supported by SoftFileLock/, err.message)
   end
 
+  # on_acquired travels on the shared Options object: a singleton is the same
+  # object for the same callable and refuses another one.
+  def test_singleton_compares_on_acquired_by_identity
+    fds = []
+    hook = ->(fd) { fds << fd }
+    lock = Filelock::FileLock.new(path, singleton: true, on_acquired: hook)
+    assert_same lock, Filelock::FileLock.new(path, singleton: true, on_acquired: hook)
+    err = assert_raises(ArgumentError) { Filelock::FileLock.new(path, singleton: true, on_acquired: ->(_) {}) }
+    assert_match(/differing arguments/, err.message)
+    assert_raises(ArgumentError) { Filelock::FileLock.new(path, singleton: true) }
+    lock.synchronize { nil }
+    assert_equal 1, fds.size
+    assert_same hook, lock.on_acquired
+  end
+
   def test_lock_descriptor_contends_with_filelock
     lock = Filelock::FileLock.new(path)
     File.open(path, File::RDWR | File::CREAT) do |io|
