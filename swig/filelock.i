@@ -69,6 +69,10 @@ typedef struct fl_lock {
     }
     ~fl_options() { free($self); }
 }
+/* A C hook and its data: each language sets them itself, with its own
+ * callable as the data, kept alive by its handle object. */
+%ignore fl_options::on_acquired;
+%ignore fl_options::on_acquired_data;
 
 /* Every wrapped function whose negative return is an error (all take the
  * handle first): the language's `int FL_RAISING` typemap raises. */
@@ -99,5 +103,9 @@ typedef struct fl_lock {
 %ignore fl_lock_fd;
 %ignore fl_set_owner_pid;
 %ignore fl_set_read_only_open;
+/* Take a cancel callback (a C function pointer): each language wraps them
+ * by hand with its own interruption rules. */
+%ignore fl_lock_descriptor;
+%ignore fl_unlock_descriptor;
 
 %include "filelock.h"

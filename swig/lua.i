@@ -108,6 +108,10 @@ typedef struct fl_lua_wait {
     lua_State *L;
     lua_Hook hook; /* the hook in place when the wait began */
     int mask, count;
+    int check;     /* stack index of this call's cancel_check function, or 0 */
+    int by_check;  /* cancel_check returned true */
+    int hook_fn;   /* stack index of the lock's on_acquired function, or 0 */
+    int failed;    /* a Lua function raised: its error is on the stack top */
 } fl_lua_wait;
 static FL_LUA_TLS fl_lua_wait fl_lua_current;
 
@@ -126,6 +130,60 @@ static int fl_lua_on_cancel(void *data, int interrupted) {
     if (interrupted)
         return 1;
     return w->L && lua_gethook(w->L) != w->hook;
+}
+
+/* The per-call cancel callback of acquire{cancel_check = fn}: Ctrl-C as
+ * above, then fn() (protected: its error ends the wait and is re-raised). */
+static int fl_lua_on_cancel_check(void *data, int interrupted) {
+    fl_lua_wait *w = &fl_lua_current;
+    int stop;
+    (void)data;
+    if (fl_lua_on_cancel(NULL, interrupted))
+        return 1;
+    if (!w->L || !w->check || w->failed)
+        return w->failed;
+    lua_pushvalue(w->L, w->check);
+    if (lua_pcall(w->L, 0, 1, 0) != 0) {
+        w->failed = 1; /* the error stays on the stack */
+        return 1;
+    }
+    stop = lua_toboolean(w->L, -1);
+    lua_pop(w->L, 1);
+    if (stop)
+        w->by_check = 1;
+    return stop;
+}
+
+/* fl_options.on_acquired: calls the lock's on_acquired(fd) passed with this
+ * acquire (the option's data is only the function's identity, for the
+ * singleton comparison). A raising function refuses the lock. */
+static int fl_lua_on_acquired(void *data, fl_lock *lock, int fd) {
+    fl_lua_wait *w = &fl_lua_current;
+    (void)data;
+    (void)lock;
+    if (!w->L || !w->hook_fn)
+        return 0;
+    lua_pushvalue(w->L, w->hook_fn);
+    lua_pushinteger(w->L, fd);
+    if (lua_pcall(w->L, 1, 0, 0) != 0) {
+        w->failed = 1;
+        return FL_ECANCELED;
+    }
+    return 0;
+}
+
+/* options_on_acquired(options, fn): sets fl_options.on_acquired on a
+ * core.fl_options to run the lock's on_acquired (fl_lua_on_acquired). The
+ * option's data is only the function's identity (the singleton comparison):
+ * the lock object keeps the function and passes it to every acquire. */
+static int fl_lua_options_on_acquired(lua_State *L) {
+    void *opts = NULL;
+    if (!SWIG_IsOK(SWIG_ConvertPtr(L, 1, &opts, SWIGTYPE_p_fl_options, 0)) || !opts)
+        return luaL_argerror(L, 1, "filelock options expected");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    ((fl_options *)opts)->on_acquired = fl_lua_on_acquired;
+    ((fl_options *)opts)->on_acquired_data = (void *)lua_topointer(L, 2);
+    return 0;
 }
 
 /* create(path, options) -> handle: `options` is a core.fl_options (the
@@ -158,7 +216,8 @@ static fl_lock *fl_lua_check(lua_State *L, int idx) {
 }
 
 /* The one wait wrapper, for both modes: (handle [, timeout [, blocking
- * [, poll_interval]]]), nil meaning the handle's default. `shared` picks
+ * [, poll_interval [, cancel_check [, on_acquired]]]]]), nil meaning the
+ * handle's default (cancel_check: none; on_acquired: the lock's hook). `shared` picks
  * fl_acquire_shared (read) over fl_acquire_ex (write/exclusive); the
  * cancel and Ctrl-C handling around the wait is the same. Raises on
  * failure (FL_ELOCKMODE for an upgrade or downgrade, from the core). */
@@ -183,6 +242,21 @@ static int fl_lua_acquire_mode(lua_State *L, int shared) {
         args.poll_interval = (double)luaL_checknumber(L, 4);
         args.set |= FL_ARG_POLL_INTERVAL;
     }
+    fl_lua_current.check = 0;
+    fl_lua_current.hook_fn = 0;
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TFUNCTION);
+        fl_lua_current.check = 5;
+        args.cancel = fl_lua_on_cancel_check;
+        args.set |= FL_ARG_CANCEL;
+    }
+    if (!lua_isnoneornil(L, 6)) {
+        luaL_checktype(L, 6, LUA_TFUNCTION);
+        fl_lua_current.hook_fn = 6;
+    }
+    lua_settop(L, 6); /* the functions stay at 5 and 6; errors go above */
+    fl_lua_current.by_check = 0;
+    fl_lua_current.failed = 0;
 
     fl_lua_current.L = L;
     fl_lua_current.hook = lua_gethook(L);
@@ -199,7 +273,19 @@ static int fl_lua_acquire_mode(lua_State *L, int shared) {
          * "interrupted" error in place of its own.) */
         lua_sethook(L, fl_lua_current.hook, fl_lua_current.mask, fl_lua_current.count);
     }
-    fl_lua_current = saved;
+    {
+        int failed = fl_lua_current.failed, by_check = fl_lua_current.by_check;
+        fl_lua_current = saved;
+        if (failed && rc != 0)
+            return lua_error(L); /* what cancel_check or on_acquired raised */
+        if (by_check && rc == FL_ECANCELED) {
+            /* As an expired timeout, as py-filelock's cancel_check does. */
+            char msg[512];
+            snprintf(msg, sizeof msg, "The file lock '%s' could not be acquired.",
+                     fl_lock_path(lock));
+            return fl_lua_raise_msg(L, "ETIMEOUT", 0, msg, fl_lock_path(lock));
+        }
+    }
     if (rc == 0)
         return 0;
     if (rc == FL_ECANCELED) {
@@ -254,6 +340,30 @@ static int fl_lua_owner(lua_State *L) {
     return 1;
 }
 
+/* lock_descriptor(fd, blocking, poll_interval) -> true, or false when
+ * blocking is false and the lock is held elsewhere: the core's
+ * fl_lock_descriptor on a descriptor the caller owns. A signal ends a
+ * blocking wait with the EINTR error, as acquire does. */
+static int fl_lua_lock_descriptor(lua_State *L) {
+    int fd = (int)luaL_checkinteger(L, 1);
+    int blocking = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+    double poll = luaL_optnumber(L, 3, 0.05);
+    int rc = fl_lock_descriptor(fd, blocking, poll, NULL, NULL);
+    if (rc == 0 || (rc == FL_ETIMEOUT && !blocking)) {
+        lua_pushboolean(L, rc == 0);
+        return 1;
+    }
+    return fl_lua_raise(L, rc, NULL);
+}
+
+/* unlock_descriptor(fd): releases it, the descriptor stays open. */
+static int fl_lua_unlock_descriptor(lua_State *L) {
+    int rc = fl_unlock_descriptor((int)luaL_checkinteger(L, 1));
+    if (rc != 0)
+        return fl_lua_raise(L, rc, NULL);
+    return 0;
+}
+
 /* set_error_factory(fn): installs the function that builds error objects. */
 static int fl_lua_set_error_factory(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -275,8 +385,11 @@ static int fl_lua_raise_from_lua(lua_State *L) {
 %}
 
 %native(create) int fl_lua_create(lua_State *L);
+%native(options_on_acquired) int fl_lua_options_on_acquired(lua_State *L);
 %native(acquire) int fl_lua_acquire(lua_State *L);
 %native(acquire_shared) int fl_lua_acquire_shared(lua_State *L);
 %native(owner) int fl_lua_owner(lua_State *L);
 %native(set_error_factory) int fl_lua_set_error_factory(lua_State *L);
 %native(raise) int fl_lua_raise_from_lua(lua_State *L);
+%native(lock_descriptor) int fl_lua_lock_descriptor(lua_State *L);
+%native(unlock_descriptor) int fl_lua_unlock_descriptor(lua_State *L);

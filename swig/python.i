@@ -90,11 +90,37 @@
  * receiving formatted log lines. Strong references for the process life. */
 static PyObject *flpy_timeout_cls;
 static PyObject *flpy_log_sink;
+static PyObject *flpy_log_sync; /* re-reads the "filelock" logger's level */
 static int flpy_logging_on;
 
 static PyObject *flpy_path_obj(fl_lock *l) {
     const char *p = l ? fl_lock_path(l) : NULL;
     return PyUnicode_DecodeFSDefault(p ? p : "");
+}
+
+/* Sets OSError for errno @p err on @p filename (a new reference is not
+ * taken) as Python's own file functions do -- OSError(errno, strerror,
+ * filename), so the subclass (FileNotFoundError, ...), str() and the
+ * attributes are what open() gives -- and adds the core's message (which
+ * says what the library was doing) as a note where notes exist (3.11+). */
+static void flpy_set_oserror(int err, PyObject *filename, const char *core_msg) {
+    PyObject *exc = PyObject_CallFunction(PyExc_OSError, "isO", err, strerror(err), filename);
+    if (!exc)
+        return;
+#if PY_VERSION_HEX >= 0x030B0000
+    if (core_msg && core_msg[0]) {
+        PyObject *r = PyObject_CallMethod(exc, "add_note", "s", core_msg);
+        if (!r) {
+            Py_DECREF(exc);
+            return;
+        }
+        Py_DECREF(r);
+    }
+#else
+    (void)core_msg;
+#endif
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
 }
 
 /* Raises the Python exception for a failed core call (code < 0), built from
@@ -157,12 +183,8 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
         path = l ? flpy_path_obj(l) : (Py_INCREF(Py_None), Py_None);
         if (!path)
             return NULL;
-        exc = PyObject_CallFunction(PyExc_OSError, "isO", err, msg, path);
+        flpy_set_oserror(err, path, msg);
         Py_DECREF(path);
-        if (exc) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
         return NULL;
     }
     if (code == FL_EINVAL) {
@@ -178,15 +200,55 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
  * only run with the GIL held, so take it briefly and let them run; if one
  * raised (KeyboardInterrupt), stop waiting and leave the exception pending
  * in this thread's state for flpy_acquire to return. */
+/* Per-call state of acquire(cancel_check=...). */
+typedef struct flpy_cancel_call {
+    PyObject *check;  /* the callable, or NULL */
+    int by_check;     /* 1: check() returned true (the wait ends as a Timeout) */
+} flpy_cancel_call;
+
+/* Runs with the GIL held: follows the logger's level (a wake-up is an event
+ * too: "waiting"/"timeout" must be logged if DEBUG was switched on during
+ * the wait), runs signal handlers, then the caller's cancel_check. */
+static int flpy_cancel_locked(flpy_cancel_call *call) {
+    PyObject *r;
+    int truth;
+    if (PyErr_CheckSignals() != 0)
+        return 1;
+    if (flpy_log_sync) {
+        /* Logging must not break locking: an error here is reported as
+         * unraisable and the wait goes on. What a signal handler raised
+         * while it ran (KeyboardInterrupt: not an Exception) ends the wait. */
+        r = PyObject_CallNoArgs(flpy_log_sync);
+        if (r) {
+            Py_DECREF(r);
+        } else if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyErr_WriteUnraisable(flpy_log_sync);
+        } else {
+            return 1;
+        }
+    }
+    if (!call || !call->check)
+        return 0;
+    r = PyObject_CallNoArgs(call->check);
+    if (!r)
+        return 1; /* what cancel_check raised is what the caller sees */
+    truth = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (truth < 0)
+        return 1;
+    if (truth)
+        call->by_check = 1;
+    return truth;
+}
+
 static int flpy_cancel(void *data, int interrupted) {
     PyGILState_STATE st;
     int stop;
-    (void)data;
     (void)interrupted;
     if (flpy_finalizing())
         return 0;
     st = PyGILState_Ensure();
-    stop = PyErr_CheckSignals() != 0;
+    stop = flpy_cancel_locked((flpy_cancel_call *)data);
     PyGILState_Release(st);
     return stop;
 }
@@ -232,11 +294,38 @@ static void flpy_log(void *data, fl_log_event ev, uint64_t id, const char *path,
 }
 
 static void flpy_capsule_free(PyObject *capsule) {
+    /* The on_acquired callable (if any) is the capsule's context: one
+     * reference per capsule, dropped after the core reference it guards. */
+    PyObject *hook = (PyObject *)PyCapsule_GetContext(capsule);
     fl_lock_free((fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE));
+    Py_XDECREF(hook);
+}
+
+/* fl_options.on_acquired: calls the Python hook with the locked descriptor.
+ * Runs on the acquiring thread without the GIL; a raising hook leaves its
+ * exception pending for flpy_acquire (the core has released the lock). */
+static int flpy_on_acquired(void *data, fl_lock *lock, int fd) {
+    PyGILState_STATE st;
+    PyObject *r;
+    int rc = 0;
+    (void)lock;
+    if (flpy_finalizing())
+        return 0;
+    st = PyGILState_Ensure();
+    r = PyObject_CallFunction((PyObject *)data, "i", fd);
+    if (r)
+        Py_DECREF(r);
+    else
+        rc = FL_ECANCELED;
+    PyGILState_Release(st);
+    return rc;
 }
 
 static void flpy_options_free(PyObject *capsule) {
+    /* The on_acquired callable (flpy_options_on_acquired), if any. */
+    PyObject *hook = (PyObject *)PyCapsule_GetContext(capsule);
     free(PyCapsule_GetPointer(capsule, FLPY_OPTIONS_CAPSULE));
+    Py_XDECREF(hook);
 }
 
 /* Turns an optional argument into its fl_acquire_args field: None leaves the
@@ -250,6 +339,20 @@ static int flpy_opt_double(PyObject *o, unsigned bit, double *field, unsigned *s
     *set |= bit;
     return 0;
 }
+
+/* After a successful acquire: the warning the pure-Python package gives
+ * when a FileLock falls back to the soft lock (fallback_to_soft). */
+static PyObject *flpy_acquired(fl_lock *l, int kind_before) {
+    if (kind_before == FL_KERNEL && fl_lock_kind(l) == FL_SOFT &&
+        PyErr_WarnEx(PyExc_UserWarning,
+                     "flock not supported on this filesystem, falling back to SoftFileLock",
+                     2) < 0) {
+        fl_release(l, 0);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 %}
 
 /* A new handle: the path as bytes (os.fsencode'd by the caller) so that a
@@ -265,14 +368,44 @@ static int flpy_opt_double(PyObject *o, unsigned bit, double *field, unsigned *s
 
 %inline %{
 /* Module setup from the Python layer: the Timeout class and the log sink. */
-static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink) {
-    PyObject *old_cls = flpy_timeout_cls, *old_sink = flpy_log_sink;
+static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink, PyObject *log_sync) {
+    PyObject *old_cls = flpy_timeout_cls, *old_sink = flpy_log_sink, *old_sync = flpy_log_sync;
     Py_INCREF(timeout_cls);
     Py_INCREF(log_sink);
+    Py_INCREF(log_sync);
     flpy_timeout_cls = timeout_cls;
     flpy_log_sink = log_sink;
+    flpy_log_sync = log_sync;
     Py_XDECREF(old_cls);
     Py_XDECREF(old_sink);
+    Py_XDECREF(old_sync);
+    Py_RETURN_NONE;
+}
+
+/* Sets fl_options.on_acquired on @p opts_cap (a new options capsule) to call
+ * @p hook with the locked descriptor. The options capsule keeps a reference
+ * to the callable (its context) until it is freed; flpy_new takes one more
+ * for the handle. The callable is the hook's data: equal settings for a
+ * singleton mean the same callable object. */
+static PyObject *flpy_options_on_acquired(PyObject *opts_cap, PyObject *hook) {
+    fl_options *o = (fl_options *)PyCapsule_GetPointer(opts_cap, FLPY_OPTIONS_CAPSULE);
+    PyObject *old;
+    if (!o)
+        return NULL;
+    if (!PyCallable_Check(hook)) {
+        PyErr_Format(PyExc_TypeError, "on_acquired must be callable, not %.200s",
+                     Py_TYPE(hook)->tp_name);
+        return NULL;
+    }
+    old = (PyObject *)PyCapsule_GetContext(opts_cap);
+    Py_INCREF(hook);
+    if (PyCapsule_SetContext(opts_cap, hook) < 0) {
+        Py_DECREF(hook);
+        return NULL;
+    }
+    Py_XDECREF(old);
+    o->on_acquired = flpy_on_acquired;
+    o->on_acquired_data = hook;
     Py_RETURN_NONE;
 }
 
@@ -285,14 +418,14 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, const fl_
         int err = fl_last_errno();
         if (err != 0) {
             PyObject *p = PyUnicode_DecodeFSDefaultAndSize(path_bytes, path_len);
-            PyObject *exc = p ? PyObject_CallFunction(PyExc_OSError, "isO", err,
-                                                      fl_last_error(), p)
-                              : NULL;
+            if (p)
+                flpy_set_oserror(err, p, fl_last_error());
             Py_XDECREF(p);
-            if (exc) {
-                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-                Py_DECREF(exc);
-            }
+            return NULL;
+        }
+        /* Python's own words for a NUL in a path (os.open, open()). */
+        if (rc == FL_EINVAL && memchr(path_bytes, 0, (size_t)path_len)) {
+            PyErr_SetString(PyExc_ValueError, "embedded null byte");
             return NULL;
         }
         return flpy_raise(rc, NULL);
@@ -302,8 +435,16 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, const fl_
     fl_set_cancel(l, flpy_cancel, NULL);
     {
         PyObject *cap = PyCapsule_New(l, FLPY_CAPSULE, flpy_capsule_free);
-        if (!cap)
+        if (!cap) {
             fl_lock_free(l);
+            return NULL;
+        }
+        /* Only flpy_options_on_acquired sets the hook: its data is a
+         * callable, which the handle keeps alive as long as it lives. */
+        if (opts->on_acquired == flpy_on_acquired) {
+            Py_INCREF((PyObject *)opts->on_acquired_data);
+            PyCapsule_SetContext(cap, opts->on_acquired_data);
+        }
         return cap;
     }
 }
@@ -315,7 +456,7 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, const fl_
 static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObject *blocking,
                               PyObject *poll_interval) {
     fl_acquire_args a;
-    int rc;
+    int rc, kind_before = fl_lock_kind(l);
     fl_acquire_args_init(&a);
     a.shared = shared;
     if (flpy_opt_double(timeout, FL_ARG_TIMEOUT, &a.timeout, &a.set) < 0 ||
@@ -331,6 +472,100 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return flpy_raise(rc, l);
+    return flpy_acquired(l, kind_before);
+}
+
+/* As flpy_acquire, with the caller's cancel_check (a callable) consulted
+ * at every wake-up of this call only (FL_ARG_CANCEL): a true result ends
+ * the wait and raises Timeout, as the pure-Python filelock does; what it
+ * raises propagates. Signal handlers still run (Ctrl-C). */
+static PyObject *flpy_acquire_cancel(fl_lock *l, int shared, PyObject *timeout,
+                                     PyObject *blocking, PyObject *poll_interval,
+                                     PyObject *cancel_check) {
+    fl_acquire_args a;
+    flpy_cancel_call call;
+    int rc, kind_before = fl_lock_kind(l);
+    if (!PyCallable_Check(cancel_check)) {
+        PyErr_Format(PyExc_TypeError, "cancel_check must be callable, not %.200s",
+                     Py_TYPE(cancel_check)->tp_name);
+        return NULL;
+    }
+    fl_acquire_args_init(&a);
+    a.shared = shared;
+    if (flpy_opt_double(timeout, FL_ARG_TIMEOUT, &a.timeout, &a.set) < 0 ||
+        flpy_opt_double(poll_interval, FL_ARG_POLL_INTERVAL, &a.poll_interval, &a.set) < 0)
+        return NULL;
+    if (blocking != Py_None) {
+        if ((a.blocking = PyObject_IsTrue(blocking)) < 0)
+            return NULL;
+        a.set |= FL_ARG_BLOCKING;
+    }
+    call.check = cancel_check;
+    call.by_check = 0;
+    a.cancel = flpy_cancel;
+    a.cancel_data = &call;
+    a.set |= FL_ARG_CANCEL;
+    Py_INCREF(cancel_check); /* alive while the wait runs without the GIL */
+    Py_BEGIN_ALLOW_THREADS
+    rc = fl_acquire_with(l, &a);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(cancel_check);
+    if (rc == FL_ECANCELED && call.by_check && !PyErr_Occurred())
+        rc = FL_ETIMEOUT;
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    return flpy_acquired(l, kind_before);
+}
+
+/* lock_descriptor(fd, blocking, poll_interval) -> bool: the core's
+ * fl_lock_descriptor on a descriptor the caller owns (anything
+ * PyObject_AsFileDescriptor takes, as fcntl.flock does). The wait runs
+ * without the GIL; signal handlers run when a signal interrupts it. OS
+ * errors raise OSError(errno, strerror) as fcntl.flock does. */
+static PyObject *flpy_descriptor_error(int rc, PyObject *poll_interval) {
+    int err = fl_last_errno();
+    if (PyErr_Occurred())
+        return NULL;
+    if (rc == FL_EINVAL) {
+        /* The core judged it; the user's own value is shown, as str() shows it. */
+        PyErr_Format(PyExc_ValueError, "poll_interval must be finite and greater than 0, got %S",
+                     poll_interval);
+        return NULL;
+    }
+    if (rc == FL_ENOTSUP && err == 0)
+        err = ENOSYS;
+    if (err != 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return flpy_raise(rc, NULL);
+}
+
+static PyObject *flpy_lock_descriptor(PyObject *fd_obj, int blocking, PyObject *poll_interval) {
+    int fd = PyObject_AsFileDescriptor(fd_obj), rc;
+    double poll;
+    if (fd < 0)
+        return NULL;
+    poll = PyFloat_AsDouble(poll_interval);
+    if (poll == -1.0 && PyErr_Occurred())
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = fl_lock_descriptor(fd, blocking, poll, flpy_cancel, NULL);
+    Py_END_ALLOW_THREADS
+    if (rc == 0)
+        Py_RETURN_TRUE;
+    if (rc == FL_ETIMEOUT && !blocking)
+        Py_RETURN_FALSE;
+    return flpy_descriptor_error(rc, poll_interval);
+}
+
+static PyObject *flpy_unlock_descriptor(PyObject *fd_obj) {
+    int fd = PyObject_AsFileDescriptor(fd_obj), rc;
+    if (fd < 0)
+        return NULL;
+    rc = fl_unlock_descriptor(fd);
+    if (rc != 0)
+        return flpy_descriptor_error(rc, Py_None);
     Py_RETURN_NONE;
 }
 

@@ -224,13 +224,91 @@ static void fl_rb_ubf(void *arg) {
     __atomic_store_n(&((fl_rb_wait *)arg)->cancel, 1, __ATOMIC_RELEASE);
 }
 
+/* 1 while this thread runs core code without the GVL (fl_rb_wait_fn):
+ * a Ruby block called back from the core must then take the GVL first. */
+static __thread int fl_rb_nogvl;
+
 static void *fl_rb_wait_fn(void *arg) {
     fl_rb_wait *w = arg;
     w->ran = 1;
     fl_rb_current_wait = w;
+    fl_rb_nogvl = 1;
     w->rc = fl_acquire_with(w->lock, &w->args);
+    fl_rb_nogvl = 0;
     fl_rb_current_wait = NULL;
     return NULL;
+}
+
+/* The Ruby blocks of one acquire: cancel_check (consulted at every wake-up
+ * of the wait) and the lock's on_acquired hook (called with the locked
+ * descriptor). They run from inside the core, so they are protected: what
+ * they raise (or a throw, Thread#kill) is kept here and re-raised once the
+ * core call has returned, never unwound through it. On this stack, so the
+ * exception is seen by the garbage collector. */
+typedef struct fl_rb_blocks {
+    VALUE check, hook; /* nil when absent */
+    int which;         /* 0: check, 1: hook */
+    int fd;
+    VALUE result;
+    int state;   /* rb_protect state of a block that raised, else 0 */
+    VALUE exc;   /* its exception */
+    int by_check; /* check returned true: the wait ends as a Timeout */
+} fl_rb_blocks;
+static __thread fl_rb_blocks *fl_rb_current_blocks;
+
+static VALUE fl_rb_blocks_body(VALUE p) {
+    fl_rb_blocks *b = (fl_rb_blocks *)p;
+    if (b->which)
+        return rb_funcall(b->hook, rb_intern("call"), 1, INT2NUM(b->fd));
+    return rb_funcall(b->check, rb_intern("call"), 0);
+}
+
+static void *fl_rb_blocks_run(void *p) {
+    fl_rb_blocks *b = p;
+    int state = 0;
+    b->result = rb_protect(fl_rb_blocks_body, (VALUE)b, &state);
+    if (state) {
+        b->state = state;
+        b->exc = rb_errinfo();
+        rb_set_errinfo(Qnil);
+    }
+    return NULL;
+}
+
+/* 0, or non-zero when the block raised. */
+static int fl_rb_blocks_call(fl_rb_blocks *b, int which) {
+    b->which = which;
+    if (fl_rb_nogvl)
+        rb_thread_call_with_gvl(fl_rb_blocks_run, b);
+    else
+        fl_rb_blocks_run(b);
+    return b->state;
+}
+
+/* The per-call cancel callback when acquire has a cancel_check. */
+static int fl_rb_cancel_check(void *data, int interrupted) {
+    fl_rb_blocks *b = data;
+    if (fl_rb_cancel(NULL, interrupted) || b->state)
+        return 1;
+    if (fl_rb_blocks_call(b, 0))
+        return 1;
+    if (RTEST(b->result)) {
+        b->by_check = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* fl_options.on_acquired: the option's data is only the block's identity
+ * (the singleton comparison); the block itself comes with each acquire. */
+static int fl_rb_on_acquired(void *data, fl_lock *lock, int fd) {
+    fl_rb_blocks *b = fl_rb_current_blocks;
+    (void)data;
+    (void)lock;
+    if (!b || NIL_P(b->hook))
+        return 0;
+    b->fd = fd;
+    return fl_rb_blocks_call(b, 1) ? FL_ECANCELED : 0;
 }
 
 static void fl_rb_free_lock(void *p) {
@@ -238,6 +316,16 @@ static void fl_rb_free_lock(void *p) {
     fl_rb_log_mute++;
     fl_lock_free((fl_lock *)p);
     fl_rb_log_mute--;
+}
+
+/* Sets fl_options.on_acquired on `opts` to run the lock's on_acquired
+ * callable (fl_rb_on_acquired). The option's data is only the callable's
+ * identity (the singleton comparison): lib/filelock.rb keeps the callable
+ * referenced by the lock object and passes it to every acquire. */
+static VALUE fl_rb_options_on_acquired(fl_options *opts, VALUE hook) {
+    opts->on_acquired = fl_rb_on_acquired;
+    opts->on_acquired_data = (void *)hook;
+    return Qnil;
 }
 
 /* A new handle for `path` with the options the caller set on `opts` (an
@@ -276,10 +364,20 @@ static void fl_rb_lock_dispose(VALUE obj) {
  * thread, so a caller's `ensure` knows whether to release even if an
  * interrupt is delivered right after this returns. */
 static VALUE fl_rb_acquire(fl_lock *l, int shared, VALUE vtimeout, VALUE vblocking, VALUE vpoll,
-                           VALUE token) {
+                           VALUE token, VALUE cancel_check, VALUE on_acquired) {
     fl_acquire_args given, args;
+    fl_rb_blocks blocks, *saved_blocks = fl_rb_current_blocks;
     int one_attempt;
     int rc;
+
+    blocks.check = cancel_check;
+    blocks.hook = on_acquired;
+    blocks.result = Qnil;
+    blocks.exc = Qnil;
+    blocks.state = 0;
+    blocks.by_check = 0;
+    if (!NIL_P(cancel_check) && !rb_respond_to(cancel_check, rb_intern("call")))
+        rb_raise(rb_eTypeError, "cancel_check must respond to #call");
 
     /* nil: the handle's default, resolved by the core. */
     fl_acquire_args_init(&given);
@@ -296,6 +394,12 @@ static VALUE fl_rb_acquire(fl_lock *l, int shared, VALUE vtimeout, VALUE vblocki
         given.poll_interval = NUM2DBL(vpoll);
         given.set |= FL_ARG_POLL_INTERVAL;
     }
+    if (!NIL_P(cancel_check)) {
+        given.cancel = fl_rb_cancel_check;
+        given.cancel_data = &blocks;
+        given.set |= FL_ARG_CANCEL;
+    }
+    fl_rb_current_blocks = &blocks;
     rc = fl_acquire_args_resolve(l, &given, &args);
     if (rc != 0)
         goto done;
@@ -320,7 +424,7 @@ static VALUE fl_rb_acquire(fl_lock *l, int shared, VALUE vtimeout, VALUE vblocki
         /* The "2" variant does not check interrupts after the wait: a won
          * lock must be recorded (token) before Ruby may raise. */
         rb_thread_call_without_gvl2(fl_rb_wait_fn, &w, fl_rb_ubf, &w);
-        if (w.ran && w.rc != FL_ECANCELED) {
+        if (w.ran && (w.rc != FL_ECANCELED || blocks.state || blocks.by_check)) {
             rc = w.rc;
             break;
         }
@@ -332,6 +436,21 @@ static VALUE fl_rb_acquire(fl_lock *l, int shared, VALUE vtimeout, VALUE vblocki
         rb_thread_check_ints();
     }
 done:
+    fl_rb_current_blocks = saved_blocks;
+    if (rc != 0 && blocks.state) {
+        /* What cancel_check or on_acquired raised (the core rolled back). */
+        fl_rb_flush_log();
+        if (rb_obj_is_kind_of(blocks.exc, rb_eException))
+            rb_exc_raise(blocks.exc);
+        rb_jump_tag(blocks.state);
+    }
+    if (rc == FL_ECANCELED && blocks.by_check) {
+        /* As an expired timeout (py-filelock's cancel_check). */
+        VALUE msg = rb_sprintf("The file lock '%s' could not be acquired.", fl_lock_path(l));
+        VALUE exc = fl_rb_error_new(FL_ETIMEOUT, 0, msg, rb_str_new_cstr(fl_lock_path(l)));
+        fl_rb_flush_log();
+        rb_exc_raise(exc);
+    }
     if (rc == 0) {
         if (RB_TYPE_P(token, T_ARRAY))
             rb_ary_store(token, 0, Qtrue);
@@ -362,6 +481,60 @@ static VALUE fl_rb_owner(fl_lock *l) {
                                 o.this_process ? Qtrue : Qfalse);
 }
 
+/* lock_descriptor(fd, blocking, poll_interval) -> true / false (held
+ * elsewhere, blocking false): the core's fl_lock_descriptor on a
+ * descriptor the caller owns. The blocking wait runs without the GVL;
+ * Ruby's interrupt (Thread#raise, Timeout.timeout, Ctrl-C) signals the
+ * thread, the wait returns, Ruby runs its interrupts, and the wait resumes. */
+typedef struct fl_rb_desc {
+    int fd;
+    double poll;
+    int rc;
+} fl_rb_desc;
+
+static int fl_rb_desc_cancel(void *data, int interrupted) {
+    (void)data;
+    return interrupted; /* back to Ruby on every signal */
+}
+
+static void *fl_rb_desc_fn(void *arg) {
+    fl_rb_desc *d = arg;
+    d->rc = fl_lock_descriptor(d->fd, 1, d->poll, fl_rb_desc_cancel, NULL);
+    return NULL;
+}
+
+static VALUE fl_rb_lock_descriptor(int fd, VALUE blocking, double poll_interval) {
+    fl_rb_desc d;
+    int rc;
+    if (RTEST(blocking) && !(isfinite(poll_interval) && poll_interval > 0))
+        rc = fl_lock_descriptor(fd, 1, poll_interval, NULL, NULL); /* the core refuses it */
+    else
+        rc = fl_lock_descriptor(fd, 0, poll_interval, NULL, NULL);
+    if (rc == FL_ETIMEOUT && RTEST(blocking)) {
+        d.fd = fd;
+        d.poll = poll_interval;
+        for (;;) {
+            d.rc = FL_ECANCELED;
+            rb_thread_call_without_gvl2(fl_rb_desc_fn, &d, RUBY_UBF_IO, NULL);
+            if (d.rc != FL_ECANCELED)
+                break;
+            rb_thread_check_ints();
+        }
+        rc = d.rc;
+    }
+    if (rc == 0)
+        return Qtrue;
+    if (rc == FL_ETIMEOUT && !RTEST(blocking))
+        return Qfalse;
+    fl_rb_check(rc);
+    return Qnil;
+}
+
+static VALUE fl_rb_unlock_descriptor(int fd) {
+    fl_rb_check(fl_unlock_descriptor(fd));
+    return Qnil;
+}
+
 /* Logging on (a callable taking the message) or off (nil). */
 static VALUE fl_rb_set_log_sink(VALUE sink) {
     fl_rb_log_sink = sink;
@@ -389,9 +562,12 @@ static VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode
 /* The entry points lib/filelock.rb uses besides the plain getters. */
 %newobject fl_rb_lock_new;
 fl_lock *fl_rb_lock_new(VALUE path, const fl_options *opts);
+VALUE fl_rb_options_on_acquired(fl_options *opts, VALUE hook);
 void fl_rb_lock_dispose(VALUE obj);
 VALUE fl_rb_acquire(fl_lock *lock, int shared, VALUE timeout, VALUE blocking,
-                    VALUE poll_interval, VALUE token);
+                    VALUE poll_interval, VALUE token, VALUE cancel_check, VALUE on_acquired);
+VALUE fl_rb_lock_descriptor(int fd, VALUE blocking, double poll_interval);
+VALUE fl_rb_unlock_descriptor(int fd);
 VALUE fl_rb_owner(fl_lock *lock);
 VALUE fl_rb_set_log_sink(VALUE sink);
 VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode, VALUE error);

@@ -115,8 +115,21 @@ local CREATE_OPTIONS = {
     thread_local = "boolean",
     singleton = "boolean",
     soft_fallback = "boolean",
+    on_acquired = "function",
 }
-local ACQUIRE_OPTIONS = { timeout = "number", poll_interval = "number", blocking = "boolean" }
+-- A ReadWriteLock takes the same, except on_acquired (FileLock only).
+local RW_CREATE_OPTIONS = {}
+for k, v in pairs(CREATE_OPTIONS) do
+    if k ~= "on_acquired" then
+        RW_CREATE_OPTIONS[k] = v
+    end
+end
+local ACQUIRE_OPTIONS = {
+    timeout = "number",
+    poll_interval = "number",
+    blocking = "boolean",
+    cancel_check = "function",
+}
 local RELEASE_OPTIONS = { force = "boolean" }
 
 -- Rejects unknown keys (a misspelt `timout` must not silently wait forever)
@@ -176,6 +189,7 @@ end
 -------------------------------------------------------------------------------
 
 local HANDLE = {} -- private key: the SWIG handle inside a lock object
+local HOOK = {} -- private key: the lock's on_acquired function (or nil)
 local methods = {}
 
 local getters = {
@@ -267,7 +281,11 @@ local function create(what, path, opts)
         invalid(format("lock file path must be a string, got %s", type(path)))
     end
     local rw = what == "ReadWriteLock"
-    check_options(opts, CREATE_OPTIONS, what, path)
+    check_options(opts, rw and RW_CREATE_OPTIONS or CREATE_OPTIONS, what, path)
+    if opts and opts.on_acquired ~= nil and what == "SoftFileLock" then
+        invalid("on_acquired is not supported by SoftFileLock: only kernel locks expose the "
+            .. "lock descriptor", path)
+    end
     local o = core.fl_options()
     if opts then
         local mode = opts.mode
@@ -279,7 +297,9 @@ local function create(what, path, opts)
             if type(v) == "boolean" then
                 v = v and 1 or 0
             end
-            o[k] = v
+            if k ~= "on_acquired" then -- a C hook: set below
+                o[k] = v
+            end
         end
     end
     if what == "SoftFileLock" then
@@ -288,17 +308,21 @@ local function create(what, path, opts)
     if rw then
         o.read_write = 1
     end
+    local hook = opts and opts.on_acquired
+    if hook ~= nil then
+        core.options_on_acquired(o, hook)
+    end
     local handle = core.create(path, o)
     local key = core.fl_singleton_key(handle)
     if key == nil then
-        return setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
+        return setmetatable({ [HANDLE] = handle, [HOOK] = hook }, rw and RWMeta or LockMeta)
     end
     local objects = SINGLETONS[what]
     local existing = objects[key]
     if existing then
         return existing -- this call's handle reference goes with its userdata
     end
-    local lock = setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
+    local lock = setmetatable({ [HANDLE] = handle, [HOOK] = hook }, rw and RWMeta or LockMeta)
     objects[key] = lock
     return lock
 end
@@ -331,10 +355,10 @@ end
 local function acquire_in(take, what, self, opts)
     local h = self[HANDLE]
     if opts == nil then
-        take(h)
+        take(h, nil, nil, nil, nil, self[HOOK])
     else
         check_options(opts, ACQUIRE_OPTIONS, what, core.fl_lock_path(h))
-        take(h, opts.timeout, opts.blocking, opts.poll_interval)
+        take(h, opts.timeout, opts.blocking, opts.poll_interval, opts.cancel_check, self[HOOK])
     end
     return h
 end
@@ -514,5 +538,23 @@ end
 
 --- The timeout value meaning "wait forever".
 M.FOREVER = -1
+
+--- filelock.lock_descriptor(fd [, opts]) -> true, or false when opts.blocking
+-- is false and another holder has it: the exclusive OS lock FileLock takes,
+-- on a descriptor (an integer, e.g. from luaposix) the caller opened and
+-- owns and still closes. opts: blocking (default true: wait until granted),
+-- poll_interval (> 0 when blocking; the wait needs no polling).
+local DESCRIPTOR_OPTIONS = { blocking = "boolean", poll_interval = "number" }
+function M.lock_descriptor(fd, opts)
+    check_options(opts, DESCRIPTOR_OPTIONS, "lock_descriptor")
+    opts = opts or {}
+    return core.lock_descriptor(fd, opts.blocking, opts.poll_interval)
+end
+
+--- filelock.unlock_descriptor(fd): releases what lock_descriptor took; the
+-- descriptor stays open.
+function M.unlock_descriptor(fd)
+    core.unlock_descriptor(fd)
+end
 
 return M

@@ -153,6 +153,19 @@ typedef enum fl_kind {
 /** Value of fl_options.mode meaning "0666 filtered by the umask and ACLs". */
 #define FL_MODE_DEFAULT (-1)
 
+/** An open lock handle (opaque). */
+typedef struct fl_lock fl_lock;
+
+/**
+ * Hook run once per physical acquisition of a kernel lock (fl_options.on_acquired),
+ * with the locked descriptor, before the acquire returns (a re-entry does not run
+ * it). Return 0 to keep the lock; a negative ::fl_error code (e.g. ::FL_ECANCELED)
+ * releases the lock (unlock and close) and makes the acquire return that code with
+ * the counter unchanged. It runs on the acquiring thread; @p fd stays the library's:
+ * do not close or unlock it. It must not call the library for the same handle.
+ */
+typedef int (*fl_acquired_fn)(void *data, fl_lock *lock, int fd);
+
 /** Current version of ::fl_options. */
 #define FL_OPTIONS_VERSION 1
 
@@ -178,14 +191,16 @@ typedef struct fl_options {
     int read_write;    /**< 1: a read/write lock whose waiting writers are not starved by
                             readers: they close a gate (the file "<path>.gate") to new readers.
                             Kernel lock only. */
+    fl_acquired_fn on_acquired; /**< NULL, or the hook run once per physical acquisition of the
+                                     kernel lock (see ::fl_acquired_fn); not run after a soft
+                                     fallback. fl_lock_new(): ::FL_EINVAL with ::FL_SOFT,
+                                     ::FL_ENOTSUP on Windows. */
+    void *on_acquired_data;     /**< Passed to @p on_acquired. */
 } fl_options;
 
 /** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling. */
 #define FL_OPTIONS_INIT                                                                            \
-    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0 }
-
-/** An open lock handle (opaque). */
-typedef struct fl_lock fl_lock;
+    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL }
 
 /**
  * Cancel callback, consulted while an acquire waits: at every wake-up, at
@@ -201,12 +216,14 @@ typedef int (*fl_cancel_fn)(void *data, int interrupted);
 /** The steps reported to the log handler (the messages py-filelock logs). */
 typedef enum fl_log_event {
     FL_LOG_ATTEMPT = 0,         /**< "Attempting to acquire lock <id> on <path>" */
-    FL_LOG_ACQUIRED = 1,        /**< "Lock <id> acquired on <path>" */
+    FL_LOG_ACQUIRED = 1,        /**< "Lock <id> acquired on <path>" (also for a re-entry) */
     FL_LOG_FAILED = 2,          /**< "Failed to immediately acquire lock <id> on <path>" */
     FL_LOG_TIMEOUT = 3,         /**< "Timeout on acquiring lock <id> on <path>" */
     FL_LOG_WAITING = 4,         /**< "Lock <id> not acquired on <path>, waiting <s> seconds ..." */
     FL_LOG_RELEASE_ATTEMPT = 5, /**< "Attempting to release lock <id> on <path>" */
-    FL_LOG_RELEASED = 6         /**< "Lock <id> released on <path>" */
+    FL_LOG_RELEASED = 6,        /**< "Lock <id> released on <path>" */
+    FL_LOG_CANCELLED = 7        /**< "Cancellation requested for lock <id> on <path>": the cancel
+                                     callback ended the wait */
 } fl_log_event;
 
 /**
@@ -345,6 +362,9 @@ FL_EXTERN int fl_acquire_shared(fl_lock *lock, double timeout, int blocking, dou
 #define FL_ARG_POLL_INTERVAL 0x4u
 /** fl_acquire_args.set: the call gives an absolute deadline, which replaces any timeout. */
 #define FL_ARG_DEADLINE 0x8u
+/** fl_acquire_args.set: the call gives its own cancel callback (else the handle's,
+ * fl_set_cancel()). */
+#define FL_ARG_CANCEL 0x10u
 
 /**
  * Arguments of one acquire (fl_acquire_with()). Each of timeout, blocking,
@@ -363,6 +383,10 @@ typedef struct fl_acquire_args {
                                ends then (a deadline already past means one attempt;
                                +infinity waits forever). */
     int shared;           /**< 1: shared (read) mode, as fl_acquire_shared(); 0: exclusive. */
+    fl_cancel_fn cancel;  /**< With ::FL_ARG_CANCEL: the cancel callback of this call only (NULL:
+                               none), used instead of the handle's (fl_set_cancel()); consulted as
+                               described at ::fl_cancel_fn. */
+    void *cancel_data;    /**< Passed to @p cancel. */
 } fl_acquire_args;
 
 /** Fills @p args with "every field is the handle's default, exclusive mode". */
@@ -438,8 +462,16 @@ FL_EXTERN int fl_lock_counter(fl_lock *lock);
 /** The lock file path as given at creation (owned by the handle). */
 FL_EXTERN const char *fl_lock_path(const fl_lock *lock);
 
-/** A process-unique id for log messages. */
+/** A process-unique id of the handle (the default id of its log messages). */
 FL_EXTERN uint64_t fl_lock_id(const fl_lock *lock);
+
+/**
+ * Sets the id that this handle's log events carry (the `<id>` of
+ * ::fl_log_event messages) instead of fl_lock_id(): a binding names its own
+ * object there, as the pure-Python filelock logs `id(lock)`. 0 restores
+ * fl_lock_id(). NULL is ignored.
+ */
+FL_EXTERN void fl_set_log_id(fl_lock *lock, uint64_t log_id);
 
 /** The kind in use: ::FL_SOFT after a fallback from the kernel lock. */
 FL_EXTERN fl_kind fl_lock_kind(const fl_lock *lock);
@@ -506,6 +538,44 @@ FL_EXTERN const char *fl_singleton_key(const fl_lock *lock);
 FL_EXTERN int fl_lock_fd(fl_lock *lock);
 
 /**
+ * Takes the exclusive kernel lock (flock(2), the lock ::FL_KERNEL handles
+ * take, so the two contend) on @p fd, a descriptor the caller opened and
+ * owns. Nothing else is done to it: it is never opened, closed, truncated or
+ * re-checked, and there is no recursion counter, thread model or deadlock
+ * check (use a handle for those). Taking the lock on a descriptor whose open
+ * file description already holds it succeeds again (flock semantics).
+ *
+ * @param fd            an open descriptor (any access mode).
+ * @param blocking      0: one attempt; otherwise wait in the kernel's queue
+ *                      until the lock is granted (woken at once by the release).
+ * @param poll_interval seconds; must be finite and > 0 when @p blocking
+ *                      (kept for the pure-Python filelock's signature: the wait
+ *                      needs no polling), ignored otherwise.
+ * @param cancel        NULL, or consulted when a signal interrupts the wait
+ *                      (@p interrupted 1): non-zero ends it with ::FL_ECANCELED.
+ * @param cancel_data   passed to @p cancel.
+ * @return 0 when locked; ::FL_ETIMEOUT when @p blocking is 0 and another
+ *         description holds the lock (flock's EWOULDBLOCK, or EACCES as some
+ *         file systems report it); ::FL_EINVAL for a bad @p poll_interval;
+ *         ::FL_EINTR when a signal interrupted the wait and @p cancel is NULL;
+ *         ::FL_ECANCELED; ::FL_ENOTSUP on Windows and where flock is missing;
+ *         otherwise the code of the OS error (EBADF: ::FL_EOS), with the errno in
+ *         fl_last_errno(). The descriptor is left open in every case.
+ */
+FL_EXTERN int fl_lock_descriptor(int fd, int blocking, double poll_interval, fl_cancel_fn cancel,
+                                 void *cancel_data);
+
+/**
+ * Releases the kernel lock fl_lock_descriptor() took on @p fd, leaving the
+ * descriptor open (the caller still owns and closes it). Unlocking a
+ * descriptor that holds no lock succeeds.
+ *
+ * @return 0; ::FL_ENOTSUP on Windows; otherwise the code of the OS error
+ *         (errno in fl_last_errno()); the caller may retry.
+ */
+FL_EXTERN int fl_unlock_descriptor(int fd);
+
+/**
  * Makes the owner record that later soft-lock acquires through this handle
  * write (see ::fl_owner) name process @p pid on this host, with that
  * process's start token, instead of the calling process. For a program
@@ -563,13 +633,14 @@ typedef struct fl_owner {
 FL_EXTERN int fl_get_owner(fl_lock *lock, fl_owner *out);
 
 /**
- * 1 if this process holds the lock file: through this handle (any thread),
- * or, according to fl_get_owner(), through any other handle or thread of
- * this process. 0 when free, held by another process, or held by a holder
- * that cannot be told. The one definition every binding's "held by us"
- * (Python is_lock_held_by_us, Ruby owned_by_us?, Lua is_held_by_us) uses.
- * A query, not an operation: the calling thread's last error
- * (fl_last_code(), fl_last_error()) is left as it was.
+ * 1 if this process holds the lock file. Kernel lock: through this handle
+ * (any thread), or, according to fl_get_owner(), through any other handle or
+ * thread of this process. Soft lock: the marker's owner record names this
+ * process on this host (whatever this handle's counter says: a marker
+ * broken by fl_break_lock() is no longer a hold). 0 when free, held by another process, or held by
+ * a holder that cannot be told. The one definition every binding's "held by us" (Python
+ * is_lock_held_by_us, Ruby owned_by_us?, Lua is_held_by_us) uses. A query, not an operation: the
+ * calling thread's last error (fl_last_code(), fl_last_error()) is left as it was.
  */
 FL_EXTERN int fl_held_by_this_process(fl_lock *lock);
 
@@ -597,7 +668,8 @@ FL_EXTERN void fl_set_log_handler(fl_log_fn fn, void *data);
 /**
  * Formats the message py-filelock logs for @p event into @p buf (always
  * NUL-terminated when @p size > 0), so that every binding prints the same
- * text. Returns the length the full message needs, like snprintf().
+ * text; the seconds of ::FL_LOG_WAITING are printed as Python's repr() prints
+ * a float (`0.05`, `1.0`, `1e-05`). Returns the length the full message needs, like snprintf().
  */
 FL_EXTERN int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id,
                             const char *path, double seconds);

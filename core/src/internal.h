@@ -206,6 +206,11 @@ struct fl_lock {
     struct fl_lock *next_singleton;
     struct fl_lock *next_handle, *prev_handle;
     int listed; /* on the g_handles list */
+
+    uint64_t log_id; /* id named in log events, 0: id (fl_set_log_id; atomic access) */
+
+    fl_acquired_fn on_acquired; /* fixed at creation */
+    void *on_acquired_data;
 };
 
 /* A 64-bit serial number of the calling thread, from a process-wide

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifndef _WIN32
+#include <sys/file.h>
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Process-wide state                                                      */
@@ -171,12 +174,33 @@ void fl_set_log_handler(fl_log_fn fn, void *data) {
 
 void fl__log(const fl_lock *l, fl_log_event ev, double seconds) {
     fl_log_fn fn = __atomic_load_n(&g_log_fn, __ATOMIC_ACQUIRE);
-    if (fn)
-        fn(__atomic_load_n(&g_log_data, __ATOMIC_ACQUIRE), ev, l->id, l->path, seconds);
+    if (fn) {
+        uint64_t id = __atomic_load_n(&l->log_id, __ATOMIC_RELAXED);
+        fn(__atomic_load_n(&g_log_data, __ATOMIC_ACQUIRE), ev, id ? id : l->id, l->path, seconds);
+    }
+}
+
+/* @p v as Python's repr() of a float prints it (the seconds py-filelock
+ * logs): the shortest "%.*g" that reads back as the same double, with ".0"
+ * added to an integral value. */
+static void python_float(char *out, size_t size, double v) {
+    int prec;
+    if (isnan(v) || isinf(v)) {
+        snprintf(out, size, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return;
+    }
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(out, size, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    if (!strpbrk(out, ".e") && strlen(out) + 3 <= size)
+        strcat(out, ".0");
 }
 
 int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const char *path,
                   double seconds) {
+    char secs[40];
     unsigned long long i = (unsigned long long)id;
     if (!path)
         path = "";
@@ -190,12 +214,15 @@ int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const
     case FL_LOG_TIMEOUT:
         return snprintf(buf, size, "Timeout on acquiring lock %llu on %s", i, path);
     case FL_LOG_WAITING:
-        return snprintf(buf, size, "Lock %llu not acquired on %s, waiting %g seconds ...", i, path,
-                        seconds);
+        python_float(secs, sizeof secs, seconds);
+        return snprintf(buf, size, "Lock %llu not acquired on %s, waiting %s seconds ...", i, path,
+                        secs);
     case FL_LOG_RELEASE_ATTEMPT:
         return snprintf(buf, size, "Attempting to release lock %llu on %s", i, path);
     case FL_LOG_RELEASED:
         return snprintf(buf, size, "Lock %llu released on %s", i, path);
+    case FL_LOG_CANCELLED:
+        return snprintf(buf, size, "Cancellation requested for lock %llu on %s", i, path);
     }
     return snprintf(buf, size, "Lock %llu: unknown event on %s", i, path);
 }
@@ -308,7 +335,8 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
     return l->kind == (int)o->kind && l->mode == o->mode && l->thread_local == !!o->thread_local &&
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
            fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
-           (l->gate != NULL) == !!o->read_write;
+           (l->gate != NULL) == !!o->read_write && l->on_acquired == o->on_acquired &&
+           l->on_acquired_data == o->on_acquired_data;
 }
 
 static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
@@ -339,6 +367,16 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     if ((rc = validate_timeout(opts->timeout, path)) != 0 ||
         (rc = validate_poll(opts->poll_interval, path)) != 0)
         return rc;
+    if (opts->on_acquired && opts->kind == FL_SOFT)
+        return fl__error(FL_EINVAL, 0,
+                         "on_acquired is not supported by the soft lock of '%.*s': only kernel "
+                         "locks expose the lock descriptor",
+                         (int)len, path);
+#ifdef _WIN32
+    if (opts->on_acquired)
+        return fl__error(FL_ENOTSUP, 0, "on_acquired is not available on Windows yet ('%.*s')",
+                         (int)len, path);
+#endif
 
     l = calloc(1, sizeof *l);
     if (!l)
@@ -358,6 +396,8 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     l->thread_local = !!opts->thread_local;
     l->singleton = !!opts->singleton;
     l->soft_fallback = !!opts->soft_fallback;
+    l->on_acquired = opts->on_acquired;
+    l->on_acquired_data = opts->on_acquired_data;
     l->timeout = opts->timeout;
     l->poll_interval = opts->poll_interval;
     l->blocking = !!opts->blocking;
@@ -419,7 +459,7 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
                                "Singleton lock instances cannot be initialized with differing "
                                "arguments: lock file '%s' already has a singleton handle with "
                                "different settings (timeout, mode, thread_local, blocking, "
-                               "poll_interval, kind, soft_fallback or read_write)",
+                               "poll_interval, kind, soft_fallback, read_write or on_acquired)",
                                l->path);
                 destroy(l);
                 return rc;
@@ -667,8 +707,11 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
             goto fail;
         /* Held by someone else. */
         if (one_attempt) {
+            /* As py-filelock decides which of its two messages to log:
+             * blocking=False "failed immediately", a zero timeout "timed
+             * out". */
             if (log)
-                fl__log(l, FL_LOG_FAILED, 0);
+                fl__log(l, blocking ? FL_LOG_TIMEOUT : FL_LOG_FAILED, 0);
             rc = timeout_error(l);
             goto fail;
         }
@@ -726,6 +769,8 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
                 if (cancel && (rc <= 0 || now - last_cancel >= FL__CANCEL_SLICE)) {
                     last_cancel = now;
                     if (cancel(cancel_data, rc == FL_EINTR)) {
+                        if (log)
+                            fl__log(l, FL_LOG_CANCELLED, 0);
                         rc = fl__error(FL_ECANCELED, ECANCELED,
                                        "waiting for lock file '%s' was cancelled", l->path);
                         goto fail;
@@ -785,7 +830,8 @@ static void cond_deadline(double now, double seconds, struct timespec *ts) {
 /* Handles shared by threads: wait until no other thread is inside the OS
  * wait, then either join the hold it won (counter > 0) or lead the next
  * attempt. Caller holds l->mu. Returns 0 to lead, 1 if joined, or an error. */
-static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt) {
+static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt,
+                        fl_cancel_fn cancel, void *cancel_data) {
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : fl__now() + timeout;
     while (l->acquiring) {
@@ -798,16 +844,16 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt)
             until = deadline;
         cond_deadline(now, until - now, &ts);
         pthread_cond_timedwait(&l->cond, &l->mu, &ts);
-        if (l->cancel && l->acquiring) {
-            fl_cancel_fn cancel = l->cancel;
-            void *data = l->cancel_data;
+        if (cancel && l->acquiring) {
             int stop;
             pthread_mutex_unlock(&l->mu);
-            stop = cancel(data, 0);
+            stop = cancel(cancel_data, 0);
             pthread_mutex_lock(&l->mu);
-            if (stop)
+            if (stop) {
+                fl__log(l, FL_LOG_CANCELLED, 0);
                 return fl__error(FL_ECANCELED, ECANCELED,
                                  "waiting for lock file '%s' was cancelled", l->path);
+            }
             /* The callback forked and this is the child: the attempt we
              * waited for belongs to a thread that does not exist here. */
             forget_locked(l);
@@ -842,6 +888,8 @@ static int gated_acquire(fl_lock *l, fl__hold *h, fl__hold *gate_id, double time
         fl__log(l, FL_LOG_TIMEOUT, 0);
         return timeout_error(l);
     }
+    if (rc == FL_ECANCELED)
+        fl__log(l, FL_LOG_CANCELLED, 0);
     if (rc != 0)
         return rc;
     if (timeout > 0 && !isinf(timeout)) {
@@ -861,14 +909,40 @@ static int gated_acquire(fl_lock *l, fl__hold *h, fl__hold *gate_id, double time
     return rc;
 }
 
-static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
-                        double poll_interval) {
+/* The on_acquired hook, after a physical win of the kernel lock and before
+ * anything is recorded: a refusal releases the lock (unlock, close) so the
+ * failed acquire leaves nothing behind. */
+static int run_on_acquired(fl_lock *l, fl__hold *h) {
+    int rc, kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+    unsigned gen = fl__current_gen();
+    if (!l->on_acquired || kind != FL_KERNEL)
+        return 0;
+#ifdef _WIN32
+    rc = 0; /* refused at creation (the hold is a HANDLE, not a descriptor) */
+    (void)h;
+#else
+    rc = l->on_acquired(l->on_acquired_data, l, h->fd);
+#endif
+    if (rc == 0)
+        return 0;
+    if (rc > 0 || rc <= FL__ERROR_END)
+        rc = FL_ECANCELED;
+    /* The hook forked: the hold is the parent's (see release_hold). */
+    if (gen == fl__current_gen())
+        (void)fl__os_release(l, kind, h, 1);
+    return fl__error(rc, rc == FL_ECANCELED ? ECANCELED : 0,
+                     "the on_acquired hook of lock file '%s' refused the lock (%s); released",
+                     l->path, fl_err_name(rc));
+}
+
+/* own_cancel: use @p cancel / @p cancel_data (the call's, FL_ARG_CANCEL)
+ * instead of the handle's callback. */
+static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, double poll_interval,
+                        int own_cancel, fl_cancel_fn cancel, void *cancel_data) {
     fl__state *s;
     fl__hold h = FL__HOLD_INIT, gate_id = FL__HOLD_INIT;
     fl__state *fresh = NULL;
     fl__held *node;
-    fl_cancel_fn cancel;
-    void *cancel_data;
     unsigned won_gen = 0;
     int rc;
 
@@ -884,6 +958,10 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
     check_fork(l);
 
     pthread_mutex_lock(&l->mu);
+    if (!own_cancel) {
+        cancel = l->cancel;
+        cancel_data = l->cancel_data;
+    }
     s = find_state(l);
     if (s && s->counter > 0) {
         if (s->hold.shared != shared) {
@@ -892,13 +970,17 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
         }
         s->counter++;
         pthread_mutex_unlock(&l->mu);
+        /* py-filelock logs a re-entry as "acquired" too (no attempt). */
+        fl__log(l, FL_LOG_ACQUIRED, 0);
         return 0;
     }
     if (!l->thread_local) {
         double started = fl__now();
-        rc = join_or_lead(l, shared, timeout, !blocking || timeout == 0);
+        rc = join_or_lead(l, shared, timeout, !blocking || timeout == 0, cancel, cancel_data);
         if (rc != 0) {
             pthread_mutex_unlock(&l->mu);
+            if (rc > 0)
+                fl__log(l, FL_LOG_ACQUIRED, 0); /* joined another thread's hold */
             return rc > 0 ? 0 : rc;
         }
         /* Time spent waiting for another thread's attempt counts against
@@ -909,8 +991,6 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
                 timeout = 0; /* one last attempt */
         }
     }
-    cancel = l->cancel;
-    cancel_data = l->cancel_data;
     pthread_mutex_unlock(&l->mu);
 
     /* Allocate before winning so that success cannot fail afterwards. */
@@ -935,6 +1015,8 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
                            "lock file '%s' was won by the parent process, which forked from the "
                            "log handler before the call returned; the child does not hold it",
                            l->path);
+        } else if (rc == 0) {
+            rc = run_on_acquired(l, &h);
         }
     }
 
@@ -968,14 +1050,14 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking,
 
 int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
     int c = cancel_off();
-    int rc = acquire_mode(l, 0, timeout, blocking, poll_interval);
+    int rc = acquire_mode(l, 0, timeout, blocking, poll_interval, 0, NULL, NULL);
     cancel_restore(c);
     return rc;
 }
 
 int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_interval) {
     int c = cancel_off();
-    int rc = acquire_mode(l, 1, timeout, blocking, poll_interval);
+    int rc = acquire_mode(l, 1, timeout, blocking, poll_interval, 0, NULL, NULL);
     cancel_restore(c);
     return rc;
 }
@@ -994,7 +1076,7 @@ double fl_monotonic(void) { return fl__now(); }
 
 int fl_acquire_args_resolve(fl_lock *l, const fl_acquire_args *in, fl_acquire_args *out) {
     const unsigned known =
-        FL_ARG_TIMEOUT | FL_ARG_BLOCKING | FL_ARG_POLL_INTERVAL | FL_ARG_DEADLINE;
+        FL_ARG_TIMEOUT | FL_ARG_BLOCKING | FL_ARG_POLL_INTERVAL | FL_ARG_DEADLINE | FL_ARG_CANCEL;
     fl_acquire_args a;
     int rc;
 
@@ -1014,6 +1096,12 @@ int fl_acquire_args_resolve(fl_lock *l, const fl_acquire_args *in, fl_acquire_ar
         a.blocking = fl_get_blocking(l);
     if (!(a.set & FL_ARG_POLL_INTERVAL))
         a.poll_interval = fl_get_poll_interval(l);
+    if (!(a.set & FL_ARG_CANCEL)) {
+        pthread_mutex_lock(&l->mu);
+        a.cancel = l->cancel;
+        a.cancel_data = l->cancel_data;
+        pthread_mutex_unlock(&l->mu);
+    }
     if (!(a.set & FL_ARG_DEADLINE) && (rc = validate_timeout(a.timeout, l->path)) != 0)
         return rc; /* checked in fl_acquire_ex's order: timeout, then poll interval */
     if ((rc = validate_poll(a.poll_interval, l->path)) != 0)
@@ -1056,7 +1144,8 @@ int fl_acquire_with(fl_lock *l, const fl_acquire_args *in) {
         return rc;
     {
         int c = cancel_off();
-        rc = acquire_mode(l, in->shared != 0, time_left(a.deadline), a.blocking, a.poll_interval);
+        rc = acquire_mode(l, in->shared != 0, time_left(a.deadline), a.blocking, a.poll_interval, 1,
+                          a.cancel, a.cancel_data);
         cancel_restore(c);
     }
     return rc;
@@ -1206,23 +1295,30 @@ static int held_by_this_process(fl_lock *l) {
     fl_owner o;
     fl__state *s;
     int held;
+    int kind;
     if (!l)
         return 0;
     check_fork(l);
-    pthread_mutex_lock(&l->mu);
-    held = l->shared.counter > 0;
-    for (s = l->states; s && !held; s = s->next)
-        held = s->counter > 0;
-    pthread_mutex_unlock(&l->mu);
-    if (held)
-        return 1;
+    kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+    /* The soft lock is only as held as its marker says: after a break_lock
+     * (or a reclaim by another process) our handle's count is no longer a
+     * hold, so the marker's owner record alone answers (py-filelock's
+     * SoftFileLock.is_lock_held_by_us). */
+    if (kind == FL_KERNEL) {
+        pthread_mutex_lock(&l->mu);
+        held = l->shared.counter > 0;
+        for (s = l->states; s && !held; s = s->next)
+            held = s->counter > 0;
+        pthread_mutex_unlock(&l->mu);
+        if (held)
+            return 1;
+    }
     /* The answer is a yes or no: the owner lookup's errors (ENOENT when
      * nobody holds it) are not the caller's. */
     {
         fl__error_state saved;
         fl__error_save(&saved);
-        held = fl__os_get_owner(l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED), &o) == 0 &&
-               o.this_process;
+        held = fl__os_get_owner(l, kind, &o) == 0 && o.this_process;
         fl__error_restore(&saved);
     }
     return held;
@@ -1293,6 +1389,77 @@ int fl_break_lock(fl_lock *l) {
     int rc = break_lock(l);
     cancel_restore(c);
     return rc;
+}
+
+void fl_set_log_id(fl_lock *l, uint64_t log_id) {
+    if (l)
+        __atomic_store_n(&l->log_id, log_id, __ATOMIC_RELAXED);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Caller-owned descriptors                                                */
+/* ---------------------------------------------------------------------- */
+
+int fl_lock_descriptor(int fd, int blocking, double poll_interval, fl_cancel_fn cancel,
+                       void *cancel_data) {
+#ifdef _WIN32
+    (void)fd;
+    (void)blocking;
+    (void)poll_interval;
+    (void)cancel;
+    (void)cancel_data;
+    return fl__error(FL_ENOTSUP, 0, "fl_lock_descriptor: not available on Windows");
+#else
+    int c, rc = 0;
+    /* Checked only when it would be used, as the pure-Python filelock does;
+     * the value itself is not needed: the kernel queues the waiter and
+     * wakes it at the release. */
+    if (blocking && !(isfinite(poll_interval) && poll_interval > 0))
+        return fl__error(FL_EINVAL, 0, "poll_interval must be finite and greater than 0, got %g",
+                         poll_interval);
+    c = cancel_off();
+    for (;;) {
+        int e;
+        if (fl__sys.flock(fd, blocking ? LOCK_EX : LOCK_EX | LOCK_NB) == 0)
+            break;
+        e = errno;
+        if (!blocking && (e == EWOULDBLOCK || e == EAGAIN || e == EACCES)) {
+            rc = fl__error(FL_ETIMEOUT, 0, "descriptor %d: the lock is held elsewhere", fd);
+            break;
+        }
+        if (e == EINTR) {
+            if (!cancel) {
+                rc = fl__error(FL_EINTR, EINTR, "locking descriptor %d was interrupted", fd);
+                break;
+            }
+            if (cancel(cancel_data, 1)) {
+                rc = fl__error(FL_ECANCELED, ECANCELED, "locking descriptor %d was cancelled", fd);
+                break;
+            }
+            continue;
+        }
+        rc = fl__error(fl__code_from_errno(e), e, "cannot lock descriptor %d: %s", fd, strerror(e));
+        break;
+    }
+    cancel_restore(c);
+    return rc;
+#endif
+}
+
+int fl_unlock_descriptor(int fd) {
+#ifdef _WIN32
+    (void)fd;
+    return fl__error(FL_ENOTSUP, 0, "fl_unlock_descriptor: not available on Windows");
+#else
+    int c = cancel_off(), rc = 0;
+    if (fl__sys.flock(fd, LOCK_UN) != 0) {
+        int e = errno;
+        rc = fl__error(fl__code_from_errno(e), e, "cannot unlock descriptor %d: %s", fd,
+                       strerror(e));
+    }
+    cancel_restore(c);
+    return rc;
+#endif
 }
 
 void fl_set_cancel(fl_lock *l, fl_cancel_fn fn, void *data) {

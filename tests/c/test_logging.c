@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,16 +25,18 @@ START_TEST(events_acquire_release) {
     const char *p = P("x.lock");
     fl_lock *l = fl_new_kind(p, _i);
     fl_logrec rec;
-    static const fl_log_event want[] = {FL_LOG_ATTEMPT, FL_LOG_ACQUIRED, FL_LOG_RELEASE_ATTEMPT,
-                                        FL_LOG_RELEASED};
+    /* py-filelock logs a re-entry as "acquired" (no attempt); an inner
+     * release logs nothing. */
+    static const fl_log_event want[] = {FL_LOG_ATTEMPT, FL_LOG_ACQUIRED, FL_LOG_ACQUIRED,
+                                        FL_LOG_RELEASE_ATTEMPT, FL_LOG_RELEASED};
     fl_log_record(&rec);
     ck_assert_int_eq(fl_acquire(l), 0);
-    ck_assert_int_eq(fl_acquire(l), 0); /* recursion logs nothing */
+    ck_assert_int_eq(fl_acquire(l), 0);
     ck_assert_int_eq(fl_release(l, 0), 0);
     ck_assert_int_eq(fl_release(l, 0), 0);
     ck_assert_int_eq(fl_release(l, 0), 0); /* no-op logs nothing */
     fl_set_log_handler(NULL, NULL);
-    expect_seq(&rec, fl_lock_id(l), p, want, 4);
+    expect_seq(&rec, fl_lock_id(l), p, want, 5);
     fl_lock_free(l);
 }
 END_TEST
@@ -43,12 +46,20 @@ START_TEST(events_failed_and_timeout) {
     fl_lock *a = fl_new_kind(p, _i), *b = fl_new_kind(p, _i);
     fl_logrec rec;
     static const fl_log_event failed[] = {FL_LOG_ATTEMPT, FL_LOG_FAILED};
+    static const fl_log_event zero[] = {FL_LOG_ATTEMPT, FL_LOG_TIMEOUT};
     static const fl_log_event timeout[] = {FL_LOG_ATTEMPT, FL_LOG_WAITING, FL_LOG_TIMEOUT};
     ck_assert_int_eq(fl_acquire(a), 0);
     fl_log_record(&rec);
-    ck_assert_int_eq(fl_acquire_ex(b, 0, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_acquire_ex(b, 5, 0, 0.05), FL_ETIMEOUT);
     fl_set_log_handler(NULL, NULL);
     expect_seq(&rec, fl_lock_id(b), p, failed, 2);
+
+    /* A zero timeout (blocking) is a timeout to py-filelock, not a
+     * non-blocking failure: "Timeout on acquiring", no waiting line. */
+    fl_log_record(&rec);
+    ck_assert_int_eq(fl_acquire_ex(b, 0, 1, 0.05), FL_ETIMEOUT);
+    fl_set_log_handler(NULL, NULL);
+    expect_seq(&rec, fl_lock_id(b), p, zero, 2);
 
     fl_log_record(&rec);
     ck_assert_int_eq(fl_acquire_ex(b, 0.2, 1, 0.07), FL_ETIMEOUT);
@@ -92,6 +103,23 @@ START_TEST(format_messages) {
         n = fl_format_log(buf, sizeof buf, cases[i].ev, 42, "/t/a.lock", 0.05);
         ck_assert_str_eq(buf, cases[i].want);
         ck_assert_int_eq(n, (int)strlen(cases[i].want));
+    }
+    /* The waiting seconds as Python's repr() of the float. */
+    {
+        static const struct {
+            double v;
+            const char *s;
+        } secs[] = {
+            {1.0, "1.0"},      {0.1, "0.1"}, {1e-05, "1e-05"}, {1234567.0, "1234567.0"},
+            {0.3, "0.3"},      {2.5, "2.5"}, {1e+16, "1e+16"}, {0.1 + 0.2, "0.30000000000000004"},
+            {INFINITY, "inf"}, {0.0, "0.0"}};
+        char want[128];
+        for (i = 0; i < sizeof secs / sizeof secs[0]; i++) {
+            fl_format_log(buf, sizeof buf, FL_LOG_WAITING, 7, "a", secs[i].v);
+            snprintf(want, sizeof want, "Lock 7 not acquired on a, waiting %s seconds ...",
+                     secs[i].s);
+            ck_assert_str_eq(buf, want);
+        }
     }
     /* Truncation: NUL-terminated, returns the full length (like snprintf). */
     memset(buf, 'z', sizeof buf);

@@ -325,7 +325,10 @@ class Lane:
               "try:\n"
               "    l.release(); print('released', flush=True)\n"
               "except Exception as e:\n"
-              "    print('release failed: %s: %s' % (type(e).__name__, e), flush=True)\n")
+              "    notes = ' '.join(getattr(e, '__notes__', []))\n"
+              # str(e) is what open() would say (errno, strerror, path); the
+              # core's reason ("... was lost ...") is the note.
+              "    print('release failed: %s: %s %s' % (type(e).__name__, e, notes), flush=True)\n")
         holder = self.popen("c1", [langs_mod.DEBIAN_PYTHON, "-c", py, lockfile],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

@@ -145,3 +145,73 @@ def test_key_is_the_cores(lock_path: str, tmp_path: Path) -> None:
     b = FileLock(str(real / "x.lock"), is_singleton=True)
     assert a is b
     assert list(FileLock._instances.keys()) == [str(real.resolve() / "x.lock")]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"context_error_policy": "group"},
+        {"close_error_policy": "suppress"},
+        {"close_error_policy": "raise"},
+        {"fallback_to_soft": False},
+        {"preserve_lock_file": True},
+        {"on_acquired": lambda fd: None},
+    ],
+    ids=lambda kw: next(iter(kw)),
+)
+def test_differing_new_options_raise(lock_path: str, kwargs: dict) -> None:
+    """The options the Python layer keeps (context/close policies) and those
+    the core keeps (soft fallback, on_acquired) both refuse a second,
+    different construction, and leave the first object as it was."""
+    a = FileLock(lock_path, is_singleton=True)
+    with pytest.raises(ValueError) as info:
+        FileLock(lock_path, is_singleton=True, **kwargs)
+    assert str(info.value).startswith(PURE_PREFIX)
+    assert FileLock(lock_path, is_singleton=True) is a
+    assert (a.context_error_policy, a.close_error_policy, a.fallback_to_soft, a.preserve_lock_file) == (
+        "chain",
+        "default",
+        True,
+        False,
+    )
+    assert a.on_acquired is None
+    with a:
+        assert a.lock_counter == 1
+
+
+def test_python_only_option_lists_the_argument_as_pure(lock_path: str) -> None:
+    a = FileLock(lock_path, is_singleton=True, close_error_policy="raise")
+    with pytest.raises(ValueError) as info:
+        FileLock(lock_path, is_singleton=True, close_error_policy="suppress", context_error_policy="group")
+    assert str(info.value) == (
+        PURE_PREFIX + "\nNon-matching arguments: "
+        "\n\tcontext_error_policy (existing lock has chain but group was passed)"
+        "\n\tclose_error_policy (existing lock has raise but suppress was passed)"
+    )
+    assert FileLock(lock_path, is_singleton=True, close_error_policy="raise") is a
+
+
+def test_same_on_acquired_object_is_the_same_singleton(lock_path: str) -> None:
+    seen: list[int] = []
+    hook = seen.append
+    a = FileLock(lock_path, is_singleton=True, on_acquired=hook)
+    assert FileLock(lock_path, is_singleton=True, on_acquired=hook) is a
+    with a:
+        pass
+    assert len(seen) == 1 and a.on_acquired is hook
+
+
+def test_singleton_logs_id_of_the_registered_object(lock_path: str, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="filelock")
+    a = FileLock(lock_path, is_singleton=True)
+    # Each lookup builds (and drops) a spare object around the same core handle:
+    # the log id must stay that of the object the caller gets.
+    for _ in range(3):
+        assert FileLock(lock_path, is_singleton=True) is a
+    gc.collect()
+    with a:
+        pass
+    got = [r.getMessage() for r in caplog.records if r.name == "filelock"]
+    assert got and all(f" {id(a)} " in m for m in got), got

@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING
 from ._api import (
     AcquireReturnProxy,
     BaseFileLock,
+    CloseErrorPolicy,
+    ContextErrorPolicy,
     LockOwner,
     SoftFileLock,
     UnixFileLock,
     WindowsFileLock,
 )
+from ._descriptor import lock_descriptor, unlock_descriptor
 from ._read_write import ReadWriteLock
 from ._error import Timeout
 from .version import __version__, core_version
@@ -47,6 +50,10 @@ __all__ = [
     "WindowsFileLock",
     "BaseFileLock",
     "AcquireReturnProxy",
+    "CloseErrorPolicy",
+    "ContextErrorPolicy",
     "LockOwner",
     "ReadWriteLock",
+    "lock_descriptor",
+    "unlock_descriptor",
 ]

@@ -10,6 +10,7 @@ scoping constructs and logging onto it; errors are mapped in the extension
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -18,7 +19,7 @@ import threading
 import warnings
 import weakref
 from types import TracebackType
-from typing import Any, NamedTuple, Union
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, Union
 
 from . import _filelock_core as _core
 from ._error import Timeout
@@ -38,18 +39,20 @@ _SOFT = _core.FL_SOFT
 # Bound once: the `with lock:` path is a handful of calls, each counted.
 _acquire = _core.flpy_acquire
 _release = _core.fl_release
+_acquire_cancel = _core.flpy_acquire_cancel
+_set_log_id = _core.fl_set_log_id
 _is_debug = _LOGGER.isEnabledFor
 
 
 def _log_sink(line: str) -> None:
-    # Called by the core (through the extension) with the formatted line.
+    # Called by the core (through the extension) with the formatted line;
+    # logging checks the level again, so a logger switched off mid-wait logs
+    # nothing more.
     _LOGGER.debug(line)
 
 
-_core.flpy_setup(Timeout, _log_sink)
-
-# Whether the core's log bridge is installed; mirrors the "filelock"
-# logger's DEBUG state as last seen by an acquire.
+# Whether the core's log bridge is installed; mirrors the "filelock" logger's
+# DEBUG state as last seen at an event (acquire, release, a wake-up).
 _log_on = False
 _log_mutex = threading.Lock()
 
@@ -57,8 +60,9 @@ _log_mutex = threading.Lock()
 def _sync_logging() -> None:
     """Install or remove the core's log bridge to follow the logger's level.
 
-    Checked at each acquire: when DEBUG is off the core has no handler and
-    formats nothing.
+    Checked before each acquire and release and at each wake-up of a wait
+    (the extension calls :func:`_follow_log_level`): when DEBUG is off the core
+    has no handler and formats nothing.
     """
     global _log_on
     with _log_mutex:
@@ -66,6 +70,14 @@ def _sync_logging() -> None:
         if on != _log_on:
             _core.flpy_set_logging(on)
             _log_on = on
+
+
+def _follow_log_level() -> None:
+    if _is_debug(_DEBUG) is not _log_on:
+        _sync_logging()
+
+
+_core.flpy_setup(Timeout, _log_sink, _follow_log_level)
 
 
 class LockOwner(NamedTuple):
@@ -111,6 +123,8 @@ _set_mode = _core.fl_options_mode_set
 _set_thread_local = _core.fl_options_thread_local_set
 _set_singleton = _core.fl_options_singleton_set
 _set_read_write = _core.fl_options_read_write_set
+_set_soft_fallback = _core.fl_options_soft_fallback_set
+_set_on_acquired = _core.flpy_options_on_acquired
 
 
 def _new_handle(
@@ -123,6 +137,8 @@ def _new_handle(
     thread_local: bool = _D_THREAD_LOCAL,
     singleton: bool = False,
     read_write: bool = False,
+    soft_fallback: bool = False,
+    on_acquired: Callable[[int], None] | None = None,
 ) -> Any:
     """A core handle for *lock_file* (already ``os.fspath``'d). A new
     ``fl_options`` holds the core's defaults; only what differs from them is
@@ -146,6 +162,10 @@ def _new_handle(
         _set_singleton(opts, True)
     if read_write:
         _set_read_write(opts, True)
+    if soft_fallback:
+        _set_soft_fallback(opts, True)
+    if on_acquired is not None:
+        _set_on_acquired(opts, on_acquired)
     return _flpy_new(_fsencode(lock_file), opts)
 
 
@@ -173,17 +193,43 @@ class _SingletonMeta(type):
         h = self.__dict__.get("_h")
         key = None if h is None else _core.fl_singleton_key(h)
         if key is None:
+            # Log messages name id(lock), as the pure-Python package's do.
+            if h is not None:
+                _set_log_id(h, id(self))
             return self
         with cls._instances_lock:
             existing = cls._instances.get(key)
             if existing is None:
                 cls._instances[key] = self
+                _set_log_id(h, id(self))
                 return self
         # The core gave this call another reference to the same handle:
         # drop it with the spare object (never a release: the handle is
-        # shared, and the core frees it with its last reference).
+        # shared, and the core frees it with its last reference). The core
+        # compared its own settings; the options only this layer keeps
+        # (context_error_policy, ...) are compared here.
         self.__dict__["_h"] = None
+        _check_same_options(existing, self)
         return existing
+
+
+_OPTION_NAMES = ("context_error_policy", "close_error_policy", "fallback_to_soft", "preserve_lock_file")
+
+
+def _check_same_options(existing: Any, new: Any) -> None:
+    """ValueError in the pure-Python package's words when *new* (the spare
+    object of a singleton construction) was given other binding-level options
+    than *existing* (the core compares its own settings and on_acquired)."""
+    mine = existing.__dict__.get("_fl_options")
+    theirs = new.__dict__.get("_fl_options")
+    if mine is None or theirs is None or mine == theirs:
+        return
+    msg = "Singleton lock instances cannot be initialized with differing arguments"
+    msg += "\nNon-matching arguments: "
+    for name, set_param, passed_param in zip(_OPTION_NAMES, mine, theirs):
+        if set_param != passed_param:
+            msg += f"\n\t{name} (existing lock has {set_param} but {passed_param} was passed)"
+    raise ValueError(msg)
 
 
 # Every class with a registry, to give each a fresh mutex in a forked child.
@@ -221,6 +267,55 @@ def _finalize(
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: How ``with lock:`` reports a body failure together with a release failure:
+#: "chain" (the release error, the body's in its ``__context__``) or "group"
+#: (a ``BaseExceptionGroup`` of both).
+ContextErrorPolicy = Literal["chain", "group"]
+#: What a failure to close the lock file after the unlock does: "default",
+#: "raise" (both: raise OSError; the lock is released all the same) or
+#: "suppress".
+CloseErrorPolicy = Literal["default", "raise", "suppress"]
+
+
+def _exception_group() -> Any:
+    """BaseExceptionGroup (builtin since 3.11, else the backport), or None."""
+    group = getattr(builtins, "BaseExceptionGroup", None)
+    if group is None:  # pragma: no cover - Python 3.10 only
+        try:
+            from exceptiongroup import BaseExceptionGroup as group  # type: ignore[no-redef]
+        except ImportError:
+            return None
+    return group
+
+
+def _check_options(
+    cls: type,
+    context_error_policy: str,
+    close_error_policy: str,
+    preserve_lock_file: bool,
+    on_acquired: Callable[[int], None] | None,
+) -> None:
+    # The pure-Python package's checks and words, in its order.
+    if context_error_policy not in ("chain", "group"):
+        msg = f"context_error_policy must be 'chain' or 'group', got {context_error_policy!r}"
+        raise ValueError(msg)
+    if context_error_policy == "group" and _exception_group() is None:
+        msg = "context_error_policy='group' requires Python 3.11+ or the 'exceptiongroup' backport installed"
+        raise ValueError(msg)
+    if close_error_policy not in ("default", "raise", "suppress"):
+        msg = f"close_error_policy must be 'default', 'raise', or 'suppress', got {close_error_policy!r}"
+        raise ValueError(msg)
+    soft = getattr(cls, "_fl_kind", None) == _SOFT
+    if preserve_lock_file and soft:
+        msg = f"preserve_lock_file=True is not supported by {cls.__name__}: unlinking its marker is how it releases"
+        raise ValueError(msg)
+    if on_acquired is not None and soft:
+        msg = f"on_acquired is not supported by {cls.__name__}: only native locks expose the lock descriptor"
+        raise ValueError(msg)
+    if on_acquired is not None and not callable(on_acquired):
+        msg = f"on_acquired must be callable, not {type(on_acquired).__name__}"
+        raise TypeError(msg)
+
 
 class AcquireReturnProxy:
     """A context manager returned by :meth:`BaseFileLock.acquire`: leaving
@@ -255,6 +350,9 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     _h: Any
     _lock_file: str
     _mode: int
+    # (context_error_policy, close_error_policy, fallback_to_soft, preserve_lock_file)
+    _fl_options: tuple[str, str, bool, bool]
+    _fl_on_acquired: Callable[[int], None] | None
 
     # The defaults are the pure-Python package's; tests/python/test_options.py
     # checks that they are the core's (fl_options_init).
@@ -268,6 +366,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        context_error_policy: ContextErrorPolicy = "chain",
+        close_error_policy: CloseErrorPolicy = "default",
+        fallback_to_soft: bool = True,
+        preserve_lock_file: bool = False,
+        on_acquired: Callable[[int], None] | None = None,
     ) -> None:
         """
         Create a lock object; nothing is opened or created until the first
@@ -284,12 +387,30 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             lock file; differing arguments raise ValueError
         :param poll_interval: default ceiling between re-checks where the OS gives no
             wake-up (waiters are otherwise woken when the holder releases)
+        :param context_error_policy: ``with`` exit when the body and the release both fail:
+            "chain" raises the release error (the body's in its ``__context__``), "group" a
+            ``BaseExceptionGroup("lock body and release both failed", [body, release])``
+        :param close_error_policy: a failure to close the lock file after the unlock (the
+            lock is released all the same): "default" and "raise" raise OSError, "suppress"
+            ignores it
+        :param fallback_to_soft: FileLock only: where the file system has no OS locks (or
+            keeps them local to this host), use the soft lock (with a UserWarning) instead of
+            raising NotImplementedError; never with *preserve_lock_file* or *on_acquired*
+        :param preserve_lock_file: never delete the lock file (the kernel lock never does;
+            SoftFileLock rejects True: deleting its marker is how it releases)
+        :param on_acquired: FileLock only: called with the locked file descriptor once per
+            acquisition (not on re-entry), before :meth:`acquire` returns; if it raises, the
+            lock is released and the error propagates. Do not close the descriptor.
         """
         kind = type(self)._fl_kind
         if kind is None:
             raise TypeError(f"Can't instantiate abstract class {type(self).__name__}")
+        _check_options(type(self), context_error_policy, close_error_policy, preserve_lock_file, on_acquired)
         path = os.fspath(lock_file)
         mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
+        # As the pure-Python package: no soft fallback for a caller who asked
+        # to keep the lock file or to be handed the locked descriptor.
+        soft_fallback = bool(fallback_to_soft) and not preserve_lock_file and on_acquired is None
         self._h = _new_handle(
             path,
             kind,
@@ -299,9 +420,14 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             mode_value,
             bool(thread_local),
             bool(is_singleton),
+            False,  # read_write: only ReadWriteLock
+            soft_fallback and kind == _KERNEL,
+            on_acquired,
         )
         self._lock_file = path
         self._mode = mode_value
+        self._fl_options = (context_error_policy, close_error_policy, bool(fallback_to_soft), bool(preserve_lock_file))
+        self._fl_on_acquired = on_acquired
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -352,6 +478,36 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         return _REPORTED_DEFAULT_MODE if self._mode == _UNSET_FILE_MODE else self._mode
 
     @property
+    def context_error_policy(self) -> ContextErrorPolicy:
+        """How ``with`` reports a body failure together with a release failure."""
+        return self._fl_options[0]  # type: ignore[return-value]
+
+    @property
+    def close_error_policy(self) -> CloseErrorPolicy:
+        """What a failure to close the lock file after the unlock does."""
+        return self._fl_options[1]  # type: ignore[return-value]
+
+    @property
+    def fallback_to_soft(self) -> bool:
+        """Whether a FileLock uses the soft lock where the file system has no OS locks."""
+        return self._fl_options[2]
+
+    @property
+    def preserve_lock_file(self) -> bool:
+        """Whether the lock file is promised to stay (the kernel lock never deletes it)."""
+        return self._fl_options[3]
+
+    @property
+    def on_acquired(self) -> Callable[[int], None] | None:
+        """The hook called with the locked descriptor once per acquisition, or None."""
+        return self._fl_on_acquired
+
+    @property
+    def has_explicit_mode(self) -> bool:
+        """Whether *mode* was given (else the umask and default ACLs decide a new file's mode)."""
+        return self._mode != _UNSET_FILE_MODE
+
+    @property
     def is_singleton(self) -> bool:
         """Whether this object is the one shared lock for its path."""
         return bool(_core.fl_is_singleton(self._h))
@@ -389,16 +545,26 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
 
     @property
     def pid(self) -> int | None:
-        """The holder's process id (see :attr:`owner`), or None."""
-        rec = _core.flpy_owner(self._h)
+        """
+        The holder's process id (see :attr:`owner`), or None when the lock is
+        free, the holder cannot be told, or the lock file cannot be read (as
+        the pure-Python package's ``SoftFileLock.pid``: never raises OSError).
+        """
+        try:
+            rec = _core.flpy_owner(self._h)
+        except OSError:
+            return None
         return None if rec is None else rec[0]
 
     @property
     def is_lock_held_by_us(self) -> bool:
         """
-        Whether this process holds the lock file: through this object in
-        this thread (:attr:`is_locked`), or through any handle or thread of
-        this process according to :attr:`owner`.
+        Whether this process holds the lock file. Soft lock: the marker's
+        owner record names this process on this host (as the pure-Python
+        package's ``SoftFileLock.is_lock_held_by_us``; False after
+        :meth:`break_lock`, or when the marker cannot be read). Kernel lock:
+        through this object in this thread (:attr:`is_locked`), or through any
+        handle or thread of this process according to :attr:`owner`.
         """
         return bool(_core.fl_held_by_this_process(self._h))
 
@@ -427,6 +593,7 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         *,
         poll_intervall: float | None = None,
         blocking: bool | None = None,
+        cancel_check: Callable[[], bool] | None = None,
     ) -> AcquireReturnProxy:
         """
         Acquire the lock (again, if this thread holds it: the counter grows).
@@ -438,7 +605,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         :param poll_intervall: deprecated spelling of *poll_interval*
         :param blocking: False: one attempt whatever the timeout; None: the default
             :attr:`blocking`
-        :raises Timeout: the lock was not won in time
+        :param cancel_check: called (without arguments) at every wake-up of the wait, and
+            at least every 50 ms; a true result ends the wait with :class:`Timeout`, as an
+            expired timeout would ("Cancellation requested" is logged); what it raises
+            propagates. Not called when the lock is won at once.
+        :raises Timeout: the lock was not won in time, or *cancel_check* asked to stop
         :return: a context manager that releases on exit
         """
         if poll_intervall is not None:
@@ -449,13 +620,13 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
         # None: the handle's default, resolved by the core.
-        _acquire(
-            self._h,
-            0,
-            None if timeout is None else float(timeout),
-            None if blocking is None else bool(blocking),
-            None if poll_interval is None else float(poll_interval),
-        )
+        t = None if timeout is None else float(timeout)
+        b = None if blocking is None else bool(blocking)
+        p = None if poll_interval is None else float(poll_interval)
+        if cancel_check is None:
+            _acquire(self._h, 0, t, b, p)
+        else:
+            _acquire_cancel(self._h, 0, t, b, p, cancel_check)
         return AcquireReturnProxy(lock=self)
 
     def release(self, force: bool = False) -> None:
@@ -464,7 +635,16 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         counter reaches zero (at once with *force*). Releasing a lock this
         thread does not hold does nothing. The lock file is not deleted.
         """
-        _release(self._h, bool(force))
+        if _is_debug(_DEBUG) is not _log_on:
+            _sync_logging()
+        try:
+            _release(self._h, bool(force))
+        except OSError:
+            # The core reports a close failure after the unlock (the lock is
+            # released all the same): the caller's policy decides.
+            if self._fl_options[1] == "suppress" and not _core.fl_is_locked(self._h):
+                return
+            raise
 
     def __enter__(self) -> BaseFileLock:
         if _is_debug(_DEBUG) is not _log_on:
@@ -478,7 +658,21 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        _release(self._h, False)
+        if _is_debug(_DEBUG) is not _log_on:
+            _sync_logging()
+        if exc_value is None and self._fl_options[1] != "suppress":
+            _release(self._h, False)
+            return
+        self._release_in_context(exc_value)
+
+    def _release_in_context(self, body_error: BaseException | None) -> None:
+        try:
+            self.release()
+        except BaseException as release_error:
+            if body_error is None or self._fl_options[0] == "chain":
+                raise
+            group = _exception_group()("lock body and release both failed", [body_error, release_error])
+            raise group from None
 
     def _enter_via_acquire(self) -> BaseFileLock:
         self.acquire()
@@ -490,13 +684,31 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.release()
+        self._release_in_context(exc_value)
 
     def __del__(self, _finalize: Any = _finalize) -> None:
         # Bound as a default so that it still works while the interpreter
         # tears module globals down. The handle's own deallocation then
         # frees it (releasing what other threads may still hold).
         _finalize(self)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        # The pure-Python package cannot be pickled either (TypeError); say why.
+        msg = (
+            f"cannot pickle {type(self).__name__!r} object: it owns an OS lock handle; "
+            f"create a new lock for the same path in the other process"
+        )
+        raise TypeError(msg)
+
+    def __copy__(self) -> NoReturn:
+        msg = (
+            f"cannot copy {type(self).__name__!r} object: it owns an OS lock handle; "
+            f"create another lock for the same path (is_singleton=True to share one)"
+        )
+        raise TypeError(msg)
+
+    def __deepcopy__(self, memo: Any) -> NoReturn:
+        self.__copy__()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lock_file!r})"

@@ -9,21 +9,26 @@ class Timeout(TimeoutError):
     """Raised when the lock could not be acquired within *timeout* seconds."""
 
     def __init__(self, lock_file: str) -> None:
-        # args carries the path so that the default pickling and copying
-        # protocols rebuild the exception (TimeoutError's own __init__ would
-        # otherwise leave args empty).
-        super().__init__(lock_file)
-        #: The path of the lock file.
-        self.lock_file = lock_file
+        # args stays empty, as in the pure-Python package.
+        super().__init__()
+        self._lock_file = lock_file
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return self.__class__, (self.lock_file,)
+        # The path rebuilds the exception; the instance dict carries what was
+        # added to it (add_note's __notes__, attributes set by handlers), which
+        # copy, deepcopy and pickle would otherwise drop.
+        return self.__class__, (self._lock_file,), self.__dict__ or None
 
     def __str__(self) -> str:
-        return f"The file lock '{self.lock_file}' could not be acquired."
+        return f"The file lock '{self._lock_file}' could not be acquired."
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.lock_file!r})"
+
+    @property
+    def lock_file(self) -> str:
+        """The path of the lock file."""
+        return self._lock_file
 
 
 __all__ = ["Timeout"]

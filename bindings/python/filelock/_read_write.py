@@ -253,6 +253,8 @@ class ReadWriteLock(metaclass=_SingletonMeta):
         with *force*). Releasing a lock this thread does not hold does nothing.
         The lock and gate files are not deleted.
         """
+        if _api._is_debug(_api._DEBUG) is not _api._log_on:
+            _api._sync_logging()
         h = self._h
         if h is not None:
             _release(h, bool(force))

@@ -88,7 +88,31 @@ module Filelock
       Ext.fl_rb_set_log_sink(logger ? method(:deliver_log) : nil)
     end
 
+    # Takes the exclusive OS lock that FileLock takes (flock) on an IO or a
+    # descriptor number the caller owns (and still closes); nothing else is
+    # done to it. blocking: true waits until granted (woken by the release;
+    # interruptible by Thread#raise, Timeout.timeout, Ctrl-C); false makes
+    # one attempt. poll_interval must be > 0 when blocking (the pure-Python
+    # filelock's signature; the wait does not poll). Returns true when held,
+    # false when blocking is false and another holder has it.
+    def lock_descriptor(io, blocking: true, poll_interval: 0.05)
+      Ext.fl_rb_lock_descriptor(descriptor_of(io), blocking, Float(poll_interval))
+    end
+
+    # Releases what lock_descriptor took; the descriptor stays open.
+    def unlock_descriptor(io)
+      Ext.fl_rb_unlock_descriptor(descriptor_of(io))
+      nil
+    end
+
     private
+
+    def descriptor_of(io)
+      fd = io.respond_to?(:fileno) ? io.fileno : io
+      raise TypeError, "expected an IO or an Integer descriptor, not #{io.class}" unless fd.is_a?(Integer)
+
+      fd
+    end
 
     # Called by the extension with the GVL held and no core call active.
     # A failing logger must not break locking, and an interrupt aimed at
@@ -236,6 +260,9 @@ module Filelock
       opts = Ext::Options.new
       fixed.merge(options).each { |key, value| set_option(opts, key, value) unless value.nil? }
       @lock_file = path.dup.freeze
+      # Kept here: the core holds only its identity, and calls it through
+      # each acquire (so the garbage collector sees it through this object).
+      @on_acquired = options[:on_acquired]
       @handle = Ext.fl_rb_lock_new(@lock_file, opts)
     end
 
@@ -245,18 +272,20 @@ module Filelock
       when :timeout, :poll_interval then opts.__send__(:"#{key}=", seconds(value))
       when :mode then opts.mode = Integer(value)
       when :kind then opts.kind = value
+      when :on_acquired then Ext.fl_rb_options_on_acquired(opts, value)
       else opts.__send__(:"#{key}=", value ? 1 : 0) # the yes/no fields
       end
     end
 
     # Acquires in the given mode (shared: true for read), yields self and
     # releases in all cases; returns the block's value.
-    def hold(shared, timeout, poll_interval, blocking)
+    def hold(shared, timeout, poll_interval, blocking, cancel_check = nil)
       # The extension marks `won` before anything can interrupt this thread,
       # so an interrupt arriving right after the lock was won still releases.
       won = [false]
       begin
-        Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, won)
+        Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, won,
+                          cancel_check, @on_acquired)
         yield self
       ensure
         Ext.fl_release(@handle, 0) if won[0]
@@ -300,28 +329,47 @@ module Filelock
     # singleton: one lock object per lock file in this process (default false).
     # poll_interval: ceiling between re-checks where no wake-up exists
     # (default 0.05 s).
+    # on_acquired: FileLock only: a callable given the locked descriptor
+    # (Integer) once per acquisition (not on re-entry), before acquire
+    # returns; if it raises, the lock is released and the error propagates.
     def initialize(lock_file, **options)
       super()
+      on_acquired = options[:on_acquired]
+      if on_acquired && self.class::KIND == Ext::FL_SOFT
+        raise ArgumentError,
+              "on_acquired is not supported by #{self.class.name.split('::').last}: only kernel locks " \
+              "expose the lock descriptor"
+      end
+      raise TypeError, "on_acquired must respond to #call" if on_acquired && !on_acquired.respond_to?(:call)
+
       open_handle(lock_file, options, KEYWORDS, kind: self.class::KIND)
     end
 
-    KEYWORDS = %i[timeout mode thread_local blocking singleton poll_interval].freeze
+    KEYWORDS = %i[timeout mode thread_local blocking singleton poll_interval on_acquired].freeze
+
+    # The on_acquired callable, or nil.
+    attr_reader :on_acquired
 
     # Acquires the lock (recursively: each acquire needs a release). nil
     # keywords take the lock's defaults. With a block: holds the lock for
     # the block and returns its value (as #synchronize); without: returns
-    # self, held. Raises Filelock::Timeout when not won in time.
-    def acquire(timeout: nil, poll_interval: nil, blocking: nil, &block)
-      return synchronize(timeout: timeout, poll_interval: poll_interval, blocking: blocking, &block) if block
+    # self, held. Raises Filelock::Timeout when not won in time, or when
+    # cancel_check (a callable, asked at every wake-up of the wait) returns
+    # true; what cancel_check raises propagates.
+    def acquire(timeout: nil, poll_interval: nil, blocking: nil, cancel_check: nil, &block)
+      if block
+        return synchronize(timeout: timeout, poll_interval: poll_interval, blocking: blocking,
+                           cancel_check: cancel_check, &block)
+      end
 
-      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil)
+      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil, cancel_check, @on_acquired)
       self
     end
 
     # Acquires, yields self, and releases in all cases; returns the block's
     # value.
-    def synchronize(timeout: nil, poll_interval: nil, blocking: nil, &block)
-      hold(false, timeout, poll_interval, blocking, &block)
+    def synchronize(timeout: nil, poll_interval: nil, blocking: nil, cancel_check: nil, &block)
+      hold(false, timeout, poll_interval, blocking, cancel_check, &block)
     end
 
     # For operators: deletes a SoftFileLock's marker whoever holds it.
@@ -380,7 +428,7 @@ module Filelock
     def acquire_read(timeout: nil, blocking: nil, poll_interval: nil, &block)
       return read(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
 
-      Ext.fl_rb_acquire(@handle, 1, timeout, blocking, poll_interval, nil)
+      Ext.fl_rb_acquire(@handle, 1, timeout, blocking, poll_interval, nil, nil, nil)
       self
     end
 
@@ -388,7 +436,7 @@ module Filelock
     def acquire_write(timeout: nil, blocking: nil, poll_interval: nil, &block)
       return write(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
 
-      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil)
+      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil, nil, nil)
       self
     end
 
