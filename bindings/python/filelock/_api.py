@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, Union
 
 from . import _filelock_core as _core
+from . import _lease_opts
 from ._error import Timeout
 
 _LOGGER = logging.getLogger("filelock")
@@ -139,6 +140,8 @@ class BaseFileLock(contextlib.ContextDecorator):
 
     #: The core's lock kind; None marks an abstract class.
     _fl_kind: int | None = None
+    #: A lease's option names (filelock/_lease.py); None: not a lease.
+    _fl_lease_options: tuple[str, ...] | None = None
 
     _h: Any
     _lock_file: str
@@ -154,6 +157,7 @@ class BaseFileLock(contextlib.ContextDecorator):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        lifetime: float | None = None,
         **kwargs: Any,  # subclasses may take their own keyword arguments
     ) -> BaseFileLock:
         kind = cls._fl_kind
@@ -161,7 +165,7 @@ class BaseFileLock(contextlib.ContextDecorator):
             raise TypeError(f"Can't instantiate abstract class {cls.__name__}")
         path = os.fspath(lock_file)
         mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
-        handle = _new(
+        args = (
             os.fsencode(path),
             kind,
             float(timeout),
@@ -170,8 +174,13 @@ class BaseFileLock(contextlib.ContextDecorator):
             mode_value,
             bool(thread_local),
             bool(is_singleton),
-            False,  # read_write: only ReadWriteLock
         )
+        # lifetime and the lease's settings: filelock/_lease.py.
+        lifetime = _lease_opts.resolve_lifetime(lifetime, cls)
+        if lifetime or cls._fl_lease_options is not None:
+            handle = _lease_opts.new_handle(cls, args, lifetime, kwargs)
+        else:
+            handle = _new(*args, False)  # read_write: only ReadWriteLock
         if not is_singleton:
             self = super().__new__(cls)
             self._init_from(handle, path, mode_value)
@@ -211,6 +220,7 @@ class BaseFileLock(contextlib.ContextDecorator):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        lifetime: float | None = None,
     ) -> None:
         """
         Create a lock object; nothing is opened or created until the first
@@ -227,6 +237,8 @@ class BaseFileLock(contextlib.ContextDecorator):
             arguments raise ValueError
         :param poll_interval: default ceiling between re-checks where the OS gives no
             wake-up (waiters are otherwise woken when the holder releases)
+        :param lifetime: :class:`SoftFileLock` only: seconds after which a marker is stale even
+            while its holder lives (None: never); ignored with a warning elsewhere
         """
         # Everything was set up in __new__, so that a singleton returned a
         # second time is never re-initialised.
@@ -278,6 +290,11 @@ class BaseFileLock(contextlib.ContextDecorator):
     def mode(self) -> int:
         """The permission bits for a new lock file (0o644 reported when left to the umask)."""
         return _REPORTED_DEFAULT_MODE if self._mode == _UNSET_FILE_MODE else self._mode
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds after which a soft marker is stale even while its holder lives, or None."""
+        return _core.fl_get_lifetime(self._h) or None
 
     @property
     def is_singleton(self) -> bool:
