@@ -53,6 +53,8 @@ local KINDS = {
     ENOSPC = "no_space",
     ENOMEM = "out_of_memory",
     ELOCKMODE = "lock_mode",
+    ELOST = "lease_lost",
+    ELEASEMISMATCH = "lease_mismatch",
     EOS = "os",
 }
 M.KINDS = KINDS
@@ -111,6 +113,19 @@ local CREATE_OPTIONS = {
     thread_local = "boolean",
     singleton = "boolean",
     soft_fallback = "boolean",
+    lifetime = "number",
+}
+-- SoftFileLease: the soft lock's options and the lease's.
+local LEASE_OPTIONS = {
+    timeout = "number",
+    poll_interval = "number",
+    blocking = "boolean",
+    mode = "number",
+    thread_local = "boolean",
+    singleton = "boolean",
+    lease_duration = "number",
+    heartbeat_interval = "number",
+    on_compromise = "function",
 }
 -- A read/write lock is always a kernel lock (the soft lock has no shared
 -- mode), so it cannot fall back to the soft lock.
@@ -260,21 +275,47 @@ function LockMeta.__tostring(self)
 end
 
 local RWMeta -- the metatable of ReadWriteLock objects, defined below
+local LeaseMeta -- the metatable of SoftFileLease objects, defined below
+local LEASE = {} -- key of a lease's own state in its object
 
 -- what: "FileLock", "SoftFileLock" or "ReadWriteLock".
 local function create(what, path, opts)
     if type(path) ~= "string" then
         invalid(format("lock file path must be a string, got %s", type(path)))
     end
-    local rw = what == "ReadWriteLock"
-    check_options(opts, rw and RW_CREATE_OPTIONS or CREATE_OPTIONS, what, path)
+    local rw, lease = what == "ReadWriteLock", what == "SoftFileLease"
+    check_options(opts, rw and RW_CREATE_OPTIONS or lease and LEASE_OPTIONS or CREATE_OPTIONS,
+        what, path)
     opts = opts or {}
     local mode = opts.mode
     if mode ~= nil and floor(mode) ~= mode then
         invalid("option 'mode' must be an integer", path)
     end
+    if lease then
+        -- The pure-Python filelock's defaults and words.
+        local d = opts.lease_duration or 30.0
+        if not (d > 0 and d < math.huge) then
+            invalid(format("lease_duration must be positive, got %s", tostring(d)), path)
+        end
+        local hb = opts.heartbeat_interval or d / 3
+        if not (hb > 0 and hb < d) then
+            invalid(format("heartbeat_interval must be positive and below lease_duration, got %s",
+                tostring(hb)), path)
+        end
+        opts = { timeout = opts.timeout, poll_interval = opts.poll_interval,
+            blocking = opts.blocking, mode = opts.mode, thread_local = opts.thread_local,
+            singleton = opts.singleton, lease_duration = d, heartbeat_interval = hb,
+            on_compromise = opts.on_compromise }
+    elseif opts.lifetime ~= nil and not (opts.lifetime >= 0 and opts.lifetime < math.huge) then
+        invalid(format("lifetime must be finite and non-negative, not %s", tostring(opts.lifetime)),
+            path)
+    end
     -- Options not given keep the core's defaults (fl_options_init).
-    local handle = core.create(path, what == "SoftFileLock", rw, opts)
+    local handle = core.create(path, what ~= "FileLock" and not rw, rw, opts)
+    if lease then
+        return setmetatable({ [HANDLE] = handle, [LEASE] = { on_compromise = opts.on_compromise } },
+            LeaseMeta)
+    end
     return setmetatable({ [HANDLE] = handle }, rw and RWMeta or LockMeta)
 end
 
@@ -292,9 +333,13 @@ M.FileLock = constructor("FileLock")
 --- filelock.SoftFileLock(path [, opts]): an exclusive-create marker file.
 M.SoftFileLock = constructor("SoftFileLock")
 
---- True if `x` is a lock object made by FileLock or SoftFileLock.
+--- filelock.SoftFileLease(path [, opts]): a soft lock whose claim expires
+-- (see the lease section below).
+M.SoftFileLease = constructor("SoftFileLease")
+
+--- True if `x` is a lock object made by FileLock, SoftFileLock or SoftFileLease.
 function M.is_lock(x)
-    return type(x) == "table" and getmetatable(x) == LockMeta
+    return type(x) == "table" and (getmetatable(x) == LockMeta or getmetatable(x) == LeaseMeta)
 end
 
 -- take: the C wait for one mode (acquire or acquire_shared); what: the
@@ -485,5 +530,82 @@ end
 
 --- The timeout value meaning "wait forever".
 M.FOREVER = -1
+
+-------------------------------------------------------------------------------
+-- SoftFileLease: a soft lock whose claim expires (docs/soft-lock-protocol.md)
+-------------------------------------------------------------------------------
+
+-- A thread of the C library refreshes the marker every heartbeat_interval
+-- seconds while the lease is held; any contender with the same
+-- lease_duration (on this host or another sharing the file system) takes
+-- it over once the marker is lease_duration seconds old, a frozen holder
+-- included. Lua has no threads, so a lost lease is told on the program's
+-- own thread: on_compromise(c) runs at the lease's next compromise(),
+-- release(), acquire() or with(), with c = { lock_file, reason, errno }
+-- (reason "marker-missing", "owner-changed" or "refresh-failed"); a release
+-- of a lost lease raises an error of kind "lease_lost". A contender with
+-- another lease_duration raises "lease_mismatch".
+
+local lease_methods = {}
+for k, v in pairs(methods) do
+    lease_methods[k] = v
+end
+
+--- lease:compromise() -> the loss of the claim ({ lock_file, reason,
+-- errno }), or nil while it holds. Calls on_compromise once per loss.
+function lease_methods:compromise()
+    local st = self[LEASE]
+    local reason, err = core.lease_lost(self[HANDLE])
+    if reason and not st.compromise then
+        st.compromise = { lock_file = core.fl_lock_path(self[HANDLE]), reason = reason, errno = err }
+        if st.on_compromise then
+            st.on_compromise(st.compromise)
+        end
+    end
+    return st.compromise
+end
+
+-- A fresh claim forgets the previous one's loss.
+local function fresh_claim(self)
+    if not self:is_locked() then
+        core.lease_lost(self[HANDLE])
+        self[LEASE].compromise = nil
+    end
+end
+
+function lease_methods:acquire(opts)
+    fresh_claim(self)
+    return methods.acquire(self, opts)
+end
+
+function lease_methods:release(opts)
+    self:compromise()
+    return methods.release(self, opts)
+end
+
+local function after_with(self, ok, ...)
+    self:compromise()
+    if not ok then
+        error((...), 0)
+    end
+    return ...
+end
+
+function lease_methods:with(...)
+    fresh_claim(self)
+    return after_with(self, pcall(methods.with, self, ...))
+end
+
+--- lease:lease_duration(), lease:heartbeat_interval(): seconds.
+function lease_methods:lease_duration()
+    return core.fl_get_lease_duration(self[HANDLE])
+end
+
+function lease_methods:heartbeat_interval()
+    return core.fl_get_heartbeat_interval(self[HANDLE])
+end
+
+LeaseMeta = lock_meta("filelock.SoftFileLease", lease_methods)
+LeaseMeta.__tostring = LockMeta.__tostring
 
 return M
