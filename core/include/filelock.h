@@ -110,7 +110,9 @@ extern "C" {
  * - ::FL_OK (0): success.
  * - ::FL_EINVAL (-1): a bad argument: empty path, NUL byte in the path (fl_lock_new_n()), NaN
  *   timeout, negative poll interval, bad mode or options version, a singleton's other settings
- *   differ, or the OS rejected an argument (EINVAL).
+ *   differ, a negative or non-finite lifetime or lease_duration, a heartbeat_interval not in
+ *   (0, lease_duration), a lease on the kernel lock or with a lifetime or read_write, or the OS
+ *   rejected an argument (EINVAL).
  * - ::FL_EISDIR (-2): the lock path is a directory.
  * - ::FL_EACCES (-3): the lock file or its directory may not be opened or created.
  * - ::FL_EROFS (-4): the lock file would have to be created on a read-only file system.
@@ -121,7 +123,7 @@ extern "C" {
  *   AFS `flock=local`; read from /proc/self/mountinfo, see docs/filesystems.md) (and
  *   fl_options.soft_fallback is 0);
  *   fl_acquire_shared() on a soft lock; fl_break_lock() on a kernel lock; fl_get_owner() when the
- *   holder cannot be told.
+ *   holder cannot be told; fl_lock_new() of a lease on Windows.
  * - ::FL_ETIMEOUT (-7): the lock was not won in time, or the single attempt of a non-blocking or
  *   zero-timeout acquire failed.
  * - ::FL_EDEADLK (-8): waiting forever for a lock file this thread already holds through another
