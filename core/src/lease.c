@@ -28,6 +28,9 @@
 #ifndef _WIN32
 #include <signal.h>
 #endif
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 struct fl__lease {
     fl_lock *lock;
@@ -141,6 +144,10 @@ static int refresh(struct fl__lease *e, int *err) {
 static void *heartbeat(void *arg) {
     (void)arg;
     t_in_heartbeat = 1;
+#ifdef __linux__
+    /* Named, so that ps and a debugger show whose thread it is. */
+    (void)prctl(PR_SET_NAME, "fl-lease", 0, 0, 0);
+#endif
     pthread_mutex_lock(&g_lease_mu);
     for (;;) {
         struct fl__lease *e, *due = NULL;
