@@ -193,7 +193,8 @@ typedef struct fl_options {
     double lifetime;   /**< Soft lock: seconds after which a marker is stale even while its holder
                             lives (age on the file system's clock); 0 (default): never by age.
                             Ignored by the kernel lock (its holder cannot be superseded), applies
-                            after a soft fallback. Finite and >= 0; not with lease_duration. */
+                            after a soft fallback. Finite and >= 0; not with lease_duration.
+                            POSIX: on Windows a marker is never judged by age. */
     double lease_duration;     /**< Soft lock: > 0 makes the hold a lease of this many seconds,
                                     refreshed by the library's heartbeat thread, and reclaimed by
                                     any contender once its marker is older; 0 (default): no
