@@ -231,6 +231,9 @@ START_TEST(one_heartbeat_thread_per_process) {
     ck_assert(wait_heartbeats(0, 10)); /* an earlier test's (CK_FORK=no) has ended */
     ck_assert_int_eq(fl_acquire(a), 0);
     ck_assert_int_eq(fl_acquire(b), 0);
+    /* (The thread names itself when it starts running.) */
+    ck_assert(wait_heartbeats(1, 10));
+    fl_sleep(0.1);
     ck_assert_int_eq(heartbeats(), 1);
     ck_assert_int_eq(fl_release(a, 0), 0);
     ck_assert_int_eq(heartbeats(), 1); /* b's */
@@ -297,6 +300,41 @@ START_TEST(transient_refresh_failures_are_ridden_out) {
     fl_sleep(0.3);
     ck_assert_int_eq(__atomic_load_n(&s.calls, __ATOMIC_SEQ_CST), 0);
     ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* lstat of the marker failing (a server away): transient until the
+ * lease could have expired, then refresh-failed with its errno. */
+static char g_lstat_path[512];
+static int g_lstat_errno;
+static int bad_lstat(const char *path, struct stat *st) {
+    int e = __atomic_load_n(&g_lstat_errno, __ATOMIC_SEQ_CST);
+    if (e && strcmp(path, g_lstat_path) == 0) {
+        errno = e;
+        return -1;
+    }
+    return lstat(path, st);
+}
+
+START_TEST(marker_stat_failing_is_a_refresh_failure) {
+    const char *p = P("a.lock");
+    fl_lock *l = new_lease(p, 0.6, 0.1);
+    seen s = {0};
+    fl_set_compromise_callback(l, on_compromise, &s);
+    /* The seam is set before the heartbeat exists; only the errno changes. */
+    snprintf(g_lstat_path, sizeof g_lstat_path, "%s", p);
+    fl__sys.lstat = bad_lstat;
+    ck_assert_int_eq(fl_acquire(l), 0);
+    __atomic_store_n(&g_lstat_errno, ENOTCONN, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(fl_wait_flag(&s.calls, 20), 1);
+    ck_assert_int_eq(s.reason, FL_LEASE_REFRESH_FAILED);
+    ck_assert_int_eq(s.os_errno, ENOTCONN);
+    __atomic_store_n(&g_lstat_errno, 0, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+    ck_assert_int_eq(fl_last_errno(), ENOTCONN);
+    /* Still ours, so removed; and never refreshed back to life. */
+    ck_assert(!fl_exists(p));
     fl_lock_free(l);
 }
 END_TEST
@@ -614,7 +652,7 @@ static int child_has_no_heartbeat(void *arg) {
     l = new_lease(p2, 1.0, 0);
     if (fl_acquire(l) != 0)
         return 2;
-    if (heartbeats() != 1)
+    if (!wait_heartbeats(1, 10))
         return 3;
     if (fl_release(l, 0) != 0)
         return 4;
@@ -651,6 +689,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, one_heartbeat_thread_per_process);
     tcase_add_test(t, refresh_failing_past_the_duration_is_a_loss);
     tcase_add_test(t, transient_refresh_failures_are_ridden_out);
+    tcase_add_test(t, marker_stat_failing_is_a_refresh_failure);
     tcase_add_test(t, marker_removed_is_a_loss);
     tcase_add_test(t, marker_replaced_is_a_loss_and_not_touched);
     tcase_add_test(t, callback_may_release_a_shared_handle);
