@@ -385,6 +385,61 @@ int fl__soft_try(fl_lock *l, fl__hold *h) {
     return 0;
 }
 
+/* Removes our marker (identity h) through the claim of that identity, as a
+ * taker would: for a holder that takers may judge while it lives and
+ * releases (a lease or lifetime taken by age; a marker naming another
+ * process, fl_set_owner_pid, whose exit a waiter can see before we
+ * release). A plain lstat-then-unlink there lets a taker that checked the
+ * name before our unlink rename its marker over the name a third process
+ * created after it: two holders. With the claim, a taker at work makes us
+ * wait for it (it replaces our marker: not ours any more), and a taker
+ * after us finds the name changed. *not_ours: the name no longer held our
+ * marker (0 / ENOENT / other identity). Returns 0 or a negative code. */
+static int remove_claimed(const fl_lock *l, const char *path, const fl__hold *h, int *not_ours) {
+    char claim[4096];
+    fl__fid id, now, cid;
+    int tries, e, rc;
+    id.dev = h->dev;
+    id.ino = h->ino;
+    *not_ours = 0;
+    if (fl__soft_claim_name(path, &id, claim, sizeof claim) != 0)
+        return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot release soft lock '%s': %s",
+                         l->path, strerror(ENAMETOOLONG));
+    for (tries = 0; tries < 5000; tries++) {
+        fl__fh cfd = fl__prim_create(claim, l->mode, 0, NULL, &cid);
+        if (cfd == FL__NO_FH) {
+            e = errno;
+            if (e != EEXIST)
+                return fl__error(fl__code_from_errno(e), e,
+                                 "cannot release soft lock '%s': cannot create claim '%s': %s",
+                                 l->path, claim, strerror(e));
+            rc = contend_claim(l, claim, 0);
+            if (rc < 0)
+                return rc;
+            if (rc == TAKE_BUSY)
+                fl__prim_sleep(0.001); /* a taker is at work on our marker */
+            continue;
+        }
+        rc = 0;
+        e = fl__prim_id(path, &now);
+        if (e == 0 && same_id(&now, &id)) {
+            e = fl__prim_remove(path);
+            if (e != 0 && e != ENOENT)
+                rc = fl__os_error(e, "cannot remove soft lock marker", l->path);
+        } else if (e == 0 || e == ENOENT) {
+            *not_ours = 1;
+        } else {
+            rc = fl__os_error(e, "cannot stat soft lock marker", l->path);
+        }
+        (void)fl__prim_remove(claim);
+        fl__prim_close(cfd);
+        return rc;
+    }
+    return fl__error(FL_ETIMEOUT, 0,
+                     "cannot release soft lock '%s': a taker kept its claim on our marker",
+                     l->path);
+}
+
 int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
     const char *path = h->path ? h->path : l->path;
     int rc = 0, reason = 0, lost_errno = 0, lost;
@@ -397,16 +452,23 @@ int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
      * lease or a lifetime, a contender that took it by age. Our open
      * descriptor keeps our inode number unique, so "still ours" also
      * proves that nobody else held it meanwhile. */
-    if (owner && h->have_id && h->fd != FL__NO_FH) {
+    if (owner && h->have_id && h->fd != FL__NO_FH &&
+        (h->aged || __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED) > 0)) {
+        int not_ours;
+        fl__fid now;
+        rc = remove_claimed(l, path, h, &not_ours);
+        if (rc == 0 && not_ours && h->aged && !lost) {
+            lost = 1;
+            reason = fl__prim_id(path, &now) == ENOENT ? FL_LEASE_MARKER_MISSING
+                                                       : FL_LEASE_OWNER_CHANGED;
+        }
+    } else if (owner && h->have_id && h->fd != FL__NO_FH) {
         fl__fid now;
         int e = fl__prim_id(path, &now);
         if (e == 0 && now.dev == h->dev && now.ino == h->ino) {
             e = fl__prim_remove(path);
             if (e != 0 && e != ENOENT)
                 rc = fl__os_error(e, "cannot remove soft lock marker", l->path);
-        } else if (h->aged && !lost && (e == 0 || e == ENOENT)) {
-            lost = 1;
-            reason = e == ENOENT ? FL_LEASE_MARKER_MISSING : FL_LEASE_OWNER_CHANGED;
         }
     }
     if (owner && lost) {

@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include "soft.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -615,6 +617,55 @@ START_TEST(reclaim_step_faults) {
 }
 END_TEST
 
+/* A taker at work on our expired lease (it holds the claim of our marker's
+ * identity) when we release: the release waits for it instead of unlinking
+ * the name under it (a third process could create the name, and the taker
+ * would then rename over it: two holders), and reports the loss. */
+typedef struct taker {
+    char path[512], claim[600], fresh[600];
+} taker;
+
+static void *finish_take_over(void *arg) {
+    taker *t = arg;
+    fl_sleep(0.3);
+    /* The taker's marker replaces ours, then its claim goes. */
+    ck_assert_int_eq(rename(t->fresh, t->path), 0);
+    ck_assert_int_eq(unlink(t->claim), 0);
+    return NULL;
+}
+
+START_TEST(release_waits_for_a_taker_of_its_lease) {
+    const char *p = P("a.lock");
+    fl_lock *l = new_lease(p, 0.6, 0);
+    taker t;
+    struct stat st;
+    fl__fid id;
+    pthread_t th;
+    char text[512];
+    ino_t fresh_ino, now;
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(lstat(p, &st), 0);
+    id.dev = (uint64_t)st.st_dev;
+    id.ino = (uint64_t)st.st_ino;
+    snprintf(t.path, sizeof t.path, "%s", p);
+    ck_assert_int_eq(fl__soft_claim_name(p, &id, t.claim, sizeof t.claim), 0);
+    snprintf(t.fresh, sizeof t.fresh, "%s", P("fresh"));
+    /* A live taker's claim (this process's record) and its new marker. */
+    lease_text(text, sizeof text, (long)getpid(), 0.6);
+    fl_write_file(t.claim, text);
+    fl_write_file(t.fresh, text);
+    ck_assert_int_eq(ino_of(t.fresh, &fresh_ino), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, finish_take_over, &t), 0);
+    ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "owner-changed"));
+    fl_join(th, 20);
+    /* The taker's marker is untouched. */
+    ck_assert_int_eq(ino_of(p, &now), 0);
+    ck_assert_int_eq(now, fresh_ino);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 START_TEST(lifetime_supersedes_a_live_holder) {
@@ -699,6 +750,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, plain_marker_of_a_live_owner_never_aged_out_by_a_lease);
     tcase_add_test(t, refresh_between_judgement_and_claim_wins);
     tcase_add_test(t, reclaim_step_faults);
+    tcase_add_test(t, release_waits_for_a_taker_of_its_lease);
     tcase_add_test(t, lifetime_supersedes_a_live_holder);
     tcase_add_test(t, fork_child_has_no_heartbeat_parent_keeps_its_own);
     suite_add_tcase(s, t);
