@@ -63,3 +63,24 @@ load common
     stop_holder A
     assert_equal "$HOLDER_RC" 0
 }
+
+# Six processes increment a counter under the lock. The marker names the
+# command, whose exit a waiter may see (pidfd) before filelock releases:
+# the release goes through the marker's claim, or a waiter's take-over and
+# a third process's create would both win (lost increments, a torn read).
+@test "a counter stays exact under --soft and --lease (6 processes x 25)" {
+    for flag in --soft "--lease 5"; do
+        printf '%020d\n' 0 > c
+        body='v=$(expr "$(cat c)" + 1) && printf "%020d\n" "$v" > c.tmp.$$ && cat c.tmp.$$ > c && rm -f c.tmp.$$'
+        pids=()
+        for p in 1 2 3 4 5 6; do
+            (i=0; while [ $i -lt 25 ]; do
+                timeout -k 2 "$DEADLINE" "$FILELOCK" $flag -w 15 clock sh -c "$body" || exit 1
+                i=$((i + 1))
+            done) 3>&- &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || fail "a worker failed ($flag)"; done
+        assert_equal "$(cat c)" "00000000000000000150"
+    done
+}
