@@ -99,5 +99,7 @@ typedef struct fl_lock {
 %ignore fl_lock_fd;
 %ignore fl_set_owner_pid;
 %ignore fl_set_read_only_open;
+/* A C callback: each language installs its own bridge (flpy_set_compromise, ...). */
+%ignore fl_set_compromise_callback;
 
 %include "filelock.h"

@@ -26,6 +26,8 @@ from ._api import (
     WindowsFileLock,
 )
 from ._read_write import ReadWriteLock
+from ._lease import LeaseCompromise, SoftFileLease
+from ._lease_opts import LeaseSettingsMismatch, SoftFileLockLifetimeWarning
 from ._error import Timeout
 from .version import __version__, core_version
 
@@ -49,4 +51,8 @@ __all__ = [
     "AcquireReturnProxy",
     "LockOwner",
     "ReadWriteLock",
+    "SoftFileLease",
+    "LeaseCompromise",
+    "LeaseSettingsMismatch",
+    "SoftFileLockLifetimeWarning",
 ]

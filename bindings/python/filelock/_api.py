@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, Union
 
 from . import _filelock_core as _core
+from . import _lease_opts
 from ._error import Timeout
 
 _LOGGER = logging.getLogger("filelock")
@@ -111,6 +112,9 @@ _set_mode = _core.fl_options_mode_set
 _set_thread_local = _core.fl_options_thread_local_set
 _set_singleton = _core.fl_options_singleton_set
 _set_read_write = _core.fl_options_read_write_set
+_set_lifetime = _core.fl_options_lifetime_set
+_set_lease_duration = _core.fl_options_lease_duration_set
+_set_heartbeat = _core.fl_options_heartbeat_interval_set
 
 
 def _new_handle(
@@ -123,6 +127,8 @@ def _new_handle(
     thread_local: bool = _D_THREAD_LOCAL,
     singleton: bool = False,
     read_write: bool = False,
+    lifetime: float = 0.0,
+    lease: tuple[float, float] | None = None,
 ) -> Any:
     """A core handle for *lock_file* (already ``os.fspath``'d). A new
     ``fl_options`` holds the core's defaults; only what differs from them is
@@ -146,6 +152,11 @@ def _new_handle(
         _set_singleton(opts, True)
     if read_write:
         _set_read_write(opts, True)
+    if lifetime:
+        _set_lifetime(opts, lifetime)
+    if lease is not None:  # (lease_duration, heartbeat_interval): filelock/_lease.py
+        _set_lease_duration(opts, lease[0])
+        _set_heartbeat(opts, lease[1])
     return _flpy_new(_fsencode(lock_file), opts)
 
 
@@ -251,6 +262,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
 
     #: The core's lock kind; None marks an abstract class.
     _fl_kind: int | None = None
+    #: A lease's option names (filelock/_lease.py); None: not a lease.
+    _fl_lease_options: tuple[str, ...] | None = None
 
     _h: Any
     _lock_file: str
@@ -268,6 +281,7 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        lifetime: float | None = None,
     ) -> None:
         """
         Create a lock object; nothing is opened or created until the first
@@ -284,12 +298,17 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             lock file; differing arguments raise ValueError
         :param poll_interval: default ceiling between re-checks where the OS gives no
             wake-up (waiters are otherwise woken when the holder releases)
+        :param lifetime: :class:`SoftFileLock` only: seconds after which a marker is stale even
+            while its holder lives (None: never); ignored with a warning elsewhere
         """
         kind = type(self)._fl_kind
         if kind is None:
             raise TypeError(f"Can't instantiate abstract class {type(self).__name__}")
         path = os.fspath(lock_file)
         mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
+        if lifetime is not None:
+            # (resolve_lifetime <- here <- _SingletonMeta.__call__ <- the caller)
+            lifetime = _lease_opts.resolve_lifetime(lifetime, type(self), stacklevel=4)
         self._h = _new_handle(
             path,
             kind,
@@ -299,6 +318,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             mode_value,
             bool(thread_local),
             bool(is_singleton),
+            lifetime=lifetime or 0.0,
+            lease=self.__dict__.get("_fl_lease"),
         )
         self._lock_file = path
         self._mode = mode_value
@@ -350,6 +371,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     def mode(self) -> int:
         """The permission bits for a new lock file (0o644 reported when left to the umask)."""
         return _REPORTED_DEFAULT_MODE if self._mode == _UNSET_FILE_MODE else self._mode
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds after which a soft marker is stale even while its holder lives, or None."""
+        return _core.fl_get_lifetime(self._h) or None
 
     @property
     def is_singleton(self) -> bool:
