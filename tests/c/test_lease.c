@@ -71,8 +71,13 @@ static void on_compromise(void *data, fl_lock *lock, fl_lease_loss reason, int o
     __atomic_add_fetch(&s->calls, 1, __ATOMIC_SEQ_CST);
 }
 
-/* The library's heartbeat threads in this process (named "fl-lease"). */
+/* The library's heartbeat threads in this process (named "fl-lease").
+ * Only the Linux half names threads (platform.h): the generic build's
+ * tests do not count them (0, and skipped where a count is asserted). */
 static int heartbeats(void) {
+#ifndef FL__LINUX
+    return 0;
+#else
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
     int n = 0;
@@ -88,6 +93,7 @@ static int heartbeats(void) {
     }
     closedir(d);
     return n;
+#endif
 }
 
 /* Waits (bounded) until this process has n heartbeat threads. */
@@ -229,7 +235,10 @@ START_TEST(live_holder_never_reclaimed) {
 END_TEST
 
 START_TEST(one_heartbeat_thread_per_process) {
-    fl_lock *a = new_lease(P("a.lock"), 1.0, 0), *b = new_lease(P("b.lock"), 1.0, 0);
+    fl_lock *a, *b;
+    FL_NEEDS_LINUX("the heartbeat thread's name (the generic half names no threads)");
+    a = new_lease(P("a.lock"), 1.0, 0);
+    b = new_lease(P("b.lock"), 1.0, 0);
     ck_assert(wait_heartbeats(0, 10)); /* an earlier test's (CK_FORK=no) has ended */
     ck_assert_int_eq(fl_acquire(a), 0);
     ck_assert_int_eq(fl_acquire(b), 0);
@@ -703,8 +712,10 @@ static int child_has_no_heartbeat(void *arg) {
     l = new_lease(p2, 1.0, 0);
     if (fl_acquire(l) != 0)
         return 2;
+#ifdef FL__LINUX
     if (!wait_heartbeats(1, 10))
         return 3;
+#endif
     if (fl_release(l, 0) != 0)
         return 4;
     fl_lock_free(l);
