@@ -94,8 +94,13 @@
  * receiving formatted log lines. Strong references for the process life. */
 static PyObject *flpy_timeout_cls;
 static PyObject *flpy_log_sink;
-/* filelock.LeaseSettingsMismatch, set by flpy_setup_lease (filelock/_lease.py). */
+/* filelock.LeaseSettingsMismatch and the callable that hands a lease's loss
+ * to its objects, set by flpy_setup_lease (filelock/_lease.py). One sink
+ * for the process, never freed: a singleton core handle is shared by
+ * objects of several classes (one registry each), so nothing one of them
+ * owned may stay installed in the handle after it is gone. */
 static PyObject *flpy_mismatch_cls;
+static PyObject *flpy_compromise_sink;
 static int flpy_logging_on;
 
 static PyObject *flpy_path_obj(fl_lock *l) {
@@ -242,7 +247,6 @@ static void flpy_log(void *data, fl_log_event ev, uint64_t id, const char *path,
 
 static void flpy_capsule_free(PyObject *capsule) {
     fl_lock *l = (fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE);
-    PyObject *cb = (PyObject *)PyCapsule_GetContext(capsule);
     if (l && fl_get_lease_duration(l) > 0) {
         /* Freeing a lease waits for a compromise callback in progress,
          * which needs the GIL (flpy_compromise). */
@@ -252,21 +256,23 @@ static void flpy_capsule_free(PyObject *capsule) {
     } else {
         fl_lock_free(l);
     }
-    Py_XDECREF(cb);
 }
 
-/* Compromise callback (the heartbeat thread): hands (reason, errno, path)
- * to the callable stored as the capsule's context (filelock/_lease.py). */
+/* Compromise callback (the heartbeat thread): hands (lock id, reason,
+ * errno, path) to the process's sink (filelock/_lease.py), which finds the
+ * objects of that handle. */
 static void flpy_compromise(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
                             const char *path) {
-    PyObject *fn = data, *res, *p;
+    PyObject *fn = flpy_compromise_sink, *res, *p;
     PyGILState_STATE st;
-    (void)lock;
-    if (flpy_finalizing())
+    (void)data;
+    if (!fn || flpy_finalizing())
         return;
     st = PyGILState_Ensure();
     p = PyUnicode_DecodeFSDefault(path);
-    res = p ? PyObject_CallFunction(fn, "siO", fl_lease_loss_name(reason), os_errno, p) : NULL;
+    res = p ? PyObject_CallFunction(fn, "KsiO", (unsigned long long)fl_lock_id(lock),
+                                    fl_lease_loss_name(reason), os_errno, p)
+            : NULL;
     Py_XDECREF(p);
     if (!res)
         PyErr_WriteUnraisable(fn); /* a callback's error must not kill the heartbeat */
@@ -404,27 +410,17 @@ static PyObject *flpy_owner(fl_lock *l) {
     return Py_BuildValue("(lNNO)", o.pid, host, token, o.this_process ? Py_True : Py_False);
 }
 
-/* Installs fn (a callable taking (reason, errno, path)) as the lease's
- * compromise callback; the capsule keeps it alive. */
-static PyObject *flpy_set_compromise(PyObject *capsule, PyObject *fn) {
-    fl_lock *l = (fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE);
-    PyObject *old;
-    if (!l)
-        return NULL;
-    old = (PyObject *)PyCapsule_GetContext(capsule);
-    Py_INCREF(fn);
-    if (PyCapsule_SetContext(capsule, fn) != 0) {
-        Py_DECREF(fn);
-        return NULL;
-    }
-    fl_set_compromise_callback(l, flpy_compromise, fn);
-    Py_XDECREF(old);
+/* Sends the handle's lease losses to the sink (flpy_setup_lease). */
+static PyObject *flpy_set_compromise(fl_lock *l) {
+    fl_set_compromise_callback(l, flpy_compromise, NULL);
     Py_RETURN_NONE;
 }
 
-static PyObject *flpy_setup_lease(PyObject *mismatch_cls) {
+static PyObject *flpy_setup_lease(PyObject *mismatch_cls, PyObject *sink) {
     Py_INCREF(mismatch_cls);
     Py_XSETREF(flpy_mismatch_cls, mismatch_cls);
+    Py_INCREF(sink);
+    Py_XSETREF(flpy_compromise_sink, sink);
     Py_RETURN_NONE;
 }
 

@@ -3,6 +3,7 @@ names over the C core's leases (docs/soft-lock-protocol.md, "Leases")."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -137,6 +138,54 @@ def test_frozen_holder_is_reclaimed_and_learns_it(lock_path: str, spawn) -> None
     child.finish()
     assert waiter.is_lock_held_by_us  # the loser left our marker alone
     waiter.release()
+
+
+def test_singleton_lease_reports_to_the_object_kept(lock_path: str) -> None:
+    # The second call's object is dropped by the registry: it must not take
+    # the compromise report from the object both calls returned.
+    seen: list[LeaseCompromise] = []
+    a = SoftFileLease(lock_path, lease_duration=0.6, heartbeat_interval=0.1, is_singleton=True, on_compromise=seen.append)
+    b = SoftFileLease(lock_path, lease_duration=0.6, heartbeat_interval=0.1, is_singleton=True)
+    assert a is b
+    a.acquire()
+    os.unlink(lock_path)
+    assert wait_for(lambda: seen)
+    assert seen[0].reason == "marker-missing" and a.compromise == seen[0]
+    a.release()
+    assert not a.is_locked
+
+
+def test_lease_objects_of_two_classes_share_one_handle(lock_path: str) -> None:
+    # Each class keeps its own singleton registry, so two objects share the
+    # core handle: the one freed first must leave the other's report working.
+    class Mine(SoftFileLease):
+        pass
+
+    seen_a: list[LeaseCompromise] = []
+    seen_b: list[LeaseCompromise] = []
+    opts = {"lease_duration": 0.6, "heartbeat_interval": 0.1, "is_singleton": True}
+    a = SoftFileLease(lock_path, on_compromise=seen_a.append, **opts)
+    b = Mine(lock_path, on_compromise=seen_b.append, **opts)
+    assert a is not b
+    a.acquire()
+    b.acquire()  # the shared handle's second level
+    assert wait_for(lambda: b.is_locked)
+    del b
+    gc.collect()
+    os.unlink(lock_path)
+    assert wait_for(lambda: seen_a)
+    assert seen_a[0].reason == "marker-missing"
+    assert not seen_b or seen_b[0].reason == "marker-missing"
+    a.release(force=True)
+    assert not a.is_locked
+
+
+def test_lifetime_warnings_name_the_caller(lock_path: str) -> None:
+    with pytest.warns(SoftFileLockLifetimeWarning) as rec:
+        SoftFileLock(lock_path, lifetime=1)
+    with pytest.warns(UserWarning) as rec2:
+        SoftFileLease(lock_path, lifetime=1)
+    assert [w.filename for w in [*rec, *rec2]] == [__file__, __file__]
 
 
 def test_lifetime_supersedes_a_live_holder(lock_path: str) -> None:

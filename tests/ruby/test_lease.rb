@@ -95,6 +95,27 @@ class TestLease < Minitest::Test
     waiter.release
   end
 
+  # The registry drops a singleton's second object: the loss goes to the
+  # object both calls returned.
+  def test_singleton_lease_reports_to_the_object_kept
+    seen = Queue.new
+    a = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1, singleton: true) { |c| seen << c }
+    b = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1, singleton: true)
+    assert_same a, b
+    a.acquire
+    File.unlink(path)
+    assert_equal :marker_missing, pop!(seen).reason
+    assert_raises(Filelock::Error) { a.release }
+  end
+
+  def test_lifetime_keyword
+    assert_nil Filelock::SoftFileLock.new(path).lifetime
+    assert_output(nil, /lifetime is ignored for Filelock::FileLock/) do
+      assert_nil Filelock::FileLock.new(path, lifetime: 3).lifetime
+    end
+    assert_raises(ArgumentError) { Filelock::SoftFileLease.new(path, lifetime: 3) }
+  end
+
   def test_lifetime_supersedes_a_live_holder
     a = Filelock::SoftFileLock.new(path, lifetime: 0.4)
     b = Filelock::SoftFileLock.new(path, lifetime: 0.4)

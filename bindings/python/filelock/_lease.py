@@ -35,12 +35,21 @@ class LeaseCompromise:
     error: OSError | None = None
 
 
-def _on_lost(ref: weakref.ReferenceType[SoftFileLease], reason: str, err: int, path: str) -> None:
+# The core's lock id -> the objects over that handle that have acquired: a
+# singleton handle is shared by one object per class (each class keeps its
+# own registry). Read and written under the GIL only (no lock: __del__ and
+# the heartbeat's report must never wait).
+_watchers: dict[int, weakref.WeakSet[SoftFileLease]] = {}
+
+
+def _on_lost(lock_id: int, reason: str, err: int, path: str) -> None:
     # Runs on the core's heartbeat thread (with the GIL).
-    lease = ref()
-    if lease is not None:
-        error = OSError(err, os.strerror(err), path) if err else None
+    error = OSError(err, os.strerror(err), path) if err else None
+    for lease in list(_watchers.get(lock_id, ())):
         lease._record(reason, error)  # noqa: SLF001
+
+
+_core.flpy_setup_lease(LeaseSettingsMismatch, _on_lost)
 
 
 class SoftFileLease(SoftFileLock):
@@ -100,9 +109,8 @@ class SoftFileLease(SoftFileLock):
         self._on_compromise = on_compromise
         self._compromise: LeaseCompromise | None = None
         self._token: str | None = None
-        # Installed by the first acquire, not here: a singleton's second
-        # object shares the handle and is dropped by _SingletonMeta, and
-        # must not take the callback from the object that is kept.
+        # Watched from the first acquire, not here: a singleton's second
+        # object shares the handle and is dropped by _SingletonMeta unused.
         self._watching = False
 
     @property
@@ -155,7 +163,8 @@ class SoftFileLease(SoftFileLock):
         blocking: bool | None = None,
     ) -> AcquireReturnProxy:
         if not self._watching:
-            _core.flpy_set_compromise(self._h, lambda r, e, p, ref=weakref.ref(self): _on_lost(ref, r, e, p))
+            _watchers.setdefault(_core.fl_lock_id(self._h), weakref.WeakSet()).add(self)
+            _core.flpy_set_compromise(self._h)
             self._watching = True
         first = not self.is_locked
         proxy = super().acquire(timeout, poll_interval, poll_intervall=poll_intervall, blocking=blocking)
@@ -182,6 +191,12 @@ class SoftFileLease(SoftFileLock):
         # As BaseFileLock's (_finalize), with the GIL released for the core.
         try:
             h = self.__dict__.get("_h")
+            if h is not None and self.__dict__.get("_watching"):
+                watchers = _watchers.get(_core.fl_lock_id(h))
+                if watchers is not None:
+                    watchers.discard(self)
+                    if not watchers:
+                        _watchers.pop(_core.fl_lock_id(h), None)
             if h is not None and not _is_singleton(h):
                 _force_release(h, True)
         except BaseException:  # noqa: BLE001 - a finalizer must never raise

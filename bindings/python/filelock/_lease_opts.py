@@ -23,8 +23,6 @@ class LeaseSettingsMismatch(ValueError):
     """A lease contender disagrees with the published claim about how long the lease lasts."""
 
 
-_core.flpy_setup_lease(LeaseSettingsMismatch)
-
 # Why each class that cannot honour a lifetime ignores it (the warning's words).
 _KERNEL_REASON = "a native OS lock cannot be broken safely by file age"
 _LEASE_REASON = "lease_duration sets when a lease expires"
