@@ -326,8 +326,8 @@ local function create(what, path, opts)
     local meta = rw and RWMeta or lease and LeaseMeta or LockMeta
     local function object()
         if lease then
-            return setmetatable({ [HANDLE] = handle, [LEASE] = { on_compromise = opts and opts.on_compromise } },
-                meta)
+            local state = { on_compromise = opts and opts.on_compromise }
+            return setmetatable({ [HANDLE] = handle, [LEASE] = state }, meta)
         end
         return setmetatable({ [HANDLE] = handle }, meta)
     end

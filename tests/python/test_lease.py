@@ -144,8 +144,9 @@ def test_singleton_lease_reports_to_the_object_kept(lock_path: str) -> None:
     # The second call's object is dropped by the registry: it must not take
     # the compromise report from the object both calls returned.
     seen: list[LeaseCompromise] = []
-    a = SoftFileLease(lock_path, lease_duration=0.6, heartbeat_interval=0.1, is_singleton=True, on_compromise=seen.append)
-    b = SoftFileLease(lock_path, lease_duration=0.6, heartbeat_interval=0.1, is_singleton=True)
+    opts = {"lease_duration": 0.6, "heartbeat_interval": 0.1, "is_singleton": True}
+    a = SoftFileLease(lock_path, on_compromise=seen.append, **opts)
+    b = SoftFileLease(lock_path, **opts)
     assert a is b
     a.acquire()
     os.unlink(lock_path)

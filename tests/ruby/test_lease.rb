@@ -99,8 +99,9 @@ class TestLease < Minitest::Test
   # object both calls returned.
   def test_singleton_lease_reports_to_the_object_kept
     seen = Queue.new
-    a = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1, singleton: true) { |c| seen << c }
-    b = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1, singleton: true)
+    opts = { lease_duration: 0.6, heartbeat_interval: 0.1, singleton: true }
+    a = Filelock::SoftFileLease.new(path, **opts) { |c| seen << c }
+    b = Filelock::SoftFileLease.new(path, **opts)
     assert_same a, b
     a.acquire
     File.unlink(path)

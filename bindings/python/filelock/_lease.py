@@ -16,7 +16,12 @@ from typing import Any, Callable, Literal
 
 from . import _filelock_core as _core
 from ._api import AcquireReturnProxy, SoftFileLock, PathLike, _UNSET_FILE_MODE
-from ._lease_opts import LeaseSettingsMismatch, SoftFileLockLifetimeWarning, lease_settings, resolve_lifetime
+from ._lease_opts import (
+    LeaseSettingsMismatch,
+    SoftFileLockLifetimeWarning,
+    lease_settings,
+    resolve_lifetime,
+)
 
 CompromiseReason = Literal["marker-missing", "owner-changed", "refresh-failed"]
 
