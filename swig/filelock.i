@@ -107,5 +107,7 @@ typedef struct fl_lock {
  * by hand with its own interruption rules. */
 %ignore fl_lock_descriptor;
 %ignore fl_unlock_descriptor;
+/* A C callback: each language installs its own bridge (flpy_set_compromise, ...). */
+%ignore fl_set_compromise_callback;
 
 %include "filelock.h"

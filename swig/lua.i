@@ -23,6 +23,7 @@
 
 %{
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <lua.h>
@@ -186,6 +187,52 @@ static int fl_lua_options_on_acquired(lua_State *L) {
     return 0;
 }
 
+/* Leases. Lua has no threads: the heartbeat thread may not touch a Lua
+ * state, so it records the loss here (by the handle's id; a small ring,
+ * the newest kept), and filelock.lua asks with lease_lost(handle) when the
+ * program next uses the lease (release, compromise()), then calls its
+ * on_compromise function on the program's own thread. */
+#define FL_LUA_LOSSES 64
+static pthread_mutex_t fl_lua_loss_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint64_t id;
+    int reason, err;
+} fl_lua_losses[FL_LUA_LOSSES];
+static unsigned fl_lua_loss_next;
+
+static void fl_lua_compromise(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
+                              const char *path) {
+    unsigned i;
+    (void)data, (void)path;
+    pthread_mutex_lock(&fl_lua_loss_mu);
+    i = fl_lua_loss_next++ % FL_LUA_LOSSES;
+    fl_lua_losses[i].id = fl_lock_id(lock);
+    fl_lua_losses[i].reason = (int)reason;
+    fl_lua_losses[i].err = os_errno;
+    pthread_mutex_unlock(&fl_lua_loss_mu);
+}
+
+/* lease_lost(handle) -> reason name, errno; or nothing. Each loss is
+ * reported once. */
+static fl_lock *fl_lua_check(lua_State *L, int idx);
+static int fl_lua_lease_lost(lua_State *L) {
+    uint64_t id = fl_lock_id(fl_lua_check(L, 1));
+    int i, reason = 0, err = 0;
+    pthread_mutex_lock(&fl_lua_loss_mu);
+    for (i = 0; i < FL_LUA_LOSSES; i++)
+        if (fl_lua_losses[i].id == id) {
+            reason = fl_lua_losses[i].reason;
+            err = fl_lua_losses[i].err;
+            fl_lua_losses[i].id = 0;
+        }
+    pthread_mutex_unlock(&fl_lua_loss_mu);
+    if (!reason)
+        return 0;
+    lua_pushstring(L, fl_lease_loss_name(reason));
+    lua_pushinteger(L, err);
+    return 2;
+}
+
 /* create(path, options) -> handle: `options` is a core.fl_options (the
  * core's defaults, with the fields the caller gave set by the Lua layer);
  * the core validates the values. */
@@ -202,6 +249,8 @@ static int fl_lua_create(lua_State *L) {
     if (rc != 0)
         return fl_lua_raise(L, rc, path);
     fl_set_cancel(lock, fl_lua_on_cancel, NULL);
+    if (fl_get_lease_duration(lock) > 0)
+        fl_set_compromise_callback(lock, fl_lua_compromise, NULL);
     /* Owned: the userdata's __gc runs the destructor, fl_lock_free(), which
      * releases a held lock and never reports an error. */
     SWIG_NewPointerObj(L, lock, SWIGTYPE_p_fl_lock, 1);
@@ -393,3 +442,4 @@ static int fl_lua_raise_from_lua(lua_State *L) {
 %native(raise) int fl_lua_raise_from_lua(lua_State *L);
 %native(lock_descriptor) int fl_lua_lock_descriptor(lua_State *L);
 %native(unlock_descriptor) int fl_lua_unlock_descriptor(lua_State *L);
+%native(lease_lost) int fl_lua_lease_lost(lua_State *L);

@@ -72,7 +72,11 @@
 /* The functions filelock.i lists as FL_RAISING raise instead of returning
  * a code (all take the handle first: the error names its path). */
 %typemap(out) int FL_RAISING {
-    if ($1 < 0) {
+    /* FL_ELOST (fl_release only): the hold is released all the same, and
+     * the pure-Python filelock's release never raises for it -- a
+     * SoftFileLock whose lifetime let a contender take it over is released
+     * silently; a SoftFileLease learns it through flpy_release_lease. */
+    if ($1 < 0 && $1 != FL_ELOST) {
         flpy_raise($1, arg1);
         SWIG_fail;
     }
@@ -91,6 +95,13 @@
 static PyObject *flpy_timeout_cls;
 static PyObject *flpy_log_sink;
 static PyObject *flpy_log_sync; /* re-reads the "filelock" logger's level */
+/* filelock.LeaseSettingsMismatch and the callable that hands a lease's loss
+ * to its objects, set by flpy_setup_lease (filelock/_lease.py). One sink
+ * for the process, never freed: a singleton core handle is shared by
+ * objects of several classes (one registry each), so nothing one of them
+ * owned may stay installed in the handle after it is gone. */
+static PyObject *flpy_mismatch_cls;
+static PyObject *flpy_compromise_sink;
 static int flpy_logging_on;
 
 static PyObject *flpy_path_obj(fl_lock *l) {
@@ -173,6 +184,9 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
         /* Upgrade or downgrade on one handle: a usage error, like
          * EDEADLK; the message names the held and the asked mode. */
         PyErr_SetString(PyExc_RuntimeError, msg);
+        return NULL;
+    case FL_ELEASEMISMATCH:
+        PyErr_SetString(flpy_mismatch_cls ? flpy_mismatch_cls : PyExc_ValueError, msg);
         return NULL;
     default:
         break;
@@ -297,7 +311,16 @@ static void flpy_capsule_free(PyObject *capsule) {
     /* The on_acquired callable (if any) is the capsule's context: one
      * reference per capsule, dropped after the core reference it guards. */
     PyObject *hook = (PyObject *)PyCapsule_GetContext(capsule);
-    fl_lock_free((fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE));
+    fl_lock *l = (fl_lock *)PyCapsule_GetPointer(capsule, FLPY_CAPSULE);
+    if (l && fl_get_lease_duration(l) > 0) {
+        /* Freeing a lease waits for a compromise callback in progress,
+         * which needs the GIL (flpy_compromise). */
+        Py_BEGIN_ALLOW_THREADS
+        fl_lock_free(l);
+        Py_END_ALLOW_THREADS
+    } else {
+        fl_lock_free(l);
+    }
     Py_XDECREF(hook);
 }
 
@@ -319,6 +342,28 @@ static int flpy_on_acquired(void *data, fl_lock *lock, int fd) {
         rc = FL_ECANCELED;
     PyGILState_Release(st);
     return rc;
+}
+
+/* Compromise callback (the heartbeat thread): hands (lock id, reason,
+ * errno, path) to the process's sink (filelock/_lease.py), which finds the
+ * objects of that handle. */
+static void flpy_compromise(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
+                            const char *path) {
+    PyObject *fn = flpy_compromise_sink, *res, *p;
+    PyGILState_STATE st;
+    (void)data;
+    if (!fn || flpy_finalizing())
+        return;
+    st = PyGILState_Ensure();
+    p = PyUnicode_DecodeFSDefault(path);
+    res = p ? PyObject_CallFunction(fn, "KsiO", (unsigned long long)fl_lock_id(lock),
+                                    fl_lease_loss_name(reason), os_errno, p)
+            : NULL;
+    Py_XDECREF(p);
+    if (!res)
+        PyErr_WriteUnraisable(fn); /* a callback's error must not kill the heartbeat */
+    Py_XDECREF(res);
+    PyGILState_Release(st);
 }
 
 static void flpy_options_free(PyObject *capsule) {
@@ -598,6 +643,37 @@ static PyObject *flpy_owner(fl_lock *l) {
     }
     /* N steals host and token, also when building fails. */
     return Py_BuildValue("(lNNO)", o.pid, host, token, o.this_process ? Py_True : Py_False);
+}
+
+/* Sends the handle's lease losses to the sink (flpy_setup_lease). */
+static PyObject *flpy_set_compromise(fl_lock *l) {
+    fl_set_compromise_callback(l, flpy_compromise, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *flpy_setup_lease(PyObject *mismatch_cls, PyObject *sink) {
+    Py_INCREF(mismatch_cls);
+    Py_XSETREF(flpy_mismatch_cls, mismatch_cls);
+    Py_INCREF(sink);
+    Py_XSETREF(flpy_compromise_sink, sink);
+    Py_RETURN_NONE;
+}
+
+/* Release of a lease or lifetime hold: the GIL is released (the core waits
+ * for a compromise callback in progress, which takes it); FL_ELOST is
+ * returned as its message instead of raised (the pure-Python filelock's
+ * release never raises for it; the holder learns it from the compromise),
+ * None otherwise. */
+static PyObject *flpy_release_lease(fl_lock *l, int force) {
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = fl_release(l, force);
+    Py_END_ALLOW_THREADS
+    if (rc == FL_ELOST)
+        return PyUnicode_DecodeFSDefault(fl_last_error());
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
 }
 
 /* Turns the log bridge on or off (called when the "filelock" logger's

@@ -40,10 +40,12 @@
 #include <ruby/thread.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------- */
 /* Log bridge                                                              */
@@ -146,8 +148,13 @@ static VALUE fl_rb_cls_error = Qnil;
  * ETIMEOUT -> Filelock::Timeout, EDEADLK -> Filelock::DeadlockError,
  * ELOCKMODE -> Filelock::LockModeError (a Filelock::Error), an OS errno ->
  * the matching SystemCallError subclass (Errno::EACCES, ...), EINVAL without
- * errno -> ArgumentError, anything else -> Filelock::Error with #code. */
+ * errno -> ArgumentError, anything else (ELOST, ELEASEMISMATCH, ...) ->
+ * Filelock::Error with #code. */
 static VALUE fl_rb_error_new(int code, int err, VALUE msg, VALUE path) {
+    /* A lost lease is Filelock::Error (:ELOST) whatever errno its last
+     * refresh met (that is in the message). */
+    if (code == FL_ELOST)
+        err = 0;
     if (code == FL_ETIMEOUT && !NIL_P(fl_rb_cls_timeout))
         return rb_funcall(fl_rb_cls_timeout, rb_intern("new"), 2, path, msg);
     if (code == FL_EDEADLK && !NIL_P(fl_rb_cls_deadlock))
@@ -542,6 +549,54 @@ static VALUE fl_rb_set_log_sink(VALUE sink) {
     return Qnil;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Leases                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/* The heartbeat thread is not a Ruby thread and may not call Ruby: it
+ * writes a record {lock id, reason, errno} to a pipe, read by a Ruby thread
+ * of lib/filelock.rb that calls the lease's on_compromise. The write end is
+ * non-blocking (a full pipe must never stop the heartbeat) and the pipe is
+ * per process (a forked child makes its own). */
+static int fl_rb_lease_fds[2] = {-1, -1};
+static pid_t fl_rb_lease_pid;
+
+typedef struct fl_rb_loss {
+    uint64_t id;
+    int32_t reason;
+    int32_t os_errno;
+} fl_rb_loss;
+
+static void fl_rb_compromise(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
+                             const char *path) {
+    fl_rb_loss rec;
+    int fd = __atomic_load_n(&fl_rb_lease_fds[1], __ATOMIC_ACQUIRE);
+    (void)data, (void)path;
+    rec.id = fl_lock_id(lock);
+    rec.reason = (int32_t)reason;
+    rec.os_errno = (int32_t)os_errno;
+    if (fd >= 0)
+        (void)!write(fd, &rec, sizeof rec); /* <= PIPE_BUF: one piece */
+}
+
+/* The read end of this process's loss pipe (created on first use), for
+ * IO.for_fd; the handle's losses go there from now on. */
+static VALUE fl_rb_watch_lease(fl_lock *l) {
+    if (fl_rb_lease_fds[0] < 0 || fl_rb_lease_pid != getpid()) {
+        int fds[2];
+        if (pipe(fds) != 0)
+            rb_sys_fail("cannot create the lease notification pipe");
+        (void)fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+        (void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+        (void)fcntl(fds[1], F_SETFL, O_NONBLOCK);
+        fl_rb_lease_fds[0] = fds[0];
+        __atomic_store_n(&fl_rb_lease_fds[1], fds[1], __ATOMIC_RELEASE);
+        fl_rb_lease_pid = getpid();
+    }
+    fl_set_compromise_callback(l, fl_rb_compromise, NULL);
+    return INT2NUM(fl_rb_lease_fds[0]);
+}
+
 static VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode, VALUE error) {
     fl_rb_cls_timeout = timeout;
     fl_rb_cls_deadlock = deadlock;
@@ -571,3 +626,4 @@ VALUE fl_rb_unlock_descriptor(int fd);
 VALUE fl_rb_owner(fl_lock *lock);
 VALUE fl_rb_set_log_sink(VALUE sink);
 VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode, VALUE error);
+VALUE fl_rb_watch_lease(fl_lock *lock);

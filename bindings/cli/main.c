@@ -94,6 +94,10 @@ static void help(void) {
            "  -u, --unlock                 unlock <fd>\n"
            "  -c, --command CMD            run CMD with \"$SHELL -c\" (default /bin/sh)\n"
            "      --soft                   use the soft lock (a marker file)\n"
+           "      --lease SECS             hold the soft lock as a lease of SECS seconds,\n"
+           "                               refreshed while the command runs; signal the\n"
+           "                               command if the lease is lost\n"
+           "      --lease-signal SIG       the signal for a lost lease (default TERM)\n"
            "      --mode OCTAL             permission bits of a new lock file\n"
            "      --owner LOCKFILE         print \"PID HOST\" of the holder; exit 1 if free\n"
            "      --verbose                report the wait and the holder on stderr\n"
@@ -104,7 +108,8 @@ static void help(void) {
            "the lock is held (-n) or the wait timed out (-w); 64 bad usage; 65 bad\n"
            "file descriptor; 66 lock file missing, inaccessible or invalid; 69 the\n"
            "command cannot be run, or locking unsupported here; 70 internal error;\n"
-           "71 system error; 73 cannot create the lock file; 74 I/O error.\n"
+           "71 system error; 73 cannot create the lock file; 74 I/O error, or the\n"
+           "lease was lost (--lease) and the command exited 0.\n"
            "See filelock(1).\n",
            cli_prog, cli_prog, cli_prog, cli_prog);
 }
@@ -113,7 +118,7 @@ static void help(void) {
 /* Argument parsing                                                        */
 /* ---------------------------------------------------------------------- */
 
-enum { OPT_SOFT = 256, OPT_VERBOSE, OPT_OWNER, OPT_MODE };
+enum { OPT_SOFT = 256, OPT_VERBOSE, OPT_OWNER, OPT_MODE, OPT_LEASE, OPT_LEASE_SIGNAL };
 
 typedef struct cli_args {
     int shared, nonblock, unlock, soft, verbose, close, no_fork;
@@ -122,7 +127,35 @@ typedef struct cli_args {
     int mode; /* FL_MODE_DEFAULT or 0..07777 */
     const char *command_string;
     const char *owner;
+    double lease;     /* --lease: seconds, 0 when not a lease */
+    int lease_signal; /* --lease-signal */
 } cli_args;
+
+/* The signals --lease-signal takes by name (with or without "SIG"). */
+static const struct {
+    const char *name;
+    int sig;
+} k_signals[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+                 {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}};
+
+static int parse_signal(const char *s, int *out) {
+    size_t i;
+    char *end;
+    long v;
+    if (strncmp(s, "SIG", 3) == 0)
+        s += 3;
+    for (i = 0; i < sizeof k_signals / sizeof k_signals[0]; i++)
+        if (strcmp(s, k_signals[i].name) == 0) {
+            *out = k_signals[i].sig;
+            return 0;
+        }
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < 1 || v >= NSIG)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
 
 static int parse_seconds(const char *s, double *out) {
     char *end;
@@ -317,7 +350,10 @@ static int exit_code_for(int rc) {
     case FL_ENOTSUP:
         return CLI_EX_UNAVAILABLE;
     case FL_EIO:
+    case FL_ELOST:
         return CLI_EX_IOERR;
+    case FL_ELEASEMISMATCH:
+        return CLI_EX_USAGE; /* --lease differs from the holder's: every user must agree */
     case FL_ENOMEM:
     case FL_EOS:
         return CLI_EX_OSERR;
@@ -615,6 +651,25 @@ static int wait_command(const cli_child *c, char *const *cmd, int *killed_by) {
     return CLI_EX_OSERR;
 }
 
+/* --lease: the heartbeat thread reports a lost lease here. The command is
+ * told with --lease-signal; if it has not started yet, go() tells it. It
+ * is never reaped before fl_release() returns (which waits for this
+ * callback), so its pid cannot name another process meanwhile. */
+static volatile sig_atomic_t g_lease_lost;
+static int g_lease_signal = SIGTERM;
+
+static void lease_lost(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
+                       const char *path) {
+    pid_t child = (pid_t)g_child;
+    (void)data, (void)lock;
+    cli_error("lease on '%s' lost (%s%s%s): %s", path, fl_lease_loss_name(reason),
+              os_errno ? ": " : "", os_errno ? strerror(os_errno) : "",
+              child > 0 ? "signalling the command" : "the command will not run");
+    g_lease_lost = 1;
+    if (child > 0)
+        kill(child, g_lease_signal);
+}
+
 /* filelock(1)'s path form. The command holds the lock as long as it runs:
  * - kernel lock: the command inherits the locked descriptor, as with
  *   flock(1), so the lock lives until the command (and any process it
@@ -636,9 +691,14 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     opts.mode = a->mode;
     opts.timeout = a->timeout;
     opts.blocking = !a->nonblock;
+    opts.lease_duration = a->lease;
     rc = fl_lock_new(&lock, path, &opts);
     if (rc != 0)
         return lock_error(rc, 0);
+    if (a->lease > 0) {
+        g_lease_signal = a->lease_signal;
+        fl_set_compromise_callback(lock, lease_lost, NULL);
+    }
     /* flock(2) needs only read access, and flock(1) opens read-only. */
     fl_set_read_only_open(lock, 1);
 
@@ -708,6 +768,8 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         reap(child.pid);
         return die_by_signal(g_signal);
     }
+    if (g_lease_lost)
+        kill(child.pid, g_lease_signal); /* lost before the command started */
     status = wait_command(&child, cmd, &killed_by);
     if (a->soft || a->close) {
         if (fl_release(lock, 1) != 0)
@@ -727,6 +789,10 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
     if (killed_by > 0 && killed_by < NSIG && g_terminal_signal[killed_by] &&
         !default_ignored(killed_by))
         return die_by_signal(killed_by);
+    /* A lost lease is never a success, even if the command ignored the
+     * signal: another process may have held the lock meanwhile. */
+    if (g_lease_lost && status == 0)
+        return CLI_EX_IOERR;
     return status;
 }
 
@@ -754,10 +820,12 @@ int main(int argc, char **argv) {
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"owner", required_argument, NULL, OPT_OWNER},
         {"mode", required_argument, NULL, OPT_MODE},
+        {"lease", required_argument, NULL, OPT_LEASE},
+        {"lease-signal", required_argument, NULL, OPT_LEASE_SIGNAL},
         {NULL, 0, NULL, 0},
     };
     cli_args a;
-    int c, nargs, mode_given = 0;
+    int c, nargs, mode_given = 0, signal_given = 0;
     char *shell_cmd[4];
     char **cmd = NULL;
     const char *target;
@@ -766,6 +834,7 @@ int main(int argc, char **argv) {
     a.timeout = -1;
     a.conflict_code = CLI_EX_CONFLICT;
     a.mode = FL_MODE_DEFAULT;
+    a.lease_signal = SIGTERM;
 
     /* waitpid() needs SIGCHLD not to be ignored (an inherited SIG_IGN
      * makes children vanish without a status). */
@@ -830,12 +899,25 @@ int main(int argc, char **argv) {
                 return usage_error("invalid mode '%s' (octal, 0-7777)", optarg);
             mode_given = 1;
             break;
+        case OPT_LEASE:
+            if (parse_seconds(optarg, &a.lease) != 0 || a.lease <= 0)
+                return usage_error("invalid lease '%s' (seconds, > 0)", optarg);
+            a.soft = 1; /* a lease is a soft lock */
+            break;
+        case OPT_LEASE_SIGNAL:
+            if (parse_signal(optarg, &a.lease_signal) != 0)
+                return usage_error("invalid signal '%s' (a name such as TERM, or a number)",
+                                   optarg);
+            signal_given = 1;
+            break;
         default: /* getopt has said what is wrong */
             return usage_error(NULL);
         }
     }
     if (a.no_fork && a.close)
         return usage_error("the --no-fork and --close options are incompatible");
+    if (signal_given && a.lease <= 0)
+        return usage_error("--lease-signal needs --lease");
     if (a.no_fork && a.soft)
         return usage_error("--no-fork is not available with --soft (nobody would remove the "
                            "marker after the command)");

@@ -53,6 +53,8 @@ local KINDS = {
     ENOSPC = "no_space",
     ENOMEM = "out_of_memory",
     ELOCKMODE = "lock_mode",
+    ELOST = "lease_lost",
+    ELEASEMISMATCH = "lease_mismatch",
     EOS = "os",
 }
 M.KINDS = KINDS
@@ -116,6 +118,7 @@ local CREATE_OPTIONS = {
     singleton = "boolean",
     soft_fallback = "boolean",
     on_acquired = "function",
+    lifetime = "number",
 }
 -- A ReadWriteLock takes the same, except on_acquired (FileLock only).
 local RW_CREATE_OPTIONS = {}
@@ -124,6 +127,18 @@ for k, v in pairs(CREATE_OPTIONS) do
         RW_CREATE_OPTIONS[k] = v
     end
 end
+-- SoftFileLease: the soft lock's options and the lease's.
+local LEASE_OPTIONS = {
+    timeout = "number",
+    poll_interval = "number",
+    blocking = "boolean",
+    mode = "number",
+    thread_local = "boolean",
+    singleton = "boolean",
+    lease_duration = "number",
+    heartbeat_interval = "number",
+    on_compromise = "function",
+}
 local ACQUIRE_OPTIONS = {
     timeout = "number",
     poll_interval = "number",
@@ -268,6 +283,8 @@ function LockMeta.__tostring(self)
 end
 
 local RWMeta -- the metatable of ReadWriteLock objects, defined below
+local LeaseMeta -- the metatable of SoftFileLease objects, defined below
+local LEASE = {} -- key of a lease's own state in its object
 
 -- Singleton objects: the core decides which paths are the same lock file
 -- (and refuses differing settings); each class keeps one Lua object per
@@ -275,13 +292,14 @@ local RWMeta -- the metatable of ReadWriteLock objects, defined below
 -- (fl_singleton_key). The same rule as the Python and Ruby bindings.
 local SINGLETONS = {}
 
--- what: "FileLock", "SoftFileLock" or "ReadWriteLock".
+-- what: "FileLock", "SoftFileLock", "SoftFileLease" or "ReadWriteLock".
 local function create(what, path, opts)
     if type(path) ~= "string" then
         invalid(format("lock file path must be a string, got %s", type(path)))
     end
-    local rw = what == "ReadWriteLock"
-    check_options(opts, rw and RW_CREATE_OPTIONS or CREATE_OPTIONS, what, path)
+    local rw, lease = what == "ReadWriteLock", what == "SoftFileLease"
+    check_options(opts, lease and LEASE_OPTIONS or rw and RW_CREATE_OPTIONS or CREATE_OPTIONS, what,
+        path)
     if opts and opts.on_acquired ~= nil and what == "SoftFileLock" then
         invalid("on_acquired is not supported by SoftFileLock: only kernel locks expose the "
             .. "lock descriptor", path)
@@ -297,12 +315,26 @@ local function create(what, path, opts)
             if type(v) == "boolean" then
                 v = v and 1 or 0
             end
-            if k ~= "on_acquired" then -- a C hook: set below
+            if k ~= "on_acquired" and k ~= "on_compromise" then -- a C hook (set below) / the object's
                 o[k] = v
             end
         end
     end
-    if what == "SoftFileLock" then
+    if lease then
+        -- The pure-Python filelock's default and words: a lease's duration and
+        -- heartbeat must be positive (the core reads 0 as "no lease").
+        local d = opts and opts.lease_duration or 30.0
+        if not (d > 0 and d < math.huge) then
+            invalid(format("lease_duration must be positive, got %s", tostring(d)), path)
+        end
+        local hb = opts and opts.heartbeat_interval
+        if hb ~= nil and not (hb > 0 and hb < d) then
+            invalid(format("heartbeat_interval must be positive and below lease_duration, got %s",
+                tostring(hb)), path)
+        end
+        o.lease_duration = d -- the heartbeat's default (a third) is the core's
+    end
+    if what == "SoftFileLock" or lease then
         o.kind = core.FL_SOFT
     end
     if rw then
@@ -314,20 +346,28 @@ local function create(what, path, opts)
     end
     local handle = core.create(path, o)
     local key = core.fl_singleton_key(handle)
+    local meta = rw and RWMeta or lease and LeaseMeta or LockMeta
+    local function object()
+        if lease then
+            local state = { on_compromise = opts and opts.on_compromise }
+            return setmetatable({ [HANDLE] = handle, [LEASE] = state }, meta)
+        end
+        return setmetatable({ [HANDLE] = handle, [HOOK] = hook }, meta)
+    end
     if key == nil then
-        return setmetatable({ [HANDLE] = handle, [HOOK] = hook }, rw and RWMeta or LockMeta)
+        return object()
     end
     local objects = SINGLETONS[what]
     local existing = objects[key]
     if existing then
         return existing -- this call's handle reference goes with its userdata
     end
-    local lock = setmetatable({ [HANDLE] = handle, [HOOK] = hook }, rw and RWMeta or LockMeta)
+    local lock = object()
     objects[key] = lock
     return lock
 end
 
-for _, what in pairs({ "FileLock", "SoftFileLock", "ReadWriteLock" }) do
+for _, what in pairs({ "FileLock", "SoftFileLock", "SoftFileLease", "ReadWriteLock" }) do
     SINGLETONS[what] = setmetatable({}, { __mode = "v" })
 end
 
@@ -345,9 +385,13 @@ M.FileLock = constructor("FileLock")
 --- filelock.SoftFileLock(path [, opts]): an exclusive-create marker file.
 M.SoftFileLock = constructor("SoftFileLock")
 
---- True if `x` is a lock object made by FileLock or SoftFileLock.
+--- filelock.SoftFileLease(path [, opts]): a soft lock whose claim expires
+-- (see the lease section below).
+M.SoftFileLease = constructor("SoftFileLease")
+
+--- True if `x` is a lock object made by FileLock, SoftFileLock or SoftFileLease.
 function M.is_lock(x)
-    return type(x) == "table" and getmetatable(x) == LockMeta
+    return type(x) == "table" and (getmetatable(x) == LockMeta or getmetatable(x) == LeaseMeta)
 end
 
 -- take: the C wait for one mode (acquire or acquire_shared); what: the
@@ -556,5 +600,82 @@ end
 function M.unlock_descriptor(fd)
     core.unlock_descriptor(fd)
 end
+
+-------------------------------------------------------------------------------
+-- SoftFileLease: a soft lock whose claim expires (docs/soft-lock-protocol.md)
+-------------------------------------------------------------------------------
+
+-- A thread of the C library refreshes the marker every heartbeat_interval
+-- seconds while the lease is held; any contender with the same
+-- lease_duration (on this host or another sharing the file system) takes
+-- it over once the marker is lease_duration seconds old, a frozen holder
+-- included. Lua has no threads, so a lost lease is told on the program's
+-- own thread: on_compromise(c) runs at the lease's next compromise(),
+-- release(), acquire() or with(), with c = { lock_file, reason, errno }
+-- (reason "marker-missing", "owner-changed" or "refresh-failed"); a release
+-- of a lost lease raises an error of kind "lease_lost". A contender with
+-- another lease_duration raises "lease_mismatch".
+
+local lease_methods = {}
+for k, v in pairs(methods) do
+    lease_methods[k] = v
+end
+
+--- lease:compromise() -> the loss of the claim ({ lock_file, reason,
+-- errno }), or nil while it holds. Calls on_compromise once per loss.
+function lease_methods:compromise()
+    local st = self[LEASE]
+    local reason, err = core.lease_lost(self[HANDLE])
+    if reason and not st.compromise then
+        st.compromise = { lock_file = core.fl_lock_path(self[HANDLE]), reason = reason, errno = err }
+        if st.on_compromise then
+            st.on_compromise(st.compromise)
+        end
+    end
+    return st.compromise
+end
+
+-- A fresh claim forgets the previous one's loss.
+local function fresh_claim(self)
+    if not self:is_locked() then
+        core.lease_lost(self[HANDLE])
+        self[LEASE].compromise = nil
+    end
+end
+
+function lease_methods:acquire(opts)
+    fresh_claim(self)
+    return methods.acquire(self, opts)
+end
+
+function lease_methods:release(opts)
+    self:compromise()
+    return methods.release(self, opts)
+end
+
+local function after_with(self, ok, ...)
+    self:compromise()
+    if not ok then
+        error((...), 0)
+    end
+    return ...
+end
+
+function lease_methods:with(...)
+    fresh_claim(self)
+    return after_with(self, pcall(methods.with, self, ...))
+end
+
+--- lease:lease_duration(), lease:heartbeat_interval(): seconds.
+function lease_methods:lease_duration()
+    return core.fl_get_lease_duration(self[HANDLE])
+end
+
+function lease_methods:heartbeat_interval()
+    return core.fl_get_heartbeat_interval(self[HANDLE])
+end
+
+LeaseMeta = lock_meta("filelock.SoftFileLease", lease_methods)
+LeaseMeta.__tostring = LockMeta.__tostring
 
 return M

@@ -89,7 +89,9 @@ extern "C" {
     X(ENOSPC, -16, "no space left on device")                                                      \
     X(ENOMEM, -17, "out of memory")                                                                \
     X(EOS, -18, "operating system error")                                                          \
-    X(ELOCKMODE, -19, "the lock is held in the other mode (no upgrade or downgrade)")
+    X(ELOCKMODE, -19, "the lock is held in the other mode (no upgrade or downgrade)")              \
+    X(ELOST, -20, "the lease or lifetime expired and another holder may have taken the lock")      \
+    X(ELEASEMISMATCH, -21, "the holder's lease duration differs from this contender's")
 
 /** @cond INTERNAL */
 #define FL__ERROR_ENUM(name, value, text) FL_##name = value,
@@ -108,7 +110,9 @@ extern "C" {
  * - ::FL_OK (0): success.
  * - ::FL_EINVAL (-1): a bad argument: empty path, NUL byte in the path (fl_lock_new_n()), NaN
  *   timeout, negative poll interval, bad mode or options version, a singleton's other settings
- *   differ, or the OS rejected an argument (EINVAL).
+ *   differ, a negative or non-finite lifetime or lease_duration, a heartbeat_interval not in
+ *   (0, lease_duration), a lease on the kernel lock or with a lifetime or read_write, or the OS
+ *   rejected an argument (EINVAL).
  * - ::FL_EISDIR (-2): the lock path is a directory.
  * - ::FL_EACCES (-3): the lock file or its directory may not be opened or created.
  * - ::FL_EROFS (-4): the lock file would have to be created on a read-only file system.
@@ -119,7 +123,7 @@ extern "C" {
  *   AFS `flock=local`; read from /proc/self/mountinfo, see docs/filesystems.md) (and
  *   fl_options.soft_fallback is 0);
  *   fl_acquire_shared() on a soft lock; fl_break_lock() on a kernel lock; fl_get_owner() when the
- *   holder cannot be told.
+ *   holder cannot be told; fl_lock_new() of a lease on Windows.
  * - ::FL_ETIMEOUT (-7): the lock was not won in time, or the single attempt of a non-blocking or
  *   zero-timeout acquire failed.
  * - ::FL_EDEADLK (-8): waiting forever for a lock file this thread already holds through another
@@ -139,8 +143,16 @@ extern "C" {
  * - ::FL_EOS (-18): any other OS error (see fl_last_errno()).
  * - ::FL_ELOCKMODE (-19): a read/write lock asked for the other mode while held (no upgrade or
  *   downgrade).
+ * - ::FL_ELOST (-20): fl_release() of a lease (fl_options.lease_duration) or of a soft lock with
+ *   a lifetime (fl_options.lifetime) whose marker was replaced or removed while held (another
+ *   contender reclaimed it by age, or an operator broke it), or a lease whose refreshes kept
+ *   failing until a contender could take it; the handle is released all the same, and the
+ *   marker is deleted only if it is still ours.
+ * - ::FL_ELEASEMISMATCH (-21): a lease's acquire found the lock held by a lease published with
+ *   another lease_duration (every contender must agree on it, as the pure-Python filelock's
+ *   LeaseSettingsMismatch demands).
  */
-typedef enum fl_error { FL_ERROR_TABLE(FL__ERROR_ENUM) FL__ERROR_END = -20 } fl_error;
+typedef enum fl_error { FL_ERROR_TABLE(FL__ERROR_ENUM) FL__ERROR_END = -22 } fl_error;
 
 /** Which lock implementation a handle uses. */
 typedef enum fl_kind {
@@ -196,11 +208,22 @@ typedef struct fl_options {
                                      fallback. fl_lock_new(): ::FL_EINVAL with ::FL_SOFT,
                                      ::FL_ENOTSUP on Windows. */
     void *on_acquired_data;     /**< Passed to @p on_acquired. */
+    double lifetime;   /**< Soft lock: seconds after which a marker is stale even while its holder
+                            lives (age on the file system's clock); 0 (default): never by age.
+                            Ignored by the kernel lock (its holder cannot be superseded), applies
+                            after a soft fallback. Finite and >= 0; not with lease_duration.
+                            POSIX: on Windows a marker is never judged by age. */
+    double lease_duration;     /**< Soft lock: > 0 makes the hold a lease of this many seconds,
+                                    refreshed by the library's heartbeat thread, and reclaimed by
+                                    any contender once its marker is older; 0 (default): no
+                                    lease. See docs/soft-lock-protocol.md. */
+    double heartbeat_interval; /**< Lease: seconds between refreshes, 0 < it < lease_duration;
+                                    0 (default): lease_duration / 3. */
 } fl_options;
 
-/** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling. */
+/** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling, no lease. */
 #define FL_OPTIONS_INIT                                                                            \
-    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL }
+    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL, 0.0, 0.0, 0.0 }
 
 /**
  * Cancel callback, consulted while an acquire waits: at every wake-up, at
@@ -654,6 +677,51 @@ FL_EXTERN int fl_held_by_this_process(fl_lock *lock);
  *         (the OS drops it when its holder dies), or an error code.
  */
 FL_EXTERN int fl_break_lock(fl_lock *lock);
+
+/* ---------------------------------------------------------------------- */
+/* Leases                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/** Why a held lease was lost (the pure-Python filelock's CompromiseReason). */
+typedef enum fl_lease_loss {
+    FL_LEASE_MARKER_MISSING = 1, /**< "marker-missing": the marker was removed. */
+    FL_LEASE_OWNER_CHANGED = 2,  /**< "owner-changed": another holder's marker replaced ours. */
+    FL_LEASE_REFRESH_FAILED = 3  /**< "refresh-failed": refreshes failed for lease_duration minus
+                                      one heartbeat_interval, so a contender may take it. */
+} fl_lease_loss;
+
+/**
+ * Compromise callback: a lease held through @p lock was lost for @p reason
+ * (@p os_errno: the last refresh's errno for ::FL_LEASE_REFRESH_FAILED, else
+ * 0; @p path: the lock file). Called once per lost hold, from the library's
+ * heartbeat thread, with no library mutex held; it should make the holder
+ * stop using what the lock protects. It may call fl_release() (which acts only
+ * for a handle with thread_local 0, the heartbeat thread holding nothing of a
+ * thread-local one). The hold stays lost: fl_release() then returns
+ * ::FL_ELOST.
+ */
+typedef void (*fl_compromise_fn)(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
+                                 const char *path);
+
+/**
+ * Sets the callback told when a lease of @p lock is lost (NULL removes it).
+ * Setting it while a refresh reports a loss is safe: the old or the new one
+ * is called. fl_release() and fl_lock_free() wait for a callback running for
+ * their hold to return (unless called from it).
+ */
+FL_EXTERN void fl_set_compromise_callback(fl_lock *lock, fl_compromise_fn fn, void *data);
+
+/** The name of a ::fl_lease_loss: "marker-missing", "owner-changed", "refresh-failed" ("" else). */
+FL_EXTERN const char *fl_lease_loss_name(int reason);
+
+/** The handle's lease duration in seconds (0: not a lease). */
+FL_EXTERN double fl_get_lease_duration(const fl_lock *lock);
+
+/** The handle's heartbeat interval in seconds (0: not a lease). */
+FL_EXTERN double fl_get_heartbeat_interval(const fl_lock *lock);
+
+/** The handle's soft-marker lifetime in seconds (0: none). */
+FL_EXTERN double fl_get_lifetime(const fl_lock *lock);
 
 /* ---------------------------------------------------------------------- */
 /* Logging                                                                 */

@@ -59,6 +59,14 @@ int fl__plat_pidfd_open(pid_t pid, unsigned int flags) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Leases (platform.h says what these fallbacks cost)                      */
+/* ---------------------------------------------------------------------- */
+
+double fl__plat_boottime(void) { return fl__now(); }
+
+void fl__plat_name_thread(const char *name) { (void)name; }
+
+/* ---------------------------------------------------------------------- */
 /* Process identity                                                        */
 /* ---------------------------------------------------------------------- */
 

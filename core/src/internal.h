@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #if defined(__GNUC__) && defined(_WIN32)
 /* PE has no visibility attribute: a DLL exports only dllexport names. The
@@ -72,14 +73,16 @@ typedef struct fl__hold {
 #ifdef _WIN32
     void *win; /* kernel lock: the file handle and its pending LockFileEx (win32.c) */
 #endif
+    struct fl__lease *lease; /* lease / lifetime hold: its heartbeat entry (lease.c), or NULL */
+    int aged;                /* soft hold that contenders may take by age (lease or lifetime) */
 } fl__hold;
 
 #ifdef _WIN32
 #define FL__HOLD_INIT                                                                              \
-    { FL__NO_FH, 0, 0, 0, 0, 0.0, NULL, NULL }
+    { FL__NO_FH, 0, 0, 0, 0, 0.0, NULL, NULL, NULL, 0 }
 #else
 #define FL__HOLD_INIT                                                                              \
-    { -1, 0, 0, 0, 0, 0.0, NULL }
+    { -1, 0, 0, 0, 0, 0.0, NULL, NULL, 0 }
 #endif
 
 /* A wake-up source for a waiter.
@@ -147,9 +150,11 @@ typedef struct fl__state {
  *   boot_mu (linux.c)           the cache of the boot id.
  *   hub_mu (linux.c)            the wait hub: its inotify descriptor, watch
  *                               table and waiter list.
+ *   g_lease_mu (lease.c)        the heartbeat's lease list and thread state,
+ *                               and every handle's compromise callback.
  *
  * Lock order: g_mu, then handles' mu (any number, in the order of the
- * g_handles list), then g_held_mu, then owner_mu, boot_mu, hub_mu (the
+ * g_handles list), then g_held_mu, then g_lease_mu, then owner_mu, boot_mu, hub_mu (the
  * backend's, taken by fl__os_atfork). Every mutex of the library is in this
  * list; a new one must be added here and to the fork handlers. A thread holding a handle's
  * mu never takes g_mu; nothing is held while calling out (cancel callback,
@@ -188,6 +193,13 @@ struct fl_lock {
     struct fl_lock *gate; /* read/write locks: the writers' gate, else NULL */
     int refs;             /* singleton references (g_mu) */
     unsigned gen;         /* fork generation that owns the state (mu); differs in a forked child */
+
+    /* Lease and lifetime (fixed at creation): seconds, 0 when off. */
+    double lifetime;
+    double lease_duration;
+    double heartbeat_interval;
+    fl_compromise_fn compromise; /* g_lease_mu */
+    void *compromise_data;       /* g_lease_mu */
 
     /* Defaults, read and written atomically. */
     double timeout;
@@ -278,6 +290,20 @@ FL__HIDDEN void fl__os_atfork(int phase);
 /* Backend: owner records and inspection (soft markers, kernel holders). */
 FL__HIDDEN int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out);
 
+/* Leases (lease.c) ------------------------------------------------------ */
+/* Registers a won soft hold with the heartbeat (a lease) or only marks it as
+ * one contenders may take by age (lifetime): 0 or a negative code. */
+FL__HIDDEN int fl__lease_start(fl_lock *l, fl__hold *h);
+/* Unregisters the hold (waiting for a refresh or callback in progress, unless
+ * called from the heartbeat thread): 1 if the lease was found lost (with the
+ * reason in *reason and errno in *os_errno), else 0. */
+FL__HIDDEN int fl__lease_stop(fl__hold *h, int *reason, int *os_errno);
+/* Fork handlers of g_lease_mu (lock.c calls them in the lock order). */
+FL__HIDDEN void fl__lease_atfork(int phase);
+/* A clock that counts through suspend where the platform has one
+ * (fl__plat_boottime in platform.h; Windows: fl__now). */
+FL__HIDDEN double fl__boottime(void);
+
 /* Backend: canonical registry key for a path (caller frees). */
 FL__HIDDEN char *fl__os_canonical_key(const char *dir, const char *base);
 
@@ -299,7 +325,8 @@ typedef struct fl__syscalls {
     int (*inotify_add_watch)(int fd, const char *path, uint32_t mask);
     int (*rename)(const char *from, const char *to);
     int (*kill)(pid_t pid, int sig);
-    int (*pidfd_open)(pid_t pid, unsigned int flags); /* ENOSYS where there is none */
+    int (*pidfd_open)(pid_t pid, unsigned int flags);        /* ENOSYS where there is none */
+    int (*futimens)(int fd, const struct timespec times[2]); /* a lease's refresh */
 } fl__syscalls;
 #else
 /* The Windows seam (win32.c), in plain C types so that this header does not

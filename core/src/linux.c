@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -52,6 +53,20 @@ int fl__plat_pidfd_open(pid_t pid, unsigned int flags) {
     return -1;
 #endif
 }
+
+/* ---------------------------------------------------------------------- */
+/* Leases: the suspend-counting clock, the heartbeat's name                */
+/* ---------------------------------------------------------------------- */
+
+double fl__plat_boottime(void) {
+    struct timespec ts;
+    /* CLOCK_BOOTTIME since Linux 2.6.39; an older kernel answers EINVAL. */
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) == 0)
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return fl__now();
+}
+
+void fl__plat_name_thread(const char *name) { (void)prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 /* ---------------------------------------------------------------------- */
 /* Process identity: start tokens, boot id, pid namespace                  */

@@ -120,12 +120,14 @@ static void before_fork(void) {
     for (l = g_handles; l; l = l->next_handle)
         pthread_mutex_lock(&l->mu);
     pthread_mutex_lock(&g_held_mu);
+    fl__lease_atfork(FL__FORK_PREPARE);
     fl__os_atfork(FL__FORK_PREPARE);
 }
 
 static void after_fork_parent(void) {
     fl_lock *l;
     fl__os_atfork(FL__FORK_PARENT);
+    fl__lease_atfork(FL__FORK_PARENT);
     pthread_mutex_unlock(&g_held_mu);
     for (l = g_handles; l; l = l->next_handle)
         pthread_mutex_unlock(&l->mu);
@@ -136,6 +138,7 @@ static void after_fork_child(void) {
     fl_lock *l;
     __atomic_add_fetch(&fl__fork_gen, 1, __ATOMIC_RELAXED);
     fl__os_atfork(FL__FORK_CHILD);
+    fl__lease_atfork(FL__FORK_CHILD);
     pthread_mutex_unlock(&g_held_mu);
     for (l = g_handles; l; l = l->next_handle) {
         /* Threads of the parent may have been waiting on it; none exist
@@ -336,7 +339,54 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
            fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
            (l->gate != NULL) == !!o->read_write && l->on_acquired == o->on_acquired &&
-           l->on_acquired_data == o->on_acquired_data;
+           l->on_acquired_data == o->on_acquired_data &&
+           l->lifetime == o->lifetime &&
+           l->lease_duration == o->lease_duration &&
+           (o->lease_duration <= 0 ||
+            l->heartbeat_interval ==
+                (o->heartbeat_interval > 0 ? o->heartbeat_interval : o->lease_duration / 3));
+}
+
+/* lifetime, lease_duration and heartbeat_interval (the pure-Python
+ * filelock's rules and words). */
+static int validate_lease(const fl_options *o, const char *path, size_t len) {
+    if (!(o->lifetime >= 0) || isinf(o->lifetime))
+        return fl__error(FL_EINVAL, 0,
+                         "lifetime must be finite and non-negative, not %g (lock file '%.*s')",
+                         o->lifetime, (int)len, path);
+    if (!(o->lease_duration >= 0) || isinf(o->lease_duration))
+        return fl__error(FL_EINVAL, 0, "lease_duration must be positive, got %g (lock file '%.*s')",
+                         o->lease_duration, (int)len, path);
+    if (o->lease_duration > 0) {
+        double hb = o->heartbeat_interval;
+        if (hb != 0 && !(hb > 0 && hb < o->lease_duration))
+            return fl__error(FL_EINVAL, 0,
+                             "heartbeat_interval must be positive and below lease_duration, got "
+                             "%g (lock file '%.*s')",
+                             hb, (int)len, path);
+        if (o->kind != FL_SOFT)
+            return fl__error(FL_EINVAL, 0,
+                             "a lease needs the soft lock (kind FL_SOFT): lock file '%.*s'",
+                             (int)len, path);
+        if (o->lifetime > 0)
+            return fl__error(FL_EINVAL, 0,
+                             "lifetime cannot be combined with lease_duration (lease_duration sets "
+                             "when a lease expires): lock file '%.*s'",
+                             (int)len, path);
+        if (o->read_write)
+            return fl__error(FL_EINVAL, 0, "a lease cannot be a read/write lock: lock file '%.*s'",
+                             (int)len, path);
+#ifdef _WIN32
+        return fl__error(FL_ENOTSUP, 0,
+                         "leases are not supported on Windows (a marker its holder keeps open "
+                         "cannot be replaced there): lock file '%.*s'",
+                         (int)len, path);
+#endif
+    } else if (o->heartbeat_interval != 0) {
+        return fl__error(FL_EINVAL, 0, "heartbeat_interval needs lease_duration (lock file '%.*s')",
+                         (int)len, path);
+    }
+    return 0;
 }
 
 static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
@@ -365,7 +415,8 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
         return fl__error(FL_EINVAL, 0, "invalid mode %o for lock file '%.*s'", opts->mode, (int)len,
                          path);
     if ((rc = validate_timeout(opts->timeout, path)) != 0 ||
-        (rc = validate_poll(opts->poll_interval, path)) != 0)
+        (rc = validate_poll(opts->poll_interval, path)) != 0 ||
+        (rc = validate_lease(opts, path, len)) != 0)
         return rc;
     if (opts->on_acquired && opts->kind == FL_SOFT)
         return fl__error(FL_EINVAL, 0,
@@ -398,6 +449,12 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     l->soft_fallback = !!opts->soft_fallback;
     l->on_acquired = opts->on_acquired;
     l->on_acquired_data = opts->on_acquired_data;
+    l->lifetime = opts->lifetime;
+    l->lease_duration = opts->lease_duration;
+    l->heartbeat_interval =
+        opts->lease_duration <= 0
+            ? 0
+            : (opts->heartbeat_interval > 0 ? opts->heartbeat_interval : opts->lease_duration / 3);
     l->timeout = opts->timeout;
     l->poll_interval = opts->poll_interval;
     l->blocking = !!opts->blocking;
@@ -1554,3 +1611,9 @@ int fl_is_thread_local(const fl_lock *l) { return l ? l->thread_local : 0; }
 int fl_is_singleton(const fl_lock *l) { return l ? l->singleton : 0; }
 
 const char *fl_singleton_key(const fl_lock *l) { return l ? l->key : NULL; }
+
+double fl_get_lease_duration(const fl_lock *l) { return l ? l->lease_duration : 0; }
+
+double fl_get_heartbeat_interval(const fl_lock *l) { return l ? l->heartbeat_interval : 0; }
+
+double fl_get_lifetime(const fl_lock *l) { return l ? l->lifetime : 0; }

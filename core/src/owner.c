@@ -1,12 +1,14 @@
 /*
  * Owner records of soft markers: "<pid>\n<hostname>\n<start token>\n", the
  * format the newest pure-Python filelock writes, so that the two can judge
- * each other's markers. Parsing is strict: anything else is "malformed".
+ * each other's markers; and its protocol 2 records (leases). Parsing is
+ * strict: anything else is "malformed".
  */
 #include "internal.h"
 #include "soft.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,20 +80,12 @@ static uint64_t split_pidns(char *host) {
     return v;
 }
 
-int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns) {
-    const char *p = buf, *end = buf + len;
-    char pid[32];
+#define FL__PROTO2 "filelock/2\n"
+
+/* A decimal pid that pid_t can hold, else -1. */
+static long parse_pid(const char *pid) {
     char *stop;
     long v;
-    size_t i;
-    memset(out, 0, sizeof *out);
-    out->pid = -1;
-    *pidns = 0;
-    if (len == 0 || memchr(buf, '\0', len))
-        return -1;
-    if (!(p = take_line(p, end, pid, sizeof pid)) ||
-        !(p = take_line(p, end, out->hostname, sizeof out->hostname)))
-        return -1;
     if (pid[0] < '1' || pid[0] > '9')
         return -1;
     errno = 0;
@@ -99,6 +93,128 @@ int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns
     /* A pid that overflows, or that pid_t cannot hold, would alias another
      * process when passed to kill() (e.g. 2^32+1 -> 1, LONG_MAX -> -1). */
     if (*stop != '\0' || v <= 0 || errno == ERANGE || (long)(pid_t)v != v)
+        return -1;
+    return v;
+}
+
+static int all_digits(const char *s) {
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+/* The pure-Python filelock's protocol 2 record (its _marker.py): key=value
+ * lines after "filelock/2"; pid, host and mode are required, unknown keys
+ * are ignored (a newer writer's), a lease needs a token and a finite
+ * positive duration. *duration is the lease's, or 0. */
+static int parse_proto2(const char *buf, size_t len, fl_owner *out, uint64_t *pidns,
+                        double *duration) {
+    const char *p = buf + sizeof FL__PROTO2 - 1, *end = buf + len;
+    char line[320], pid[32] = "", mode[32] = "", dur[64] = "";
+    int have_host = 0, have_token = 0;
+    long v;
+    *duration = 0;
+    while (p < end) {
+        char *eq;
+        if (!(p = take_line(p, end, line, sizeof line)))
+            return -1;
+        if (line[0] == '\0')
+            continue;
+        if (!(eq = strchr(line, '=')))
+            return -1;
+        *eq = '\0';
+        if (strcmp(line, "pid") == 0 && strlen(eq + 1) < sizeof pid)
+            strcpy(pid, eq + 1);
+        else if (strcmp(line, "host") == 0 && strlen(eq + 1) < sizeof out->hostname) {
+            strcpy(out->hostname, eq + 1);
+            have_host = out->hostname[0] != '\0';
+        } else if (strcmp(line, "mode") == 0 && strlen(eq + 1) < sizeof mode)
+            strcpy(mode, eq + 1);
+        else if (strcmp(line, "token") == 0)
+            have_token = 1;
+        else if (strcmp(line, "duration") == 0 && strlen(eq + 1) < sizeof dur)
+            strcpy(dur, eq + 1);
+        else if (strcmp(line, "start") == 0) {
+            if (strlen(eq + 1) >= sizeof out->start_token || !all_digits(eq + 1))
+                return -1;
+            strcpy(out->start_token, eq + 1);
+        }
+    }
+    if (!mode[0] || !have_host || (v = parse_pid(pid)) < 0)
+        return -1;
+    *pidns = split_pidns(out->hostname);
+    if (out->hostname[0] == '\0' || strstr(out->hostname, " pidns="))
+        return -1;
+    if (strcmp(mode, "lease") == 0) {
+        char *stop;
+        double d = dur[0] ? strtod(dur, &stop) : 0;
+        /* NaN and infinity parse, and would wedge or never end a lease. */
+        if (!have_token || !dur[0] || *stop != '\0' || !(d > 0) || d > 1e300)
+            return -1;
+        *duration = d;
+    }
+    out->pid = v;
+    return 0;
+}
+
+int fl__record_lease(const char *buf, size_t len, double *duration) {
+    fl_owner o;
+    uint64_t ns;
+    memset(&o, 0, sizeof o);
+    if (len < sizeof FL__PROTO2 - 1 || memcmp(buf, FL__PROTO2, sizeof FL__PROTO2 - 1) != 0 ||
+        memchr(buf, '\0', len))
+        return 0;
+    return parse_proto2(buf, len, &o, &ns, duration) == 0 && *duration > 0;
+}
+
+/* The shortest spelling of d that reads back as d (Python's repr of a
+ * float does the same), so that both implementations compare durations
+ * exactly. */
+static void shortest_double(double d, char *buf, size_t size) {
+    int prec;
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            return;
+    }
+}
+
+int fl__format_lease(char *buf, size_t size, long pid, const char *host, const char *start,
+                     const fl__lease_rec *lease) {
+    char dur[40], st[128] = "";
+    int n;
+    shortest_double(lease->duration, dur, sizeof dur);
+    if (start && start[0])
+        snprintf(st, sizeof st, "start=%s\n", start);
+    n = snprintf(buf, size, FL__PROTO2 "pid=%ld\nhost=%s\nmode=lease\ntoken=%s\nduration=%s\n%s",
+                 pid, host, lease->token, dur, st);
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns) {
+    const char *p = buf, *end = buf + len;
+    char pid[32];
+    long v;
+    size_t i;
+    memset(out, 0, sizeof *out);
+    out->pid = -1;
+    *pidns = 0;
+    if (len == 0 || memchr(buf, '\0', len))
+        return -1;
+    if (len >= sizeof FL__PROTO2 - 1 && memcmp(buf, FL__PROTO2, sizeof FL__PROTO2 - 1) == 0) {
+        double d;
+        if (parse_proto2(buf, len, out, pidns, &d) == 0)
+            return 0;
+        memset(out, 0, sizeof *out);
+        out->pid = -1;
+        *pidns = 0;
+        return -1;
+    }
+    if (!(p = take_line(p, end, pid, sizeof pid)) ||
+        !(p = take_line(p, end, out->hostname, sizeof out->hostname)))
+        return -1;
+    if ((v = parse_pid(pid)) < 0)
         return -1;
     *pidns = split_pidns(out->hostname);
     /* A hostname that still carries a tag (" pidns=1 pidns=2") or is only

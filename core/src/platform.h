@@ -90,6 +90,22 @@ FL__HIDDEN int fl__plat_start_token(long pid, char *out, size_t size);
  * /proc/locks). */
 FL__HIDDEN int fl__plat_flock_holder(const char *path, uint64_t dev, uint64_t ino, long *pid);
 
+/* Leases (lease.c) ------------------------------------------------------- */
+
+/* Seconds on a clock that keeps counting while the host is suspended, as
+ * the contenders on other hosts do (a lease's age is theirs to judge).
+ * linux.c: CLOCK_BOOTTIME. generic.c: the monotonic clock (fl__now), the
+ * only one POSIX names; where it stops during suspend, a holder that slept
+ * refreshes late by the time slept, a contender may have reclaimed the
+ * expired lease meanwhile, and the holder then learns it at its next
+ * refresh (owner-changed or marker-missing, docs/soft-lock-protocol.md). */
+FL__HIDDEN double fl__plat_boottime(void);
+
+/* Names the calling thread (at most 15 bytes) for ps and debuggers.
+ * linux.c: prctl(PR_SET_NAME). generic.c: nothing (each system spells
+ * pthread_setname_np differently; a name is a convenience only). */
+FL__HIDDEN void fl__plat_name_thread(const char *name);
+
 /* The real functions behind the seam entries that only Linux has (ENOSYS
  * on generic.c): posix.c puts them in fl__sys. */
 FL__HIDDEN int fl__plat_inotify_init1(int flags);

@@ -49,7 +49,8 @@ static int sys_fstat(int fd, struct stat *st) { return fstat(fd, st); }
 #define FL__REAL_SYSCALLS                                                                          \
     {                                                                                              \
         sys_open, close, flock, sys_fstat, sys_lstat, mkdir, unlink, write, fchmod,                \
-            fl__plat_inotify_init1, fl__plat_inotify_add_watch, rename, kill, fl__plat_pidfd_open  \
+            fl__plat_inotify_init1, fl__plat_inotify_add_watch, rename, kill, fl__plat_pidfd_open, \
+            futimens                                                                               \
     }
 
 static const fl__syscalls real_syscalls = FL__REAL_SYSCALLS;
@@ -182,7 +183,7 @@ static void host_name(char *buf, size_t size) {
  * docs/soft-lock-protocol.md): readers elsewhere then cannot mistake our pid
  * for one of theirs, and the pure-Python filelock, comparing the line with
  * its hostname, treats the marker as another host's (never reclaimed). */
-static int owner_record(long owner_pid, char *buf, size_t size) {
+static int owner_record(long owner_pid, const fl__lease_rec *lease, char *buf, size_t size) {
     char host[256], ns[48] = "";
     fl__self me;
     int n;
@@ -198,6 +199,11 @@ static int owner_record(long owner_pid, char *buf, size_t size) {
     }
     if (me.pidns != 0 && me.pidns != FL__INIT_PIDNS)
         snprintf(ns, sizeof ns, " pidns=%llu", (unsigned long long)me.pidns);
+    if (lease) {
+        char tagged[320];
+        snprintf(tagged, sizeof tagged, "%s%s", host, ns);
+        return fl__format_lease(buf, size, me.pid, tagged, me.token, lease);
+    }
     if (me.token[0])
         n = snprintf(buf, size, "%ld\n%s%s\n%s\n", me.pid, host, ns, me.token);
     else
@@ -209,9 +215,9 @@ static int owner_record(long owner_pid, char *buf, size_t size) {
 /* Soft lock primitives (the protocol is in soft.c)                        */
 /* ---------------------------------------------------------------------- */
 
-static int write_owner(long owner_pid, int fd) {
+static int write_owner(long owner_pid, const fl__lease_rec *lease, int fd) {
     char buf[512];
-    int n = owner_record(owner_pid, buf, sizeof buf);
+    int n = owner_record(owner_pid, lease, buf, sizeof buf);
     size_t off = 0;
     if (n < 0)
         return EOVERFLOW;
@@ -226,7 +232,8 @@ static int write_owner(long owner_pid, int fd) {
     return 0;
 }
 
-int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
+int fl__prim_create(const char *path, int mode, long owner_pid, const fl__lease_rec *lease,
+                    fl__fid *id) {
     const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
     mode_t perm = mode == FL_MODE_DEFAULT ? 0666 : (mode_t)mode;
     struct stat st;
@@ -243,7 +250,7 @@ int fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
     if (mode != FL_MODE_DEFAULT && fl__sys.fchmod(fd, (mode_t)mode) != 0)
         e = errno;
     if (e == 0)
-        e = write_owner(owner_pid, fd);
+        e = write_owner(owner_pid, lease, fd);
     written = e == 0;
     if (e == 0 && fl__sys.fstat(fd, &st) != 0)
         e = errno;
@@ -319,6 +326,8 @@ int fl__prim_id(const char *path, fl__fid *id) {
 int fl__prim_replace(const char *from, const char *to) {
     return fl__sys.rename(from, to) == 0 ? 0 : errno;
 }
+
+int fl__prim_touch(int fd) { return fl__sys.futimens(fd, NULL) == 0 ? 0 : errno; }
 
 int fl__prim_remove(const char *path) { return fl__sys.unlink(path) == 0 ? 0 : errno; }
 

@@ -104,12 +104,23 @@ static int takeover_error(const fl_lock *l, int e, const char *step, const char 
                      step, file, strerror(e));
 }
 
+/* The lease record a new marker of l publishes (a fresh token for each
+ * claim), or NULL for a plain soft lock. */
+static const fl__lease_rec *lease_rec(const fl_lock *l, fl__lease_rec *buf) {
+    if (l->lease_duration <= 0)
+        return NULL;
+    buf->duration = l->lease_duration;
+    snprintf(buf->token, sizeof buf->token, "%016llx%016llx", (unsigned long long)fl__prim_random(),
+             (unsigned long long)fl__prim_random());
+    return buf;
+}
+
 /* Results of take_over besides 0 (done) and negative codes. */
 #define TAKE_BUSY  FL__BUSY  /* a live taker is at work: wait */
 #define TAKE_RETRY FL__RETRY /* the name changed under us: start over */
 
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     fl__hold *h, int depth, int forced);
+                     fl__hold *h, int depth, int forced, double max_age);
 
 /* Someone holds the claim `claim`: wait for it, or take it over when its
  * owner is gone (a taker that crashed). */
@@ -125,7 +136,7 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
         return takeover_error(l, e, "cannot read claim", claim);
     r = TAKE_BUSY;
     if (depth < FL__MAX_CLAIM_DEPTH && fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
-        r = take_over(l, claim, &rec, 0, NULL, depth + 1, 0);
+        r = take_over(l, claim, &rec, 0, NULL, depth + 1, 0, 0);
         if (r == 0)
             r = TAKE_RETRY; /* the dead claim is gone: claim again */
     }
@@ -137,9 +148,12 @@ static int contend_claim(const fl_lock *l, const char *claim, int depth) {
  * keeps it open). replace != 0: a marker, replaced by our own fully written
  * one (h receives the hold); replace == 0: a dead claim, removed. Returns 0
  * when done, TAKE_BUSY, TAKE_RETRY, or a negative code. forced: an
- * operator's break, which does not judge. */
+ * operator's break, which does not judge. max_age > 0: the owner may live,
+ * but its marker is older than that (an expired lease or lifetime): taken
+ * only if still that old by the file system's clock and unchanged. */
 static int take_over(const fl_lock *l, const char *path, const fl__record *judged, int replace,
-                     fl__hold *h, int depth, int forced) {
+                     fl__hold *h, int depth, int forced, double max_age) {
+    fl__lease_rec lease;
     char claim[4096], priv[4096];
     fl__fid cid, now, mine;
     fl__fh cfd, pfd = FL__NO_FH;
@@ -149,7 +163,7 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
         return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot reclaim soft lock '%s': %s",
                          l->path, strerror(ENAMETOOLONG));
     /* Step 1: the claim, a compare-and-swap from "no such name". */
-    cfd = fl__prim_create(claim, l->mode, 0, &cid);
+    cfd = fl__prim_create(claim, l->mode, 0, NULL, &cid);
     if (cfd == FL__NO_FH) {
         e = errno;
         if (e == EEXIST)
@@ -172,10 +186,18 @@ static int take_over(const fl_lock *l, const char *path, const fl__record *judge
         rc = TAKE_BUSY;
         goto drop_claim;
     }
+    /* An expired lease: the reader's clock said so; the file system's must
+     * agree, and the holder must not have refreshed it since we read it (a
+     * refresh changes its modification time). A holder that refreshes on
+     * time is never older than one heartbeat_interval. */
+    if (!forced && max_age > 0 && !fl__prim_still_old(judged, cfd, max_age)) {
+        rc = TAKE_BUSY;
+        goto drop_claim;
+    }
     if (replace) {
         /* Step 3: our marker, complete, at a private name... */
-        pfd =
-            fl__prim_create(priv, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &mine);
+        pfd = fl__prim_create(priv, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED),
+                              lease_rec(l, &lease), &mine);
         if (pfd == FL__NO_FH) {
             rc = takeover_error(l, errno, "cannot create", priv);
             goto drop_claim;
@@ -247,7 +269,7 @@ static void gc_one(const char *file, void *arg) {
         /* A record-less private marker: old by the file system's clock too
          * (a taker between its create and its write is not dead). */
         if (!priv)
-            (void)take_over(g->l, file, &rec, 0, NULL, 1, 0);
+            (void)take_over(g->l, file, &rec, 0, NULL, 1, 0, 0);
         else if (record_valid(&rec) || fl__prim_still_old(&rec, g->fresh_fd, FL__MALFORMED_GRACE))
             (void)fl__prim_remove(file);
     }
@@ -265,20 +287,24 @@ static void collect_garbage(const fl_lock *l, const char *path, fl__fh fresh_fd)
     fl__prim_scan(path, prefix, gc_one, &g);
 }
 
-int fl__soft_try(fl_lock *l, fl__hold *h) {
+static int soft_try(fl_lock *l, fl__hold *h) {
     fl__record rec;
     fl__fid id;
+    fl__lease_rec lease;
     const char *path = hold_path(l, h);
     fl__fh fd;
-    int e, r;
+    int e, r, verdict;
+    double max_age = 0, duration;
     if (!path)
         return fl__os_error(errno ? errno : ENOMEM, "cannot resolve soft lock path", l->path);
-    fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &id);
+    fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED),
+                         lease_rec(l, &lease), &id);
     if (fd == FL__NO_FH && errno == ENOENT) {
         int rc = fl__prim_make_parents(l);
         if (rc < 0)
             return rc;
-        fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED), &id);
+        fd = fl__prim_create(path, l->mode, __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED),
+                             lease_rec(l, &lease), &id);
     }
     if (fd != FL__NO_FH) {
         /* The descriptor stays open for the whole hold: an open inode
@@ -310,9 +336,27 @@ int fl__soft_try(fl_lock *l, fl__hold *h) {
     h->have_id = 1;
     h->recheck_at = fl__now() + FL__STALE_RECHECK;
     r = FL__BUSY;
-    if (fl__prim_judge(&rec, FL__MALFORMED_GRACE) == FL__GONE) {
+    verdict = fl__prim_judge(&rec, FL__MALFORMED_GRACE);
+    if (verdict != FL__GONE && l->lease_duration > 0 &&
+        fl__record_lease(rec.text, rec.len, &duration)) {
+        /* Only a holder that published a lease agreed to be superseded by
+         * age, and only on the duration it published. */
+        if (duration != l->lease_duration) {
+            fl__prim_close(rec.fd);
+            h->have_id = 0;
+            return fl__error(FL_ELEASEMISMATCH, 0,
+                             "soft lock '%s' holds a lease of %gs but this contender configured "
+                             "%gs; every contender for a path must agree on lease_duration",
+                             l->path, duration, l->lease_duration);
+        }
+        if (rec.age >= duration)
+            max_age = duration;
+    } else if (verdict != FL__GONE && l->lifetime > 0 && rec.age >= l->lifetime) {
+        max_age = l->lifetime;
+    }
+    if (verdict == FL__GONE || max_age > 0) {
         fl__hold won = *h;
-        r = take_over(l, path, &rec, 1, &won, 0, 0);
+        r = take_over(l, path, &rec, 1, &won, 0, 0, verdict == FL__GONE ? 0 : max_age);
         if (r == 0) {
             *h = won;
             /* A dead holder was found: maybe a crashed taker too. */
@@ -325,20 +369,121 @@ int fl__soft_try(fl_lock *l, fl__hold *h) {
     return r;
 }
 
+int fl__soft_try(fl_lock *l, fl__hold *h) {
+    int r = soft_try(l, h), rc;
+    if (r != 0)
+        return r;
+    /* Won: a lease starts its heartbeat now (a lifetime is only marked). */
+    rc = fl__lease_start(l, h);
+    if (rc < 0) {
+        fl__error_state st;
+        fl__error_save(&st);
+        (void)fl__soft_release(l, h, 1);
+        fl__error_restore(&st);
+        return rc;
+    }
+    return 0;
+}
+
+/* Removes our marker (identity h) through the claim of that identity, as a
+ * taker would: for a holder that takers may judge while it lives and
+ * releases (a lease or lifetime taken by age; a marker naming another
+ * process, fl_set_owner_pid, whose exit a waiter can see before we
+ * release). A plain lstat-then-unlink there lets a taker that checked the
+ * name before our unlink rename its marker over the name a third process
+ * created after it: two holders. With the claim, a taker at work makes us
+ * wait for it (it replaces our marker: not ours any more), and a taker
+ * after us finds the name changed. *not_ours: the name no longer held our
+ * marker (0 / ENOENT / other identity). Returns 0 or a negative code. */
+static int remove_claimed(const fl_lock *l, const char *path, const fl__hold *h, int *not_ours) {
+    char claim[4096];
+    fl__fid id, now, cid;
+    int tries, e, rc;
+    id.dev = h->dev;
+    id.ino = h->ino;
+    *not_ours = 0;
+    if (fl__soft_claim_name(path, &id, claim, sizeof claim) != 0)
+        return fl__error(FL_ENAMETOOLONG, ENAMETOOLONG, "cannot release soft lock '%s': %s",
+                         l->path, strerror(ENAMETOOLONG));
+    for (tries = 0; tries < 5000; tries++) {
+        fl__fh cfd = fl__prim_create(claim, l->mode, 0, NULL, &cid);
+        if (cfd == FL__NO_FH) {
+            e = errno;
+            if (e != EEXIST)
+                return fl__error(fl__code_from_errno(e), e,
+                                 "cannot release soft lock '%s': cannot create claim '%s': %s",
+                                 l->path, claim, strerror(e));
+            rc = contend_claim(l, claim, 0);
+            if (rc < 0)
+                return rc;
+            if (rc == TAKE_BUSY)
+                fl__prim_sleep(0.001); /* a taker is at work on our marker */
+            continue;
+        }
+        rc = 0;
+        e = fl__prim_id(path, &now);
+        if (e == 0 && same_id(&now, &id)) {
+            e = fl__prim_remove(path);
+            if (e != 0 && e != ENOENT)
+                rc = fl__os_error(e, "cannot remove soft lock marker", l->path);
+        } else if (e == 0 || e == ENOENT) {
+            *not_ours = 1;
+        } else {
+            rc = fl__os_error(e, "cannot stat soft lock marker", l->path);
+        }
+        (void)fl__prim_remove(claim);
+        fl__prim_close(cfd);
+        return rc;
+    }
+    return fl__error(FL_ETIMEOUT, 0,
+                     "cannot release soft lock '%s': a taker kept its claim on our marker",
+                     l->path);
+}
+
 int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
     const char *path = h->path ? h->path : l->path;
-    int rc = 0;
+    int rc = 0, reason = 0, lost_errno = 0, lost;
+    /* First stop the heartbeat: it must not touch the descriptor we close
+     * below, and what it saw decides whether the lease held. */
+    lost = fl__lease_stop(h, &reason, &lost_errno);
     /* Delete the marker only if it is still the one we created: takers
      * never touch a live holder's marker, so a different file there can
-     * only be an operator's break followed by a new holder. Our open
-     * descriptor keeps our inode number unique. */
-    if (owner && h->have_id && h->fd != FL__NO_FH) {
+     * only be an operator's break followed by a new holder -- or, for a
+     * lease or a lifetime, a contender that took it by age. Our open
+     * descriptor keeps our inode number unique, so "still ours" also
+     * proves that nobody else held it meanwhile. */
+    if (owner && h->have_id && h->fd != FL__NO_FH &&
+        (h->aged || __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED) > 0)) {
+        int not_ours;
         fl__fid now;
-        if (fl__prim_id(path, &now) == 0 && now.dev == h->dev && now.ino == h->ino) {
-            int e = fl__prim_remove(path);
+        rc = remove_claimed(l, path, h, &not_ours);
+        if (rc == 0 && not_ours && h->aged && !lost) {
+            lost = 1;
+            reason = fl__prim_id(path, &now) == ENOENT ? FL_LEASE_MARKER_MISSING
+                                                       : FL_LEASE_OWNER_CHANGED;
+        }
+    } else if (owner && h->have_id && h->fd != FL__NO_FH) {
+        fl__fid now;
+        int e = fl__prim_id(path, &now);
+        if (e == 0 && now.dev == h->dev && now.ino == h->ino) {
+            e = fl__prim_remove(path);
             if (e != 0 && e != ENOENT)
                 rc = fl__os_error(e, "cannot remove soft lock marker", l->path);
         }
+    }
+    if (owner && lost) {
+        if (l->lease_duration > 0)
+            rc = fl__error(FL_ELOST, lost_errno,
+                           "the lease on soft lock '%s' was lost while held (%s%s%s): another "
+                           "process may have held the lock meanwhile; it is released",
+                           l->path, fl_lease_loss_name(reason), lost_errno ? ": " : "",
+                           lost_errno ? strerror(lost_errno) : "");
+        else
+            rc = fl__error(FL_ELOST, 0,
+                           "soft lock '%s' outlived its lifetime of %gs and its marker was %s: "
+                           "another process may have held the lock meanwhile; it is released",
+                           l->path, l->lifetime,
+                           reason == FL_LEASE_MARKER_MISSING ? "removed" : "taken over");
     }
     if (h->fd != FL__NO_FH) {
         int e = fl__prim_close(h->fd);
@@ -347,6 +492,7 @@ int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
             rc = fl__os_error(e, "error closing soft lock marker (the lock is released)", l->path);
     }
     h->have_id = 0;
+    h->aged = 0;
     free(h->path);
     h->path = NULL;
     return rc;
@@ -365,7 +511,7 @@ int fl__soft_break(fl_lock *l) {
             continue;
         if (e != 0)
             return fl__prim_path_error(l, e);
-        r = take_over(l, l->path, &rec, 0, NULL, 0, 1);
+        r = take_over(l, l->path, &rec, 0, NULL, 0, 1, 0);
         fl__prim_close(rec.fd);
         if (r == 0)
             return 0;

@@ -41,6 +41,22 @@ typedef struct fl__record {
  * malformed (out->pid is then -1). */
 FL__HIDDEN int fl__parse_record(const char *buf, size_t len, fl_owner *out, uint64_t *pidns);
 
+/* What a lease publishes in its marker besides the owner: the pure-Python
+ * filelock's protocol 2 record ("filelock/2\npid=..\nhost=..\nmode=lease\n
+ * token=..\nduration=..\n[start=..\n]"), so that its SoftFileLease and ours
+ * judge each other's leases. */
+typedef struct fl__lease_rec {
+    double duration; /* seconds */
+    char token[33];  /* 32 hex digits naming the claim */
+} fl__lease_rec;
+
+/* Formats a protocol 2 lease record (owner.c); its length, or -1. host may
+ * carry the " pidns=<n>" tag, start may be "". */
+FL__HIDDEN int fl__format_lease(char *buf, size_t size, long pid, const char *host,
+                                const char *start, const fl__lease_rec *lease);
+/* Whether a record is a protocol 2 lease record; its duration in *duration. */
+FL__HIDDEN int fl__record_lease(const char *buf, size_t len, double *duration);
+
 /* FNV-1a of a file name (owner.c). */
 FL__HIDDEN uint64_t fl__name_hash(const char *s);
 
@@ -51,13 +67,17 @@ FL__HIDDEN uint64_t fl__name_hash(const char *s);
  * (fl__prim_path_error). */
 
 /* Creates path with O_EXCL semantics, writes the owner record (of this
- * process, or of owner_pid when > 0: fl_set_owner_pid) in
- * full, applies an explicit mode exactly (mode != FL_MODE_DEFAULT; the umask
- * does not apply to it). Returns the open file and fills id, or FL__NO_FH
- * with errno set (EEXIST: the name is taken). On a failed write the file is
- * removed again. The file stays open for as long as it is held: a file that
- * is open keeps its identity (no other file can be given it). */
-FL__HIDDEN fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id);
+ * process, or of owner_pid when > 0: fl_set_owner_pid; as a protocol 2 lease
+ * record when lease is not NULL) in full, applies an explicit mode exactly (mode !=
+ * FL_MODE_DEFAULT; the umask does not apply to it). Returns the open file and fills id, or
+ * FL__NO_FH with errno set (EEXIST: the name is taken). On a failed write the file is removed
+ * again. The file stays open for as long as it is held: a file that is open keeps its identity (no
+ * other file can be given it). */
+FL__HIDDEN fl__fh fl__prim_create(const char *path, int mode, long owner_pid,
+                                  const fl__lease_rec *lease, fl__fid *id);
+/* Sets an open file's modification time to now (a lease's refresh): 0 or an
+ * errno value. */
+FL__HIDDEN int fl__prim_touch(fl__fh fd);
 /* Reads a regular file without following links or blocking on a FIFO;
  * the file stays open in rec->fd where an open file does not stop
  * fl__prim_replace from replacing it (POSIX), else rec->fd is FL__NO_FH and

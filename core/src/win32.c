@@ -648,7 +648,8 @@ static wchar_t *trash_name(const char *path) {
     return w;
 }
 
-fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) {
+fl__fh fl__prim_create(const char *path, int mode, long owner_pid, const fl__lease_rec *lease,
+                       fl__fid *id) {
     /* Share delete: a waiter may replace or remove the file while we hold
      * it (only once we are gone, or by an operator's break). */
     const DWORD share = FILE_SHARE_READ | FILE_SHARE_DELETE;
@@ -658,6 +659,7 @@ fl__fh fl__prim_create(const char *path, int mode, long owner_pid, fl__fid *id) 
     DWORD e;
     (void)mode;      /* Windows files have ACLs (inherited), not modes */
     (void)owner_pid; /* fl_set_owner_pid is not available on Windows */
+    (void)lease;     /* leases are refused on Windows (fl_lock_new) */
     if (!(wpath = prim_wide(path))) {
         errno = t_prim_errno;
         return FL__NO_FH;
@@ -841,6 +843,14 @@ int fl__prim_replace(const char *from, const char *to) {
     free(wfrom);
     free(wto);
     return r;
+}
+
+/* Leases are refused on Windows: a marker a holder keeps open cannot be
+ * replaced there, so an expired lease could not be reclaimed while its
+ * holder lives, which is the case leases exist for. */
+int fl__prim_touch(fl__fh fd) {
+    (void)fd;
+    return ENOSYS;
 }
 
 int fl__prim_remove(const char *path) {

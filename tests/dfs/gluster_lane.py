@@ -21,6 +21,13 @@ UTS and mount namespaces (cluster.py), then runs the cross-host cases:
                           marker stays
   owner.soft              host 2 reads the owner record of host 1's holder
                           (CLI --owner, Python .owner): it names flhost1
+  lease.live              a live SoftFileLease on host 1 is never taken by
+                          host 2 (Python, CLI --lease) over several durations
+  lease.frozen            host 1's lease holder frozen (SIGSTOP): host 2
+                          takes it after the duration; woken, host 1 learns
+                          owner-changed and leaves host 2's marker alone
+  lease.killed_client     host 1's FUSE client killed under its lease: host
+                          2 takes it; host 1 is told refresh-failed
 
 Exit 0: all passed; 1: a case failed; 77: skipped (not root, no /dev/fuse,
 no GlusterFS), with the reason on stdout. Every wait has a deadline, so a
@@ -376,6 +383,149 @@ class Lane:
             holder.stdin.close()
             holder.wait()
 
+    # -- leases -----------------------------------------------------------------
+
+    LEASE = 1.5  # seconds; every holder and waiter uses the same duration
+
+    def lease_holder(self, lockfile, until_lost):
+        """A Python SoftFileLease holder on host 1. until_lost: it reports
+        the loss as soon as its heartbeat sees it; else it waits for a line
+        on stdin. Then it releases and reports the compromise."""
+        py = ("import sys, time, filelock\n"
+              "lost = []\n"
+              "l = filelock.SoftFileLease(sys.argv[1], lease_duration=%r, on_compromise=lost.append)\n"
+              "l.acquire(); print('held', flush=True)\n"
+              "if sys.argv[2] == '1':\n"
+              "    end = time.monotonic() + %d\n"
+              "    while not lost and time.monotonic() < end:\n"
+              "        time.sleep(0.02)\n"
+              "else:\n"
+              "    sys.stdin.readline()\n"
+              "print('lost', lost[0].reason if lost else None, flush=True)\n"
+              "l.release()\n"
+              "print('compromise', l.compromise.reason if l.compromise else None, flush=True)\n"
+              % (self.LEASE, DEADLINE))
+        p = self.popen("c1", [langs_mod.DEBIAN_PYTHON, "-c", py, lockfile,
+                              "1" if until_lost else "0"],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if self._readline(p, "lease holder on host 1") != "held":
+            raise Failure("lease holder on host 1 did not report the lease: %s" % p.stderr.read())
+        return p
+
+    def lease_waiter(self, lockfile, timeout):
+        """Python on host 2: 'won' or 'timeout'."""
+        rc, out, err = self.pyrun("c2", "import sys, filelock\n"
+                                  "l = filelock.SoftFileLease(sys.argv[1], lease_duration=%r)\n"
+                                  "try:\n"
+                                  "    l.acquire(timeout=float(sys.argv[2])); print('won')\n"
+                                  "    l.release()\n"
+                                  "except filelock.Timeout:\n"
+                                  "    print('timeout')\n" % self.LEASE,
+                                  lockfile, str(timeout), timeout=DEADLINE + timeout)
+        if rc != 0:
+            raise Failure("lease waiter on host 2: exit %d: %s" % (rc, err))
+        return out.strip()
+
+    def lease_live(self, kind):
+        """A live lease on host 1 is never taken by host 2, over several
+        durations of host 2 trying (the CLI and Python)."""
+        lockfile = self.path("lease-live.lock")
+        holder = self.lease_holder(lockfile, False)
+        try:
+            got = self.lease_waiter(lockfile, 4 * self.LEASE)
+            if got != "timeout":
+                raise Failure("host 2 took the live lease of host 1: %r" % got)
+            rc, out, err = self.run("c2", [self.cli, "--lease", repr(self.LEASE), "-w",
+                                           repr(3 * self.LEASE), lockfile, "echo", "won"])
+            if rc != 1 or "won" in out:
+                raise Failure("CLI --lease on host 2 against a live lease: exit %d %r %s"
+                              % (rc, out, err))
+            holder.stdin.write(b"done\n")
+            holder.stdin.flush()
+            if self._readline(holder, "lease holder") != "lost None":
+                raise Failure("the live lease holder on host 1 was told it lost its lease")
+            if self._readline(holder, "lease holder") != "compromise None":
+                raise Failure("the live lease holder's release reported a compromise")
+            return ("host 2 (Python %.1f s, CLI %.1f s) never took host 1's live %.1f s lease"
+                    % (4 * self.LEASE, 3 * self.LEASE, self.LEASE))
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            holder.wait()
+
+    def lease_frozen(self, kind):
+        """Host 1's lease holder is frozen (SIGSTOP: its heartbeat stops):
+        host 2 takes the lease after the duration; woken, host 1 learns it
+        lost it (owner-changed), and its release leaves host 2's marker."""
+        lockfile = self.path("lease-frozen.lock")
+        holder = self.lease_holder(lockfile, True)
+        try:
+            os.kill(self._pid_of(holder), signal.SIGSTOP)
+            t0 = time.monotonic()
+            py = ("import sys, filelock\n"
+                  "l = filelock.SoftFileLease(sys.argv[1], lease_duration=%r)\n"
+                  "l.acquire(timeout=%d); print('won', flush=True)\n"
+                  "sys.stdin.readline()\n"
+                  "print('mine' if l.is_lock_held_by_us else 'not mine', flush=True)\n"
+                  "l.release(); print('released', l.compromise, flush=True)\n"
+                  % (self.LEASE, DEADLINE))
+            waiter = self.popen("c2", [langs_mod.DEBIAN_PYTHON, "-c", py, lockfile],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+            try:
+                if self._readline(waiter, "lease waiter on host 2") != "won":
+                    raise Failure("host 2 did not take the frozen lease: %s"
+                                  % waiter.stderr.read())
+                waited = time.monotonic() - t0
+                os.kill(self._pid_of(holder), signal.SIGCONT)
+                line = self._readline(holder, "woken lease holder on host 1")
+                if line != "lost owner-changed":
+                    raise Failure("the woken holder on host 1 said %r, not 'lost owner-changed'"
+                                  % line)
+                line = self._readline(holder, "woken lease holder on host 1")
+                if line != "compromise owner-changed":
+                    raise Failure("the woken holder's release said %r" % line)
+                waiter.stdin.write(b"go\n")
+                waiter.stdin.flush()
+                line = self._readline(waiter, "lease waiter on host 2")
+                if line != "mine":
+                    raise Failure("host 1's release touched host 2's marker: %r" % line)
+                return ("host 2 took host 1's frozen %.1f s lease after %.1f s; host 1 woke, "
+                        "learned owner-changed, left host 2's marker" % (self.LEASE, waited))
+            finally:
+                if waiter.poll() is None:
+                    waiter.kill()
+                waiter.wait()
+        finally:
+            if holder.poll() is None:
+                os.kill(holder.pid, signal.SIGCONT)
+                holder.kill()
+            holder.wait()
+
+    def lease_killed_client(self, kind):
+        """Host 1's FUSE client dies under a live lease holder: its refreshes
+        fail, host 2 takes the lease after the duration, and host 1 is told
+        refresh-failed."""
+        lockfile = self.path("lease-client.lock")
+        holder = self.lease_holder(lockfile, True)
+        fuse = self.cl.client_pid("c1")
+        if fuse is None:
+            raise Failure("no glusterfs client process on host 1")
+        try:
+            os.kill(fuse, signal.SIGKILL)
+            got = self.lease_waiter(lockfile, DEADLINE)
+            if got != "won":
+                raise Failure("host 2 did not take the lease of host 1's dead client: %r" % got)
+            line = self._readline(holder, "lease holder on host 1")
+            if line != "lost refresh-failed":
+                raise Failure("host 1's holder said %r, not 'lost refresh-failed'" % line)
+            return "host 1's client killed: host 2 took the lease; host 1 told refresh-failed"
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            holder.wait()
+            self.cl.remount("c1")
+
     @staticmethod
     def _pid_of(p):
         return p.pid  # nsenter without a pid namespace execs: same pid
@@ -406,6 +556,9 @@ def main():
         cases.append(("killed_holder.%s" % kind, "killed_holder", (kind,)))
         cases.append(("killed_client.%s" % kind, "killed_client", (kind,)))
     cases.append(("owner.soft", "owner", ("soft",)))
+    cases.append(("lease.live", "lease_live", ("soft",)))
+    cases.append(("lease.frozen", "lease_frozen", ("soft",)))
+    cases.append(("lease.killed_client", "lease_killed_client", ("soft",)))
     cases.append(("partition.kernel", "partition", ("kernel",)))
     cases = [c for c in cases if args.only in c[0]]
 

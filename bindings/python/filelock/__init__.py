@@ -29,6 +29,8 @@ from ._api import (
 )
 from ._descriptor import lock_descriptor, unlock_descriptor
 from ._read_write import ReadWriteLock
+from ._lease import LeaseCompromise, SoftFileLease
+from ._lease_opts import LeaseSettingsMismatch, SoftFileLockLifetimeWarning
 from ._error import Timeout
 from .version import __version__, core_version
 
@@ -56,4 +58,8 @@ __all__ = [
     "ReadWriteLock",
     "lock_descriptor",
     "unlock_descriptor",
+    "SoftFileLease",
+    "LeaseCompromise",
+    "LeaseSettingsMismatch",
+    "SoftFileLockLifetimeWarning",
 ]

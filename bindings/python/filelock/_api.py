@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, Union
 
 from . import _filelock_core as _core
+from . import _lease_opts
 from ._error import Timeout
 
 _LOGGER = logging.getLogger("filelock")
@@ -125,6 +126,9 @@ _set_singleton = _core.fl_options_singleton_set
 _set_read_write = _core.fl_options_read_write_set
 _set_soft_fallback = _core.fl_options_soft_fallback_set
 _set_on_acquired = _core.flpy_options_on_acquired
+_set_lifetime = _core.fl_options_lifetime_set
+_set_lease_duration = _core.fl_options_lease_duration_set
+_set_heartbeat = _core.fl_options_heartbeat_interval_set
 
 
 def _new_handle(
@@ -139,6 +143,8 @@ def _new_handle(
     read_write: bool = False,
     soft_fallback: bool = False,
     on_acquired: Callable[[int], None] | None = None,
+    lifetime: float = 0.0,
+    lease: tuple[float, float] | None = None,
 ) -> Any:
     """A core handle for *lock_file* (already ``os.fspath``'d). A new
     ``fl_options`` holds the core's defaults; only what differs from them is
@@ -166,6 +172,11 @@ def _new_handle(
         _set_soft_fallback(opts, True)
     if on_acquired is not None:
         _set_on_acquired(opts, on_acquired)
+    if lifetime:
+        _set_lifetime(opts, lifetime)
+    if lease is not None:  # (lease_duration, heartbeat_interval): filelock/_lease.py
+        _set_lease_duration(opts, lease[0])
+        _set_heartbeat(opts, lease[1])
     return _flpy_new(_fsencode(lock_file), opts)
 
 
@@ -346,6 +357,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
 
     #: The core's lock kind; None marks an abstract class.
     _fl_kind: int | None = None
+    #: A lease's option names (filelock/_lease.py); None: not a lease.
+    _fl_lease_options: tuple[str, ...] | None = None
 
     _h: Any
     _lock_file: str
@@ -371,6 +384,7 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         fallback_to_soft: bool = True,
         preserve_lock_file: bool = False,
         on_acquired: Callable[[int], None] | None = None,
+        lifetime: float | None = None,
     ) -> None:
         """
         Create a lock object; nothing is opened or created until the first
@@ -401,6 +415,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         :param on_acquired: FileLock only: called with the locked file descriptor once per
             acquisition (not on re-entry), before :meth:`acquire` returns; if it raises, the
             lock is released and the error propagates. Do not close the descriptor.
+        :param lifetime: :class:`SoftFileLock` only: seconds after which a marker is stale even
+            while its holder lives (None: never); ignored with a warning elsewhere
         """
         kind = type(self)._fl_kind
         if kind is None:
@@ -411,6 +427,9 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         # As the pure-Python package: no soft fallback for a caller who asked
         # to keep the lock file or to be handed the locked descriptor.
         soft_fallback = bool(fallback_to_soft) and not preserve_lock_file and on_acquired is None
+        if lifetime is not None:
+            # (resolve_lifetime <- here <- _SingletonMeta.__call__ <- the caller)
+            lifetime = _lease_opts.resolve_lifetime(lifetime, type(self), stacklevel=4)
         self._h = _new_handle(
             path,
             kind,
@@ -423,6 +442,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             False,  # read_write: only ReadWriteLock
             soft_fallback and kind == _KERNEL,
             on_acquired,
+            lifetime=lifetime or 0.0,
+            lease=self.__dict__.get("_fl_lease"),
         )
         self._lock_file = path
         self._mode = mode_value
@@ -506,6 +527,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     def has_explicit_mode(self) -> bool:
         """Whether *mode* was given (else the umask and default ACLs decide a new file's mode)."""
         return self._mode != _UNSET_FILE_MODE
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds after which a soft marker is stale even while its holder lives, or None."""
+        return _core.fl_get_lifetime(self._h) or None
 
     @property
     def is_singleton(self) -> bool:

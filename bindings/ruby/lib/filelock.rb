@@ -269,7 +269,8 @@ module Filelock
     # Sets one fl_options field from its keyword.
     def set_option(opts, key, value)
       case key
-      when :timeout, :poll_interval then opts.__send__(:"#{key}=", seconds(value))
+      when :timeout, :poll_interval, :lifetime, :lease_duration, :heartbeat_interval
+        opts.__send__(:"#{key}=", seconds(value))
       when :mode then opts.mode = Integer(value)
       when :kind then opts.kind = value
       when :on_acquired then Ext.fl_rb_options_on_acquired(opts, value)
@@ -332,6 +333,8 @@ module Filelock
     # on_acquired: FileLock only: a callable given the locked descriptor
     # (Integer) once per acquisition (not on re-entry), before acquire
     # returns; if it raises, the lock is released and the error propagates.
+    # lifetime: SoftFileLock only: seconds after which a marker is stale
+    # even while its holder lives (default nil: never); see SoftFileLease.
     def initialize(lock_file, **options)
       super()
       on_acquired = options[:on_acquired]
@@ -342,13 +345,22 @@ module Filelock
       end
       raise TypeError, "on_acquired must respond to #call" if on_acquired && !on_acquired.respond_to?(:call)
 
-      open_handle(lock_file, options, KEYWORDS, kind: self.class::KIND)
+      lifetime = options[:lifetime]
+      options = options.merge(lifetime: nil) if lifetime && !Lease.lifetime(lifetime, self.class)
+      open_handle(lock_file, options, self.class::KEYWORDS, kind: self.class::KIND)
     end
 
-    KEYWORDS = %i[timeout mode thread_local blocking singleton poll_interval on_acquired].freeze
+    KEYWORDS = %i[timeout mode thread_local blocking singleton poll_interval on_acquired lifetime].freeze
 
     # The on_acquired callable, or nil.
     attr_reader :on_acquired
+
+    # Seconds after which a soft marker is stale even while its holder
+    # lives, or nil.
+    def lifetime
+      v = Ext.fl_get_lifetime(@handle)
+      v.positive? ? v : nil
+    end
 
     # Acquires the lock (recursively: each acquire needs a release). nil
     # keywords take the lock's defaults. With a block: holds the lock for
@@ -466,4 +478,148 @@ module Filelock
     end
     alias to_s inspect
   end
+
+  # ------------------------------------------------------------------------
+  # Leases (docs/soft-lock-protocol.md, "Leases")
+  # ------------------------------------------------------------------------
+
+  # Why a lease was lost (SoftFileLease#compromise, the on_compromise
+  # argument): reason is :marker_missing, :owner_changed or :refresh_failed;
+  # error the last refresh's SystemCallError for :refresh_failed, else nil.
+  LeaseCompromise = Struct.new(:lock_file, :reason, :error)
+
+  # A soft lock whose claim expires: a thread of the C library refreshes the
+  # marker every heartbeat_interval seconds while it is held, and any
+  # contender (on this host or another sharing the file system) with the
+  # same lease_duration takes it over once the marker is lease_duration
+  # seconds old -- a frozen or partitioned holder whose process still runs
+  # included. A holder that lost its claim learns it: the on_compromise proc
+  # (or the block given to new) is called with a LeaseCompromise from a Ruby
+  # thread of this library, #compromise keeps it, and release raises
+  # Filelock::Error with code :ELOST. A contender with another
+  # lease_duration raises Filelock::Error (:ELEASEMISMATCH). Not on Windows.
+  #
+  #   lease = Filelock::SoftFileLease.new("job.lock", lease_duration: 30) do |c|
+  #     warn "lost #{c.lock_file}: #{c.reason}"
+  #   end
+  #   lease.synchronize { work }
+  class SoftFileLease < SoftFileLock
+    # The soft lock's keywords and the lease's (lifetime: the lease's
+    # duration sets when it expires).
+    KEYWORDS = (BaseFileLock::KEYWORDS - %i[lifetime] + %i[lease_duration heartbeat_interval]).freeze
+
+    # The object kept (a singleton's duplicate is dropped by AbstractLock.new)
+    # receives the loss reports.
+    def self.new(lock_file, **options, &block)
+      lease = super
+      Lease.watch(lease, lease.instance_variable_get(:@handle))
+      lease
+    end
+
+    def initialize(lock_file, lease_duration: 30.0, heartbeat_interval: nil, on_compromise: nil,
+                   **options, &block)
+      unless lease_duration.is_a?(Numeric) && lease_duration.positive? && lease_duration.finite?
+        raise ArgumentError, "lease_duration must be positive, got #{lease_duration.inspect}"
+      end
+
+      heartbeat_interval = lease_duration / 3.0 if heartbeat_interval.nil?
+      unless heartbeat_interval.is_a?(Numeric) && heartbeat_interval.positive? &&
+             heartbeat_interval < lease_duration
+        raise ArgumentError,
+              "heartbeat_interval must be positive and below lease_duration, got #{heartbeat_interval.inspect}"
+      end
+
+      @on_compromise = on_compromise || block
+      @compromise = nil
+      super(lock_file, **options, lease_duration: lease_duration, heartbeat_interval: heartbeat_interval)
+    end
+
+    # The loss of the claim (a LeaseCompromise), or nil while it holds;
+    # reset by the next acquire that takes the lock.
+    attr_reader :compromise
+
+    def lease_duration
+      Ext.fl_get_lease_duration(@handle)
+    end
+
+    def heartbeat_interval
+      Ext.fl_get_heartbeat_interval(@handle)
+    end
+
+    def acquire(timeout: nil, poll_interval: nil, blocking: nil, &block)
+      @compromise = nil unless locked? || block
+      super
+    end
+
+    def synchronize(timeout: nil, poll_interval: nil, blocking: nil, &block)
+      @compromise = nil unless locked?
+      super
+    end
+
+    private
+
+    # Called by the watcher thread.
+    def compromised(reason, errno)
+      return if @compromise
+
+      error = errno.zero? ? nil : SystemCallError.new("lease refresh of #{lock_file}", errno)
+      @compromise = LeaseCompromise.new(lock_file, reason.tr("-", "_").to_sym, error)
+      @on_compromise&.call(@compromise)
+    end
+  end
+
+  # The binding's side of leases: the handles, and the Ruby thread that
+  # hands the core's loss reports (written to a pipe by the heartbeat
+  # thread, which may not call Ruby) to each lease.
+  module Lease
+    LEASES = ObjectSpace::WeakMap.new
+    MUTEX = Mutex.new
+    @thread = nil
+    @pid = nil
+
+    # Validates lifetime (the pure-Python filelock's rules); true when the
+    # class honours it, false (with a warning) when it does not.
+    def self.lifetime(value, cls)
+      return false if value.nil?
+      unless value.is_a?(Numeric) && !value.negative? && value.finite?
+        raise ArgumentError, "lifetime must be finite and non-negative, not #{value.inspect}"
+      end
+      if cls::KIND != Ext::FL_SOFT
+        warn "lifetime is ignored for #{cls}: a native OS lock cannot be broken safely by file age; " \
+             "only SoftFileLock supports lifetime-based expiry", uplevel: 4
+        return false
+      end
+      value.positive?
+    end
+
+    def self.watch(lease, handle)
+      fd = Ext.fl_rb_watch_lease(handle)
+      MUTEX.synchronize do
+        LEASES[Ext.fl_lock_id(handle)] = lease
+        next if @thread&.alive? && @pid == Process.pid
+
+        @pid = Process.pid
+        io = IO.for_fd(fd, autoclose: false)
+        @thread = Thread.new { dispatch(io) }
+        @thread.name = "filelock-lease"
+      end
+    end
+
+    def self.dispatch(io)
+      loop do
+        rec = io.read(16)
+        break unless rec && rec.bytesize == 16
+
+        id, reason, errno = rec.unpack("Q<l<l<")
+        lease = MUTEX.synchronize { LEASES[id] }
+        begin
+          lease&.__send__(:compromised, Ext.fl_lease_loss_name(reason), errno)
+        rescue StandardError => e
+          warn "filelock: on_compromise raised #{e.class}: #{e.message}"
+        end
+      end
+    end
+    private_class_method :dispatch
+  end
+  private_constant :Lease
 end
