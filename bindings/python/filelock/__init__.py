@@ -26,6 +26,14 @@ from ._api import (
     WindowsFileLock,
 )
 from ._read_write import ReadWriteLock
+from .asyncio import (
+    AsyncAcquireReturnProxy,
+    AsyncFileLock,
+    AsyncSoftFileLock,
+    AsyncUnixFileLock,
+    AsyncWindowsFileLock,
+    BaseAsyncFileLock,
+)
 from ._error import Timeout
 from .version import __version__, core_version
 
@@ -49,4 +57,10 @@ __all__ = [
     "AcquireReturnProxy",
     "LockOwner",
     "ReadWriteLock",
+    "AsyncAcquireReturnProxy",
+    "AsyncFileLock",
+    "AsyncSoftFileLock",
+    "AsyncUnixFileLock",
+    "AsyncWindowsFileLock",
+    "BaseAsyncFileLock",
 ]
