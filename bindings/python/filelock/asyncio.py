@@ -50,7 +50,10 @@ _token_mutex = threading.Lock()
 
 
 def _owner() -> int:
-    task = asyncio.current_task()
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return 0
     if task is None:
         return 0
     token = _task_tokens.get(task)
