@@ -31,6 +31,7 @@
 #endif
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,15 @@ struct hub_file {
     int dirty;     /* an event or a local release: try at the next dispatch */
     double next_check;
     double interval; /* current re-check interval (backs off) */
+    /* Kept as waiters come and go, so that nothing scans the FIFO per
+     * dispatch (a thousand waiters would make every handoff cost a
+     * thousand steps): the shortest poll interval of the waiters (only
+     * lowered until the FIFO empties: a re-check too many, never one too
+     * few), and the earliest deadline (recomputed once the waiter that had
+     * it leaves). */
+    double min_poll;
+    double earliest;
+    int earliest_stale;
     fl_hub_waiter *head, *tail;
     hub_file *next;
 };
@@ -241,6 +251,8 @@ static hub_file *new_file(fl_hub *hub, const fl_lock *l, int kind) {
     f->name = kind == FL_KERNEL ? NULL : l->base;
     f->probe = (fl__hold)FL__HOLD_INIT;
     f->wd = -1;
+    f->min_poll = INFINITY;
+    f->earliest = INFINITY;
     f->next = hub->files;
     hub->files = f;
     return f;
@@ -248,6 +260,8 @@ static hub_file *new_file(fl_hub *hub, const fl_lock *l, int kind) {
 
 static void unlink_waiter(fl_hub_waiter *w) {
     hub_file *f = w->file;
+    if (w->deadline <= f->earliest)
+        f->earliest_stale = 1;
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -257,6 +271,23 @@ static void unlink_waiter(fl_hub_waiter *w) {
     else
         f->tail = w->prev;
     w->prev = w->next = NULL;
+    if (!f->head) {
+        f->min_poll = INFINITY;
+        f->earliest = INFINITY;
+        f->earliest_stale = 0;
+    }
+}
+
+static double earliest(hub_file *f) {
+    if (f->earliest_stale) {
+        fl_hub_waiter *w;
+        f->earliest = INFINITY;
+        for (w = f->head; w; w = w->next)
+            if (w->deadline < f->earliest)
+                f->earliest = w->deadline;
+        f->earliest_stale = 0;
+    }
+    return f->earliest;
 }
 
 static void free_file(hub_file *f) {
@@ -297,11 +328,7 @@ static void reap(fl_hub *hub) {
 /* The re-check interval an entry starts from: its waiters' shortest poll
  * interval, with the floors that keep poll_interval 0 from spinning. */
 static double base_interval(const hub_file *f) {
-    const fl_hub_waiter *w;
-    double poll = INFINITY, floor;
-    for (w = f->head; w; w = w->next)
-        if (w->poll < poll)
-            poll = w->poll;
+    double poll = f->min_poll, floor;
     if (f->wd >= 0 && !f->shared_fs)
         floor = f->kind == FL_SOFT ? FL__WATCHED_MIN_POLL_SOFT : FL__WATCHED_MIN_POLL;
     else
@@ -433,6 +460,10 @@ int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_arg
     else
         f->head = w;
     f->tail = w;
+    if (w->poll < f->min_poll)
+        f->min_poll = w->poll;
+    if (w->deadline < f->earliest)
+        f->earliest = w->deadline;
     if (f->wd < 0)
         watch(f, l);
     now = fl__now();
@@ -447,12 +478,17 @@ static void read_events(fl_hub *hub) {
 #ifdef FL__LINUX
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     hub_file *f;
+    int more = 1;
     if (hub->fd < 0)
         return;
-    for (;;) {
+    while (more) {
         ssize_t n = read(hub->fd, buf, sizeof buf), off = 0;
         if (n <= 0)
             break;
+        /* A read that left room for another full event took everything
+         * queued: skip the read that would only say EAGAIN. */
+        if ((size_t)n <= sizeof buf - (sizeof(struct inotify_event) + NAME_MAX + 1))
+            more = 0;
         while (off < n) {
             const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
             for (f = hub->files; f; f = f->next) {
@@ -483,9 +519,8 @@ static void read_events(fl_hub *hub) {
 
 static int dispatch_file(hub_file *f, double now) {
     fl_hub_waiter *w, *next;
-    int completed = 0, woke = f->dirty, busy = 0, due = f->dirty || now >= f->next_check;
-    for (w = f->head; w && !due; w = w->next)
-        due = w->deadline <= now;
+    int completed = 0, woke = f->dirty, busy = 0;
+    int due = f->dirty || now >= f->next_check || earliest(f) <= now;
     if (!due)
         return 0;
     f->dirty = 0;
@@ -501,7 +536,7 @@ static int dispatch_file(hub_file *f, double now) {
     }
     /* Waits whose time is up (tried once more just above if first). */
     now = fl__now();
-    for (w = f->head; w; w = next) {
+    for (w = earliest(f) <= now ? f->head : NULL; w; w = next) {
         next = w->next;
         if (w->deadline <= now && w->seq != f->hub->seq) {
             completed++;
@@ -538,7 +573,6 @@ int fl_hub_dispatch(fl_hub *hub) {
 
 double fl_hub_timeout(fl_hub *hub) {
     hub_file *f;
-    fl_hub_waiter *w;
     double next = INFINITY, now;
     if (!hub || is_forked(hub))
         return -1;
@@ -547,14 +581,13 @@ double fl_hub_timeout(fl_hub *hub) {
             continue;
         if (f->dirty)
             return 0;
+        /* Joined during a dispatch, first in line: not tried yet. */
+        if (f->head->seq == hub->seq && hub->depth == 0)
+            return 0;
         if (f->next_check < next)
             next = f->next_check;
-        for (w = f->head; w; w = w->next) {
-            if (w->seq == hub->seq && hub->depth == 0 && w == f->head)
-                return 0; /* joined during a dispatch, first in line: not tried yet */
-            if (w->deadline < next)
-                next = w->deadline;
-        }
+        if (earliest(f) < next)
+            next = earliest(f);
     }
     if (isinf(next))
         return -1;

@@ -39,6 +39,19 @@ from . import _filelock_core as _core
 from ._api import BaseFileLock, PathLike, _UNSET_FILE_MODE
 from ._error import Timeout
 
+# This process's id, kept current by a fork handler: os.getpid() is a system
+# call, and a handoff between two tasks would otherwise make several.
+_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 # ---- owner tokens ----------------------------------------------------------
 
 # Each task gets a token of its own from a counter (never id(task), which a
@@ -49,9 +62,10 @@ _next_token = itertools.count(1)
 _token_mutex = threading.Lock()
 
 
-def _owner() -> int:
+def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
     try:
-        task = asyncio.current_task()
+        # With the loop given, no get_running_loop() (and its getpid()).
+        task = asyncio.current_task(loop)
     except RuntimeError:  # no running loop
         return 0
     if task is None:
@@ -74,7 +88,7 @@ class _LoopHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.hub = _core.flpy_hub_new()
-        self.pid = os.getpid()
+        self.pid = _pid
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = -1.0
         fd = _core.flpy_hub_fd(self.hub)
@@ -119,7 +133,7 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.
 
 def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
     hub = _hubs.get(loop)
-    if hub is None or hub.pid != os.getpid():
+    if hub is None or hub.pid != _pid:
         # A forked child cannot use its parent's hub: it makes its own.
         hub = _LoopHub(loop)
         _hubs[loop] = hub
@@ -193,7 +207,7 @@ class BaseAsyncFileLock(BaseFileLock):
             self._loop = loop
             self._run_in_executor = bool(run_in_executor)
             self._executor = executor
-            self._creator_pid = os.getpid()
+            self._creator_pid = _pid
         return self  # type: ignore[return-value]
 
     def __init__(
@@ -311,7 +325,7 @@ class BaseAsyncFileLock(BaseFileLock):
         if _api._is_debug(_api._DEBUG) is not _api._log_on:
             _api._sync_logging()
         loop = self._the_loop()
-        owner = _owner()
+        owner = _owner(loop)
         hub = _hub_for(loop)
         fut: asyncio.Future[None] = loop.create_future()
         h = self._h
@@ -374,18 +388,22 @@ class BaseAsyncFileLock(BaseFileLock):
         waiter of this loop is tried at once. Does nothing when not held.
         Completes even when the task is being cancelled (nothing is awaited).
         """
-        if self._creator_pid != os.getpid():
+        if self._creator_pid != _pid:
             return
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         hub = _hubs.get(loop) if loop is not None else None
-        if hub is not None and hub.pid != os.getpid():
+        if hub is not None and hub.pid != _pid:
             hub = None
-        _core.flpy_hub_release(None if hub is None else hub.hub, self._h, _owner(), bool(force))
+        owner = _owner(loop) if loop is not None else 0
+        _core.flpy_hub_release(None if hub is None else hub.hub, self._h, owner, bool(force))
         if hub is not None:
-            hub.rearm()
+            # Hand the lock to this loop's next waiter now (its future is
+            # resolved; the task runs at the loop's next turn) instead of
+            # after a timer or the file system's event.
+            hub.dispatch()
 
     def __enter__(self) -> BaseFileLock:
         """Plain ``with`` is not supported: use ``async with``."""
