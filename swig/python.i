@@ -567,6 +567,17 @@ static PyObject *flpy_hub_release(PyObject *hub_cap, fl_lock *l, unsigned long l
     Py_RETURN_NONE;
 }
 
+/* One attempt for the owner token, never waiting: True (won, or held by
+ * it already), False (held by someone else); other failures raise. */
+static PyObject *flpy_try_acquire_as(fl_lock *l, unsigned long long owner, int shared) {
+    int rc = fl_try_acquire_as(l, (uint64_t)owner, shared);
+    if (rc == FL_ETIMEOUT)
+        Py_RETURN_FALSE;
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_TRUE;
+}
+
 static int flpy_lock_counter_as(fl_lock *l, unsigned long long owner) {
     return fl_lock_counter_as(l, (uint64_t)owner);
 }

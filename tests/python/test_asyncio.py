@@ -434,3 +434,28 @@ def test_exclusion_with_sync_threads_processes_and_c(lock_path: str, tmp_path: P
     run(main())
     want = n_tasks + n_sync + n_proc + (n_cli if cli is not None else 0)
     assert int(counter.read_text()) == want
+
+
+def test_loops_leave_no_descriptors(lock_path: str) -> None:
+    """A hub (an inotify instance: 128 per user) goes with its loop, and an
+    uncontended acquire makes none."""
+
+    async def once(contended: bool) -> None:
+        if contended:
+            holder = FileLock(lock_path, thread_local=False)
+            holder.acquire()
+            task = asyncio.create_task(AsyncFileLock(lock_path).acquire())
+            await asyncio.sleep(0.01)
+            holder.release()
+            await task
+        else:
+            async with AsyncFileLock(lock_path):
+                assert asyncio.get_running_loop() not in fl_asyncio._hubs
+
+    gc.collect()
+    base = fd_count()
+    for contended in (False, True):
+        for _ in range(30):
+            run(once(contended))
+    gc.collect()
+    assert fd_count() == base

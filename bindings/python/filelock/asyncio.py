@@ -86,7 +86,10 @@ class _LoopHub:
     re-armed after every call into the hub."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weak: _hubs maps the loop to this object, and a strong reference
+        # back would keep both (and the hub's inotify instance, of which a
+        # user has 128) alive after the loop is gone.
+        self._loop = weakref.ref(loop)
         self.hub = _core.flpy_hub_new()
         self.pid = _pid
         self.timer: asyncio.TimerHandle | None = None
@@ -107,25 +110,19 @@ class _LoopHub:
     def rearm(self) -> None:
         """Arms the timer for the hub's next re-check or deadline."""
         t = _core.flpy_hub_timeout(self.hub)
-        if t < 0:
+        loop = self._loop()
+        if t < 0 or loop is None:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
             return
-        when = self.loop.time() + t
+        when = loop.time() + t
         if self.timer is not None:
             if abs(self.timer_at - when) < 0.001:
                 return
             self.timer.cancel()
         self.timer_at = when
-        self.timer = self.loop.call_at(when, self._on_timer)
-
-    def close(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.fd >= 0 and not self.loop.is_closed():
-            self.loop.remove_reader(self.fd)
+        self.timer = loop.call_at(when, self._on_timer)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.WeakKeyDictionary()
@@ -326,9 +323,17 @@ class BaseAsyncFileLock(BaseFileLock):
             _api._sync_logging()
         loop = self._the_loop()
         owner = _owner(loop)
-        hub = _hub_for(loop)
-        fut: asyncio.Future[None] = loop.create_future()
         h = self._h
+        hub = _hubs.get(loop)
+        if hub is None or hub.pid != _pid:
+            # No wait of this loop can be queued: try before making its hub
+            # (an uncontended lock never needs one).
+            if blocking is False or timeout is not None and float(timeout) == 0:
+                pass  # the hub's one attempt raises Timeout with the message
+            elif _core.flpy_try_acquire_as(h, owner, 0):
+                return AsyncAcquireReturnProxy(lock=self)
+            hub = _hub_for(loop)
+        fut: asyncio.Future[None] = loop.create_future()
 
         def done(exc: BaseException | None) -> None:
             # Called from the hub's dispatch on the loop thread.
@@ -337,10 +342,14 @@ class BaseAsyncFileLock(BaseFileLock):
                 if exc is None:
                     _core.flpy_hub_release(hub.hub, h, owner, False)
                 return
-            if exc is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(exc)
+            try:
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+            except RuntimeError:  # the loop is closed: nobody will collect it
+                if exc is None:
+                    _core.flpy_hub_release(hub.hub, h, owner, False)
 
         wait = _core.flpy_hub_acquire(
             hub.hub,
