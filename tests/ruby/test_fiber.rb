@@ -173,4 +173,34 @@ class TestFiber < Minitest::Test
     other.acquire
     other.release
   end
+
+  # The same with the async gem's scheduler (Debian: ruby-async), when
+  # installed.
+  def test_async_gem_tasks_keep_running_while_one_waits
+    begin
+      require "async"
+    rescue LoadError
+      skip "the async gem is not installed (Debian: ruby-async)"
+    end
+    path = File.join(@tmp, "x.lock")
+    holder = Filelock::FileLock.new(path, thread_local: false)
+    holder.acquire
+    ticks = 0
+    got = nil
+    releaser = Thread.new { sleep 0.3; holder.release }
+    Async do |task|
+      task.async do
+        50.times do
+          sleep 0.01
+          ticks += 1
+        end
+      end
+      task.async do
+        Filelock::FileLock.new(path, timeout: 10).synchronize { got = ticks }
+      end
+    end
+    releaser.join
+    refute_nil got, "the waiting task never won the lock"
+    assert_operator got, :>=, 5, "the ticker task ran #{got} times during the wait"
+  end
 end
