@@ -333,8 +333,9 @@ end
 -------------------------------------------------------------------------------
 
 -- One wait hub of the C core per Lua state, driven by the loop: a poll
--- handle on its descriptor and a timer for its next re-check; both are
--- stopped while nothing waits, so that a plain luv loop can end.
+-- handle on its descriptor and a timer for its next re-check. Both are
+-- closed whenever nothing waits, so that a plain luv loop can end and no
+-- handle of ours outlives its callbacks when the Lua state closes.
 local ASYNC_OPTIONS = {
     timeout = "number", poll_interval = "number", blocking = "boolean", loop = "table",
 }
@@ -384,15 +385,31 @@ local function dispatch()
     end
 end
 
+local function open_handles()
+    if async.timer then
+        return
+    end
+    async.timer = async.uv.new_timer()
+    local fd = core.hub_fd(async.hub)
+    if fd >= 0 then
+        async.poll = async.uv.new_poll(fd)
+        async.polling = false
+    end
+end
+
 rearm = function()
     if async.count == 0 then
-        async.timer:stop()
-        if async.poll and async.polling then
-            async.poll:stop()
-            async.polling = false
+        if async.timer then
+            async.timer:close()
+            async.timer = nil
+        end
+        if async.poll then
+            async.poll:close()
+            async.poll = nil
         end
         return
     end
+    open_handles()
     if async.poll and not async.polling then
         async.poll:start("r", dispatch)
         async.polling = true
@@ -411,11 +428,6 @@ local function hub_for(uv)
     if not async.hub then
         async.hub = core.hub_new()
         async.uv = uv
-        async.timer = uv.new_timer()
-        local fd = core.hub_fd(async.hub)
-        if fd >= 0 then
-            async.poll = uv.new_poll(fd)
-        end
     end
     return async.hub
 end
