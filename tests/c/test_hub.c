@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,6 +531,137 @@ START_TEST(sync_threads_and_hub_tasks_exclude) {
 }
 END_TEST
 
+/* ---- hostile interleavings ------------------------------------------- */
+
+/* Callbacks may call the hub: the first winner cancels a later waiter,
+ * releases, and queues itself again; the hub stays consistent and every
+ * remaining wait completes once. */
+typedef struct reentrant {
+    fl_hub *hub;
+    fl_lock *locks[4];
+    fl_hub_waiter *w[4];
+    int calls[4];
+    int requeued;
+    int done;
+} reentrant;
+
+static void reentrant_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    reentrant *r = data;
+    int i = (int)owner - 1;
+    fl_acquire_args fa = forever_args();
+    (void)l;
+    r->calls[i]++;
+    r->w[i] = NULL;
+    r->done++;
+    if (rc != 0)
+        return;
+    if (i == 0 && !r->requeued) {
+        r->requeued = 1;
+        (void)fl_hub_cancel(r->w[2]); /* a later waiter gives up */
+        r->w[2] = NULL;
+        r->done++; /* counted as ended */
+        (void)fl_hub_release(r->hub, r->locks[0], owner, 0);
+        (void)fl_hub_acquire(r->hub, r->locks[0], owner, &fa, reentrant_done, r, &r->w[0]);
+        return;
+    }
+    (void)fl_hub_release(r->hub, r->locks[i], owner, 0);
+}
+
+START_TEST(callbacks_reenter_the_hub) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, _i);
+    fl_acquire_args fa = forever_args();
+    reentrant r;
+    int i;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&r.hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    for (i = 0; i < 4; i++) {
+        r.locks[i] = new_local(p, _i);
+        ck_assert_int_eq(
+            fl_hub_acquire(r.hub, r.locks[i], (uint64_t)i + 1, &fa, reentrant_done, &r, &r.w[i]),
+            0);
+    }
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(r.hub, &r.done, 5, 20); /* 4 waits + the requeued one, the cancelled one counted */
+    ck_assert_int_eq(r.done, 5);
+    ck_assert_int_eq(r.calls[0], 2);
+    ck_assert_int_eq(r.calls[1], 1);
+    ck_assert_int_eq(r.calls[2], 0);
+    ck_assert_int_eq(r.calls[3], 1);
+    ck_assert(fl_hub_timeout(r.hub) == -1);
+    ck_assert_int_eq(fl_helper_try(p, _i), 0); /* nothing left held */
+    fl_hub_free(r.hub);
+    for (i = 0; i < 4; i++)
+        fl_lock_free(r.locks[i]);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The lock file is replaced while a waiter waits (its watch is on the old
+ * inode, which nobody will release): the waiter still wins the new one. */
+START_TEST(lock_file_replaced_while_waiting) {
+    const char *p = P("x.lock"), *tmp = P("new.lock");
+    fl_lock *l = new_local(p, FL_KERNEL);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    memset(&r, 0, sizeof r);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0); /* held for ever on the old inode */
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    fl_write_file(tmp, "");
+    ck_assert_int_eq(rename(tmp, p), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3); /* the new file is held */
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    close(fd);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* A soft lock's holder is killed: its marker stays, and the waiter reclaims
+ * it once the holder is provably gone (the hub's re-check judges it). */
+START_TEST(killed_soft_holder_is_reclaimed) {
+    const char *p = P("x.lock");
+    const char *args[] = {"hold", p, "soft", "-1", NULL};
+    fl_lock *l = new_local(p, FL_SOFT);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    char line[64];
+    int out, in;
+    pid_t pid;
+    memset(&r, 0, sizeof r);
+    pid = fl_helper_start(args, &out, &in);
+    ck_assert_int_eq(fl_read_line(out, line, sizeof line, 10), 0);
+    ck_assert_str_eq(line, "held");
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(fl_wait_child(pid, 10), 128 + SIGKILL);
+    drive(hub, &r.n, 1, 20);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    close(out);
+    close(in);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* ---- fork ---------------------------------------------------------------- */
 
 typedef struct fork_case {
@@ -640,6 +772,9 @@ Suite *suite_hub(void) {
     tcase_add_test(tc, release_without_close);
     tcase_add_test(tc, sync_threads_and_hub_tasks_exclude);
     tcase_add_test(tc, fork_child_makes_its_own_hub);
+    tcase_add_loop_test(tc, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_test(tc, lock_file_replaced_while_waiting);
+    tcase_add_test(tc, killed_soft_holder_is_reclaimed);
     suite_add_tcase(s, tc);
     return s;
 }
