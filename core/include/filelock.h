@@ -676,7 +676,11 @@ FL_EXTERN double fl_hub_timeout(fl_hub *hub);
  * @p args (NULL: the handle's defaults; timeout, blocking, poll interval,
  * deadline and shared as for fl_acquire_with()). It first tries at once,
  * unless other waits of this hub for the same file came first (first come,
- * first served; an owner that already holds the lock is never queued).
+ * first served; an owner that already holds the lock is never queued). A
+ * read/write lock (fl_options.read_write) waits as fl_acquire_shared() and
+ * fl_acquire_ex() do: for the writers' gate first, then, holding the gate
+ * (so that a waiting writer holds new readers back), for the lock itself;
+ * the gate is let go when the wait ends, whichever way.
  *
  * @param hub    the hub (of this thread's loop).
  * @param lock   the handle; it must outlive the wait.
@@ -689,10 +693,8 @@ FL_EXTERN double fl_hub_timeout(fl_hub *hub);
  *        the pending wait, whose @p done callback fl_hub_dispatch() calls.
  * @return 0 (won now, or pending), ::FL_ETIMEOUT (non-blocking or timeout 0,
  *         and held), ::FL_EDEADLK (no timeout, and @p owner holds the file
- *         through another handle), ::FL_ENOTSUP for a read/write handle
- *         (fl_options.read_write; not supported by the hub yet),
- *         ::FL_ECANCELED in a forked child of the hub's process, or any
- *         error of fl_acquire_ex().
+ *         through another handle), ::FL_ECANCELED in a forked child of the
+ *         hub's process, or any error of fl_acquire_ex() / fl_acquire_shared().
  */
 FL_EXTERN int fl_hub_acquire(fl_hub *hub, fl_lock *lock, uint64_t owner,
                              const fl_acquire_args *args, fl_hub_done_fn done, void *data,

@@ -95,6 +95,11 @@ struct fl_hub_waiter {
     double deadline; /* fl__now() clock; +inf: forever */
     double poll;
     unsigned long seq; /* the dispatch round it joined in: not tried in that round */
+    /* Read/write locks (the lock has a writers' gate): 0 while waiting for
+     * the gate (in the gate's entry), 1 while holding the gate and waiting
+     * for the lock itself (in the lock's entry), as lock.c's gated_acquire
+     * does in one thread. Always 0 for other locks. */
+    int phase;
     fl_hub_done_fn done;
     void *data;
     fl_hub_waiter *prev, *next;
@@ -358,18 +363,32 @@ static int timeout_error(const fl_lock *l) {
 /* One attempt for w (or the caller's would-be waiter): 0, FL__BUSY or a
  * negative code. A busy attempt whose lock file is no longer the watched
  * one moves the watch. */
-static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int forever, int quiet) {
-    int rc =
-        fl__try_as(l, owner, shared,
-                   (forever ? FL__PROBE_DEADLOCK : 0) | (quiet ? FL__PROBE_QUIET : 0), &f->probe);
+static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int forever, int quiet,
+                   int flags) {
+    int rc = fl__try_as(l, owner, shared,
+                        flags | (forever ? FL__PROBE_DEADLOCK : 0) | (quiet ? FL__PROBE_QUIET : 0),
+                        &f->probe);
     if (rc == FL__BUSY && f->kind == FL_KERNEL && f->probe.have_id && f->have_wid &&
         (f->probe.dev != f->wdev || f->probe.ino != f->wino))
         watch(f, l);
     return rc;
 }
 
+/* A read/write waiter that passed the gate lets it go (won, failed or
+ * cancelled alike), keeping the thread's error for its callback. */
+static void drop_gate(fl_hub_waiter *w) {
+    if (w->phase == 1) {
+        fl__error_state saved;
+        fl__error_save(&saved);
+        (void)fl_release_as(w->lock->gate, w->owner, 1);
+        fl__error_restore(&saved);
+        w->phase = 0;
+    }
+}
+
 static void complete(fl_hub_waiter *w, int rc) {
     fl_hub *hub = w->file->hub;
+    drop_gate(w);
     unlink_waiter(w);
     hub->depth++;
     w->done(w->data, w->lock, w->owner, rc);
@@ -381,79 +400,15 @@ static void complete(fl_hub_waiter *w, int rc) {
 /* The public calls                                                        */
 /* ---------------------------------------------------------------------- */
 
-int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_args *args,
-                   fl_hub_done_fn done, void *data, fl_hub_waiter **waiter) {
-    fl_acquire_args a;
-    fl_hub_waiter *w;
-    hub_file *f;
-    int rc, kind, forever, fresh = 0;
-    double now;
+static hub_file *entry_for(fl_hub *hub, fl_lock *l, int kind) {
+    hub_file *f = find_file(hub, l, kind);
+    return f ? f : new_file(hub, l, kind);
+}
 
-    if (waiter)
-        *waiter = NULL;
-    if (!hub || !l || !done || !waiter)
-        return fl__error(FL_EINVAL, 0, "fl_hub_acquire: NULL hub, lock, callback or waiter");
-    if (is_forked(hub))
-        return forked_error("fl_hub_acquire");
-    if (l->gate)
-        return fl__error(FL_ENOTSUP, 0,
-                         "fl_hub_acquire: '%s' is a read/write lock, which the wait hub does "
-                         "not support yet",
-                         l->path);
-    if ((rc = fl_acquire_args_resolve(l, args, &a)) != 0)
-        return rc;
-    if (a.shared && __atomic_load_n(&l->kind, __ATOMIC_RELAXED) == FL_SOFT)
-        return fl__error(FL_ENOTSUP, 0,
-                         "cannot take a shared lock on '%s': the soft lock has no shared mode",
-                         l->path);
-    forever = isinf(a.deadline) && a.deadline > 0;
-    kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
-    f = find_file(hub, l, kind);
-    if (!f) {
-        f = new_file(hub, l, kind);
-        if (!f)
-            return fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", l->path);
-        fresh = 1;
-    }
-    /* First come, first served: behind earlier waiters unless this owner
-     * already holds the lock (recursion never waits). */
-    if (!f->head || fl_lock_counter_as(l, owner) > 0) {
-        rc = attempt(f, l, owner, a.shared, forever, 0);
-        if (rc == FL__BUSY && a.deadline > fl__now()) {
-            /* Arm the watch, then try again: a release between the failed
-             * attempt and the watch would otherwise be missed. */
-            if (f->wd < 0)
-                watch(f, l);
-            rc = attempt(f, l, owner, a.shared, forever, 1);
-        }
-        if (rc != FL__BUSY) {
-            if (fresh || !f->head)
-                reap(hub);
-            return rc;
-        }
-        if (a.deadline <= fl__now()) {
-            if (!f->head)
-                reap(hub);
-            return timeout_error(l);
-        }
-    } else if (a.deadline <= fl__now()) {
-        return timeout_error(l);
-    }
-    w = calloc(1, sizeof *w);
-    if (!w) {
-        if (!f->head)
-            reap(hub);
-        return fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", l->path);
-    }
+static void append_waiter(hub_file *f, fl_hub_waiter *w) {
+    double now;
     w->file = f;
-    w->lock = l;
-    w->owner = owner;
-    w->shared = a.shared;
-    w->deadline = a.deadline;
-    w->poll = a.poll_interval;
-    w->seq = hub->depth > 0 ? hub->seq : 0;
-    w->done = done;
-    w->data = data;
+    w->next = NULL;
     w->prev = f->tail;
     if (f->tail)
         f->tail->next = w;
@@ -465,12 +420,106 @@ int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_arg
     if (w->deadline < f->earliest)
         f->earliest = w->deadline;
     if (f->wd < 0)
-        watch(f, l);
+        watch(f, w->lock);
     now = fl__now();
     if (!f->head->next || now + base_interval(f) < f->next_check)
         schedule(f, now, 0);
+}
+
+/* The first attempts of a new acquire on entry f for lock t (the lock, or
+ * for a read/write lock in phase 0 its gate): at once unless earlier
+ * waiters of the entry come first, then with the watch armed. 0, FL__BUSY
+ * or a negative code. */
+static int first_attempts(hub_file *f, fl_lock *t, uint64_t owner, int shared, double deadline,
+                          int flags) {
+    int forever = isinf(deadline) && deadline > 0, rc;
+    if (f->head && fl_lock_counter_as(t, owner) == 0)
+        return FL__BUSY; /* first come, first served */
+    rc = attempt(f, t, owner, shared, forever, 0, flags);
+    if (rc == FL__BUSY && deadline > fl__now()) {
+        /* Arm the watch, then try again: a release between the failed
+         * attempt and the watch would otherwise be missed. */
+        if (f->wd < 0)
+            watch(f, t);
+        rc = attempt(f, t, owner, shared, forever, 1, flags);
+    }
+    return rc;
+}
+
+int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_args *args,
+                   fl_hub_done_fn done, void *data, fl_hub_waiter **waiter) {
+    fl_acquire_args a;
+    fl_hub_waiter *w;
+    hub_file *f = NULL;
+    int rc, kind, phase = 0;
+
+    if (waiter)
+        *waiter = NULL;
+    if (!hub || !l || !done || !waiter)
+        return fl__error(FL_EINVAL, 0, "fl_hub_acquire: NULL hub, lock, callback or waiter");
+    if (is_forked(hub))
+        return forked_error("fl_hub_acquire");
+    if ((rc = fl_acquire_args_resolve(l, args, &a)) != 0)
+        return rc;
+    if (a.shared && __atomic_load_n(&l->kind, __ATOMIC_RELAXED) == FL_SOFT)
+        return fl__error(FL_ENOTSUP, 0,
+                         "cannot take a shared lock on '%s': the soft lock has no shared mode",
+                         l->path);
+    kind = __atomic_load_n(&l->kind, __ATOMIC_RELAXED);
+    if (l->gate && fl_lock_counter_as(l, owner) == 0) {
+        /* A read/write lock not held by this owner: the writers' gate
+         * first (exclusive for a writer, shared for a reader). */
+        f = entry_for(hub, l->gate, FL_KERNEL);
+        if (!f)
+            return fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", l->path);
+        rc = first_attempts(f, l->gate, owner, a.shared, a.deadline, 0);
+        if (rc < 0) {
+            reap(hub);
+            return rc;
+        }
+        if (rc == 0)
+            phase = 1; /* passed the gate; the lock itself next */
+    }
+    if (!l->gate || phase == 1 || fl_lock_counter_as(l, owner) > 0) {
+        f = entry_for(hub, l, kind);
+        if (!f) {
+            rc = fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", l->path);
+            goto fail;
+        }
+        rc = first_attempts(f, l, owner, a.shared, a.deadline, phase ? FL__PROBE_NOGATE : 0);
+        if (rc != FL__BUSY)
+            goto fail; /* won (rc 0) or failed: either way the gate goes */
+    }
+    if (a.deadline <= fl__now()) {
+        rc = timeout_error(l);
+        goto fail;
+    }
+    w = calloc(1, sizeof *w);
+    if (!w) {
+        rc = fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", l->path);
+        goto fail;
+    }
+    w->lock = l;
+    w->owner = owner;
+    w->shared = a.shared;
+    w->deadline = a.deadline;
+    w->poll = a.poll_interval;
+    w->seq = hub->depth > 0 ? hub->seq : 0;
+    w->done = done;
+    w->data = data;
+    w->phase = phase;
+    append_waiter(f, w);
     *waiter = w;
     return 0;
+fail:
+    if (phase == 1) {
+        fl__error_state saved;
+        fl__error_save(&saved);
+        (void)fl_release_as(l->gate, owner, 1);
+        fl__error_restore(&saved);
+    }
+    reap(hub);
+    return rc;
 }
 
 /* Reads the pending events and marks the entries they concern. */
@@ -526,10 +575,30 @@ static int dispatch_file(hub_file *f, double now) {
     f->dirty = 0;
     while ((w = f->head) != NULL && w->seq != f->hub->seq) {
         int forever = isinf(w->deadline) && w->deadline > 0;
-        int rc = attempt(f, w->lock, w->owner, w->shared, forever, 1);
+        int gate = w->lock->gate && w->phase == 0;
+        int rc = attempt(f, gate ? w->lock->gate : w->lock, w->owner, w->shared, forever, 1,
+                         w->phase == 1 ? FL__PROBE_NOGATE : 0);
         if (rc == FL__BUSY) {
             busy = 1;
             break;
+        }
+        if (rc == 0 && gate) {
+            /* Through the gate: wait for the lock itself, holding the gate
+             * (a waiting writer holds new readers back). */
+            hub_file *m =
+                entry_for(f->hub, w->lock, __atomic_load_n(&w->lock->kind, __ATOMIC_RELAXED));
+            w->phase = 1;
+            if (!m) {
+                completed++;
+                complete(w, fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'",
+                                      w->lock->path));
+                continue;
+            }
+            unlink_waiter(w);
+            w->seq = 0;
+            append_waiter(m, w);
+            m->dirty = 1;
+            continue;
         }
         completed++;
         complete(w, rc);
@@ -604,6 +673,7 @@ int fl_hub_cancel(fl_hub_waiter *w) {
      * cancelled exclusive waiter, or one held back only by order). */
     if (f->head == w && w->next)
         f->dirty = 1;
+    drop_gate(w);
     unlink_waiter(w);
     free(w);
     if (!f->head)

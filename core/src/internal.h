@@ -242,6 +242,7 @@ FL__HIDDEN unsigned fl__current_gen(void);
 #define FL__PROBE          1 /* one attempt that keeps its open file when busy */
 #define FL__PROBE_DEADLOCK 2 /* busy on a file this owner holds elsewhere: FL_EDEADLK */
 #define FL__PROBE_QUIET    4 /* no log events (a re-check) */
+#define FL__PROBE_NOGATE   8 /* read/write lock: the caller holds the writers' gate already */
 /* One attempt for owner (0: the calling thread), starting from the open
  * file in *ph. Returns 0 (won: a probe the win used is emptied; a win by
  * recursion leaves it), FL__BUSY (*ph keeps the open file and names the

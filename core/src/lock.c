@@ -850,7 +850,7 @@ static int gated_acquire(fl_lock *l, fl__hold *h, fl__hold *gate_id, double time
     double start, rest = timeout;
     unsigned gate_gen;
     int rc;
-    if (!l->gate)
+    if (!l->gate || (probe & FL__PROBE_NOGATE))
         return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data,
                           !(probe & FL__PROBE_QUIET), won_gen, probe);
     g.shared = h->shared;

@@ -662,6 +662,107 @@ START_TEST(killed_soft_holder_is_reclaimed) {
 }
 END_TEST
 
+/* ---- read/write locks ---------------------------------------------------- */
+
+static fl_lock *new_rw(const char *path) {
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    o.read_write = 1;
+    ck_assert_int_eq(fl_lock_new(&l, path, &o), 0);
+    return l;
+}
+
+static fl_acquire_args mode_args(int shared) {
+    fl_acquire_args a = forever_args();
+    a.shared = shared;
+    return a;
+}
+
+/* Readers share; a waiting writer holds new readers back (it holds the
+ * writers' gate while it waits, as the blocking acquire does), so the
+ * reader that came after it waits until the writer is through. Another
+ * process using the blocking read/write lock sees the same states. */
+START_TEST(read_write_through_the_hub) {
+    const char *p = P("rw.lock");
+    fl_lock *l[4];
+    fl_acquire_args rd = mode_args(1), wr = mode_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    int i;
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < 4; i++)
+        l[i] = new_rw(p);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[0], 1, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w); /* reader 1 in */
+    ck_assert_int_eq(fl_hub_acquire(hub, l[1], 2, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w);                   /* reader 2 in beside it */
+    ck_assert_int_eq(fl_is_shared(l[0]), 0); /* the calling thread holds nothing */
+    ck_assert_int_eq(fl_lock_counter_as(l[1], 2), 1);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[2], 3, &wr, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w); /* the writer waits, holding the gate */
+    ck_assert_int_eq(fl_hub_acquire(hub, l[3], 4, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w); /* a later reader waits behind the writer */
+    {
+        const char *args[] = {"rtry", p, "rw-shared", NULL};
+        int out;
+        pid_t pid = fl_helper_start(args, &out, NULL);
+        ck_assert_int_eq(fl_wait_child(pid, 10), 3); /* another process's reader too */
+        close(out);
+    }
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_hub_release(hub, l[0], 1, 0), 0);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0); /* one reader still in */
+    ck_assert_int_eq(fl_hub_release(hub, l[1], 2, 0), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert(r.owner[0] == 3 && r.rc[0] == 0); /* the writer */
+    drive(hub, &r.n, 2, 0.3);
+    ck_assert_int_eq(r.n, 1); /* the reader still waits */
+    ck_assert_int_eq(fl_hub_release(hub, l[2], 3, 0), 0);
+    drive(hub, &r.n, 2, 10);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert(r.owner[1] == 4 && r.rc[1] == 0);
+    ck_assert_int_eq(fl_hub_release(hub, l[3], 4, 0), 0);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0); /* nothing left, gate included */
+    fl_hub_free(hub);
+    for (i = 0; i < 4; i++)
+        fl_lock_free(l[i]);
+}
+END_TEST
+
+/* A writer cancelled while it waits (holding the gate) lets the gate go:
+ * readers get in again. */
+START_TEST(cancelled_writer_opens_the_gate) {
+    const char *p = P("rw.lock");
+    fl_lock *a = new_rw(p), *b = new_rw(p), *c = new_rw(p);
+    fl_acquire_args rd = mode_args(1), wr = mode_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &rd, on_done, &r, &w), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &wr, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(fl_hub_cancel(w), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, c, 3, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w); /* the gate is open again */
+    ck_assert_int_eq(fl_hub_release(hub, a, 1, 0), 0);
+    ck_assert_int_eq(fl_hub_release(hub, c, 3, 0), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(c);
+}
+END_TEST
+
 /* ---- fork ---------------------------------------------------------------- */
 
 typedef struct fork_case {
@@ -742,9 +843,10 @@ START_TEST(bad_arguments) {
     ck_assert_int_eq(fl_hub_acquire(hub, l, 1, NULL, NULL, &r, &w), FL_EINVAL);
     ck_assert_int_eq(fl_hub_acquire(hub, l, UINT64_C(1) << 63, NULL, on_done, &r, &w), FL_EINVAL);
     o.read_write = 1;
+    o.kind = FL_SOFT;
+    ck_assert_int_eq(fl_lock_new(&rw, P("rw.lock"), &o), FL_EINVAL); /* no soft read/write */
+    o.kind = FL_KERNEL;
     ck_assert_int_eq(fl_lock_new(&rw, P("rw.lock"), &o), 0);
-    ck_assert_int_eq(fl_hub_acquire(hub, rw, 1, NULL, on_done, &r, &w), FL_ENOTSUP);
-    ck_assert_msg(strstr(fl_last_error(), "rw.lock") != NULL, "%s", fl_last_error());
     ck_assert_int_eq(fl_hub_cancel(NULL), FL_EINVAL);
     ck_assert_int_eq(fl_hub_dispatch(NULL), FL_EINVAL);
     ck_assert(fl_hub_timeout(hub) == -1);
@@ -775,6 +877,8 @@ Suite *suite_hub(void) {
     tcase_add_loop_test(tc, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(tc, lock_file_replaced_while_waiting);
     tcase_add_test(tc, killed_soft_holder_is_reclaimed);
+    tcase_add_test(tc, read_write_through_the_hub);
+    tcase_add_test(tc, cancelled_writer_opens_the_gate);
     suite_add_tcase(s, tc);
     return s;
 }
