@@ -459,3 +459,63 @@ def test_loops_leave_no_descriptors(lock_path: str) -> None:
             run(once(contended))
     gc.collect()
     assert fd_count() == base
+
+
+def other_process_reads(path: str) -> bool:
+    """Whether another process's ReadWriteLock gets a read lock at once."""
+    code = (
+        "import filelock,sys\n"
+        "l=filelock.ReadWriteLock(sys.argv[1])\n"
+        "try:\n l.acquire_read(timeout=0)\nexcept filelock.Timeout:\n sys.exit(3)\nl.release()\n"
+    )
+    rc = subprocess.run(
+        [sys.executable, "-c", code, path], env=ours_env(), timeout=DEADLINE, check=False
+    ).returncode
+    assert rc in (0, 3), rc
+    return rc == 0
+
+
+def test_read_write_lock(lock_path: str) -> None:
+    async def main() -> None:
+        rw = filelock.AsyncReadWriteLock(lock_path)
+        events: list[str] = []
+        first_in = asyncio.Event()
+        release_readers = asyncio.Event()
+
+        async def reader(name: str) -> None:
+            async with rw.read_lock():
+                events.append(f"{name} in")
+                first_in.set()
+                await release_readers.wait()
+            events.append(f"{name} out")
+
+        async def writer() -> None:
+            async with rw.write_lock():
+                events.append("writer in")
+            events.append("writer out")
+
+        r1 = asyncio.create_task(reader("r1"))
+        r2 = asyncio.create_task(reader("r2"))
+        await first_in.wait()
+        await asyncio.sleep(0.05)
+        assert events.count("r1 in") + events.count("r2 in") == 2  # readers share
+        w = asyncio.create_task(writer())
+        await asyncio.sleep(0.1)
+        assert "writer in" not in events
+        # The waiting writer holds new readers back, here and in other processes.
+        late = asyncio.create_task(reader("late"))
+        await asyncio.sleep(0.1)
+        assert "late in" not in events
+        assert not await asyncio.to_thread(other_process_reads, lock_path)
+        release_readers.set()
+        await asyncio.gather(r1, r2, w, late)
+        assert events.index("writer in") < events.index("late in")
+        assert events.index("writer out") < events.index("late in")
+        assert await asyncio.to_thread(other_process_reads, lock_path)
+        with pytest.raises(Timeout):
+            async with rw.write_lock(timeout=0):
+                async with filelock.AsyncReadWriteLock(lock_path, is_singleton=False).write_lock(timeout=0):
+                    pass
+        await rw.close()
+
+    run(main())

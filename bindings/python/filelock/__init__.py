@@ -27,8 +27,10 @@ from ._api import (
 )
 from ._read_write import ReadWriteLock
 from .asyncio import (
+    AsyncAcquireReadWriteReturnProxy,
     AsyncAcquireReturnProxy,
     AsyncFileLock,
+    AsyncReadWriteLock,
     AsyncSoftFileLock,
     AsyncUnixFileLock,
     AsyncWindowsFileLock,
@@ -57,8 +59,10 @@ __all__ = [
     "AcquireReturnProxy",
     "LockOwner",
     "ReadWriteLock",
+    "AsyncAcquireReadWriteReturnProxy",
     "AsyncAcquireReturnProxy",
     "AsyncFileLock",
+    "AsyncReadWriteLock",
     "AsyncSoftFileLock",
     "AsyncUnixFileLock",
     "AsyncWindowsFileLock",

@@ -25,6 +25,7 @@ same loop waits instead of failing with a false deadlock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import sys
@@ -32,7 +33,7 @@ import threading
 import weakref
 from concurrent import futures
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from . import _api
 from . import _filelock_core as _core
@@ -135,6 +136,119 @@ def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
         hub = _LoopHub(loop)
         _hubs[loop] = hub
     return hub
+
+
+# ---- waiting ---------------------------------------------------------------
+
+
+def _the_loop(bound: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+    running = asyncio.get_running_loop()
+    if bound is not None and bound is not running:
+        msg = "the lock is bound to another event loop than the running one"
+        raise RuntimeError(msg)
+    return running
+
+
+async def _wait(
+    h: Any,
+    lock_file: str,
+    bound: asyncio.AbstractEventLoop | None,
+    shared: int,
+    timeout: float | None,
+    blocking: bool | None,
+    poll_interval: float | None,
+    cancel_check: Callable[[], bool] | None,
+    default_poll: float,
+) -> None:
+    """Acquires the core handle *h* for the current task through the loop's
+    hub: at once when free, else parked on a future that the hub's dispatch
+    resolves. Nothing is left held or queued when this raises."""
+    if _api._is_debug(_api._DEBUG) is not _api._log_on:
+        _api._sync_logging()
+    loop = _the_loop(bound)
+    owner = _owner(loop)
+    hub = _hubs.get(loop)
+    if hub is None or hub.pid != _pid:
+        # No wait of this loop can be queued: try before making its hub
+        # (an uncontended lock never needs one).
+        if blocking is False or timeout is not None and float(timeout) == 0:
+            pass  # the hub's one attempt raises Timeout with the message
+        elif _core.flpy_try_acquire_as(h, owner, shared):
+            return
+        hub = _hub_for(loop)
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def done(exc: BaseException | None) -> None:
+        # Called from the hub's dispatch on the loop thread.
+        if fut.done():
+            # Cancelled meanwhile: a win nobody will collect is passed on.
+            if exc is None:
+                _core.flpy_hub_release(hub.hub, h, owner, False)
+            return
+        try:
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+        except RuntimeError:  # the loop is closed: nobody will collect it
+            if exc is None:
+                _core.flpy_hub_release(hub.hub, h, owner, False)
+
+    wait = _core.flpy_hub_acquire(
+        hub.hub,
+        h,
+        owner,
+        shared,
+        None if timeout is None else float(timeout),
+        None if blocking is None else bool(blocking),
+        None if poll_interval is None else float(poll_interval),
+        done,
+    )
+    if wait is None:
+        return
+    hub.rearm()
+    try:
+        if cancel_check is None:
+            await fut
+        else:
+            step = default_poll if poll_interval is None else float(poll_interval)
+            step = max(step, 0.001)
+            while True:
+                finished, _ = await asyncio.wait({fut}, timeout=step)
+                if finished:
+                    fut.result()
+                    break
+                if cancel_check():
+                    raise Timeout(lock_file)
+    except BaseException:
+        # Cancelled, timed out by cancel_check, or the wait failed: leave
+        # nothing behind. Still pending: withdraw it. Won but not
+        # collected: release it, which passes it on.
+        if not _core.flpy_hub_cancel(wait):
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                _core.flpy_hub_release(hub.hub, h, owner, False)
+        if not fut.done():
+            fut.cancel()
+        hub.rearm()
+        raise
+
+
+def _release_now(h: Any, force: bool) -> None:
+    """Releases the current task's hold of *h* and hands the lock to the
+    loop's next waiter at once (its future is resolved; the task runs at
+    the loop's next turn) instead of after a timer or the file system's
+    event. Awaits nothing, so it completes under cancellation too."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    hub = _hubs.get(loop) if loop is not None else None
+    if hub is not None and hub.pid != _pid:
+        hub = None
+    owner = _owner(loop) if loop is not None else 0
+    _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
+    if hub is not None:
+        hub.dispatch()
 
 
 # ---- the lock classes --------------------------------------------------------
@@ -284,13 +398,6 @@ class BaseAsyncFileLock(BaseFileLock):
     def _check_platform(self) -> None:
         """Hook for AsyncWindowsFileLock."""
 
-    def _the_loop(self) -> asyncio.AbstractEventLoop:
-        running = asyncio.get_running_loop()
-        if self._loop is not None and self._loop is not running:
-            msg = f"lock {self.lock_file!r} is bound to another event loop than the running one"
-            raise RuntimeError(msg)
-        return running
-
     async def acquire(  # type: ignore[override]
         self,
         timeout: float | None = None,
@@ -319,75 +426,11 @@ class BaseAsyncFileLock(BaseFileLock):
         and passed on to the next waiter.
         """
         self._check_platform()
-        if _api._is_debug(_api._DEBUG) is not _api._log_on:
-            _api._sync_logging()
-        loop = self._the_loop()
-        owner = _owner(loop)
-        h = self._h
-        hub = _hubs.get(loop)
-        if hub is None or hub.pid != _pid:
-            # No wait of this loop can be queued: try before making its hub
-            # (an uncontended lock never needs one).
-            if blocking is False or timeout is not None and float(timeout) == 0:
-                pass  # the hub's one attempt raises Timeout with the message
-            elif _core.flpy_try_acquire_as(h, owner, 0):
-                return AsyncAcquireReturnProxy(lock=self)
-            hub = _hub_for(loop)
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def done(exc: BaseException | None) -> None:
-            # Called from the hub's dispatch on the loop thread.
-            if fut.done():
-                # Cancelled meanwhile: a win nobody will collect is passed on.
-                if exc is None:
-                    _core.flpy_hub_release(hub.hub, h, owner, False)
-                return
-            try:
-                if exc is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(exc)
-            except RuntimeError:  # the loop is closed: nobody will collect it
-                if exc is None:
-                    _core.flpy_hub_release(hub.hub, h, owner, False)
-
-        wait = _core.flpy_hub_acquire(
-            hub.hub,
-            h,
-            owner,
-            0,
-            None if timeout is None else float(timeout),
-            None if blocking is None else bool(blocking),
-            None if poll_interval is None else float(poll_interval),
-            done,
+        await _wait(
+            self._h, self.lock_file, self._loop, 0, timeout, blocking, poll_interval, cancel_check,
+            self.poll_interval,
         )
-        if wait is None:
-            return AsyncAcquireReturnProxy(lock=self)
-        hub.rearm()
-        try:
-            if cancel_check is None:
-                await fut
-            else:
-                step = self.poll_interval if poll_interval is None else float(poll_interval)
-                step = max(step, 0.001)
-                while True:
-                    finished, _ = await asyncio.wait({fut}, timeout=step)
-                    if finished:
-                        fut.result()
-                        break
-                    if cancel_check():
-                        raise Timeout(self.lock_file)
-        except BaseException:
-            # Cancelled, timed out by cancel_check, or the wait failed: leave
-            # nothing behind. Still pending: withdraw it. Won but not
-            # collected: release it, which passes it on.
-            if not _core.flpy_hub_cancel(wait):
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    _core.flpy_hub_release(hub.hub, h, owner, False)
-            if not fut.done():
-                fut.cancel()
-            hub.rearm()
-            raise
+        return AsyncAcquireReturnProxy(lock=self)
         return AsyncAcquireReturnProxy(lock=self)
 
     async def release(self, force: bool = False) -> None:  # type: ignore[override]
@@ -399,20 +442,7 @@ class BaseAsyncFileLock(BaseFileLock):
         """
         if self._creator_pid != _pid:
             return
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        hub = _hubs.get(loop) if loop is not None else None
-        if hub is not None and hub.pid != _pid:
-            hub = None
-        owner = _owner(loop) if loop is not None else 0
-        _core.flpy_hub_release(None if hub is None else hub.hub, self._h, owner, bool(force))
-        if hub is not None:
-            # Hand the lock to this loop's next waiter now (its future is
-            # resolved; the task runs at the loop's next turn) instead of
-            # after a timer or the file system's event.
-            hub.dispatch()
+        _release_now(self._h, force)
 
     def __enter__(self) -> BaseFileLock:
         """Plain ``with`` is not supported: use ``async with``."""
@@ -467,6 +497,144 @@ class AsyncWindowsFileLock(BaseAsyncFileLock):
             raise NotImplementedError("AsyncWindowsFileLock is only available on Windows")
 
 
+class AsyncAcquireReadWriteReturnProxy:
+    """What :meth:`AsyncReadWriteLock.acquire_read` / ``acquire_write``
+    return: ``async with`` releases the level acquired."""
+
+    def __init__(self, lock: AsyncReadWriteLock) -> None:
+        self.lock = lock
+
+    async def __aenter__(self) -> AsyncReadWriteLock:
+        return self.lock
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.lock.release()
+
+
+class AsyncReadWriteLock:
+    """
+    Many readers or one writer, for asyncio: :class:`~filelock.ReadWriteLock`
+    (the kernel lock plus the writers' gate ``<lock_file>.gate``, so it
+    excludes the synchronous lock and other processes) acquired without
+    blocking the loop. A waiting writer holds new readers back while it
+    waits, as the synchronous lock does. Holds are per task.
+
+    :param lock_file: path of the lock file
+    :param timeout: default timeout in seconds; -1 waits forever, 0 tries once
+    :param blocking: default blocking flag; False tries once
+    :param is_singleton: share the core handle of other read/write locks on this path
+    :param loop: the event loop to use; None: the running loop
+    :param executor: accepted for compatibility; waits never use an executor
+    """
+
+    def __init__(
+        self,
+        lock_file: PathLike,
+        timeout: float = -1,
+        *,
+        blocking: bool = True,
+        is_singleton: bool = True,
+        loop: asyncio.AbstractEventLoop | None = None,
+        executor: futures.Executor | None = None,
+    ) -> None:
+        from ._read_write import ReadWriteLock
+
+        self._lock = ReadWriteLock(lock_file, timeout, blocking=blocking, is_singleton=is_singleton)
+        self._loop = loop
+        self._executor = executor
+        self._creator_pid = _pid
+
+    @property
+    def lock_file(self) -> str:
+        """The path of the lock file."""
+        return self._lock.lock_file
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout."""
+        return self._lock.timeout
+
+    @property
+    def blocking(self) -> bool:
+        """The default blocking flag."""
+        return self._lock.blocking
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop given, or None (the running loop)."""
+        return self._loop
+
+    @property
+    def executor(self) -> futures.Executor | None:
+        """The executor given (unused)."""
+        return self._executor
+
+    def _handle(self) -> Any:
+        h = self._lock._h
+        if h is None:
+            msg = f"AsyncReadWriteLock({self.lock_file!r}) is closed"
+            raise RuntimeError(msg)
+        return h
+
+    async def _acquire(self, shared: int, timeout: float | None, blocking: bool | None) -> None:
+        await _wait(self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05)
+
+    async def acquire_read(
+        self, timeout: float | None = -1, *, blocking: bool | None = True
+    ) -> AsyncAcquireReadWriteReturnProxy:
+        """Acquire as a reader (recursively per task). Raises Timeout, or
+        RuntimeError when this task holds it as the writer (no downgrade)."""
+        await self._acquire(1, timeout, blocking)
+        return AsyncAcquireReadWriteReturnProxy(self)
+
+    async def acquire_write(
+        self, timeout: float | None = -1, *, blocking: bool | None = True
+    ) -> AsyncAcquireReadWriteReturnProxy:
+        """Acquire as the writer (recursively per task); new readers wait
+        while it waits. Raises Timeout, or RuntimeError when this task holds
+        it as a reader (no upgrade)."""
+        await self._acquire(0, timeout, blocking)
+        return AsyncAcquireReadWriteReturnProxy(self)
+
+    @contextlib.asynccontextmanager
+    async def read_lock(
+        self, timeout: float | None = None, *, blocking: bool | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the lock as a reader for an ``async with`` block."""
+        await self._acquire(1, timeout, blocking)
+        try:
+            yield
+        finally:
+            await self.release()
+
+    @contextlib.asynccontextmanager
+    async def write_lock(
+        self, timeout: float | None = None, *, blocking: bool | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the lock as the writer for an ``async with`` block."""
+        await self._acquire(0, timeout, blocking)
+        try:
+            yield
+        finally:
+            await self.release()
+
+    async def release(self, *, force: bool = False) -> None:
+        """Release one level of the current task's hold (all with *force*)."""
+        h = self._lock._h
+        if h is not None and self._creator_pid == _pid:
+            _release_now(h, force)
+
+    async def close(self) -> None:
+        """Release and let go of the lock (as ReadWriteLock.close)."""
+        await self.release(force=True)
+        self._lock.close()
+
+
 if sys.platform == "win32":  # pragma: no cover - no Python lane on Windows
     AsyncFileLock = AsyncWindowsFileLock
 else:
@@ -474,7 +642,9 @@ else:
     AsyncFileLock = AsyncUnixFileLock
 
 __all__ = [
+    "AsyncAcquireReadWriteReturnProxy",
     "AsyncAcquireReturnProxy",
+    "AsyncReadWriteLock",
     "AsyncFileLock",
     "AsyncSoftFileLock",
     "AsyncUnixFileLock",
