@@ -203,4 +203,23 @@ class TestFiber < Minitest::Test
     refute_nil got, "the waiting task never won the lock"
     assert_operator got, :>=, 5, "the ticker task ran #{got} times during the wait"
   end
+
+  # A ReadWriteLock writer waits in its fiber while readers hold the lock;
+  # a reader that comes after it waits behind it (the writers' gate).
+  def test_read_write_lock_under_the_scheduler
+    path = File.join(@tmp, "rw.lock")
+    order = []
+    with_scheduler do
+      rw = Filelock::ReadWriteLock.new(path)
+      rw.acquire_read
+      writer = Fiber.schedule { rw.write { order << :writer } }
+      late = Fiber.schedule { rw.read { order << :late_reader } }
+      sleep 0.1
+      assert_empty order, "the writer waits for the reader, the late reader for the writer"
+      order << :first_reader_out
+      rw.release
+      sleep 0.05 while writer.alive? || late.alive?
+    end
+    assert_equal %i[first_reader_out writer late_reader], order
+  end
 end

@@ -234,7 +234,6 @@ module Filelock
       raise TypeError, "lock_file must be a String or Pathname, not #{lock_file.class}" unless path.is_a?(String)
 
       @lock_file = path.dup.freeze
-      @read_write = read_write
       @handle = Ext.fl_rb_lock_new(@lock_file, kind, seconds(timeout), seconds(poll_interval),
                                    blocking ? 1 : 0,
                                    mode.nil? ? Ext::FL_MODE_DEFAULT : Integer(mode),
@@ -258,10 +257,8 @@ module Filelock
     # The current fiber's owner token when a Fiber scheduler runs it (a
     # non-blocking fiber): its waits then park only the fiber, through the
     # thread's Hub. nil otherwise (the thread's GVL-free blocking wait).
-    # ReadWriteLock always waits in the thread (the hub has no read/write
-    # gate yet).
     def fiber_owner
-      return nil if @read_write || Fiber.scheduler.nil? || Fiber.current.blocking?
+      return nil if Fiber.scheduler.nil? || Fiber.current.blocking?
 
       Fiber.current.object_id
     end
@@ -392,7 +389,7 @@ module Filelock
     def acquire_read(timeout: nil, blocking: nil, poll_interval: nil, &block)
       return read(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
 
-      Ext.fl_rb_acquire(@handle, 1, timeout, blocking, poll_interval, nil)
+      core_acquire(true, timeout, blocking, poll_interval, nil)
       self
     end
 
@@ -400,7 +397,7 @@ module Filelock
     def acquire_write(timeout: nil, blocking: nil, poll_interval: nil, &block)
       return write(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
 
-      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil)
+      core_acquire(false, timeout, blocking, poll_interval, nil)
       self
     end
 
