@@ -99,5 +99,21 @@ typedef struct fl_lock {
 %ignore fl_lock_fd;
 %ignore fl_set_owner_pid;
 %ignore fl_set_read_only_open;
+/* Owner tokens and the event-loop wait hub: each language wraps what its
+ * event loop needs by hand (callbacks, its loop's reader; python.i). */
+%ignore fl_try_acquire_as;
+%ignore fl_release_as;
+%ignore fl_lock_counter_as;
+%ignore fl_hub;
+%ignore fl_hub_waiter;
+%ignore fl_hub_done_fn;
+%ignore fl_hub_new;
+%ignore fl_hub_free;
+%ignore fl_hub_fd;
+%ignore fl_hub_timeout;
+%ignore fl_hub_acquire;
+%ignore fl_hub_dispatch;
+%ignore fl_hub_cancel;
+%ignore fl_hub_release;
 
 %include "filelock.h"

@@ -32,6 +32,7 @@ int main(void) {
     srunner_add_suite(sr, suite_interleave());
     srunner_add_suite(sr, suite_fsprobe());
     srunner_add_suite(sr, suite_hostile());
+    srunner_add_suite(sr, suite_hub());
     /* CK_FORK=no (valgrind) runs every test in this process: tests that
      * need their own process check this and say why they skip. */
     fl_test_forking = srunner_fork_status(sr) != CK_NOFORK;

@@ -26,6 +26,16 @@ from ._api import (
     WindowsFileLock,
 )
 from ._read_write import ReadWriteLock
+from .asyncio import (
+    AsyncAcquireReadWriteReturnProxy,
+    AsyncAcquireReturnProxy,
+    AsyncFileLock,
+    AsyncReadWriteLock,
+    AsyncSoftFileLock,
+    AsyncUnixFileLock,
+    AsyncWindowsFileLock,
+    BaseAsyncFileLock,
+)
 from ._error import Timeout
 from .version import __version__, core_version
 
@@ -49,4 +59,12 @@ __all__ = [
     "AcquireReturnProxy",
     "LockOwner",
     "ReadWriteLock",
+    "AsyncAcquireReadWriteReturnProxy",
+    "AsyncAcquireReturnProxy",
+    "AsyncFileLock",
+    "AsyncReadWriteLock",
+    "AsyncSoftFileLock",
+    "AsyncUnixFileLock",
+    "AsyncWindowsFileLock",
+    "BaseAsyncFileLock",
 ]
