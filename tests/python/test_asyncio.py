@@ -519,3 +519,29 @@ def test_read_write_lock(lock_path: str) -> None:
         await rw.close()
 
     run(main())
+
+
+def test_async_singleton_uses_the_sync_registry(lock_path: str) -> None:
+    # The async classes are built by the sync constructor path (_new_handle
+    # and _SingletonMeta): one object per class and lock file, settings
+    # checked by the core, and the object returned by a second call works.
+    a = AsyncFileLock(lock_path, timeout=1, is_singleton=True)
+    b = AsyncFileLock(lock_path, timeout=1, is_singleton=True)
+    assert a is b and a.is_singleton
+    assert AsyncFileLock._instances.get(_core.fl_singleton_key(a._h)) is a
+    assert FileLock._instances.get(_core.fl_singleton_key(a._h)) is None  # one registry per class
+    with pytest.raises(ValueError, match="timeout"):
+        AsyncFileLock(lock_path, timeout=2, is_singleton=True)
+    with pytest.raises(ValueError):
+        AsyncSoftFileLock(lock_path, timeout=1, is_singleton=True)
+    with pytest.raises(ValueError, match="run_in_executor"):
+        AsyncFileLock(lock_path, thread_local=True, is_singleton=True)
+    assert AsyncFileLock(lock_path, timeout=1, is_singleton=True) is a
+
+    async def main() -> None:
+        async with b:
+            assert a.is_locked and not other_process_can_take(lock_path)
+        assert not a.is_locked
+
+    run(main())
+    assert other_process_can_take(lock_path)

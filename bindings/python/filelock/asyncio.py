@@ -285,42 +285,9 @@ class BaseAsyncFileLock(BaseFileLock):
     _run_in_executor: bool
     _executor: futures.Executor | None
 
-    def __new__(
-        cls,
-        lock_file: PathLike,
-        timeout: float = -1,
-        mode: int = _UNSET_FILE_MODE,
-        thread_local: bool = False,
-        *,
-        blocking: bool = True,
-        is_singleton: bool = False,
-        poll_interval: float = 0.05,
-        loop: asyncio.AbstractEventLoop | None = None,
-        run_in_executor: bool = True,
-        executor: futures.Executor | None = None,
-        **kwargs: Any,
-    ) -> BaseAsyncFileLock:
-        if thread_local and run_in_executor:
-            msg = "run_in_executor is not supported when thread_local is True"
-            raise ValueError(msg)
-        self = super().__new__(
-            cls,
-            lock_file,
-            timeout,
-            mode,
-            thread_local,
-            blocking=blocking,
-            is_singleton=is_singleton,
-            poll_interval=poll_interval,
-            **kwargs,
-        )
-        if "_run_in_executor" not in self.__dict__:  # a singleton is set up once
-            self._loop = loop
-            self._run_in_executor = bool(run_in_executor)
-            self._executor = executor
-            self._creator_pid = _pid
-        return self  # type: ignore[return-value]
-
+    # The sync classes' constructor path: BaseFileLock.__init__ asks the core
+    # for the handle (_new_handle) and _SingletonMeta keeps one object per
+    # class and lock file (a second call's spare object is dropped).
     def __init__(
         self,
         lock_file: PathLike,
@@ -354,6 +321,22 @@ class BaseAsyncFileLock(BaseFileLock):
             executor (they run on the loop, woken by the kernel)
         :param executor: accepted for compatibility (see *run_in_executor*)
         """
+        if thread_local and run_in_executor:
+            msg = "run_in_executor is not supported when thread_local is True"
+            raise ValueError(msg)
+        super().__init__(
+            lock_file,
+            timeout,
+            mode,
+            thread_local,
+            blocking=blocking,
+            is_singleton=is_singleton,
+            poll_interval=poll_interval,
+        )
+        self._loop = loop
+        self._run_in_executor = bool(run_in_executor)
+        self._executor = executor
+        self._creator_pid = _pid
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # BaseFileLock swaps __enter__/__exit__ for subclasses overriding
@@ -430,7 +413,6 @@ class BaseAsyncFileLock(BaseFileLock):
             self._h, self.lock_file, self._loop, 0, timeout, blocking, poll_interval, cancel_check,
             self.poll_interval,
         )
-        return AsyncAcquireReturnProxy(lock=self)
         return AsyncAcquireReturnProxy(lock=self)
 
     async def release(self, force: bool = False) -> None:  # type: ignore[override]
