@@ -19,9 +19,9 @@ packages=(
   build-essential cmake pkg-config check swig clang libclang-rt-14-dev valgrind util-linux
   python3 python3-dev python3-pytest python3-filelock python3-venv python3-pip python3-setuptools
   python3-wheel
-  ruby ruby-dev
+  ruby ruby-dev ruby-async
   lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
-  lua-busted luarocks
+  lua-busted luarocks lua-luv
   git doxygen neovim python3-build python3-wheel-whl python3-matplotlib python3-tabulate
   bats bats-support bats-assert
   glusterfs-server glusterfs-client iproute2

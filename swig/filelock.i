@@ -109,5 +109,21 @@ typedef struct fl_lock {
 %ignore fl_unlock_descriptor;
 /* A C callback: each language installs its own bridge (flpy_set_compromise, ...). */
 %ignore fl_set_compromise_callback;
+/* Owner tokens and the event-loop wait hub: each language wraps what its
+ * event loop needs by hand (callbacks, its loop's reader; python.i). */
+%ignore fl_try_acquire_as;
+%ignore fl_release_as;
+%ignore fl_lock_counter_as;
+%ignore fl_hub;
+%ignore fl_hub_waiter;
+%ignore fl_hub_done_fn;
+%ignore fl_hub_new;
+%ignore fl_hub_free;
+%ignore fl_hub_fd;
+%ignore fl_hub_timeout;
+%ignore fl_hub_acquire;
+%ignore fl_hub_dispatch;
+%ignore fl_hub_cancel;
+%ignore fl_hub_release;
 
 %include "filelock.h"

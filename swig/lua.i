@@ -433,6 +433,211 @@ static int fl_lua_raise_from_lua(lua_State *L) {
 }
 %}
 
+/* ---------------------------------------------------------------------- */
+/* The event-loop wait hub, for libuv loops (luv, Neovim's vim.uv)         */
+/* ---------------------------------------------------------------------- */
+
+/* filelock.lua keeps one hub per Lua state and drives it from the loop: a
+ * poll handle on hub_fd and a timer for hub_timeout, both calling
+ * hub_dispatch. No Lua code runs inside the core: the done callback only
+ * records (waiter, code, errno, message) in the hub, and hub_dispatch hands
+ * the records to Lua after the core returned. */
+%{
+#define FL_LUA_HUB "filelock.hub"
+
+typedef struct fl_lua_done {
+    void *w;
+    int rc, err;
+    char msg[512];
+} fl_lua_done;
+
+typedef struct fl_lua_hub {
+    fl_hub *hub;
+    fl_lua_done *done;
+    size_t n, cap;
+    int dropped; /* out of memory recording: those waits end as errors */
+} fl_lua_hub;
+
+static void fl_lua_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    fl_lua_hub *h = ((void **)data)[0];
+    void *w = ((void **)data)[1];
+    fl_lua_done *d;
+    (void)l, (void)owner;
+    free(data);
+    if (!h)
+        return;
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        fl_lua_done *p = realloc(h->done, cap * sizeof *p);
+        if (!p) {
+            h->dropped++;
+            return;
+        }
+        h->done = p;
+        h->cap = cap;
+    }
+    d = &h->done[h->n++];
+    d->w = w;
+    d->rc = rc;
+    d->err = rc ? fl_last_errno() : 0;
+    snprintf(d->msg, sizeof d->msg, "%s", rc ? fl_last_error() : "");
+}
+
+static fl_lua_hub *fl_lua_hub_check(lua_State *L, int idx) {
+    fl_lua_hub *h = (fl_lua_hub *)luaL_checkudata(L, idx, FL_LUA_HUB);
+    if (!h->hub)
+        luaL_argerror(L, idx, "the hub is closed");
+    return h;
+}
+
+static int fl_lua_hub_gc(lua_State *L) {
+    fl_lua_hub *h = (fl_lua_hub *)luaL_checkudata(L, 1, FL_LUA_HUB);
+    if (h->hub) {
+        fl_hub *hub = h->hub;
+        h->hub = NULL;
+        h->n = 0;
+        fl_hub_free(hub); /* pending waits end; nothing is recorded any more */
+    }
+    free(h->done);
+    h->done = NULL;
+    return 0;
+}
+
+/* hub_new() -> hub */
+static int fl_lua_hub_new(lua_State *L) {
+    fl_lua_hub *h = (fl_lua_hub *)lua_newuserdata(L, sizeof *h);
+    int rc;
+    memset(h, 0, sizeof *h);
+    if (luaL_newmetatable(L, FL_LUA_HUB)) {
+        lua_pushcfunction(L, fl_lua_hub_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    rc = fl_hub_new(&h->hub);
+    if (rc != 0)
+        return fl_lua_raise(L, rc, NULL);
+    return 1;
+}
+
+/* hub_fd(hub) -> descriptor or -1; hub_timeout(hub) -> seconds or -1 */
+static int fl_lua_hub_fd(lua_State *L) {
+    lua_pushinteger(L, fl_hub_fd(fl_lua_hub_check(L, 1)->hub));
+    return 1;
+}
+
+static int fl_lua_hub_timeout(lua_State *L) {
+    lua_pushnumber(L, fl_hub_timeout(fl_lua_hub_check(L, 1)->hub));
+    return 1;
+}
+
+/* hub_acquire(hub, handle, owner, shared, timeout, blocking, poll) -> true
+ * (won now) or the pending wait (a light userdata). Raises on failure. */
+static int fl_lua_hub_acquire(lua_State *L) {
+    fl_lua_hub *h = fl_lua_hub_check(L, 1);
+    fl_lock *lock = fl_lua_check(L, 2);
+    uint64_t owner = (uint64_t)luaL_checknumber(L, 3);
+    fl_acquire_args args;
+    fl_hub_waiter *w = NULL;
+    void **data;
+    int rc;
+    fl_acquire_args_init(&args);
+    args.shared = lua_toboolean(L, 4);
+    if (!lua_isnoneornil(L, 5)) {
+        args.timeout = (double)luaL_checknumber(L, 5);
+        args.set |= FL_ARG_TIMEOUT;
+    }
+    if (!lua_isnoneornil(L, 6)) {
+        args.blocking = lua_toboolean(L, 6);
+        args.set |= FL_ARG_BLOCKING;
+    }
+    if (!lua_isnoneornil(L, 7)) {
+        args.poll_interval = (double)luaL_checknumber(L, 7);
+        args.set |= FL_ARG_POLL_INTERVAL;
+    }
+    /* The callback's data: the hub and the wait itself (known only after
+     * the call, filled in below; the callback runs in a later dispatch). */
+    data = malloc(2 * sizeof *data);
+    if (!data)
+        return luaL_error(L, "out of memory");
+    data[0] = h;
+    data[1] = NULL;
+    rc = fl_hub_acquire(h->hub, lock, owner, &args, fl_lua_hub_done, data, &w);
+    if (rc != 0 || !w) {
+        free(data);
+        if (rc != 0)
+            return fl_lua_raise(L, rc, fl_lock_path(lock));
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    data[1] = w;
+    lua_pushlightuserdata(L, w);
+    return 1;
+}
+
+/* hub_dispatch(hub) -> { {wait, code_name or nil, errno, message}, ... } */
+static int fl_lua_hub_dispatch(lua_State *L) {
+    fl_lua_hub *h = fl_lua_hub_check(L, 1);
+    size_t i;
+    int rc = fl_hub_dispatch(h->hub);
+    if (rc < 0)
+        return fl_lua_raise(L, rc, NULL);
+    lua_createtable(L, (int)h->n, 0);
+    for (i = 0; i < h->n; i++) {
+        const fl_lua_done *d = &h->done[i];
+        lua_createtable(L, 4, 0);
+        lua_pushlightuserdata(L, d->w);
+        lua_rawseti(L, -2, 1);
+        if (d->rc) {
+            lua_pushstring(L, fl_err_name(d->rc));
+            lua_rawseti(L, -2, 2);
+            lua_pushinteger(L, d->err);
+            lua_rawseti(L, -2, 3);
+            lua_pushstring(L, d->msg);
+            lua_rawseti(L, -2, 4);
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    h->n = 0;
+    return 1;
+}
+
+/* hub_cancel(hub, wait): the wait must still be pending (the Lua layer
+ * knows: it forgets a wait when its result is handed out). */
+static int fl_lua_hub_cancel(lua_State *L) {
+    (void)fl_lua_hub_check(L, 1);
+    luaL_checktype(L, 2, LUA_TLIGHTUSERDATA);
+    (void)fl_hub_cancel((fl_hub_waiter *)lua_touserdata(L, 2));
+    return 0;
+}
+
+/* hub_release(hub or nil, handle, owner, force) */
+static int fl_lua_hub_release(lua_State *L) {
+    fl_lock *lock = fl_lua_check(L, 2);
+    uint64_t owner = (uint64_t)luaL_checknumber(L, 3);
+    int force = lua_toboolean(L, 4), rc;
+    rc = lua_isnoneornil(L, 1) ? fl_release_as(lock, owner, force)
+                               : fl_hub_release(fl_lua_hub_check(L, 1)->hub, lock, owner, force);
+    if (rc != 0)
+        return fl_lua_raise(L, rc, fl_lock_path(lock));
+    return 0;
+}
+
+/* counter_as(handle, owner) -> recursion level of that owner */
+static int fl_lua_counter_as(lua_State *L) {
+    fl_lock *lock = fl_lua_check(L, 1);
+    lua_pushinteger(L, fl_lock_counter_as(lock, (uint64_t)luaL_checknumber(L, 2)));
+    return 1;
+}
+%}
+
+%native(hub_new) int fl_lua_hub_new(lua_State *L);
+%native(hub_fd) int fl_lua_hub_fd(lua_State *L);
+%native(hub_timeout) int fl_lua_hub_timeout(lua_State *L);
+%native(hub_acquire) int fl_lua_hub_acquire(lua_State *L);
+%native(hub_dispatch) int fl_lua_hub_dispatch(lua_State *L);
+%native(hub_cancel) int fl_lua_hub_cancel(lua_State *L);
+%native(hub_release) int fl_lua_hub_release(lua_State *L);
+%native(counter_as) int fl_lua_counter_as(lua_State *L);
 %native(create) int fl_lua_create(lua_State *L);
 %native(options_on_acquired) int fl_lua_options_on_acquired(lua_State *L);
 %native(acquire) int fl_lua_acquire(lua_State *L);

@@ -690,3 +690,199 @@ static int flpy_logging_enabled(void) {
     return flpy_logging_on;
 }
 %}
+
+/* ---------------------------------------------------------------------- */
+/* asyncio: the event-loop wait hub (filelock/asyncio.py)                  */
+/* ---------------------------------------------------------------------- */
+
+/* One hub per event loop, as a capsule (fl_hub_free on collection). A wait
+ * is a capsule around flpy_wait, which keeps the Python callback alive
+ * until the core calls it (from fl_hub_dispatch, with the GIL held: the
+ * hub calls never wait, so the GIL is never released around them) or the
+ * wait is cancelled. The callback receives None (won) or the exception the
+ * synchronous acquire would have raised. */
+%{
+#define FLPY_HUB_CAPSULE  "filelock.fl_hub"
+#define FLPY_WAIT_CAPSULE "filelock.fl_hub_wait"
+
+typedef struct flpy_wait {
+    fl_hub_waiter *w; /* NULL once completed or cancelled */
+    PyObject *cb;     /* strong reference while pending */
+} flpy_wait;
+
+static void flpy_hub_capsule_free(PyObject *capsule) {
+    fl_hub *hub = (fl_hub *)PyCapsule_GetPointer(capsule, FLPY_HUB_CAPSULE);
+    /* Pending waits end with FL_ECANCELED through their callbacks, which
+     * must not run Python code while the interpreter is going away. */
+    if (hub && !flpy_finalizing())
+        fl_hub_free(hub);
+}
+
+static void flpy_wait_capsule_free(PyObject *capsule) {
+    flpy_wait *fw = (flpy_wait *)PyCapsule_GetPointer(capsule, FLPY_WAIT_CAPSULE);
+    if (!fw)
+        return;
+    if (fw->w)
+        (void)fl_hub_cancel(fw->w);
+    Py_XDECREF(fw->cb);
+    free(fw);
+}
+
+static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    flpy_wait *fw = data;
+    PyObject *cb = fw->cb, *arg, *res, *et, *ev, *tb;
+    (void)owner;
+    fw->w = NULL;
+    fw->cb = NULL;
+    if (!cb)
+        return;
+    /* Keep an exception already propagating (a hub freed by a deallocator)
+     * intact. */
+    PyErr_Fetch(&et, &ev, &tb);
+    if (rc == 0) {
+        arg = Py_None;
+        Py_INCREF(arg);
+    } else {
+        PyObject *t, *v, *b;
+        flpy_raise(rc, l);
+        PyErr_Fetch(&t, &v, &b);
+        PyErr_NormalizeException(&t, &v, &b);
+        Py_XDECREF(t);
+        Py_XDECREF(b);
+        arg = v ? v : (Py_INCREF(Py_None), Py_None);
+    }
+    res = PyObject_CallOneArg(cb, arg);
+    if (!res)
+        PyErr_WriteUnraisable(cb); /* the callback is ours: it must not raise */
+    Py_XDECREF(res);
+    Py_DECREF(arg);
+    Py_DECREF(cb);
+    PyErr_Restore(et, ev, tb);
+}
+
+static fl_hub *flpy_hub_get(PyObject *o) {
+    return (fl_hub *)PyCapsule_GetPointer(o, FLPY_HUB_CAPSULE);
+}
+%}
+
+%inline %{
+static PyObject *flpy_hub_new(void) {
+    fl_hub *hub;
+    PyObject *cap;
+    int rc = fl_hub_new(&hub);
+    if (rc != 0)
+        return flpy_raise(rc, NULL);
+    cap = PyCapsule_New(hub, FLPY_HUB_CAPSULE, flpy_hub_capsule_free);
+    if (!cap)
+        fl_hub_free(hub);
+    return cap;
+}
+
+static PyObject *flpy_hub_fd(PyObject *hub_cap) {
+    fl_hub *hub = flpy_hub_get(hub_cap);
+    return hub ? PyLong_FromLong(fl_hub_fd(hub)) : NULL;
+}
+
+static PyObject *flpy_hub_timeout(PyObject *hub_cap) {
+    fl_hub *hub = flpy_hub_get(hub_cap);
+    return hub ? PyFloat_FromDouble(fl_hub_timeout(hub)) : NULL;
+}
+
+static PyObject *flpy_hub_dispatch(PyObject *hub_cap) {
+    fl_hub *hub = flpy_hub_get(hub_cap);
+    int rc;
+    if (!hub)
+        return NULL;
+    rc = fl_hub_dispatch(hub);
+    if (rc < 0)
+        return flpy_raise(rc, NULL);
+    return PyLong_FromLong(rc);
+}
+
+/* Starts an acquire for the owner token: None when won at once (or by
+ * recursion), else the pending wait (a capsule for flpy_hub_cancel) whose
+ * callback gets None or the exception. Raises what fl_acquire_with would. */
+static PyObject *flpy_hub_acquire(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
+                                  int shared, PyObject *timeout, PyObject *blocking,
+                                  PyObject *poll_interval, PyObject *cb) {
+    fl_hub *hub = flpy_hub_get(hub_cap);
+    fl_acquire_args a;
+    flpy_wait *fw;
+    PyObject *cap;
+    int rc;
+    if (!hub)
+        return NULL;
+    fl_acquire_args_init(&a);
+    a.shared = shared;
+    if (flpy_opt_double(timeout, FL_ARG_TIMEOUT, &a.timeout, &a.set) < 0 ||
+        flpy_opt_double(poll_interval, FL_ARG_POLL_INTERVAL, &a.poll_interval, &a.set) < 0)
+        return NULL;
+    if (blocking != Py_None) {
+        if ((a.blocking = PyObject_IsTrue(blocking)) < 0)
+            return NULL;
+        a.set |= FL_ARG_BLOCKING;
+    }
+    fw = calloc(1, sizeof *fw);
+    if (!fw)
+        return PyErr_NoMemory();
+    /* The capsule first: making it cannot fail once the wait is pending. */
+    cap = PyCapsule_New(fw, FLPY_WAIT_CAPSULE, flpy_wait_capsule_free);
+    if (!cap) {
+        free(fw);
+        return NULL;
+    }
+    Py_INCREF(cb);
+    fw->cb = cb;
+    rc = fl_hub_acquire(hub, l, (uint64_t)owner, &a, flpy_hub_done, fw, &fw->w);
+    if (rc != 0 || !fw->w) {
+        Py_CLEAR(fw->cb);
+        Py_DECREF(cap);
+        if (rc != 0)
+            return flpy_raise(rc, l);
+        Py_RETURN_NONE;
+    }
+    return cap;
+}
+
+/* Cancels a pending wait; nothing when it already completed. Returns
+ * whether it was still pending. */
+static PyObject *flpy_hub_cancel(PyObject *wait_cap) {
+    flpy_wait *fw = (flpy_wait *)PyCapsule_GetPointer(wait_cap, FLPY_WAIT_CAPSULE);
+    if (!fw)
+        return NULL;
+    if (!fw->w)
+        Py_RETURN_FALSE;
+    (void)fl_hub_cancel(fw->w);
+    fw->w = NULL;
+    Py_CLEAR(fw->cb);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *flpy_hub_release(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
+                                  int force) {
+    fl_hub *hub = hub_cap == Py_None ? NULL : flpy_hub_get(hub_cap);
+    int rc;
+    if (!hub && hub_cap != Py_None)
+        return NULL;
+    rc = hub ? fl_hub_release(hub, l, (uint64_t)owner, force)
+             : fl_release_as(l, (uint64_t)owner, force);
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
+}
+
+/* One attempt for the owner token, never waiting: True (won, or held by
+ * it already), False (held by someone else); other failures raise. */
+static PyObject *flpy_try_acquire_as(fl_lock *l, unsigned long long owner, int shared) {
+    int rc = fl_try_acquire_as(l, (uint64_t)owner, shared);
+    if (rc == FL_ETIMEOUT)
+        Py_RETURN_FALSE;
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_TRUE;
+}
+
+static int flpy_lock_counter_as(fl_lock *l, unsigned long long owner) {
+    return fl_lock_counter_as(l, (uint64_t)owner);
+}
+%}

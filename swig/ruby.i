@@ -627,3 +627,175 @@ VALUE fl_rb_owner(fl_lock *lock);
 VALUE fl_rb_set_log_sink(VALUE sink);
 VALUE fl_rb_register_errors(VALUE timeout, VALUE deadlock, VALUE lockmode, VALUE error);
 VALUE fl_rb_watch_lease(fl_lock *lock);
+
+/* ---------------------------------------------------------------------- */
+/* Fiber scheduler waits: the core's event-loop wait hub                   */
+/* ---------------------------------------------------------------------- */
+
+/* Under a Fiber scheduler a wait must park only its fiber. Each thread has
+ * one hub (Filelock::Hub in lib/filelock.rb); a driver fiber waits for its
+ * descriptor with IO#wait_readable (which reaches the scheduler's io_wait)
+ * and dispatches. The core calls the done callback inside that dispatch,
+ * with the GVL held: it only records the result (true or the exception) in
+ * the wait's status array and appends the array to the hub's list of
+ * completed waits, for Ruby to wake the waiting fibers after the dispatch
+ * returned (no Ruby code runs inside the core). */
+%{
+typedef struct fl_rb_hub {
+    fl_hub *hub;
+    VALUE done;    /* Array of completed status arrays */
+    VALUE pending; /* the status arrays the core points to: marked, hence pinned (never moved
+                      by GC.compact) */
+} fl_rb_hub;
+
+static int fl_rb_hub_freeing; /* inside fl_hub_free from the GC: record nothing */
+
+static void fl_rb_hub_mark(void *p) {
+    rb_gc_mark(((fl_rb_hub *)p)->done);
+    rb_gc_mark(((fl_rb_hub *)p)->pending);
+}
+
+static void fl_rb_hub_dfree(void *p) {
+    fl_rb_hub *h = p;
+    if (h->hub) {
+        fl_rb_hub_freeing = 1;
+        fl_hub_free(h->hub);
+        fl_rb_hub_freeing = 0;
+    }
+    xfree(h);
+}
+
+static const rb_data_type_t fl_rb_hub_type = {
+    "Filelock::Hub", {fl_rb_hub_mark, fl_rb_hub_dfree, NULL}, NULL, NULL, 0};
+
+static fl_rb_hub *fl_rb_hub_get(VALUE obj) {
+    return (fl_rb_hub *)rb_check_typeddata(obj, &fl_rb_hub_type);
+}
+
+/* data: the wait's status array [result, waiter address, hub object]. */
+static void fl_rb_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    VALUE status = (VALUE)data;
+    fl_rb_hub *h;
+    (void)owner;
+    if (fl_rb_hub_freeing)
+        return;
+    h = fl_rb_hub_get(rb_ary_entry(status, 2));
+    /* Deleted while its waiter address still tells it apart (rb_ary_delete
+     * compares with ==). */
+    rb_ary_delete(h->pending, status);
+    rb_ary_store(status, 0, rc == 0 ? Qtrue : fl_rb_last_error(rc, fl_lock_path(l)));
+    rb_ary_store(status, 1, Qnil);
+    rb_ary_push(h->done, status);
+}
+
+static uint64_t fl_rb_owner_token(VALUE owner) { return (uint64_t)NUM2ULL(owner); }
+
+static VALUE fl_rb_hub_new(void) {
+    fl_rb_hub *h;
+    VALUE obj = TypedData_Make_Struct(rb_cObject, fl_rb_hub, &fl_rb_hub_type, h);
+    int rc;
+    h->done = rb_ary_new();
+    h->pending = rb_ary_new();
+    rc = fl_hub_new(&h->hub);
+    if (rc != 0)
+        rb_exc_raise(fl_rb_last_error(rc, ""));
+    return obj;
+}
+
+static VALUE fl_rb_hub_fd(VALUE hub) { return INT2NUM(fl_hub_fd(fl_rb_hub_get(hub)->hub)); }
+
+static VALUE fl_rb_hub_timeout(VALUE hub) {
+    return DBL2NUM(fl_hub_timeout(fl_rb_hub_get(hub)->hub));
+}
+
+/* Dispatches; returns the completed status arrays (and forgets them). */
+static VALUE fl_rb_hub_dispatch(VALUE hub) {
+    fl_rb_hub *h = fl_rb_hub_get(hub);
+    VALUE done;
+    int rc = fl_hub_dispatch(h->hub);
+    fl_rb_flush_log();
+    if (rc < 0)
+        rb_exc_raise(fl_rb_last_error(rc, ""));
+    done = h->done;
+    h->done = rb_ary_new();
+    return done;
+}
+
+/* true: won now (or already held by the owner); false: pending, the
+ * status array [nil, waiter address, hub] is filled in by a dispatch. */
+static VALUE fl_rb_hub_acquire(VALUE hub, fl_lock *l, VALUE owner, int shared, VALUE vtimeout,
+                               VALUE vblocking, VALUE vpoll, VALUE status) {
+    fl_rb_hub *h = fl_rb_hub_get(hub);
+    fl_acquire_args a;
+    fl_hub_waiter *w = NULL;
+    int rc;
+    Check_Type(status, T_ARRAY);
+    fl_acquire_args_init(&a);
+    a.shared = shared;
+    if (!NIL_P(vtimeout)) {
+        a.timeout = NUM2DBL(vtimeout);
+        a.set |= FL_ARG_TIMEOUT;
+    }
+    if (!NIL_P(vblocking)) {
+        a.blocking = RTEST(vblocking);
+        a.set |= FL_ARG_BLOCKING;
+    }
+    if (!NIL_P(vpoll)) {
+        a.poll_interval = NUM2DBL(vpoll);
+        a.set |= FL_ARG_POLL_INTERVAL;
+    }
+    rb_ary_store(status, 0, Qnil);
+    rb_ary_store(status, 2, hub);
+    rc = fl_hub_acquire(h->hub, l, fl_rb_owner_token(owner), &a, fl_rb_hub_done, (void *)status,
+                        &w);
+    if (rc != 0) {
+        VALUE exc = fl_rb_last_error(rc, fl_lock_path(l));
+        fl_rb_flush_log();
+        rb_exc_raise(exc);
+    }
+    fl_rb_flush_log();
+    if (!w)
+        return Qtrue;
+    rb_ary_store(status, 1, ULL2NUM((unsigned long long)(uintptr_t)w));
+    rb_ary_push(h->pending, status);
+    return Qfalse;
+}
+
+/* Withdraws a pending wait; false when it had completed already. */
+static VALUE fl_rb_hub_cancel(VALUE hub, VALUE status) {
+    fl_rb_hub *h = fl_rb_hub_get(hub);
+    VALUE addr;
+    Check_Type(status, T_ARRAY);
+    addr = rb_ary_entry(status, 1);
+    if (NIL_P(addr) || !NIL_P(rb_ary_entry(status, 0)))
+        return Qfalse;
+    (void)fl_hub_cancel((fl_hub_waiter *)(uintptr_t)NUM2ULL(addr));
+    rb_ary_delete(h->pending, status);
+    rb_ary_store(status, 1, Qnil);
+    return Qtrue;
+}
+
+/* Releases for the owner; with a hub, its next waiter is tried at once. */
+static VALUE fl_rb_hub_release(VALUE hub, fl_lock *l, VALUE owner, VALUE force) {
+    int rc = NIL_P(hub) ? fl_release_as(l, fl_rb_owner_token(owner), RTEST(force))
+                        : fl_hub_release(fl_rb_hub_get(hub)->hub, l, fl_rb_owner_token(owner),
+                                         RTEST(force));
+    fl_rb_flush_log();
+    fl_rb_check(rc);
+    return Qnil;
+}
+
+static VALUE fl_rb_counter_as(fl_lock *l, VALUE owner) {
+    return INT2NUM(fl_lock_counter_as(l, fl_rb_owner_token(owner)));
+}
+%}
+
+VALUE fl_rb_hub_new(void);
+VALUE fl_rb_hub_fd(VALUE hub);
+VALUE fl_rb_hub_timeout(VALUE hub);
+VALUE fl_rb_hub_dispatch(VALUE hub);
+VALUE fl_rb_hub_acquire(VALUE hub, fl_lock *lock, VALUE owner, int shared, VALUE timeout,
+                        VALUE blocking, VALUE poll_interval, VALUE status);
+VALUE fl_rb_hub_cancel(VALUE hub, VALUE status);
+VALUE fl_rb_hub_release(VALUE hub, fl_lock *lock, VALUE owner, VALUE force);
+VALUE fl_rb_counter_as(fl_lock *lock, VALUE owner);

@@ -425,6 +425,184 @@ function methods:release(opts)
     release(self[HANDLE], force)
 end
 
+-------------------------------------------------------------------------------
+-- Waiting in a libuv loop (luv, Neovim's vim.uv / vim.loop)
+-------------------------------------------------------------------------------
+
+-- One wait hub of the C core per Lua state, driven by the loop: a poll
+-- handle on its descriptor and a timer for its next re-check. Both are
+-- closed whenever nothing waits, so that a plain luv loop can end and no
+-- handle of ours outlives its callbacks when the Lua state closes.
+local ASYNC_OPTIONS = {
+    timeout = "number", poll_interval = "number", blocking = "boolean", loop = "table",
+}
+local async = { waits = {}, count = 0, next_owner = 0 }
+
+local function default_loop()
+    local vim = rawget(_G, "vim")
+    if type(vim) == "table" and (vim.uv or vim.loop) then
+        return vim.uv or vim.loop
+    end
+    local ok, luv = pcall(require, "luv")
+    if ok then
+        return luv
+    end
+    error("filelock: acquire_async needs a libuv loop: pass opts.loop (luv) or run in Neovim", 3)
+end
+
+local rearm -- forward
+
+local function dispatch()
+    local done = core.hub_dispatch(async.hub)
+    local ready = {}
+    for i = 1, #done do
+        local rec = done[i]
+        local wait = async.waits[rec[1]]
+        if wait then
+            async.waits[rec[1]] = nil
+            async.count = async.count - 1
+            if rec[2] then
+                ready[#ready + 1] = { wait, make_error(rec[2], rec[3], rec[4],
+                    core.fl_lock_path(wait.handle)) }
+            else
+                ready[#ready + 1] = { wait }
+            end
+        end
+    end
+    rearm()
+    -- Callbacks run after the hub is consistent again: one may acquire,
+    -- release or cancel.
+    for i = 1, #ready do
+        local wait, err = ready[i][1], ready[i][2]
+        if err then
+            wait.callback(err)
+        else
+            wait.callback(nil, wait.guard)
+        end
+    end
+end
+
+local function open_handles()
+    if async.timer then
+        return
+    end
+    async.timer = async.uv.new_timer()
+    local fd = core.hub_fd(async.hub)
+    if fd >= 0 then
+        async.poll = async.uv.new_poll(fd)
+        async.polling = false
+    end
+end
+
+rearm = function()
+    if async.count == 0 then
+        if async.timer then
+            async.timer:close()
+            async.timer = nil
+        end
+        if async.poll then
+            async.poll:close()
+            async.poll = nil
+        end
+        return
+    end
+    open_handles()
+    if async.poll and not async.polling then
+        async.poll:start("r", dispatch)
+        async.polling = true
+    end
+    local t = core.hub_timeout(async.hub)
+    async.timer:stop()
+    if t >= 0 then
+        async.timer:start(floor(t * 1000 + 0.999), 0, dispatch)
+    end
+end
+
+local function hub_for(uv)
+    if async.hub and async.uv ~= uv then
+        error("filelock: acquire_async is bound to one libuv loop per Lua state", 3)
+    end
+    if not async.hub then
+        async.hub = core.hub_new()
+        async.uv = uv
+    end
+    return async.hub
+end
+
+local AsyncGuard = { __name = "filelock.AsyncGuard" }
+AsyncGuard.__index = AsyncGuard
+
+--- Releases the hold this guard stands for (once); the next waiter of this
+-- loop is tried at once.
+function AsyncGuard:release()
+    if not self.released then
+        self.released = true
+        core.hub_release(async.hub, self.handle, self.owner, false)
+        rearm()
+    end
+end
+AsyncGuard.__close = AsyncGuard.release
+
+--- lock:acquire_async([opts], callback) -> cancel(): acquires without
+-- blocking the loop. callback(nil, guard) runs from the loop when the lock
+-- is won (guard:release() releases it), callback(err) when it is not
+-- (err as acquire() raises: a timeout, a deadlock, ...). Options: timeout,
+-- blocking, poll_interval as acquire(); loop: the luv module (default:
+-- Neovim's vim.uv or vim.loop, else require("luv")). In Neovim, wrap
+-- editor API calls made from the callback in vim.schedule(). Each call is
+-- its own owner: two waits through one lock object exclude each other.
+-- cancel() withdraws a wait that has not completed (its callback is then
+-- never called); it does nothing afterwards.
+function methods:acquire_async(opts, callback)
+    if callback == nil and type(opts) == "function" then
+        opts, callback = nil, opts
+    end
+    local h = self[HANDLE]
+    if type(callback) ~= "function" then
+        invalid("acquire_async needs a callback function", core.fl_lock_path(h))
+    end
+    opts = opts or {}
+    check_options(opts, ASYNC_OPTIONS, "acquire_async", core.fl_lock_path(h))
+    local uv = opts.loop or default_loop()
+    local hub = hub_for(uv)
+    async.next_owner = async.next_owner + 1
+    local owner = async.next_owner
+    local guard = setmetatable({ handle = h, lock = self, owner = owner }, AsyncGuard)
+    local ok, res = pcall(core.hub_acquire, hub, h, owner, false, opts.timeout, opts.blocking,
+        opts.poll_interval)
+    if not ok or res == true then
+        -- Settled at once: still reported from the loop, never from here.
+        local timer, cancelled = uv.new_timer(), false
+        timer:start(0, 0, function()
+            timer:close()
+            if cancelled then
+                if ok then
+                    guard:release()
+                end
+            elseif ok then
+                callback(nil, guard)
+            else
+                callback(res)
+            end
+        end)
+        return function()
+            cancelled = true
+        end
+    end
+    local wait = { handle = h, guard = guard, callback = callback }
+    async.waits[res] = wait
+    async.count = async.count + 1
+    rearm()
+    return function()
+        if async.waits[res] == wait then
+            async.waits[res] = nil
+            async.count = async.count - 1
+            core.hub_cancel(hub, res)
+            rearm()
+        end
+    end
+end
+
 -- Releases after the protected call and passes its results through; the
 -- caller's error object is re-raised unchanged (level 0: no position added).
 local function finish(h, ok, ...)

@@ -208,11 +208,11 @@ typedef struct fl_options {
                                      fallback. fl_lock_new(): ::FL_EINVAL with ::FL_SOFT,
                                      ::FL_ENOTSUP on Windows. */
     void *on_acquired_data;     /**< Passed to @p on_acquired. */
-    double lifetime;   /**< Soft lock: seconds after which a marker is stale even while its holder
-                            lives (age on the file system's clock); 0 (default): never by age.
-                            Ignored by the kernel lock (its holder cannot be superseded), applies
-                            after a soft fallback. Finite and >= 0; not with lease_duration.
-                            POSIX: on Windows a marker is never judged by age. */
+    double lifetime; /**< Soft lock: seconds after which a marker is stale even while its holder
+                          lives (age on the file system's clock); 0 (default): never by age.
+                          Ignored by the kernel lock (its holder cannot be superseded), applies
+                          after a soft fallback. Finite and >= 0; not with lease_duration.
+                          POSIX: on Windows a marker is never judged by age. */
     double lease_duration;     /**< Soft lock: > 0 makes the hold a lease of this many seconds,
                                     refreshed by the library's heartbeat thread, and reclaimed by
                                     any contender once its marker is older; 0 (default): no
@@ -223,7 +223,10 @@ typedef struct fl_options {
 
 /** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling, no lease. */
 #define FL_OPTIONS_INIT                                                                            \
-    { FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL, 0.0, 0.0, 0.0 }
+    {                                                                                              \
+        FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL,     \
+            0.0, 0.0, 0.0                                                                          \
+    }
 
 /**
  * Cancel callback, consulted while an acquire waits: at every wake-up, at
@@ -722,6 +725,160 @@ FL_EXTERN double fl_get_heartbeat_interval(const fl_lock *lock);
 
 /** The handle's soft-marker lifetime in seconds (0: none). */
 FL_EXTERN double fl_get_lifetime(const fl_lock *lock);
+
+/* ---------------------------------------------------------------------- */
+/* Owner tokens and the event-loop wait hub                                */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * One attempt, never waiting, on behalf of @p owner: a token naming a task,
+ * fiber or coroutine (any value below 2^63 the caller keeps unique while it
+ * may hold the lock; 0 means the calling thread, as fl_acquire_ex()). For a
+ * thread-local handle (fl_options.thread_local) the owner takes the thread's
+ * place everywhere: its recursion counter, "held by this owner", and the
+ * self-deadlock check, so tasks sharing one thread are told apart. A handle
+ * that is not thread-local has one state for everyone, as with threads.
+ *
+ * @param lock   the handle.
+ * @param owner  the task's token (below 2^63), or 0 for the calling thread.
+ * @param shared 1: shared (read) mode, as fl_acquire_shared(); 0: exclusive.
+ * @return 0 (won, or the owner already held it: the counter went up),
+ *         ::FL_ETIMEOUT when someone else holds it, ::FL_EINVAL for a NULL
+ *         handle or a token with bit 63 set, or any error of fl_acquire_ex().
+ */
+FL_EXTERN int fl_try_acquire_as(fl_lock *lock, uint64_t owner, int shared);
+
+/**
+ * Releases one level (@p force: every level) of @p owner's hold, as
+ * fl_release() does for a thread. Releasing what @p owner does not hold is
+ * a no-op returning 0.
+ *
+ * @return 0, ::FL_EINVAL (NULL handle, token with bit 63 set), or an error of
+ *         fl_release() (the lock is released all the same).
+ */
+FL_EXTERN int fl_release_as(fl_lock *lock, uint64_t owner, int force);
+
+/** @p owner's recursion level of @p lock (0: not held by it), as fl_lock_counter(). */
+FL_EXTERN int fl_lock_counter_as(fl_lock *lock, uint64_t owner);
+
+/**
+ * An event-loop wait hub: waits for many locks in one thread without
+ * blocking it. The loop watches fl_hub_fd() for readability and arms a timer
+ * for fl_hub_timeout(); whenever either fires it calls fl_hub_dispatch(),
+ * which re-tries the locks that may have come free and runs the callbacks of
+ * the waits it ended. On Linux a hub holds one inotify instance plus one open
+ * lock file per distinct lock file with waiters (the descriptor its attempts
+ * re-use), whatever the number of waiters; a release that closes the lock
+ * file wakes it at once, and a per-file re-check timer (starting at the
+ * waiters' shortest poll interval, at least 0.1 s, doubling while nothing
+ * happens up to 1 s) catches releases that close nothing (`flock(LOCK_UN)`
+ * with the file kept open, a forked child keeping a copy). Without inotify
+ * (other systems, `-DFL_GENERIC_POSIX=ON`, the user's instances or watches
+ * exhausted) the timer alone re-tries, every poll interval (at least
+ * 0.05 s). Waiters of one file are served first come, first served.
+ *
+ * A hub is used by one thread at a time (the loop's); its callbacks run
+ * inside fl_hub_dispatch() (and fl_hub_free()) on that thread. A forked child
+ * cannot use its parent's hub (every call fails with ::FL_ECANCELED naming
+ * the fork; fl_hub_free() only frees its memory): it makes its own.
+ */
+typedef struct fl_hub fl_hub;
+
+/** A pending wait of a hub: valid until its callback has been called or it was cancelled. */
+typedef struct fl_hub_waiter fl_hub_waiter;
+
+/**
+ * Called once when a hub wait ends: @p rc is 0 (@p owner now holds @p lock,
+ * release it with fl_release_as() or fl_hub_release()), ::FL_ETIMEOUT (the
+ * deadline passed), ::FL_ECANCELED (fl_hub_free() with the wait pending), or
+ * any error of fl_acquire_ex() (the thread's message is set). The callback
+ * may call the hub (acquire, release, cancel other waiters).
+ */
+typedef void (*fl_hub_done_fn)(void *data, fl_lock *lock, uint64_t owner, int rc);
+
+/**
+ * Creates a hub.
+ * @return 0, ::FL_EINVAL (@p out NULL), ::FL_ENOMEM, ::FL_ENOTSUP on Windows
+ *         (not implemented there yet).
+ */
+FL_EXTERN int fl_hub_new(fl_hub **out);
+
+/**
+ * Frees a hub: each pending wait ends with ::FL_ECANCELED (its callback is
+ * called) and the hub's descriptors are closed (in a forked child they are
+ * the parent's and are left alone). Locks won through the hub stay held.
+ */
+FL_EXTERN void fl_hub_free(fl_hub *hub);
+
+/**
+ * The descriptor an event loop polls for readability: when readable,
+ * call fl_hub_dispatch(). -1 when the hub has none (no inotify: generic
+ * POSIX, or the user's inotify instances were exhausted when it was made);
+ * then fl_hub_timeout() alone drives it. Fixed for the hub's life.
+ */
+FL_EXTERN int fl_hub_fd(const fl_hub *hub);
+
+/**
+ * Seconds until fl_hub_dispatch() must be called even if fl_hub_fd() stays
+ * quiet (the next re-check or deadline; 0: now), or -1 when no wait is
+ * pending. Ask again after every call of the hub.
+ */
+FL_EXTERN double fl_hub_timeout(fl_hub *hub);
+
+/**
+ * Starts an acquire of @p lock for @p owner (see fl_try_acquire_as()) with
+ * @p args (NULL: the handle's defaults; timeout, blocking, poll interval,
+ * deadline and shared as for fl_acquire_with()). It first tries at once,
+ * unless other waits of this hub for the same file came first (first come,
+ * first served; an owner that already holds the lock is never queued). A
+ * read/write lock (fl_options.read_write) waits as fl_acquire_shared() and
+ * fl_acquire_ex() do: for the writers' gate first, then, holding the gate
+ * (so that a waiting writer holds new readers back), for the lock itself;
+ * the gate is let go when the wait ends, whichever way.
+ *
+ * @param hub    the hub (of this thread's loop).
+ * @param lock   the handle; it must outlive the wait.
+ * @param owner  the task's token, as in fl_try_acquire_as().
+ * @param args   the arguments, or NULL for the handle's defaults.
+ * @param done   called once when the pending wait ends (not when the call
+ *               itself finishes it).
+ * @param data   passed to @p done.
+ * @param waiter set to NULL when the call finished (won: returns 0), or to
+ *        the pending wait, whose @p done callback fl_hub_dispatch() calls.
+ * @return 0 (won now, or pending), ::FL_ETIMEOUT (non-blocking or timeout 0,
+ *         and held), ::FL_EDEADLK (no timeout, and @p owner holds the file
+ *         through another handle), ::FL_ECANCELED in a forked child of the
+ *         hub's process, or any error of fl_acquire_ex() / fl_acquire_shared().
+ */
+FL_EXTERN int fl_hub_acquire(fl_hub *hub, fl_lock *lock, uint64_t owner,
+                             const fl_acquire_args *args, fl_hub_done_fn done, void *data,
+                             fl_hub_waiter **waiter);
+
+/**
+ * Reads the hub's pending events and re-tries the locks they (or the due
+ * re-check timers) concern, completing won, timed-out and failed waits
+ * through their callbacks. Never blocks.
+ * @return the number of waits it completed, or ::FL_ECANCELED in a forked
+ *         child, ::FL_EINVAL for a NULL hub.
+ */
+FL_EXTERN int fl_hub_dispatch(fl_hub *hub);
+
+/**
+ * Cancels a pending wait without calling its callback. If it was first in
+ * line for its file, the next wait there is re-tried at the next dispatch.
+ * Must not be called after the wait's callback has run.
+ * @return 0, or ::FL_EINVAL (NULL).
+ */
+FL_EXTERN int fl_hub_cancel(fl_hub_waiter *waiter);
+
+/**
+ * fl_release_as(), then the hub's next waiter for the same file is re-tried
+ * at the next dispatch (fl_hub_timeout() becomes 0), without waiting for the
+ * file system's event. A win a cancelled task did not collect is passed on
+ * this way.
+ * @return as fl_release_as().
+ */
+FL_EXTERN int fl_hub_release(fl_hub *hub, fl_lock *lock, uint64_t owner, int force);
 
 /* ---------------------------------------------------------------------- */
 /* Logging                                                                 */

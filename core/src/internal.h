@@ -255,6 +255,17 @@ FL__HIDDEN int fl__parse_owner(const char *buf, size_t len, fl_owner *out);
 extern FL__HIDDEN unsigned fl__fork_gen;
 FL__HIDDEN unsigned fl__current_gen(void);
 
+/* The hub's attempts (lock.c, for hub.c) -------------------------------- */
+#define FL__PROBE          1 /* one attempt that keeps its open file when busy */
+#define FL__PROBE_DEADLOCK 2 /* busy on a file this owner holds elsewhere: FL_EDEADLK */
+#define FL__PROBE_QUIET    4 /* no log events (a re-check) */
+#define FL__PROBE_NOGATE   8 /* read/write lock: the caller holds the writers' gate already */
+/* One attempt for owner (0: the calling thread), starting from the open
+ * file in *ph. Returns 0 (won: a probe the win used is emptied; a win by
+ * recursion leaves it), FL__BUSY (*ph keeps the open file and names the
+ * contended file), or a negative code (*ph emptied, the error set). */
+FL__HIDDEN int fl__try_as(fl_lock *l, uint64_t owner, int shared, int probe, fl__hold *ph);
+
 /* Logging (lock.c) ------------------------------------------------------ */
 FL__HIDDEN void fl__log(const fl_lock *l, fl_log_event ev, double seconds);
 

@@ -51,9 +51,17 @@ static uint64_t g_next_id = 1;
 static uint64_t g_next_thread = 1;
 /* mingw-w64 emulates __thread (emutls), which also works inside a DLL. */
 static __thread uint64_t t_serial;
+/* The owner token a call acts for (fl_try_acquire_as() and friends: a task
+ * or fiber of an event loop), as an identity with FL__OWNER_BIT set so that
+ * it never equals a thread's serial; 0 while the call acts for the thread. */
+static __thread uint64_t t_owner;
+#define FL__OWNER_BIT (UINT64_C(1) << 63)
 
 uint64_t fl__thread_serial(void) {
-    uint64_t s = t_serial;
+    uint64_t s = t_owner;
+    if (s)
+        return s;
+    s = t_serial;
     if (__builtin_expect(s == 0, 0))
         t_serial = s = __atomic_fetch_add(&g_next_thread, 1, __ATOMIC_RELAXED);
     return s;
@@ -339,8 +347,7 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
            fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
            (l->gate != NULL) == !!o->read_write && l->on_acquired == o->on_acquired &&
-           l->on_acquired_data == o->on_acquired_data &&
-           l->lifetime == o->lifetime &&
+           l->on_acquired_data == o->on_acquired_data && l->lifetime == o->lifetime &&
            l->lease_duration == o->lease_duration &&
            (o->lease_duration <= 0 ||
             l->heartbeat_interval ==
@@ -716,7 +723,8 @@ static int drop_if_forked(fl__hold *h, unsigned *gen) {
 /* Wins the OS lock or fails; the caller has checked recursion. *won_gen is
  * the fork generation in which it was won. */
 static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, double poll,
-                      fl_cancel_fn cancel, void *cancel_data, int log, unsigned *won_gen) {
+                      fl_cancel_fn cancel, void *cancel_data, int log, unsigned *won_gen,
+                      int probe) {
     int one_attempt = !blocking || timeout == 0;
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : fl__now() + timeout;
@@ -763,6 +771,17 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
         if (rc < 0)
             goto fail;
         /* Held by someone else. */
+        if (probe & FL__PROBE) {
+            /* The hub's attempt: the open file stays in h for its next
+             * attempt (no close, which would wake its own watch). */
+            if ((probe & FL__PROBE_DEADLOCK) && held_by_this_thread(h)) {
+                rc = deadlock_error(l);
+                goto fail;
+            }
+            if (log)
+                fl__log(l, FL_LOG_FAILED, 0);
+            return FL__BUSY;
+        }
         if (one_attempt) {
             /* As py-filelock decides which of its two messages to log:
              * blocking=False "failed immediately", a zero timeout "timed
@@ -931,16 +950,18 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt,
  * then take the lock itself and reopen the gate. Both waits share one
  * deadline. */
 static int gated_acquire(fl_lock *l, fl__hold *h, fl__hold *gate_id, double timeout, int blocking,
-                         double poll, fl_cancel_fn cancel, void *cancel_data, unsigned *won_gen) {
+                         double poll, fl_cancel_fn cancel, void *cancel_data, unsigned *won_gen,
+                         int probe) {
     fl__hold g = FL__HOLD_INIT;
     double start, rest = timeout;
     unsigned gate_gen;
     int rc;
-    if (!l->gate)
-        return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data, 1, won_gen);
+    if (!l->gate || (probe & FL__PROBE_NOGATE))
+        return os_acquire(l, h, timeout, blocking, poll, cancel, cancel_data,
+                          !(probe & FL__PROBE_QUIET), won_gen, probe);
     g.shared = h->shared;
     start = fl__now();
-    rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0, &gate_gen);
+    rc = os_acquire(l->gate, &g, timeout, blocking, poll, cancel, cancel_data, 0, &gate_gen, 0);
     if (rc == FL_ETIMEOUT) {
         fl__log(l, FL_LOG_TIMEOUT, 0);
         return timeout_error(l);
@@ -954,7 +975,7 @@ static int gated_acquire(fl_lock *l, fl__hold *h, fl__hold *gate_id, double time
         if (rest <= 0)
             rest = 0; /* one last attempt */
     }
-    rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1, won_gen);
+    rc = os_acquire(l, h, rest, blocking, poll, cancel, cancel_data, 1, won_gen, 0);
     /* Remembered with the hold: the deadlock check must know the gate. */
     gate_id->dev = g.dev;
     gate_id->ino = g.ino;
@@ -993,9 +1014,12 @@ static int run_on_acquired(fl_lock *l, fl__hold *h) {
 }
 
 /* own_cancel: use @p cancel / @p cancel_data (the call's, FL_ARG_CANCEL)
- * instead of the handle's callback. */
-static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, double poll_interval,
-                        int own_cancel, fl_cancel_fn cancel, void *cancel_data) {
+ * instead of the handle's callback. probe (FL__PROBE* bits, the hub's
+ * attempts): one attempt that starts from and, when busy, leaves its open
+ * file in *ph and returns FL__BUSY. */
+static int acquire_core(fl_lock *l, int shared, double timeout, int blocking, double poll_interval,
+                        int own_cancel, fl_cancel_fn cancel, void *cancel_data, int probe,
+                        fl__hold *ph) {
     fl__state *s;
     fl__hold h = FL__HOLD_INIT, gate_id = FL__HOLD_INIT;
     fl__state *fresh = NULL;
@@ -1036,6 +1060,9 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, do
         rc = join_or_lead(l, shared, timeout, !blocking || timeout == 0, cancel, cancel_data);
         if (rc != 0) {
             pthread_mutex_unlock(&l->mu);
+            /* Another thread's attempt is under way: busy for the hub. */
+            if (rc == FL_ETIMEOUT && probe)
+                return FL__BUSY;
             if (rc > 0)
                 fl__log(l, FL_LOG_ACQUIRED, 0); /* joined another thread's hold */
             return rc > 0 ? 0 : rc;
@@ -1061,9 +1088,19 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, do
         fresh = NULL;
         rc = fl__error(FL_ENOMEM, ENOMEM, "out of memory acquiring lock '%s'", l->path);
     } else {
+        if (probe)
+            h = *ph;
         h.shared = shared;
         rc = gated_acquire(l, &h, &gate_id, timeout, blocking, poll_interval, cancel, cancel_data,
-                           &won_gen);
+                           &won_gen, probe);
+        if (probe) {
+            /* Busy: the hub keeps the open file; otherwise it was consumed
+             * (won: it is the hold now) or closed (failed). */
+            if (rc == FL__BUSY)
+                *ph = h;
+            else
+                *ph = (fl__hold)FL__HOLD_INIT;
+        }
         if (rc == 0 && won_gen != fl__current_gen()) {
             /* Won, then the log handler forked: the lock (and its open file
              * description, or its marker) is the parent's, which releases
@@ -1103,6 +1140,12 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, do
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
+}
+
+static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, double poll_interval,
+                        int own_cancel, fl_cancel_fn cancel, void *cancel_data) {
+    return acquire_core(l, shared, timeout, blocking, poll_interval, own_cancel, cancel,
+                        cancel_data, 0, NULL);
 }
 
 int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
@@ -1206,6 +1249,81 @@ int fl_acquire_with(fl_lock *l, const fl_acquire_args *in) {
         cancel_restore(c);
     }
     return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Owner tokens (tasks, fibers, coroutines)                                */
+/* ---------------------------------------------------------------------- */
+
+/* Acting for an owner swaps the identity fl__thread_serial() gives for the
+ * length of one call: recursion, thread-local state and the deadlock check
+ * then work per task, with no change to the code that uses them. */
+static int owner_check(const fl_lock *l, uint64_t owner, const char *fn) {
+    if (!l)
+        return fl__error(FL_EINVAL, 0, "%s: NULL lock handle", fn);
+    if (owner & FL__OWNER_BIT)
+        return fl__error(FL_EINVAL, 0, "%s: owner token %#llx of lock '%s' uses bit 63", fn,
+                         (unsigned long long)owner, l->path);
+    return 0;
+}
+
+static uint64_t owner_enter(uint64_t owner) {
+    uint64_t old = t_owner;
+    t_owner = owner ? owner | FL__OWNER_BIT : 0;
+    return old;
+}
+
+static void owner_leave(uint64_t old) { t_owner = old; }
+
+int fl__try_as(fl_lock *l, uint64_t owner, int shared, int probe, fl__hold *ph) {
+    uint64_t old;
+    int rc, c;
+    if ((rc = owner_check(l, owner, "fl_hub_acquire")) != 0)
+        return rc;
+    c = cancel_off();
+    old = owner_enter(owner);
+    rc = acquire_core(l, shared, 0, 0, fl_get_poll_interval(l), 0, NULL, NULL, probe | FL__PROBE,
+                      ph);
+    owner_leave(old);
+    cancel_restore(c);
+    return rc;
+}
+
+int fl_try_acquire_as(fl_lock *l, uint64_t owner, int shared) {
+    uint64_t old;
+    int rc, c;
+    if ((rc = owner_check(l, owner, "fl_try_acquire_as")) != 0)
+        return rc;
+    c = cancel_off();
+    old = owner_enter(owner);
+    rc = acquire_mode(l, shared != 0, 0, 0, fl_get_poll_interval(l), 0, NULL, NULL);
+    owner_leave(old);
+    cancel_restore(c);
+    return rc;
+}
+
+int fl_release_as(fl_lock *l, uint64_t owner, int force) {
+    uint64_t old;
+    int rc, c;
+    if ((rc = owner_check(l, owner, "fl_release_as")) != 0)
+        return rc;
+    c = cancel_off();
+    old = owner_enter(owner);
+    rc = fl_release(l, force);
+    owner_leave(old);
+    cancel_restore(c);
+    return rc;
+}
+
+int fl_lock_counter_as(fl_lock *l, uint64_t owner) {
+    uint64_t old;
+    int n;
+    if (!l || (owner & FL__OWNER_BIT))
+        return 0;
+    old = owner_enter(owner);
+    n = fl_lock_counter(l);
+    owner_leave(old);
+    return n;
 }
 
 int fl_is_shared(fl_lock *l) {

@@ -34,6 +34,7 @@ int main(void) {
     srunner_add_suite(sr, suite_hostile());
     srunner_add_suite(sr, suite_descriptor());
     srunner_add_suite(sr, suite_lease());
+    srunner_add_suite(sr, suite_hub());
     /* CK_FORK=no (valgrind) runs every test in this process: tests that
      * need their own process check this and say why they skip. */
     fl_test_forking = srunner_fork_status(sr) != CK_NOFORK;

@@ -749,6 +749,11 @@ static pid_t start_soft_waiter(recovery_case *c) {
         fl_owner o;
         int rc;
         close(c->ready[0]);
+#ifndef FL__LINUX
+        /* The generic POSIX build watches no pidfd: the timed re-checks
+         * alone judge the holder, and a zombie must be kept there too. */
+        c->need_pidfd = 0;
+#endif
         real_pidfd_open = fl__sys.pidfd_open;
         fl__sys.pidfd_open = c->pidfd ? counting_pidfd_open : no_pidfd_open;
         l = fl_new_kind(c->path, FL_SOFT);

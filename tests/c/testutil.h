@@ -56,6 +56,7 @@ Suite *suite_fsprobe(void);
 Suite *suite_hostile(void);
 Suite *suite_descriptor(void);
 Suite *suite_lease(void);
+Suite *suite_hub(void);
 
 /* 1 when Check forks a child per test (the default); 0 under CK_FORK=no. */
 extern int fl_test_forking;

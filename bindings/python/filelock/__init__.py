@@ -31,6 +31,16 @@ from ._descriptor import lock_descriptor, unlock_descriptor
 from ._read_write import ReadWriteLock
 from ._lease import LeaseCompromise, SoftFileLease
 from ._lease_opts import LeaseSettingsMismatch, SoftFileLockLifetimeWarning
+from .asyncio import (
+    AsyncAcquireReadWriteReturnProxy,
+    AsyncAcquireReturnProxy,
+    AsyncFileLock,
+    AsyncReadWriteLock,
+    AsyncSoftFileLock,
+    AsyncUnixFileLock,
+    AsyncWindowsFileLock,
+    BaseAsyncFileLock,
+)
 from ._error import Timeout
 from .version import __version__, core_version
 
@@ -62,4 +72,12 @@ __all__ = [
     "LeaseCompromise",
     "LeaseSettingsMismatch",
     "SoftFileLockLifetimeWarning",
+    "AsyncAcquireReadWriteReturnProxy",
+    "AsyncAcquireReturnProxy",
+    "AsyncFileLock",
+    "AsyncReadWriteLock",
+    "AsyncSoftFileLock",
+    "AsyncUnixFileLock",
+    "AsyncWindowsFileLock",
+    "BaseAsyncFileLock",
 ]

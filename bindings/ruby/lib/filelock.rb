@@ -16,6 +16,7 @@
 # Timeout.timeout and Ctrl-C (the lock state is rolled back by the core).
 
 require "timeout"
+require "io/wait"
 require "filelock_ext"
 
 module Filelock
@@ -191,14 +192,17 @@ module Filelock
       m == Ext::FL_MODE_DEFAULT ? nil : m
     end
 
-    # True if this thread (any thread, for thread_local: false) holds it.
+    # True if this thread (any thread, for thread_local: false) holds it;
+    # under a Fiber scheduler, this fiber.
     def locked?
-      Ext.fl_is_locked(@handle) == 1
+      lock_counter.positive?
     end
 
-    # The recursion level seen by this thread (0 when not held).
+    # The recursion level seen by this thread (0 when not held); under a
+    # Fiber scheduler, by this fiber.
     def lock_counter
-      Ext.fl_lock_counter(@handle)
+      owner = fiber_owner
+      owner ? Ext.fl_rb_counter_as(@handle, owner) : Ext.fl_lock_counter(@handle)
     end
 
     def thread_local?
@@ -217,7 +221,12 @@ module Filelock
     # Releases one level (every level with force: true). Releasing a lock
     # this thread does not hold does nothing.
     def release(force: false)
-      Ext.fl_release(@handle, force ? 1 : 0)
+      owner = fiber_owner
+      if owner
+        Ext.fl_rb_hub_release(Hub.existing&.hub, @handle, owner, force)
+      else
+        Ext.fl_release(@handle, force ? 1 : 0)
+      end
       nil
     end
 
@@ -285,11 +294,41 @@ module Filelock
       # so an interrupt arriving right after the lock was won still releases.
       won = [false]
       begin
-        Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, won,
-                          cancel_check, @on_acquired)
+        core_acquire(shared, timeout, blocking, poll_interval, won, cancel_check, @on_acquired)
         yield self
       ensure
-        Ext.fl_release(@handle, 0) if won[0]
+        release if won[0]
+      end
+    end
+
+    # The current fiber's owner token when a Fiber scheduler runs it (a
+    # non-blocking fiber): its waits then park only the fiber, through the
+    # thread's Hub. nil otherwise (the thread's GVL-free blocking wait).
+    def fiber_owner
+      return nil if Fiber.scheduler.nil? || Fiber.current.blocking?
+
+      Fiber.current.object_id
+    end
+
+    # Under a Fiber scheduler the wait parks only its fiber (Hub). A
+    # cancel_check or an on_acquired hook is refused there (ArgumentError):
+    # the core calls those blocks from inside the wait, and the hub's
+    # dispatch (the driver fiber's, for every waiter at once) cannot run them
+    # for one acquire; the thread path would block every fiber of the thread
+    # and hold for the thread, not the fiber that releases.
+    def core_acquire(shared, timeout, blocking, poll_interval, token, cancel_check = nil,
+                     on_acquired = nil)
+      owner = fiber_owner
+      if owner
+        if cancel_check || on_acquired
+          raise ArgumentError,
+                "#{cancel_check ? "cancel_check" : "on_acquired"} is not supported under a " \
+                "Fiber scheduler (lock file #{lock_file})"
+        end
+        Hub.current.acquire(@handle, owner, shared, timeout, blocking, poll_interval, token)
+      else
+        Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, token,
+                          cancel_check, on_acquired)
       end
     end
 
@@ -374,7 +413,7 @@ module Filelock
                            cancel_check: cancel_check, &block)
       end
 
-      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil, cancel_check, @on_acquired)
+      core_acquire(false, timeout, blocking, poll_interval, nil, cancel_check, @on_acquired)
       self
     end
 
@@ -440,7 +479,7 @@ module Filelock
     def acquire_read(timeout: nil, blocking: nil, poll_interval: nil, &block)
       return read(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
 
-      Ext.fl_rb_acquire(@handle, 1, timeout, blocking, poll_interval, nil, nil, nil)
+      core_acquire(true, timeout, blocking, poll_interval, nil)
       self
     end
 
@@ -448,7 +487,7 @@ module Filelock
     def acquire_write(timeout: nil, blocking: nil, poll_interval: nil, &block)
       return write(timeout: timeout, blocking: blocking, poll_interval: poll_interval, &block) if block
 
-      Ext.fl_rb_acquire(@handle, 0, timeout, blocking, poll_interval, nil, nil, nil)
+      core_acquire(false, timeout, blocking, poll_interval, nil)
       self
     end
 
@@ -622,4 +661,83 @@ module Filelock
     private_class_method :dispatch
   end
   private_constant :Lease
+
+  # The waits of one thread's fibers under a Fiber scheduler
+  # (Fiber.set_scheduler): the C core's event-loop wait hub. A driver fiber
+  # waits for the hub's descriptor with IO#wait_readable (the scheduler's
+  # io_wait) or its next re-check, dispatches, and wakes each fiber whose
+  # wait ended through its Thread::Queue (the scheduler's block/unblock).
+  # No thread is blocked and nothing polls.
+  class Hub
+    # This thread's hub (made on first use; a forked child makes its own).
+    def self.current
+      hub = existing
+      return hub if hub
+
+      Thread.current.thread_variable_set(:filelock_hub, new)
+    end
+
+    # This thread's hub if it has one, else nil.
+    def self.existing
+      hub = Thread.current.thread_variable_get(:filelock_hub)
+      hub if hub && hub.pid == Process.pid
+    end
+
+    attr_reader :hub, :pid
+
+    def initialize
+      @hub = Ext.fl_rb_hub_new
+      fd = Ext.fl_rb_hub_fd(@hub)
+      @io = fd >= 0 ? IO.for_fd(fd, autoclose: false) : nil
+      @pid = Process.pid
+      @waiting = 0
+      @driver = nil
+    end
+
+    # Acquires for the fiber's owner token; parks the fiber while waiting.
+    # Raises what the blocking acquire would. An interrupted wait (an
+    # exception raised into the fiber) leaves nothing held: a win it did
+    # not see is released, which hands the lock on.
+    def acquire(handle, owner, shared, timeout, blocking, poll_interval, token)
+      status = [nil, nil, nil, Thread::Queue.new]
+      if Ext.fl_rb_hub_acquire(@hub, handle, owner, shared ? 1 : 0, timeout, blocking,
+                               poll_interval, status)
+        token[0] = true if token
+        return
+      end
+      @waiting += 1
+      result = nil
+      begin
+        start_driver
+        result = status[3].pop
+        token[0] = true if token && result == true
+      ensure
+        @waiting -= 1
+        if result.nil? && !Ext.fl_rb_hub_cancel(@hub, status) && status[0] == true
+          Ext.fl_rb_hub_release(@hub, handle, owner, false)
+        end
+      end
+      raise result unless result == true
+    end
+
+    private
+
+    def start_driver
+      return if @driver&.alive?
+
+      @driver = Fiber.schedule { drive }
+    end
+
+    def drive
+      while @waiting.positive?
+        t = Ext.fl_rb_hub_timeout(@hub)
+        t = 1.0 if t.negative?
+        if t.positive?
+          @io ? @io.wait_readable(t) : sleep(t)
+        end
+        Ext.fl_rb_hub_dispatch(@hub).each { |st| st[3].push(st[0]) }
+      end
+    end
+  end
+  private_constant :Hub
 end

@@ -1,0 +1,660 @@
+"""
+Asynchronous locks for asyncio, woken by the kernel.
+
+The same names and constructor as the pure-Python package's
+``filelock.asyncio`` (``AsyncFileLock``, ``AsyncSoftFileLock``, ...), but a
+wait neither polls nor occupies an executor thread: every wait of an event
+loop goes to one wait hub of the C core (``fl_hub_*``), whose descriptor the
+loop watches with ``loop.add_reader``. A release that closes the lock file
+wakes the waiting task at once; a per-file re-check timer catches releases
+that close nothing.
+
+Ownership is per task: recursion (``thread_local=True``) and the
+self-deadlock check know which task holds the lock, so another task on the
+same loop waits instead of failing with a false deadlock.
+
+.. code-block:: python
+
+    from filelock import AsyncFileLock
+
+    async def main():
+        async with AsyncFileLock("data.txt.lock", timeout=10):
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import sys
+import threading
+import weakref
+from concurrent import futures
+from types import TracebackType
+from typing import Any, AsyncIterator, Callable
+
+from . import _api
+from . import _filelock_core as _core
+from ._api import (
+    _UNSET_FILE_MODE,
+    BaseFileLock,
+    CloseErrorPolicy,
+    ContextErrorPolicy,
+    PathLike,
+)
+from ._error import Timeout
+
+# This process's id, kept current by a fork handler: os.getpid() is a system
+# call, and a handoff between two tasks would otherwise make several.
+_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# ---- owner tokens ----------------------------------------------------------
+
+# Each task gets a token of its own from a counter (never id(task), which a
+# later task may reuse while the first one's hold is still recorded). Outside
+# a task the owner is the calling thread (token 0).
+_task_tokens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+_next_token = itertools.count(1)
+_token_mutex = threading.Lock()
+
+
+def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
+    try:
+        # With the loop given, no get_running_loop() (and its getpid()).
+        task = asyncio.current_task(loop)
+    except RuntimeError:  # no running loop
+        return 0
+    if task is None:
+        return 0
+    token = _task_tokens.get(task)
+    if token is None:
+        with _token_mutex:
+            token = _task_tokens.setdefault(task, next(_next_token))
+    return token
+
+
+# ---- one hub per event loop ------------------------------------------------
+
+
+class _LoopHub:
+    """The core's wait hub of one event loop: its descriptor is watched with
+    ``add_reader`` and its next re-check is a ``call_at`` timer, both
+    re-armed after every call into the hub."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Weak: _hubs maps the loop to this object, and a strong reference
+        # back would keep both (and the hub's inotify instance, of which a
+        # user has 128) alive after the loop is gone.
+        self._loop = weakref.ref(loop)
+        self.hub = _core.flpy_hub_new()
+        self.pid = _pid
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = -1.0
+        fd = _core.flpy_hub_fd(self.hub)
+        self.fd = fd
+        if fd >= 0:
+            loop.add_reader(fd, self.dispatch)
+
+    def dispatch(self) -> None:
+        _core.flpy_hub_dispatch(self.hub)
+        self.rearm()
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.dispatch()
+
+    def rearm(self) -> None:
+        """Arms the timer for the hub's next re-check or deadline."""
+        t = _core.flpy_hub_timeout(self.hub)
+        loop = self._loop()
+        if t < 0 or loop is None:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            return
+        when = loop.time() + t
+        if self.timer is not None:
+            if abs(self.timer_at - when) < 0.001:
+                return
+            self.timer.cancel()
+        self.timer_at = when
+        self.timer = loop.call_at(when, self._on_timer)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.WeakKeyDictionary()
+
+
+def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
+    hub = _hubs.get(loop)
+    if hub is None or hub.pid != _pid:
+        # A forked child cannot use its parent's hub: it makes its own.
+        hub = _LoopHub(loop)
+        _hubs[loop] = hub
+    return hub
+
+
+# ---- waiting ---------------------------------------------------------------
+
+
+def _the_loop(bound: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+    running = asyncio.get_running_loop()
+    if bound is not None and bound is not running:
+        msg = "the lock is bound to another event loop than the running one"
+        raise RuntimeError(msg)
+    return running
+
+
+async def _wait(
+    h: Any,
+    lock_file: str,
+    bound: asyncio.AbstractEventLoop | None,
+    shared: int,
+    timeout: float | None,
+    blocking: bool | None,
+    poll_interval: float | None,
+    cancel_check: Callable[[], bool] | None,
+    default_poll: float,
+) -> None:
+    """Acquires the core handle *h* for the current task through the loop's
+    hub: at once when free, else parked on a future that the hub's dispatch
+    resolves. Nothing is left held or queued when this raises."""
+    if _api._is_debug(_api._DEBUG) is not _api._log_on:
+        _api._sync_logging()
+    loop = _the_loop(bound)
+    owner = _owner(loop)
+    hub = _hubs.get(loop)
+    if hub is None or hub.pid != _pid:
+        # No wait of this loop can be queued: try before making its hub
+        # (an uncontended lock never needs one).
+        if blocking is False or timeout is not None and float(timeout) == 0:
+            pass  # the hub's one attempt raises Timeout with the message
+        elif _core.flpy_try_acquire_as(h, owner, shared):
+            return
+        hub = _hub_for(loop)
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def done(exc: BaseException | None) -> None:
+        # Called from the hub's dispatch on the loop thread.
+        if fut.done():
+            # Cancelled meanwhile: a win nobody will collect is passed on.
+            if exc is None:
+                _core.flpy_hub_release(hub.hub, h, owner, False)
+            return
+        try:
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+        except RuntimeError:  # the loop is closed: nobody will collect it
+            if exc is None:
+                _core.flpy_hub_release(hub.hub, h, owner, False)
+
+    wait = _core.flpy_hub_acquire(
+        hub.hub,
+        h,
+        owner,
+        shared,
+        None if timeout is None else float(timeout),
+        None if blocking is None else bool(blocking),
+        None if poll_interval is None else float(poll_interval),
+        done,
+    )
+    if wait is None:
+        return
+    hub.rearm()
+    try:
+        if cancel_check is None:
+            await fut
+        else:
+            step = default_poll if poll_interval is None else float(poll_interval)
+            step = max(step, 0.001)
+            while True:
+                finished, _ = await asyncio.wait({fut}, timeout=step)
+                if finished:
+                    fut.result()
+                    break
+                if cancel_check():
+                    raise Timeout(lock_file)
+    except BaseException:
+        # Cancelled, timed out by cancel_check, or the wait failed: leave
+        # nothing behind. Still pending: withdraw it. Won but not
+        # collected: release it, which passes it on.
+        if not _core.flpy_hub_cancel(wait):
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                _core.flpy_hub_release(hub.hub, h, owner, False)
+        if not fut.done():
+            fut.cancel()
+        hub.rearm()
+        raise
+
+
+def _release_now(h: Any, force: bool) -> None:
+    """Releases the current task's hold of *h* and hands the lock to the
+    loop's next waiter at once (its future is resolved; the task runs at
+    the loop's next turn) instead of after a timer or the file system's
+    event. Awaits nothing, so it completes under cancellation too."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    hub = _hubs.get(loop) if loop is not None else None
+    if hub is not None and hub.pid != _pid:
+        hub = None
+    owner = _owner(loop) if loop is not None else 0
+    _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
+    if hub is not None:
+        hub.dispatch()
+
+
+# ---- the lock classes --------------------------------------------------------
+
+
+class AsyncAcquireReturnProxy:
+    """The context manager :meth:`BaseAsyncFileLock.acquire` returns:
+    ``async with await lock.acquire():`` releases the level acquired."""
+
+    def __init__(self, lock: BaseAsyncFileLock) -> None:
+        self.lock = lock
+
+    async def __aenter__(self) -> BaseAsyncFileLock:
+        return self.lock
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.lock.release()
+
+
+_SYNC_MSG = "Use `async with`: acquire/release are coroutines and cannot be awaited in a sync context manager."
+
+
+class BaseAsyncFileLock(BaseFileLock):
+    """Base class of the asynchronous locks: ``await acquire()``,
+    ``await release()`` and ``async with``; waits run on the event loop
+    without a thread."""
+
+    _loop: asyncio.AbstractEventLoop | None
+    _run_in_executor: bool
+    _executor: futures.Executor | None
+
+    # The sync classes' constructor path: BaseFileLock.__init__ asks the core
+    # for the handle (_new_handle) and _SingletonMeta keeps one object per
+    # class and lock file (a second call's spare object is dropped).
+    def __init__(
+        self,
+        lock_file: PathLike,
+        timeout: float = -1,
+        mode: int = _UNSET_FILE_MODE,
+        thread_local: bool = False,
+        *,
+        blocking: bool = True,
+        is_singleton: bool = False,
+        poll_interval: float = 0.05,
+        context_error_policy: ContextErrorPolicy = "chain",
+        close_error_policy: CloseErrorPolicy = "default",
+        fallback_to_soft: bool = True,
+        preserve_lock_file: bool = False,
+        on_acquired: Callable[[int], None] | None = None,
+        lifetime: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        run_in_executor: bool = True,
+        executor: futures.Executor | None = None,
+    ) -> None:
+        """
+        Create an asynchronous lock; nothing is opened until the first acquire.
+
+        :param lock_file: path of the lock file
+        :param timeout: default timeout in seconds; negative waits forever, 0 tries once
+        :param mode: permission bits for a new lock file (default: umask and ACLs decide)
+        :param thread_local: False (default): one lock state for every task (a
+            second task acquiring through the same object re-enters it, as with
+            threads); True: each task holds it on its own. Not with
+            *run_in_executor* (ValueError, as in the pure-Python package)
+        :param blocking: default for :meth:`acquire`; False tries once
+        :param is_singleton: one object per lock file path
+        :param poll_interval: the shortest re-check interval for releases that
+            raise no file-system event (at least 0.1 s while watched)
+        :param context_error_policy: as for the sync locks (:class:`~filelock.BaseFileLock`)
+        :param close_error_policy: as for the sync locks
+        :param fallback_to_soft: as for the sync locks
+        :param preserve_lock_file: as for the sync locks
+        :param on_acquired: as for the sync locks; for the kernel lock it runs on the
+            event loop's thread when a wait on the loop wins
+        :param lifetime: as for the sync locks (soft locks only)
+        :param loop: the event loop to use; None: the running loop
+        :param run_in_executor: accepted for compatibility; waits never use an
+            executor (they run on the loop, woken by the kernel)
+        :param executor: accepted for compatibility (see *run_in_executor*)
+        """
+        if thread_local and run_in_executor:
+            msg = "run_in_executor is not supported when thread_local is True"
+            raise ValueError(msg)
+        super().__init__(
+            lock_file,
+            timeout,
+            mode,
+            thread_local,
+            blocking=blocking,
+            is_singleton=is_singleton,
+            poll_interval=poll_interval,
+            context_error_policy=context_error_policy,
+            close_error_policy=close_error_policy,
+            fallback_to_soft=fallback_to_soft,
+            preserve_lock_file=preserve_lock_file,
+            on_acquired=on_acquired,
+            lifetime=lifetime,
+        )
+        self._loop = loop
+        self._run_in_executor = bool(run_in_executor)
+        self._executor = executor
+        self._creator_pid = _pid
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # BaseFileLock swaps __enter__/__exit__ for subclasses overriding
+        # acquire/release; here plain `with` must raise instead.
+        super().__init_subclass__(**kwargs)
+        cls.__enter__ = BaseAsyncFileLock.__enter__  # type: ignore[method-assign]
+        cls.__exit__ = BaseAsyncFileLock.__exit__  # type: ignore[method-assign]
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def run_in_executor(self) -> bool:
+        """Whether the lock was asked to run in an executor (it never needs to)."""
+        return self._run_in_executor
+
+    @property
+    def executor(self) -> futures.Executor | None:
+        """The executor given (unused: waits run on the loop)."""
+        return self._executor
+
+    @executor.setter
+    def executor(self, value: futures.Executor | None) -> None:
+        self._executor = value
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop given to the constructor, or None (the running loop)."""
+        return self._loop
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether the current task holds the lock (any task when not thread-local)."""
+        return _core.flpy_lock_counter_as(self._h, _owner()) > 0
+
+    @property
+    def lock_counter(self) -> int:
+        """How many times the current task holds the lock (recursion)."""
+        return _core.flpy_lock_counter_as(self._h, _owner())
+
+    # -- acquire and release ---------------------------------------------------
+
+    def _check_platform(self) -> None:
+        """Hook for AsyncWindowsFileLock."""
+
+    async def acquire(  # type: ignore[override]
+        self,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        *,
+        blocking: bool | None = None,
+        cancel_check: Callable[[], bool] | None = None,
+    ) -> AsyncAcquireReturnProxy:
+        """
+        Acquire the lock without blocking the event loop.
+
+        :param timeout: seconds to wait; None: the default :attr:`timeout`; negative: forever;
+            0: one attempt
+        :param poll_interval: shortest re-check interval for releases no event reports;
+            None: the default
+        :param blocking: False: one attempt; None: the default :attr:`blocking`
+        :param cancel_check: called at least every *poll_interval* while waiting; True
+            ends the wait with :class:`Timeout`
+        :raises Timeout: not won in time (or *cancel_check* said so)
+        :raises RuntimeError: waiting forever for a lock file this task holds
+            through another object (a deadlock)
+        :return: a proxy for ``async with``
+
+        Cancelling the task (also through ``asyncio.timeout()``) never leaves
+        the lock held: a win that lands after the cancellation is released
+        and passed on to the next waiter.
+        """
+        self._check_platform()
+        await _wait(
+            self._h, self.lock_file, self._loop, 0, timeout, blocking, poll_interval, cancel_check,
+            self.poll_interval,
+        )
+        return AsyncAcquireReturnProxy(lock=self)
+
+    async def release(self, force: bool = False) -> None:  # type: ignore[override]
+        """
+        Release one level of the current task's hold (all with *force*); the
+        lock file is unlocked when the counter reaches zero, and the next
+        waiter of this loop is tried at once. Does nothing when not held.
+        Completes even when the task is being cancelled (nothing is awaited).
+        """
+        if self._creator_pid != _pid:
+            return
+        _release_now(self._h, force)
+
+    def __enter__(self) -> BaseFileLock:
+        """Plain ``with`` is not supported: use ``async with``."""
+        raise NotImplementedError(_SYNC_MSG)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Plain ``with`` is not supported: use ``async with``."""
+        raise NotImplementedError(_SYNC_MSG)
+
+    async def __aenter__(self) -> BaseAsyncFileLock:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.release()
+
+    # __del__ is BaseFileLock's: it needs no loop (the core releases every
+    # hold of the handle when the last reference goes).
+
+
+class AsyncUnixFileLock(BaseAsyncFileLock):
+    """The operating system's lock (flock), acquired without blocking the loop."""
+
+    _fl_kind = _api._KERNEL
+
+
+class AsyncSoftFileLock(BaseAsyncFileLock):
+    """The soft lock (an exclusively created marker file), acquired without
+    blocking the loop; its deletion wakes the waiters."""
+
+    _fl_kind = _api._SOFT
+
+
+class AsyncWindowsFileLock(BaseAsyncFileLock):
+    """The Windows lock; elsewhere acquiring raises NotImplementedError, as
+    :class:`~filelock.WindowsFileLock` does."""
+
+    _fl_kind = _api._KERNEL
+
+    def _check_platform(self) -> None:
+        if sys.platform != "win32":
+            raise NotImplementedError("AsyncWindowsFileLock is only available on Windows")
+
+
+class AsyncAcquireReadWriteReturnProxy:
+    """What :meth:`AsyncReadWriteLock.acquire_read` / ``acquire_write``
+    return: ``async with`` releases the level acquired."""
+
+    def __init__(self, lock: AsyncReadWriteLock) -> None:
+        self.lock = lock
+
+    async def __aenter__(self) -> AsyncReadWriteLock:
+        return self.lock
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.lock.release()
+
+
+class AsyncReadWriteLock:
+    """
+    Many readers or one writer, for asyncio: :class:`~filelock.ReadWriteLock`
+    (the kernel lock plus the writers' gate ``<lock_file>.gate``, so it
+    excludes the synchronous lock and other processes) acquired without
+    blocking the loop. A waiting writer holds new readers back while it
+    waits, as the synchronous lock does. Holds are per task.
+
+    :param lock_file: path of the lock file
+    :param timeout: default timeout in seconds; -1 waits forever, 0 tries once
+    :param blocking: default blocking flag; False tries once
+    :param is_singleton: share the core handle of other read/write locks on this path
+    :param loop: the event loop to use; None: the running loop
+    :param executor: accepted for compatibility; waits never use an executor
+    """
+
+    def __init__(
+        self,
+        lock_file: PathLike,
+        timeout: float = -1,
+        *,
+        blocking: bool = True,
+        is_singleton: bool = True,
+        loop: asyncio.AbstractEventLoop | None = None,
+        executor: futures.Executor | None = None,
+    ) -> None:
+        from ._read_write import ReadWriteLock
+
+        self._lock = ReadWriteLock(lock_file, timeout, blocking=blocking, is_singleton=is_singleton)
+        self._loop = loop
+        self._executor = executor
+        self._creator_pid = _pid
+
+    @property
+    def lock_file(self) -> str:
+        """The path of the lock file."""
+        return self._lock.lock_file
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout."""
+        return self._lock.timeout
+
+    @property
+    def blocking(self) -> bool:
+        """The default blocking flag."""
+        return self._lock.blocking
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop given, or None (the running loop)."""
+        return self._loop
+
+    @property
+    def executor(self) -> futures.Executor | None:
+        """The executor given (unused)."""
+        return self._executor
+
+    def _handle(self) -> Any:
+        h = self._lock._h
+        if h is None:
+            msg = f"AsyncReadWriteLock({self.lock_file!r}) is closed"
+            raise RuntimeError(msg)
+        return h
+
+    async def _acquire(self, shared: int, timeout: float | None, blocking: bool | None) -> None:
+        await _wait(self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05)
+
+    async def acquire_read(
+        self, timeout: float | None = -1, *, blocking: bool | None = True
+    ) -> AsyncAcquireReadWriteReturnProxy:
+        """Acquire as a reader (recursively per task). Raises Timeout, or
+        RuntimeError when this task holds it as the writer (no downgrade)."""
+        await self._acquire(1, timeout, blocking)
+        return AsyncAcquireReadWriteReturnProxy(self)
+
+    async def acquire_write(
+        self, timeout: float | None = -1, *, blocking: bool | None = True
+    ) -> AsyncAcquireReadWriteReturnProxy:
+        """Acquire as the writer (recursively per task); new readers wait
+        while it waits. Raises Timeout, or RuntimeError when this task holds
+        it as a reader (no upgrade)."""
+        await self._acquire(0, timeout, blocking)
+        return AsyncAcquireReadWriteReturnProxy(self)
+
+    @contextlib.asynccontextmanager
+    async def read_lock(
+        self, timeout: float | None = None, *, blocking: bool | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the lock as a reader for an ``async with`` block."""
+        await self._acquire(1, timeout, blocking)
+        try:
+            yield
+        finally:
+            await self.release()
+
+    @contextlib.asynccontextmanager
+    async def write_lock(
+        self, timeout: float | None = None, *, blocking: bool | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the lock as the writer for an ``async with`` block."""
+        await self._acquire(0, timeout, blocking)
+        try:
+            yield
+        finally:
+            await self.release()
+
+    async def release(self, *, force: bool = False) -> None:
+        """Release one level of the current task's hold (all with *force*)."""
+        h = self._lock._h
+        if h is not None and self._creator_pid == _pid:
+            _release_now(h, force)
+
+    async def close(self) -> None:
+        """Release and let go of the lock (as ReadWriteLock.close)."""
+        await self.release(force=True)
+        self._lock.close()
+
+
+if sys.platform == "win32":  # pragma: no cover - no Python lane on Windows
+    AsyncFileLock = AsyncWindowsFileLock
+else:
+    #: The kernel lock of this platform, for asyncio.
+    AsyncFileLock = AsyncUnixFileLock
+
+__all__ = [
+    "AsyncAcquireReadWriteReturnProxy",
+    "AsyncAcquireReturnProxy",
+    "AsyncReadWriteLock",
+    "AsyncFileLock",
+    "AsyncSoftFileLock",
+    "AsyncUnixFileLock",
+    "AsyncWindowsFileLock",
+    "BaseAsyncFileLock",
+]

@@ -1,0 +1,884 @@
+/*
+ * Owner tokens and the event-loop wait hub (hub.c): recursion and the
+ * deadlock check per owner, first come first served, cancelling passes the
+ * lock on, a thousand waiters with exact mutual exclusion against another
+ * process, the descriptor budget, the timer fallbacks (no inotify, no
+ * watch, a release that closes nothing) and fork.
+ */
+#define _GNU_SOURCE
+#include "platform.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The hub has an inotify instance only in the Linux build. */
+#ifdef FL__LINUX
+#define HAS_INOTIFY 1
+#else
+#define HAS_INOTIFY 0
+#endif
+
+/* Runs the loop a test would: poll the hub's descriptor for its timeout,
+ * dispatch, until *count reaches want or limit seconds pass. */
+static void drive(fl_hub *hub, const int *count, int want, double limit) {
+    double end = fl_mono() + limit;
+    while (__atomic_load_n(count, __ATOMIC_RELAXED) < want && fl_mono() < end) {
+        double t = fl_hub_timeout(hub);
+        int ms = t < 0 || t > 0.1 ? 100 : (int)(t * 1000) + 1;
+        struct pollfd p;
+        p.fd = fl_hub_fd(hub);
+        p.events = POLLIN;
+        p.revents = 0;
+        (void)poll(&p, p.fd >= 0 ? 1 : 0, ms);
+        ck_assert_int_ge(fl_hub_dispatch(hub), 0);
+    }
+}
+
+static fl_lock *new_local(const char *path, int kind) {
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    o.kind = (fl_kind)kind;
+    o.thread_local = 1;
+    ck_assert_int_eq(fl_lock_new(&l, path, &o), 0);
+    return l;
+}
+
+/* A done callback that records the order and the result. */
+typedef struct record {
+    int n;
+    uint64_t owner[2048];
+    int rc[2048];
+} record;
+
+static void on_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    record *r = data;
+    (void)l;
+    r->owner[r->n] = owner;
+    r->rc[r->n] = rc;
+    r->n++;
+}
+
+static fl_acquire_args forever_args(void) {
+    fl_acquire_args a;
+    fl_acquire_args_init(&a);
+    a.set = FL_ARG_TIMEOUT;
+    a.timeout = -1;
+    return a;
+}
+
+START_TEST(owner_recursion) {
+    const char *p = P("x.lock");
+    fl_lock *l = new_local(p, _i);
+    ck_assert_int_eq(fl_try_acquire_as(l, 1, 0), 0);
+    ck_assert_int_eq(fl_try_acquire_as(l, 1, 0), 0);
+    ck_assert_int_eq(fl_lock_counter_as(l, 1), 2);
+    /* Another task on the same thread is someone else. */
+    ck_assert_int_eq(fl_try_acquire_as(l, 2, 0), FL_ETIMEOUT);
+    ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
+    ck_assert_int_eq(fl_lock_counter_as(l, 2), 0);
+    ck_assert_int_eq(fl_lock_counter(l), 0);     /* nor is the thread itself */
+    ck_assert_int_eq(fl_release_as(l, 2, 0), 0); /* not held by 2: no-op */
+    ck_assert_int_eq(fl_lock_counter_as(l, 1), 2);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    ck_assert_int_eq(fl_try_acquire_as(l, 2, 0), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    ck_assert_int_eq(fl_lock_counter_as(l, 1), 0);
+    ck_assert_int_eq(fl_try_acquire_as(l, 2, 0), 0);
+    ck_assert_int_eq(fl_helper_try(p, _i), 3);
+    ck_assert_int_eq(fl_release_as(l, 2, 1), 0);
+    ck_assert_int_eq(fl_helper_try(p, _i), 0);
+    /* Bit 63 is the library's. */
+    ck_assert_int_eq(fl_try_acquire_as(l, UINT64_C(1) << 63, 0), FL_EINVAL);
+    ck_assert_int_eq(fl_release_as(l, UINT64_C(1) << 63, 0), FL_EINVAL);
+    fl_lock_free(l);
+}
+END_TEST
+
+START_TEST(owner_deadlock_is_per_task) {
+    const char *p = P("x.lock");
+    fl_lock *a = new_local(p, _i), *b = new_local(p, _i), *c = new_local(p, _i);
+    fl_acquire_args fa = forever_args(), nb;
+    fl_hub *hub;
+    fl_hub_waiter *w = NULL;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_try_acquire_as(a, 7, 0), 0);
+    /* Task 7 waiting forever for what it holds through another handle. */
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 7, &fa, on_done, &r, &w), FL_EDEADLK);
+    ck_assert_ptr_null(w);
+    ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
+    /* With a timeout it is a plain timeout; as one attempt, at once. */
+    fl_acquire_args_init(&nb);
+    nb.set = FL_ARG_BLOCKING;
+    nb.blocking = 0;
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 7, &nb, on_done, &r, &w), FL_ETIMEOUT);
+    /* Task 8 on the same thread simply waits. */
+    ck_assert_int_eq(fl_hub_acquire(hub, c, 8, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_hub_release(hub, a, 7, 0), 0);
+    ck_assert(fl_hub_timeout(hub) == 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert(r.owner[0] == 8);
+    ck_assert_int_eq(fl_lock_counter_as(c, 8), 1);
+    ck_assert_int_eq(fl_helper_try(p, _i), 3);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_release_as(c, 8, 0), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(c);
+}
+END_TEST
+
+/* Waits on one file are served in the order they began; each winner
+ * releases after its callback, from the loop. */
+typedef struct fifo {
+    record r;
+    fl_hub *hub;
+    fl_lock *locks[8];
+    int release_next; /* index into r of the next win to release */
+} fifo;
+
+START_TEST(first_come_first_served) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, _i);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fifo f;
+    int i;
+    memset(&f, 0, sizeof f);
+    ck_assert_int_eq(fl_hub_new(&f.hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    for (i = 0; i < 8; i++) {
+        f.locks[i] = new_local(p, _i);
+        ck_assert_int_eq(
+            fl_hub_acquire(f.hub, f.locks[i], (uint64_t)(100 + i), &fa, on_done, &f.r, &w), 0);
+        ck_assert_ptr_nonnull(w);
+    }
+    ck_assert_int_eq(fl_release(holder, 0), 0); /* closes: an inotify event */
+    while (f.release_next < 8) {
+        int before = f.r.n;
+        drive(f.hub, &f.r.n, before + 1, 10);
+        ck_assert_int_eq(f.r.n, before + 1); /* one winner at a time */
+        ck_assert_int_eq(f.r.rc[before], 0);
+        ck_assert(f.r.owner[before] == (uint64_t)(100 + before));
+        /* Exclusive: nobody else got in meanwhile. */
+        ck_assert_int_eq(fl_hub_dispatch(f.hub), 0);
+        ck_assert_int_eq(fl_hub_release(f.hub, f.locks[before], f.r.owner[before], 0), 0);
+        f.release_next++;
+    }
+    for (i = 0; i < 8; i++)
+        fl_lock_free(f.locks[i]);
+    fl_hub_free(f.hub);
+    fl_lock_free(holder);
+}
+END_TEST
+
+START_TEST(cancel_passes_the_lock_on) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, _i), *a = new_local(p, _i), *b = new_local(p, _i);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *wa, *wb;
+    fl_hub *hub;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, on_done, &r, &wa), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &fa, on_done, &r, &wb), 0);
+    /* The first in line gives up: the second is next. */
+    ck_assert_int_eq(fl_hub_cancel(wa), 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert(r.owner[0] == 2);
+    ck_assert_int_eq(fl_lock_counter_as(a, 1), 0);
+    /* A win whose task was cancelled before it saw it: released through
+     * the hub, the next waiter is tried at once (timeout 0), without
+     * waiting for the file system's event. */
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, on_done, &r, &wa), 0);
+    ck_assert_ptr_nonnull(wa);
+    ck_assert_int_eq(fl_hub_release(hub, b, 2, 0), 0);
+    ck_assert(fl_hub_timeout(hub) == 0);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 1);
+    ck_assert(r.owner[1] == 1);
+    ck_assert_int_eq(r.rc[1], 0);
+    ck_assert_int_eq(fl_helper_try(p, _i), 3);
+    ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    ck_assert_int_eq(fl_helper_try(p, _i), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(holder);
+}
+END_TEST
+
+START_TEST(timeout_and_free_end_waits) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, _i), *a = new_local(p, _i), *b = new_local(p, _i);
+    fl_acquire_args t;
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    fl_acquire_args_init(&t);
+    t.set = FL_ARG_TIMEOUT;
+    t.timeout = 0.2;
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &t, on_done, &r, &w), 0);
+    ck_assert(fl_hub_timeout(hub) > 0 && fl_hub_timeout(hub) <= 0.2);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], FL_ETIMEOUT);
+    ck_assert_int_eq(fl_lock_counter_as(a, 1), 0);
+    /* Freeing the hub ends a pending wait with FL_ECANCELED. */
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &fa, on_done, &r, &w), 0);
+    fl_hub_free(hub);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert_int_eq(r.rc[1], FL_ECANCELED);
+    ck_assert_int_eq(fl_lock_counter_as(b, 2), 0);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* ---- a thousand waiters ------------------------------------------------- */
+
+#define NTASKS 1000
+typedef struct crowd {
+    fl_hub *hub;
+    const char *counter;
+    int won;     /* wins seen */
+    int inside;  /* wins not yet released: never above 1 */
+    int max_fds; /* descriptors seen while waiting */
+    int failed;
+    int pending_release; /* index of the lock to release from the loop, -1 */
+    fl_lock *locks[NTASKS];
+} crowd;
+
+static void bump_file(const char *path) {
+    char buf[32] = "0";
+    long v;
+    (void)fl_read_file(path, buf, sizeof buf);
+    v = strtol(buf, NULL, 10);
+    snprintf(buf, sizeof buf, "%ld", v + 1);
+    fl_write_file(path, buf);
+}
+
+static void crowd_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    crowd *c = data;
+    (void)l;
+    if (rc != 0 || c->inside != 0 || c->pending_release != -1) {
+        c->failed++;
+        return;
+    }
+    c->inside = 1;
+    c->won++;
+    bump_file(c->counter); /* read-modify-write: a lost update shows a second holder */
+    c->pending_release = (int)owner - 1; /* owners are index + 1 (0 is the thread) */
+}
+
+START_TEST(thousand_waiters_exclude_exactly) {
+    const char *p = P("x.lock"), *counter = P("counter");
+    fl_lock *holder = fl_new_kind(p, _i);
+    fl_acquire_args fa = forever_args();
+    crowd *c = calloc(1, sizeof *c);
+    int i, base, n = getenv("FL_TEST_VALGRIND") ? 100 : NTASKS, helper_n = 200;
+    char nbuf[16], buf[32];
+    const char *args[7];
+    int out;
+    pid_t pid;
+    double end;
+    ck_assert_ptr_nonnull(c);
+    fl_write_file(counter, "0");
+    c->counter = counter;
+    c->pending_release = -1;
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    /* Another process bumps the same counter under the same lock. Started
+     * before the thousand handles exist: the fork handlers take every
+     * handle's mutex, more than TSan's deadlock detector can track. */
+    snprintf(nbuf, sizeof nbuf, "%d", helper_n);
+    args[0] = "count";
+    args[1] = p;
+    args[2] = fl_kind_name(_i);
+    args[3] = counter;
+    args[4] = nbuf;
+    args[5] = NULL;
+    pid = fl_helper_start(args, &out, NULL);
+    base = fl_open_fd_count();
+    ck_assert_int_eq(fl_hub_new(&c->hub), 0);
+    for (i = 0; i < n; i++) {
+        fl_hub_waiter *w;
+        c->locks[i] = new_local(p, _i);
+        ck_assert_int_eq(
+            fl_hub_acquire(c->hub, c->locks[i], (uint64_t)i + 1, &fa, crowd_done, c, &w), 0);
+        ck_assert_ptr_nonnull(w);
+    }
+    /* One instance plus one open lock file, whatever the number of waiters. */
+    ck_assert_int_le(fl_open_fd_count() - base, HAS_INOTIFY ? 2 : 1);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    end = fl_mono() + 120;
+    while (c->won < n && c->failed == 0 && fl_mono() < end) {
+        drive(c->hub, &c->won, c->won + 1, 5);
+        if (c->pending_release >= 0) {
+            int k = c->pending_release;
+            c->pending_release = -1;
+            c->inside = 0;
+            ck_assert_int_eq(fl_hub_release(c->hub, c->locks[k], (uint64_t)k + 1, 0), 0);
+        }
+    }
+    ck_assert_int_eq(c->failed, 0);
+    ck_assert_int_eq(c->won, n);
+    ck_assert_int_eq(fl_wait_child(pid, 120), 0);
+    close(out);
+    ck_assert_int_ge(fl_read_file(counter, buf, sizeof buf), 1);
+    ck_assert_int_eq((int)strtol(buf, NULL, 10), n + helper_n);
+    ck_assert(fl_hub_timeout(c->hub) == -1);
+    fl_hub_free(c->hub);
+    /* The hub closed all it opened (the holder released, the pipe closed). */
+    ck_assert_int_eq(fl_open_fd_count(), base - 2);
+    for (i = 0; i < n; i++)
+        fl_lock_free(c->locks[i]);
+    fl_lock_free(holder);
+    free(c);
+}
+END_TEST
+
+/* ---- timer fallbacks -------------------------------------------------- */
+
+static int fake_init_emfile(int flags) {
+    (void)flags;
+    errno = EMFILE;
+    return -1;
+}
+
+static int fake_watch_enospc(int fd, const char *path, uint32_t mask) {
+    (void)fd, (void)path, (void)mask;
+    errno = ENOSPC;
+    return -1;
+}
+
+/* 0: inotify as it is; 1: no instance (EMFILE); 2: no watch (ENOSPC). A
+ * holder in another process releases after 300 ms. */
+START_TEST(waits_complete_without_inotify) {
+    const char *p = P("x.lock");
+    const char *args[] = {"hold", p, "kernel", "300", NULL};
+    fl_lock *l = new_local(p, FL_KERNEL);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    char line[64];
+    int out;
+    pid_t pid;
+    memset(&r, 0, sizeof r);
+    if (_i == 1)
+        fl__sys.inotify_init1 = fake_init_emfile;
+    if (_i == 2)
+        fl__sys.inotify_add_watch = fake_watch_enospc;
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    if (_i == 1 || !HAS_INOTIFY)
+        ck_assert_int_eq(fl_hub_fd(hub), -1);
+    else
+        ck_assert_int_ge(fl_hub_fd(hub), 0);
+    pid = fl_helper_start(args, &out, NULL);
+    ck_assert_int_eq(fl_read_line(out, line, sizeof line, 10), 0);
+    ck_assert_str_eq(line, "held");
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert(fl_hub_timeout(hub) >= 0);
+    drive(hub, &r.n, 1, 20);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_wait_child(pid, 10), 0);
+    close(out);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* flock(LOCK_UN) with the descriptor kept open raises no inotify event:
+ * the re-check timer wins it. */
+START_TEST(release_without_close) {
+    const char *p = P("x.lock");
+    fl_lock *l = new_local(p, FL_KERNEL);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    memset(&r, 0, sizeof r);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    drive(hub, &r.n, 1, 0.5); /* back off a while first */
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(flock(fd, LOCK_UN), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    close(fd);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* ---- threads: sync holders against hub waiters (TSan) ----------------- */
+
+typedef struct sync_case {
+    const char *path;
+    const char *counter;
+    int kind;
+    int rounds;
+    int failed;
+} sync_case;
+
+static void *sync_holder(void *arg) {
+    sync_case *s = arg;
+    fl_lock *l;
+    int i;
+    if (fl_lock_new(&l, s->path, NULL) != 0) {
+        __atomic_add_fetch(&s->failed, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    for (i = 0; i < s->rounds; i++) {
+        if (fl_acquire_ex(l, 60, 1, 0.01) != 0) {
+            __atomic_add_fetch(&s->failed, 1, __ATOMIC_RELAXED);
+            break;
+        }
+        bump_file(s->counter);
+        fl_release(l, 0);
+    }
+    fl_lock_free(l);
+    return NULL;
+}
+
+START_TEST(sync_threads_and_hub_tasks_exclude) {
+    sync_case s;
+    pthread_t t[2];
+    crowd *c = calloc(1, sizeof *c);
+    fl_acquire_args fa = forever_args();
+    int i, n = 100;
+    char buf[32];
+    double end;
+    ck_assert_ptr_nonnull(c);
+    memset(&s, 0, sizeof s);
+    s.path = P("x.lock");
+    s.counter = P("counter");
+    s.rounds = 100;
+    fl_write_file(s.counter, "0");
+    c->counter = s.counter;
+    c->pending_release = -1;
+    ck_assert_int_eq(fl_hub_new(&c->hub), 0);
+    for (i = 0; i < n; i++)
+        c->locks[i] = new_local(s.path, FL_KERNEL);
+    for (i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, sync_holder, &s), 0);
+    for (i = 0; i < n; i++) {
+        fl_hub_waiter *w;
+        int rc = fl_hub_acquire(c->hub, c->locks[i], (uint64_t)i + 1, &fa, crowd_done, c, &w);
+        ck_assert_int_eq(rc, 0);
+        if (!w) /* won at once: as if its callback ran */
+            crowd_done(c, c->locks[i], (uint64_t)i + 1, 0);
+        if (c->pending_release >= 0) {
+            int k = c->pending_release;
+            c->pending_release = -1;
+            c->inside = 0;
+            ck_assert_int_eq(fl_hub_release(c->hub, c->locks[k], (uint64_t)k + 1, 0), 0);
+        }
+    }
+    end = fl_mono() + 60;
+    while (c->won < n && c->failed == 0 && fl_mono() < end) {
+        drive(c->hub, &c->won, c->won + 1, 5);
+        if (c->pending_release >= 0) {
+            int k = c->pending_release;
+            c->pending_release = -1;
+            c->inside = 0;
+            ck_assert_int_eq(fl_hub_release(c->hub, c->locks[k], (uint64_t)k + 1, 0), 0);
+        }
+    }
+    for (i = 0; i < 2; i++)
+        fl_join(t[i], 60);
+    ck_assert_int_eq(s.failed, 0);
+    ck_assert_int_eq(c->failed, 0);
+    ck_assert_int_eq(c->won, n);
+    ck_assert_int_ge(fl_read_file(s.counter, buf, sizeof buf), 1);
+    ck_assert_int_eq((int)strtol(buf, NULL, 10), n + 2 * s.rounds);
+    fl_hub_free(c->hub);
+    for (i = 0; i < n; i++)
+        fl_lock_free(c->locks[i]);
+    free(c);
+}
+END_TEST
+
+/* ---- hostile interleavings ------------------------------------------- */
+
+/* Callbacks may call the hub: the first winner cancels a later waiter,
+ * releases, and queues itself again; the hub stays consistent and every
+ * remaining wait completes once. */
+typedef struct reentrant {
+    fl_hub *hub;
+    fl_lock *locks[4];
+    fl_hub_waiter *w[4];
+    int calls[4];
+    int requeued;
+    int done;
+} reentrant;
+
+static void reentrant_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    reentrant *r = data;
+    int i = (int)owner - 1;
+    fl_acquire_args fa = forever_args();
+    (void)l;
+    r->calls[i]++;
+    r->w[i] = NULL;
+    r->done++;
+    if (rc != 0)
+        return;
+    if (i == 0 && !r->requeued) {
+        r->requeued = 1;
+        (void)fl_hub_cancel(r->w[2]); /* a later waiter gives up */
+        r->w[2] = NULL;
+        r->done++; /* counted as ended */
+        (void)fl_hub_release(r->hub, r->locks[0], owner, 0);
+        (void)fl_hub_acquire(r->hub, r->locks[0], owner, &fa, reentrant_done, r, &r->w[0]);
+        return;
+    }
+    (void)fl_hub_release(r->hub, r->locks[i], owner, 0);
+}
+
+START_TEST(callbacks_reenter_the_hub) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, _i);
+    fl_acquire_args fa = forever_args();
+    reentrant r;
+    int i;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&r.hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    for (i = 0; i < 4; i++) {
+        r.locks[i] = new_local(p, _i);
+        ck_assert_int_eq(
+            fl_hub_acquire(r.hub, r.locks[i], (uint64_t)i + 1, &fa, reentrant_done, &r, &r.w[i]),
+            0);
+    }
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(r.hub, &r.done, 5, 20); /* 4 waits + the requeued one, the cancelled one counted */
+    ck_assert_int_eq(r.done, 5);
+    ck_assert_int_eq(r.calls[0], 2);
+    ck_assert_int_eq(r.calls[1], 1);
+    ck_assert_int_eq(r.calls[2], 0);
+    ck_assert_int_eq(r.calls[3], 1);
+    ck_assert(fl_hub_timeout(r.hub) == -1);
+    ck_assert_int_eq(fl_helper_try(p, _i), 0); /* nothing left held */
+    fl_hub_free(r.hub);
+    for (i = 0; i < 4; i++)
+        fl_lock_free(r.locks[i]);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The lock file is replaced while a waiter waits (its watch is on the old
+ * inode, which nobody will release): the waiter still wins the new one. */
+START_TEST(lock_file_replaced_while_waiting) {
+    const char *p = P("x.lock"), *tmp = P("new.lock");
+    fl_lock *l = new_local(p, FL_KERNEL);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    memset(&r, 0, sizeof r);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0); /* held for ever on the old inode */
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    fl_write_file(tmp, "");
+    ck_assert_int_eq(rename(tmp, p), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3); /* the new file is held */
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    close(fd);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* A soft lock's holder is killed: its marker stays, and the waiter reclaims
+ * it once the holder is provably gone (the hub's re-check judges it). */
+START_TEST(killed_soft_holder_is_reclaimed) {
+    const char *p = P("x.lock");
+    const char *args[] = {"hold", p, "soft", "-1", NULL};
+    fl_lock *l = new_local(p, FL_SOFT);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    char line[64];
+    int out, in;
+    pid_t pid;
+    memset(&r, 0, sizeof r);
+    pid = fl_helper_start(args, &out, &in);
+    ck_assert_int_eq(fl_read_line(out, line, sizeof line, 10), 0);
+    ck_assert_str_eq(line, "held");
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(fl_wait_child(pid, 10), 128 + SIGKILL);
+    drive(hub, &r.n, 1, 20);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    close(out);
+    close(in);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* ---- read/write locks ---------------------------------------------------- */
+
+static fl_lock *new_rw(const char *path) {
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    o.read_write = 1;
+    ck_assert_int_eq(fl_lock_new(&l, path, &o), 0);
+    return l;
+}
+
+static fl_acquire_args mode_args(int shared) {
+    fl_acquire_args a = forever_args();
+    a.shared = shared;
+    return a;
+}
+
+/* Readers share; a waiting writer holds new readers back (it holds the
+ * writers' gate while it waits, as the blocking acquire does), so the
+ * reader that came after it waits until the writer is through. Another
+ * process using the blocking read/write lock sees the same states. */
+START_TEST(read_write_through_the_hub) {
+    const char *p = P("rw.lock");
+    fl_lock *l[4];
+    fl_acquire_args rd = mode_args(1), wr = mode_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    int i;
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < 4; i++)
+        l[i] = new_rw(p);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[0], 1, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w); /* reader 1 in */
+    ck_assert_int_eq(fl_hub_acquire(hub, l[1], 2, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w);                   /* reader 2 in beside it */
+    ck_assert_int_eq(fl_is_shared(l[0]), 0); /* the calling thread holds nothing */
+    ck_assert_int_eq(fl_lock_counter_as(l[1], 2), 1);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[2], 3, &wr, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w); /* the writer waits, holding the gate */
+    ck_assert_int_eq(fl_hub_acquire(hub, l[3], 4, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w); /* a later reader waits behind the writer */
+    {
+        const char *args[] = {"rtry", p, "rw-shared", NULL};
+        int out;
+        pid_t pid = fl_helper_start(args, &out, NULL);
+        ck_assert_int_eq(fl_wait_child(pid, 10), 3); /* another process's reader too */
+        close(out);
+    }
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_hub_release(hub, l[0], 1, 0), 0);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0); /* one reader still in */
+    ck_assert_int_eq(fl_hub_release(hub, l[1], 2, 0), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert(r.owner[0] == 3 && r.rc[0] == 0); /* the writer */
+    drive(hub, &r.n, 2, 0.3);
+    ck_assert_int_eq(r.n, 1); /* the reader still waits */
+    ck_assert_int_eq(fl_hub_release(hub, l[2], 3, 0), 0);
+    drive(hub, &r.n, 2, 10);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert(r.owner[1] == 4 && r.rc[1] == 0);
+    ck_assert_int_eq(fl_hub_release(hub, l[3], 4, 0), 0);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0); /* nothing left, gate included */
+    fl_hub_free(hub);
+    for (i = 0; i < 4; i++)
+        fl_lock_free(l[i]);
+}
+END_TEST
+
+/* A writer cancelled while it waits (holding the gate) lets the gate go:
+ * readers get in again. */
+START_TEST(cancelled_writer_opens_the_gate) {
+    const char *p = P("rw.lock");
+    fl_lock *a = new_rw(p), *b = new_rw(p), *c = new_rw(p);
+    fl_acquire_args rd = mode_args(1), wr = mode_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &rd, on_done, &r, &w), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &wr, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(fl_hub_cancel(w), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, c, 3, &rd, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w); /* the gate is open again */
+    ck_assert_int_eq(fl_hub_release(hub, a, 1, 0), 0);
+    ck_assert_int_eq(fl_hub_release(hub, c, 3, 0), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(c);
+}
+END_TEST
+
+/* ---- fork ---------------------------------------------------------------- */
+
+typedef struct fork_case {
+    fl_hub *hub;
+    const char *path;
+} fork_case;
+
+static int child_uses_hubs(void *arg) {
+    fork_case *fc = arg;
+    fl_lock *l = new_local(fc->path, FL_KERNEL);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *mine;
+    record r;
+    int fd = fl_hub_fd(fc->hub);
+    memset(&r, 0, sizeof r);
+    if (fl_hub_acquire(fc->hub, l, 1, &fa, on_done, &r, &w) != FL_ECANCELED ||
+        !strstr(fl_last_error(), "fork"))
+        return 1;
+    if (fl_hub_dispatch(fc->hub) != FL_ECANCELED)
+        return 2;
+    if (fl_hub_timeout(fc->hub) != -1)
+        return 3;
+    /* Freeing the parent's hub here leaves its descriptors alone and calls
+     * no callback of the parent's waits. */
+    fl_hub_free(fc->hub);
+    if (fd >= 0 && fcntl(fd, F_GETFD) < 0)
+        return 4;
+    if (fl_hub_new(&mine) != 0)
+        return 5;
+    if (fl_hub_acquire(mine, l, 1, &fa, on_done, &r, &w) != 0 || w != NULL)
+        return 6; /* free in the child: the parent waits, it does not hold */
+    fl_release_as(l, 1, 0);
+    fl_hub_free(mine);
+    fl_lock_free(l);
+    return 0;
+}
+
+START_TEST(fork_child_makes_its_own_hub) {
+    fork_case fc;
+    fl_lock *holder = fl_new_kind(P("x.lock"), FL_KERNEL);
+    fl_lock *l;
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    record r;
+    if (!fl_test_forking)
+        return; /* needs Check's fork mode: the test forks */
+    memset(&r, 0, sizeof r);
+    fc.path = P("y.lock");
+    l = new_local(P("x.lock"), FL_KERNEL);
+    ck_assert_int_eq(fl_hub_new(&fc.hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(fc.hub, l, 1, &fa, on_done, &r, &w), 0);
+    ck_assert_int_eq(fl_run_in_child(child_uses_hubs, &fc, 30), 0);
+    ck_assert_int_eq(r.n, 0);
+    /* The parent's hub is untouched by the child. */
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(fc.hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    fl_hub_free(fc.hub);
+    fl_lock_free(l);
+    fl_lock_free(holder);
+}
+END_TEST
+
+START_TEST(bad_arguments) {
+    fl_lock *l = fl_new_kind(P("x.lock"), FL_KERNEL), *rw;
+    fl_options o = FL_OPTIONS_INIT;
+    fl_hub_waiter *w = (fl_hub_waiter *)1;
+    fl_hub *hub;
+    record r;
+    ck_assert_int_eq(fl_hub_new(NULL), FL_EINVAL);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, NULL, 1, NULL, on_done, &r, &w), FL_EINVAL);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, NULL, NULL, &r, &w), FL_EINVAL);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, UINT64_C(1) << 63, NULL, on_done, &r, &w), FL_EINVAL);
+    o.read_write = 1;
+    o.kind = FL_SOFT;
+    ck_assert_int_eq(fl_lock_new(&rw, P("rw.lock"), &o), FL_EINVAL); /* no soft read/write */
+    o.kind = FL_KERNEL;
+    ck_assert_int_eq(fl_lock_new(&rw, P("rw.lock"), &o), 0);
+    ck_assert_int_eq(fl_hub_cancel(NULL), FL_EINVAL);
+    ck_assert_int_eq(fl_hub_dispatch(NULL), FL_EINVAL);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    fl_hub_free(hub);
+    fl_hub_free(NULL);
+    fl_lock_free(rw);
+    fl_lock_free(l);
+}
+END_TEST
+
+Suite *suite_hub(void) {
+    Suite *s = suite_create("hub");
+    TCase *tc = fl_tcase("owners");
+    tcase_add_loop_test(tc, owner_recursion, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, owner_deadlock_is_per_task, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_test(tc, bad_arguments);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("waits");
+    tcase_add_loop_test(tc, first_come_first_served, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, cancel_passes_the_lock_on, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, timeout_and_free_end_waits, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, thousand_waiters_exclude_exactly, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
+    tcase_add_test(tc, release_without_close);
+    tcase_add_test(tc, sync_threads_and_hub_tasks_exclude);
+    tcase_add_test(tc, fork_child_makes_its_own_hub);
+    tcase_add_loop_test(tc, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_test(tc, lock_file_replaced_while_waiting);
+    tcase_add_test(tc, killed_soft_holder_is_reclaimed);
+    tcase_add_test(tc, read_write_through_the_hub);
+    tcase_add_test(tc, cancelled_writer_opens_the_gate);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,547 @@
+"""The asyncio locks (filelock.asyncio): the pure-Python package's API and
+cancellation rules, waits woken by the kernel through one hub per loop (no
+thread, no polling), task-scoped ownership, and exclusion against
+synchronous holders, other processes and the C CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import filelock
+from filelock import (
+    AsyncAcquireReturnProxy,
+    AsyncFileLock,
+    AsyncSoftFileLock,
+    AsyncUnixFileLock,
+    AsyncWindowsFileLock,
+    BaseAsyncFileLock,
+    FileLock,
+    Timeout,
+)
+from filelock import _filelock_core as _core
+from filelock import asyncio as fl_asyncio
+
+from conftest import DEADLINE, ours_env
+
+KINDS = [AsyncFileLock, AsyncSoftFileLock]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, DEADLINE))
+
+
+def other_process_can_take(path: str, soft: bool = False) -> bool:
+    """Whether another process wins the lock at once (so we hold nothing)."""
+    cls = "SoftFileLock" if soft else "FileLock"
+    code = (
+        f"import filelock,sys\n"
+        f"l=filelock.{cls}(sys.argv[1], timeout=0)\n"
+        f"try:\n l.acquire()\nexcept filelock.Timeout:\n sys.exit(3)\nl.release()\n"
+    )
+    rc = subprocess.run(
+        [sys.executable, "-c", code, path], env=ours_env(), timeout=DEADLINE, check=False
+    ).returncode
+    assert rc in (0, 3), rc
+    return rc == 0
+
+
+def hub_idle() -> bool:
+    """The running loop's hub has no pending wait."""
+    hub = fl_asyncio._hubs.get(asyncio.get_running_loop())
+    return hub is None or _core.flpy_hub_timeout(hub.hub) == -1
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_names_and_types() -> None:
+    for name in (
+        "AsyncFileLock",
+        "AsyncSoftFileLock",
+        "AsyncUnixFileLock",
+        "AsyncWindowsFileLock",
+        "BaseAsyncFileLock",
+        "AsyncAcquireReturnProxy",
+    ):
+        assert name in filelock.__all__
+        assert getattr(filelock, name) is getattr(fl_asyncio, name)
+    assert issubclass(AsyncFileLock, BaseAsyncFileLock)
+    assert issubclass(BaseAsyncFileLock, filelock.BaseFileLock)
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_async_with_and_recursion(cls, lock_path: str) -> None:
+    async def main() -> None:
+        lock = cls(lock_path)
+        assert not lock.is_locked
+        async with lock:
+            assert lock.is_locked and lock.lock_counter == 1
+            proxy = await lock.acquire()
+            assert isinstance(proxy, AsyncAcquireReturnProxy)
+            async with proxy as inner:
+                assert inner is lock
+                assert lock.lock_counter == 2
+            assert lock.lock_counter == 1
+            assert not other_process_can_take(lock_path, cls is AsyncSoftFileLock)
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path, cls is AsyncSoftFileLock)
+
+    run(main())
+
+
+def test_constructor_rules(lock_path: str) -> None:
+    with pytest.raises(ValueError, match="run_in_executor is not supported when thread_local is True"):
+        AsyncFileLock(lock_path, thread_local=True)
+    lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+    assert lock.is_thread_local() and not lock.run_in_executor
+    lock = AsyncFileLock(lock_path, timeout=3, poll_interval=0.2, blocking=False)
+    assert lock.timeout == 3 and lock.poll_interval == 0.2 and not lock.blocking
+    assert not lock.is_thread_local() and lock.run_in_executor and lock.executor is None
+    assert lock.loop is None
+
+
+def test_plain_with_raises(lock_path: str) -> None:
+    lock = AsyncFileLock(lock_path)
+    with pytest.raises(NotImplementedError, match="async with"):
+        with lock:
+            pass
+    assert not lock.is_locked
+
+
+def test_windows_lock_is_refused_elsewhere(lock_path: str) -> None:
+    async def main() -> None:
+        with pytest.raises(NotImplementedError, match="only available on Windows"):
+            await AsyncWindowsFileLock(lock_path).acquire()
+
+    if sys.platform != "win32":
+        run(main())
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_woken_by_sync_release(cls, lock_path: str) -> None:
+    sync_cls = filelock.SoftFileLock if cls is AsyncSoftFileLock else FileLock
+
+    async def main() -> None:
+        holder = sync_cls(lock_path, thread_local=False)
+        holder.acquire()
+        threads = threading.active_count()
+        lock = cls(lock_path)
+        task = asyncio.create_task(lock.acquire())
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        assert threading.active_count() == threads  # no thread waits
+        holder.release()
+        await task
+        assert lock.is_locked
+        await lock.release()
+        assert hub_idle()
+
+    run(main())
+
+
+def test_timeout_and_nonblocking(lock_path: str) -> None:
+    async def main() -> None:
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        lock = AsyncFileLock(lock_path)
+        with pytest.raises(Timeout):
+            await lock.acquire(timeout=0.1)
+        with pytest.raises(Timeout):
+            await lock.acquire(blocking=False)
+        with pytest.raises(Timeout):
+            await AsyncFileLock(lock_path, timeout=0).acquire()
+        assert not lock.is_locked and hub_idle()
+        holder.release()
+
+    run(main())
+
+
+def test_cancel_check_gives_up(lock_path: str) -> None:
+    async def main() -> None:
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        calls = 0
+
+        def stop() -> bool:
+            nonlocal calls
+            calls += 1
+            return calls >= 3
+
+        with pytest.raises(Timeout):
+            await AsyncFileLock(lock_path).acquire(poll_interval=0.01, cancel_check=stop)
+        assert calls == 3 and hub_idle()
+        holder.release()
+
+    run(main())
+
+
+def test_deadlock_is_task_scoped(lock_path: str) -> None:
+    async def main() -> None:
+        first, second = AsyncFileLock(lock_path), AsyncFileLock(lock_path)
+        await first.acquire()
+        # The same task waiting forever through another object: a deadlock.
+        with pytest.raises(RuntimeError, match="deadlock"):
+            await second.acquire()
+        assert not second.is_locked
+
+        # Another task on the same thread simply waits for the release.
+        async def other() -> bool:
+            await second.acquire()
+            held = second.is_locked
+            await second.release()
+            return held
+
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0.1)
+        assert not task.done()
+        await first.release()
+        assert await task
+
+    run(main())
+
+
+def test_thread_local_is_per_task(lock_path: str) -> None:
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+        await lock.acquire()
+
+        async def other() -> None:
+            assert not lock.is_locked
+            with pytest.raises(Timeout):
+                await lock.acquire(timeout=0)
+
+        await asyncio.create_task(other())
+        assert lock.lock_counter == 1
+        await lock.release()
+
+    run(main())
+
+
+def test_cancelled_wait_leaves_nothing(lock_path: str) -> None:
+    async def main() -> None:
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        lock = AsyncFileLock(lock_path)
+        task = asyncio.create_task(lock.acquire())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert hub_idle()
+        holder.release()
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_win_landing_after_cancel_is_passed_on(lock_path: str) -> None:
+    """The hub completes the wait (the lock is won) and then the task is
+    cancelled before it resumes: the win is released and the next waiter
+    gets it."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        first, second = AsyncFileLock(lock_path), AsyncFileLock(lock_path)
+        t1 = asyncio.create_task(first.acquire())
+        await asyncio.sleep(0.05)
+        t2 = asyncio.create_task(second.acquire())
+        await asyncio.sleep(0.05)
+        holder.release()
+        # Dispatch now, from here: t1's wait completes (won) while t1 has
+        # not run yet; then cancel it.
+        hub = fl_asyncio._hubs[loop]
+        for _ in range(100):
+            hub.dispatch()
+            if first.is_locked:
+                break
+            await asyncio.sleep(0)  # not awaiting t1: it stays un-resumed
+        assert first.is_locked
+        t1.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t1
+        assert not first.is_locked
+        await asyncio.wait_for(t2, 10)
+        assert second.is_locked
+        await second.release()
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_asyncio_timeout_leaves_nothing(lock_path: str) -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("asyncio.timeout() is Python 3.11+")
+
+    async def main() -> None:
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        lock = AsyncFileLock(lock_path)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await lock.acquire()
+        assert hub_idle() and not lock.is_locked
+        holder.release()
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_release_completes_under_cancellation(lock_path: str) -> None:
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path)
+        entered = asyncio.Event()
+
+        async def body() -> None:
+            async with lock:
+                entered.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(body())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_del_without_running_loop(lock_path: str) -> None:
+    kept = []
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path)
+        await lock.acquire()
+        kept.append(lock)
+
+    run(main())  # the loop is closed now, the lock still held
+    assert not other_process_can_take(lock_path)
+    kept.clear()
+    gc.collect()
+    assert other_process_can_take(lock_path)
+
+
+def test_many_tasks_one_thread_few_descriptors(lock_path: str) -> None:
+    async def main() -> None:
+        holder = FileLock(lock_path, thread_local=False)
+        base = fd_count()
+        holder.acquire()  # + 1 (held)
+        await AsyncFileLock(lock_path + ".other").acquire(timeout=0)  # makes the loop's hub
+        base += 1  # the other lock stays held
+        threads = threading.active_count()
+        locks = [AsyncFileLock(lock_path) for _ in range(500)]
+        order: list[int] = []
+
+        async def worker(i: int) -> None:
+            async with locks[i]:
+                order.append(i)
+                await asyncio.sleep(0)
+
+        tasks = []
+        for i in range(500):
+            tasks.append(asyncio.create_task(worker(i)))
+        await asyncio.sleep(0.2)
+        # One inotify instance + one open lock file, whatever the number of
+        # waiting tasks (+ the holder's descriptor).
+        assert fd_count() - base <= 1 + 2
+        assert threading.active_count() == threads
+        holder.release()
+        await asyncio.gather(*tasks)
+        assert sorted(order) == list(range(500))
+        assert order == list(range(500))  # first come, first served
+
+    run(main())
+
+
+COUNT_SYNC = """
+import filelock, sys
+lock = filelock.FileLock(sys.argv[1])
+for _ in range(int(sys.argv[3])):
+    with lock:
+        with open(sys.argv[2]) as f:
+            v = int(f.read())
+        with open(sys.argv[2], "w") as f:
+            f.write(str(v + 1))
+"""
+
+
+def cli_path() -> Path | None:
+    pkg = os.environ.get("FL_PYTHON_PKG_DIR")
+    if not pkg:
+        return None
+    cli = Path(pkg).resolve().parent.parent / "cli" / "filelock"
+    return cli if cli.exists() else None
+
+
+def test_exclusion_with_sync_threads_processes_and_c(lock_path: str, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    cli = cli_path()
+    n_tasks, n_sync, n_proc, n_cli = 200, 50, 100, 20
+
+    def bump() -> None:
+        v = int(counter.read_text())
+        counter.write_text(str(v + 1))
+
+    def sync_thread() -> None:
+        lock = FileLock(lock_path)
+        for _ in range(n_sync):
+            with lock:
+                bump()
+
+    async def main() -> None:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", COUNT_SYNC, lock_path, str(counter), str(n_proc)],
+                env=ours_env(),
+            )
+        ]
+        if cli is not None:
+            script = 'v=$(cat "$1"); echo $((v + 1)) > "$1"'
+            for _ in range(n_cli):
+                procs.append(
+                    subprocess.Popen(
+                        [str(cli), "-w", "60", lock_path, "sh", "-c", script, "sh", str(counter)]
+                    )
+                )
+        thread = threading.Thread(target=sync_thread)
+        thread.start()
+
+        async def task() -> None:
+            async with AsyncFileLock(lock_path):
+                v = int(counter.read_text())
+                await asyncio.sleep(0)  # other tasks run meanwhile
+                counter.write_text(str(v + 1))
+
+        await asyncio.gather(*(task() for _ in range(n_tasks)))
+        await asyncio.to_thread(thread.join, DEADLINE)
+        for p in procs:
+            assert await asyncio.to_thread(p.wait, DEADLINE) == 0
+
+    run(main())
+    want = n_tasks + n_sync + n_proc + (n_cli if cli is not None else 0)
+    assert int(counter.read_text()) == want
+
+
+def test_loops_leave_no_descriptors(lock_path: str) -> None:
+    """A hub (an inotify instance: 128 per user) goes with its loop, and an
+    uncontended acquire makes none."""
+
+    async def once(contended: bool) -> None:
+        if contended:
+            holder = FileLock(lock_path, thread_local=False)
+            holder.acquire()
+            task = asyncio.create_task(AsyncFileLock(lock_path).acquire())
+            await asyncio.sleep(0.01)
+            holder.release()
+            await task
+        else:
+            async with AsyncFileLock(lock_path):
+                assert asyncio.get_running_loop() not in fl_asyncio._hubs
+
+    gc.collect()
+    base = fd_count()
+    for contended in (False, True):
+        for _ in range(30):
+            run(once(contended))
+    gc.collect()
+    assert fd_count() == base
+
+
+def other_process_reads(path: str) -> bool:
+    """Whether another process's ReadWriteLock gets a read lock at once."""
+    code = (
+        "import filelock,sys\n"
+        "l=filelock.ReadWriteLock(sys.argv[1])\n"
+        "try:\n l.acquire_read(timeout=0)\nexcept filelock.Timeout:\n sys.exit(3)\nl.release()\n"
+    )
+    rc = subprocess.run(
+        [sys.executable, "-c", code, path], env=ours_env(), timeout=DEADLINE, check=False
+    ).returncode
+    assert rc in (0, 3), rc
+    return rc == 0
+
+
+def test_read_write_lock(lock_path: str) -> None:
+    async def main() -> None:
+        rw = filelock.AsyncReadWriteLock(lock_path)
+        events: list[str] = []
+        first_in = asyncio.Event()
+        release_readers = asyncio.Event()
+
+        async def reader(name: str) -> None:
+            async with rw.read_lock():
+                events.append(f"{name} in")
+                first_in.set()
+                await release_readers.wait()
+            events.append(f"{name} out")
+
+        async def writer() -> None:
+            async with rw.write_lock():
+                events.append("writer in")
+            events.append("writer out")
+
+        r1 = asyncio.create_task(reader("r1"))
+        r2 = asyncio.create_task(reader("r2"))
+        await first_in.wait()
+        await asyncio.sleep(0.05)
+        assert events.count("r1 in") + events.count("r2 in") == 2  # readers share
+        w = asyncio.create_task(writer())
+        await asyncio.sleep(0.1)
+        assert "writer in" not in events
+        # The waiting writer holds new readers back, here and in other processes.
+        late = asyncio.create_task(reader("late"))
+        await asyncio.sleep(0.1)
+        assert "late in" not in events
+        assert not await asyncio.to_thread(other_process_reads, lock_path)
+        release_readers.set()
+        await asyncio.gather(r1, r2, w, late)
+        assert events.index("writer in") < events.index("late in")
+        assert events.index("writer out") < events.index("late in")
+        assert await asyncio.to_thread(other_process_reads, lock_path)
+        with pytest.raises(Timeout):
+            async with rw.write_lock(timeout=0):
+                async with filelock.AsyncReadWriteLock(lock_path, is_singleton=False).write_lock(timeout=0):
+                    pass
+        await rw.close()
+
+    run(main())
+
+
+def test_async_singleton_uses_the_sync_registry(lock_path: str) -> None:
+    # The async classes are built by the sync constructor path (_new_handle
+    # and _SingletonMeta): one object per class and lock file, settings
+    # checked by the core, and the object returned by a second call works.
+    a = AsyncFileLock(lock_path, timeout=1, is_singleton=True)
+    b = AsyncFileLock(lock_path, timeout=1, is_singleton=True)
+    assert a is b and a.is_singleton
+    assert AsyncFileLock._instances.get(_core.fl_singleton_key(a._h)) is a
+    assert FileLock._instances.get(_core.fl_singleton_key(a._h)) is None  # one registry per class
+    with pytest.raises(ValueError, match="timeout"):
+        AsyncFileLock(lock_path, timeout=2, is_singleton=True)
+    with pytest.raises(ValueError):
+        AsyncSoftFileLock(lock_path, timeout=1, is_singleton=True)
+    with pytest.raises(ValueError, match="run_in_executor"):
+        AsyncFileLock(lock_path, thread_local=True, is_singleton=True)
+    assert AsyncFileLock(lock_path, timeout=1, is_singleton=True) is a
+
+    async def main() -> None:
+        async with b:
+            assert a.is_locked and not other_process_can_take(lock_path)
+        assert not a.is_locked
+
+    run(main())
+    assert other_process_can_take(lock_path)
