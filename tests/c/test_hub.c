@@ -858,6 +858,122 @@ START_TEST(bad_arguments) {
 }
 END_TEST
 
+/* ---- issue 16's on_acquired and issue 20's leases through the hub ---------- */
+
+typedef struct hub_hook {
+    int calls;
+    int last_fd;
+    int refuse;
+} hub_hook;
+
+static int count_hook(void *data, fl_lock *lock, int fd) {
+    hub_hook *st = data;
+    (void)lock;
+    st->calls++;
+    st->last_fd = fd;
+    return st->refuse;
+}
+
+/* A kernel-lock win through the hub runs on_acquired as the blocking
+ * acquire does (in acquire_core, after the physical win): at once, after a
+ * wait, and a refusal leaves the lock free and ends the wait with its code. */
+START_TEST(hub_win_runs_on_acquired) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, FL_KERNEL), *l;
+    fl_options o = FL_OPTIONS_INIT;
+    fl_acquire_args fa = forever_args();
+    hub_hook st = {0, -1, 0};
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    memset(&r, 0, sizeof r);
+    o.thread_local = 1;
+    o.on_acquired = count_hook;
+    o.on_acquired_data = &st;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+
+    /* Won at once. */
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(st.calls, 1);
+    ck_assert_int_ge(st.last_fd, 0);
+    ck_assert_int_eq(fl_hub_release(hub, l, 1, 0), 0);
+
+    /* Won after a wait, in a dispatch. */
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 2, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(st.calls, 1); /* busy attempts do not run it */
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(st.calls, 2);
+    ck_assert_int_eq(fl_lock_counter_as(l, 2), 1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3);
+    ck_assert_int_eq(fl_hub_release(hub, l, 2, 0), 0);
+
+    /* Refused at once: the call fails, nothing is held. */
+    st.refuse = FL_EIO;
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 3, &fa, on_done, &r, &w), FL_EIO);
+    ck_assert_msg(strstr(fl_last_error(), "on_acquired") != NULL, "%s", fl_last_error());
+    ck_assert_int_eq(fl_lock_counter_as(l, 3), 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0);
+
+    /* Refused after a wait: the wait ends with the code, nothing is held. */
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 4, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(hub, &r.n, 2, 10);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert_int_eq(r.rc[1], FL_EIO);
+    ck_assert_int_eq(st.calls, 4);
+    ck_assert_int_eq(fl_lock_counter_as(l, 4), 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* A lease won through the hub publishes its lease record and is released
+ * through it like a blocking acquire's. */
+START_TEST(lease_through_the_hub) {
+    const char *p = P("x.lock");
+    fl_lock *holder, *l;
+    fl_options o = FL_OPTIONS_INIT;
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    char text[512];
+    record r;
+    memset(&r, 0, sizeof r);
+    o.kind = FL_SOFT;
+    o.lease_duration = 30;
+    ck_assert_msg(fl_lock_new(&holder, p, &o) == 0, "%s", fl_last_error());
+    o.thread_local = 1;
+    ck_assert_msg(fl_lock_new(&l, p, &o) == 0, "%s", fl_last_error());
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_gt(fl_read_file(p, text, sizeof text), 0);
+    ck_assert_msg(strstr(text, "mode=lease") != NULL, "%s", text);
+    ck_assert_int_eq(fl_helper_try(p, FL_SOFT), 3);
+    ck_assert_int_eq(fl_hub_release(hub, l, 1, 0), 0);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+    fl_lock_free(holder);
+}
+END_TEST
+
 Suite *suite_hub(void) {
     Suite *s = suite_create("hub");
     TCase *tc = fl_tcase("owners");
@@ -879,6 +995,8 @@ Suite *suite_hub(void) {
     tcase_add_test(tc, killed_soft_holder_is_reclaimed);
     tcase_add_test(tc, read_write_through_the_hub);
     tcase_add_test(tc, cancelled_writer_opens_the_gate);
+    tcase_add_test(tc, hub_win_runs_on_acquired);
+    tcase_add_test(tc, lease_through_the_hub);
     suite_add_tcase(s, tc);
     return s;
 }
