@@ -324,6 +324,11 @@ static void flpy_capsule_free(PyObject *capsule) {
     Py_XDECREF(hook);
 }
 
+/* Set (under the GIL) when the on_acquired hook raised: a hub wait's done
+ * callback (flpy_hub_done) then hands that exception to the waiting task
+ * instead of leaving it pending in fl_hub_dispatch. */
+static int flpy_hook_raised;
+
 /* fl_options.on_acquired: calls the Python hook with the locked descriptor.
  * Runs on the acquiring thread without the GIL; a raising hook leaves its
  * exception pending for flpy_acquire (the core has released the lock). */
@@ -336,10 +341,12 @@ static int flpy_on_acquired(void *data, fl_lock *lock, int fd) {
         return 0;
     st = PyGILState_Ensure();
     r = PyObject_CallFunction((PyObject *)data, "i", fd);
-    if (r)
+    if (r) {
         Py_DECREF(r);
-    else
+    } else {
         rc = FL_ECANCELED;
+        flpy_hook_raised = 1;
+    }
     PyGILState_Release(st);
     return rc;
 }
@@ -736,6 +743,24 @@ static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     fw->cb = NULL;
     if (!cb)
         return;
+    if (rc != 0 && flpy_hook_raised && PyErr_Occurred()) {
+        /* The on_acquired hook raised inside this dispatch: that exception
+         * is the wait's result (the core released the lock). */
+        PyObject *t, *b;
+        flpy_hook_raised = 0;
+        et = ev = tb = NULL;
+        PyErr_Fetch(&t, &arg, &b);
+        PyErr_NormalizeException(&t, &arg, &b);
+        if (b && arg)
+            PyException_SetTraceback(arg, b);
+        Py_XDECREF(t);
+        Py_XDECREF(b);
+        if (!arg) {
+            arg = Py_None;
+            Py_INCREF(arg);
+        }
+        goto call;
+    }
     /* Keep an exception already propagating (a hub freed by a deallocator)
      * intact. */
     PyErr_Fetch(&et, &ev, &tb);
@@ -751,6 +776,7 @@ static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
         Py_XDECREF(b);
         arg = v ? v : (Py_INCREF(Py_None), Py_None);
     }
+call:
     res = PyObject_CallOneArg(cb, arg);
     if (!res)
         PyErr_WriteUnraisable(cb); /* the callback is ours: it must not raise */
@@ -793,6 +819,7 @@ static PyObject *flpy_hub_dispatch(PyObject *hub_cap) {
     int rc;
     if (!hub)
         return NULL;
+    flpy_hook_raised = 0;
     rc = fl_hub_dispatch(hub);
     if (rc < 0)
         return flpy_raise(rc, NULL);
@@ -833,6 +860,7 @@ static PyObject *flpy_hub_acquire(PyObject *hub_cap, fl_lock *l, unsigned long l
     }
     Py_INCREF(cb);
     fw->cb = cb;
+    flpy_hook_raised = 0;
     rc = fl_hub_acquire(hub, l, (uint64_t)owner, &a, flpy_hub_done, fw, &fw->w);
     if (rc != 0 || !fw->w) {
         Py_CLEAR(fw->cb);

@@ -545,3 +545,68 @@ def test_async_singleton_uses_the_sync_registry(lock_path: str) -> None:
 
     run(main())
     assert other_process_can_take(lock_path)
+
+
+# ---- the sync locks' constructor options (issues 16 and 20) ------------------------
+
+
+def test_constructor_passes_the_sync_options(lock_path: str) -> None:
+    lock = AsyncFileLock(
+        lock_path,
+        context_error_policy="group",
+        close_error_policy="suppress",
+        fallback_to_soft=False,
+        preserve_lock_file=True,
+    )
+    assert lock.context_error_policy == "group" and lock.close_error_policy == "suppress"
+    assert not lock.fallback_to_soft and lock.preserve_lock_file
+    with pytest.warns(filelock.SoftFileLockLifetimeWarning):
+        soft = AsyncSoftFileLock(lock_path + ".soft", lifetime=5)
+    assert soft.lifetime == 5
+    with pytest.raises(ValueError):
+        AsyncSoftFileLock(lock_path + ".soft2", lifetime=-1)
+
+
+def test_on_acquired_runs_for_hub_wins(lock_path: str) -> None:
+    fds: list[int] = []
+    holder = filelock.FileLock(lock_path)
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, on_acquired=fds.append)
+        await lock.acquire()  # at once
+        assert len(fds) == 1 and fds[0] >= 0
+        await lock.release()
+        holder.acquire()
+        task = asyncio.ensure_future(lock.acquire())
+        await asyncio.sleep(0.2)
+        assert not task.done() and len(fds) == 1
+        holder.release()
+        await task  # won in a dispatch of the loop's hub
+        assert len(fds) == 2
+        assert not other_process_can_take(lock_path)
+        await lock.release()
+
+    run(main())
+
+
+def test_on_acquired_refusal_after_a_wait(lock_path: str) -> None:
+    holder = filelock.FileLock(lock_path)
+
+    def refuse(fd: int) -> None:
+        raise RuntimeError("no")
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, on_acquired=refuse)
+        with pytest.raises(RuntimeError, match="no"):
+            await lock.acquire()
+        holder.acquire()
+        task = asyncio.ensure_future(lock.acquire())
+        await asyncio.sleep(0.2)
+        holder.release()
+        with pytest.raises(RuntimeError, match="no"):
+            await task
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+        assert hub_idle()
+
+    run(main())

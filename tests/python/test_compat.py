@@ -588,8 +588,26 @@ def test_no_name_we_do_not_implement() -> None:
     # The newest release's names we decided not to provide (strict and
     # marker soft locks: docs/soft-lock-protocol.md says why) are not
     # exported; everything we export is implemented (the test above).
-    for name in ("StrictSoftFileLock", "AsyncStrictSoftFileLock", "StrictSoftFileClaim", "MarkerSoftFileLock"):
+    for name in (
+        "StrictSoftFileLock",
+        "AsyncStrictSoftFileLock",
+        "StrictSoftFileClaim",
+        "MarkerSoftFileLock",
+        "AsyncSoftFileLease",
+    ):
         assert not hasattr(filelock, name), name
+    # What issues 16, 17 and 20 added is exported.
+    for name in (
+        "lock_descriptor",
+        "unlock_descriptor",
+        "SoftFileLease",
+        "LeaseCompromise",
+        "AsyncFileLock",
+        "AsyncSoftFileLock",
+        "AsyncReadWriteLock",
+        "BaseAsyncFileLock",
+    ):
+        assert name in filelock.__all__, name
 
 
 # ---- constructor options (3.30) ---------------------------------------------------

@@ -101,6 +101,29 @@ class TestFiber < Minitest::Test
     raise errors.first unless errors.empty?
   end
 
+  # cancel_check and on_acquired are Ruby blocks the core would call inside
+  # the hub's dispatch: refused under a scheduler (ArgumentError naming the
+  # path), nothing held; without a scheduler both work (test_api16).
+  def test_blocks_refused_under_the_scheduler
+    path = File.join(@tmp, "x.lock")
+    errors = []
+    held = []
+    with_scheduler do
+      lock = Filelock::FileLock.new(path, thread_local: false)
+      errors << assert_raises(ArgumentError) { lock.acquire(cancel_check: -> { false }) }
+      held << lock.locked?
+      hooked = Filelock::FileLock.new(path, thread_local: false, on_acquired: ->(_fd) {})
+      errors << assert_raises(ArgumentError) { hooked.acquire }
+      held << hooked.locked?
+      lock.acquire # no blocks: the hub path
+      held << lock.locked?
+      lock.release
+    end
+    assert_match(/cancel_check is not supported under a Fiber scheduler.*x\.lock/, errors[0].message)
+    assert_match(/on_acquired is not supported under a Fiber scheduler.*x\.lock/, errors[1].message)
+    assert_equal [false, false, true], held
+  end
+
   def test_other_fibers_run_while_one_waits
     path = File.join(@tmp, "x.lock")
     holder = Filelock::FileLock.new(path, thread_local: false)
