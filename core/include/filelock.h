@@ -836,6 +836,13 @@ FL_EXTERN double fl_hub_timeout(fl_hub *hub);
  * (so that a waiting writer holds new readers back), for the lock itself;
  * the gate is let go when the wait ends, whichever way.
  *
+ * A win of a kernel lock runs fl_options.on_acquired, as the blocking calls
+ * do (inside fl_hub_acquire() or fl_hub_dispatch(), on the loop's thread); a
+ * refusal releases the lock and ends the wait with the hook's code. A lease
+ * (fl_options.lease_duration) won here is held and refreshed like any other.
+ * The per-call cancel callback (::FL_ARG_CANCEL in @p args) is not used: the
+ * hub never blocks; end a wait with fl_hub_cancel().
+ *
  * @param hub    the hub (of this thread's loop).
  * @param lock   the handle; it must outlive the wait.
  * @param owner  the task's token, as in fl_try_acquire_as().
