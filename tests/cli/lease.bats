@@ -56,6 +56,19 @@ load common
     [ ! -e llock ]
 }
 
+# filelock killed (SIGKILL): nobody refreshes the lease any more, so a waiter
+# takes it once it expires while the command may still run. The command must
+# hear of it (--lease-signal), never go on believing it holds the lock.
+@test "a killed filelock signals its leased command; a waiter then gets the lease" {
+    start_holder A "$FILELOCK" --lease 1 llock sh -c "trap 'echo TERM > \"$TMP/A.term\"; exit 3' TERM; $(hold_script A)"
+    kill -KILL "$HOLDER_PID"
+    wait_rc "$HOLDER_PID"
+    wait_for "$TMP/A.term"
+    wait_gone "$CMD_PID"
+    flx 0 --lease 1 -w 15 llock sh -c "echo B >> '$TMP/log'"
+    assert_equal "$(cat log)" "B"
+}
+
 @test "a lease waiter refuses another lease duration" {
     start_holder A "$FILELOCK" --lease 2 llock sh -c "$(hold_script A)"
     flx 64 --lease 3 -w 2 llock true
