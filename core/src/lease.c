@@ -14,9 +14,10 @@
  * waiter's EINTR, a language's handler) is never delivered to it.
  *
  * A refresh touches the marker only while the name still holds our file
- * (dev, ino): a marker replaced by a contender, or removed, is never
- * recreated or touched back to life. The hold is then lost for good: the
- * compromise callback is told once, and fl_release() returns FL_ELOST.
+ * (dev, ino), checked and touched under the claim of that identity (the
+ * one a taker holds while it replaces the marker): a marker replaced by a
+ * contender, or removed, is never recreated or touched back to life. The hold is then lost for
+ * good: the compromise callback is told once, and fl_release() returns FL_ELOST.
  */
 #include "internal.h"
 #include "soft.h"
@@ -117,28 +118,12 @@ static void unlist(struct fl__lease *e) {
 
 #ifndef _WIN32
 /* One refresh, without the mutex (e is busy: nobody frees it or closes its
- * descriptor meanwhile). Returns 0 (refreshed), a fl_lease_loss (lost), or
- * -1 with *err set (a transient failure: an NFS ESTALE, an EIO, a server
- * away; retried until the lease could have expired). */
+ * descriptor meanwhile), through the claim of the marker (soft.c). Returns
+ * 0 (refreshed), a fl_lease_loss (lost), or -1 with *err set (a transient
+ * failure: an NFS ESTALE, an EIO, a server away, a taker's claim; retried
+ * until the lease could have expired). */
 static int refresh(struct fl__lease *e, int *err) {
-    fl__fid now;
-    int r = fl__prim_id(e->path, &now);
-    if (r == ENOENT || r == ENOTDIR)
-        return FL_LEASE_MARKER_MISSING;
-    if (r != 0) {
-        *err = r;
-        return -1;
-    }
-    /* A contender that took the expired lease renamed its marker over
-     * ours: the name holds its inode now. Never touch it. */
-    if (now.dev != e->id.dev || now.ino != e->id.ino)
-        return FL_LEASE_OWNER_CHANGED;
-    r = fl__prim_touch(e->fd);
-    if (r != 0) {
-        *err = r;
-        return -1;
-    }
-    return 0;
+    return fl__soft_refresh(e->lock, e->path, &e->id, e->fd, err);
 }
 
 static void *heartbeat(void *arg) {

@@ -132,6 +132,11 @@ FL__HIDDEN void fl__prim_sleep(double seconds);
 FL__HIDDEN int fl__soft_try(fl_lock *l, fl__hold *h);
 FL__HIDDEN int fl__soft_release(fl_lock *l, fl__hold *h, int owner);
 FL__HIDDEN int fl__soft_break(fl_lock *l);
+/* A lease's refresh of our marker (identity id, open in fd) at path, through
+ * the claim of that identity: 0, a fl_lease_loss, or -1 with *err set (a
+ * transient failure; EBUSY: a taker holds the claim). */
+FL__HIDDEN int fl__soft_refresh(const fl_lock *l, const char *path, const fl__fid *id, fl__fh fd,
+                                int *err);
 /* Reclaim-name of the file whose identity is id, beside path (used by the
  * tests to plant and find claims). Returns 0, or -1 when it does not fit. */
 FL__HIDDEN int fl__soft_claim_name(const char *path, const fl__fid *id, char *out, size_t cap);

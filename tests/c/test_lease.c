@@ -666,6 +666,77 @@ START_TEST(release_waits_for_a_taker_of_its_lease) {
 }
 END_TEST
 
+/* A taker that judged our lease expired (a heartbeat late by a freeze, a
+ * suspend, a stall) holds the claim of our marker and is about to rename its
+ * own over it. A refresh in that window must not touch the marker and call
+ * the lease renewed: the holder would go on for another interval after the
+ * marker became the taker's (two holders). The refresh goes through the same
+ * claim, so it waits for the taker and then finds the marker replaced. */
+static char g_rc_claim[600], g_rc_path[512], g_rc_fresh[600];
+static int g_rc_attempted;    /* atomic: the heartbeat tried to refresh */
+static int g_rc_touched_held; /* atomic: touched while the taker held the claim */
+
+static int rc_futimens(int fd, const struct timespec t[2]) {
+    if (access(g_rc_claim, F_OK) == 0)
+        __atomic_add_fetch(&g_rc_touched_held, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_rc_attempted, 1, __ATOMIC_SEQ_CST);
+    return futimens(fd, t);
+}
+
+static int rc_open(const char *path, int flags, mode_t mode) {
+    if ((flags & O_EXCL) && strcmp(path, g_rc_claim) == 0)
+        __atomic_store_n(&g_rc_attempted, 1, __ATOMIC_SEQ_CST);
+    return open(path, flags, mode);
+}
+
+static void *rc_finish_take_over(void *arg) {
+    (void)arg;
+    /* After the heartbeat's attempt: the interleaving, not a timing. */
+    if (!fl_wait_flag(&g_rc_attempted, 20))
+        return NULL;
+    ck_assert_int_eq(rename(g_rc_fresh, g_rc_path), 0);
+    ck_assert_int_eq(unlink(g_rc_claim), 0);
+    return NULL;
+}
+
+START_TEST(refresh_never_races_a_taker_at_work) {
+    const char *p = P("a.lock");
+    fl_lock *l = new_lease(p, 0.6, 0.1);
+    seen s = {0};
+    struct stat st, after;
+    fl__fid id;
+    pthread_t th;
+    char text[512];
+    fl_set_compromise_callback(l, on_compromise, &s);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(lstat(p, &st), 0);
+    id.dev = (uint64_t)st.st_dev;
+    id.ino = (uint64_t)st.st_ino;
+    snprintf(g_rc_path, sizeof g_rc_path, "%s", p);
+    ck_assert_int_eq(fl__soft_claim_name(p, &id, g_rc_claim, sizeof g_rc_claim), 0);
+    snprintf(g_rc_fresh, sizeof g_rc_fresh, "%s", P("fresh"));
+    /* A live taker (this process's record): its claim and its new marker. */
+    lease_text(text, sizeof text, (long)getpid(), 0.6);
+    fl_write_file(g_rc_claim, text);
+    fl_write_file(g_rc_fresh, text);
+    ck_assert_int_eq(lstat(g_rc_fresh, &st), 0);
+    fl__sys.futimens = rc_futimens;
+    fl__sys.open = rc_open;
+    ck_assert_int_eq(pthread_create(&th, NULL, rc_finish_take_over, NULL), 0);
+    ck_assert_int_eq(fl_wait_flag(&s.calls, 20), 1);
+    fl_join(th, 20);
+    ck_assert_int_eq(__atomic_load_n(&g_rc_touched_held, __ATOMIC_SEQ_CST), 0);
+    ck_assert_int_eq(s.reason, FL_LEASE_OWNER_CHANGED);
+    ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+    /* The taker's marker: untouched by the loser. */
+    ck_assert_int_eq(lstat(p, &after), 0);
+    ck_assert_int_eq(after.st_ino, st.st_ino);
+    ck_assert_int_eq(after.st_mtim.tv_sec, st.st_mtim.tv_sec);
+    ck_assert_int_eq(after.st_mtim.tv_nsec, st.st_mtim.tv_nsec);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 START_TEST(lifetime_supersedes_a_live_holder) {
@@ -751,6 +822,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, refresh_between_judgement_and_claim_wins);
     tcase_add_test(t, reclaim_step_faults);
     tcase_add_test(t, release_waits_for_a_taker_of_its_lease);
+    tcase_add_test(t, refresh_never_races_a_taker_at_work);
     tcase_add_test(t, lifetime_supersedes_a_live_holder);
     tcase_add_test(t, fork_child_has_no_heartbeat_parent_keeps_its_own);
     suite_add_tcase(s, t);
