@@ -232,7 +232,7 @@ static void flpy_capsule_free(PyObject *capsule) {
     Py_XDECREF(cb);
 }
 
-/* Compromise callback (the heartbeat thread): hands (reason, errno, path)
+/* Compromise callback (a thread of the core's, one per loss): hands (reason, errno, path)
  * to the callable stored as the capsule's context (filelock/_lease.py). */
 static void flpy_compromise(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
                             const char *path) {

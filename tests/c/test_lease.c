@@ -409,6 +409,46 @@ START_TEST(callback_may_release_a_shared_handle) {
 }
 END_TEST
 
+/* A slow compromise callback of one lease (a program's cleanup; Python's
+ * waiting for the interpreter lock) must not stall the refreshes of the
+ * process's other leases: they would expire and be taken while their
+ * holders run. */
+static int g_slow_entered, g_slow_may_return; /* atomic */
+static void slow_callback(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
+                          const char *path) {
+    (void)data, (void)lock, (void)reason, (void)os_errno, (void)path;
+    __atomic_store_n(&g_slow_entered, 1, __ATOMIC_SEQ_CST);
+    (void)fl_wait_flag(&g_slow_may_return, 30);
+}
+
+START_TEST(slow_callback_never_stalls_other_leases) {
+    fl_lock *a = new_lease(P("a.lock"), 0.6, 0.1), *b = new_lease(P("b.lock"), 0.6, 0.1);
+    fl_lock *op = new_lease(P("a.lock"), 0.6, 0), *waiter = new_lease(P("b.lock"), 0.6, 0.1);
+    seen sb = {0};
+    ino_t before, after;
+    fl_set_compromise_callback(a, slow_callback, NULL);
+    fl_set_compromise_callback(b, on_compromise, &sb);
+    ck_assert_int_eq(fl_acquire(a), 0);
+    ck_assert_int_eq(fl_acquire(b), 0);
+    ck_assert_int_eq(ino_of(P("b.lock"), &before), 0);
+    /* a is lost; its callback runs (and waits) from now on. */
+    ck_assert_int_eq(fl_break_lock(op), 0);
+    ck_assert_int_eq(fl_wait_flag(&g_slow_entered, 20), 1);
+    /* Several of b's durations of a contender trying: b lives. */
+    ck_assert_int_eq(fl_acquire_ex(waiter, 2.5, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(ino_of(P("b.lock"), &after), 0);
+    ck_assert_int_eq(before, after);
+    ck_assert_int_eq(__atomic_load_n(&sb.calls, __ATOMIC_SEQ_CST), 0);
+    __atomic_store_n(&g_slow_may_return, 1, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(fl_release(a, 0), FL_ELOST);
+    ck_assert_int_eq(fl_release(b, 0), 0);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(op);
+    fl_lock_free(waiter);
+}
+END_TEST
+
 /* ---- reclaim -------------------------------------------------------------- */
 
 /* A frozen holder (SIGSTOP: its heartbeat stops with it) loses its lease to
@@ -815,6 +855,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, marker_removed_is_a_loss);
     tcase_add_test(t, marker_replaced_is_a_loss_and_not_touched);
     tcase_add_test(t, callback_may_release_a_shared_handle);
+    tcase_add_test(t, slow_callback_never_stalls_other_leases);
     tcase_add_test(t, frozen_holder_loses_and_learns_it);
     tcase_add_test(t, expired_planted_lease_is_reclaimed_live_owner_or_not);
     tcase_add_test(t, lease_duration_mismatch_is_an_error);

@@ -36,7 +36,7 @@ class LeaseCompromise:
 
 
 def _on_lost(ref: weakref.ReferenceType[SoftFileLease], reason: str, err: int, path: str) -> None:
-    # Runs on the core's heartbeat thread (with the GIL).
+    # Runs on a thread of the core's, one per loss (with the GIL).
     lease = ref()
     if lease is not None:
         error = OSError(err, os.strerror(err), path) if err else None
@@ -54,7 +54,7 @@ class SoftFileLease(SoftFileLock):
     differs raises :class:`LeaseSettingsMismatch`.
 
     A holder that lost its claim learns it: ``on_compromise`` is called (on
-    the heartbeat thread) with a :class:`LeaseCompromise`, and
+    a thread of the library's) with a :class:`LeaseCompromise`, and
     :attr:`compromise` keeps it. It should stop touching what the lock
     protects; the lease is never silently won back. Not on Windows.
     """
@@ -81,7 +81,7 @@ class SoftFileLease(SoftFileLock):
             claim; every contender for the path must pass the same value
         :param heartbeat_interval: seconds between refreshes; default a third of
             ``lease_duration``; must be below it
-        :param on_compromise: called from the heartbeat thread with a :class:`LeaseCompromise`
+        :param on_compromise: called from a library thread with a :class:`LeaseCompromise`
             when the claim is lost
         """
         self._on_compromise = on_compromise
