@@ -324,11 +324,12 @@ int fl__lease_start(fl_lock *l, fl__hold *h) {
 #endif
 }
 
-int fl__lease_stop(fl__hold *h, int *reason, int *os_errno) {
+int fl__lease_stop(fl__hold *h, int *reason, int *os_errno, int *fresh) {
     struct fl__lease *e = h->lease;
     int lost;
     *reason = 0;
     *os_errno = 0;
+    *fresh = 0;
     if (!e)
         return 0;
     h->lease = NULL;
@@ -341,6 +342,7 @@ int fl__lease_stop(fl__hold *h, int *reason, int *os_errno) {
     while ((e->busy && !t_in_heartbeat) || (e->calling && !t_in_heartbeat && !t_in_callback))
         pthread_cond_wait(&g_idle, &g_lease_mu);
     lost = e->lost != 0;
+    *fresh = !lost && fl__boottime() - e->last_ok < e->duration - e->interval;
     *reason = e->lost;
     *os_errno = e->lost_errno;
     if (e->busy || e->calling)

@@ -514,6 +514,27 @@ int fl__prim_replace(const char *from, const char *to) {
 
 int fl__prim_touch(int fd) { return fl__sys.futimens(fd, NULL) == 0 ? 0 : errno; }
 
+int fl__prim_exited(long pid) {
+#ifdef __linux__
+    /* A pidfd is readable once the whole thread group has exited, zombie
+     * or not (kill() still finds a zombie). */
+    int fd = fl__sys.pidfd_open((pid_t)pid, 0);
+    if (fd >= 0) {
+        struct pollfd p;
+        int r;
+        p.fd = fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        r = poll(&p, 1, 0);
+        close_fd(fd);
+        return r == 1;
+    }
+    if (errno == ESRCH)
+        return 1;
+#endif
+    return fl__sys.kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
 int fl__prim_remove(const char *path) { return fl__sys.unlink(path) == 0 ? 0 : errno; }
 
 int fl__prim_close(int fd) {

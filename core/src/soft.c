@@ -501,10 +501,10 @@ int fl__soft_refresh(const fl_lock *l, const char *path, const fl__fid *id, fl__
 
 int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
     const char *path = h->path ? h->path : l->path;
-    int rc = 0, reason = 0, lost_errno = 0, lost;
+    int rc = 0, reason = 0, lost_errno = 0, lost, fresh;
     /* First stop the heartbeat: it must not touch the descriptor we close
      * below, and what it saw decides whether the lease held. */
-    lost = fl__lease_stop(h, &reason, &lost_errno);
+    lost = fl__lease_stop(h, &reason, &lost_errno, &fresh);
     /* Delete the marker only if it is still the one we created: takers
      * never touch a live holder's marker, so a different file there can
      * only be an operator's break followed by a new holder -- or, for a
@@ -515,8 +515,15 @@ int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
         (h->aged || __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED) > 0)) {
         int not_ours;
         fl__fid now;
+        long opid = __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED);
         rc = remove_claimed(l, path, h, &not_ours);
-        if (rc == 0 && not_ours && h->aged && !lost) {
+        /* Taken from a lease refreshed too recently to have expired, while
+         * the process the marker names (fl_set_owner_pid: the filelock
+         * command) has exited: a waiter took the marker of a holder that is
+         * gone (a zombie's pidfd tells), after its work ended. The hold
+         * ended with that process; it was not lost while held. */
+        if (rc == 0 && not_ours && h->aged && !lost &&
+            !(fresh && opid > 0 && fl__prim_exited(opid))) {
             lost = 1;
             reason = fl__prim_id(path, &now) == ENOENT ? FL_LEASE_MARKER_MISSING
                                                        : FL_LEASE_OWNER_CHANGED;

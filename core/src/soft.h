@@ -75,6 +75,9 @@ FL__HIDDEN uint64_t fl__name_hash(const char *s);
  * other file can be given it). */
 FL__HIDDEN fl__fh fl__prim_create(const char *path, int mode, long owner_pid,
                                   const fl__lease_rec *lease, fl__fid *id);
+/* Whether process pid (of this host and pid namespace) has exited, a zombie
+ * not yet reaped included: 1, or 0 (running, or cannot be told). */
+FL__HIDDEN int fl__prim_exited(long pid);
 /* Sets an open file's modification time to now (a lease's refresh): 0 or an
  * errno value. */
 FL__HIDDEN int fl__prim_touch(fl__fh fd);

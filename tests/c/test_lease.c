@@ -777,6 +777,55 @@ START_TEST(refresh_never_races_a_taker_at_work) {
 }
 END_TEST
 
+/* A lease held for a child (fl_set_owner_pid: the filelock command): the
+ * child exits, unreaped, and a waiter rightly takes the marker of a holder
+ * that is gone (its pidfd said so) before the parent releases. That is the
+ * end of the hold, not a lease lost while held: the release says 0, not
+ * FL_ELOST (the CLI printed "lost ... another process may have held the
+ * lock meanwhile" for about one contended run in four). The same marker
+ * replaced while the child still runs stays a loss. */
+START_TEST(owner_child_exit_then_taken_is_no_loss) {
+    const char *p = P("a.lock");
+    int k;
+    for (k = 0; k < 2; k++) {
+        int go[2];
+        pid_t child;
+        siginfo_t si;
+        fl_lock *l = new_lease(p, 5.0, 0), *w = new_lease(p, 5.0, 0);
+        ck_assert_int_eq(pipe(go), 0);
+        child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+            char c;
+            close(go[1]);
+            _exit(read(go[0], &c, 1) >= 0 ? 0 : 1);
+        }
+        close(go[0]);
+        ck_assert_int_eq(fl_set_owner_pid(l, (long)child), 0);
+        ck_assert_int_eq(fl_acquire(l), 0);
+        if (k == 0) {
+            /* The child ends (a zombie: not reaped), a waiter takes over. */
+            close(go[1]);
+            ck_assert_int_eq(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+            ck_assert_msg(fl_acquire_ex(w, 20, 1, 0.05) == 0, "%s", fl_last_error());
+            ck_assert_int_eq(fl_release(l, 0), 0);
+            ck_assert_int_eq(fl_held_by_this_process(w), 1);
+            ck_assert_int_eq(fl_release(w, 0), 0);
+        } else {
+            /* The child runs; another marker replaces ours: a loss. */
+            fl_write_file(P("other"), "1\nelsewhere\n");
+            ck_assert_int_eq(rename(P("other"), p), 0);
+            ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+            ck_assert_int_eq(unlink(p), 0);
+            close(go[1]);
+        }
+        ck_assert(fl_child_ok(fl_wait_child(child, 20)));
+        fl_lock_free(l);
+        fl_lock_free(w);
+    }
+}
+END_TEST
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 START_TEST(lifetime_supersedes_a_live_holder) {
@@ -864,6 +913,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, reclaim_step_faults);
     tcase_add_test(t, release_waits_for_a_taker_of_its_lease);
     tcase_add_test(t, refresh_never_races_a_taker_at_work);
+    tcase_add_test(t, owner_child_exit_then_taken_is_no_loss);
     tcase_add_test(t, lifetime_supersedes_a_live_holder);
     tcase_add_test(t, fork_child_has_no_heartbeat_parent_keeps_its_own);
     suite_add_tcase(s, t);
