@@ -791,7 +791,12 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         kill(child.pid, g_lease_signal); /* lost before the command started */
     status = wait_command(&child, cmd, &killed_by);
     if (a->soft || a->close) {
-        if (fl_release(lock, 1) != 0)
+        int rr = fl_release(lock, 1);
+        /* The release may find a lost lease before the heartbeat did (a
+         * frozen filelock woken after its command ended): lost all the same. */
+        if (rr == FL_ELOST)
+            g_lease_lost = 1;
+        if (rr != 0)
             cli_error("warning: %s", fl_last_error());
         fl_lock_free(lock);
     }

@@ -56,6 +56,26 @@ load common
     [ ! -e llock ]
 }
 
+# The lease lost while filelock was frozen, and the command ended meanwhile
+# (exit 0): on waking, filelock's release may find the loss before its
+# heartbeat does; either way the run is not a success (74).
+@test "a lease lost while frozen is reported even when release finds it first" {
+    start_holder A "$FILELOCK" --lease 1 llock sh -c "$(hold_script A)"
+    kill -STOP "$HOLDER_PID"
+    wait_stopped "$HOLDER_PID"
+    flx 0 --lease 1 -w 15 llock sh -c "echo B >> '$TMP/log'"
+    touch "$TMP/A.go"
+    local i=0
+    while [ "$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$CMD_PID/stat" 2>/dev/null)" != Z ]; do
+        i=$((i + 1))
+        [ $i -le 1000 ] || fail "the command did not end"
+        sleep 0.01
+    done
+    kill -CONT "$HOLDER_PID"
+    wait_rc "$HOLDER_PID"
+    assert_equal "$RC" 74
+}
+
 # filelock killed (SIGKILL): nobody refreshes the lease any more, so a waiter
 # takes it once it expires while the command may still run. The command must
 # hear of it (--lease-signal), never go on believing it holds the lock.
