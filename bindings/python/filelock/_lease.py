@@ -140,9 +140,14 @@ class SoftFileLease(SoftFileLock):
         blocking: bool | None = None,
     ) -> AcquireReturnProxy:
         first = not self.is_locked
+        if first:
+            # Before winning, as the pure package does: the heartbeat runs
+            # from the moment the core wins, and a loss it reports before
+            # this returns must be kept (and told once), not reset after.
+            self._compromise = None
+            self._token = None
         proxy = super().acquire(timeout, poll_interval, poll_intervall=poll_intervall, blocking=blocking)
         if first:
-            self._compromise = None
             self._token = self._read_token()
         return proxy
 
