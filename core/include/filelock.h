@@ -147,7 +147,9 @@ extern "C" {
  *   a lifetime (fl_options.lifetime) whose marker was replaced or removed while held (another
  *   contender reclaimed it by age, or an operator broke it), or a lease whose refreshes kept
  *   failing until a contender could take it; the handle is released all the same, and the
- *   marker is deleted only if it is still ours.
+ *   marker is deleted only if it is still ours. Also from a nested fl_acquire() of a hold whose
+ *   lease the heartbeat found lost: a lost hold is never entered again (the hold is unchanged;
+ *   release it, then acquire anew).
  * - ::FL_ELEASEMISMATCH (-21): a lease's acquire found the lock held by a lease published with
  *   another lease_duration (every contender must agree on it, as the pure-Python filelock's
  *   LeaseSettingsMismatch demands).

@@ -296,6 +296,10 @@ FL__HIDDEN int fl__lease_start(fl_lock *l, fl__hold *h);
  * last refresh landed less than lease_duration - heartbeat_interval ago (no
  * contender can have taken it by age), else 0. */
 FL__HIDDEN int fl__lease_stop(fl__hold *h, int *reason, int *os_errno, int *fresh);
+/* A held lease found lost (the heartbeat told its callback): a nested
+ * acquire of that hold must fail (FL_ELOST, message set) instead of counting
+ * itself in silently. 0 when not a lease or not lost. */
+FL__HIDDEN int fl__lease_check_reentry(const fl_lock *l, const fl__hold *h);
 /* Fork handlers of g_lease_mu (lock.c calls them in the lock order). */
 FL__HIDDEN void fl__lease_atfork(int phase);
 /* A clock that counts through suspend (CLOCK_BOOTTIME where there is one). */

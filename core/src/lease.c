@@ -324,6 +324,21 @@ int fl__lease_start(fl_lock *l, fl__hold *h) {
 #endif
 }
 
+int fl__lease_check_reentry(const fl_lock *l, const fl__hold *h) {
+    int lost;
+    if (!h->lease)
+        return 0;
+    pthread_mutex_lock(&g_lease_mu);
+    lost = h->lease->lost;
+    pthread_mutex_unlock(&g_lease_mu);
+    if (!lost)
+        return 0;
+    return fl__error(FL_ELOST, 0,
+                     "the lease on soft lock '%s' was lost while held (%s): a lost hold cannot be "
+                     "entered again; release it, then acquire anew",
+                     l->path, fl_lease_loss_name(lost));
+}
+
 int fl__lease_stop(fl__hold *h, int *reason, int *os_errno, int *fresh) {
     struct fl__lease *e = h->lease;
     int lost;

@@ -382,6 +382,41 @@ START_TEST(marker_replaced_is_a_loss_and_not_touched) {
 }
 END_TEST
 
+/* A hold whose lease is lost is never entered again: a nested acquire says
+ * FL_ELOST instead of counting itself in (the caller would run a critical
+ * section believing it holds a lock that another process may hold); the
+ * hold stays lost until released. Thread-local and shared handles alike. */
+START_TEST(lost_hold_is_never_reentered) {
+    const char *p = P("a.lock");
+    int k;
+    for (k = 0; k < 2; k++) {
+        fl_lock *l, *op = new_lease(p, 0.6, 0);
+        fl_options o = FL_OPTIONS_INIT;
+        seen s = {0};
+        o.kind = FL_SOFT;
+        o.lease_duration = 0.6;
+        o.heartbeat_interval = 0.1;
+        o.thread_local = k;
+        ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+        fl_set_compromise_callback(l, on_compromise, &s);
+        ck_assert_int_eq(fl_acquire(l), 0);
+        ck_assert_int_eq(fl_acquire(l), 0); /* nested while it holds */
+        ck_assert_int_eq(fl_break_lock(op), 0);
+        ck_assert_int_eq(fl_wait_flag(&s.calls, 20), 1);
+        ck_assert_int_eq(fl_acquire(l), FL_ELOST);
+        ck_assert_ptr_nonnull(strstr(fl_last_error(), "marker-missing"));
+        ck_assert_int_eq(fl_release(l, 0), 0); /* the inner level */
+        ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+        ck_assert_int_eq(fl_is_locked(l), 0);
+        /* Released: a new acquire is a new claim. */
+        ck_assert_int_eq(fl_acquire(l), 0);
+        ck_assert_int_eq(fl_release(l, 0), 0);
+        fl_lock_free(l);
+        fl_lock_free(op);
+    }
+}
+END_TEST
+
 /* The callback may release a shared handle from the heartbeat thread. */
 static void release_from_callback(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
                                   const char *path) {
@@ -917,6 +952,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, marker_removed_is_a_loss);
     tcase_add_test(t, marker_replaced_is_a_loss_and_not_touched);
     tcase_add_test(t, callback_may_release_a_shared_handle);
+    tcase_add_test(t, lost_hold_is_never_reentered);
     tcase_add_test(t, slow_callback_never_stalls_other_leases);
     tcase_add_test(t, frozen_holder_loses_and_learns_it);
     tcase_add_test(t, expired_planted_lease_is_reclaimed_live_owner_or_not);
