@@ -339,8 +339,7 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
            fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
            (l->gate != NULL) == !!o->read_write && l->on_acquired == o->on_acquired &&
-           l->on_acquired_data == o->on_acquired_data &&
-           l->lifetime == o->lifetime &&
+           l->on_acquired_data == o->on_acquired_data && l->lifetime == o->lifetime &&
            l->lease_duration == o->lease_duration &&
            (o->lease_duration <= 0 ||
             l->heartbeat_interval ==
@@ -917,8 +916,11 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt,
         }
     }
     if (l->shared.counter > 0) {
+        int rc;
         if (l->shared.hold.shared != shared)
             return mode_error(l, shared);
+        if ((rc = fl__lease_check_reentry(l, &l->shared.hold)) != 0)
+            return rc;
         l->shared.counter++;
         return 1;
     }
@@ -1024,6 +1026,10 @@ static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, do
         if (s->hold.shared != shared) {
             pthread_mutex_unlock(&l->mu);
             return mode_error(l, shared);
+        }
+        if ((rc = fl__lease_check_reentry(l, &s->hold)) != 0) {
+            pthread_mutex_unlock(&l->mu);
+            return rc;
         }
         s->counter++;
         pthread_mutex_unlock(&l->mu);
