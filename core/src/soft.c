@@ -465,8 +465,12 @@ int fl__soft_refresh(const fl_lock *l, const char *path, const fl__fid *id, fl__
         e = errno;
         /* No room for a claim, or no directory: no taker can create its
          * claim (or its marker) either, so the plain re-check is safe. */
-        if (e == ENOSPC || e == EDQUOT || e == ENOENT || e == ENOTDIR)
+        if (e == ENOSPC || e == ENOENT || e == ENOTDIR)
             break;
+#ifdef EDQUOT /* not in the Windows C runtime (leases are refused there) */
+        if (e == EDQUOT)
+            break;
+#endif
         if (e != EEXIST) {
             *err = e;
             return -1;
