@@ -339,7 +339,8 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
            fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
            (l->gate != NULL) == !!o->read_write && l->on_acquired == o->on_acquired &&
-           l->on_acquired_data == o->on_acquired_data && l->lifetime == o->lifetime &&
+           l->on_acquired_data == o->on_acquired_data &&
+           l->lifetime == o->lifetime &&
            l->lease_duration == o->lease_duration &&
            (o->lease_duration <= 0 ||
             l->heartbeat_interval ==
