@@ -187,7 +187,7 @@ static int fl_lua_options_on_acquired(lua_State *L) {
     return 0;
 }
 
-/* Leases. Lua has no threads: the heartbeat thread may not touch a Lua
+/* Leases. Lua has no threads: the core's callback thread may not touch a Lua
  * state, so it records the loss here (by the handle's id; a small ring,
  * the newest kept), and filelock.lua asks with lease_lost(handle) when the
  * program next uses the lease (release, compromise()), then calls its

@@ -351,7 +351,7 @@ static int flpy_on_acquired(void *data, fl_lock *lock, int fd) {
     return rc;
 }
 
-/* Compromise callback (the heartbeat thread): hands (lock id, reason,
+/* Compromise callback (a thread of the core's, one per loss): hands (lock id, reason,
  * errno, path) to the process's sink (filelock/_lease.py), which finds the
  * objects of that handle. */
 static void flpy_compromise(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,

@@ -553,10 +553,10 @@ static VALUE fl_rb_set_log_sink(VALUE sink) {
 /* Leases                                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* The heartbeat thread is not a Ruby thread and may not call Ruby: it
+/* The core's callback thread is not a Ruby thread and may not call Ruby: it
  * writes a record {lock id, reason, errno} to a pipe, read by a Ruby thread
  * of lib/filelock.rb that calls the lease's on_compromise. The write end is
- * non-blocking (a full pipe must never stop the heartbeat) and the pipe is
+ * non-blocking (a full pipe must never stop the callback thread) and the pipe is
  * per process (a forked child makes its own). */
 static int fl_rb_lease_fds[2] = {-1, -1};
 static pid_t fl_rb_lease_pid;

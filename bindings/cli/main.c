@@ -31,6 +31,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 const char *cli_prog = "filelock";
 
@@ -489,6 +492,11 @@ typedef struct cli_child {
     int go_fd; /* write end: one byte lets the command run; closing it ends the child */
 } cli_child;
 
+/* --lease: the signal the command gets if filelock dies before it (0: none),
+ * and filelock's pid, set before the fork. */
+static int g_orphan_signal;
+static pid_t g_parent_pid;
+
 /* In the child: waits for the go byte, then runs the command with keep_fd
  * (the lock's descriptor, or -1) inherited. Never returns. */
 static void child_main(char *const *cmd, int go_read, int keep_fd) {
@@ -499,6 +507,15 @@ static void child_main(char *const *cmd, int go_read, int keep_fd) {
         ;
     if (n != 1)
         _exit(0); /* the lock was not won: filelock reports why */
+#ifdef __linux__
+    /* A lease lives only as long as filelock's heartbeat: once filelock is
+     * gone (even by SIGKILL), a waiter takes the lease when it expires
+     * while the command may still run. Tell the command at once, as for
+     * any lost lease. Checked after arming: filelock may have died already. */
+    if (g_orphan_signal > 0 &&
+        (prctl(PR_SET_PDEATHSIG, g_orphan_signal, 0, 0, 0) != 0 || getppid() != g_parent_pid))
+        kill(getpid(), g_orphan_signal);
+#endif
     if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) != 0) {
         cli_error("cannot pass the lock to '%s': %s", cmd[0], strerror(errno));
         _exit(CLI_EX_OSERR);
@@ -571,6 +588,7 @@ static int spawn(char *const *cmd, int keep_fd, int gated, cli_child *c) {
         return -1;
     }
     fflush(NULL);
+    g_parent_pid = getpid();
     c->pid = fork();
     if (c->pid == 0) {
         if (gated)
@@ -651,7 +669,7 @@ static int wait_command(const cli_child *c, char *const *cmd, int *killed_by) {
     return CLI_EX_OSERR;
 }
 
-/* --lease: the heartbeat thread reports a lost lease here. The command is
+/* --lease: the core's callback thread reports a lost lease here. The command is
  * told with --lease-signal; if it has not started yet, go() tells it. It
  * is never reaped before fl_release() returns (which waits for this
  * callback), so its pid cannot name another process meanwhile. */
@@ -697,6 +715,7 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         return lock_error(rc, 0);
     if (a->lease > 0) {
         g_lease_signal = a->lease_signal;
+        g_orphan_signal = a->lease_signal;
         fl_set_compromise_callback(lock, lease_lost, NULL);
     }
     /* flock(2) needs only read access, and flock(1) opens read-only. */
@@ -772,7 +791,12 @@ static int path_form(const char *path, char *const *cmd, const cli_args *a) {
         kill(child.pid, g_lease_signal); /* lost before the command started */
     status = wait_command(&child, cmd, &killed_by);
     if (a->soft || a->close) {
-        if (fl_release(lock, 1) != 0)
+        int rr = fl_release(lock, 1);
+        /* The release may find a lost lease before the heartbeat did (a
+         * frozen filelock woken after its command ended): lost all the same. */
+        if (rr == FL_ELOST)
+            g_lease_lost = 1;
+        if (rr != 0)
             cli_error("warning: %s", fl_last_error());
         fl_lock_free(lock);
     }

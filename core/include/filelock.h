@@ -147,7 +147,9 @@ extern "C" {
  *   a lifetime (fl_options.lifetime) whose marker was replaced or removed while held (another
  *   contender reclaimed it by age, or an operator broke it), or a lease whose refreshes kept
  *   failing until a contender could take it; the handle is released all the same, and the
- *   marker is deleted only if it is still ours.
+ *   marker is deleted only if it is still ours. Also from a nested fl_acquire() of a hold whose
+ *   lease the heartbeat found lost: a lost hold is never entered again (the hold is unchanged;
+ *   release it, then acquire anew).
  * - ::FL_ELEASEMISMATCH (-21): a lease's acquire found the lock held by a lease published with
  *   another lease_duration (every contender must agree on it, as the pure-Python filelock's
  *   LeaseSettingsMismatch demands).
@@ -696,11 +698,13 @@ typedef enum fl_lease_loss {
 /**
  * Compromise callback: a lease held through @p lock was lost for @p reason
  * (@p os_errno: the last refresh's errno for ::FL_LEASE_REFRESH_FAILED, else
- * 0; @p path: the lock file). Called once per lost hold, from the library's
- * heartbeat thread, with no library mutex held; it should make the holder
- * stop using what the lock protects. It may call fl_release() (which acts only
- * for a handle with thread_local 0, the heartbeat thread holding nothing of a
- * thread-local one). The hold stays lost: fl_release() then returns
+ * 0; @p path: the lock file). Called once per lost hold, from a thread the
+ * library starts for that call (all signals blocked), with no library mutex
+ * held, so that a slow callback never delays the refreshes of the process's
+ * other leases; it should make the holder stop using what the lock protects.
+ * It may call fl_release() (which acts only for a handle with thread_local 0,
+ * that thread holding nothing of a thread-local one). The hold stays lost: fl_release() then
+ * returns
  * ::FL_ELOST.
  */
 typedef void (*fl_compromise_fn)(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,

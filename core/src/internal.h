@@ -307,8 +307,14 @@ FL__HIDDEN int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out);
 FL__HIDDEN int fl__lease_start(fl_lock *l, fl__hold *h);
 /* Unregisters the hold (waiting for a refresh or callback in progress, unless
  * called from the heartbeat thread): 1 if the lease was found lost (with the
- * reason in *reason and errno in *os_errno), else 0. */
-FL__HIDDEN int fl__lease_stop(fl__hold *h, int *reason, int *os_errno);
+ * reason in *reason and errno in *os_errno), else 0. *fresh: 1 when a lease's
+ * last refresh landed less than lease_duration - heartbeat_interval ago (no
+ * contender can have taken it by age), else 0. */
+FL__HIDDEN int fl__lease_stop(fl__hold *h, int *reason, int *os_errno, int *fresh);
+/* A held lease found lost (the heartbeat told its callback): a nested
+ * acquire of that hold must fail (FL_ELOST, message set) instead of counting
+ * itself in silently. 0 when not a lease or not lost. */
+FL__HIDDEN int fl__lease_check_reentry(const fl_lock *l, const fl__hold *h);
 /* Fork handlers of g_lease_mu (lock.c calls them in the lock order). */
 FL__HIDDEN void fl__lease_atfork(int phase);
 /* A clock that counts through suspend where the platform has one

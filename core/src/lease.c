@@ -14,9 +14,10 @@
  * waiter's EINTR, a language's handler) is never delivered to it.
  *
  * A refresh touches the marker only while the name still holds our file
- * (dev, ino): a marker replaced by a contender, or removed, is never
- * recreated or touched back to life. The hold is then lost for good: the
- * compromise callback is told once, and fl_release() returns FL_ELOST.
+ * (dev, ino), checked and touched under the claim of that identity (the
+ * one a taker holds while it replaces the marker): a marker replaced by a
+ * contender, or removed, is never recreated or touched back to life. The hold is then lost for
+ * good: the compromise callback is told once, and fl_release() returns FL_ELOST.
  */
 #include "internal.h"
 #include "soft.h"
@@ -37,11 +38,14 @@ struct fl__lease {
     fl__fid id; /* our marker's identity; the hold keeps it open */
     fl__fh fd;  /* the hold's descriptor: valid while the entry is listed */
     double duration, interval;
-    double due;     /* next refresh, fl__boottime() */
-    double last_ok; /* last successful refresh (or the acquire), fl__boottime() */
-    int busy;       /* the heartbeat is refreshing it or calling its callback */
-    int dead;       /* released while busy: the heartbeat frees it */
-    int lost;       /* fl_lease_loss, 0 while held */
+    double due;               /* next refresh, fl__boottime() */
+    double last_ok;           /* last successful refresh (or the acquire), fl__boottime() */
+    int busy;                 /* the heartbeat is refreshing it (or calling its callback) */
+    int calling;              /* its callback runs on a thread of its own (call_out) */
+    fl_compromise_fn call_fn; /* what call_out calls, taken under g_lease_mu */
+    void *call_data;
+    int dead; /* released while busy or calling: whoever finishes last frees it */
+    int lost; /* fl_lease_loss, 0 while held */
     int lost_errno;
     struct fl__lease *next;
 };
@@ -53,6 +57,7 @@ static pthread_once_t g_cond_once = PTHREAD_ONCE_INIT;
 static struct fl__lease *g_leases;
 static int g_running; /* a heartbeat thread exists (in this process) */
 static __thread int t_in_heartbeat;
+static __thread int t_in_callback; /* a callback thread (call_out) */
 
 double fl__boottime(void) {
 #ifdef _WIN32
@@ -117,28 +122,33 @@ static void unlist(struct fl__lease *e) {
 
 #ifndef _WIN32
 /* One refresh, without the mutex (e is busy: nobody frees it or closes its
- * descriptor meanwhile). Returns 0 (refreshed), a fl_lease_loss (lost), or
- * -1 with *err set (a transient failure: an NFS ESTALE, an EIO, a server
- * away; retried until the lease could have expired). */
+ * descriptor meanwhile), through the claim of the marker (soft.c). Returns
+ * 0 (refreshed), a fl_lease_loss (lost), or -1 with *err set (a transient
+ * failure: an NFS ESTALE, an EIO, a server away, a taker's claim; retried
+ * until the lease could have expired). */
 static int refresh(struct fl__lease *e, int *err) {
-    fl__fid now;
-    int r = fl__prim_id(e->path, &now);
-    if (r == ENOENT || r == ENOTDIR)
-        return FL_LEASE_MARKER_MISSING;
-    if (r != 0) {
-        *err = r;
-        return -1;
-    }
-    /* A contender that took the expired lease renamed its marker over
-     * ours: the name holds its inode now. Never touch it. */
-    if (now.dev != e->id.dev || now.ino != e->id.ino)
-        return FL_LEASE_OWNER_CHANGED;
-    r = fl__prim_touch(e->fd);
-    if (r != 0) {
-        *err = r;
-        return -1;
-    }
-    return 0;
+    return fl__soft_refresh(e->lock, e->path, &e->id, e->fd, err);
+}
+
+/* A compromise callback runs on a thread of its own: it is the program's
+ * code (cleanup, a language waiting for its interpreter lock) and may take
+ * long, while the heartbeat must go on refreshing the process's other
+ * leases, which would otherwise expire and be taken while their holders
+ * run. Created by the heartbeat, it inherits its blocked signals. */
+static void *call_out(void *arg) {
+    struct fl__lease *e = arg;
+    t_in_callback = 1;
+    fl__plat_name_thread("fl-lease-call");
+    /* Fixed once lost; e stays listed (path allocated) while calling. */
+    e->call_fn(e->call_data, e->lock, (fl_lease_loss)e->lost, e->lost_errno, e->path);
+    pthread_mutex_lock(&g_lease_mu);
+    e->calling = 0;
+    if (e->dead && !e->busy)
+        unlist(e);
+    pthread_cond_broadcast(&g_idle);
+    pthread_cond_broadcast(&g_wake);
+    pthread_mutex_unlock(&g_lease_mu);
+    return NULL;
 }
 
 static void *heartbeat(void *arg) {
@@ -195,8 +205,24 @@ static void *heartbeat(void *arg) {
                 due->lost = reason;
                 due->lost_errno = reason == FL_LEASE_REFRESH_FAILED ? err : 0;
                 if (fn) {
-                    /* Still busy: a release waits for the callback, so the
+                    pthread_t t;
+                    pthread_attr_t attr;
+                    int rc;
+                    /* Calling: a release waits for the callback, so the
                      * handle and its data outlive it. */
+                    due->calling = 1;
+                    due->call_fn = fn;
+                    due->call_data = data;
+                    pthread_attr_init(&attr);
+                    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                    rc = pthread_create(&t, &attr, call_out, due);
+                    pthread_attr_destroy(&attr);
+                    if (rc == 0)
+                        fn = NULL;
+                    else
+                        due->calling = 0; /* no thread: called here, still busy */
+                }
+                if (fn) {
                     pthread_mutex_unlock(&g_lease_mu);
                     fn(data, lock, (fl_lease_loss)reason,
                        reason == FL_LEASE_REFRESH_FAILED ? err : 0, path);
@@ -204,7 +230,7 @@ static void *heartbeat(void *arg) {
                 }
             }
             due->busy = 0;
-            if (due->dead)
+            if (due->dead && !due->calling)
                 unlist(due);
             pthread_cond_broadcast(&g_idle);
             continue;
@@ -294,24 +320,43 @@ int fl__lease_start(fl_lock *l, fl__hold *h) {
 #endif
 }
 
-int fl__lease_stop(fl__hold *h, int *reason, int *os_errno) {
+int fl__lease_check_reentry(const fl_lock *l, const fl__hold *h) {
+    int lost;
+    if (!h->lease)
+        return 0;
+    pthread_mutex_lock(&g_lease_mu);
+    lost = h->lease->lost;
+    pthread_mutex_unlock(&g_lease_mu);
+    if (!lost)
+        return 0;
+    return fl__error(FL_ELOST, 0,
+                     "the lease on soft lock '%s' was lost while held (%s): a lost hold cannot be "
+                     "entered again; release it, then acquire anew",
+                     l->path, fl_lease_loss_name(lost));
+}
+
+int fl__lease_stop(fl__hold *h, int *reason, int *os_errno, int *fresh) {
     struct fl__lease *e = h->lease;
     int lost;
     *reason = 0;
     *os_errno = 0;
+    *fresh = 0;
     if (!e)
         return 0;
     h->lease = NULL;
     pthread_mutex_lock(&g_lease_mu);
     /* The heartbeat may be touching our descriptor, which the caller closes
-     * next, or calling the callback, whose data the caller may free next.
-     * Called from that callback, it is ours to finish later. */
-    while (e->busy && !t_in_heartbeat)
+     * next, or a callback may be running, whose data the caller may free
+     * next. Called from a callback (or the heartbeat), it is for the one
+     * finishing last to free: waiting there could wait for ourselves, or
+     * for a callback that waits for ours. */
+    while ((e->busy && !t_in_heartbeat) || (e->calling && !t_in_heartbeat && !t_in_callback))
         pthread_cond_wait(&g_idle, &g_lease_mu);
     lost = e->lost != 0;
+    *fresh = !lost && fl__boottime() - e->last_ok < e->duration - e->interval;
     *reason = e->lost;
     *os_errno = e->lost_errno;
-    if (e->busy)
+    if (e->busy || e->calling)
         e->dead = 1;
     else
         unlist(e);
@@ -334,6 +379,7 @@ void fl__lease_atfork(int phase) {
         g_leases = NULL;
         g_running = 0;
         t_in_heartbeat = 0;
+        t_in_callback = 0;
         init_conds();
         pthread_mutex_unlock(&g_lease_mu);
     }

@@ -54,6 +54,20 @@ int fl__plat_pidfd_open(pid_t pid, unsigned int flags) {
 #endif
 }
 
+/* A pidfd tells an exited zombie from a running process; kill() does not. */
+int fl__plat_exited(long pid) {
+    struct pollfd p;
+    int r, fd = fl__sys.pidfd_open((pid_t)pid, 0);
+    if (fd < 0)
+        return errno == ESRCH ? 1 : -1;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    r = poll(&p, 1, 0);
+    fl__px_close(fd);
+    return r < 0 ? -1 : r == 1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Leases: the suspend-counting clock, the heartbeat's name                */
 /* ---------------------------------------------------------------------- */

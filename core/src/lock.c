@@ -936,8 +936,11 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt,
         }
     }
     if (l->shared.counter > 0) {
+        int rc;
         if (l->shared.hold.shared != shared)
             return mode_error(l, shared);
+        if ((rc = fl__lease_check_reentry(l, &l->shared.hold)) != 0)
+            return rc;
         l->shared.counter++;
         return 1;
     }
@@ -1048,6 +1051,10 @@ static int acquire_core(fl_lock *l, int shared, double timeout, int blocking, do
         if (s->hold.shared != shared) {
             pthread_mutex_unlock(&l->mu);
             return mode_error(l, shared);
+        }
+        if ((rc = fl__lease_check_reentry(l, &s->hold)) != 0) {
+            pthread_mutex_unlock(&l->mu);
+            return rc;
         }
         s->counter++;
         pthread_mutex_unlock(&l->mu);

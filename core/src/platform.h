@@ -84,6 +84,13 @@ FL__HIDDEN void fl__plat_self(fl__self *out);
  * does not exist, -1 when it cannot be told (always on generic.c). */
 FL__HIDDEN int fl__plat_start_token(long pid, char *out, size_t size);
 
+/* Whether process pid (of our pid namespace) has exited, an unreaped
+ * zombie included: 1, 0 (running), or -1 when this cannot be told (posix.c
+ * then asks kill(pid, 0), which still finds a zombie). linux.c: a pidfd,
+ * readable once the whole thread group has exited (Linux 5.3). generic.c:
+ * always -1. */
+FL__HIDDEN int fl__plat_exited(long pid);
+
 /* The pid of a process holding a flock(2) lock on the file dev/ino (path
  * names it in messages). 0 with *pid set; FL_ENOENT (error set) when no
  * holder is seen; FL_ENOTSUP when the system cannot tell (generic.c, or no

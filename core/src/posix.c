@@ -329,6 +329,14 @@ int fl__prim_replace(const char *from, const char *to) {
 
 int fl__prim_touch(int fd) { return fl__sys.futimens(fd, NULL) == 0 ? 0 : errno; }
 
+int fl__prim_exited(long pid) {
+    int r = fl__plat_exited(pid);
+    if (r >= 0)
+        return r;
+    /* kill() finds a zombie too: an exited, unreaped child counts as running. */
+    return fl__sys.kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
 int fl__prim_remove(const char *path) { return fl__sys.unlink(path) == 0 ? 0 : errno; }
 
 int fl__prim_close(int fd) {

@@ -440,12 +440,75 @@ static int remove_claimed(const fl_lock *l, const char *path, const fl__hold *h,
                      l->path);
 }
 
+/* A lease's refresh (lease.c's heartbeat), through the claim of our
+ * marker's identity like a release: a taker that judged the lease expired
+ * holds that claim from its check of the modification time to its rename,
+ * and a touch in between would renew a marker that is about to be replaced
+ * (the holder would go on as if renewed: two holders). With the claim, a
+ * taker at work makes the refresh fail (we are that late: very likely lost,
+ * the next refresh tells), and a taker after us finds the time changed.
+ * Returns 0, a fl_lease_loss, or -1 with *err (transient; EBUSY: a taker's
+ * claim). */
+int fl__soft_refresh(const fl_lock *l, const char *path, const fl__fid *id, fl__fh fd, int *err) {
+    char claim[4096];
+    fl__fid now, cid;
+    fl__fh cfd = FL__NO_FH;
+    int e, r, tries;
+    if (fl__soft_claim_name(path, id, claim, sizeof claim) != 0) {
+        *err = ENAMETOOLONG;
+        return -1;
+    }
+    for (tries = 0;; tries++) {
+        cfd = fl__prim_create(claim, l->mode, 0, NULL, &cid);
+        if (cfd != FL__NO_FH)
+            break;
+        e = errno;
+        /* No room for a claim, or no directory: no taker can create its
+         * claim (or its marker) either, so the plain re-check is safe. */
+        if (e == ENOSPC || e == ENOENT || e == ENOTDIR)
+            break;
+#ifdef EDQUOT /* not in the Windows C runtime (leases are refused there) */
+        if (e == EDQUOT)
+            break;
+#endif
+        if (e != EEXIST) {
+            *err = e;
+            return -1;
+        }
+        r = contend_claim(l, claim, 0);
+        if (r == TAKE_RETRY && tries < 3)
+            continue; /* a taker finished, or a dead claim went */
+        *err = r < 0 && fl_last_errno() ? fl_last_errno() : r < 0 ? EIO : EBUSY;
+        return -1;
+    }
+    e = fl__prim_id(path, &now);
+    if (e == ENOENT || e == ENOTDIR) {
+        r = FL_LEASE_MARKER_MISSING;
+    } else if (e != 0) {
+        *err = e;
+        r = -1;
+    } else if (!same_id(&now, id)) {
+        /* A taker renamed its marker over ours: never touch it. */
+        r = FL_LEASE_OWNER_CHANGED;
+    } else if ((e = fl__prim_touch(fd)) != 0) {
+        *err = e;
+        r = -1;
+    } else {
+        r = 0;
+    }
+    if (cfd != FL__NO_FH) {
+        (void)fl__prim_remove(claim);
+        fl__prim_close(cfd);
+    }
+    return r;
+}
+
 int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
     const char *path = h->path ? h->path : l->path;
-    int rc = 0, reason = 0, lost_errno = 0, lost;
+    int rc = 0, reason = 0, lost_errno = 0, lost, fresh;
     /* First stop the heartbeat: it must not touch the descriptor we close
      * below, and what it saw decides whether the lease held. */
-    lost = fl__lease_stop(h, &reason, &lost_errno);
+    lost = fl__lease_stop(h, &reason, &lost_errno, &fresh);
     /* Delete the marker only if it is still the one we created: takers
      * never touch a live holder's marker, so a different file there can
      * only be an operator's break followed by a new holder -- or, for a
@@ -456,8 +519,15 @@ int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
         (h->aged || __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED) > 0)) {
         int not_ours;
         fl__fid now;
+        long opid = __atomic_load_n(&l->owner_pid, __ATOMIC_RELAXED);
         rc = remove_claimed(l, path, h, &not_ours);
-        if (rc == 0 && not_ours && h->aged && !lost) {
+        /* Taken from a lease refreshed too recently to have expired, while
+         * the process the marker names (fl_set_owner_pid: the filelock
+         * command) has exited: a waiter took the marker of a holder that is
+         * gone (a zombie's pidfd tells), after its work ended. The hold
+         * ended with that process; it was not lost while held. */
+        if (rc == 0 && not_ours && h->aged && !lost &&
+            !(fresh && opid > 0 && fl__prim_exited(opid))) {
             lost = 1;
             reason = fl__prim_id(path, &now) == ENOENT ? FL_LEASE_MARKER_MISSING
                                                        : FL_LEASE_OWNER_CHANGED;

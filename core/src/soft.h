@@ -75,6 +75,9 @@ FL__HIDDEN uint64_t fl__name_hash(const char *s);
  * other file can be given it). */
 FL__HIDDEN fl__fh fl__prim_create(const char *path, int mode, long owner_pid,
                                   const fl__lease_rec *lease, fl__fid *id);
+/* Whether process pid (of this host and pid namespace) has exited, a zombie
+ * not yet reaped included: 1, or 0 (running, or cannot be told). */
+FL__HIDDEN int fl__prim_exited(long pid);
 /* Sets an open file's modification time to now (a lease's refresh): 0 or an
  * errno value. */
 FL__HIDDEN int fl__prim_touch(fl__fh fd);
@@ -132,6 +135,11 @@ FL__HIDDEN void fl__prim_sleep(double seconds);
 FL__HIDDEN int fl__soft_try(fl_lock *l, fl__hold *h);
 FL__HIDDEN int fl__soft_release(fl_lock *l, fl__hold *h, int owner);
 FL__HIDDEN int fl__soft_break(fl_lock *l);
+/* A lease's refresh of our marker (identity id, open in fd) at path, through
+ * the claim of that identity: 0, a fl_lease_loss, or -1 with *err set (a
+ * transient failure; EBUSY: a taker holds the claim). */
+FL__HIDDEN int fl__soft_refresh(const fl_lock *l, const char *path, const fl__fid *id, fl__fh fd,
+                                int *err);
 /* Reclaim-name of the file whose identity is id, beside path (used by the
  * tests to plant and find claims). Returns 0, or -1 when it does not fit. */
 FL__HIDDEN int fl__soft_claim_name(const char *path, const fl__fid *id, char *out, size_t cap);

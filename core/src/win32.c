@@ -845,6 +845,11 @@ int fl__prim_replace(const char *from, const char *to) {
     return r;
 }
 
+int fl__prim_exited(long pid) {
+    (void)pid; /* fl_set_owner_pid is POSIX only */
+    return 0;
+}
+
 /* Leases are refused on Windows: a marker a holder keeps open cannot be
  * replaced there, so an expired lease could not be reclaimed while its
  * holder lives, which is the case leases exist for. */

@@ -391,6 +391,41 @@ START_TEST(marker_replaced_is_a_loss_and_not_touched) {
 }
 END_TEST
 
+/* A hold whose lease is lost is never entered again: a nested acquire says
+ * FL_ELOST instead of counting itself in (the caller would run a critical
+ * section believing it holds a lock that another process may hold); the
+ * hold stays lost until released. Thread-local and shared handles alike. */
+START_TEST(lost_hold_is_never_reentered) {
+    const char *p = P("a.lock");
+    int k;
+    for (k = 0; k < 2; k++) {
+        fl_lock *l, *op = new_lease(p, 0.6, 0);
+        fl_options o = FL_OPTIONS_INIT;
+        seen s = {0};
+        o.kind = FL_SOFT;
+        o.lease_duration = 0.6;
+        o.heartbeat_interval = 0.1;
+        o.thread_local = k;
+        ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+        fl_set_compromise_callback(l, on_compromise, &s);
+        ck_assert_int_eq(fl_acquire(l), 0);
+        ck_assert_int_eq(fl_acquire(l), 0); /* nested while it holds */
+        ck_assert_int_eq(fl_break_lock(op), 0);
+        ck_assert_int_eq(fl_wait_flag(&s.calls, 20), 1);
+        ck_assert_int_eq(fl_acquire(l), FL_ELOST);
+        ck_assert_ptr_nonnull(strstr(fl_last_error(), "marker-missing"));
+        ck_assert_int_eq(fl_release(l, 0), 0); /* the inner level */
+        ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+        ck_assert_int_eq(fl_is_locked(l), 0);
+        /* Released: a new acquire is a new claim. */
+        ck_assert_int_eq(fl_acquire(l), 0);
+        ck_assert_int_eq(fl_release(l, 0), 0);
+        fl_lock_free(l);
+        fl_lock_free(op);
+    }
+}
+END_TEST
+
 /* The callback may release a shared handle from the heartbeat thread. */
 static void release_from_callback(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
                                   const char *path) {
@@ -415,6 +450,46 @@ START_TEST(callback_may_release_a_shared_handle) {
     ck_assert_int_eq(fl_is_locked(l), 0);
     fl_lock_free(l);
     fl_lock_free(op);
+}
+END_TEST
+
+/* A slow compromise callback of one lease (a program's cleanup; Python's
+ * waiting for the interpreter lock) must not stall the refreshes of the
+ * process's other leases: they would expire and be taken while their
+ * holders run. */
+static int g_slow_entered, g_slow_may_return; /* atomic */
+static void slow_callback(void *data, fl_lock *lock, fl_lease_loss reason, int os_errno,
+                          const char *path) {
+    (void)data, (void)lock, (void)reason, (void)os_errno, (void)path;
+    __atomic_store_n(&g_slow_entered, 1, __ATOMIC_SEQ_CST);
+    (void)fl_wait_flag(&g_slow_may_return, 30);
+}
+
+START_TEST(slow_callback_never_stalls_other_leases) {
+    fl_lock *a = new_lease(P("a.lock"), 0.6, 0.1), *b = new_lease(P("b.lock"), 0.6, 0.1);
+    fl_lock *op = new_lease(P("a.lock"), 0.6, 0), *waiter = new_lease(P("b.lock"), 0.6, 0.1);
+    seen sb = {0};
+    ino_t before, after;
+    fl_set_compromise_callback(a, slow_callback, NULL);
+    fl_set_compromise_callback(b, on_compromise, &sb);
+    ck_assert_int_eq(fl_acquire(a), 0);
+    ck_assert_int_eq(fl_acquire(b), 0);
+    ck_assert_int_eq(ino_of(P("b.lock"), &before), 0);
+    /* a is lost; its callback runs (and waits) from now on. */
+    ck_assert_int_eq(fl_break_lock(op), 0);
+    ck_assert_int_eq(fl_wait_flag(&g_slow_entered, 20), 1);
+    /* Several of b's durations of a contender trying: b lives. */
+    ck_assert_int_eq(fl_acquire_ex(waiter, 2.5, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(ino_of(P("b.lock"), &after), 0);
+    ck_assert_int_eq(before, after);
+    ck_assert_int_eq(__atomic_load_n(&sb.calls, __ATOMIC_SEQ_CST), 0);
+    __atomic_store_n(&g_slow_may_return, 1, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(fl_release(a, 0), FL_ELOST);
+    ck_assert_int_eq(fl_release(b, 0), 0);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(op);
+    fl_lock_free(waiter);
 }
 END_TEST
 
@@ -675,6 +750,144 @@ START_TEST(release_waits_for_a_taker_of_its_lease) {
 }
 END_TEST
 
+/* A taker that judged our lease expired (a heartbeat late by a freeze, a
+ * suspend, a stall) holds the claim of our marker and is about to rename its
+ * own over it. A refresh in that window must not touch the marker and call
+ * the lease renewed: the holder would go on for another interval after the
+ * marker became the taker's (two holders). The refresh goes through the same
+ * claim, so it waits for the taker and then finds the marker replaced. */
+static char g_rc_claim[600], g_rc_path[512], g_rc_fresh[600];
+static int g_rc_armed;        /* atomic (release/acquire): the names above are set */
+static int g_rc_attempted;    /* atomic: the heartbeat tried to refresh */
+static int g_rc_touched_held; /* atomic: touched while the taker held the claim */
+
+static int rc_futimens(int fd, const struct timespec t[2]) {
+    if (!__atomic_load_n(&g_rc_armed, __ATOMIC_ACQUIRE))
+        return futimens(fd, t);
+    if (access(g_rc_claim, F_OK) == 0)
+        __atomic_add_fetch(&g_rc_touched_held, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_rc_attempted, 1, __ATOMIC_SEQ_CST);
+    return futimens(fd, t);
+}
+
+static int rc_open(const char *path, int flags, mode_t mode) {
+    if (__atomic_load_n(&g_rc_armed, __ATOMIC_ACQUIRE) && (flags & O_EXCL) &&
+        strcmp(path, g_rc_claim) == 0)
+        __atomic_store_n(&g_rc_attempted, 1, __ATOMIC_SEQ_CST);
+    return open(path, flags, mode);
+}
+
+static void *rc_finish_take_over(void *arg) {
+    (void)arg;
+    /* After the heartbeat's attempt: the interleaving, not a timing. */
+    if (!fl_wait_flag(&g_rc_attempted, 20))
+        return NULL;
+    ck_assert_int_eq(rename(g_rc_fresh, g_rc_path), 0);
+    ck_assert_int_eq(unlink(g_rc_claim), 0);
+    return NULL;
+}
+
+START_TEST(refresh_never_races_a_taker_at_work) {
+    const char *p = P("a.lock");
+    fl_lock *l = new_lease(p, 3.0, 0.1);
+    seen s = {0};
+    struct stat st, after;
+    fl__fid id;
+    pthread_t th;
+    char text[512];
+    int reason;
+    fl_set_compromise_callback(l, on_compromise, &s);
+    /* The seam is set before the heartbeat exists (TSan), armed after. */
+    fl__sys.futimens = rc_futimens;
+    fl__sys.open = rc_open;
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(lstat(p, &st), 0);
+    id.dev = (uint64_t)st.st_dev;
+    id.ino = (uint64_t)st.st_ino;
+    snprintf(g_rc_path, sizeof g_rc_path, "%s", p);
+    ck_assert_int_eq(fl__soft_claim_name(p, &id, g_rc_claim, sizeof g_rc_claim), 0);
+    snprintf(g_rc_fresh, sizeof g_rc_fresh, "%s", P("fresh"));
+    /* A live taker (this process's record): its claim and its new marker. */
+    lease_text(text, sizeof text, (long)getpid(), 3.0);
+    fl_write_file(g_rc_claim, text);
+    fl_write_file(g_rc_fresh, text);
+    ck_assert_int_eq(lstat(g_rc_fresh, &st), 0);
+    __atomic_store_n(&g_rc_armed, 1, __ATOMIC_RELEASE);
+    ck_assert_int_eq(pthread_create(&th, NULL, rc_finish_take_over, NULL), 0);
+    ck_assert_int_eq(fl_wait_flag(&s.calls, 20), 1);
+    fl_join(th, 20);
+    ck_assert_int_eq(__atomic_load_n(&g_rc_touched_held, __ATOMIC_SEQ_CST), 0);
+    /* owner-changed once the taker is done; refresh-failed (EBUSY) if its
+     * claim outlived lease_duration - heartbeat_interval (a slow machine):
+     * a loss told either way, never a renewal. */
+    reason = __atomic_load_n(&s.reason, __ATOMIC_SEQ_CST);
+    ck_assert_msg(reason == FL_LEASE_OWNER_CHANGED ||
+                      (reason == FL_LEASE_REFRESH_FAILED && s.os_errno == EBUSY),
+                  "reason %d errno %d", reason, s.os_errno);
+    ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+    /* The taker's marker: untouched by the loser. */
+    ck_assert_int_eq(lstat(p, &after), 0);
+    ck_assert_int_eq(after.st_ino, st.st_ino);
+    ck_assert_int_eq(after.st_mtim.tv_sec, st.st_mtim.tv_sec);
+    ck_assert_int_eq(after.st_mtim.tv_nsec, st.st_mtim.tv_nsec);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* A lease held for a child (fl_set_owner_pid: the filelock command): the
+ * child exits. While it is an unreaped zombie it is alive to a waiter (the
+ * filelock command releases before it reaps), so the marker is not taken.
+ * Once reaped before the release, a waiter rightly takes the marker of a
+ * holder that is gone. That is the end of the hold, not a lease lost while
+ * held: the release says 0, not FL_ELOST (attack-20 saw the CLI print "lost
+ * ... another process may have held the lock meanwhile" when a zombie was
+ * judged gone). The same marker replaced while the child still runs stays
+ * a loss. */
+START_TEST(owner_child_exit_then_taken_is_no_loss) {
+    const char *p = P("a.lock");
+    int k;
+    for (k = 0; k < 2; k++) {
+        int go[2];
+        pid_t child;
+        siginfo_t si;
+        fl_lock *l = new_lease(p, 5.0, 0), *w = new_lease(p, 5.0, 0);
+        ck_assert_int_eq(pipe(go), 0);
+        child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+            char c;
+            close(go[1]);
+            _exit(read(go[0], &c, 1) >= 0 ? 0 : 1);
+        }
+        close(go[0]);
+        ck_assert_int_eq(fl_set_owner_pid(l, (long)child), 0);
+        ck_assert_int_eq(fl_acquire(l), 0);
+        if (k == 0) {
+            /* The child ends: a zombie is alive (one attempt fails); reaped,
+             * it is gone and a waiter takes over. */
+            close(go[1]);
+            ck_assert_int_eq(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+            ck_assert_int_eq(fl_acquire_ex(w, 0, 0, 0.05), FL_ETIMEOUT);
+            ck_assert(fl_child_ok(fl_wait_child(child, 20)));
+            ck_assert_msg(fl_acquire_ex(w, 20, 1, 0.05) == 0, "%s", fl_last_error());
+            ck_assert_int_eq(fl_release(l, 0), 0);
+            ck_assert_int_eq(fl_held_by_this_process(w), 1);
+            ck_assert_int_eq(fl_release(w, 0), 0);
+        } else {
+            /* The child runs; another marker replaces ours: a loss. */
+            fl_write_file(P("other"), "1\nelsewhere\n");
+            ck_assert_int_eq(rename(P("other"), p), 0);
+            ck_assert_int_eq(fl_release(l, 0), FL_ELOST);
+            ck_assert_int_eq(unlink(p), 0);
+            close(go[1]);
+            ck_assert(fl_child_ok(fl_wait_child(child, 20)));
+        }
+        fl_lock_free(l);
+        fl_lock_free(w);
+    }
+}
+END_TEST
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 START_TEST(lifetime_supersedes_a_live_holder) {
@@ -755,6 +968,8 @@ Suite *suite_lease(void) {
     tcase_add_test(t, marker_removed_is_a_loss);
     tcase_add_test(t, marker_replaced_is_a_loss_and_not_touched);
     tcase_add_test(t, callback_may_release_a_shared_handle);
+    tcase_add_test(t, lost_hold_is_never_reentered);
+    tcase_add_test(t, slow_callback_never_stalls_other_leases);
     tcase_add_test(t, frozen_holder_loses_and_learns_it);
     tcase_add_test(t, expired_planted_lease_is_reclaimed_live_owner_or_not);
     tcase_add_test(t, lease_duration_mismatch_is_an_error);
@@ -762,6 +977,8 @@ Suite *suite_lease(void) {
     tcase_add_test(t, refresh_between_judgement_and_claim_wins);
     tcase_add_test(t, reclaim_step_faults);
     tcase_add_test(t, release_waits_for_a_taker_of_its_lease);
+    tcase_add_test(t, refresh_never_races_a_taker_at_work);
+    tcase_add_test(t, owner_child_exit_then_taken_is_no_loss);
     tcase_add_test(t, lifetime_supersedes_a_live_holder);
     tcase_add_test(t, fork_child_has_no_heartbeat_parent_keeps_its_own);
     suite_add_tcase(s, t);

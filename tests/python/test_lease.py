@@ -89,6 +89,31 @@ def test_removed_marker_is_reported_once_and_release_does_not_raise(lock_path: s
         assert lease.compromise is None
 
 
+def test_loss_during_acquire_is_kept_and_told_once(lock_path: str, monkeypatch) -> None:
+    # The claim is lost before acquire() returns (the heartbeat runs from
+    # the moment the core wins): acquire must not then reset the record of
+    # it, nor may release tell it a second time.
+    import filelock._api as api
+
+    seen: list[LeaseCompromise] = []
+    lease = SoftFileLease(lock_path, lease_duration=0.6, heartbeat_interval=0.1, on_compromise=seen.append)
+    core_acquire = api._acquire
+
+    def acquire_then_lose(*args):
+        core_acquire(*args)
+        os.unlink(lock_path)
+        assert wait_for(lambda: seen)
+
+    monkeypatch.setattr(api, "_acquire", acquire_then_lose)
+    lease.acquire()
+    monkeypatch.setattr(api, "_acquire", core_acquire)
+    assert len(seen) == 1 and seen[0].reason == "marker-missing"
+    assert lease.compromise == seen[0]
+    lease.release()
+    assert len(seen) == 1
+    assert not lease.is_locked
+
+
 def test_live_holder_is_never_reclaimed(lock_path: str) -> None:
     holder = SoftFileLease(lock_path, lease_duration=1.0, heartbeat_interval=0.1)
     waiter = SoftFileLease(lock_path, lease_duration=1.0, heartbeat_interval=0.1)

@@ -48,7 +48,7 @@ _watchers: dict[int, weakref.WeakSet[SoftFileLease]] = {}
 
 
 def _on_lost(lock_id: int, reason: str, err: int, path: str) -> None:
-    # Runs on the core's heartbeat thread (with the GIL).
+    # Runs on a thread of the core's, one per loss (with the GIL).
     error = OSError(err, os.strerror(err), path) if err else None
     for lease in list(_watchers.get(lock_id, ())):
         lease._record(reason, error)  # noqa: SLF001
@@ -68,7 +68,7 @@ class SoftFileLease(SoftFileLock):
     differs raises :class:`LeaseSettingsMismatch`.
 
     A holder that lost its claim learns it: ``on_compromise`` is called (on
-    the heartbeat thread) with a :class:`LeaseCompromise`, and
+    a thread of the library's) with a :class:`LeaseCompromise`, and
     :attr:`compromise` keeps it. It should stop touching what the lock
     protects; the lease is never silently won back. Not on Windows.
     """
@@ -95,7 +95,7 @@ class SoftFileLease(SoftFileLock):
             claim; every contender for the path must pass the same value
         :param heartbeat_interval: seconds between refreshes; default a third of
             ``lease_duration``; must be below it
-        :param on_compromise: called from the heartbeat thread with a :class:`LeaseCompromise`
+        :param on_compromise: called from a library thread with a :class:`LeaseCompromise`
             when the claim is lost
         """
         # The lease's fields of the handle's fl_options (BaseFileLock.__init__).
@@ -172,9 +172,14 @@ class SoftFileLease(SoftFileLock):
             _core.flpy_set_compromise(self._h)
             self._watching = True
         first = not self.is_locked
+        if first:
+            # Before winning, as the pure package does: the heartbeat runs
+            # from the moment the core wins, and a loss it reports before
+            # this returns must be kept (and told once), not reset after.
+            self._compromise = None
+            self._token = None
         proxy = super().acquire(timeout, poll_interval, poll_intervall=poll_intervall, blocking=blocking)
         if first:
-            self._compromise = None
             self._token = self._read_token()
         return proxy
 
