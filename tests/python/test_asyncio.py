@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
+import weakref
 from pathlib import Path
 
 import pytest
@@ -519,3 +521,65 @@ def test_read_write_lock(lock_path: str) -> None:
         await rw.close()
 
     run(main())
+
+
+def _open_fds() -> list[str]:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
+def test_closed_loops_kept_alive_hold_no_hub(lock_path: str) -> None:
+    """A program may keep a closed loop object: its hub (an inotify instance,
+    128 per user) must not live as long as that object. A hub goes once
+    nothing waits."""
+
+    async def contended() -> None:
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        task = asyncio.create_task(AsyncFileLock(lock_path).acquire())
+        await asyncio.sleep(0.01)
+        holder.release()
+        await task
+        assert hub_idle()
+
+    gc.collect()
+    base = _open_fds().count("anon_inode:inotify")
+    kept = []
+    for _ in range(20):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(asyncio.wait_for(contended(), DEADLINE))
+        loop.close()
+        kept.append(loop)
+    gc.collect()
+    assert _open_fds().count("anon_inode:inotify") == base
+    assert not any(loop in fl_asyncio._hubs for loop in kept)
+
+
+def test_abandoned_waiting_task_is_collected(lock_path: str) -> None:
+    """A task still waiting when its loop is closed and dropped is collected
+    (the hub's callback must not make a cycle the collector cannot see):
+    its wait, hub and descriptors go with it."""
+    holder = FileLock(lock_path, thread_local=False)
+    holder.acquire()
+    gc.collect()
+    base = sorted(_open_fds())
+    for _ in range(5):
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(AsyncFileLock(lock_path).acquire())
+        loop.run_until_complete(asyncio.sleep(0.02))
+        assert not task.done()
+        loop.close()
+        ref = weakref.ref(task)
+        del loop, task
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gc.collect()
+        assert ref() is None
+    assert sorted(_open_fds()) == base
+    holder.release()
+    assert other_process_can_take(lock_path)

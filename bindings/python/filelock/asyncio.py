@@ -95,6 +95,7 @@ class _LoopHub:
         self.pid = _pid
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = -1.0
+        self.retired = False
         fd = _core.flpy_hub_fd(self.hub)
         self.fd = fd
         if fd >= 0:
@@ -109,13 +110,16 @@ class _LoopHub:
         self.dispatch()
 
     def rearm(self) -> None:
-        """Arms the timer for the hub's next re-check or deadline."""
+        """Arms the timer for the hub's next re-check or deadline; retires
+        the hub once nothing waits."""
         t = _core.flpy_hub_timeout(self.hub)
         loop = self._loop()
-        if t < 0 or loop is None:
+        # A closed loop's waits can never be collected: retire its hub too.
+        if t < 0 or loop is None or loop.is_closed():
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
+            self._retire(loop)
             return
         when = loop.time() + t
         if self.timer is not None:
@@ -125,13 +129,27 @@ class _LoopHub:
         self.timer_at = when
         self.timer = loop.call_at(when, self._on_timer)
 
+    def _retire(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        # Idle: let the loop forget the hub so that its inotify instance (128
+        # per user) goes now, not with the loop object, which a program may
+        # keep long after closing it. The next wait makes a new hub; a
+        # finished wait still referring to this one finds no waiter in it.
+        if self.retired:
+            return
+        self.retired = True
+        if loop is not None:
+            if self.fd >= 0 and not loop.is_closed():
+                loop.remove_reader(self.fd)
+            if _hubs.get(loop) is self:
+                del _hubs[loop]
+
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.WeakKeyDictionary()
 
 
 def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
     hub = _hubs.get(loop)
-    if hub is None or hub.pid != _pid:
+    if hub is None or hub.pid != _pid or hub.retired:
         # A forked child cannot use its parent's hub: it makes its own.
         hub = _LoopHub(loop)
         _hubs[loop] = hub
@@ -177,10 +195,17 @@ async def _wait(
             return
         hub = _hub_for(loop)
     fut: asyncio.Future[None] = loop.create_future()
+    # The hub holds the callback strongly, from a capsule the collector
+    # cannot see into: a strong reference to the future (and through it the
+    # task, whose frame holds the capsule) would make a cycle nothing
+    # collects, keeping an abandoned waiting task, its hub and descriptors
+    # forever.
+    fut_ref = weakref.ref(fut)
 
     def done(exc: BaseException | None) -> None:
         # Called from the hub's dispatch on the loop thread.
-        if fut.done():
+        fut = fut_ref()
+        if fut is None or fut.done():
             # Cancelled meanwhile: a win nobody will collect is passed on.
             if exc is None:
                 _core.flpy_hub_release(hub.hub, h, owner, False)
@@ -205,6 +230,7 @@ async def _wait(
         done,
     )
     if wait is None:
+        hub.rearm()  # won at once: the hub may have nothing to wait for
         return
     hub.rearm()
     try:
@@ -227,9 +253,12 @@ async def _wait(
         if not _core.flpy_hub_cancel(wait):
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 _core.flpy_hub_release(hub.hub, h, owner, False)
-        if not fut.done():
-            fut.cancel()
         hub.rearm()
+        if not fut.done():
+            # A coroutine closed by the collector after its loop was closed
+            # lands here too: no callback can be scheduled then.
+            with contextlib.suppress(RuntimeError):
+                fut.cancel()
         raise
 
 
