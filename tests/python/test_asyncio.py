@@ -583,3 +583,26 @@ def test_abandoned_waiting_task_is_collected(lock_path: str) -> None:
     assert sorted(_open_fds()) == base
     holder.release()
     assert other_process_can_take(lock_path)
+
+
+def test_failed_single_try_leaves_no_hub(lock_path: str) -> None:
+    """blocking=False, timeout=0 and a deadlock fail at once: the loop keeps
+    no hub (no inotify instance) for a wait that never was."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        for kwargs in ({"blocking": False}, {"timeout": 0}):
+            with pytest.raises(Timeout):
+                await AsyncFileLock(lock_path).acquire(**kwargs)
+            assert loop not in fl_asyncio._hubs
+        holder.release()
+        first, second = AsyncFileLock(lock_path), AsyncFileLock(lock_path)
+        await first.acquire()
+        with pytest.raises(RuntimeError, match="deadlock"):
+            await second.acquire()
+        assert loop not in fl_asyncio._hubs
+        await first.release()
+
+    run(main())

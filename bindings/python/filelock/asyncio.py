@@ -219,16 +219,20 @@ async def _wait(
             if exc is None:
                 _core.flpy_hub_release(hub.hub, h, owner, False)
 
-    wait = _core.flpy_hub_acquire(
-        hub.hub,
-        h,
-        owner,
-        shared,
-        None if timeout is None else float(timeout),
-        None if blocking is None else bool(blocking),
-        None if poll_interval is None else float(poll_interval),
-        done,
-    )
+    try:
+        wait = _core.flpy_hub_acquire(
+            hub.hub,
+            h,
+            owner,
+            shared,
+            None if timeout is None else float(timeout),
+            None if blocking is None else bool(blocking),
+            None if poll_interval is None else float(poll_interval),
+            done,
+        )
+    except BaseException:
+        hub.rearm()  # failed at once (Timeout of a single try, deadlock): nothing waits
+        raise
     if wait is None:
         hub.rearm()  # won at once: the hub may have nothing to wait for
         return
