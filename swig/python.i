@@ -427,7 +427,6 @@ static void flpy_wait_capsule_free(PyObject *capsule) {
 static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     flpy_wait *fw = data;
     PyObject *cb = fw->cb, *arg, *res, *et, *ev, *tb;
-    (void)owner;
     fw->w = NULL;
     fw->cb = NULL;
     if (!cb)
@@ -448,8 +447,15 @@ static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
         arg = v ? v : (Py_INCREF(Py_None), Py_None);
     }
     res = PyObject_CallOneArg(cb, arg);
-    if (!res)
-        PyErr_WriteUnraisable(cb); /* the callback is ours: it must not raise */
+    if (!res) {
+        /* The callback is ours and does not raise, but an asynchronous
+         * exception (KeyboardInterrupt from a signal handler) can land in
+         * it: then nobody learnt of the win, so nobody would release it.
+         * Give it back, as for any win that cannot be collected. */
+        if (rc == 0)
+            (void)fl_release_as(l, owner, 0);
+        PyErr_WriteUnraisable(cb);
+    }
     Py_XDECREF(res);
     Py_DECREF(arg);
     Py_DECREF(cb);

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 import weakref
 from pathlib import Path
@@ -625,3 +626,34 @@ def test_thread_local_acquire_through_wait_for_is_released(lock_path: str) -> No
         assert other_process_can_take(lock_path)
 
     run(main())
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_win_whose_callback_raises_is_given_back(lock_path: str) -> None:
+    """An asynchronous exception (KeyboardInterrupt from a signal handler)
+    can land in the hub's completion callback: the win it was reporting
+    reaches nobody, so the binding gives it back instead of leaving the lock
+    held with no one to release it."""
+    holder = FileLock(lock_path, thread_local=False)
+    holder.acquire()
+    lock = FileLock(lock_path, thread_local=False)
+    hub = _core.flpy_hub_new()
+    calls = []
+
+    def interrupted(exc: BaseException | None) -> None:
+        calls.append(exc)
+        raise KeyboardInterrupt
+
+    wait = _core.flpy_hub_acquire(hub, lock._h, 7, 0, None, None, None, interrupted)
+    assert wait is not None
+    holder.release()
+    for _ in range(400):
+        _core.flpy_hub_dispatch(hub)
+        if calls:
+            break
+        t = _core.flpy_hub_timeout(hub)
+        if t > 0:
+            time.sleep(min(t, 0.05))
+    assert calls == [None]  # it won, and the report was lost
+    assert _core.flpy_lock_counter_as(lock._h, 7) == 0
+    assert other_process_can_take(lock_path)
