@@ -657,3 +657,40 @@ def test_win_whose_callback_raises_is_given_back(lock_path: str) -> None:
     assert calls == [None]  # it won, and the report was lost
     assert _core.flpy_lock_counter_as(lock._h, 7) == 0
     assert other_process_can_take(lock_path)
+
+
+def test_win_after_cancel_wakes_waiters_of_a_newer_hub(lock_path: str) -> None:
+    """The win that lands before a cancel left its hub idle (retired); a
+    wait queued after it is in the loop's new hub. Giving the win back must
+    make that hub try at once, not after a re-check or a file event."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        first, second = AsyncFileLock(lock_path), AsyncFileLock(lock_path)
+        t1 = asyncio.create_task(first.acquire())
+        await asyncio.sleep(0.05)
+        old = fl_asyncio._hubs[loop]
+        holder.release()
+        for _ in range(200):
+            old.dispatch()
+            if first.is_locked:
+                break
+            await asyncio.sleep(0.005)  # t1 is not resumed while we poll
+        assert first.is_locked and loop not in fl_asyncio._hubs  # idle: retired
+        # t1's resumption is queued: queue the second wait before it runs,
+        # by driving its coroutine to its first suspension right here.
+        coro = second.acquire()
+        coro.send(None)
+        new = fl_asyncio._hubs[loop]
+        assert new is not old and _core.flpy_hub_timeout(new.hub) > 0
+        t1.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t1
+        assert not first.is_locked
+        assert _core.flpy_hub_timeout(new.hub) == 0  # tried at the next turn
+        coro.close()  # withdraws the second wait
+        assert hub_idle()
+
+    run(main())
