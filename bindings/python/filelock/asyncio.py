@@ -256,15 +256,7 @@ async def _wait(
         # collected: release it, which passes it on.
         if not _core.flpy_hub_cancel(wait):
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                # Through the loop's current hub: this wait's hub may have
-                # been retired when the win left it idle, and waits queued
-                # since are in a new one, which must try at once.
-                cur = _hubs.get(loop)
-                if cur is None or cur.pid != _pid:
-                    cur = hub
-                _core.flpy_hub_release(cur.hub, h, owner, False)
-                if cur is not hub:
-                    cur.rearm()
+                _core.flpy_hub_release(hub.hub, h, owner, False)
         hub.rearm()
         if not fut.done():
             # A coroutine closed by the collector after its loop was closed
