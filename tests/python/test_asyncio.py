@@ -536,8 +536,8 @@ def _open_fds() -> list[str]:
 
 def test_closed_loops_kept_alive_hold_no_hub(lock_path: str) -> None:
     """A program may keep a closed loop object: its hub (an inotify instance,
-    128 per user) must not live as long as that object. A hub goes once
-    nothing waits."""
+    128 per user) must not live as long as that object. Closed loops' hubs
+    go when the next hub is made: at most one lingers."""
 
     async def contended() -> None:
         holder = FileLock(lock_path, thread_local=False)
@@ -557,8 +557,8 @@ def test_closed_loops_kept_alive_hold_no_hub(lock_path: str) -> None:
         loop.close()
         kept.append(loop)
     gc.collect()
-    assert _open_fds().count("anon_inode:inotify") == base
-    assert not any(loop in fl_asyncio._hubs for loop in kept)
+    assert _open_fds().count("anon_inode:inotify") <= base + 1
+    assert not any(loop in fl_asyncio._hubs for loop in kept[:-1])
 
 
 def test_abandoned_waiting_task_is_collected(lock_path: str) -> None:

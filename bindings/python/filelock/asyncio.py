@@ -109,17 +109,21 @@ class _LoopHub:
         self.timer = None
         self.dispatch()
 
-    def rearm(self) -> None:
-        """Arms the timer for the hub's next re-check or deadline; retires
-        the hub once nothing waits."""
+    def rearm(self, retire_if_idle: bool = False) -> None:
+        """Arms the timer for the hub's next re-check or deadline. Retires
+        the hub when its loop is closed (its waits can never be collected),
+        and when idle if asked: not after every wait, because closing an
+        inotify instance waits for the kernel's SRCU grace period
+        (milliseconds, measured: wake-up median 0.4 ms -> 6.7 ms)."""
         t = _core.flpy_hub_timeout(self.hub)
         loop = self._loop()
-        # A closed loop's waits can never be collected: retire its hub too.
-        if t < 0 or loop is None or loop.is_closed():
+        closed = loop is None or loop.is_closed()
+        if t < 0 or closed:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
-            self._retire(loop)
+            if closed or retire_if_idle:
+                self._retire(loop)
             return
         when = loop.time() + t
         if self.timer is not None:
@@ -130,10 +134,10 @@ class _LoopHub:
         self.timer = loop.call_at(when, self._on_timer)
 
     def _retire(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        # Idle: let the loop forget the hub so that its inotify instance (128
-        # per user) goes now, not with the loop object, which a program may
-        # keep long after closing it. The next wait makes a new hub; a
-        # finished wait still referring to this one finds no waiter in it.
+        # Let the loop forget the hub so that its inotify instance (128 per
+        # user) goes now, not with the loop object, which a program may keep
+        # long after closing it. The next wait makes a new hub; a finished
+        # wait still referring to this one finds no waiter in it.
         if self.retired:
             return
         self.retired = True
@@ -150,6 +154,12 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.
 def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
     hub = _hubs.get(loop)
     if hub is None or hub.pid != _pid or hub.retired:
+        # The hubs of loops closed since (their timers never run again, and
+        # a closed loop object may be kept for long) go before a new one is
+        # made: at most one closed loop's hub lingers.
+        for other, old in list(_hubs.items()):
+            if other is not loop and other.is_closed():
+                old.rearm()
         # A forked child cannot use its parent's hub: it makes its own.
         hub = _LoopHub(loop)
         _hubs[loop] = hub
@@ -186,7 +196,8 @@ async def _wait(
     loop = _the_loop(bound)
     owner = _owner(loop)
     hub = _hubs.get(loop)
-    if hub is None or hub.pid != _pid:
+    fresh = hub is None or hub.pid != _pid
+    if fresh:
         # No wait of this loop can be queued: try before making its hub
         # (an uncontended lock never needs one).
         if blocking is False or timeout is not None and float(timeout) == 0:
@@ -231,10 +242,12 @@ async def _wait(
             done,
         )
     except BaseException:
-        hub.rearm()  # failed at once (Timeout of a single try, deadlock): nothing waits
+        # Failed at once (Timeout of a single try, deadlock): a hub made for
+        # this call has nothing to wait for.
+        hub.rearm(retire_if_idle=fresh)
         raise
     if wait is None:
-        hub.rearm()  # won at once: the hub may have nothing to wait for
+        hub.rearm(retire_if_idle=fresh)  # won at once
         return
     hub.rearm()
     try:
