@@ -657,3 +657,53 @@ def test_win_whose_callback_raises_is_given_back(lock_path: str) -> None:
     assert calls == [None]  # it won, and the report was lost
     assert _core.flpy_lock_counter_as(lock._h, 7) == 0
     assert other_process_can_take(lock_path)
+
+
+def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
+    """A writer waiting past the gate (holding it, so new readers wait) is
+    cancelled: the gate goes too. And a writer whose win lands before the
+    cancel gives back the lock and the gate."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        rw = filelock.AsyncReadWriteLock(lock_path)
+        release = asyncio.Event()
+        reading = asyncio.Event()
+
+        async def reader() -> None:
+            async with rw.read_lock():
+                reading.set()
+                await release.wait()
+
+        r = asyncio.create_task(reader())
+        await reading.wait()
+        w = asyncio.create_task(rw.acquire_write())
+        await asyncio.sleep(0.05)
+        assert not await asyncio.to_thread(other_process_reads, lock_path)  # gate held
+        w.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await w
+        assert hub_idle()
+        assert await asyncio.to_thread(other_process_reads, lock_path)
+
+        release.set()
+        await r
+        # The win lands, then the cancel: this task reads, the writer
+        # waits; releasing (which awaits nothing) hands the lock over at
+        # once, and the writer is cancelled before it resumes.
+        await rw.acquire_read()
+        w = asyncio.create_task(rw.acquire_write())
+        await asyncio.sleep(0.05)
+        assert loop in fl_asyncio._hubs and not w.done()
+        await rw.release()
+        assert _core.flpy_lock_counter_as(rw._handle(), fl_asyncio._task_tokens[w]) == 1
+        assert not w.done()
+        w.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await w
+        assert await asyncio.to_thread(other_process_reads, lock_path)
+        async with rw.write_lock(timeout=0):
+            pass
+        await rw.close()
+
+    run(main())
