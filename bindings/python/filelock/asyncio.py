@@ -102,8 +102,12 @@ class _LoopHub:
             loop.add_reader(fd, self.dispatch)
 
     def dispatch(self) -> None:
-        _core.flpy_hub_dispatch(self.hub)
-        self.rearm()
+        try:
+            # Raises what a completion callback raised (KeyboardInterrupt
+            # from a signal handler): the win it reported went back.
+            _core.flpy_hub_dispatch(self.hub)
+        finally:
+            self.rearm()
 
     def _on_timer(self) -> None:
         self.timer = None
