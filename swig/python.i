@@ -735,10 +735,15 @@ static void flpy_wait_capsule_free(PyObject *capsule) {
     free(fw);
 }
 
+/* The first exception a completion callback raised during a dispatch (an
+ * asynchronous KeyboardInterrupt: ours raise nothing else), re-raised by
+ * flpy_hub_dispatch once the core's dispatch is over. The GIL guards it. */
+static PyObject *flpy_cb_et, *flpy_cb_ev, *flpy_cb_tb;
+static int flpy_dispatching;
+
 static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     flpy_wait *fw = data;
     PyObject *cb = fw->cb, *arg, *res, *et, *ev, *tb;
-    (void)owner;
     fw->w = NULL;
     fw->cb = NULL;
     if (!cb)
@@ -778,8 +783,18 @@ static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     }
 call:
     res = PyObject_CallOneArg(cb, arg);
-    if (!res)
-        PyErr_WriteUnraisable(cb); /* the callback is ours: it must not raise */
+    if (!res) {
+        /* The callback is ours and does not raise, but an asynchronous
+         * exception (KeyboardInterrupt from a signal handler) can land in
+         * it: then nobody learnt of the win, so nobody would release it.
+         * Give it back, as for any win that cannot be collected. */
+        if (rc == 0)
+            (void)fl_release_as(l, owner, 0);
+        if (flpy_dispatching && !flpy_cb_et)
+            PyErr_Fetch(&flpy_cb_et, &flpy_cb_ev, &flpy_cb_tb);
+        else
+            PyErr_WriteUnraisable(cb);
+    }
     Py_XDECREF(res);
     Py_DECREF(arg);
     Py_DECREF(cb);
@@ -820,7 +835,14 @@ static PyObject *flpy_hub_dispatch(PyObject *hub_cap) {
     if (!hub)
         return NULL;
     flpy_hook_raised = 0;
+    flpy_dispatching++;
     rc = fl_hub_dispatch(hub);
+    flpy_dispatching--;
+    if (flpy_cb_et && !flpy_dispatching) {
+        PyErr_Restore(flpy_cb_et, flpy_cb_ev, flpy_cb_tb);
+        flpy_cb_et = flpy_cb_ev = flpy_cb_tb = NULL;
+        return NULL;
+    }
     if (rc < 0)
         return flpy_raise(rc, NULL);
     return PyLong_FromLong(rc);

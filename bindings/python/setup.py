@@ -89,8 +89,11 @@ from setuptools.command.build_ext import build_ext  # noqa: E402
 
 
 def core_sources() -> list[Path]:
-    # The common sources plus the POSIX backend (win32.c is for Windows).
-    return sorted(p for p in (CSRC / "core" / "src").glob("*.c") if p.name != "win32.c")
+    # The common sources plus the POSIX backend (win32.c is for Windows) and
+    # its platform half, as core/CMakeLists.txt picks it: linux.c and
+    # fsprobe.c on Linux, generic.c elsewhere (both define the fl__plat_*).
+    skip = {"win32.c"} | ({"generic.c"} if sys.platform.startswith("linux") else {"linux.c", "fsprobe.c"})
+    return sorted(p for p in (CSRC / "core" / "src").glob("*.c") if p.name not in skip)
 
 
 def _from_cwd(path: Path) -> str:

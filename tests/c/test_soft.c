@@ -694,9 +694,11 @@ END_TEST
 
 /* Only the Linux half watches a holder through a pidfd (platform.h): the
  * generic build's waiters re-check on a timer, so "must have watched the
- * holder" is asserted there alone; the outcome is asserted everywhere. */
+ * holder" is asserted there alone; the outcome is asserted everywhere.
+ * Under valgrind (FL_TEST_VALGRIND) the pidfd may be refused (ENOSYS, and
+ * then never tried again in that process), so only the outcome counts. */
 #ifdef FL__LINUX
-#define HAS_PIDFD 1
+#define HAS_PIDFD (getenv("FL_TEST_VALGRIND") == NULL)
 #else
 #define HAS_PIDFD 0
 #endif

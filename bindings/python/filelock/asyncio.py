@@ -101,27 +101,39 @@ class _LoopHub:
         self.pid = _pid
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = -1.0
+        self.retired = False
         fd = _core.flpy_hub_fd(self.hub)
         self.fd = fd
         if fd >= 0:
             loop.add_reader(fd, self.dispatch)
 
     def dispatch(self) -> None:
-        _core.flpy_hub_dispatch(self.hub)
-        self.rearm()
+        try:
+            # Raises what a completion callback raised (KeyboardInterrupt
+            # from a signal handler): the win it reported went back.
+            _core.flpy_hub_dispatch(self.hub)
+        finally:
+            self.rearm()
 
     def _on_timer(self) -> None:
         self.timer = None
         self.dispatch()
 
-    def rearm(self) -> None:
-        """Arms the timer for the hub's next re-check or deadline."""
+    def rearm(self, retire_if_idle: bool = False) -> None:
+        """Arms the timer for the hub's next re-check or deadline. Retires
+        the hub when its loop is closed (its waits can never be collected),
+        and when idle if asked: not after every wait, because closing an
+        inotify instance waits for the kernel's SRCU grace period
+        (milliseconds, measured: wake-up median 0.4 ms -> 6.7 ms)."""
         t = _core.flpy_hub_timeout(self.hub)
         loop = self._loop()
-        if t < 0 or loop is None:
+        closed = loop is None or loop.is_closed()
+        if t < 0 or closed:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
+            if closed or retire_if_idle:
+                self._retire(loop)
             return
         when = loop.time() + t
         if self.timer is not None:
@@ -131,13 +143,33 @@ class _LoopHub:
         self.timer_at = when
         self.timer = loop.call_at(when, self._on_timer)
 
+    def _retire(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        # Let the loop forget the hub so that its inotify instance (128 per
+        # user) goes now, not with the loop object, which a program may keep
+        # long after closing it. The next wait makes a new hub; a finished
+        # wait still referring to this one finds no waiter in it.
+        if self.retired:
+            return
+        self.retired = True
+        if loop is not None:
+            if self.fd >= 0 and not loop.is_closed():
+                loop.remove_reader(self.fd)
+            if _hubs.get(loop) is self:
+                del _hubs[loop]
+
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.WeakKeyDictionary()
 
 
 def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
     hub = _hubs.get(loop)
-    if hub is None or hub.pid != _pid:
+    if hub is None or hub.pid != _pid or hub.retired:
+        # The hubs of loops closed since (their timers never run again, and
+        # a closed loop object may be kept for long) go before a new one is
+        # made: at most one closed loop's hub lingers.
+        for other, old in list(_hubs.items()):
+            if other is not loop and other.is_closed():
+                old.rearm()
         # A forked child cannot use its parent's hub: it makes its own.
         hub = _LoopHub(loop)
         _hubs[loop] = hub
@@ -174,7 +206,8 @@ async def _wait(
     loop = _the_loop(bound)
     owner = _owner(loop)
     hub = _hubs.get(loop)
-    if hub is None or hub.pid != _pid:
+    fresh = hub is None or hub.pid != _pid
+    if fresh:
         # No wait of this loop can be queued: try before making its hub
         # (an uncontended lock never needs one).
         if blocking is False or timeout is not None and float(timeout) == 0:
@@ -183,10 +216,17 @@ async def _wait(
             return
         hub = _hub_for(loop)
     fut: asyncio.Future[None] = loop.create_future()
+    # The hub holds the callback strongly, from a capsule the collector
+    # cannot see into: a strong reference to the future (and through it the
+    # task, whose frame holds the capsule) would make a cycle nothing
+    # collects, keeping an abandoned waiting task, its hub and descriptors
+    # forever.
+    fut_ref = weakref.ref(fut)
 
     def done(exc: BaseException | None) -> None:
         # Called from the hub's dispatch on the loop thread.
-        if fut.done():
+        fut = fut_ref()
+        if fut is None or fut.done():
             # Cancelled meanwhile: a win nobody will collect is passed on.
             if exc is None:
                 _core.flpy_hub_release(hub.hub, h, owner, False)
@@ -200,17 +240,24 @@ async def _wait(
             if exc is None:
                 _core.flpy_hub_release(hub.hub, h, owner, False)
 
-    wait = _core.flpy_hub_acquire(
-        hub.hub,
-        h,
-        owner,
-        shared,
-        None if timeout is None else float(timeout),
-        None if blocking is None else bool(blocking),
-        None if poll_interval is None else float(poll_interval),
-        done,
-    )
+    try:
+        wait = _core.flpy_hub_acquire(
+            hub.hub,
+            h,
+            owner,
+            shared,
+            None if timeout is None else float(timeout),
+            None if blocking is None else bool(blocking),
+            None if poll_interval is None else float(poll_interval),
+            done,
+        )
+    except BaseException:
+        # Failed at once (Timeout of a single try, deadlock): a hub made for
+        # this call has nothing to wait for.
+        hub.rearm(retire_if_idle=fresh)
+        raise
     if wait is None:
+        hub.rearm(retire_if_idle=fresh)  # won at once
         return
     hub.rearm()
     try:
@@ -233,9 +280,12 @@ async def _wait(
         if not _core.flpy_hub_cancel(wait):
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 _core.flpy_hub_release(hub.hub, h, owner, False)
-        if not fut.done():
-            fut.cancel()
         hub.rearm()
+        if not fut.done():
+            # A coroutine closed by the collector after its loop was closed
+            # lands here too: no callback can be scheduled then.
+            with contextlib.suppress(RuntimeError):
+                fut.cancel()
         raise
 
 

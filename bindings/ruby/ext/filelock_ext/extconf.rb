@@ -16,9 +16,12 @@ abort "libfilelock needs ruby/thread.h" unless have_header("ruby/thread.h")
   abort "libfilelock: #{f} is missing from #{$srcdir}: build the gem with `gem build libfilelock.gemspec` in bindings/ruby"
 end
 
-# Every C file here except the Windows backend (win32.c).
+# Every C file here except the Windows backend (win32.c) and the other
+# platform half (core/CMakeLists.txt: linux.c and fsprobe.c on Linux,
+# generic.c elsewhere; both define the fl__plat_* functions).
+other_half = RUBY_PLATFORM.include?("linux") ? %w[generic.c] : %w[linux.c fsprobe.c]
 $srcs = Dir.glob(File.join($srcdir, "*.c")).map { |f| File.basename(f) }
-                .reject { |f| f.start_with?("win") }
+                .reject { |f| f.start_with?("win") || other_half.include?(f) }
 $objs = $srcs.map { |f| f.sub(/\.c\z/, ".o") }
 
 create_makefile("filelock_ext")
