@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 
-from filelock import FileLock, ReadWriteLock, SoftFileLock
+from filelock import AsyncFileLock, AsyncSoftFileLock, FileLock, ReadWriteLock, SoftFileLease, SoftFileLock
 from filelock import _filelock_core as core
 
 
@@ -24,11 +24,16 @@ def _core_defaults() -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("cls", [FileLock, SoftFileLock])
+@pytest.mark.parametrize("cls", [FileLock, SoftFileLock, SoftFileLease, AsyncFileLock, AsyncSoftFileLock])
 def test_lock_signature_defaults_are_the_cores(cls: type) -> None:
     params = inspect.signature(cls.__init__).parameters
     want = _core_defaults()
-    for name in ("timeout", "poll_interval", "blocking", "mode", "thread_local", "is_singleton"):
+    names = ["timeout", "poll_interval", "blocking", "mode", "is_singleton"]
+    if not cls.__name__.startswith("Async"):
+        # The async classes default to thread_local=False, as the pure
+        # package's do (a hold belongs to the lock object, not to a task).
+        names.append("thread_local")
+    for name in names:
         assert params[name].default == want[name], name
 
 
