@@ -22,20 +22,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define FL_SANITIZED 1
-#elif defined(__SANITIZE_ADDRESS__)
-#define FL_SANITIZED 1
-#define FL_ASAN      1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FL_SANITIZED 1
-#elif __has_feature(address_sanitizer)
-#define FL_SANITIZED 1
-#define FL_ASAN      1
-#endif
-#endif
-
 /* ---- item 1: fork stress --------------------------------------------------- */
 
 typedef struct churn {

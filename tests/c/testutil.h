@@ -19,6 +19,29 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+/* Sanitizer builds (FL_SANITIZE=thread|address): FL_TSAN, FL_ASAN, and
+ * FL_SANITIZED for either. Both runtimes (GCC 12's) are unsafe to start
+ * threads in, or allocate from, in a child forked while another thread
+ * runs: TSan refuses, and ASan's allocator takes no lock across fork, so a
+ * child forked while a thread is inside malloc hangs in libasan
+ * (__asan::Allocator::Allocate -> Mutex::Lock). glibc's malloc is fork-safe;
+ * the normal lane runs what these builds must leave out. */
+#if defined(__SANITIZE_THREAD__)
+#define FL_SANITIZED 1
+#define FL_TSAN      1
+#elif defined(__SANITIZE_ADDRESS__)
+#define FL_SANITIZED 1
+#define FL_ASAN      1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FL_SANITIZED 1
+#define FL_TSAN      1
+#elif __has_feature(address_sanitizer)
+#define FL_SANITIZED 1
+#define FL_ASAN      1
+#endif
+#endif
+
 /* A test that needs the Linux half of the backend (inotify, eventfd, pidfd,
  * /proc: linux.c) returns at once in the generic POSIX build
  * (-DFL_GENERIC_POSIX=ON, what macOS and the BSDs use), saying why on
