@@ -138,6 +138,8 @@ def cancel(lock, kind)
 end
 
 case ARGV[0]
+when "probe"
+  exit 0
 when "hold"
   exit hold(ARGV[1], ARGV[2], ARGV[3], ARGV[4], Integer(ARGV[5]), Integer(ARGV[6]), Integer(ARGV[7])) if ARGV.size == 8
 when "cancel"

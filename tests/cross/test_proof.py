@@ -1,0 +1,266 @@
+"""Issue 17's proof across languages (CTest label `cross`, tests `cross.proof.*`).
+
+pytest drives processes of every language against the build tree and checks
+their logs; see tests/cross/README.md ("Issue 17's proof") for what each test
+proves. Needs FL_BUILD_DIR (the build tree) and PYTHONPATH=<build>/bindings/python/pkg.
+
+Every child runs under a hard deadline and is killed past it: a broken wait
+fails a test, it never hangs one. A language whose binding (or luv, or the
+async gem) is missing is left out with the reason printed; the C and Python
+holders are required.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import langs as langs_mod  # noqa: E402
+
+import filelock  # noqa: E402  (ours: PYTHONPATH)
+
+BUILD = Path(os.environ.get("FL_BUILD_DIR", HERE.parent.parent / "build")).resolve()
+DEADLINE = 90.0  # seconds, for a whole scenario
+WIDTH = 21
+
+
+def note(msg: str) -> None:
+    print(msg, flush=True)
+
+
+@pytest.fixture(scope="module")
+def langs() -> dict:
+    ls = langs_mod.discover(str(BUILD), str(BUILD / "tests" / "cross" / "fl_cross_worker"), "worker")
+    for must in ("c", "py"):
+        if ls[must].missing:
+            pytest.fail("required: %s" % ls[must].missing)
+    return ls
+
+
+def script_argv(lang, script: str) -> list[str]:
+    """The interpreter prefix of a tests/cross worker, for another script."""
+    return lang.argv[:-1] + [str(HERE / script)]
+
+
+class Proc:
+    """A child with its stdout read by a thread (lines through a queue)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, workdir: Path, stdin=False):
+        self.name = name
+        self.argv = argv
+        self.err = workdir / ("err.%s" % name.replace("/", "_"))
+        with open(self.err, "wb") as err:
+            self.p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err,
+                                      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+        self.lines: queue.Queue = queue.Queue()
+        self.out: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for raw in self.p.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.out.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def expect(self, want: str, timeout: float = 30.0) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("%s: no %r within %.0f s; stderr: %s"
+                                 % (self.name, want, timeout, self.stderr())) from None
+        assert line is not None and line.startswith(want), (
+            "%s: expected %r, got %r; stderr: %s" % (self.name, want, line, self.stderr()))
+        return line
+
+    def send(self, line: str) -> None:
+        self.p.stdin.write(line.encode() + b"\n")
+        self.p.stdin.flush()
+
+    def stderr(self) -> str:
+        try:
+            return self.err.read_text(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def wait(self, until: float) -> int:
+        try:
+            return self.p.wait(timeout=max(until - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s: still running at the deadline" % self.name) from None
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+def new_counter(workdir: Path) -> Path:
+    path = workdir / "counter"
+    path.write_bytes(b"%020d\n" % 0)
+    return path
+
+
+def parse_logs(logs: list[Path]) -> list[tuple[int, int, int, str]]:
+    """(t0, t1, value, holder) for every hold in the logs.
+
+    A line is "S <t0> <value> [holder]" or "E <t1> [holder]"; a holder
+    (a task, fiber, thread or process) is identified by its log file and its
+    name, and its S and E lines must alternate."""
+    holds = []
+    for log in logs:
+        open_s: dict[str, tuple[int, int]] = {}
+        data = log.read_bytes() if log.exists() else b""
+        assert data == b"" or data.endswith(b"\n"), "%s ends with a torn line" % log
+        for line in data.decode().splitlines():
+            parts = line.split()
+            if parts[0] == "S" and len(parts) in (3, 4):
+                who = "%s:%s" % (log.name, parts[3] if len(parts) == 4 else "")
+                assert who not in open_s, "%s: two S lines without an E: %r" % (who, line)
+                open_s[who] = (int(parts[1]), int(parts[2]))
+            elif parts[0] == "E" and len(parts) in (2, 3):
+                who = "%s:%s" % (log.name, parts[2] if len(parts) == 3 else "")
+                assert who in open_s, "%s: E without S: %r" % (who, line)
+                t0, value = open_s.pop(who)
+                holds.append((t0, int(parts[1]), value, who))
+            else:
+                raise AssertionError("%s: bad log line %r" % (log, line))
+        assert not open_s, "holds never ended: %s" % sorted(open_s)
+    return holds
+
+
+def check_exclusion(holds: list, counter: Path, total: int) -> None:
+    """No two holds overlap, the values read are exactly 0, 1, ..., total-1
+    in the order of the holds, and the counter ends at total."""
+    assert len(holds) == total, "%d holds logged, expected %d" % (len(holds), total)
+    holds.sort()
+    for a, b in zip(holds, holds[1:]):
+        assert a[1] < b[0], "overlapping holds: %s [%d, %d] and %s [%d, %d]" % (
+            a[3], a[0], a[1], b[3], b[0], b[1])
+        assert b[2] == a[2] + 1, "counter sequence broken: %s read %d, then %s read %d" % (
+            a[3], a[2], b[3], b[2])
+    assert [h[2] for h in holds[:1]] in ([], [0])
+    assert int(counter.read_bytes()) == total, "counter %d, expected %d: lost increments" % (
+        int(counter.read_bytes()), total)
+
+
+def check_monotonic_clock(argv: list[str], env: dict, name: str) -> None:
+    """A worker's clock must be CLOCK_MONOTONIC: its reading falls between two
+    readings of Python's time.monotonic_ns()."""
+    before = time.monotonic_ns()
+    out = subprocess.run(argv, env=env, capture_output=True, timeout=30)
+    after = time.monotonic_ns()
+    assert out.returncode == 0, "%s clock: %s" % (name, out.stderr.decode(errors="replace"))
+    t = int(out.stdout)
+    assert before - 1000 <= t <= after + 1000, "%s's clock is not CLOCK_MONOTONIC" % name
+
+
+def optional(lang, probe_argv: list[str]) -> str | None:
+    """Why an optional worker cannot run here (None: it can)."""
+    if lang.missing:
+        return lang.missing
+    out = subprocess.run(probe_argv, env=lang.env, capture_output=True, timeout=30)
+    if out.returncode == 77:
+        return out.stdout.decode().strip()
+    return None
+
+
+# --------------------------------------------------------------------------
+# Mutual exclusion: every kind of holder at once
+# --------------------------------------------------------------------------
+
+def mix(langs: dict, workdir: Path, kind: str, size: str, wrap: list[str]) -> tuple:
+    """Starts every holder of a scenario; returns (procs, logs, total)."""
+    lock = str(workdir / "the.lock")
+    counter = new_counter(workdir)
+    full = size == "full"
+    procs, logs, total = [], [], 0
+
+    def start(name, argv, env, holds):
+        nonlocal total
+        log = workdir / ("log." + name)
+        logs.append(log)
+        procs.append(Proc(name, wrap + [a if a != "LOG" else str(log) for a in argv], env, workdir))
+        total += holds
+
+    py = langs["py"]
+    tasks, threads, per_thread = (1000, 4, 25) if full else (100, 2, 10)
+    start("py-asyncio", script_argv(py, "proof_async.py")
+          + ["hold", lock, str(counter), "LOG", kind, str(tasks), str(threads), str(per_thread)],
+          py.env, tasks + threads * per_thread)
+    c = langs["c"]
+    for i in range(2 if full else 1):
+        n = 50 if full else 10
+        start("c-%d" % i, c.argv + ["hold", lock, str(counter), "LOG", str(n), "0", "200", kind,
+                                    "60"], c.env, n)
+    rb, lua = langs["rb"], langs["lua"]
+    why = optional(rb, script_argv(rb, "proof_fiber.rb") + ["probe"])
+    if why:
+        note("SKIP Ruby: %s" % why)
+    else:
+        fibers, per_fiber, th = (10, 5, 25) if full else (3, 3, 5)
+        start("rb-fibers", script_argv(rb, "proof_fiber.rb")
+              + ["hold", lock, str(counter), "LOG", kind, str(fibers), str(per_fiber), str(th)],
+              rb.env, fibers * per_fiber + th)
+        n = 25 if full else 5
+        start("rb-blocking", rb.argv + ["hold", lock, str(counter), "LOG", str(n), "0", "200",
+                                        kind, "60"], rb.env, n)
+    if lua.missing:
+        note("SKIP Lua: %s" % lua.missing)
+    else:
+        probe = optional(lua, script_argv(lua, "proof_luv.lua") + ["clock"])
+        if probe:
+            note("SKIP Lua luv: %s" % probe)
+        else:
+            check_monotonic_clock(script_argv(lua, "proof_luv.lua") + ["clock"], lua.env, "luv")
+            waiters, per = (10, 5) if full else (3, 3)
+            start("lua-luv", script_argv(lua, "proof_luv.lua")
+                  + ["hold", lock, str(counter), "LOG", kind, str(waiters), str(per)],
+                  lua.env, waiters * per)
+        n = 25 if full else 5
+        start("lua-blocking", lua.argv + ["hold", lock, str(counter), "LOG", str(n), "0", "200",
+                                          kind, "60"], lua.env, n)
+    return procs, logs, total, counter
+
+
+def run_mix(langs: dict, tmp_path: Path, kind: str, size: str, wrap: list[str] = []) -> list:
+    started = time.monotonic()
+    procs, logs, total, counter = mix(langs, tmp_path, kind, size, wrap)
+    until = started + DEADLINE
+    try:
+        for p in procs:
+            rc = p.wait(until)
+            assert rc == 0, "%s exited with %d: %s" % (p.name, rc, p.stderr())
+    finally:
+        for p in procs:
+            p.kill()
+    holds = parse_logs(logs)
+    check_exclusion(holds, counter, total)
+    # The holders contended (rather than ran one after another): the lock
+    # passed between processes many times.
+    procs_of = [h[3].split(":")[0] for h in holds]
+    passes = sum(1 for a, b in zip(procs_of, procs_of[1:]) if a != b)
+    assert passes >= len(procs), "the lock passed between processes only %d times" % passes
+    note("%s %s: %d holds by %s: no overlap, counter exact, the lock passed between processes "
+         "%d times, %.1f s" % (kind, size, total, ", ".join(p.name for p in procs), passes,
+                               time.monotonic() - started))
+    return procs
+
+
+@pytest.mark.parametrize("kind", ["kernel", "soft"])
+def test_mutex_every_waiter_at_once(langs: dict, tmp_path: Path, kind: str) -> None:
+    """1,000 asyncio tasks and 4 threads in one Python process, 2 C processes,
+    Ruby fibers under the async gem plus a Ruby thread, a blocking Ruby
+    process, Lua luv acquire_async chains and a blocking Lua process: one lock
+    file, one counter."""
+    run_mix(langs, tmp_path, kind, "full")
