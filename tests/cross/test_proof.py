@@ -264,3 +264,76 @@ def test_mutex_every_waiter_at_once(langs: dict, tmp_path: Path, kind: str) -> N
     process, Lua luv acquire_async chains and a blocking Lua process: one lock
     file, one counter."""
     run_mix(langs, tmp_path, kind, "full")
+
+
+# --------------------------------------------------------------------------
+# Cancellation mid-wait leaves nothing held
+# --------------------------------------------------------------------------
+
+TAKE_AT_ONCE = """
+import filelock, sys
+cls = filelock.SoftFileLock if sys.argv[2] == "soft" else filelock.FileLock
+lock = cls(sys.argv[1], timeout=0)
+try:
+    lock.acquire()
+except filelock.Timeout:
+    sys.exit(3)
+lock.release()
+"""
+
+
+def taken_at_once(langs: dict, lock: str, kind: str) -> bool:
+    """Whether a separate process wins the lock with timeout=0."""
+    py = langs["py"]
+    rc = subprocess.run([langs_mod.DEBIAN_PYTHON, "-c", TAKE_AT_ONCE, lock, kind], env=py.env,
+                        timeout=30).returncode
+    assert rc in (0, 3), rc
+    return rc == 0
+
+
+def cancel_worker(langs: dict, lang: str) -> tuple[list[str], dict]:
+    if lang == "py":
+        return script_argv(langs["py"], "proof_async.py"), langs["py"].env
+    l = langs[lang]
+    script = {"rb": "proof_fiber.rb", "lua": "proof_luv.lua"}[lang]
+    why = optional(l, script_argv(l, script) + ["probe" if lang == "rb" else "clock"])
+    if why:
+        pytest.skip(why)
+    return script_argv(l, script), l.env
+
+
+@pytest.mark.parametrize("kind", ["kernel", "soft"])
+@pytest.mark.parametrize("lang", ["py", "rb", "lua"])
+def test_cancelled_wait_leaves_nothing(langs: dict, tmp_path: Path, lang: str, kind: str) -> None:
+    """An asyncio task (Task.cancel), a Ruby fiber (Async::Task#stop) and a
+    Lua luv wait (its cancel function) are cancelled while another process
+    holds the lock; their process keeps its loop running. Once the holder
+    releases, a separate process takes the lock with timeout=0 at once, and
+    again after the worker's loop had time to complete any wait left behind.
+    Then the race: the worker releases a hold of its own and cancels a
+    second waiter in the same loop step; again another process takes the
+    lock at once."""
+    argv, env = cancel_worker(langs, lang)
+    lock = str(tmp_path / "c.lock")
+    cls = filelock.SoftFileLock if kind == "soft" else filelock.FileLock
+    holder = cls(lock, thread_local=False, timeout=0)
+    holder.acquire()
+    w = Proc("cancel-" + lang, argv + ["cancel", lock, kind], env, tmp_path, stdin=True)
+    try:
+        w.expect("waiting")
+        w.send("cancel")
+        w.expect("cancelled")
+        holder.release()
+        assert taken_at_once(langs, lock, kind), "the lock was held right after the release"
+        time.sleep(0.5)  # the worker's loop dispatches anything left in its hub
+        assert taken_at_once(langs, lock, kind), "a cancelled wait took the lock"
+        w.send("next")
+        w.expect("race-cancelled")
+        assert taken_at_once(langs, lock, kind), "the racing cancel left the lock held"
+        w.p.stdin.close()
+        rc = w.wait(time.monotonic() + 30)
+        assert rc == 0, "the %s worker failed (%d): %s" % (lang, rc, w.stderr())
+    finally:
+        w.kill()
+        if holder.is_locked:
+            holder.release()
