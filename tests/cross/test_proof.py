@@ -337,3 +337,42 @@ def test_cancelled_wait_leaves_nothing(langs: dict, tmp_path: Path, lang: str, k
         w.kill()
         if holder.is_locked:
             holder.release()
+
+
+# --------------------------------------------------------------------------
+# Fork
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["kernel", "soft"])
+def test_fork_child_gets_a_new_hub(langs: dict, tmp_path: Path, kind: str) -> None:
+    """A process with 50 asyncio tasks waiting forks: the child's use of the
+    parent's hub is refused (naming the fork), the child makes its own hub
+    and has 20 tasks wait on the same lock; the parent's tasks wait on. After
+    the holder (this process) releases, all 70 holds happen, without overlap,
+    and both processes exit 0."""
+    py = langs["py"]
+    lock = str(tmp_path / "f.lock")
+    counter = new_counter(tmp_path)
+    log = tmp_path / "log.fork"
+    cls = filelock.SoftFileLock if kind == "soft" else filelock.FileLock
+    holder = cls(lock, thread_local=False, timeout=0)
+    holder.acquire()
+    w = Proc("fork", script_argv(py, "proof_async.py")
+             + ["fork", lock, str(counter), str(log), kind, "50", "20"], py.env, tmp_path)
+    try:
+        got = {w.expect("").split()[0] for _ in range(2)}  # in either order
+        assert got == {"parent-ready", "child-ready"}
+        assert int(counter.read_bytes()) == 0, "a task won while the lock was held"
+        holder.release()
+        rc = w.wait(time.monotonic() + DEADLINE)
+        assert rc == 0, "the fork worker failed (%d): %s" % (rc, w.stderr())
+    finally:
+        w.kill()
+        if holder.is_locked:
+            holder.release()
+    holds = parse_logs([log])
+    check_exclusion(holds, counter, 70)
+    by = {"parent": 0, "child": 0}
+    for h in holds:
+        by[h[3].split(":")[1].split("-")[0]] += 1
+    assert by == {"parent": 50, "child": 20}, by
