@@ -431,3 +431,71 @@ def test_exhausted_inotify_limits_fall_back_to_the_timer(langs: dict, tmp_path: 
         assert hub_fd == -1, "the asyncio hub has an inotify descriptor despite the limit"
     else:
         assert hub_fd >= 0
+
+
+# --------------------------------------------------------------------------
+# Neovim stays responsive
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind,mode", [("kernel", "release"), ("soft", "release"),
+                                       ("kernel", "timeout")])
+def test_neovim_stays_responsive(tmp_path: Path, kind: str, mode: str) -> None:
+    """Under `nvim --headless`, lock:acquire_async waits on the editor's loop
+    for a lock this test process holds: for 1 s until the holder releases
+    ("release"), or until its 1 s timeout ("timeout"). An editor timer
+    (timer_start, every 10 ms) must keep firing through the whole wait: at
+    least 20 times, and in each quarter of it. The wait must end only after
+    the release (or the timeout), with the lock won (or a timeout)."""
+    nvim = shutil.which("nvim")
+    if not nvim:
+        pytest.skip("nvim is not installed (Debian: neovim)")
+    lua_dir = BUILD / "bindings" / "lua" / "jit"
+    if not (lua_dir / "filelock" / "core.so").exists():
+        pytest.skip("the LuaJIT binding (Neovim's Lua) is not built: %s" % lua_dir)
+    lock = str(tmp_path / "n.lock")
+    out, ready = tmp_path / "result", tmp_path / "ready"
+    cls = filelock.SoftFileLock if kind == "soft" else filelock.FileLock
+    holder = cls(lock, thread_local=False, timeout=0)
+    holder.acquire()
+    env = dict(os.environ, FL_LUA_DIR=str(lua_dir), FL_LOCK=lock, FL_KIND=kind,
+               FL_TIMEOUT="1" if mode == "timeout" else "30", FL_READY=str(ready),
+               FL_OUT=str(out))
+    p = Proc("nvim", [nvim, "--headless", "--clean", "-u", "NONE", "-i", "NONE",
+                      "-c", "luafile %s" % (HERE / "proof_nvim.lua")], env, tmp_path)
+    released = None
+    try:
+        until = time.monotonic() + 30
+        while not ready.exists():
+            assert p.p.poll() is None, "nvim exited early: %s %s" % (p.out, p.stderr())
+            assert time.monotonic() < until, "nvim did not start the wait within 30 s"
+            time.sleep(0.01)
+        if mode == "release":
+            time.sleep(1.0)
+            released = time.monotonic_ns()
+            holder.release()
+        rc = p.wait(time.monotonic() + 30)
+        assert rc == 0, "nvim exited with %d: %s %s" % (rc, p.out, p.stderr())
+    finally:
+        p.kill()
+        if holder.is_locked:
+            holder.release()
+    res = dict(line.split(" ", 1) for line in out.read_text().splitlines())
+    start, end = int(res["start"]), int(res["end"])
+    ticks = [int(t) for t in res["ticks"].split()]
+    assert res["result"] == ("won" if mode == "release" else "timeout"), res["result"]
+    if mode == "release":
+        assert end >= released, "won before the holder released"
+        span_end = released
+    else:
+        assert end - start >= 0.95e9, "the 1 s timeout ended the wait after %.3f s" % (
+            (end - start) / 1e9)
+        span_end = end
+    during = [t for t in ticks if start <= t <= end]
+    assert len(during) >= 20, "the editor timer fired %d times during the wait" % len(during)
+    quarter = (span_end - start) / 4
+    for q in range(4):
+        lo, hi = start + q * quarter, start + (q + 1) * quarter
+        assert any(lo <= t <= hi for t in ticks), (
+            "the editor timer did not fire in quarter %d of the wait" % (q + 1))
+    note("nvim %s %s: waited %.2f s, the editor timer fired %d times meanwhile"
+         % (kind, mode, (end - start) / 1e9, len(during)))
