@@ -6,8 +6,9 @@ process (driven by test_proof.py; needs PYTHONPATH=<build>/bindings/python/pkg).
     proof_async.py cancel <lock> <kind>
     proof_async.py fork <lock> <counter> <log> <kind> <parent_tasks> <child_tasks>
 
-hold: <tasks> asyncio tasks (each its own AsyncFileLock / AsyncSoftFileLock)
-take the lock once each while <threads> threads take it <per_thread> times
+hold: <tasks> asyncio tasks (every other one with its own AsyncFileLock /
+AsyncSoftFileLock, the rest sharing one thread_local object) take the lock
+once each while <threads> threads take it <per_thread> times
 each with the blocking FileLock / SoftFileLock, all at the same time. Every
 hold reads the counter (a fixed-width decimal, as tests/cross/worker.c),
 logs "S <t0_ns> <value> <holder>", pauses (a task yields to the loop, so
@@ -74,8 +75,8 @@ def classes(kind):
     return filelock.AsyncFileLock, filelock.FileLock
 
 
-async def task_hold(holds, acls, lock, who):
-    async with acls(lock, timeout=DEADLINE):
+async def task_hold(holds, acls, lock, who, obj=None):
+    async with obj or acls(lock, timeout=DEADLINE):
         fd, value = holds.enter(who)
         # Other tasks run meanwhile and must find the lock taken.
         await asyncio.sleep(random.choice((0, 0, 0.0002)))
@@ -106,7 +107,11 @@ def hold(lock, counter, log, kind, tasks, threads, per_thread):
     async def main():
         for t in ts:
             t.start()
-        await asyncio.gather(*(task_hold(holds, acls, lock, "py-task-%d" % i)
+        # Every other task shares one thread_local lock object: ownership
+        # is per task, so sharing it must not let two tasks in.
+        shared = acls(lock, timeout=DEADLINE, thread_local=True, run_in_executor=False)
+        await asyncio.gather(*(task_hold(holds, acls, lock, "py-task-%d" % i,
+                                         shared if i % 2 else None)
                                for i in range(tasks)))
         hub = fl_asyncio._hubs.get(asyncio.get_running_loop())
         say("hub-fd %d" % (hub.fd if hub else -2))

@@ -7,8 +7,8 @@
 #   ruby -I <build>/bindings/ruby/lib proof_fiber.rb hold <lock> <counter> <log> <kind> <fibers> <per_fiber> <thread_holds>
 #   ruby -I <build>/bindings/ruby/lib proof_fiber.rb cancel <lock> <kind>
 #
-# hold: <fibers> fibers take the lock <per_fiber> times each (one lock object
-# per fiber: owners are fibers) while a thread takes it <thread_holds> times;
+# hold: <fibers> fibers take the lock <per_fiber> times each (every other one
+# with its own lock object, the rest sharing one: owners are fibers) while a thread takes it <thread_holds> times;
 # every hold is logged as in proof_async.py ("S <t0_ns> <value> <holder>",
 # "E <t1_ns> <holder>", one write(2) each on an O_APPEND descriptor).
 #
@@ -72,10 +72,13 @@ def hold(lock, counter, log, kind, fibers, per_fiber, thread_holds)
   rescue Exception => e # rubocop:disable Lint/RescueException
     errors << "thread: #{e.class}: #{e.message}"
   end
+  # Every other fiber shares one lock object: owners are fibers, so sharing
+  # it must not let two fibers in.
+  shared = cls.new(lock, timeout: DEADLINE)
   Async do |task|
     fibers.times.map do |i|
       task.async do
-        obj = cls.new(lock, timeout: DEADLINE)
+        obj = i.odd? ? shared : cls.new(lock, timeout: DEADLINE)
         per_fiber.times do
           # The fiber sleeps inside the lock: the others run and must wait.
           obj.synchronize { holds.run("rb-fiber-#{i}") { sleep([0, 0.0002].sample) } }
