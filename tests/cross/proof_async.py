@@ -75,7 +75,9 @@ def classes(kind):
     return filelock.AsyncFileLock, filelock.FileLock
 
 
-async def task_hold(holds, acls, lock, who, obj=None):
+async def task_hold(holds, acls, lock, who, obj=None, stagger=0.0):
+    # Staggered arrivals: some tasks come while a task holds a shared object.
+    await asyncio.sleep(random.uniform(0, stagger))
     async with obj or acls(lock, timeout=DEADLINE):
         fd, value = holds.enter(who)
         # Other tasks run meanwhile and must find the lock taken.
@@ -111,7 +113,7 @@ def hold(lock, counter, log, kind, tasks, threads, per_thread):
         # is per task, so sharing it must not let two tasks in.
         shared = acls(lock, timeout=DEADLINE, thread_local=True, run_in_executor=False)
         await asyncio.gather(*(task_hold(holds, acls, lock, "py-task-%d" % i,
-                                         shared if i % 2 else None)
+                                         shared if i % 2 else None, 0.3)
                                for i in range(tasks)))
         hub = fl_asyncio._hubs.get(asyncio.get_running_loop())
         say("hub-fd %d" % (hub.fd if hub else -2))
