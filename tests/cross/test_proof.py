@@ -499,3 +499,70 @@ def test_neovim_stays_responsive(tmp_path: Path, kind: str, mode: str) -> None:
             "the editor timer did not fire in quarter %d of the wait" % (q + 1))
     note("nvim %s %s: waited %.2f s, the editor timer fired %d times meanwhile"
          % (kind, mode, (end - start) / 1e9, len(during)))
+
+
+# --------------------------------------------------------------------------
+# A loop process killed with waits pending passes the lock on
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["kernel", "soft"])
+@pytest.mark.parametrize("lang", ["py", "rb", "lua"])
+def test_killed_loop_process_passes_the_lock(langs: dict, tmp_path: Path, lang: str,
+                                             kind: str) -> None:
+    """A process whose event loop has many waits pending (1,000 asyncio tasks
+    and 2 threads; 10 Ruby fibers and a thread; 10 Lua luv chains), one of
+    them usually inside the lock, gets SIGKILL in mid-run. A separate process
+    must then take the lock with timeout=0 at once (the soft lock: the dead
+    holder's marker is reclaimed on proof of death), and the holds logged
+    until the kill never overlap."""
+    lock = str(tmp_path / "k.lock")
+    counter = new_counter(tmp_path)
+    log = tmp_path / "log.killed"
+    l = langs[lang]
+    if lang == "py":
+        argv = script_argv(l, "proof_async.py") + ["hold", lock, str(counter), str(log), kind,
+                                                    "1000", "2", "100000"]
+    elif lang == "rb":
+        argv = script_argv(l, "proof_fiber.rb") + ["hold", lock, str(counter), str(log), kind,
+                                                    "10", "100000", "100000"]
+    else:
+        argv = script_argv(l, "proof_luv.lua") + ["hold", lock, str(counter), str(log), kind,
+                                                   "10", "100000"]
+    probe = {"py": None, "rb": "probe", "lua": "clock"}[lang]
+    if probe:
+        why = optional(l, argv[:len(script_argv(l, "x"))] + [probe])
+        if why:
+            pytest.skip(why)
+    w = Proc("killed-" + lang, argv, l.env, tmp_path)
+    try:
+        until = time.monotonic() + 30
+        while not log.exists() or log.read_bytes().count(b"\nS ") < 50:
+            assert w.p.poll() is None, "the %s worker ended early: %s" % (lang, w.stderr())
+            assert time.monotonic() < until, "the %s worker logged no 50 holds in 30 s" % lang
+            time.sleep(0.005)
+        killed_at = time.monotonic_ns()
+        w.kill()
+    finally:
+        w.kill()
+    assert taken_at_once(langs, lock, kind), "the lock was not free after the kill"
+    # The holds up to the kill: the one cut short ends at the kill, at the
+    # latest (a part of the real hold, so no overlap is invented).
+    data = log.read_bytes()
+    data = data[:data.rfind(b"\n") + 1]
+    lines = data.decode().splitlines()
+    open_s = {}
+    holds = []
+    for line in lines:
+        parts = line.split()
+        if parts[0] == "S":
+            open_s[parts[3]] = (int(parts[1]), int(parts[2]))
+        else:
+            t0, v = open_s.pop(parts[2])
+            holds.append((t0, int(parts[1]), v, parts[2]))
+    assert len(open_s) <= 1, "several holders inside the lock at the kill: %s" % open_s
+    holds += [(t0, max(t0, killed_at), v, who) for who, (t0, v) in open_s.items()]
+    holds.sort()
+    for a, b in zip(holds, holds[1:]):
+        assert a[1] < b[0], "overlapping holds: %s and %s" % (a, b)
+    note("%s %s: killed after %d holds (%s inside the lock), the lock was free at once"
+         % (lang, kind, len(holds), "one" if open_s else "none"))
