@@ -443,8 +443,8 @@ def test_neovim_stays_responsive(tmp_path: Path, kind: str, mode: str) -> None:
     """Under `nvim --headless`, lock:acquire_async waits on the editor's loop
     for a lock this test process holds: for 1 s until the holder releases
     ("release"), or until its 1 s timeout ("timeout"). An editor timer
-    (timer_start, every 10 ms) must keep firing through the whole wait: at
-    least 20 times, and in each quarter of it. The wait must end only after
+    (timer_start, every 10 ms) must keep firing through the wait: at least
+    20 times, 5 of them in its middle half. The wait must end only after
     the release (or the timeout), with the lock won (or a timeout)."""
     nvim = shutil.which("nvim")
     if not nvim:
@@ -492,11 +492,14 @@ def test_neovim_stays_responsive(tmp_path: Path, kind: str, mode: str) -> None:
         span_end = end
     during = [t for t in ticks if start <= t <= end]
     assert len(during) >= 20, "the editor timer fired %d times during the wait" % len(during)
+    # Not only around the start and the end: a blocked loop would fire the
+    # overdue timer once, when the wait ends. Half of the wait (not each
+    # quarter) leaves room for a machine that stalls nvim for a while.
     quarter = (span_end - start) / 4
-    for q in range(4):
-        lo, hi = start + q * quarter, start + (q + 1) * quarter
-        assert any(lo <= t <= hi for t in ticks), (
-            "the editor timer did not fire in quarter %d of the wait" % (q + 1))
+    middle = [t for t in ticks if start + quarter <= t <= span_end - quarter]
+    assert len(middle) >= 5, (
+        "the editor timer fired %d times in the middle half of the wait (gaps, ms: %s)"
+        % (len(middle), [round((b - a) / 1e6) for a, b in zip([start] + during, during)]))
     note("nvim %s %s: waited %.2f s, the editor timer fired %d times meanwhile"
          % (kind, mode, (end - start) / 1e9, len(during)))
 
