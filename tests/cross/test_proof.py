@@ -149,7 +149,7 @@ def check_exclusion(holds: list, counter: Path, total: int) -> None:
             a[3], a[0], a[1], b[3], b[0], b[1])
         assert b[2] == a[2] + 1, "counter sequence broken: %s read %d, then %s read %d" % (
             a[3], a[2], b[3], b[2])
-    assert [h[2] for h in holds[:1]] in ([], [0])
+    assert not holds or holds[0][2] == 0, "the first hold read %d" % holds[0][2]
     assert int(counter.read_bytes()) == total, "counter %d, expected %d: lost increments" % (
         int(counter.read_bytes()), total)
 
@@ -180,7 +180,8 @@ def optional(lang, probe_argv: list[str]) -> str | None:
 # --------------------------------------------------------------------------
 
 def mix(langs: dict, workdir: Path, kind: str, size: str, wrap: list[str]) -> tuple:
-    """Starts every holder of a scenario; returns (procs, logs, total)."""
+    """Starts every holder of a scenario ("full" or "small"), each command
+    prefixed with wrap; returns (procs, logs, total holds, counter)."""
     lock = str(workdir / "the.lock")
     counter = new_counter(workdir)
     full = size == "full"
@@ -227,15 +228,19 @@ def mix(langs: dict, workdir: Path, kind: str, size: str, wrap: list[str]) -> tu
             start("lua-luv", script_argv(lua, "proof_luv.lua")
                   + ["hold", lock, str(counter), "LOG", kind, str(waiters), str(per)],
                   lua.env, waiters * per)
+        # worker.lua's clock is lua-system's monotime.
+        check_monotonic_clock([lua.argv[0], "-e", 'io.write(string.format("%.0f", '
+                               'require("system").monotime() * 1e9))'], lua.env, "lua-system")
         n = 25 if full else 5
         start("lua-blocking", lua.argv + ["hold", lock, str(counter), "LOG", str(n), "0", "200",
                                           kind, "60"], lua.env, n)
     return procs, logs, total, counter
 
 
-def run_mix(langs: dict, tmp_path: Path, kind: str, size: str, wrap: list[str] = []) -> list:
+def run_mix(langs: dict, tmp_path: Path, kind: str, size: str,
+            wrap: list[str] | None = None) -> list:
     started = time.monotonic()
-    procs, logs, total, counter = mix(langs, tmp_path, kind, size, wrap)
+    procs, logs, total, counter = mix(langs, tmp_path, kind, size, wrap or [])
     until = started + DEADLINE
     try:
         for p in procs:
