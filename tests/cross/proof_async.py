@@ -4,6 +4,7 @@ process (driven by test_proof.py; needs PYTHONPATH=<build>/bindings/python/pkg).
 
     proof_async.py hold <lock> <counter> <log> <kind> <tasks> <threads> <per_thread>
     proof_async.py cancel <lock> <kind>
+    proof_async.py storm <lock> <counter> <log> <kind> <tasks>
     proof_async.py fork <lock> <counter> <log> <kind> <parent_tasks> <child_tasks>
 
 hold: <tasks> asyncio tasks (every other one with its own AsyncFileLock /
@@ -21,6 +22,13 @@ its loop running (a leaked wait would be dispatched and win) until stdin
 closes. Then, in the same process, a holder object is released and a second
 waiter cancelled in the same loop step (before any dispatch can complete
 it): "race-cancelled". Exits 0 when every check held.
+
+storm: <tasks> tasks arrive over 0.2 s, each waiting at most 0-50 ms
+(asyncio.wait_for or asyncio.timeout) while other processes take the lock;
+the winners hold it as in hold mode. Timed-out waits must hold nothing: the
+process prints "done <holds>" with its loop still running and an idle hub,
+then waits for stdin to close, so the driver checks from outside that the
+lock is free while this process lives.
 
 fork: <parent_tasks> tasks wait for the lock (held by the driver), then the
 process forks. The child checks that its parent's hub refuses it (the fork
@@ -177,6 +185,48 @@ def cancel(lock, kind):
     asyncio.run(asyncio.wait_for(main(), DEADLINE))
 
 
+def storm(lock, counter, log, kind, tasks):
+    acls, _ = classes(kind)
+    holds = Holds(counter, log)
+
+    async def one(i):
+        who = "py-storm-%d" % i
+        obj = acls(lock)
+        await asyncio.sleep(random.uniform(0, 0.2))
+        limit = random.uniform(0, 0.05)
+        try:
+            # Half through wait_for (the acquire runs in its own task), half
+            # through asyncio.timeout (cancelled in this task).
+            if i % 2:
+                await asyncio.wait_for(obj.acquire(timeout=DEADLINE), limit)
+            else:
+                async with asyncio.timeout(limit):
+                    await obj.acquire(timeout=DEADLINE)
+        except TimeoutError:
+            if obj.is_locked:
+                raise SystemExit("%s: timed out, yet holds the lock" % who)
+            return 0
+        try:
+            fd, value = holds.enter(who)
+            await asyncio.sleep(random.choice((0, 0.0005)))
+            holds.leave(who, fd, value)
+        finally:
+            await obj.release()
+        return 1
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        won = sum(await asyncio.gather(*(one(i) for i in range(tasks))))
+        await asyncio.sleep(0.3)  # a win left behind would land here
+        hub = fl_asyncio._hubs.get(loop)
+        if hub is not None and core.flpy_hub_timeout(hub.hub) != -1:
+            raise SystemExit("waits are left in the hub")
+        say("done %d" % won)
+        await loop.run_in_executor(None, sys.stdin.readline)  # EOF: the driver is done
+
+    asyncio.run(asyncio.wait_for(main(), DEADLINE))
+
+
 def fork(lock, counter, log, kind, parent_tasks, child_tasks):
     acls, _ = classes(kind)
     holds = Holds(counter, log)
@@ -245,6 +295,8 @@ def main(argv):
         hold(argv[1], argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]), int(argv[7]))
     elif mode == "cancel" and len(argv) == 3:
         cancel(argv[1], argv[2])
+    elif mode == "storm" and len(argv) == 6:
+        storm(argv[1], argv[2], argv[3], argv[4], int(argv[5]))
     elif mode == "fork" and len(argv) == 7:
         fork(argv[1], argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]))
     else:

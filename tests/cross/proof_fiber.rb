@@ -6,6 +6,7 @@
 #
 #   ruby -I <build>/bindings/ruby/lib proof_fiber.rb hold <lock> <counter> <log> <kind> <fibers> <per_fiber> <thread_holds>
 #   ruby -I <build>/bindings/ruby/lib proof_fiber.rb cancel <lock> <kind>
+#   ruby -I <build>/bindings/ruby/lib proof_fiber.rb storm <lock> <counter> <log> <kind> <fibers>
 #
 # hold: <fibers> fibers take the lock <per_fiber> times each (every other one
 # with its own lock object, the rest sharing one: owners are fibers) while a thread takes it <thread_holds> times;
@@ -16,6 +17,8 @@
 # raises Async::Stop into it) when the driver writes "cancel", the reactor
 # keeps running; then the race (a holder of this process released and the
 # waiter stopped in the same step).
+#
+# storm: as proof_async.py's; the fibers' waits end by Async::Task#with_timeout.
 #
 # Exit 77 with the reason when the async gem is missing (Debian: ruby-async).
 
@@ -140,14 +143,48 @@ def cancel(lock, kind)
   0
 end
 
+def storm(lock, counter, log, kind, fibers)
+  cls = lock_class(kind)
+  holds = Holds.new(counter, log)
+  won = 0
+  Async do |top|
+    fibers.times.map do |i|
+      top.async do |task|
+        obj = cls.new(lock)
+        sleep(rand * 0.2)
+        begin
+          task.with_timeout(rand * 0.05) { obj.acquire(timeout: DEADLINE) }
+        rescue Async::TimeoutError
+          raise "rb-storm-#{i}: timed out, yet holds the lock" if obj.locked?
+
+          next
+        end
+        begin
+          holds.run("rb-storm-#{i}") { sleep([0, 0.0005].sample) }
+          won += 1
+        ensure
+          obj.release
+        end
+      end
+    end.each(&:wait)
+    sleep 0.3 # a win left behind would land here
+    say "done #{won}"
+    $stdin.gets # EOF: the driver checks from outside while this process lives
+  end.wait
+  0
+end
+
 case ARGV[0]
 when "probe"
   exit 0
 when "hold"
   exit hold(ARGV[1], ARGV[2], ARGV[3], ARGV[4], Integer(ARGV[5]), Integer(ARGV[6]), Integer(ARGV[7])) if ARGV.size == 8
+when "storm"
+  exit storm(ARGV[1], ARGV[2], ARGV[3], ARGV[4], Integer(ARGV[5])) if ARGV.size == 6
 when "cancel"
   exit cancel(ARGV[1], ARGV[2]) if ARGV.size == 3
 end
 warn "usage: proof_fiber.rb hold <lock> <counter> <log> <kind> <fibers> <per_fiber> <thread_holds>"
 warn "       proof_fiber.rb cancel <lock> <kind>"
+warn "       proof_fiber.rb storm <lock> <counter> <log> <kind> <fibers>"
 exit 2

@@ -3,6 +3,7 @@
 --
 --   lua proof_luv.lua hold <lock> <counter> <log> <kind> <waiters> <per_waiter>
 --   lua proof_luv.lua cancel <lock> <kind>
+--   lua proof_luv.lua storm <lock> <counter> <log> <kind> <waiters>
 --   lua proof_luv.lua clock
 --
 -- hold: <waiters> chains of acquire_async run at once on one loop (each call
@@ -16,6 +17,9 @@
 -- cancel: as proof_async.py's, with the cancel() acquire_async returns; the
 -- loop keeps running (a timer) while the driver checks from outside; the
 -- driver's lines arrive on stdin through a luv pipe.
+--
+-- storm: as proof_async.py's; each wait is cancelled (its cancel function)
+-- after 0-50 ms unless it has won by then.
 --
 -- Exit 77 with the reason when luv is missing for this Lua (Debian: lua-luv).
 
@@ -203,8 +207,72 @@ local function cancel(lock, kind)
     run_loop()
 end
 
+local function storm(lock, counter, log, kind, waiters)
+    waiters = tonumber(waiters)
+    local logf = assert(io.open(log, "ab"))
+    logf:setvbuf("no")
+    local cls = lock_class(kind)
+    local won, settled = 0, 0
+    for i = 1, waiters do
+        local who = "lua-storm-" .. i
+        after(math.random(0, 200), function()
+            local obj = cls(lock)
+            local state = "waiting"
+            local cancel_wait = obj:acquire_async({ timeout = DEADLINE }, function(err, guard)
+                if state ~= "waiting" then
+                    fail(who .. ": the callback ran after the cancel")
+                end
+                if err then
+                    fail(who .. ": " .. tostring(err))
+                end
+                state = "won"
+                local t0 = ns()
+                local f = assert(io.open(counter, "r+b"))
+                local value = tonumber(f:read(21))
+                logf:write(string.format("S %s %d %s\n", t0, value, who))
+                after(math.random(0, 1), function()
+                    f:seek("set", 0)
+                    f:write(string.format("%020d\n", value + 1))
+                    f:close()
+                    logf:write(string.format("E %s %s\n", ns(), who))
+                    guard:release()
+                    won, settled = won + 1, settled + 1
+                end)
+            end)
+            after(math.random(0, 50), function()
+                if state == "waiting" then
+                    cancel_wait()
+                    state = "cancelled"
+                    if obj:is_locked() then
+                        fail(who .. ": cancelled, yet holds the lock")
+                    end
+                    settled = settled + 1
+                end
+            end)
+        end)
+    end
+    local ticker = uv.new_timer()
+    ticker:start(10, 10, function()
+        if settled == waiters then
+            ticker:stop()
+            after(300, function() -- a win left behind would land here
+                say("done " .. won)
+                lines_from_stdin(function(line)
+                    if line == nil then
+                        ticker:close()
+                    end
+                end)
+            end)
+        end
+    end)
+    run_loop()
+    logf:close()
+end
+
 if arg[1] == "hold" and #arg == 7 then
     hold(arg[2], arg[3], arg[4], arg[5], arg[6], arg[7])
+elseif arg[1] == "storm" and #arg == 6 then
+    storm(arg[2], arg[3], arg[4], arg[5], arg[6])
 elseif arg[1] == "cancel" and #arg == 3 then
     cancel(arg[2], arg[3])
 elseif arg[1] == "clock" then
@@ -212,5 +280,6 @@ elseif arg[1] == "clock" then
 else
     io.stderr:write("usage: proof_luv.lua hold <lock> <counter> <log> <kind> <waiters> <per_waiter>\n")
     io.stderr:write("       proof_luv.lua cancel <lock> <kind> | clock\n")
+    io.stderr:write("       proof_luv.lua storm <lock> <counter> <log> <kind> <waiters>\n")
     os.exit(2)
 end

@@ -574,3 +574,52 @@ def test_killed_loop_process_passes_the_lock(langs: dict, tmp_path: Path, lang: 
         assert a[1] < b[0], "overlapping holds: %s and %s" % (a, b)
     note("%s %s: killed after %d holds (%s inside the lock), the lock was free at once"
          % (lang, kind, len(holds), "one" if open_s else "none"))
+
+
+# --------------------------------------------------------------------------
+# A storm of timed-out waits
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["kernel", "soft"])
+@pytest.mark.parametrize("lang", ["py", "rb", "lua"])
+def test_storm_of_timed_out_waits(langs: dict, tmp_path: Path, lang: str, kind: str) -> None:
+    """Waiters arrive over 0.2 s (300 asyncio tasks under asyncio.wait_for or
+    asyncio.timeout; 100 Ruby fibers under Async::Task#with_timeout; 100 luv
+    waits cancelled by a timer) and give up after 0-50 ms, while 2 C
+    processes take the lock 20 times each (0-5 ms holds): wins land just before, at and
+    after the cancels. Pass: every hold (C and the worker's winners) is
+    exclusive with the counter exact, no timed-out wait holds anything, and
+    while the worker still runs its loop a separate process takes the lock
+    with timeout=0 at once (a win left behind would keep it held)."""
+    lock = str(tmp_path / "s.lock")
+    counter = new_counter(tmp_path)
+    l = langs[lang]
+    script, n, probe = {"py": ("proof_async.py", 300, None), "rb": ("proof_fiber.rb", 100, "probe"),
+                        "lua": ("proof_luv.lua", 100, "clock")}[lang]
+    if probe:
+        why = optional(l, script_argv(l, script) + [probe])
+        if why:
+            pytest.skip(why)
+    log = tmp_path / "log.storm"
+    w = Proc("storm-" + lang, script_argv(l, script)
+             + ["storm", lock, str(counter), str(log), kind, str(n)], l.env, tmp_path, stdin=True)
+    c = langs["c"]
+    cs = [Proc("c-%d" % i, c.argv + ["hold", lock, str(counter), str(tmp_path / ("log.c%d" % i)),
+                                     "20", "0", "5000", kind, "60"], c.env, tmp_path)
+          for i in range(2)]
+    try:
+        until = time.monotonic() + DEADLINE
+        for p in cs:
+            assert p.wait(until) == 0, "%s failed: %s" % (p.name, p.stderr())
+        won = int(w.expect("done", timeout=DEADLINE).split()[1])
+        assert taken_at_once(langs, lock, kind), "the lock is held after the storm"
+        w.p.stdin.close()
+        rc = w.wait(time.monotonic() + 30)
+        assert rc == 0, "the %s worker failed (%d): %s" % (lang, rc, w.stderr())
+    finally:
+        for p in cs + [w]:
+            p.kill()
+    holds = parse_logs([log] + [tmp_path / ("log.c%d" % i) for i in range(2)])
+    check_exclusion(holds, counter, won + 40)
+    note("%s %s: %d of %d waits won before their timeout, %d gave up; exclusive, lock free after"
+         % (lang, kind, won, n, n - won))
