@@ -31,7 +31,6 @@ import filelock  # noqa: E402  (ours: PYTHONPATH)
 
 BUILD = Path(os.environ.get("FL_BUILD_DIR", HERE.parent.parent / "build")).resolve()
 DEADLINE = 90.0  # seconds, for a whole scenario
-WIDTH = 21
 
 
 def note(msg: str) -> None:
@@ -298,14 +297,17 @@ def taken_at_once(langs: dict, lock: str, kind: str) -> bool:
     return rc == 0
 
 
-def cancel_worker(langs: dict, lang: str) -> tuple[list[str], dict]:
-    if lang == "py":
-        return script_argv(langs["py"], "proof_async.py"), langs["py"].env
+def loop_worker(langs: dict, lang: str) -> tuple[list[str], dict]:
+    """The command prefix and environment of the event-loop worker of a
+    language (proof_async.py, proof_fiber.rb, proof_luv.lua); skips the test
+    with the reason when it cannot run here."""
     l = langs[lang]
-    script = {"rb": "proof_fiber.rb", "lua": "proof_luv.lua"}[lang]
-    why = optional(l, script_argv(l, script) + ["probe" if lang == "rb" else "clock"])
-    if why:
-        pytest.skip(why)
+    script, probe = {"py": ("proof_async.py", None), "rb": ("proof_fiber.rb", "probe"),
+                     "lua": ("proof_luv.lua", "clock")}[lang]
+    if probe:
+        why = optional(l, script_argv(l, script) + [probe])
+        if why:
+            pytest.skip(why)
     return script_argv(l, script), l.env
 
 
@@ -320,7 +322,7 @@ def test_cancelled_wait_leaves_nothing(langs: dict, tmp_path: Path, lang: str, k
     Then the race: the worker releases a hold of its own and cancels a
     second waiter in the same loop step; again another process takes the
     lock at once."""
-    argv, env = cancel_worker(langs, lang)
+    argv, env = loop_worker(langs, lang)
     lock = str(tmp_path / "c.lock")
     cls = filelock.SoftFileLock if kind == "soft" else filelock.FileLock
     holder = cls(lock, thread_local=False, timeout=0)
@@ -526,22 +528,12 @@ def test_killed_loop_process_passes_the_lock(langs: dict, tmp_path: Path, lang: 
     lock = str(tmp_path / "k.lock")
     counter = new_counter(tmp_path)
     log = tmp_path / "log.killed"
-    l = langs[lang]
-    if lang == "py":
-        argv = script_argv(l, "proof_async.py") + ["hold", lock, str(counter), str(log), kind,
-                                                    "1000", "2", "100000"]
-    elif lang == "rb":
-        argv = script_argv(l, "proof_fiber.rb") + ["hold", lock, str(counter), str(log), kind,
-                                                    "10", "100000", "100000"]
-    else:
-        argv = script_argv(l, "proof_luv.lua") + ["hold", lock, str(counter), str(log), kind,
-                                                   "10", "100000"]
-    probe = {"py": None, "rb": "probe", "lua": "clock"}[lang]
-    if probe:
-        why = optional(l, argv[:len(script_argv(l, "x"))] + [probe])
-        if why:
-            pytest.skip(why)
-    w = Proc("killed-" + lang, argv, l.env, tmp_path)
+    prefix, env = loop_worker(langs, lang)
+    argv = prefix + {
+        "py": ["hold", lock, str(counter), str(log), kind, "1000", "2", "100000"],
+        "rb": ["hold", lock, str(counter), str(log), kind, "10", "100000", "100000"],
+        "lua": ["hold", lock, str(counter), str(log), kind, "10", "100000"]}[lang]
+    w = Proc("killed-" + lang, argv, env, tmp_path)
     try:
         until = time.monotonic() + 30
         while not log.exists() or log.read_bytes().count(b"\nS ") < 50:
@@ -593,16 +585,11 @@ def test_storm_of_timed_out_waits(langs: dict, tmp_path: Path, lang: str, kind: 
     with timeout=0 at once (a win left behind would keep it held)."""
     lock = str(tmp_path / "s.lock")
     counter = new_counter(tmp_path)
-    l = langs[lang]
-    script, n, probe = {"py": ("proof_async.py", 300, None), "rb": ("proof_fiber.rb", 100, "probe"),
-                        "lua": ("proof_luv.lua", 100, "clock")}[lang]
-    if probe:
-        why = optional(l, script_argv(l, script) + [probe])
-        if why:
-            pytest.skip(why)
+    prefix, env = loop_worker(langs, lang)
+    n = 300 if lang == "py" else 100
     log = tmp_path / "log.storm"
-    w = Proc("storm-" + lang, script_argv(l, script)
-             + ["storm", lock, str(counter), str(log), kind, str(n)], l.env, tmp_path, stdin=True)
+    w = Proc("storm-" + lang, prefix + ["storm", lock, str(counter), str(log), kind, str(n)], env,
+             tmp_path, stdin=True)
     c = langs["c"]
     cs = [Proc("c-%d" % i, c.argv + ["hold", lock, str(counter), str(tmp_path / ("log.c%d" % i)),
                                      "20", "0", "5000", kind, "60"], c.env, tmp_path)
