@@ -362,6 +362,23 @@ typedef struct fl__syscalls {
 } fl__syscalls;
 #endif
 
+#ifdef _WIN32
+/* The event-loop hub's wake-ups (win32.c, for hub.c). fl__os_hub_arm leaves
+ * a waiting LockFileEx queued on a busy kernel probe's open file (in the
+ * mode of its last attempt) and returns the event (a HANDLE) set when that
+ * request completes; NULL when there is nothing to wait for: *ready = 1 if
+ * the range is the probe's already (the next attempt collects it), else no
+ * request can wait (Wine; an error the next attempt reports) and the hub
+ * re-checks on its timer. fl__os_hub_prepare withdraws a request queued
+ * (or granted) in the other mode than shared, before an attempt in that
+ * mode. fl__os_dir_notify: a change notification (file names) on dir, a
+ * HANDLE for FindNextChangeNotification / FindCloseChangeNotification, or
+ * NULL. */
+FL__HIDDEN void *fl__os_hub_arm(fl__hold *probe, int *ready);
+FL__HIDDEN void fl__os_hub_prepare(fl__hold *probe, int shared);
+FL__HIDDEN void *fl__os_dir_notify(const char *dir);
+#endif
+
 extern FL__HIDDEN fl__syscalls fl__sys;
 FL__HIDDEN void fl__sys_reset(void);
 

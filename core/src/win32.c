@@ -58,8 +58,9 @@ typedef struct win_kernel {
     HANDLE file;
     HANDLE event; /* manual-reset, signalled when the request completes */
     OVERLAPPED ov;
-    int pending; /* a LockFileEx request is queued */
-    int locked;  /* the range is ours */
+    int pending;    /* a LockFileEx request is queued */
+    int locked;     /* the range is ours */
+    int req_shared; /* the mode of the last request (the wait hub compares it) */
     wchar_t *wpath;
 } win_kernel;
 
@@ -1201,6 +1202,7 @@ static int lock_issue(fl__hold *h, win_kernel *k, int fail_now, DWORD *err) {
     k->ov.Offset = FL__LOCK_OFFSET; /* explicit: overlapped handles have no file position */
     k->ov.OffsetHigh = 0;
     k->ov.hEvent = k->event;
+    k->req_shared = h->shared != 0;
     ResetEvent(k->event);
     *err = 0;
     if (fl__sys.lock_file(k->file, flags, &k->ov)) {
@@ -1426,6 +1428,55 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
     }
     Sleep(to_ms(seconds));
     return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The event-loop hub's wake-ups (hub.c)                                   */
+/* ---------------------------------------------------------------------- */
+
+void *fl__os_hub_arm(fl__hold *probe, int *ready) {
+    win_kernel *k = probe->win;
+    DWORD e;
+    *ready = 0;
+    if (!k)
+        return NULL;
+    if (k->locked) {
+        *ready = 1;
+        return NULL;
+    }
+    if (!async_lock_waits())
+        return NULL; /* Wine: the timer re-checks (top of this file) */
+    if (!k->pending) {
+        int rc = lock_issue(probe, k, 0, &e);
+        if (rc == 0) {
+            *ready = 1;
+            return NULL;
+        }
+        if (rc < 0)
+            return NULL; /* the next attempt meets (and reports) the error */
+    }
+    return k->event;
+}
+
+void fl__os_hub_prepare(fl__hold *probe, int shared) {
+    win_kernel *k = probe->win;
+    /* A request queued (or granted) for the previous first waiter in the
+     * other mode: an exclusive grant handed to a reader would shut the
+     * other readers out. Withdraw it, giving a grant back. */
+    if (k && (k->pending || k->locked) && k->req_shared != (shared != 0)) {
+        lock_withdraw(k);
+        lock_give_back(k);
+    }
+}
+
+void *fl__os_dir_notify(const char *dir) {
+    wchar_t *wdir = wide_path(dir);
+    HANDLE c;
+    if (!wdir)
+        return NULL;
+    c = FindFirstChangeNotificationW(wdir, FALSE, FILE_NOTIFY_CHANGE_FILE_NAME);
+    free(wdir);
+    return c == INVALID_HANDLE_VALUE ? NULL : c;
 }
 
 /* Windows has no fork. */
