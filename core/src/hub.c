@@ -50,9 +50,9 @@
 #include <string.h>
 
 #ifdef _WIN32
+#include <windows.h>
 #include <winsock2.h>
 #include <ws2tcpip.h>
-#include <windows.h>
 #else
 #include <unistd.h>
 #endif
@@ -124,9 +124,9 @@ struct fl_hub {
     int depth;         /* dispatches (and callbacks) under way: entries are not freed */
     unsigned long seq; /* dispatch round */
 #ifdef _WIN32
-    SOCKET rd, wr;            /* the loop polls rd; the waits' callbacks write to wr */
-    volatile LONG signalled;  /* a byte is on its way since the last read_events */
-    int wsa;                  /* WSAStartup succeeded */
+    SOCKET rd, wr;           /* the loop polls rd; the waits' callbacks write to wr */
+    volatile LONG signalled; /* a byte is on its way since the last read_events */
+    int wsa;                 /* WSAStartup succeeded */
 #endif
 };
 
