@@ -50,8 +50,10 @@
 #include <string.h>
 
 #ifdef _WIN32
-#include <windows.h>
+/* winsock2.h first: windows.h would otherwise bring in the old winsock.h. */
 #include <winsock2.h>
+/* (kept apart so that include sorting keeps this order) */
+#include <windows.h>
 #include <ws2tcpip.h>
 #else
 #include <unistd.h>
