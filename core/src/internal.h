@@ -359,6 +359,9 @@ typedef struct fl__syscalls {
     int (*create_directory)(const wchar_t *path);
     int (*write_file)(void *h, const void *buf, unsigned long n, unsigned long *written);
     int (*move_file)(const wchar_t *from, const wchar_t *to, unsigned long flags);
+    int (*cancel_io)(void *h, void *ov); /* CancelIoEx */
+    /* 1 where an overlapped LockFileEx can wait (Windows), 0 under Wine. */
+    int (*async_lock_waits)(void);
 } fl__syscalls;
 #endif
 

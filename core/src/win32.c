@@ -87,15 +87,30 @@ static int sys_write_file(void *h, const void *buf, unsigned long n, unsigned lo
 static int sys_move_file(const wchar_t *from, const wchar_t *to, unsigned long flags) {
     return MoveFileExW(from, to, flags);
 }
+static int sys_cancel_io(void *h, void *ov) { return CancelIoEx(h, ov); }
+
+/* 1 where a LockFileEx on an overlapped handle can wait (Windows), 0 under
+ * Wine (see the top of this file). Computed once; a racing first call
+ * stores the same value. */
+static int sys_async_lock_waits(void) {
+    static volatile LONG state; /* 0 unknown, 1 yes, 2 no */
+    LONG v = state;
+    if (v == 0) {
+        HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+        v = ntdll && GetProcAddress(ntdll, "wine_get_version") ? 2 : 1;
+        state = v;
+    }
+    return v == 1;
+}
 
 static const fl__syscalls real_syscalls = {
-    sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
-    sys_create_directory, sys_write_file, sys_move_file,
+    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
+    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
 };
 
 fl__syscalls fl__sys = {
-    sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
-    sys_create_directory, sys_write_file, sys_move_file,
+    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
+    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
 };
 
 void fl__sys_reset(void) { fl__sys = real_syscalls; }
@@ -1088,19 +1103,9 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
 /* Kernel lock                                                             */
 /* ---------------------------------------------------------------------- */
 
-/* 1 where a LockFileEx on an overlapped handle can wait (Windows), 0 under
- * Wine (see the top of this file). Computed once; a racing first call
- * stores the same value. */
-static int async_lock_waits(void) {
-    static volatile LONG state; /* 0 unknown, 1 yes, 2 no */
-    LONG v = state;
-    if (v == 0) {
-        HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-        v = ntdll && GetProcAddress(ntdll, "wine_get_version") ? 2 : 1;
-        state = v;
-    }
-    return v == 1;
-}
+/* Through the seam, so that the fault suite can model a kernel whose
+ * overlapped LockFileEx waits (tests/windows/test_faults.c) under Wine. */
+static int async_lock_waits(void) { return fl__sys.async_lock_waits(); }
 
 static void kernel_free(win_kernel *k) {
     if (k->event)
@@ -1243,7 +1248,7 @@ static void lock_withdraw(win_kernel *k) {
     DWORD n;
     if (!k->pending)
         return;
-    CancelIoEx(k->file, &k->ov);
+    fl__sys.cancel_io(k->file, &k->ov);
     if (GetOverlappedResult(k->file, &k->ov, &n, TRUE))
         k->locked = 1;
     k->pending = 0;
