@@ -705,7 +705,13 @@ static void read_events(fl_hub *hub) {
         /* The wait ran once: end it; a change notification is re-armed for
          * the next change, a kernel request after the next busy attempt. */
         disarm(f);
-        if (f->change && FindNextChangeNotification(f->change))
+        if (f->change && !FindNextChangeNotification(f->change)) {
+            /* A notification that cannot be re-armed may stay signalled:
+             * waiting on it again would spin. watch() opens a new one. */
+            FindCloseChangeNotification(f->change);
+            f->change = NULL;
+        }
+        if (f->change)
             arm(f, f->change);
     }
 #else
