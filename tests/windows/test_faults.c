@@ -266,6 +266,9 @@ typedef struct model_req {
 static CRITICAL_SECTION g_model_mu;
 static model_req g_held[MODEL_MAX], g_queue[MODEL_MAX];
 static int g_nheld, g_nqueue, g_cancels, g_unlocks;
+/* Releases leave the queue alone, and the next CancelIoEx finds its request
+ * granted instead: the grant that wins the race with the cancel. */
+static int g_grant_at_cancel;
 
 static int model_free_for(int excl) {
     int i;
@@ -300,7 +303,7 @@ static int model_unlock_handle(HANDLE h) {
             found = 1;
             break;
         }
-    if (found)
+    if (found && !g_grant_at_cancel)
         model_grant();
     return found;
 }
@@ -346,6 +349,10 @@ static int model_unlock(void *h, void *ov) {
 static int model_cancel(void *h, void *ovp) {
     int i, found = 0;
     EnterCriticalSection(&g_model_mu);
+    if (g_grant_at_cancel) {
+        g_grant_at_cancel = 0;
+        model_grant(); /* the kernel got there first */
+    }
     for (i = 0; i < g_nqueue; i++)
         if (g_queue[i].h == h && (!ovp || (void *)g_queue[i].ov == ovp)) {
             model_complete(g_queue[i].ov, MODEL_CANCELLED);
@@ -385,7 +392,7 @@ static int model_async(void) { return 1; }
 
 static void model_install(void) {
     InitializeCriticalSection(&g_model_mu);
-    g_nheld = g_nqueue = g_cancels = g_unlocks = 0;
+    g_nheld = g_nqueue = g_cancels = g_unlocks = g_grant_at_cancel = 0;
     fl__sys.lock_file = model_lock;
     fl__sys.unlock_file = model_unlock;
     fl__sys.cancel_io = model_cancel;
@@ -591,6 +598,81 @@ START_TEST(hub_request_follows_the_first_waiters_mode) {
 }
 END_TEST
 
+/* The grant lands between the cancel's CancelIoEx and its collection
+ * (CancelIoEx finds nothing to cancel, the OVERLAPPED says granted): the
+ * range is unlocked again and passes on. */
+START_TEST(hub_grant_racing_the_cancel_is_given_back) {
+    const char *p = wt_path("r.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    g_grant_at_cancel = 1;
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1); /* not granted yet */
+    ck_assert_int_eq(fl_hub_cancel(w), 0);
+    ck_assert_int_eq(model_count(&g_cancels), 0); /* nothing was left to cancel */
+    ck_assert_int_eq(model_count(&g_nheld), 0);   /* the grant went back */
+    ck_assert_int_eq(model_count(&g_unlocks), 2);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The blocking calls' overlapped wait (win32.c: lock_issue, lock_collect,
+ * lock_withdraw), which Wine cannot run either: a timed wait queues one
+ * request and wins when another thread releases; a timed-out one leaves
+ * nothing queued or held. */
+typedef struct release_later {
+    fl_lock *holder;
+} release_later;
+
+static int release_when_queued(void *arg) {
+    release_later *rl = arg;
+    int i;
+    for (i = 0; i < 10000 && model_count(&g_nqueue) == 0; i++)
+        Sleep(1);
+    return fl_release(rl->holder, 0);
+}
+
+START_TEST(blocking_wait_is_the_queued_request) {
+    const char *p = wt_path("b.lock");
+    fl_lock *holder, *a;
+    release_later rl;
+    HANDLE t;
+    fl_options o = FL_OPTIONS_INIT;
+    model_install();
+    o.thread_local = 0; /* released by another thread */
+    ck_assert_int_eq(fl_lock_new(&holder, p, &o), 0);
+    a = wt_lock(p, FL_KERNEL);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_acquire_ex(a, 0.2, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(model_count(&g_nqueue), 0); /* withdrawn */
+    ck_assert_int_eq(model_count(&g_nheld), 1);  /* the holder only */
+    rl.holder = holder;
+    t = wt_thread(release_when_queued, &rl);
+    ck_assert_msg(fl_acquire_ex(a, 30, 1, 0.05) == 0, "%s", fl_last_error());
+    ck_assert_int_eq(wt_join(t, 30), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 1);
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
 /* Freeing the hub with a granted, uncollected request: the wait ends with
  * FL_ECANCELED and the grant is given back. */
 START_TEST(hub_free_gives_a_grant_back) {
@@ -640,6 +722,8 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, hub_cancel_while_queued_withdraws);
     tcase_add_test(t, hub_request_follows_the_first_waiters_mode);
     tcase_add_test(t, hub_free_gives_a_grant_back);
+    tcase_add_test(t, hub_grant_racing_the_cancel_is_given_back);
+    tcase_add_test(t, blocking_wait_is_the_queued_request);
     suite_add_tcase(s, t);
     return s;
 }
