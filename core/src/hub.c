@@ -692,12 +692,15 @@ static void read_events(fl_hub *hub) {
 #elif defined(_WIN32)
     char buf[64];
     hub_file *f;
-    /* Cleared before the marks are taken: a callback that marks an entry
-     * after this sends a new byte. */
-    InterlockedExchange(&hub->signalled, 0);
+    /* Drained, then cleared, then the marks taken: a callback that marks
+     * an entry after the clear sends a byte this dispatch leaves for the
+     * next (cleared before the drain, that byte would be read here, and a
+     * later callback, finding the flag set, would send none: a lost mark
+     * until the re-check). */
     if (hub->rd != INVALID_SOCKET)
         while (recv(hub->rd, buf, sizeof buf, 0) > 0)
             ;
+    InterlockedExchange(&hub->signalled, 0);
     for (f = hub->files; f; f = f->next) {
         if (!InterlockedExchange(&f->fired, 0))
             continue;
