@@ -249,8 +249,15 @@ int fl_hub_new(fl_hub **out) {
          * inotify. A SOCKET is a kernel handle, whose value fits 32 bits
          * (Windows keeps handles interoperable with 32-bit processes). */
         hub->wsa = WSAStartup(MAKEWORD(2, 2), &wd) == 0;
-        if (hub->wsa && socket_pair(&hub->rd, &hub->wr) == 0)
-            hub->fd = (int)hub->rd;
+        if (hub->wsa && socket_pair(&hub->rd, &hub->wr) == 0) {
+            if (hub->rd <= (SOCKET)INT_MAX) {
+                hub->fd = (int)hub->rd;
+            } else { /* not representable: timers alone, as said above */
+                closesocket(hub->rd);
+                closesocket(hub->wr);
+                hub->rd = hub->wr = INVALID_SOCKET;
+            }
+        }
     }
 #endif
     *out = hub;
