@@ -1295,7 +1295,7 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
     BY_HANDLE_FILE_INFORMATION info;
     win_kernel *k;
     DWORD e = 0;
-    int rc, created = 0;
+    int rc, created = 0, reused = h->win != NULL;
 
     if (!h->win && (rc = kernel_open(l, h, &created)) != 0)
         return rc;
@@ -1309,8 +1309,22 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
         if (rc == FL__PENDING)
             rc = lock_collect(k, INFINITE, &e); /* block, or a fail-now answered late */
     }
-    if (rc == FL__BUSY)
+    if (rc == FL__BUSY) {
+        /* A waiter re-tries on the handle of its first attempt (and keeps
+         * its request queued there). If the lock file was deleted or
+         * replaced since, the lock lives on another file now (perhaps
+         * free) while the old one may be held for ever: withdraw, and open
+         * the current file. */
+        if (reused) {
+            e = path_info(k->wpath, &info, NULL);
+            if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND ||
+                (e == 0 && (info_dev(&info) != h->dev || info_ino(&info) != h->ino))) {
+                fl__os_abandon(h);
+                return FL__RETRY;
+            }
+        }
         return FL__BUSY;
+    }
     if (rc < 0)
         return lock_error(l, h, e, created);
     /* Won. If the path was deleted or replaced meanwhile (every handle
