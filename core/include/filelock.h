@@ -779,7 +779,10 @@ FL_EXTERN int fl_lock_counter_as(fl_lock *lock, uint64_t owner);
  * with the file kept open, a forked child keeping a copy). Without inotify
  * (other systems, `-DFL_GENERIC_POSIX=ON`, the user's instances or watches
  * exhausted) the timer alone re-tries, every poll interval (at least
- * 0.05 s). Waiters of one file are served first come, first served.
+ * 0.05 s). On Windows the loop is woken through a loopback socket: a busy
+ * kernel lock file keeps one overlapped `LockFileEx` queued (granted at the
+ * release), a soft lock a change notification on its directory; see
+ * docs/windows.md. Waiters of one file are served first come, first served.
  *
  * A hub is used by one thread at a time (the loop's); its callbacks run
  * inside fl_hub_dispatch() (and fl_hub_free()) on that thread. A forked child
@@ -802,8 +805,7 @@ typedef void (*fl_hub_done_fn)(void *data, fl_lock *lock, uint64_t owner, int rc
 
 /**
  * Creates a hub.
- * @return 0, ::FL_EINVAL (@p out NULL), ::FL_ENOMEM, ::FL_ENOTSUP on Windows
- *         (not implemented there yet).
+ * @return 0, ::FL_EINVAL (@p out NULL), ::FL_ENOMEM.
  */
 FL_EXTERN int fl_hub_new(fl_hub **out);
 
@@ -817,8 +819,12 @@ FL_EXTERN void fl_hub_free(fl_hub *hub);
 /**
  * The descriptor an event loop polls for readability: when readable,
  * call fl_hub_dispatch(). -1 when the hub has none (no inotify: generic
- * POSIX, or the user's inotify instances were exhausted when it was made);
- * then fl_hub_timeout() alone drives it. Fixed for the hub's life.
+ * POSIX, or the user's inotify instances were exhausted when it was made;
+ * Windows: no loopback socket pair could be made); then fl_hub_timeout()
+ * alone drives it. Fixed for the hub's life. On Windows it is a `SOCKET`
+ * (the reading end of a connected loopback TCP pair) cast to int: poll it
+ * with `select()`/`WSAPoll` or a socket-based loop after casting it back
+ * with `(SOCKET)(intptr_t)fd`; never `close()` it.
  */
 FL_EXTERN int fl_hub_fd(const fl_hub *hub);
 

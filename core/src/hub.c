@@ -20,7 +20,20 @@
  * (no inotify, limits reached, a file system other hosts share, whose
  * releases no local watch sees) the timer keeps the caller's cadence.
  *
- * Windows has no implementation yet (fl_hub_new fails with FL_ENOTSUP).
+ * Windows: the same entries, FIFOs and timers; what wakes the loop is a
+ * connected pair of loopback TCP sockets (the one kind of descriptor every
+ * Windows event loop can poll: select(), WSAPoll, asyncio's selector loop,
+ * libuv's uv_poll_init_socket), whose reading end fl_hub_fd() returns. A
+ * busy kernel entry leaves a waiting LockFileEx queued on its probe (the
+ * pending request is the wait: the kernel grants it at the release, in
+ * order) and a soft entry keeps a change notification on its directory; a
+ * thread-pool wait (RegisterWaitForSingleObject, once) on that event marks
+ * the entry and writes one byte to the writing end, at most one byte per
+ * dispatch. A request granted to an entry whose waiters are gone is given
+ * back when the entry goes (fl__os_abandon: CancelIoEx, then UnlockFileEx
+ * if the grant won the race), so the lock passes on. Under Wine no
+ * overlapped LockFileEx can wait (win32.c): kernel entries re-check on the
+ * timer there, at the caller's cadence (docs/windows.md).
  */
 #ifndef _WIN32
 #define _GNU_SOURCE
@@ -37,44 +50,14 @@
 #include <string.h>
 
 #ifdef _WIN32
-
-int fl_hub_new(fl_hub **out) {
-    if (out)
-        *out = NULL;
-    return fl__error(FL_ENOTSUP, 0, "fl_hub_new: the wait hub is not available on Windows yet");
-}
-void fl_hub_free(fl_hub *hub) { (void)hub; }
-int fl_hub_fd(const fl_hub *hub) {
-    (void)hub;
-    return -1;
-}
-double fl_hub_timeout(fl_hub *hub) {
-    (void)hub;
-    return -1;
-}
-int fl_hub_acquire(fl_hub *hub, fl_lock *lock, uint64_t owner, const fl_acquire_args *args,
-                   fl_hub_done_fn done, void *data, fl_hub_waiter **waiter) {
-    (void)hub, (void)lock, (void)owner, (void)args, (void)done, (void)data;
-    if (waiter)
-        *waiter = NULL;
-    return fl__error(FL_ENOTSUP, 0, "fl_hub_acquire: the wait hub is not available on Windows yet");
-}
-int fl_hub_dispatch(fl_hub *hub) {
-    (void)hub;
-    return fl__error(FL_ENOTSUP, 0, "fl_hub_dispatch: not available on Windows yet");
-}
-int fl_hub_cancel(fl_hub_waiter *waiter) {
-    (void)waiter;
-    return fl__error(FL_ENOTSUP, 0, "fl_hub_cancel: not available on Windows yet");
-}
-int fl_hub_release(fl_hub *hub, fl_lock *lock, uint64_t owner, int force) {
-    (void)hub;
-    return fl_release_as(lock, owner, force);
-}
-
+/* winsock2.h first: windows.h would otherwise bring in the old winsock.h. */
+#include <winsock2.h>
+/* (kept apart so that include sorting keeps this order) */
+#include <windows.h>
+#include <ws2tcpip.h>
 #else
-
 #include <unistd.h>
+#endif
 #ifdef FL__LINUX
 #include "fsprobe.h"
 #include <sys/inotify.h>
@@ -111,7 +94,7 @@ struct hub_file {
     int kind;
     const char *name; /* soft lock: the marker's name in the watched directory */
     fl__hold probe;   /* the attempts' open file (kernel lock), kept while busy */
-    int wd;           /* -1: no watch (timer only) */
+    int wd;           /* -1: no watch (timer only); Windows: 1 while a wake-up is armed */
     uint64_t wdev, wino;
     int have_wid;
     int shared_fs; /* other hosts may share the file system: their releases raise nothing */
@@ -129,14 +112,24 @@ struct hub_file {
     int earliest_stale;
     fl_hub_waiter *head, *tail;
     hub_file *next;
+#ifdef _WIN32
+    HANDLE wait;         /* the registered thread-pool wait, or NULL */
+    HANDLE change;       /* soft entry: the directory's change notification, or NULL */
+    volatile LONG fired; /* set by the wait's callback, taken by read_events */
+#endif
 };
 
 struct fl_hub {
-    int fd;       /* inotify, or -1 */
+    int fd;       /* inotify (Windows: the reading socket), or -1 */
     unsigned gen; /* fork generation it was made in */
     hub_file *files;
     int depth;         /* dispatches (and callbacks) under way: entries are not freed */
     unsigned long seq; /* dispatch round */
+#ifdef _WIN32
+    SOCKET rd, wr;           /* the loop polls rd; the waits' callbacks write to wr */
+    volatile LONG signalled; /* a byte is on its way since the last read_events */
+    int wsa;                 /* WSAStartup succeeded */
+#endif
 };
 
 static int forked_error(const char *fn) {
@@ -147,6 +140,90 @@ static int forked_error(const char *fn) {
 }
 
 static int is_forked(const fl_hub *hub) { return hub->gen != fl__current_gen(); }
+
+#ifdef _WIN32
+static void no_inherit(SOCKET s) {
+    /* A child process started meanwhile must not keep the hub's sockets. */
+    (void)SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+}
+
+/* A connected pair of loopback TCP sockets: 0 and rd/wr, or -1 (both
+ * INVALID_SOCKET). Windows has no socketpair(); the listener is bound to
+ * 127.0.0.1 on a port of the system's choosing, and the accepted peer must
+ * be our own connecting socket (another local program could connect first). */
+static int socket_pair(SOCKET *rd, SOCKET *wr) {
+    struct sockaddr_in addr, peer, mine;
+    int len = sizeof addr, plen = sizeof peer, mlen = sizeof mine, one = 1;
+    u_long nb = 1;
+    SOCKET ls = INVALID_SOCKET, c = INVALID_SOCKET, a = INVALID_SOCKET;
+    *rd = *wr = INVALID_SOCKET;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    ls = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (ls == INVALID_SOCKET || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(ls, 1) != 0 || getsockname(ls, (struct sockaddr *)&addr, &len) != 0)
+        goto fail;
+    c = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (c == INVALID_SOCKET || connect(c, (struct sockaddr *)&addr, sizeof addr) != 0)
+        goto fail;
+    a = accept(ls, (struct sockaddr *)&peer, &plen);
+    if (a == INVALID_SOCKET || getsockname(c, (struct sockaddr *)&mine, &mlen) != 0 ||
+        peer.sin_port != mine.sin_port || peer.sin_addr.s_addr != mine.sin_addr.s_addr)
+        goto fail;
+    closesocket(ls);
+    /* Neither end ever blocks: the callback writes at most one byte per
+     * dispatch, the dispatch reads until there is nothing. */
+    if (ioctlsocket(a, FIONBIO, &nb) != 0 || ioctlsocket(c, FIONBIO, &nb) != 0) {
+        ls = INVALID_SOCKET;
+        goto fail;
+    }
+    (void)setsockopt(c, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
+    no_inherit(a);
+    no_inherit(c);
+    *rd = a;
+    *wr = c;
+    return 0;
+fail:
+    if (ls != INVALID_SOCKET)
+        closesocket(ls);
+    if (c != INVALID_SOCKET)
+        closesocket(c);
+    if (a != INVALID_SOCKET)
+        closesocket(a);
+    return -1;
+}
+
+/* The thread-pool wait's callback (a pool thread): mark the entry, wake
+ * the loop. The entry outlives it: disarm() waits for a running callback. */
+static VOID CALLBACK on_signal(PVOID ctx, BOOLEAN timed_out) {
+    hub_file *f = ctx;
+    fl_hub *hub = f->hub;
+    (void)timed_out;
+    InterlockedExchange(&f->fired, 1);
+    if (InterlockedExchange(&hub->signalled, 1) == 0 && hub->wr != INVALID_SOCKET)
+        (void)send(hub->wr, "!", 1, 0);
+}
+
+/* Ends the entry's registered wait, waiting for its callback if running. */
+static void disarm(hub_file *f) {
+    if (f->wait) {
+        (void)UnregisterWaitEx(f->wait, INVALID_HANDLE_VALUE);
+        f->wait = NULL;
+    }
+    f->wd = -1;
+}
+
+static void arm(hub_file *f, HANDLE ev) {
+    if (!f->wait && !RegisterWaitForSingleObject(&f->wait, ev, on_signal, f, INFINITE,
+                                                 WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
+        f->wait = NULL;
+        return; /* the timer re-checks */
+    }
+    f->wd = 1;
+}
+#endif
 
 int fl_hub_new(fl_hub **out) {
     fl_hub *hub;
@@ -163,6 +240,25 @@ int fl_hub_new(fl_hub **out) {
     /* EMFILE (the user's 128 instances are used up) and the like: the hub
      * works on its timers alone. */
     hub->fd = fl__px_above_stdio(fl__sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
+#endif
+#ifdef _WIN32
+    {
+        WSADATA wd;
+        hub->rd = hub->wr = INVALID_SOCKET;
+        /* Without sockets the hub works on its timers alone, as without
+         * inotify. A SOCKET is a kernel handle, whose value fits 32 bits
+         * (Windows keeps handles interoperable with 32-bit processes). */
+        hub->wsa = WSAStartup(MAKEWORD(2, 2), &wd) == 0;
+        if (hub->wsa && socket_pair(&hub->rd, &hub->wr) == 0) {
+            if (hub->rd <= (SOCKET)INT_MAX) {
+                hub->fd = (int)hub->rd;
+            } else { /* not representable: timers alone, as said above */
+                closesocket(hub->rd);
+                closesocket(hub->wr);
+                hub->rd = hub->wr = INVALID_SOCKET;
+            }
+        }
+    }
 #endif
     *out = hub;
     return 0;
@@ -195,6 +291,12 @@ static void unwatch(hub_file *f) {
         if (!o)
             (void)inotify_rm_watch(f->hub->fd, f->wd);
     }
+#endif
+#ifdef _WIN32
+    disarm(f);
+    if (f->change)
+        FindCloseChangeNotification(f->change);
+    f->change = NULL;
 #endif
     f->wd = -1;
     f->have_wid = 0;
@@ -237,6 +339,25 @@ static void watch(hub_file *f, const fl_lock *l) {
     f->wino = (uint64_t)st.st_ino;
     f->have_wid = 1;
     f->shared_fs = fl__fs_is_shared(target);
+#elif defined(_WIN32)
+    /* A kernel entry: the waiting LockFileEx on its probe (issued here if
+     * none is queued); a soft entry: the directory's change notification
+     * (a release deletes the marker: a file-name change). */
+    HANDLE ev;
+    int ready = 0;
+    if (f->wait)
+        return;
+    if (f->kind == FL_KERNEL) {
+        ev = fl__os_hub_arm(&f->probe, &ready);
+        if (ready)
+            f->dirty = 1;
+    } else {
+        if (!f->change)
+            f->change = fl__os_dir_notify(l->dir);
+        ev = f->change;
+    }
+    if (ev)
+        arm(f, ev);
 #else
     (void)f, (void)l;
 #endif
@@ -365,9 +486,23 @@ static int timeout_error(const fl_lock *l) {
  * one moves the watch. */
 static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int forever, int quiet,
                    int flags) {
-    int rc = fl__try_as(l, owner, shared,
-                        flags | (forever ? FL__PROBE_DEADLOCK : 0) | (quiet ? FL__PROBE_QUIET : 0),
-                        &f->probe);
+    int rc;
+#ifdef _WIN32
+    int armed = f->wd >= 0;
+    if (f->kind == FL_KERNEL) {
+        /* The attempt may win the probe's request (its event then goes
+         * with the hold) or drop the probe: no wait may outlive them. */
+        disarm(f);
+        fl__os_hub_prepare(&f->probe, shared);
+    }
+#endif
+    rc = fl__try_as(l, owner, shared,
+                    flags | (forever ? FL__PROBE_DEADLOCK : 0) | (quiet ? FL__PROBE_QUIET : 0),
+                    &f->probe);
+#ifdef _WIN32
+    if (rc == FL__BUSY && f->kind == FL_KERNEL && armed)
+        watch(f, l);
+#endif
     if (rc == FL__BUSY && f->kind == FL_KERNEL && f->probe.have_id && f->have_wid &&
         (f->probe.dev != f->wdev || f->probe.ino != f->wino))
         watch(f, l);
@@ -561,6 +696,34 @@ static void read_events(fl_hub *hub) {
             off += (ssize_t)sizeof *ev + ev->len;
         }
     }
+#elif defined(_WIN32)
+    char buf[64];
+    hub_file *f;
+    /* Drained, then cleared, then the marks taken: a callback that marks
+     * an entry after the clear sends a byte this dispatch leaves for the
+     * next (cleared before the drain, that byte would be read here, and a
+     * later callback, finding the flag set, would send none: a lost mark
+     * until the re-check). */
+    if (hub->rd != INVALID_SOCKET)
+        while (recv(hub->rd, buf, sizeof buf, 0) > 0)
+            ;
+    InterlockedExchange(&hub->signalled, 0);
+    for (f = hub->files; f; f = f->next) {
+        if (!InterlockedExchange(&f->fired, 0))
+            continue;
+        f->dirty = 1;
+        /* The wait ran once: end it; a change notification is re-armed for
+         * the next change, a kernel request after the next busy attempt. */
+        disarm(f);
+        if (f->change && !FindNextChangeNotification(f->change)) {
+            /* A notification that cannot be re-armed may stay signalled:
+             * waiting on it again would spin. watch() opens a new one. */
+            FindCloseChangeNotification(f->change);
+            f->change = NULL;
+        }
+        if (f->change)
+            arm(f, f->change);
+    }
 #else
     (void)hub;
 #endif
@@ -714,9 +877,16 @@ void fl_hub_free(fl_hub *hub) {
     hub->depth--;
     while (hub->files)
         free_file(hub->files);
+#ifdef _WIN32
+    if (hub->rd != INVALID_SOCKET)
+        closesocket(hub->rd);
+    if (hub->wr != INVALID_SOCKET)
+        closesocket(hub->wr);
+    if (hub->wsa)
+        WSACleanup();
+#else
     if (hub->fd >= 0)
         fl__px_close(hub->fd);
+#endif
     free(hub);
 }
-
-#endif

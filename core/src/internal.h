@@ -1,8 +1,8 @@
 /*
  * Internal declarations shared by the platform-independent core (lock.c,
  * errors.c, owner.c) and the platform backends (posix.c with linux.c or
- * generic.c, see platform.h; win32.c; one per build). Names here carry the fl__ / FL__ prefix (names that begin with
- * two underscores are reserved for the C implementation; older code was
+ * generic.c, see platform.h; win32.c; one per build). Names here carry the fl__ / FL__ prefix
+ * (names that begin with two underscores are reserved for the C implementation; older code was
  * renamed by scripts/rename-internal.sh) and hidden visibility. The lock order and what each mutex
  * guards are written down above struct fl_lock.
  */
@@ -359,7 +359,27 @@ typedef struct fl__syscalls {
     int (*create_directory)(const wchar_t *path);
     int (*write_file)(void *h, const void *buf, unsigned long n, unsigned long *written);
     int (*move_file)(const wchar_t *from, const wchar_t *to, unsigned long flags);
+    int (*cancel_io)(void *h, void *ov); /* CancelIoEx */
+    /* 1 where an overlapped LockFileEx can wait (Windows), 0 under Wine. */
+    int (*async_lock_waits)(void);
 } fl__syscalls;
+#endif
+
+#ifdef _WIN32
+/* The event-loop hub's wake-ups (win32.c, for hub.c). fl__os_hub_arm leaves
+ * a waiting LockFileEx queued on a busy kernel probe's open file (in the
+ * mode of its last attempt) and returns the event (a HANDLE) set when that
+ * request completes; NULL when there is nothing to wait for: *ready = 1 if
+ * the range is the probe's already (the next attempt collects it), else no
+ * request can wait (Wine; an error the next attempt reports) and the hub
+ * re-checks on its timer. fl__os_hub_prepare withdraws a request queued
+ * (or granted) in the other mode than shared, before an attempt in that
+ * mode. fl__os_dir_notify: a change notification (file names) on dir, a
+ * HANDLE for FindNextChangeNotification / FindCloseChangeNotification, or
+ * NULL. */
+FL__HIDDEN void *fl__os_hub_arm(fl__hold *probe, int *ready);
+FL__HIDDEN void fl__os_hub_prepare(fl__hold *probe, int shared);
+FL__HIDDEN void *fl__os_dir_notify(const char *dir);
 #endif
 
 extern FL__HIDDEN fl__syscalls fl__sys;

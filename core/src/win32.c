@@ -58,8 +58,9 @@ typedef struct win_kernel {
     HANDLE file;
     HANDLE event; /* manual-reset, signalled when the request completes */
     OVERLAPPED ov;
-    int pending; /* a LockFileEx request is queued */
-    int locked;  /* the range is ours */
+    int pending;    /* a LockFileEx request is queued */
+    int locked;     /* the range is ours */
+    int req_shared; /* the mode of the last request (the wait hub compares it) */
     wchar_t *wpath;
 } win_kernel;
 
@@ -86,15 +87,30 @@ static int sys_write_file(void *h, const void *buf, unsigned long n, unsigned lo
 static int sys_move_file(const wchar_t *from, const wchar_t *to, unsigned long flags) {
     return MoveFileExW(from, to, flags);
 }
+static int sys_cancel_io(void *h, void *ov) { return CancelIoEx(h, ov); }
+
+/* 1 where a LockFileEx on an overlapped handle can wait (Windows), 0 under
+ * Wine (see the top of this file). Computed once; a racing first call
+ * stores the same value. */
+static int sys_async_lock_waits(void) {
+    static volatile LONG state; /* 0 unknown, 1 yes, 2 no */
+    LONG v = state;
+    if (v == 0) {
+        HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+        v = ntdll && GetProcAddress(ntdll, "wine_get_version") ? 2 : 1;
+        state = v;
+    }
+    return v == 1;
+}
 
 static const fl__syscalls real_syscalls = {
-    sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
-    sys_create_directory, sys_write_file, sys_move_file,
+    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
+    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
 };
 
 fl__syscalls fl__sys = {
-    sys_create_file,      sys_lock_file,  sys_unlock_file, sys_close_handle,
-    sys_create_directory, sys_write_file, sys_move_file,
+    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
+    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
 };
 
 void fl__sys_reset(void) { fl__sys = real_syscalls; }
@@ -1087,19 +1103,9 @@ int fl__os_get_owner(fl_lock *l, int kind, fl_owner *out) {
 /* Kernel lock                                                             */
 /* ---------------------------------------------------------------------- */
 
-/* 1 where a LockFileEx on an overlapped handle can wait (Windows), 0 under
- * Wine (see the top of this file). Computed once; a racing first call
- * stores the same value. */
-static int async_lock_waits(void) {
-    static volatile LONG state; /* 0 unknown, 1 yes, 2 no */
-    LONG v = state;
-    if (v == 0) {
-        HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-        v = ntdll && GetProcAddress(ntdll, "wine_get_version") ? 2 : 1;
-        state = v;
-    }
-    return v == 1;
-}
+/* Through the seam, so that the fault suite can model a kernel whose
+ * overlapped LockFileEx waits (tests/windows/test_faults.c) under Wine. */
+static int async_lock_waits(void) { return fl__sys.async_lock_waits(); }
 
 static void kernel_free(win_kernel *k) {
     if (k->event)
@@ -1201,6 +1207,7 @@ static int lock_issue(fl__hold *h, win_kernel *k, int fail_now, DWORD *err) {
     k->ov.Offset = FL__LOCK_OFFSET; /* explicit: overlapped handles have no file position */
     k->ov.OffsetHigh = 0;
     k->ov.hEvent = k->event;
+    k->req_shared = h->shared != 0;
     ResetEvent(k->event);
     *err = 0;
     if (fl__sys.lock_file(k->file, flags, &k->ov)) {
@@ -1241,7 +1248,7 @@ static void lock_withdraw(win_kernel *k) {
     DWORD n;
     if (!k->pending)
         return;
-    CancelIoEx(k->file, &k->ov);
+    fl__sys.cancel_io(k->file, &k->ov);
     if (GetOverlappedResult(k->file, &k->ov, &n, TRUE))
         k->locked = 1;
     k->pending = 0;
@@ -1288,7 +1295,7 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
     BY_HANDLE_FILE_INFORMATION info;
     win_kernel *k;
     DWORD e = 0;
-    int rc, created = 0;
+    int rc, created = 0, reused = h->win != NULL;
 
     if (!h->win && (rc = kernel_open(l, h, &created)) != 0)
         return rc;
@@ -1302,8 +1309,22 @@ static int kernel_try(fl_lock *l, fl__hold *h, int block) {
         if (rc == FL__PENDING)
             rc = lock_collect(k, INFINITE, &e); /* block, or a fail-now answered late */
     }
-    if (rc == FL__BUSY)
+    if (rc == FL__BUSY) {
+        /* A waiter re-tries on the handle of its first attempt (and keeps
+         * its request queued there). If the lock file was deleted or
+         * replaced since, the lock lives on another file now (perhaps
+         * free) while the old one may be held for ever: withdraw, and open
+         * the current file. */
+        if (reused) {
+            e = path_info(k->wpath, &info, NULL);
+            if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND ||
+                (e == 0 && (info_dev(&info) != h->dev || info_ino(&info) != h->ino))) {
+                fl__os_abandon(h);
+                return FL__RETRY;
+            }
+        }
         return FL__BUSY;
+    }
     if (rc < 0)
         return lock_error(l, h, e, created);
     /* Won. If the path was deleted or replaced meanwhile (every handle
@@ -1426,6 +1447,55 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
     }
     Sleep(to_ms(seconds));
     return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The event-loop hub's wake-ups (hub.c)                                   */
+/* ---------------------------------------------------------------------- */
+
+void *fl__os_hub_arm(fl__hold *probe, int *ready) {
+    win_kernel *k = probe->win;
+    DWORD e;
+    *ready = 0;
+    if (!k)
+        return NULL;
+    if (k->locked) {
+        *ready = 1;
+        return NULL;
+    }
+    if (!async_lock_waits())
+        return NULL; /* Wine: the timer re-checks (top of this file) */
+    if (!k->pending) {
+        int rc = lock_issue(probe, k, 0, &e);
+        if (rc == 0) {
+            *ready = 1;
+            return NULL;
+        }
+        if (rc < 0)
+            return NULL; /* the next attempt meets (and reports) the error */
+    }
+    return k->event;
+}
+
+void fl__os_hub_prepare(fl__hold *probe, int shared) {
+    win_kernel *k = probe->win;
+    /* A request queued (or granted) for the previous first waiter in the
+     * other mode: an exclusive grant handed to a reader would shut the
+     * other readers out. Withdraw it, giving a grant back. */
+    if (k && (k->pending || k->locked) && k->req_shared != (shared != 0)) {
+        lock_withdraw(k);
+        lock_give_back(k);
+    }
+}
+
+void *fl__os_dir_notify(const char *dir) {
+    wchar_t *wdir = wide_path(dir);
+    HANDLE c;
+    if (!wdir)
+        return NULL;
+    c = FindFirstChangeNotificationW(wdir, FALSE, FILE_NOTIFY_CHANGE_FILE_NAME);
+    free(wdir);
+    return c == INVALID_HANDLE_VALUE ? NULL : c;
 }
 
 /* Windows has no fork. */

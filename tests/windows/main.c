@@ -30,6 +30,7 @@ int main(void) {
 #else
     sr = srunner_create(wt_suite_api());
     srunner_add_suite(sr, wt_suite_process());
+    srunner_add_suite(sr, wt_suite_hub());
 #endif
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);

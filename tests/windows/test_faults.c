@@ -4,6 +4,8 @@
  */
 #include "wintest.h"
 
+#include <winsock2.h>
+
 #include "internal.h"
 #include "soft.h"
 
@@ -243,9 +245,467 @@ START_TEST(replace_retried) {
 }
 END_TEST
 
+/* ---- a kernel whose overlapped LockFileEx waits -------------------------
+ *
+ * Wine never completes a LockFileEx that has to wait (win32.c), so the
+ * hub's Windows wake-up (a queued request, granted at the release) cannot
+ * run there for real. This model of the kernel's byte-range lock table (one
+ * range, one process: every handle of these tests) queues waiting requests
+ * FIFO, grants them at UnlockFileEx or CloseHandle by completing their
+ * OVERLAPPED (status, then the event, as the kernel does), and withdraws
+ * them at CancelIoEx; with async_lock_waits saying yes, the backend and the
+ * hub take their Windows path under Wine. */
+#define MODEL_MAX       64
+#define MODEL_PENDING   0x00000103UL /* STATUS_PENDING */
+#define MODEL_CANCELLED 0xC0000120UL /* STATUS_CANCELLED */
+typedef struct model_req {
+    HANDLE h;
+    OVERLAPPED *ov;
+    int excl;
+} model_req;
+static CRITICAL_SECTION g_model_mu;
+static model_req g_held[MODEL_MAX], g_queue[MODEL_MAX];
+static int g_nheld, g_nqueue, g_cancels, g_unlocks;
+/* Releases leave the queue alone, and the next CancelIoEx finds its request
+ * granted instead: the grant that wins the race with the cancel. */
+static int g_grant_at_cancel;
+
+static int model_free_for(int excl) {
+    int i;
+    for (i = 0; i < g_nheld; i++)
+        if (excl || g_held[i].excl)
+            return 0;
+    return 1;
+}
+
+static void model_complete(OVERLAPPED *ov, unsigned long status) {
+    ov->InternalHigh = 0;
+    ov->Internal = status;
+    if (ov->hEvent)
+        SetEvent(ov->hEvent);
+}
+
+/* Grants queued requests in order while they fit. */
+static void model_grant(void) {
+    while (g_nqueue > 0 && model_free_for(g_queue[0].excl)) {
+        g_held[g_nheld++] = g_queue[0];
+        model_complete(g_queue[0].ov, 0);
+        memmove(g_queue, g_queue + 1, (size_t)--g_nqueue * sizeof g_queue[0]);
+    }
+}
+
+static int model_unlock_handle(HANDLE h) {
+    int i, found = 0;
+    for (i = 0; i < g_nheld; i++)
+        if (g_held[i].h == h) {
+            memmove(g_held + i, g_held + i + 1, (size_t)(g_nheld - i - 1) * sizeof g_held[0]);
+            g_nheld--;
+            found = 1;
+            break;
+        }
+    if (found && !g_grant_at_cancel)
+        model_grant();
+    return found;
+}
+
+static int model_lock(void *h, unsigned long flags, void *ovp) {
+    OVERLAPPED *ov = ovp;
+    int excl = (flags & LOCKFILE_EXCLUSIVE_LOCK) != 0, rc = 0;
+    EnterCriticalSection(&g_model_mu);
+    if (g_nqueue == 0 && model_free_for(excl)) {
+        g_held[g_nheld].h = h;
+        g_held[g_nheld].ov = NULL;
+        g_held[g_nheld++].excl = excl;
+        model_complete(ov, 0);
+        rc = 1;
+    } else if (flags & LOCKFILE_FAIL_IMMEDIATELY) {
+        SetLastError(ERROR_LOCK_VIOLATION);
+    } else {
+        ck_assert_int_lt(g_nqueue, MODEL_MAX);
+        g_queue[g_nqueue].h = h;
+        g_queue[g_nqueue].ov = ov;
+        g_queue[g_nqueue++].excl = excl;
+        ov->Internal = MODEL_PENDING;
+        SetLastError(ERROR_IO_PENDING);
+    }
+    LeaveCriticalSection(&g_model_mu);
+    return rc;
+}
+
+static int model_unlock(void *h, void *ov) {
+    int found;
+    EnterCriticalSection(&g_model_mu);
+    found = model_unlock_handle(h);
+    if (found) {
+        g_unlocks++;
+        model_complete(ov, 0);
+    }
+    LeaveCriticalSection(&g_model_mu);
+    if (!found)
+        SetLastError(ERROR_NOT_LOCKED);
+    return found;
+}
+
+static int model_cancel(void *h, void *ovp) {
+    int i, found = 0;
+    EnterCriticalSection(&g_model_mu);
+    if (g_grant_at_cancel) {
+        g_grant_at_cancel = 0;
+        model_grant(); /* the kernel got there first */
+    }
+    for (i = 0; i < g_nqueue; i++)
+        if (g_queue[i].h == h && (!ovp || (void *)g_queue[i].ov == ovp)) {
+            model_complete(g_queue[i].ov, MODEL_CANCELLED);
+            memmove(g_queue + i, g_queue + i + 1, (size_t)(g_nqueue - i - 1) * sizeof g_queue[0]);
+            g_nqueue--;
+            g_cancels++;
+            found = 1;
+            break;
+        }
+    if (found)
+        model_grant(); /* a request behind it may fit now */
+    LeaveCriticalSection(&g_model_mu);
+    if (!found)
+        SetLastError(ERROR_NOT_FOUND);
+    return found;
+}
+
+/* Closing a handle drops its range and its queued requests. */
+static int model_close(void *h) {
+    int i;
+    EnterCriticalSection(&g_model_mu);
+    for (i = 0; i < g_nqueue;)
+        if (g_queue[i].h == h) {
+            model_complete(g_queue[i].ov, MODEL_CANCELLED);
+            memmove(g_queue + i, g_queue + i + 1, (size_t)(g_nqueue - i - 1) * sizeof g_queue[0]);
+            g_nqueue--;
+        } else {
+            i++;
+        }
+    while (model_unlock_handle(h))
+        ;
+    LeaveCriticalSection(&g_model_mu);
+    return CloseHandle(h);
+}
+
+static int model_async(void) { return 1; }
+
+static void model_install(void) {
+    InitializeCriticalSection(&g_model_mu);
+    g_nheld = g_nqueue = g_cancels = g_unlocks = g_grant_at_cancel = 0;
+    fl__sys.lock_file = model_lock;
+    fl__sys.unlock_file = model_unlock;
+    fl__sys.cancel_io = model_cancel;
+    fl__sys.close_handle = model_close;
+    fl__sys.async_lock_waits = model_async;
+}
+
+static int model_count(int *n) {
+    int v;
+    EnterCriticalSection(&g_model_mu);
+    v = *n;
+    LeaveCriticalSection(&g_model_mu);
+    return v;
+}
+
+/* 1 if the hub's socket is readable within seconds. */
+static int hub_readable(fl_hub *hub, double seconds) {
+    fd_set rd;
+    struct timeval tv;
+    SOCKET s = (SOCKET)(intptr_t)fl_hub_fd(hub);
+    FD_ZERO(&rd);
+    FD_SET(s, &rd);
+    tv.tv_sec = (long)seconds;
+    tv.tv_usec = (long)((seconds - (double)tv.tv_sec) * 1e6);
+    return select(0, &rd, NULL, NULL, &tv) == 1;
+}
+
+typedef struct hub_record {
+    int n;
+    uint64_t owner[8];
+    int rc[8];
+} hub_record;
+
+static void hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    hub_record *r = data;
+    (void)l;
+    r->owner[r->n] = owner;
+    r->rc[r->n] = rc;
+    r->n++;
+}
+
+static fl_lock *local_lock(const char *path) {
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    o.thread_local = 1;
+    ck_assert_msg(fl_lock_new(&l, path, &o) == 0, "%s", fl_last_error());
+    return l;
+}
+
+static fl_acquire_args hub_args(int shared) {
+    fl_acquire_args a;
+    fl_acquire_args_init(&a);
+    a.set = FL_ARG_TIMEOUT;
+    a.timeout = -1;
+    a.shared = shared;
+    return a;
+}
+
+/* The wait is the queued request (a dispatch before the release leaves it
+ * queued, issues no other), the release completes it, the thread pool's
+ * wait makes the socket readable, the dispatch collects the win. */
+START_TEST(hub_wait_is_the_queued_request) {
+    const char *p = wt_path("q.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(model_count(&g_nqueue), 1);
+    ck_assert_int_eq(g_queue[0].excl, 1);
+    ck_assert(!hub_readable(hub, 0));
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1); /* still the one request */
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_msg(hub_readable(hub, 10), "the grant did not make the socket readable");
+    ck_assert_int_eq(fl_hub_dispatch(hub), 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_lock_counter_as(a, 1), 1);
+    ck_assert_int_eq(model_count(&g_nheld), 1);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The kernel granted the request, no dispatch collected it, the wait is
+ * cancelled: the grant is given back (UnlockFileEx), so others get the
+ * lock; no callback runs. */
+START_TEST(hub_cancel_after_the_grant_gives_it_back) {
+    const char *p = wt_path("g.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 1); /* granted to the hub's request */
+    ck_assert_int_eq(model_count(&g_nqueue), 0);
+    ck_assert_int_eq(fl_hub_cancel(w), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    ck_assert_int_eq(model_count(&g_unlocks), 2); /* the holder's, then the give-back */
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_lock_counter_as(a, 1), 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* Cancelled while still queued: the request is withdrawn (CancelIoEx), the
+ * holder's release grants nothing to the hub. */
+START_TEST(hub_cancel_while_queued_withdraws) {
+    const char *p = wt_path("c.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1);
+    ck_assert_int_eq(fl_hub_cancel(w), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 0);
+    ck_assert_int_eq(model_count(&g_cancels), 1);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The first in line (a writer) is cancelled; the next is a reader: the
+ * writer's queued exclusive request is withdrawn and a shared one queued,
+ * so the reader's grant leaves room for other readers. */
+START_TEST(hub_request_follows_the_first_waiters_mode) {
+    const char *p = wt_path("m.lock");
+    fl_lock *holder, *reader, *a, *b;
+    fl_acquire_args ex = hub_args(0), sh = hub_args(1);
+    fl_hub_waiter *wa, *wb;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    reader = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    b = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &ex, hub_done, &r, &wa), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &sh, hub_done, &r, &wb), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1);
+    ck_assert_int_eq(g_queue[0].excl, 1);
+    ck_assert_int_eq(fl_hub_cancel(wa), 0);
+    ck_assert(fl_hub_timeout(hub) == 0);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1);
+    ck_assert_int_eq(g_queue[0].excl, 0);
+    ck_assert_int_eq(model_count(&g_cancels), 1);
+    ck_assert_int_eq(fl_acquire_shared(reader, 0, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_msg(hub_readable(hub, 10), "the grant did not make the socket readable");
+    ck_assert_int_eq(fl_hub_dispatch(hub), 1);
+    ck_assert(r.owner[0] == 2 && r.rc[0] == 0);
+    ck_assert_int_eq(fl_acquire_shared(reader, 0, 1, 0.05), 0); /* readers share */
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_release(reader, 0), 0);
+    ck_assert_int_eq(fl_release_as(b, 2, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(reader);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The grant lands between the cancel's CancelIoEx and its collection
+ * (CancelIoEx finds nothing to cancel, the OVERLAPPED says granted): the
+ * range is unlocked again and passes on. */
+START_TEST(hub_grant_racing_the_cancel_is_given_back) {
+    const char *p = wt_path("r.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    g_grant_at_cancel = 1;
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1); /* not granted yet */
+    ck_assert_int_eq(fl_hub_cancel(w), 0);
+    ck_assert_int_eq(model_count(&g_cancels), 0); /* nothing was left to cancel */
+    ck_assert_int_eq(model_count(&g_nheld), 0);   /* the grant went back */
+    ck_assert_int_eq(model_count(&g_unlocks), 2);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The blocking calls' overlapped wait (win32.c: lock_issue, lock_collect,
+ * lock_withdraw), which Wine cannot run either: a timed wait queues one
+ * request and wins when another thread releases; a timed-out one leaves
+ * nothing queued or held. */
+typedef struct release_later {
+    fl_lock *holder;
+} release_later;
+
+static int release_when_queued(void *arg) {
+    release_later *rl = arg;
+    int i;
+    for (i = 0; i < 10000 && model_count(&g_nqueue) == 0; i++)
+        Sleep(1);
+    return fl_release(rl->holder, 0);
+}
+
+START_TEST(blocking_wait_is_the_queued_request) {
+    const char *p = wt_path("b.lock");
+    fl_lock *holder, *a;
+    release_later rl;
+    HANDLE t;
+    fl_options o = FL_OPTIONS_INIT;
+    model_install();
+    o.thread_local = 0; /* released by another thread */
+    ck_assert_int_eq(fl_lock_new(&holder, p, &o), 0);
+    a = wt_lock(p, FL_KERNEL);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_acquire_ex(a, 0.2, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(model_count(&g_nqueue), 0); /* withdrawn */
+    ck_assert_int_eq(model_count(&g_nheld), 1);  /* the holder only */
+    rl.holder = holder;
+    t = wt_thread(release_when_queued, &rl);
+    ck_assert_msg(fl_acquire_ex(a, 30, 1, 0.05) == 0, "%s", fl_last_error());
+    ck_assert_int_eq(wt_join(t, 30), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 1);
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* Freeing the hub with a granted, uncollected request: the wait ends with
+ * FL_ECANCELED and the grant is given back. */
+START_TEST(hub_free_gives_a_grant_back) {
+    const char *p = wt_path("f.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 1);
+    fl_hub_free(hub);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], FL_ECANCELED);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    ck_assert_int_eq(fl_lock_counter_as(a, 1), 0);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
 Suite *wt_suite_faults(void) {
     Suite *s = suite_create("faults");
     TCase *t = tcase_create("seam");
+    WSADATA wd;
+    (void)WSAStartup(MAKEWORD(2, 2), &wd); /* select() in the hub cases */
     tcase_add_checked_fixture(t, wt_setup, reset);
     tcase_add_test(t, lockfileex_unsupported);
     tcase_add_test(t, soft_fallback);
@@ -257,6 +717,13 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, live_claim_waited_for);
     tcase_add_test(t, replace_refused_is_an_error);
     tcase_add_test(t, replace_retried);
+    tcase_add_test(t, hub_wait_is_the_queued_request);
+    tcase_add_test(t, hub_cancel_after_the_grant_gives_it_back);
+    tcase_add_test(t, hub_cancel_while_queued_withdraws);
+    tcase_add_test(t, hub_request_follows_the_first_waiters_mode);
+    tcase_add_test(t, hub_free_gives_a_grant_back);
+    tcase_add_test(t, hub_grant_racing_the_cancel_is_given_back);
+    tcase_add_test(t, blocking_wait_is_the_queued_request);
     suite_add_tcase(s, t);
     return s;
 }

@@ -63,6 +63,7 @@ fl_lock *wt_lock(const char *path, fl_kind kind);
 
 Suite *wt_suite_api(void);
 Suite *wt_suite_process(void);
+Suite *wt_suite_hub(void);
 Suite *wt_suite_faults(void);
 
 #endif
