@@ -30,6 +30,12 @@
     $result = Qnil;
 }
 
+/* fl_options_check: raises the core's error (ArgumentError for FL_EINVAL). */
+%typemap(out) int FL_CHECKED {
+    fl_rb_check($1);
+    $result = Qnil;
+}
+
 /* Ruby class names must be constants. */
 %rename(Handle) fl_lock;
 %rename(Options) fl_options;
