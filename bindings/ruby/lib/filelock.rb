@@ -278,8 +278,11 @@ module Filelock
     # Sets one fl_options field from its keyword.
     def set_option(opts, key, value)
       case key
-      when :timeout, :poll_interval, :lifetime, :lease_duration, :heartbeat_interval
+      when :timeout, :poll_interval, :lifetime
         opts.__send__(:"#{key}=", seconds(value))
+      # Through the core's setters, which mark them given (0 is then refused).
+      when :lease_duration then Ext.fl_options_set_lease_duration(opts, seconds(value))
+      when :heartbeat_interval then Ext.fl_options_set_heartbeat_interval(opts, seconds(value))
       when :mode then opts.mode = Integer(value)
       when :kind then opts.kind = value
       when :on_acquired then Ext.fl_rb_options_on_acquired(opts, value)
@@ -546,6 +549,8 @@ module Filelock
     # The soft lock's keywords and the lease's (lifetime: the lease's
     # duration sets when it expires).
     KEYWORDS = (BaseFileLock::KEYWORDS - %i[lifetime] + %i[lease_duration heartbeat_interval]).freeze
+    # The lease_duration of a lease given none (seconds): the core's.
+    DEFAULT_DURATION = Ext::FL_LEASE_DEFAULT_DURATION
 
     # The object kept (a singleton's duplicate is dropped by AbstractLock.new)
     # receives the loss reports.
@@ -555,19 +560,12 @@ module Filelock
       lease
     end
 
-    def initialize(lock_file, lease_duration: 30.0, heartbeat_interval: nil, on_compromise: nil,
-                   **options, &block)
-      unless lease_duration.is_a?(Numeric) && lease_duration.positive? && lease_duration.finite?
-        raise ArgumentError, "lease_duration must be positive, got #{lease_duration.inspect}"
-      end
-
-      heartbeat_interval = lease_duration / 3.0 if heartbeat_interval.nil?
-      unless heartbeat_interval.is_a?(Numeric) && heartbeat_interval.positive? &&
-             heartbeat_interval < lease_duration
-        raise ArgumentError,
-              "heartbeat_interval must be positive and below lease_duration, got #{heartbeat_interval.inspect}"
-      end
-
+    # lease_duration: seconds (default DEFAULT_DURATION, the core's);
+    # heartbeat_interval: seconds between refreshes (nil: the core's default,
+    # a third of lease_duration). The core checks both (ArgumentError, with
+    # its message).
+    def initialize(lock_file, lease_duration: DEFAULT_DURATION, heartbeat_interval: nil,
+                   on_compromise: nil, **options, &block)
       @on_compromise = on_compromise || block
       @compromise = nil
       super(lock_file, **options, lease_duration: lease_duration, heartbeat_interval: heartbeat_interval)
@@ -616,13 +614,16 @@ module Filelock
     @thread = nil
     @pid = nil
 
-    # Validates lifetime (the pure-Python filelock's rules); true when the
-    # class honours it, false (with a warning) when it does not.
+    # Validates lifetime (the core's rules: ArgumentError); true when the
+    # class honours it, false (with a warning) when it does not. Checked
+    # before the class may ignore it, so without a lock file.
     def self.lifetime(value, cls)
       return false if value.nil?
-      unless value.is_a?(Numeric) && !value.negative? && value.finite?
-        raise ArgumentError, "lifetime must be finite and non-negative, not #{value.inspect}"
-      end
+      raise TypeError, "lifetime must be Numeric, not #{value.class}" unless value.is_a?(Numeric)
+
+      opts = Ext::Options.new
+      opts.lifetime = value.to_f
+      Ext.fl_options_check(opts)
       if cls::KIND != Ext::FL_SOFT
         warn "lifetime is ignored for #{cls}: a native OS lock cannot be broken safely by file age; " \
              "only SoftFileLock supports lifetime-based expiry", uplevel: 4
