@@ -315,24 +315,19 @@ local function create(what, path, opts)
             if type(v) == "boolean" then
                 v = v and 1 or 0
             end
-            if k ~= "on_acquired" and k ~= "on_compromise" then -- a C hook (set below) / the object's
+            if k == "lease_duration" then -- the core's setters mark them given (0 is refused)
+                core.fl_options_set_lease_duration(o, v)
+            elseif k == "heartbeat_interval" then
+                core.fl_options_set_heartbeat_interval(o, v)
+            elseif k ~= "on_acquired" and k ~= "on_compromise" then -- a C hook (set below) / the object's
                 o[k] = v
             end
         end
     end
-    if lease then
-        -- The pure-Python filelock's default and words: a lease's duration and
-        -- heartbeat must be positive (the core reads 0 as "no lease").
-        local d = opts and opts.lease_duration or 30.0
-        if not (d > 0 and d < math.huge) then
-            invalid(format("lease_duration must be positive, got %s", tostring(d)), path)
-        end
-        local hb = opts and opts.heartbeat_interval
-        if hb ~= nil and not (hb > 0 and hb < d) then
-            invalid(format("heartbeat_interval must be positive and below lease_duration, got %s",
-                tostring(hb)), path)
-        end
-        o.lease_duration = d -- the heartbeat's default (a third) is the core's
+    if lease and (opts == nil or opts.lease_duration == nil) then
+        -- The core's default; its checks (and the heartbeat's default, a
+        -- third) run when the handle is created.
+        core.fl_options_set_lease_duration(o, core.FL_LEASE_DEFAULT_DURATION)
     end
     if what == "SoftFileLock" or lease then
         o.kind = core.FL_SOFT
@@ -760,6 +755,8 @@ end
 
 --- The timeout value meaning "wait forever".
 M.FOREVER = -1
+--- The lease_duration of a SoftFileLease given none (seconds): the core's.
+M.LEASE_DEFAULT_DURATION = core.FL_LEASE_DEFAULT_DURATION
 
 --- filelock.lock_descriptor(fd [, opts]) -> true, or false when opts.blocking
 -- is false and another holder has it: the exclusive OS lock FileLock takes,

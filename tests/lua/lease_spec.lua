@@ -38,6 +38,24 @@ describe("leases (" .. _VERSION .. ", " .. H.tag .. ")", function()
             raised(filelock.SoftFileLease, path, { on_compromise = 3 }).kind)
     end)
 
+    it("takes its default and its checks from the core", function()
+        local core = require("filelock.core")
+        assert.are.equal(core.FL_LEASE_DEFAULT_DURATION, filelock.LEASE_DEFAULT_DURATION)
+        assert.are.equal(core.FL_LEASE_DEFAULT_DURATION, filelock.SoftFileLease(path):lease_duration())
+        local l = filelock.SoftFileLease(path .. "2", { lease_duration = 7.5 })
+        assert.are.equal(7.5 / core.FL_LEASE_HEARTBEAT_DIVISOR, l:heartbeat_interval())
+        -- The core's message (the pure-Python package's words), unchanged.
+        local err = raised(filelock.SoftFileLease, path, { lease_duration = 0 })
+        assert.are.equal("lease_duration must be positive, got 0 (lock file '" .. path .. "')",
+            err.message)
+        assert.are.equal(path, err.lock_file)
+        err = raised(filelock.SoftFileLease, path, { lease_duration = 3, heartbeat_interval = 0 })
+        assert.are.equal("heartbeat_interval must be positive and below lease_duration, got 0 "
+            .. "(lock file '" .. path .. "')", err.message)
+        err = raised(filelock.SoftFileLease, path, { lease_duration = 0 / 0 })
+        assert.is_truthy(err.message:find("lease_duration must be positive, got nan", 1, true))
+    end)
+
     it("writes a lease record and removes it on release", function()
         local l = filelock.SoftFileLease(path, { lease_duration = 5 })
         l:with(function()
