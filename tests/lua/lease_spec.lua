@@ -136,6 +136,23 @@ say("release", ok and "ok" or err.kind)
         b:release()
     end)
 
+    -- One rule across languages (docs/soft-lock-protocol.md): a scoped hold
+    -- whose lease was lost re-raises the body's own error, not the loss.
+    it("never hides the body's error behind a lost lease", function()
+        local l = filelock.SoftFileLease(path, { lease_duration = 5 })
+        local ok, err = pcall(l.with, l, function()
+            os.remove(path) -- release finds the marker gone: FL_ELOST
+            error("the body's own", 0)
+        end)
+        assert.is_false(ok)
+        assert.are.equal("the body's own", err)
+        assert.is_false(l:is_locked())
+        -- Without an error in flight the loss is raised.
+        err = raised(l.with, l, function() os.remove(path) end)
+        assert.are.equal("lease_lost", err.kind)
+        assert.is_false(l:is_locked())
+    end)
+
     it("refuses a lease of another duration", function()
         local a = filelock.SoftFileLease(path, { lease_duration = 2 })
         a:acquire()

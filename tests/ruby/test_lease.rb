@@ -73,6 +73,33 @@ class TestLease < Minitest::Test
     lease.synchronize { assert_nil lease.compromise }
   end
 
+  # One rule across languages (docs/soft-lock-protocol.md): the block's own
+  # error is never replaced by the lost lease's at the end of synchronize;
+  # the loss is in #compromise, and the lock is released.
+  def test_lost_lease_never_hides_the_blocks_error
+    seen = Queue.new
+    lease = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1) { |c| seen << c }
+    err = assert_raises(KeyError) do
+      lease.synchronize do
+        File.unlink(path)
+        pop!(seen)
+        raise KeyError, "the body's own"
+      end
+    end
+    assert_equal "the body's own", err.message
+    assert_equal :marker_missing, lease.compromise.reason
+    refute lease.locked?
+    # Without an error in flight the loss is raised.
+    err = assert_raises(Filelock::Error) do
+      lease.synchronize do
+        File.unlink(path)
+        pop!(seen)
+      end
+    end
+    assert_equal :ELOST, err.code
+    refute lease.locked?
+  end
+
   def test_on_compromise_proc_and_replaced_marker
     seen = Queue.new
     lease = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1,

@@ -291,7 +291,12 @@ module Filelock
     end
 
     # Acquires in the given mode (shared: true for read), yields self and
-    # releases in all cases; returns the block's value.
+    # releases in all cases; returns the block's value. A release error
+    # (Filelock::Error, e.g. :ELOST for a lost lease) is raised when the block
+    # ended normally; with the block's own exception in flight the lock is
+    # released all the same and that exception goes on (a lost lease is in
+    # #compromise), as Lua's `with` does (docs/soft-lock-protocol.md, "A lost
+    # hold at release").
     def hold(shared, timeout, poll_interval, blocking, cancel_check = nil)
       # The extension marks `won` before anything can interrupt this thread,
       # so an interrupt arriving right after the lock was won still releases.
@@ -300,7 +305,17 @@ module Filelock
         core_acquire(shared, timeout, blocking, poll_interval, won, cancel_check, @on_acquired)
         yield self
       ensure
-        release if won[0]
+        if won[0]
+          if $!
+            begin
+              release
+            rescue Filelock::Error
+              nil # released all the same; the block's exception is the one to see
+            end
+          else
+            release
+          end
+        end
       end
     end
 
