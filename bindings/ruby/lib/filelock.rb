@@ -328,22 +328,21 @@ module Filelock
       Fiber.current.object_id
     end
 
-    # Under a Fiber scheduler the wait parks only its fiber (Hub). A
-    # cancel_check or an on_acquired hook is refused there (ArgumentError):
-    # the core calls those blocks from inside the wait, and the hub's
-    # dispatch (the driver fiber's, for every waiter at once) cannot run them
-    # for one acquire; the thread path would block every fiber of the thread
-    # and hold for the thread, not the fiber that releases.
+    # Under a Fiber scheduler the wait parks only its fiber (Hub):
+    # cancel_check is called by the waiting fiber at each of its wake-ups
+    # (at least every poll interval, 50 ms at most); on_acquired is run by
+    # the core with the locked descriptor once won, on the fiber that
+    # acquires or the hub's driver fiber (refusal releases, as always).
     def core_acquire(shared, timeout, blocking, poll_interval, token, cancel_check = nil,
                      on_acquired = nil)
       owner = fiber_owner
       if owner
-        if cancel_check || on_acquired
-          raise ArgumentError,
-                "#{cancel_check ? "cancel_check" : "on_acquired"} is not supported under a " \
-                "Fiber scheduler (lock file #{lock_file})"
+        if cancel_check && !cancel_check.respond_to?(:call)
+          raise TypeError, "cancel_check must respond to #call"
         end
-        Hub.current.acquire(@handle, owner, shared, timeout, blocking, poll_interval, token)
+
+        Hub.current.acquire(@handle, owner, shared, timeout, blocking, poll_interval, token,
+                            cancel_check, on_acquired)
       else
         Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, token,
                           cancel_check, on_acquired)
@@ -708,33 +707,52 @@ module Filelock
       @pid = Process.pid
       @waiting = 0
       @driver = nil
+      @checking = {}.compare_by_identity # status => seconds between its cancel checks
     end
 
     # Acquires for the fiber's owner token; parks the fiber while waiting.
     # Raises what the blocking acquire would. An interrupted wait (an
     # exception raised into the fiber) leaves nothing held: a win it did
     # not see is released, which hands the lock on.
-    def acquire(handle, owner, shared, timeout, blocking, poll_interval, token)
+    #
+    # cancel_check: called by the waiting fiber at each of its wake-ups: the
+    # driver wakes it (a :tick on its queue) at least every CHECK_EVERY
+    # seconds, or its poll interval when shorter; true ends the wait as a
+    # Filelock::Timeout, an exception it raises ends it with that exception.
+    # on_acquired: the lock's hook, run by the core once it wins.
+    def acquire(handle, owner, shared, timeout, blocking, poll_interval, token, cancel_check = nil,
+                on_acquired = nil)
       status = [nil, nil, nil, Thread::Queue.new]
       if Ext.fl_rb_hub_acquire(@hub, handle, owner, shared ? 1 : 0, timeout, blocking,
-                               poll_interval, status)
+                               poll_interval, status, on_acquired)
         token[0] = true if token
         return
       end
       @waiting += 1
+      @checking[status] = check_step(handle, poll_interval) if cancel_check
       result = nil
       begin
         start_driver
-        result = status[3].pop
+        while (result = status[3].pop) == :tick
+          raise Filelock::Timeout, Ext.fl_lock_path(handle) if cancel_check.call
+        end
         token[0] = true if token && result == true
       ensure
         @waiting -= 1
-        if result.nil? && !Ext.fl_rb_hub_cancel(@hub, status) && status[0] == true
+        @checking.delete(status)
+        if result != true && !result.is_a?(Exception) && !Ext.fl_rb_hub_cancel(@hub, status) &&
+           status[0] == true
           Ext.fl_rb_hub_release(@hub, handle, owner, false)
         end
       end
       raise result unless result == true
     end
+
+    # The longest a cancel_check waits between two calls (seconds): the
+    # core's "at least every 50 ms" for the blocking wait's cancel callback.
+    CHECK_EVERY = 0.05
+    # Never shorter (a poll_interval of 0 must not spin the thread).
+    CHECK_FLOOR = 0.005
 
     private
 
@@ -744,14 +762,22 @@ module Filelock
       @driver = Fiber.schedule { drive }
     end
 
+    def check_step(handle, poll_interval)
+      step = poll_interval.nil? ? Ext.fl_get_poll_interval(handle) : poll_interval.to_f
+      step.clamp(CHECK_FLOOR, CHECK_EVERY)
+    end
+
     def drive
       while @waiting.positive?
         t = Ext.fl_rb_hub_timeout(@hub)
         t = 1.0 if t.negative?
+        t = [t, @checking.values.min].min unless @checking.empty?
         if t.positive?
           @io ? @io.wait_readable(t) : sleep(t)
         end
         Ext.fl_rb_hub_dispatch(@hub).each { |st| st[3].push(st[0]) }
+        # Wake each waiter that has a cancel_check and is still waiting.
+        @checking.each_key { |st| st[3].push(:tick) if st[0].nil? && st[3].empty? }
       end
     end
   end
