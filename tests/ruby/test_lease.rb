@@ -98,6 +98,19 @@ class TestLease < Minitest::Test
     end
     assert_equal :ELOST, err.code
     refute lease.locked?
+    # Inside a rescue clause ($! set) the loss is still raised: that
+    # exception is not the block's.
+    begin
+      raise IOError, "handled"
+    rescue IOError
+      err = assert_raises(Filelock::Error) do
+        lease.synchronize do
+          File.unlink(path)
+          pop!(seen)
+        end
+      end
+      assert_equal :ELOST, err.code
+    end
   end
 
   def test_on_compromise_proc_and_replaced_marker

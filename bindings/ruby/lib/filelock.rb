@@ -301,12 +301,15 @@ module Filelock
       # The extension marks `won` before anything can interrupt this thread,
       # so an interrupt arriving right after the lock was won still releases.
       won = [false]
+      # The exception being handled when this was called ($! inside a rescue
+      # clause) is not the block's.
+      outer = $!
       begin
         core_acquire(shared, timeout, blocking, poll_interval, won, cancel_check, @on_acquired)
         yield self
       ensure
         if won[0]
-          if $!
+          if $! && !$!.equal?(outer)
             begin
               release
             rescue Filelock::Error
