@@ -168,6 +168,29 @@ class TestFiber < Minitest::Test
     assert_equal [true, true], locked_in_hook
   end
 
+  # A hook that sleeps or does IO runs to its end before any other fiber
+  # runs (it is inside the hub's dispatch: another fiber withdrawing a wait
+  # there would pull it from under the dispatch).
+  def test_on_acquired_under_the_scheduler_never_yields_to_other_fibers
+    path = File.join(@tmp, "x.lock")
+    ticks = 0
+    seen = []
+    with_scheduler do
+      lock = Filelock::FileLock.new(path, thread_local: false,
+                                          on_acquired: ->(_fd) { t = ticks; sleep 0.1; seen << ticks - t })
+      holder = Filelock::FileLock.new(path, thread_local: false)
+      holder.acquire
+      ticker = Fiber.schedule { 40.times { sleep 0.01; ticks += 1 } }
+      waiter = Fiber.schedule { lock.synchronize { seen << :won } }
+      sleep 0.05
+      holder.release
+      sleep 0.01 while waiter.alive?
+      lock.synchronize { seen << :again } # won at once: the acquiring fiber runs it
+      _ = ticker
+    end
+    assert_equal [0, :won, 0, :again], seen
+  end
+
   def test_raising_on_acquired_under_the_scheduler_releases
     path = File.join(@tmp, "x.lock")
     calls = 0

@@ -726,8 +726,12 @@ module Filelock
     def acquire(handle, owner, shared, timeout, blocking, poll_interval, token, cancel_check = nil,
                 on_acquired = nil)
       status = [nil, nil, nil, Thread::Queue.new]
+      # The core runs the hook inside the hub's calls: in a blocking fiber,
+      # so that nothing it does (sleep, IO) lets another fiber into the hub
+      # (withdrawing a wait the dispatch is about to try) before it returns.
+      hook = on_acquired && ->(fd) { Fiber.new(blocking: true) { on_acquired.call(fd) }.resume }
       if Ext.fl_rb_hub_acquire(@hub, handle, owner, shared ? 1 : 0, timeout, blocking,
-                               poll_interval, status, on_acquired)
+                               poll_interval, status, hook)
         token[0] = true if token
         return
       end
