@@ -710,7 +710,6 @@ module Filelock
       @pid = Process.pid
       @waiting = 0
       @driver = nil
-      @checking = {}.compare_by_identity # status => seconds between its cancel checks
     end
 
     # Acquires for the fiber's owner token; parks the fiber while waiting.
@@ -718,10 +717,11 @@ module Filelock
     # exception raised into the fiber) leaves nothing held: a win it did
     # not see is released, which hands the lock on.
     #
-    # cancel_check: called by the waiting fiber at each of its wake-ups: the
-    # driver wakes it (a :tick on its queue) at least every CHECK_EVERY
-    # seconds, or its poll interval when shorter; true ends the wait as a
-    # Filelock::Timeout, an exception it raises ends it with that exception.
+    # cancel_check: called by the waiting fiber at each of its wake-ups: a
+    # ticker fiber of its own wakes it (a :tick on its queue) at least every
+    # CHECK_EVERY seconds, or its poll interval when shorter, whatever the
+    # driver is waiting for; true ends the wait as a Filelock::Timeout, an
+    # exception it raises ends it with that exception.
     # on_acquired: the lock's hook, run by the core once it wins.
     def acquire(handle, owner, shared, timeout, blocking, poll_interval, token, cancel_check = nil,
                 on_acquired = nil)
@@ -736,9 +736,10 @@ module Filelock
         return
       end
       @waiting += 1
-      @checking[status] = check_step(handle, poll_interval) if cancel_check
+      ticking = [cancel_check ? check_step(handle, poll_interval) : nil]
       result = nil
       begin
+        start_ticker(status, ticking) if ticking[0]
         start_driver
         while (result = status[3].pop) == :tick
           raise Filelock::Timeout, Ext.fl_lock_path(handle) if cancel_check.call
@@ -746,7 +747,7 @@ module Filelock
         token[0] = true if token && result == true
       ensure
         @waiting -= 1
-        @checking.delete(status)
+        ticking[0] = nil
         if result != true && !result.is_a?(Exception) && !Ext.fl_rb_hub_cancel(@hub, status) &&
            status[0] == true
           Ext.fl_rb_hub_release(@hub, handle, owner, false)
@@ -769,6 +770,16 @@ module Filelock
       @driver = Fiber.schedule { drive }
     end
 
+    # ticking[0]: the seconds between two ticks; nil ends the ticker.
+    def start_ticker(status, ticking)
+      Fiber.schedule do
+        while (step = ticking[0])
+          sleep step
+          status[3].push(:tick) if ticking[0] && status[3].empty?
+        end
+      end
+    end
+
     def check_step(handle, poll_interval)
       step = poll_interval.nil? ? Ext.fl_get_poll_interval(handle) : poll_interval.to_f
       step.clamp(CHECK_FLOOR, CHECK_EVERY)
@@ -778,13 +789,10 @@ module Filelock
       while @waiting.positive?
         t = Ext.fl_rb_hub_timeout(@hub)
         t = 1.0 if t.negative?
-        t = [t, @checking.values.min].min unless @checking.empty?
         if t.positive?
           @io ? @io.wait_readable(t) : sleep(t)
         end
         Ext.fl_rb_hub_dispatch(@hub).each { |st| st[3].push(st[0]) }
-        # Wake each waiter that has a cancel_check and is still waiting.
-        @checking.each_key { |st| st[3].push(:tick) if st[0].nil? && st[3].empty? }
       end
     end
   end
