@@ -111,8 +111,9 @@ extern "C" {
  * - ::FL_EINVAL (-1): a bad argument: empty path, NUL byte in the path (fl_lock_new_n()), NaN
  *   timeout, negative poll interval, bad mode or options version, a singleton's other settings
  *   differ, a negative or non-finite lifetime or lease_duration, a heartbeat_interval not in
- *   (0, lease_duration), a lease on the kernel lock or with a lifetime or read_write, or the OS
- *   rejected an argument (EINVAL).
+ *   (0, lease_duration), a lease_duration or heartbeat_interval given (fl_options.given) as 0,
+ *   unknown fl_options.given bits, a lease on the kernel lock or with a lifetime or read_write
+ *   (all of these also from fl_options_check()), or the OS rejected an argument (EINVAL).
  * - ::FL_EISDIR (-2): the lock path is a directory.
  * - ::FL_EACCES (-3): the lock file or its directory may not be opened or created.
  * - ::FL_EROFS (-4): the lock file would have to be created on a read-only file system.
@@ -353,8 +354,9 @@ FL_EXTERN void fl_options_set_heartbeat_interval(fl_options *opts, double second
  *         (::FL_OPT_LEASE_DURATION) or negative lease_duration that is not
  *         positive and finite; a heartbeat_interval given or non-zero that is
  *         not in (0, lease_duration), or without a lease; a lease with a
- *         lifetime, on the kernel lock, or read_write. ::FL_ENOTSUP: a lease
- *         on Windows.
+ *         lifetime, on the kernel lock, or read_write; a NULL @p opts, another
+ *         version, unknown bits in fl_options.given. ::FL_ENOTSUP: a lease on
+ *         Windows.
  */
 FL_EXTERN int fl_options_check(const fl_options *opts);
 
@@ -370,7 +372,9 @@ FL_EXTERN int fl_options_check(const fl_options *opts);
  * @param path      the lock file; missing parent directories are created on acquire.
  * @param opts      settings, or NULL for the defaults.
  * @return 0, ::FL_EINVAL (empty path, NaN timeout, negative poll interval,
- *         bad mode, bad version, singleton settings differ) or ::FL_ENOMEM.
+ *         bad mode, bad version, singleton settings differ, or a lease or lifetime
+ *         setting fl_options_check() refuses), ::FL_ENOTSUP (a lease on Windows,
+ *         on_acquired on Windows) or ::FL_ENOMEM.
  */
 FL_EXTERN int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts);
 
