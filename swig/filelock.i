@@ -60,6 +60,11 @@ typedef struct fl_lock {
 /* The options: a new one is filled by the core (the defaults live only
  * there); the version is the core's business. */
 %immutable fl_options::version;
+/* Set with fl_options_set_lease_duration() / fl_options_set_heartbeat_interval(),
+ * which mark the field given (so that 0 is refused, not read as the default). */
+%immutable fl_options::given;
+%immutable fl_options::lease_duration;
+%immutable fl_options::heartbeat_interval;
 %extend fl_options {
     fl_options() {
         fl_options *o = (fl_options *)malloc(sizeof *o);
@@ -78,6 +83,9 @@ typedef struct fl_lock {
  * handle first): the language's `int FL_RAISING` typemap raises. */
 %apply int FL_RAISING { int fl_release, int fl_set_timeout, int fl_set_poll_interval,
                         int fl_break_lock };
+/* The same for the one that takes an options object (no lock file yet):
+ * the language's `int FL_CHECKED` typemap raises. */
+%apply int FL_CHECKED { int fl_options_check };
 
 /* Names the languages must wrap themselves, or that make no sense there. */
 %ignore fl_acquire;

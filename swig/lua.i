@@ -49,6 +49,12 @@ SWIGEXPORT int luaopen_filelock_core(lua_State *L);
         fl_lua_raise(L, $1, fl_lock_path(arg1));
 }
 
+/* fl_options_check: raises the core's error (no lock file yet). */
+%typemap(out) int FL_CHECKED {
+    if ($1 < 0)
+        fl_lua_raise(L, $1, NULL);
+}
+
 /* The handle's path is what error objects call lock_file. */
 %{
 /* Registry key of the Lua function that turns (code name, errno, message,

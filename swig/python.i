@@ -84,6 +84,16 @@
     Py_INCREF(Py_None);
 }
 
+/* fl_options_check: raises the core's error (ValueError for FL_EINVAL). */
+%typemap(out) int FL_CHECKED {
+    if ($1 < 0) {
+        flpy_raise($1, NULL);
+        SWIG_fail;
+    }
+    $result = Py_None;
+    Py_INCREF(Py_None);
+}
+
 %include "filelock.i"
 
 %{

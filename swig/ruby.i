@@ -30,6 +30,12 @@
     $result = Qnil;
 }
 
+/* fl_options_check: raises the core's error (ArgumentError for FL_EINVAL). */
+%typemap(out) int FL_CHECKED {
+    fl_rb_check($1);
+    $result = Qnil;
+}
+
 /* Ruby class names must be constants. */
 %rename(Handle) fl_lock;
 %rename(Options) fl_options;
@@ -308,11 +314,14 @@ static int fl_rb_cancel_check(void *data, int interrupted) {
 
 /* fl_options.on_acquired: the option's data is only the block's identity
  * (the singleton comparison); the block itself comes with each acquire. */
+static int fl_rb_hub_on_acquired(fl_lock *lock, int fd);
+
 static int fl_rb_on_acquired(void *data, fl_lock *lock, int fd) {
     fl_rb_blocks *b = fl_rb_current_blocks;
     (void)data;
-    (void)lock;
-    if (!b || NIL_P(b->hook))
+    if (!b)
+        return fl_rb_hub_on_acquired(lock, fd); /* a wait of a Fiber scheduler's (the hub) */
+    if (NIL_P(b->hook))
         return 0;
     b->fd = fd;
     return fl_rb_blocks_call(b, 1) ? FL_ECANCELED : 0;
@@ -643,16 +652,82 @@ VALUE fl_rb_watch_lease(fl_lock *lock);
 %{
 typedef struct fl_rb_hub {
     fl_hub *hub;
-    VALUE done;    /* Array of completed status arrays */
-    VALUE pending; /* the status arrays the core points to: marked, hence pinned (never moved
-                      by GC.compact) */
+    VALUE done;     /* Array of completed status arrays */
+    VALUE pending;  /* the status arrays the core points to: marked, hence pinned (never moved
+                       by GC.compact) */
+    VALUE hook_exc; /* what an on_acquired hook raised inside the core, for the done callback
+                       (or fl_rb_hub_acquire) that follows it for the same wait; else nil */
 } fl_rb_hub;
+
+/* A status array: [result, waiter address, hub, Thread::Queue (Ruby's),
+ * handle address, on_acquired hook or nil]. */
+enum { FL_RB_ST_RESULT, FL_RB_ST_WAITER, FL_RB_ST_HUB, FL_RB_ST_QUEUE, FL_RB_ST_LOCK, FL_RB_ST_HOOK };
+
+/* The hub inside fl_hub_acquire() / fl_hub_dispatch() on this thread, and
+ * the status of the acquire in progress (not pending yet), for the
+ * on_acquired hooks the core runs there. */
+static __thread fl_rb_hub *fl_rb_hub_running;
+static __thread VALUE fl_rb_hub_starting;
 
 static int fl_rb_hub_freeing; /* inside fl_hub_free from the GC: record nothing */
 
 static void fl_rb_hub_mark(void *p) {
     rb_gc_mark(((fl_rb_hub *)p)->done);
     rb_gc_mark(((fl_rb_hub *)p)->pending);
+    rb_gc_mark(((fl_rb_hub *)p)->hook_exc);
+}
+
+/* fl_options.on_acquired for a hub wait: the core won the lock inside
+ * fl_hub_acquire() (the acquiring fiber) or fl_hub_dispatch() (the
+ * driver fiber), with the GVL held. Every wait of one handle has the same
+ * hook (a handle's hook is one callable: the singleton comparison), so the
+ * handle finds it among the hub's waits. What it raises is kept for the
+ * wait's completion (the core releases the lock and ends that wait with
+ * FL_ECANCELED right after), never unwound through the core. */
+static int fl_rb_hub_on_acquired(fl_lock *lock, int fd) {
+    fl_rb_hub *h = fl_rb_hub_running;
+    VALUE key, hook = Qnil, st = Qnil;
+    fl_rb_blocks b;
+    long i;
+    if (!h || fl_rb_hub_freeing)
+        return 0;
+    key = ULL2NUM((unsigned long long)(uintptr_t)lock);
+    if (RB_TYPE_P(fl_rb_hub_starting, T_ARRAY) &&
+        rb_equal(rb_ary_entry(fl_rb_hub_starting, FL_RB_ST_LOCK), key))
+        st = fl_rb_hub_starting;
+    for (i = 0; NIL_P(st) && i < RARRAY_LEN(h->pending); i++) {
+        VALUE p = rb_ary_entry(h->pending, i);
+        if (rb_equal(rb_ary_entry(p, FL_RB_ST_LOCK), key))
+            st = p;
+    }
+    if (!NIL_P(st))
+        hook = rb_ary_entry(st, FL_RB_ST_HOOK);
+    if (NIL_P(hook))
+        return 0;
+    memset(&b, 0, sizeof b);
+    b.check = Qnil;
+    b.hook = hook;
+    b.result = Qnil;
+    b.exc = Qnil;
+    b.fd = fd;
+    if (fl_rb_blocks_call(&b, 1) == 0)
+        return 0;
+    /* A throw or Thread#kill cannot cross the core either: it ends the
+     * wait as an error that says so. */
+    h->hook_exc = rb_obj_is_kind_of(b.exc, rb_eException)
+                      ? b.exc
+                      : rb_exc_new_cstr(rb_eRuntimeError,
+                                        "on_acquired ended without returning (throw or kill)");
+    return FL_ECANCELED;
+}
+
+/* The hook's exception for a wait that ended with rc, else nil (taken). */
+static VALUE fl_rb_hub_take_hook_exc(fl_rb_hub *h, int rc) {
+    VALUE exc = h->hook_exc;
+    if (rc != FL_ECANCELED || NIL_P(exc))
+        return Qnil;
+    h->hook_exc = Qnil;
+    return exc;
 }
 
 static void fl_rb_hub_dfree(void *p) {
@@ -683,8 +758,12 @@ static void fl_rb_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     /* Deleted while its waiter address still tells it apart (rb_ary_delete
      * compares with ==). */
     rb_ary_delete(h->pending, status);
-    rb_ary_store(status, 0, rc == 0 ? Qtrue : fl_rb_last_error(rc, fl_lock_path(l)));
-    rb_ary_store(status, 1, Qnil);
+    {
+        VALUE exc = rc == 0 ? Qnil : fl_rb_hub_take_hook_exc(h, rc);
+        rb_ary_store(status, FL_RB_ST_RESULT,
+                     rc == 0 ? Qtrue : (NIL_P(exc) ? fl_rb_last_error(rc, fl_lock_path(l)) : exc));
+    }
+    rb_ary_store(status, FL_RB_ST_WAITER, Qnil);
     rb_ary_push(h->done, status);
 }
 
@@ -696,6 +775,7 @@ static VALUE fl_rb_hub_new(void) {
     int rc;
     h->done = rb_ary_new();
     h->pending = rb_ary_new();
+    h->hook_exc = Qnil;
     rc = fl_hub_new(&h->hub);
     if (rc != 0)
         rb_exc_raise(fl_rb_last_error(rc, ""));
@@ -712,7 +792,17 @@ static VALUE fl_rb_hub_timeout(VALUE hub) {
 static VALUE fl_rb_hub_dispatch(VALUE hub) {
     fl_rb_hub *h = fl_rb_hub_get(hub);
     VALUE done;
-    int rc = fl_hub_dispatch(h->hub);
+    fl_rb_hub *saved = fl_rb_hub_running;
+    fl_rb_blocks *saved_blocks = fl_rb_current_blocks;
+    int rc;
+    /* The hooks the core runs in there are this hub's waits' (none of a
+     * blocking acquire's). */
+    fl_rb_hub_running = h;
+    fl_rb_current_blocks = NULL;
+    h->hook_exc = Qnil;
+    rc = fl_hub_dispatch(h->hub);
+    fl_rb_hub_running = saved;
+    fl_rb_current_blocks = saved_blocks;
     fl_rb_flush_log();
     if (rc < 0)
         rb_exc_raise(fl_rb_last_error(rc, ""));
@@ -724,10 +814,13 @@ static VALUE fl_rb_hub_dispatch(VALUE hub) {
 /* true: won now (or already held by the owner); false: pending, the
  * status array [nil, waiter address, hub] is filled in by a dispatch. */
 static VALUE fl_rb_hub_acquire(VALUE hub, fl_lock *l, VALUE owner, int shared, VALUE vtimeout,
-                               VALUE vblocking, VALUE vpoll, VALUE status) {
+                               VALUE vblocking, VALUE vpoll, VALUE status, VALUE on_acquired) {
     fl_rb_hub *h = fl_rb_hub_get(hub);
     fl_acquire_args a;
     fl_hub_waiter *w = NULL;
+    fl_rb_hub *saved = fl_rb_hub_running;
+    fl_rb_blocks *saved_blocks = fl_rb_current_blocks;
+    VALUE saved_starting = fl_rb_hub_starting;
     int rc;
     Check_Type(status, T_ARRAY);
     fl_acquire_args_init(&a);
@@ -744,19 +837,30 @@ static VALUE fl_rb_hub_acquire(VALUE hub, fl_lock *l, VALUE owner, int shared, V
         a.poll_interval = NUM2DBL(vpoll);
         a.set |= FL_ARG_POLL_INTERVAL;
     }
-    rb_ary_store(status, 0, Qnil);
-    rb_ary_store(status, 2, hub);
+    rb_ary_store(status, FL_RB_ST_RESULT, Qnil);
+    rb_ary_store(status, FL_RB_ST_HUB, hub);
+    rb_ary_store(status, FL_RB_ST_LOCK, ULL2NUM((unsigned long long)(uintptr_t)l));
+    rb_ary_store(status, FL_RB_ST_HOOK, on_acquired);
+    fl_rb_hub_running = h;
+    fl_rb_hub_starting = status;
+    fl_rb_current_blocks = NULL;
+    h->hook_exc = Qnil;
     rc = fl_hub_acquire(h->hub, l, fl_rb_owner_token(owner), &a, fl_rb_hub_done, (void *)status,
                         &w);
+    fl_rb_hub_running = saved;
+    fl_rb_hub_starting = saved_starting;
+    fl_rb_current_blocks = saved_blocks;
     if (rc != 0) {
-        VALUE exc = fl_rb_last_error(rc, fl_lock_path(l));
+        VALUE exc = fl_rb_hub_take_hook_exc(h, rc);
+        if (NIL_P(exc))
+            exc = fl_rb_last_error(rc, fl_lock_path(l));
         fl_rb_flush_log();
         rb_exc_raise(exc);
     }
     fl_rb_flush_log();
     if (!w)
         return Qtrue;
-    rb_ary_store(status, 1, ULL2NUM((unsigned long long)(uintptr_t)w));
+    rb_ary_store(status, FL_RB_ST_WAITER, ULL2NUM((unsigned long long)(uintptr_t)w));
     rb_ary_push(h->pending, status);
     return Qfalse;
 }
@@ -795,7 +899,7 @@ VALUE fl_rb_hub_fd(VALUE hub);
 VALUE fl_rb_hub_timeout(VALUE hub);
 VALUE fl_rb_hub_dispatch(VALUE hub);
 VALUE fl_rb_hub_acquire(VALUE hub, fl_lock *lock, VALUE owner, int shared, VALUE timeout,
-                        VALUE blocking, VALUE poll_interval, VALUE status);
+                        VALUE blocking, VALUE poll_interval, VALUE status, VALUE on_acquired);
 VALUE fl_rb_hub_cancel(VALUE hub, VALUE status);
 VALUE fl_rb_hub_release(VALUE hub, fl_lock *lock, VALUE owner, VALUE force);
 VALUE fl_rb_counter_as(fl_lock *lock, VALUE owner);

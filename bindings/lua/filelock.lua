@@ -315,24 +315,19 @@ local function create(what, path, opts)
             if type(v) == "boolean" then
                 v = v and 1 or 0
             end
-            if k ~= "on_acquired" and k ~= "on_compromise" then -- a C hook (set below) / the object's
+            if k == "lease_duration" then -- the core's setters mark them given (0 is refused)
+                core.fl_options_set_lease_duration(o, v)
+            elseif k == "heartbeat_interval" then
+                core.fl_options_set_heartbeat_interval(o, v)
+            elseif k ~= "on_acquired" and k ~= "on_compromise" then -- a C hook (set below) / the object's
                 o[k] = v
             end
         end
     end
-    if lease then
-        -- The pure-Python filelock's default and words: a lease's duration and
-        -- heartbeat must be positive (the core reads 0 as "no lease").
-        local d = opts and opts.lease_duration or 30.0
-        if not (d > 0 and d < math.huge) then
-            invalid(format("lease_duration must be positive, got %s", tostring(d)), path)
-        end
-        local hb = opts and opts.heartbeat_interval
-        if hb ~= nil and not (hb > 0 and hb < d) then
-            invalid(format("heartbeat_interval must be positive and below lease_duration, got %s",
-                tostring(hb)), path)
-        end
-        o.lease_duration = d -- the heartbeat's default (a third) is the core's
+    if lease and (opts == nil or opts.lease_duration == nil) then
+        -- The core's default; its checks (and the heartbeat's default, a
+        -- third) run when the handle is created.
+        core.fl_options_set_lease_duration(o, core.FL_LEASE_DEFAULT_DURATION)
     end
     if what == "SoftFileLock" or lease then
         o.kind = core.FL_SOFT
@@ -553,22 +548,24 @@ AsyncGuard.__close = AsyncGuard.release
 -- its own owner: two waits through one lock object exclude each other.
 -- cancel() withdraws a wait that has not completed (its callback is then
 -- never called); it does nothing afterwards.
-function methods:acquire_async(opts, callback)
+-- shared: true for a ReadWriteLock's read mode; what: the method's name.
+local function acquire_async_in(self, shared, what, opts, callback)
     if callback == nil and type(opts) == "function" then
         opts, callback = nil, opts
     end
     local h = self[HANDLE]
     if type(callback) ~= "function" then
-        invalid("acquire_async needs a callback function", core.fl_lock_path(h))
+        invalid(what .. " needs a callback function", core.fl_lock_path(h))
     end
     opts = opts or {}
-    check_options(opts, ASYNC_OPTIONS, "acquire_async", core.fl_lock_path(h))
+    check_options(opts, ASYNC_OPTIONS, what, core.fl_lock_path(h))
     local uv = opts.loop or default_loop()
     local hub = hub_for(uv)
     async.next_owner = async.next_owner + 1
     local owner = async.next_owner
-    local guard = setmetatable({ handle = h, lock = self, owner = owner }, AsyncGuard)
-    local ok, res = pcall(core.hub_acquire, hub, h, owner, false, opts.timeout, opts.blocking,
+    local guard = setmetatable({ handle = h, lock = self, owner = owner,
+        mode = getmetatable(self) == RWMeta and (shared and "read" or "write") or nil }, AsyncGuard)
+    local ok, res = pcall(core.hub_acquire, hub, h, owner, shared, opts.timeout, opts.blocking,
         opts.poll_interval)
     if not ok or res == true then
         -- Settled at once: still reported from the loop, never from here.
@@ -601,6 +598,10 @@ function methods:acquire_async(opts, callback)
             rearm()
         end
     end
+end
+
+function methods:acquire_async(opts, callback)
+    return acquire_async_in(self, false, "acquire_async", opts, callback)
 end
 
 -- Releases after the protected call and passes its results through; the
@@ -742,6 +743,21 @@ function rw_methods:held_mode()
     return is_shared(h) and "read" or "write"
 end
 
+--- rw:acquire_read_async([opts], callback) -> cancel(): the read (shared)
+-- mode of lock:acquire_async(), through the same hub: the wait for the
+-- writers' gate and then for the lock happens in the core, without
+-- blocking the loop (a waiting writer, sync or async, holds new readers
+-- back). guard.mode is "read". Each call is its own owner.
+function rw_methods:acquire_read_async(opts, callback)
+    return acquire_async_in(self, true, "acquire_read_async", opts, callback)
+end
+
+--- rw:acquire_write_async([opts], callback) -> cancel(): the write
+-- (exclusive) mode, as rw:acquire_read_async(); guard.mode is "write".
+function rw_methods:acquire_write_async(opts, callback)
+    return acquire_async_in(self, false, "acquire_write_async", opts, callback)
+end
+
 RWMeta = lock_meta("filelock.ReadWriteLock", rw_methods)
 
 function RWMeta.__tostring(self)
@@ -760,6 +776,8 @@ end
 
 --- The timeout value meaning "wait forever".
 M.FOREVER = -1
+--- The lease_duration of a SoftFileLease given none (seconds): the core's.
+M.LEASE_DEFAULT_DURATION = core.FL_LEASE_DEFAULT_DURATION
 
 --- filelock.lock_descriptor(fd [, opts]) -> true, or false when opts.blocking
 -- is false and another holder has it: the exclusive OS lock FileLock takes,

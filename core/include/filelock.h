@@ -111,8 +111,9 @@ extern "C" {
  * - ::FL_EINVAL (-1): a bad argument: empty path, NUL byte in the path (fl_lock_new_n()), NaN
  *   timeout, negative poll interval, bad mode or options version, a singleton's other settings
  *   differ, a negative or non-finite lifetime or lease_duration, a heartbeat_interval not in
- *   (0, lease_duration), a lease on the kernel lock or with a lifetime or read_write, or the OS
- *   rejected an argument (EINVAL).
+ *   (0, lease_duration), a lease_duration or heartbeat_interval given (fl_options.given) as 0,
+ *   unknown fl_options.given bits, a lease on the kernel lock or with a lifetime or read_write
+ *   (all of these also from fl_options_check()), or the OS rejected an argument (EINVAL).
  * - ::FL_EISDIR (-2): the lock path is a directory.
  * - ::FL_EACCES (-3): the lock file or its directory may not be opened or created.
  * - ::FL_EROFS (-4): the lock file would have to be created on a read-only file system.
@@ -181,7 +182,27 @@ typedef struct fl_lock fl_lock;
 typedef int (*fl_acquired_fn)(void *data, fl_lock *lock, int fd);
 
 /** Current version of ::fl_options. */
-#define FL_OPTIONS_VERSION 1
+#define FL_OPTIONS_VERSION 2
+
+/**
+ * The lease duration in seconds of a lease whose caller gives none: the
+ * pure-Python filelock's SoftFileLease default (3.30+). The bindings' lease
+ * classes read it for their signatures; the core applies no lease unless
+ * fl_options.lease_duration is set.
+ */
+#define FL_LEASE_DEFAULT_DURATION 30.0
+
+/**
+ * A lease's heartbeat interval when none is given is lease_duration divided
+ * by this: two refreshes may fail before a contender can take the lease
+ * (the pure-Python filelock's rule).
+ */
+#define FL_LEASE_HEARTBEAT_DIVISOR 3
+
+/** fl_options.given: lease_duration was given (fl_options_set_lease_duration()). */
+#define FL_OPT_LEASE_DURATION 0x1u
+/** fl_options.given: heartbeat_interval was given (fl_options_set_heartbeat_interval()). */
+#define FL_OPT_HEARTBEAT_INTERVAL 0x2u
 
 /**
  * Settings of a lock handle, fixed at creation (timeout, blocking and
@@ -220,14 +241,20 @@ typedef struct fl_options {
                                     any contender once its marker is older; 0 (default): no
                                     lease. See docs/soft-lock-protocol.md. */
     double heartbeat_interval; /**< Lease: seconds between refreshes, 0 < it < lease_duration;
-                                    0 (default): lease_duration / 3. */
+                                    0 (default): lease_duration /
+                                    ::FL_LEASE_HEARTBEAT_DIVISOR. */
+    unsigned given;            /**< FL_OPT_* bits of the lease fields given explicitly (set by
+                                    fl_options_set_lease_duration() and
+                                    fl_options_set_heartbeat_interval()): a given field must be
+                                    positive, where 0 would otherwise mean "no lease" / "the
+                                    default heartbeat". 0 (default): none. */
 } fl_options;
 
 /** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling, no lease. */
 #define FL_OPTIONS_INIT                                                                            \
     {                                                                                              \
         FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL,     \
-            0.0, 0.0, 0.0                                                                          \
+            0.0, 0.0, 0.0, 0u                                                                      \
     }
 
 /**
@@ -298,6 +325,42 @@ FL_EXTERN int fl_last_errno(void);
 FL_EXTERN void fl_options_init(fl_options *opts);
 
 /**
+ * Makes @p opts a lease of @p seconds (fl_options.lease_duration, with
+ * ::FL_OPT_LEASE_DURATION in fl_options.given, so that 0 is refused rather
+ * than read as "no lease"). A binding's lease class calls it with the
+ * caller's value or ::FL_LEASE_DEFAULT_DURATION. Checked by fl_lock_new()
+ * and fl_options_check().
+ */
+FL_EXTERN void fl_options_set_lease_duration(fl_options *opts, double seconds);
+
+/**
+ * Sets a lease's heartbeat interval to @p seconds (with
+ * ::FL_OPT_HEARTBEAT_INTERVAL, so that 0 is refused rather than read as
+ * "the default"). Not calling it means lease_duration /
+ * ::FL_LEASE_HEARTBEAT_DIVISOR.
+ */
+FL_EXTERN void fl_options_set_heartbeat_interval(fl_options *opts, double seconds);
+
+/**
+ * Checks the settings of @p opts that need no lock file: lifetime,
+ * lease_duration, heartbeat_interval and which of them combine, with the
+ * rules and words of the pure-Python filelock (3.32), e.g. "lease_duration
+ * must be positive, got 0" (numbers in their shortest round-trip form).
+ * fl_lock_new() runs the same checks and appends " (lock file '<path>')" to
+ * the message; a binding that must check before it has a lock file (Python's
+ * lifetime, validated before the class decides to ignore it) calls this.
+ *
+ * @return 0, or ::FL_EINVAL: a negative or non-finite lifetime; a given
+ *         (::FL_OPT_LEASE_DURATION) or negative lease_duration that is not
+ *         positive and finite; a heartbeat_interval given or non-zero that is
+ *         not in (0, lease_duration), or without a lease; a lease with a
+ *         lifetime, on the kernel lock, or read_write; a NULL @p opts, another
+ *         version, unknown bits in fl_options.given. ::FL_ENOTSUP: a lease on
+ *         Windows.
+ */
+FL_EXTERN int fl_options_check(const fl_options *opts);
+
+/**
  * Creates a lock handle for the lock file @p path (NUL-terminated). Nothing
  * is opened or created until the first acquire.
  *
@@ -309,7 +372,9 @@ FL_EXTERN void fl_options_init(fl_options *opts);
  * @param path      the lock file; missing parent directories are created on acquire.
  * @param opts      settings, or NULL for the defaults.
  * @return 0, ::FL_EINVAL (empty path, NaN timeout, negative poll interval,
- *         bad mode, bad version, singleton settings differ) or ::FL_ENOMEM.
+ *         bad mode, bad version, singleton settings differ, or a lease or lifetime
+ *         setting fl_options_check() refuses), ::FL_ENOTSUP (a lease on Windows,
+ *         on_acquired on Windows) or ::FL_ENOMEM.
  */
 FL_EXTERN int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts);
 

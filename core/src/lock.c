@@ -342,58 +342,113 @@ static void destroy(fl_lock *l) {
     free(l);
 }
 
+static double heartbeat_of(const fl_options *o);
+
 static int same_settings(const fl_lock *l, const fl_options *o) {
     return l->kind == (int)o->kind && l->mode == o->mode && l->thread_local == !!o->thread_local &&
            fl_get_timeout(l) == o->timeout && fl_get_blocking(l) == !!o->blocking &&
            fl_get_poll_interval(l) == o->poll_interval && l->soft_fallback == !!o->soft_fallback &&
            (l->gate != NULL) == !!o->read_write && l->on_acquired == o->on_acquired &&
            l->on_acquired_data == o->on_acquired_data && l->lifetime == o->lifetime &&
-           l->lease_duration == o->lease_duration &&
-           (o->lease_duration <= 0 ||
-            l->heartbeat_interval ==
-                (o->heartbeat_interval > 0 ? o->heartbeat_interval : o->lease_duration / 3));
+           l->lease_duration == o->lease_duration && l->heartbeat_interval == heartbeat_of(o);
 }
 
-/* lifetime, lease_duration and heartbeat_interval (the pure-Python
- * filelock's rules and words). */
-static int validate_lease(const fl_options *o, const char *path, size_t len) {
-    if (!(o->lifetime >= 0) || isinf(o->lifetime))
-        return fl__error(FL_EINVAL, 0,
-                         "lifetime must be finite and non-negative, not %g (lock file '%.*s')",
-                         o->lifetime, (int)len, path);
-    if (!(o->lease_duration >= 0) || isinf(o->lease_duration))
-        return fl__error(FL_EINVAL, 0, "lease_duration must be positive, got %g (lock file '%.*s')",
-                         o->lease_duration, (int)len, path);
-    if (o->lease_duration > 0) {
-        double hb = o->heartbeat_interval;
-        if (hb != 0 && !(hb > 0 && hb < o->lease_duration))
-            return fl__error(FL_EINVAL, 0,
-                             "heartbeat_interval must be positive and below lease_duration, got "
-                             "%g (lock file '%.*s')",
-                             hb, (int)len, path);
-        if (o->kind != FL_SOFT)
-            return fl__error(FL_EINVAL, 0,
-                             "a lease needs the soft lock (kind FL_SOFT): lock file '%.*s'",
-                             (int)len, path);
-        if (o->lifetime > 0)
-            return fl__error(FL_EINVAL, 0,
-                             "lifetime cannot be combined with lease_duration (lease_duration sets "
-                             "when a lease expires): lock file '%.*s'",
-                             (int)len, path);
-        if (o->read_write)
-            return fl__error(FL_EINVAL, 0, "a lease cannot be a read/write lock: lock file '%.*s'",
-                             (int)len, path);
-#ifdef _WIN32
-        return fl__error(FL_ENOTSUP, 0,
-                         "leases are not supported on Windows (a marker its holder keeps open "
-                         "cannot be replaced there): lock file '%.*s'",
-                         (int)len, path);
-#endif
-    } else if (o->heartbeat_interval != 0) {
-        return fl__error(FL_EINVAL, 0, "heartbeat_interval needs lease_duration (lock file '%.*s')",
-                         (int)len, path);
+/* A number as Python's repr() writes a float, shortest round-trip digits,
+ * so that the messages below read as the pure-Python filelock's ("got 0.1",
+ * not "got 0.10000000000000001"). */
+static const char *fmt_number(char buf[40], double v) {
+    int prec;
+    if (isnan(v))
+        return "nan";
+    if (isinf(v))
+        return v > 0 ? "inf" : "-inf";
+    for (prec = 1; prec < 17; prec++) {
+        snprintf(buf, 40, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return buf;
     }
+    snprintf(buf, 40, "%.17g", v);
+    return buf;
+}
+
+/* lifetime, lease_duration and heartbeat_interval: the one place their
+ * rules live (the pure-Python filelock's rules and words, 3.32). With a
+ * path, the message names the lock file after the pure package's words. */
+static int validate_lease(const fl_options *o, const char *path, size_t len) {
+    char num[40], where[64 + 4096];
+    int lease = (o->given & FL_OPT_LEASE_DURATION) || o->lease_duration != 0;
+    double hb = o->heartbeat_interval;
+    int hb_given = (o->given & FL_OPT_HEARTBEAT_INTERVAL) || hb != 0;
+
+    where[0] = '\0';
+    if (path)
+        snprintf(where, sizeof where, " (lock file '%.*s')", (int)(len > 4000 ? 4000 : len), path);
+    if (!(o->lifetime >= 0) || isinf(o->lifetime))
+        return fl__error(FL_EINVAL, 0, "lifetime must be finite and non-negative, not %s%s",
+                         fmt_number(num, o->lifetime), where);
+    if (lease && (!(o->lease_duration > 0) || isinf(o->lease_duration)))
+        return fl__error(FL_EINVAL, 0, "lease_duration must be positive, got %s%s",
+                         fmt_number(num, o->lease_duration), where);
+    if (!lease) {
+        if (hb_given)
+            return fl__error(FL_EINVAL, 0, "heartbeat_interval needs lease_duration%s", where);
+        return 0;
+    }
+    if (hb_given && !(hb > 0 && hb < o->lease_duration))
+        return fl__error(FL_EINVAL, 0,
+                         "heartbeat_interval must be positive and below lease_duration, got %s%s",
+                         fmt_number(num, hb), where);
+    if (o->kind != FL_SOFT)
+        return fl__error(FL_EINVAL, 0, "a lease needs the soft lock (kind FL_SOFT)%s", where);
+    if (o->lifetime > 0)
+        return fl__error(FL_EINVAL, 0,
+                         "lifetime cannot be combined with lease_duration (lease_duration sets "
+                         "when a lease expires)%s",
+                         where);
+    if (o->read_write)
+        return fl__error(FL_EINVAL, 0, "a lease cannot be a read/write lock%s", where);
+#ifdef _WIN32
+    return fl__error(FL_ENOTSUP, 0,
+                     "leases are not supported on Windows (a marker its holder keeps open "
+                     "cannot be replaced there)%s",
+                     where);
+#else
     return 0;
+#endif
+}
+
+/* The heartbeat interval a lease of these options gets (0: not a lease). */
+static double heartbeat_of(const fl_options *o) {
+    if (o->lease_duration <= 0)
+        return 0;
+    return o->heartbeat_interval > 0 ? o->heartbeat_interval
+                                     : o->lease_duration / FL_LEASE_HEARTBEAT_DIVISOR;
+}
+
+void fl_options_set_lease_duration(fl_options *opts, double seconds) {
+    if (opts) {
+        opts->lease_duration = seconds;
+        opts->given |= FL_OPT_LEASE_DURATION;
+    }
+}
+
+void fl_options_set_heartbeat_interval(fl_options *opts, double seconds) {
+    if (opts) {
+        opts->heartbeat_interval = seconds;
+        opts->given |= FL_OPT_HEARTBEAT_INTERVAL;
+    }
+}
+
+int fl_options_check(const fl_options *opts) {
+    if (!opts)
+        return fl__error(FL_EINVAL, 0, "fl_options_check: NULL options");
+    if (opts->version != FL_OPTIONS_VERSION)
+        return fl__error(FL_EINVAL, 0, "fl_options_check: fl_options.version %u, expected %u",
+                         opts->version, FL_OPTIONS_VERSION);
+    if (opts->given & ~(FL_OPT_LEASE_DURATION | FL_OPT_HEARTBEAT_INTERVAL))
+        return fl__error(FL_EINVAL, 0, "fl_options_check: unknown bits 0x%x in fl_options.given",
+                         opts->given);
+    return validate_lease(opts, NULL, 0);
 }
 
 static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
@@ -425,6 +480,9 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
         (rc = validate_poll(opts->poll_interval, path)) != 0 ||
         (rc = validate_lease(opts, path, len)) != 0)
         return rc;
+    if (opts->given & ~(FL_OPT_LEASE_DURATION | FL_OPT_HEARTBEAT_INTERVAL))
+        return fl__error(FL_EINVAL, 0, "unknown bits 0x%x in fl_options.given for lock file '%.*s'",
+                         opts->given, (int)len, path);
     if (opts->on_acquired && opts->kind == FL_SOFT)
         return fl__error(FL_EINVAL, 0,
                          "on_acquired is not supported by the soft lock of '%.*s': only kernel "
@@ -458,10 +516,7 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     l->on_acquired_data = opts->on_acquired_data;
     l->lifetime = opts->lifetime;
     l->lease_duration = opts->lease_duration;
-    l->heartbeat_interval =
-        opts->lease_duration <= 0
-            ? 0
-            : (opts->heartbeat_interval > 0 ? opts->heartbeat_interval : opts->lease_duration / 3);
+    l->heartbeat_interval = heartbeat_of(opts);
     l->timeout = opts->timeout;
     l->poll_interval = opts->poll_interval;
     l->blocking = !!opts->blocking;

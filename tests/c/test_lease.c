@@ -182,6 +182,61 @@ START_TEST(lease_settings_validated) {
 }
 END_TEST
 
+START_TEST(lease_given_settings_and_check) {
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    const char *p = P("a.lock");
+    o.kind = FL_SOFT;
+    ck_assert_uint_eq(o.given, 0);
+    /* Given explicitly, 0 is an error, not "no lease" / "the default". */
+    fl_options_set_lease_duration(&o, 0);
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    ck_assert_str_eq(fl_last_error(), "lease_duration must be positive, got 0");
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), FL_EINVAL);
+    ck_assert_ptr_nonnull(
+        strstr(fl_last_error(), "lease_duration must be positive, got 0 (lock file '"));
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), p));
+    fl_options_set_lease_duration(&o, INFINITY);
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    ck_assert_str_eq(fl_last_error(), "lease_duration must be positive, got inf");
+    fl_options_set_lease_duration(&o, FL_LEASE_DEFAULT_DURATION);
+    ck_assert_int_eq(fl_options_check(&o), 0);
+    fl_options_set_heartbeat_interval(&o, 0);
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    ck_assert_str_eq(fl_last_error(),
+                     "heartbeat_interval must be positive and below lease_duration, got 0");
+    /* Shortest round-trip digits, as the pure package's repr(). */
+    fl_options_set_heartbeat_interval(&o, 0.1 + 0.2 + 30);
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    ck_assert_str_eq(fl_last_error(),
+                     "heartbeat_interval must be positive and below lease_duration, got 30.3");
+    fl_options_set_heartbeat_interval(&o, 0.1);
+    ck_assert_int_eq(fl_options_check(&o), 0);
+    /* The default duration and heartbeat are the core's. */
+    o.given &= ~FL_OPT_HEARTBEAT_INTERVAL;
+    o.heartbeat_interval = 0;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ck_assert(fl_get_lease_duration(l) == 30.0);
+    ck_assert(fl_get_heartbeat_interval(l) == 30.0 / FL_LEASE_HEARTBEAT_DIVISOR);
+    fl_lock_free(l);
+    /* A heartbeat without a lease; a lifetime alone, checked without a path. */
+    fl_options_init(&o);
+    fl_options_set_heartbeat_interval(&o, 1);
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    ck_assert_str_eq(fl_last_error(), "heartbeat_interval needs lease_duration");
+    fl_options_init(&o);
+    o.lifetime = -1;
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    ck_assert_str_eq(fl_last_error(), "lifetime must be finite and non-negative, not -1");
+    o.lifetime = 2.5;
+    ck_assert_int_eq(fl_options_check(&o), 0);
+    o.given = 0x80;
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), FL_EINVAL);
+    ck_assert_int_eq(fl_options_check(NULL), FL_EINVAL);
+}
+END_TEST
+
 START_TEST(lease_record_is_protocol_2) {
     const char *p = P("a.lock");
     fl_lock *l = new_lease(p, 0.5, 0);
@@ -953,6 +1008,7 @@ Suite *suite_lease(void) {
     Suite *s = suite_create("lease");
     TCase *t = fl_tcase("lease");
     tcase_add_test(t, lease_settings_validated);
+    tcase_add_test(t, lease_given_settings_and_check);
     tcase_add_test(t, lease_record_is_protocol_2);
     tcase_add_test(t, live_holder_never_reclaimed);
     tcase_add_test(t, one_heartbeat_thread_per_process);

@@ -101,6 +101,80 @@ describe("acquire_async (" .. _VERSION .. ", " .. H.tag .. ")", function()
         other:release()
     end)
 
+    -- ReadWriteLock through the hub: readers share, a waiting writer holds
+    -- later readers back (the gate), and the loop keeps running.
+    it("read/write: a writer waits for the readers, a later reader for the writer", function()
+        local reader = filelock.ReadWriteLock(path, { thread_local = false })
+        reader:acquire_read()
+        local rw = filelock.ReadWriteLock(path)
+        local order = {}
+        local shared_guard
+        -- Readers share: won while another reader holds.
+        rw:acquire_read_async({ timeout = 15, loop = uv }, function(err, guard)
+            assert.is_nil(err)
+            assert.are.equal("read", guard.mode)
+            order[#order + 1] = "reader2"
+            shared_guard = guard
+        end)
+        rw:acquire_write_async({ timeout = 15, loop = uv }, function(err, guard)
+            assert.is_nil(err)
+            assert.are.equal("write", guard.mode)
+            order[#order + 1] = "writer"
+            guard:release()
+        end)
+        local t = uv.new_timer()
+        t:start(200, 0, function()
+            t:close()
+            -- The writer waits (it closed the gate); a reader asked now
+            -- waits behind it.
+            rw:acquire_read_async({ timeout = 15, loop = uv }, function(err, guard)
+                assert.is_nil(err)
+                order[#order + 1] = "late_reader"
+                guard:release()
+            end)
+            local t2 = uv.new_timer()
+            t2:start(200, 0, function()
+                t2:close()
+                order[#order + 1] = "readers_out"
+                shared_guard:release()
+                reader:release()
+            end)
+        end)
+        run_loop()
+        assert.are.same({ "reader2", "readers_out", "writer", "late_reader" }, order)
+        local other = filelock.ReadWriteLock(path)
+        other:acquire_write({ timeout = 0 })
+        other:release()
+    end)
+
+    it("read/write: a timeout and a cancel leave nothing held (nor the gate)", function()
+        local writer = filelock.ReadWriteLock(path, { thread_local = false })
+        writer:acquire_write()
+        local rw = filelock.ReadWriteLock(path)
+        local got
+        rw:acquire_read_async({ timeout = 0.2, loop = uv }, function(err, guard)
+            got = { err = err, guard = guard }
+        end)
+        local called = false
+        local cancel = rw:acquire_write_async({ loop = uv }, function() called = true end)
+        local t = uv.new_timer()
+        t:start(100, 0, function()
+            t:close()
+            cancel()
+        end)
+        run_loop()
+        assert.is_true(filelock.is_timeout(got.err))
+        assert.is_nil(got.guard)
+        assert.is_false(called)
+        writer:release()
+        local other = filelock.ReadWriteLock(path)
+        other:acquire_read({ timeout = 0 })
+        other:release()
+        other:acquire_write({ timeout = 0 })
+        other:release()
+        assert.has_error(function() rw:acquire_read_async({ loop = uv }) end)
+    end)
+
     it("rejects a missing callback and unknown options", function()
         local lock = filelock.FileLock(path)
         assert.has_error(function() lock:acquire_async({ loop = uv }) end)

@@ -38,6 +38,24 @@ describe("leases (" .. _VERSION .. ", " .. H.tag .. ")", function()
             raised(filelock.SoftFileLease, path, { on_compromise = 3 }).kind)
     end)
 
+    it("takes its default and its checks from the core", function()
+        local core = require("filelock.core")
+        assert.are.equal(core.FL_LEASE_DEFAULT_DURATION, filelock.LEASE_DEFAULT_DURATION)
+        assert.are.equal(core.FL_LEASE_DEFAULT_DURATION, filelock.SoftFileLease(path):lease_duration())
+        local l = filelock.SoftFileLease(path .. "2", { lease_duration = 7.5 })
+        assert.are.equal(7.5 / core.FL_LEASE_HEARTBEAT_DIVISOR, l:heartbeat_interval())
+        -- The core's message (the pure-Python package's words), unchanged.
+        local err = raised(filelock.SoftFileLease, path, { lease_duration = 0 })
+        assert.are.equal("lease_duration must be positive, got 0 (lock file '" .. path .. "')",
+            err.message)
+        assert.are.equal(path, err.lock_file)
+        err = raised(filelock.SoftFileLease, path, { lease_duration = 3, heartbeat_interval = 0 })
+        assert.are.equal("heartbeat_interval must be positive and below lease_duration, got 0 "
+            .. "(lock file '" .. path .. "')", err.message)
+        err = raised(filelock.SoftFileLease, path, { lease_duration = 0 / 0 })
+        assert.is_truthy(err.message:find("lease_duration must be positive, got nan", 1, true))
+    end)
+
     it("writes a lease record and removes it on release", function()
         local l = filelock.SoftFileLease(path, { lease_duration = 5 })
         l:with(function()
@@ -116,6 +134,23 @@ say("release", ok and "ok" or err.kind)
         assert.are.equal("lease_lost", raised(a.release, a).kind)
         assert.is_true(b:is_held_by_us())
         b:release()
+    end)
+
+    -- One rule across languages (docs/soft-lock-protocol.md): a scoped hold
+    -- whose lease was lost re-raises the body's own error, not the loss.
+    it("never hides the body's error behind a lost lease", function()
+        local l = filelock.SoftFileLease(path, { lease_duration = 5 })
+        local ok, err = pcall(l.with, l, function()
+            os.remove(path) -- release finds the marker gone: FL_ELOST
+            error("the body's own", 0)
+        end)
+        assert.is_false(ok)
+        assert.are.equal("the body's own", err)
+        assert.is_false(l:is_locked())
+        -- Without an error in flight the loss is raised.
+        err = raised(l.with, l, function() os.remove(path) end)
+        assert.are.equal("lease_lost", err.kind)
+        assert.is_false(l:is_locked())
     end)
 
     it("refuses a lease of another duration", function()

@@ -287,3 +287,20 @@ def test_pure_lease_and_ours_reclaim_each_other(lock_path: str, spawn) -> None:
     assert probe.expect("") == "timeout"
     probe.finish()
     ours.release()
+
+
+def test_lost_lease_never_hides_the_bodys_error(lock_path: str) -> None:
+    # One rule across languages (docs/soft-lock-protocol.md): the body's own
+    # error goes on; Python's release never raises for the loss (the pure
+    # package's), which is kept in `compromise`.
+    lease = SoftFileLease(lock_path, lease_duration=5)
+    with pytest.raises(KeyError, match="the body's own"):
+        with lease:
+            os.unlink(lock_path)  # release finds the marker gone
+            raise KeyError("the body's own")
+    assert not lease.is_locked
+    assert lease.compromise is not None and lease.compromise.reason == "marker-missing"
+    with lease:
+        os.unlink(lock_path)
+    assert not lease.is_locked
+    assert lease.compromise is not None

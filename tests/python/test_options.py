@@ -5,11 +5,15 @@ against the core here."""
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 
 import pytest
 
 from filelock import AsyncFileLock, AsyncSoftFileLock, FileLock, ReadWriteLock, SoftFileLease, SoftFileLock
 from filelock import _filelock_core as core
+from filelock import _lease_opts
 
 
 def _core_defaults() -> dict[str, object]:
@@ -76,3 +80,77 @@ def test_options_object_is_the_cores(lock_path: str) -> None:
         core.flpy_new(lock_path.encode(), o)
     with pytest.raises(ValueError):
         core.flpy_new(lock_path.encode(), h)  # a lock handle is not an options object
+
+
+# A lease's settings: the default duration is the core's constant, the
+# heartbeat's default the core's rule, and the checks the core's
+# (fl_options_check), in the pure package's words with the lock file after.
+PURE_NEW = os.environ.get("FL_PURE_FILELOCK_DIR", "/work/pure/newest/src")
+
+
+def test_lease_defaults_are_the_cores(lock_path: str) -> None:
+    params = inspect.signature(SoftFileLease.__init__).parameters
+    assert params["lease_duration"].default == core.FL_LEASE_DEFAULT_DURATION
+    assert params["heartbeat_interval"].default is None
+    lease = SoftFileLease(lock_path)
+    assert lease.lease_duration == core.FL_LEASE_DEFAULT_DURATION
+    assert lease.heartbeat_interval == core.FL_LEASE_DEFAULT_DURATION / core.FL_LEASE_HEARTBEAT_DIVISOR
+    # No heartbeat given: the handle's options leave the field to the core.
+    o = core.new_fl_options()
+    core.fl_options_kind_set(o, core.FL_SOFT)
+    core.fl_options_set_lease_duration(o, 7.5)
+    assert core.fl_options_given_get(o) == core.FL_OPT_LEASE_DURATION
+    h = core.flpy_new(lock_path.encode(), o)
+    assert core.fl_get_heartbeat_interval(h) == 7.5 / core.FL_LEASE_HEARTBEAT_DIVISOR
+
+
+def test_lease_values_are_checked_by_the_core_only(lock_path: str) -> None:
+    # The binding maps types only: values it would once have refused pass
+    # through it untouched, and the core refuses them.
+    assert _lease_opts.lease_settings(0, 0) == (0.0, 0.0)
+    assert _lease_opts.lease_settings(-1, None) == (-1.0, None)
+    with pytest.raises(TypeError, match="lease_duration must be a number, not str"):
+        _lease_opts.lease_settings("30", None)
+    o = core.new_fl_options()
+    core.fl_options_set_heartbeat_interval(o, 0.0)
+    with pytest.raises(ValueError, match="^heartbeat_interval needs lease_duration$"):
+        core.fl_options_check(o)
+    # The fields are set through the core's setters only (which mark them given).
+    assert not hasattr(core, "fl_options_lease_duration_set")
+    assert not hasattr(core, "fl_options_heartbeat_interval_set")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "value"),
+    [
+        ({"lease_duration": 0}, "0"),
+        ({"lease_duration": -1}, "-1"),
+        ({"lease_duration": -0.5}, "-0.5"),
+        ({"lease_duration": 3, "heartbeat_interval": 0}, "0"),
+        ({"lease_duration": 3, "heartbeat_interval": 5}, "5"),
+        ({"lease_duration": 3, "heartbeat_interval": 3.0000000000000004}, "3.0000000000000004"),
+    ],
+)
+def test_lease_messages_are_the_pure_packages(lock_path: str, kwargs: dict[str, float], value: str) -> None:
+    with pytest.raises(ValueError) as ours:
+        SoftFileLease(lock_path, **kwargs)
+    code = (
+        f"import sys; sys.path.insert(0, {PURE_NEW!r})\n"
+        "from filelock import SoftFileLease\n"
+        f"try:\n    SoftFileLease({lock_path!r}, **{kwargs!r})\n"
+        "except ValueError as e:\n    print(e)\n"
+    )
+    if not os.path.isdir(PURE_NEW):
+        pytest.skip(f"the pure package 3.32 is not at {PURE_NEW}")
+    pure = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    words = pure.stdout.strip()
+    assert words.endswith(f"got {value}"), words
+    assert str(ours.value) == f"{words} (lock file '{lock_path}')"
+
+
+def test_lifetime_value_checked_by_the_core(lock_path: str) -> None:
+    # Refused for a class that would ignore it, too (the pure package checks first).
+    with pytest.raises(ValueError, match="^lifetime must be finite and non-negative, not -2.5$"):
+        FileLock(lock_path, lifetime=-2.5)
+    with pytest.raises(ValueError, match="^lifetime must be finite and non-negative, not nan$"):
+        SoftFileLock(lock_path, lifetime=float("nan"))

@@ -101,27 +101,124 @@ class TestFiber < Minitest::Test
     raise errors.first unless errors.empty?
   end
 
-  # cancel_check and on_acquired are Ruby blocks the core would call inside
-  # the hub's dispatch: refused under a scheduler (ArgumentError naming the
-  # path), nothing held; without a scheduler both work (test_api16).
-  def test_blocks_refused_under_the_scheduler
+  # cancel_check under a scheduler: called by the waiting fiber at its
+  # wake-ups; true ends the wait as a Timeout, what it raises propagates,
+  # and either way nothing is held; false goes on waiting until the win.
+  def test_cancel_check_under_the_scheduler
     path = File.join(@tmp, "x.lock")
-    errors = []
-    held = []
+    holder = Filelock::FileLock.new(path, thread_local: false)
+    holder.acquire
+    calls = 0
+    outcomes = []
     with_scheduler do
       lock = Filelock::FileLock.new(path, thread_local: false)
-      errors << assert_raises(ArgumentError) { lock.acquire(cancel_check: -> { false }) }
-      held << lock.locked?
-      hooked = Filelock::FileLock.new(path, thread_local: false, on_acquired: ->(_fd) {})
-      errors << assert_raises(ArgumentError) { hooked.acquire }
-      held << hooked.locked?
-      lock.acquire # no blocks: the hub path
-      held << lock.locked?
+      assert_raises(Filelock::Timeout) do
+        lock.acquire(timeout: 30, cancel_check: -> { (calls += 1) >= 3 })
+      end
+      assert_equal 3, calls
+      refute lock.locked?
+      err = assert_raises(KeyError) { lock.acquire(timeout: 30, cancel_check: -> { raise KeyError, "from check" }) }
+      assert_equal "from check", err.message
+      refute lock.locked?
+      assert_raises(TypeError) { lock.acquire(timeout: 30, cancel_check: 42) }
+      # Other fibers run meanwhile; a check that says no lets the wait win.
+      seen = 0
+      releaser = Fiber.schedule do
+        sleep 0.01 until seen >= 2
+        holder.release
+      end
+      lock.acquire(timeout: 30, cancel_check: -> { seen += 1; false })
+      outcomes << lock.locked?
       lock.release
+      _ = releaser
     end
-    assert_match(/cancel_check is not supported under a Fiber scheduler.*x\.lock/, errors[0].message)
-    assert_match(/on_acquired is not supported under a Fiber scheduler.*x\.lock/, errors[1].message)
-    assert_equal [false, false, true], held
+    assert_equal [true], outcomes
+  end
+
+  # on_acquired under a scheduler: the core runs the hook with the locked
+  # descriptor once won (at once, or after a wait in the hub's dispatch);
+  # a raising hook releases the lock and its exception reaches the waiting
+  # fiber.
+  def test_on_acquired_under_the_scheduler
+    path = File.join(@tmp, "x.lock")
+    fds = []
+    locked_in_hook = []
+    hook = lambda do |fd|
+      fds << fd
+      File.open(path) { |f| locked_in_hook << (f.flock(File::LOCK_EX | File::LOCK_NB) == false) }
+    end
+    with_scheduler do
+      lock = Filelock::FileLock.new(path, thread_local: false, on_acquired: hook)
+      lock.acquire # won at once
+      lock.acquire # a re-entry runs no hook
+      lock.release
+      lock.release
+      holder = Filelock::FileLock.new(path, thread_local: false)
+      holder.acquire
+      waiter = Fiber.schedule { lock.synchronize { fds << :won } }
+      sleep 0.05
+      assert waiter.alive?, "the fiber must still be waiting"
+      holder.release # closes the file: the hub's dispatch wins, runs the hook
+      sleep 0.01 while waiter.alive?
+    end
+    assert_equal 3, fds.size, fds.inspect
+    assert_kind_of Integer, fds[0]
+    assert_kind_of Integer, fds[1]
+    assert_equal :won, fds[2]
+    assert_equal [true, true], locked_in_hook
+  end
+
+  # A hook that sleeps or does IO runs to its end before any other fiber
+  # runs (it is inside the hub's dispatch: another fiber withdrawing a wait
+  # there would pull it from under the dispatch).
+  def test_on_acquired_under_the_scheduler_never_yields_to_other_fibers
+    path = File.join(@tmp, "x.lock")
+    ticks = 0
+    seen = []
+    with_scheduler do
+      lock = Filelock::FileLock.new(path, thread_local: false,
+                                          on_acquired: ->(_fd) { t = ticks; sleep 0.1; seen << ticks - t })
+      holder = Filelock::FileLock.new(path, thread_local: false)
+      holder.acquire
+      ticker = Fiber.schedule { 40.times { sleep 0.01; ticks += 1 } }
+      waiter = Fiber.schedule { lock.synchronize { seen << :won } }
+      sleep 0.05
+      holder.release
+      sleep 0.01 while waiter.alive?
+      lock.synchronize { seen << :again } # won at once: the acquiring fiber runs it
+      _ = ticker
+    end
+    assert_equal [0, :won, 0, :again], seen
+  end
+
+  def test_raising_on_acquired_under_the_scheduler_releases
+    path = File.join(@tmp, "x.lock")
+    calls = 0
+    errors = []
+    with_scheduler do
+      lock = Filelock::FileLock.new(path, thread_local: false,
+                                          on_acquired: ->(fd) { calls += 1; raise IOError, "refused #{fd}" })
+      errors << assert_raises(IOError) { lock.acquire }
+      refute lock.locked?
+      holder = Filelock::FileLock.new(path, thread_local: false)
+      holder.acquire
+      waiter = Fiber.schedule do
+        lock.acquire(timeout: 30)
+      rescue IOError => e
+        errors << e
+      end
+      sleep 0.05
+      holder.release
+      sleep 0.01 while waiter.alive?
+      refute lock.locked?
+      # Released: another handle wins at once.
+      other = Filelock::FileLock.new(path, timeout: 0)
+      other.acquire
+      other.release
+    end
+    assert_equal 2, calls
+    assert_equal 2, errors.size
+    assert(errors.all? { |e| e.message.start_with?("refused ") })
   end
 
   def test_other_fibers_run_while_one_waits
@@ -225,6 +322,37 @@ class TestFiber < Minitest::Test
     releaser.join
     refute_nil got, "the waiting task never won the lock"
     assert_operator got, :>=, 5, "the ticker task ran #{got} times during the wait"
+  end
+
+  # cancel_check and on_acquired with the async gem's scheduler.
+  def test_async_gem_cancel_check_and_on_acquired
+    begin
+      require "async"
+    rescue LoadError
+      skip "the async gem is not installed (Debian: ruby-async)"
+    end
+    path = File.join(@tmp, "x.lock")
+    holder = Filelock::FileLock.new(path, thread_local: false)
+    holder.acquire
+    calls = 0
+    timed_out = false
+    fds = []
+    Async do |task|
+      task.async do
+        Filelock::FileLock.new(path, timeout: 30).acquire(cancel_check: -> { (calls += 1) >= 3 })
+      rescue Filelock::Timeout
+        timed_out = true
+      end.wait
+      hooked = Filelock::FileLock.new(path, timeout: 30, on_acquired: ->(fd) { fds << fd })
+      waiter = task.async { hooked.synchronize { fds << :won } }
+      task.sleep 0.05
+      holder.release
+      waiter.wait
+    end
+    assert timed_out
+    assert_equal 3, calls
+    assert_equal 2, fds.size, fds.inspect
+    assert_kind_of Integer, fds[0]
   end
 
   # A ReadWriteLock writer waits in its fiber while readers hold the lock;

@@ -18,9 +18,31 @@ class TestLease < Minitest::Test
     assert_equal 30.0, lease.lease_duration
     assert_equal 10.0, lease.heartbeat_interval
     assert_equal :soft, lease.kind
-    assert_raises(ArgumentError) { Filelock::SoftFileLease.new(path, lease_duration: 0) }
     assert_raises(ArgumentError) { Filelock::SoftFileLease.new(path, lease_duration: 2, heartbeat_interval: 2) }
     assert_raises(ArgumentError) { Filelock::SoftFileLock.new(path, lifetime: -1) }
+  end
+
+  # The defaults and the checks are the core's: the signature reads its
+  # constant, and its messages (the pure-Python package's words, the lock
+  # file after them) reach the caller unchanged.
+  def test_settings_are_the_cores
+    params = Filelock::SoftFileLease.instance_method(:initialize).parameters
+    assert_includes params, %i[key lease_duration]
+    ext = Filelock.const_get(:Ext)
+    assert_equal ext::FL_LEASE_DEFAULT_DURATION, Filelock::SoftFileLease::DEFAULT_DURATION
+    assert_equal ext::FL_LEASE_DEFAULT_DURATION, Filelock::SoftFileLease.new(path).lease_duration
+    lease = Filelock::SoftFileLease.new(path, lease_duration: 7.5)
+    assert_equal 7.5 / ext::FL_LEASE_HEARTBEAT_DIVISOR, lease.heartbeat_interval
+    err = assert_raises(ArgumentError) { Filelock::SoftFileLease.new(path, lease_duration: 0) }
+    assert_equal "lease_duration must be positive, got 0 (lock file '#{path}')", err.message
+    err = assert_raises(ArgumentError) { Filelock::SoftFileLease.new(path, lease_duration: 3, heartbeat_interval: 0) }
+    assert_equal "heartbeat_interval must be positive and below lease_duration, got 0 (lock file '#{path}')",
+                 err.message
+    err = assert_raises(ArgumentError) { Filelock::SoftFileLease.new(path, lease_duration: Float::NAN) }
+    assert_match(/\Alease_duration must be positive, got nan /, err.message)
+    err = assert_raises(ArgumentError) { Filelock::FileLock.new(path, lifetime: -1.5) }
+    assert_equal "lifetime must be finite and non-negative, not -1.5", err.message
+    assert_raises(TypeError) { Filelock::SoftFileLease.new(path, lease_duration: "30") }
   end
 
   def test_marker_is_a_lease_record
@@ -49,6 +71,46 @@ class TestLease < Minitest::Test
     refute lease.locked?
     # A fresh acquire is a fresh claim.
     lease.synchronize { assert_nil lease.compromise }
+  end
+
+  # One rule across languages (docs/soft-lock-protocol.md): the block's own
+  # error is never replaced by the lost lease's at the end of synchronize;
+  # the loss is in #compromise, and the lock is released.
+  def test_lost_lease_never_hides_the_blocks_error
+    seen = Queue.new
+    lease = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1) { |c| seen << c }
+    err = assert_raises(KeyError) do
+      lease.synchronize do
+        File.unlink(path)
+        pop!(seen)
+        raise KeyError, "the body's own"
+      end
+    end
+    assert_equal "the body's own", err.message
+    assert_equal :marker_missing, lease.compromise.reason
+    refute lease.locked?
+    # Without an error in flight the loss is raised.
+    err = assert_raises(Filelock::Error) do
+      lease.synchronize do
+        File.unlink(path)
+        pop!(seen)
+      end
+    end
+    assert_equal :ELOST, err.code
+    refute lease.locked?
+    # Inside a rescue clause ($! set) the loss is still raised: that
+    # exception is not the block's.
+    begin
+      raise IOError, "handled"
+    rescue IOError
+      err = assert_raises(Filelock::Error) do
+        lease.synchronize do
+          File.unlink(path)
+          pop!(seen)
+        end
+      end
+      assert_equal :ELOST, err.code
+    end
   end
 
   def test_on_compromise_proc_and_replaced_marker

@@ -127,8 +127,8 @@ _set_read_write = _core.fl_options_read_write_set
 _set_soft_fallback = _core.fl_options_soft_fallback_set
 _set_on_acquired = _core.flpy_options_on_acquired
 _set_lifetime = _core.fl_options_lifetime_set
-_set_lease_duration = _core.fl_options_lease_duration_set
-_set_heartbeat = _core.fl_options_heartbeat_interval_set
+_set_lease_duration = _core.fl_options_set_lease_duration
+_set_heartbeat = _core.fl_options_set_heartbeat_interval
 
 
 def _new_handle(
@@ -144,7 +144,7 @@ def _new_handle(
     soft_fallback: bool = False,
     on_acquired: Callable[[int], None] | None = None,
     lifetime: float = 0.0,
-    lease: tuple[float, float] | None = None,
+    lease: tuple[float, float | None] | None = None,
 ) -> Any:
     """A core handle for *lock_file* (already ``os.fspath``'d). A new
     ``fl_options`` holds the core's defaults; only what differs from them is
@@ -174,9 +174,10 @@ def _new_handle(
         _set_on_acquired(opts, on_acquired)
     if lifetime:
         _set_lifetime(opts, lifetime)
-    if lease is not None:  # (lease_duration, heartbeat_interval): filelock/_lease.py
+    if lease is not None:  # (lease_duration, heartbeat_interval or None): filelock/_lease.py
         _set_lease_duration(opts, lease[0])
-        _set_heartbeat(opts, lease[1])
+        if lease[1] is not None:  # else the core's default (a third of the duration)
+            _set_heartbeat(opts, lease[1])
     return _flpy_new(_fsencode(lock_file), opts)
 
 

@@ -86,7 +86,7 @@ class SoftFileLease(SoftFileLock):
         is_singleton: bool = False,
         poll_interval: float = 0.05,
         lifetime: float | None = None,
-        lease_duration: float = 30.0,
+        lease_duration: float = _core.FL_LEASE_DEFAULT_DURATION,
         heartbeat_interval: float | None = None,
         on_compromise: Callable[[LeaseCompromise], None] | None = None,
     ) -> None:
@@ -98,7 +98,8 @@ class SoftFileLease(SoftFileLock):
         :param on_compromise: called from a library thread with a :class:`LeaseCompromise`
             when the claim is lost
         """
-        # The lease's fields of the handle's fl_options (BaseFileLock.__init__).
+        # The lease's fields of the handle's fl_options (BaseFileLock.__init__);
+        # the core checks them (ValueError) and defaults the heartbeat.
         self._fl_lease = lease_settings(lease_duration, heartbeat_interval)
         if lifetime is not None:  # ignored, with the warning (<- _SingletonMeta.__call__ <- caller)
             resolve_lifetime(lifetime, type(self), stacklevel=4)

@@ -1,14 +1,16 @@
 """
-The soft lock's age-based settings, checked before the core sees them:
-``lifetime`` (every lock class) and a lease's ``lease_duration`` and
-``heartbeat_interval`` (:class:`~filelock.SoftFileLease`). The names, rules
-and messages are the pure-Python ``filelock``'s (3.32); the expiry itself is
-the C core's (``fl_options.lifetime``, ``fl_options.lease_duration``).
+The soft lock's age-based settings: ``lifetime`` (every lock class) and a
+lease's ``lease_duration`` and ``heartbeat_interval``
+(:class:`~filelock.SoftFileLease`). Their rules, messages (the pure-Python
+``filelock``'s, 3.32) and defaults are the C core's (``fl_options_check``,
+``FL_LEASE_DEFAULT_DURATION``; a ``ValueError`` is the core's ``FL_EINVAL``);
+this module only maps Python types (``TypeError``, as the pure package
+raises for a non-number) and decides which class ignores ``lifetime`` with a
+warning, which is the pure package's behaviour, not a lock rule.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -35,9 +37,11 @@ def resolve_lifetime(lifetime: Any, cls: type, stacklevel: int) -> float | None:
     if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
         msg = f"lifetime must be a finite non-negative number or None, not {type(lifetime).__name__}"
         raise TypeError(msg)
-    if lifetime < 0 or (isinstance(lifetime, float) and not math.isfinite(lifetime)):
-        msg = f"lifetime must be finite and non-negative, not {lifetime!r}"
-        raise ValueError(msg)
+    # The value is checked before the class may ignore it (as the pure
+    # package does), so here and not at the handle's creation.
+    opts = _core.new_fl_options()
+    _core.fl_options_lifetime_set(opts, float(lifetime))
+    _core.fl_options_check(opts)
     reason = None
     if cls._fl_lease_options is not None:
         reason = _LEASE_REASON
@@ -59,18 +63,12 @@ def resolve_lifetime(lifetime: Any, cls: type, stacklevel: int) -> float | None:
     return float(lifetime)
 
 
-def lease_settings(duration: Any, heartbeat: Any) -> tuple[float, float]:
-    """A lease's ``(lease_duration, heartbeat_interval)``, checked; the heartbeat
-    defaults to a third of the duration."""
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
-        msg = f"lease_duration must be a number, not {type(duration).__name__}"
-        raise TypeError(msg)
-    if not duration > 0 or not math.isfinite(duration):
-        msg = f"lease_duration must be positive, got {duration!r}"
-        raise ValueError(msg)
-    if heartbeat is None:
-        heartbeat = duration / 3
-    if not 0 < heartbeat < duration:
-        msg = f"heartbeat_interval must be positive and below lease_duration, got {heartbeat!r}"
-        raise ValueError(msg)
-    return float(duration), float(heartbeat)
+def lease_settings(duration: Any, heartbeat: Any) -> tuple[float, float | None]:
+    """A lease's ``(lease_duration, heartbeat_interval or None)`` as numbers for
+    the core, which checks them and defaults the heartbeat
+    (``_api._new_handle``)."""
+    for name, value in (("lease_duration", duration), ("heartbeat_interval", heartbeat)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            msg = f"{name} must be a number, not {type(value).__name__}"
+            raise TypeError(msg)
+    return float(duration), None if heartbeat is None else float(heartbeat)

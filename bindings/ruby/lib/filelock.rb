@@ -278,8 +278,11 @@ module Filelock
     # Sets one fl_options field from its keyword.
     def set_option(opts, key, value)
       case key
-      when :timeout, :poll_interval, :lifetime, :lease_duration, :heartbeat_interval
+      when :timeout, :poll_interval, :lifetime
         opts.__send__(:"#{key}=", seconds(value))
+      # Through the core's setters, which mark them given (0 is then refused).
+      when :lease_duration then Ext.fl_options_set_lease_duration(opts, seconds(value))
+      when :heartbeat_interval then Ext.fl_options_set_heartbeat_interval(opts, seconds(value))
       when :mode then opts.mode = Integer(value)
       when :kind then opts.kind = value
       when :on_acquired then Ext.fl_rb_options_on_acquired(opts, value)
@@ -288,16 +291,34 @@ module Filelock
     end
 
     # Acquires in the given mode (shared: true for read), yields self and
-    # releases in all cases; returns the block's value.
+    # releases in all cases; returns the block's value. A release error
+    # (Filelock::Error, e.g. :ELOST for a lost lease) is raised when the block
+    # ended normally; with the block's own exception in flight the lock is
+    # released all the same and that exception goes on (a lost lease is in
+    # #compromise), as Lua's `with` does (docs/soft-lock-protocol.md, "A lost
+    # hold at release").
     def hold(shared, timeout, poll_interval, blocking, cancel_check = nil)
       # The extension marks `won` before anything can interrupt this thread,
       # so an interrupt arriving right after the lock was won still releases.
       won = [false]
+      # The exception being handled when this was called ($! inside a rescue
+      # clause) is not the block's.
+      outer = $!
       begin
         core_acquire(shared, timeout, blocking, poll_interval, won, cancel_check, @on_acquired)
         yield self
       ensure
-        release if won[0]
+        if won[0]
+          if $! && !$!.equal?(outer)
+            begin
+              release
+            rescue Filelock::Error
+              nil # released all the same; the block's exception is the one to see
+            end
+          else
+            release
+          end
+        end
       end
     end
 
@@ -310,22 +331,21 @@ module Filelock
       Fiber.current.object_id
     end
 
-    # Under a Fiber scheduler the wait parks only its fiber (Hub). A
-    # cancel_check or an on_acquired hook is refused there (ArgumentError):
-    # the core calls those blocks from inside the wait, and the hub's
-    # dispatch (the driver fiber's, for every waiter at once) cannot run them
-    # for one acquire; the thread path would block every fiber of the thread
-    # and hold for the thread, not the fiber that releases.
+    # Under a Fiber scheduler the wait parks only its fiber (Hub):
+    # cancel_check is called by the waiting fiber at each of its wake-ups
+    # (at least every poll interval, 50 ms at most); on_acquired is run by
+    # the core with the locked descriptor once won, on the fiber that
+    # acquires or the hub's driver fiber (refusal releases, as always).
     def core_acquire(shared, timeout, blocking, poll_interval, token, cancel_check = nil,
                      on_acquired = nil)
       owner = fiber_owner
       if owner
-        if cancel_check || on_acquired
-          raise ArgumentError,
-                "#{cancel_check ? "cancel_check" : "on_acquired"} is not supported under a " \
-                "Fiber scheduler (lock file #{lock_file})"
+        if cancel_check && !cancel_check.respond_to?(:call)
+          raise TypeError, "cancel_check must respond to #call"
         end
-        Hub.current.acquire(@handle, owner, shared, timeout, blocking, poll_interval, token)
+
+        Hub.current.acquire(@handle, owner, shared, timeout, blocking, poll_interval, token,
+                            cancel_check, on_acquired)
       else
         Ext.fl_rb_acquire(@handle, shared ? 1 : 0, timeout, blocking, poll_interval, token,
                           cancel_check, on_acquired)
@@ -546,6 +566,8 @@ module Filelock
     # The soft lock's keywords and the lease's (lifetime: the lease's
     # duration sets when it expires).
     KEYWORDS = (BaseFileLock::KEYWORDS - %i[lifetime] + %i[lease_duration heartbeat_interval]).freeze
+    # The lease_duration of a lease given none (seconds): the core's.
+    DEFAULT_DURATION = Ext::FL_LEASE_DEFAULT_DURATION
 
     # The object kept (a singleton's duplicate is dropped by AbstractLock.new)
     # receives the loss reports.
@@ -555,19 +577,12 @@ module Filelock
       lease
     end
 
-    def initialize(lock_file, lease_duration: 30.0, heartbeat_interval: nil, on_compromise: nil,
-                   **options, &block)
-      unless lease_duration.is_a?(Numeric) && lease_duration.positive? && lease_duration.finite?
-        raise ArgumentError, "lease_duration must be positive, got #{lease_duration.inspect}"
-      end
-
-      heartbeat_interval = lease_duration / 3.0 if heartbeat_interval.nil?
-      unless heartbeat_interval.is_a?(Numeric) && heartbeat_interval.positive? &&
-             heartbeat_interval < lease_duration
-        raise ArgumentError,
-              "heartbeat_interval must be positive and below lease_duration, got #{heartbeat_interval.inspect}"
-      end
-
+    # lease_duration: seconds (default DEFAULT_DURATION, the core's);
+    # heartbeat_interval: seconds between refreshes (nil: the core's default,
+    # a third of lease_duration). The core checks both (ArgumentError, with
+    # its message).
+    def initialize(lock_file, lease_duration: DEFAULT_DURATION, heartbeat_interval: nil,
+                   on_compromise: nil, **options, &block)
       @on_compromise = on_compromise || block
       @compromise = nil
       super(lock_file, **options, lease_duration: lease_duration, heartbeat_interval: heartbeat_interval)
@@ -616,13 +631,16 @@ module Filelock
     @thread = nil
     @pid = nil
 
-    # Validates lifetime (the pure-Python filelock's rules); true when the
-    # class honours it, false (with a warning) when it does not.
+    # Validates lifetime (the core's rules: ArgumentError); true when the
+    # class honours it, false (with a warning) when it does not. Checked
+    # before the class may ignore it, so without a lock file.
     def self.lifetime(value, cls)
       return false if value.nil?
-      unless value.is_a?(Numeric) && !value.negative? && value.finite?
-        raise ArgumentError, "lifetime must be finite and non-negative, not #{value.inspect}"
-      end
+      raise TypeError, "lifetime must be Numeric, not #{value.class}" unless value.is_a?(Numeric)
+
+      opts = Ext::Options.new
+      opts.lifetime = value.to_f
+      Ext.fl_options_check(opts)
       if cls::KIND != Ext::FL_SOFT
         warn "lifetime is ignored for #{cls}: a native OS lock cannot be broken safely by file age; " \
              "only SoftFileLock supports lifetime-based expiry", uplevel: 4
@@ -698,27 +716,51 @@ module Filelock
     # Raises what the blocking acquire would. An interrupted wait (an
     # exception raised into the fiber) leaves nothing held: a win it did
     # not see is released, which hands the lock on.
-    def acquire(handle, owner, shared, timeout, blocking, poll_interval, token)
+    #
+    # cancel_check: called by the waiting fiber at each of its wake-ups: a
+    # ticker fiber of its own wakes it (a :tick on its queue) at least every
+    # CHECK_EVERY seconds, or its poll interval when shorter, whatever the
+    # driver is waiting for; true ends the wait as a Filelock::Timeout, an
+    # exception it raises ends it with that exception.
+    # on_acquired: the lock's hook, run by the core once it wins.
+    def acquire(handle, owner, shared, timeout, blocking, poll_interval, token, cancel_check = nil,
+                on_acquired = nil)
       status = [nil, nil, nil, Thread::Queue.new]
+      # The core runs the hook inside the hub's calls: in a blocking fiber,
+      # so that nothing it does (sleep, IO) lets another fiber into the hub
+      # (withdrawing a wait the dispatch is about to try) before it returns.
+      hook = on_acquired && ->(fd) { Fiber.new(blocking: true) { on_acquired.call(fd) }.resume }
       if Ext.fl_rb_hub_acquire(@hub, handle, owner, shared ? 1 : 0, timeout, blocking,
-                               poll_interval, status)
+                               poll_interval, status, hook)
         token[0] = true if token
         return
       end
       @waiting += 1
+      ticking = [cancel_check ? check_step(handle, poll_interval) : nil]
       result = nil
       begin
+        start_ticker(status, ticking) if ticking[0]
         start_driver
-        result = status[3].pop
+        while (result = status[3].pop) == :tick
+          raise Filelock::Timeout, Ext.fl_lock_path(handle) if cancel_check.call
+        end
         token[0] = true if token && result == true
       ensure
         @waiting -= 1
-        if result.nil? && !Ext.fl_rb_hub_cancel(@hub, status) && status[0] == true
+        ticking[0] = nil
+        if result != true && !result.is_a?(Exception) && !Ext.fl_rb_hub_cancel(@hub, status) &&
+           status[0] == true
           Ext.fl_rb_hub_release(@hub, handle, owner, false)
         end
       end
       raise result unless result == true
     end
+
+    # The longest a cancel_check waits between two calls (seconds): the
+    # core's "at least every 50 ms" for the blocking wait's cancel callback.
+    CHECK_EVERY = 0.05
+    # Never shorter (a poll_interval of 0 must not spin the thread).
+    CHECK_FLOOR = 0.005
 
     private
 
@@ -726,6 +768,21 @@ module Filelock
       return if @driver&.alive?
 
       @driver = Fiber.schedule { drive }
+    end
+
+    # ticking[0]: the seconds between two ticks; nil ends the ticker.
+    def start_ticker(status, ticking)
+      Fiber.schedule do
+        while (step = ticking[0])
+          sleep step
+          status[3].push(:tick) if ticking[0] && status[3].empty?
+        end
+      end
+    end
+
+    def check_step(handle, poll_interval)
+      step = poll_interval.nil? ? Ext.fl_get_poll_interval(handle) : poll_interval.to_f
+      step.clamp(CHECK_FLOOR, CHECK_EVERY)
     end
 
     def drive
