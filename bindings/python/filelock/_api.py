@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import inspect
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ import threading
 import warnings
 import weakref
 from types import TracebackType
-from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, Union
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, TypedDict, Union
 
 from . import _filelock_core as _core
 from . import _lease_opts
@@ -199,6 +200,15 @@ class _SingletonMeta(type):
         cls._instances_lock = threading.Lock()
         _singleton_classes.add(cls)
 
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        # inspect.signature(FileLock) and help() would otherwise show this
+        # metaclass's (*args, **kwargs): give the constructor's parameters, as
+        # the pure-Python package's metaclass does. A property of the
+        # metaclass: instances (callable as decorators) keep their own.
+        sig = inspect.signature(cls.__init__)
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
+
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__call__(*args, **kwargs)
         h = self.__dict__.get("_h")
@@ -276,6 +286,17 @@ def _finalize(
         pass
 
 
+def _finalizer_method(finalize: Callable[[Any], None] = _finalize) -> Callable[[Any], None]:
+    """A ``__del__(self)`` calling *finalize* through a closure (not a module
+    global, gone at interpreter teardown; not a default argument, which
+    help() and inspect.signature would show)."""
+
+    def __del__(self) -> None:  # type: ignore[no-untyped-def]
+        finalize(self)
+
+    return __del__
+
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: How ``with lock:`` reports a body failure together with a release failure:
@@ -286,6 +307,25 @@ ContextErrorPolicy = Literal["chain", "group"]
 #: "raise" (both: raise OSError; the lock is released all the same) or
 #: "suppress".
 CloseErrorPolicy = Literal["default", "raise", "suppress"]
+
+
+class LockOptions(TypedDict, total=False):
+    """The constructor's options after *lock_file*, for typing what a
+    subclass passes through (``**kwargs: Unpack[LockOptions]``), as the
+    pure-Python package's ``LockOptions``."""
+
+    timeout: float
+    mode: int
+    thread_local: bool
+    blocking: bool
+    is_singleton: bool
+    poll_interval: float
+    lifetime: float | None
+    context_error_policy: ContextErrorPolicy
+    close_error_policy: CloseErrorPolicy
+    fallback_to_soft: bool
+    preserve_lock_file: bool
+    on_acquired: Callable[[int], None] | None
 
 
 def _exception_group() -> Any:
@@ -371,7 +411,7 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     # checks that they are the core's (fl_options_init).
     def __init__(
         self,
-        lock_file: PathLike,
+        lock_file: str | os.PathLike[str],
         timeout: float = -1,
         mode: int = _UNSET_FILE_MODE,
         thread_local: bool = True,
@@ -379,12 +419,12 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        lifetime: float | None = None,
         context_error_policy: ContextErrorPolicy = "chain",
         close_error_policy: CloseErrorPolicy = "default",
         fallback_to_soft: bool = True,
         preserve_lock_file: bool = False,
         on_acquired: Callable[[int], None] | None = None,
-        lifetime: float | None = None,
     ) -> None:
         """
         Create a lock object; nothing is opened or created until the first
@@ -712,11 +752,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     ) -> None:
         self._release_in_context(exc_value)
 
-    def __del__(self, _finalize: Any = _finalize) -> None:
-        # Bound as a default so that it still works while the interpreter
-        # tears module globals down. The handle's own deallocation then
-        # frees it (releasing what other threads may still hold).
-        _finalize(self)
+    # A closure over _finalize, so that it still works while the interpreter
+    # tears module globals down, without an extra parameter in help(). The
+    # handle's own deallocation then frees it (releasing what other threads
+    # may still hold).
+    __del__ = _finalizer_method()
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         # The pure-Python package cannot be pickled either (TypeError); say why.
@@ -797,6 +837,7 @@ else:
 __all__ = [
     "AcquireReturnProxy",
     "BaseFileLock",
+    "LockOptions",
     "LockOwner",
     "SoftFileLock",
     "UnixFileLock",

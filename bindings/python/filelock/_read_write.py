@@ -24,8 +24,7 @@ from . import _filelock_core as _core
 from ._api import (
     AcquireReturnProxy,
     LockOwner,
-    PathLike,
-    _finalize,
+    _finalizer_method,
     _new_handle,
     _owner_of,
     _SingletonMeta,
@@ -66,7 +65,7 @@ class ReadWriteLock(metaclass=_SingletonMeta):
     # checks the ones the core also has (fl_options_init).
     def __init__(
         self,
-        lock_file: PathLike,
+        lock_file: str | os.PathLike[str],
         timeout: float = -1,
         *,
         blocking: bool = True,
@@ -281,9 +280,8 @@ class ReadWriteLock(metaclass=_SingletonMeta):
             self._h = None
         del h  # the capsule's destructor frees the core handle (one reference)
 
-    def __del__(self, _finalize: Any = _finalize) -> None:
-        # See BaseFileLock.__del__: must work during interpreter teardown.
-        _finalize(self)
+    # See BaseFileLock.__del__: must work during interpreter teardown.
+    __del__ = _finalizer_method()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lock_file!r})"
