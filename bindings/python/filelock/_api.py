@@ -223,6 +223,11 @@ class _SingletonMeta(type):
             if existing is None:
                 cls._instances[key] = self
                 _set_log_id(h, id(self))
+                options = self.__dict__.get("_fl_options")
+                if options is not None:
+                    # Only the first object of a shared handle sets it: a later,
+                    # differing one is refused below without touching the handle.
+                    _core.fl_set_close_errors(h, _CLOSE_ERRORS[options[1]])
                 return self
         # The core gave this call another reference to the same handle:
         # drop it with the spare object (never a release: the handle is
@@ -303,10 +308,18 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: "chain" (the release error, the body's in its ``__context__``) or "group"
 #: (a ``BaseExceptionGroup`` of both).
 ContextErrorPolicy = Literal["chain", "group"]
-#: What a failure to close the lock file after the unlock does: "default",
-#: "raise" (both: raise OSError; the lock is released all the same) or
-#: "suppress".
+#: What a failure to close the lock file after the unlock does (the lock is
+#: released either way): "default" (ignored for the POSIX kernel lock, raised
+#: for the soft lock and on Windows), "raise" (OSError) or "suppress".
 CloseErrorPolicy = Literal["default", "raise", "suppress"]
+
+# The core decides, at each release, by the kind being released (a FileLock
+# that fell back to the soft lock reports as the soft lock): fl_close_errors.
+_CLOSE_ERRORS = {
+    "default": _core.FL_CLOSE_IGNORE_KERNEL,
+    "raise": _core.FL_CLOSE_REPORT,
+    "suppress": _core.FL_CLOSE_IGNORE,
+}
 
 
 class LockOptions(TypedDict, total=False):
@@ -445,8 +458,10 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             "chain" raises the release error (the body's in its ``__context__``), "group" a
             ``BaseExceptionGroup("lock body and release both failed", [body, release])``
         :param close_error_policy: a failure to close the lock file after the unlock (the
-            lock is released all the same): "default" and "raise" raise OSError, "suppress"
-            ignores it
+            lock is released all the same): "raise" raises OSError, "suppress" ignores it,
+            "default" ignores it for the kernel lock on POSIX and raises for the soft lock
+            and on Windows (as the pure-Python package). A failed unlock (the file system
+            dropped the lock) always raises.
         :param fallback_to_soft: FileLock only: where the file system has no OS locks (or
             keeps them local to this host), use the soft lock (with a UserWarning) instead of
             raising NotImplementedError; never with *preserve_lock_file* or *on_acquired*
@@ -488,6 +503,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         self._lock_file = path
         self._mode = mode_value
         self._fl_options = (context_error_policy, close_error_policy, bool(fallback_to_soft), bool(preserve_lock_file))
+        if not is_singleton:  # a singleton's shared handle: _SingletonMeta.__call__
+            _core.fl_set_close_errors(self._h, _CLOSE_ERRORS[close_error_policy])
         self._fl_on_acquired = on_acquired
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -703,14 +720,9 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         """
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        try:
-            _release(self._h, bool(force))
-        except OSError:
-            # The core reports a close failure after the unlock (the lock is
-            # released all the same): the caller's policy decides.
-            if self._fl_options[1] == "suppress" and not _core.fl_is_locked(self._h):
-                return
-            raise
+        # A close failure after the unlock is raised or not by the core, per
+        # close_error_policy (set on the handle at construction).
+        _release(self._h, bool(force))
 
     def __enter__(self) -> BaseFileLock:
         if _is_debug(_DEBUG) is not _log_on:
@@ -726,7 +738,7 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     ) -> None:
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        if exc_value is None and self._fl_options[1] != "suppress":
+        if exc_value is None:
             _release(self._h, False)
             return
         self._release_in_context(exc_value)
