@@ -746,3 +746,83 @@ def test_failing_log_level_check_does_not_break_a_wait(lock_path: str, monkeypat
         broken = False
     assert calls == 3
     assert "logging is broken" in seen
+
+
+# ---- close_error_policy (3.30) -------------------------------------------------------
+
+
+def _marker_fd(path: str) -> int:
+    """The descriptor of this process that is open on *path* (the soft lock's marker)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == path:
+                return int(name)
+        except OSError:
+            continue
+    raise AssertionError(f"no descriptor open on {path}")
+
+
+def _close_fails_at_release(lock: Any, path: str) -> None:
+    """Acquire *lock* and close its descriptor behind the core's back: the
+    close after the unlock then fails (EBADF), deterministically."""
+    if isinstance(lock, SoftFileLock):
+        lock.acquire()
+        os.close(_marker_fd(path))
+    else:
+        lock.acquire()  # the hook closed the descriptor (and so released the OS lock)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize(
+    ("cls", "policy", "raises"),
+    [
+        (FileLock, "default", False),  # 3.32: the Unix kernel lock drops the close error
+        (FileLock, "raise", True),
+        (FileLock, "suppress", False),
+        (SoftFileLock, "default", True),  # 3.32: the soft lock propagates it
+        (SoftFileLock, "raise", True),
+        (SoftFileLock, "suppress", False),
+    ],
+)
+def test_close_error_policy_as_newest(tmp_path: Path, cls: type, policy: str, raises: bool) -> None:
+    path = str(tmp_path / "c.lock")
+    kw: dict[str, Any] = {"close_error_policy": policy}
+    if cls is FileLock:
+        kw["on_acquired"] = os.close
+    lock = cls(path, **kw)
+    _close_fails_at_release(lock, path)
+    if raises:
+        with pytest.raises(OSError) as info:
+            lock.release()
+        assert info.value.errno == 9 and info.value.filename == path  # EBADF, naming the lock file
+    else:
+        lock.release()
+    # Released either way, in this object and for everyone.
+    assert not lock.is_locked and lock.lock_counter == 0
+    other = cls(path)
+    other.acquire(timeout=0)
+    other.release()
+    # The `with` exit follows the same policy.
+    def body() -> None:
+        with lock:
+            if cls is SoftFileLock:
+                os.close(_marker_fd(path))
+
+    if raises:
+        with pytest.raises(OSError):
+            body()
+    else:
+        body()
+    assert not lock.is_locked
+
+
+def test_close_error_policy_singleton_refusal_keeps_the_handles_policy(tmp_path: Path) -> None:
+    """A second singleton with another policy is refused without changing the
+    shared handle's (the first object's close failures are still dropped)."""
+    path = str(tmp_path / "s.lock")
+    first = FileLock(path, is_singleton=True, on_acquired=os.close)
+    with pytest.raises(ValueError, match="close_error_policy"):
+        FileLock(path, is_singleton=True, on_acquired=os.close, close_error_policy="raise")
+    first.acquire()
+    first.release()  # "default": the close failure is dropped
+    assert not first.is_locked
