@@ -286,6 +286,13 @@ def _finalize(
     try:
         h = obj.__dict__.get("_h")
         if h is not None and not is_singleton(h):
+            if getattr(type(obj), "_fl_release_hook", False):
+                # A subclass's release() is called, as the pure-Python
+                # package's __del__ calls release(force=True).
+                try:
+                    obj.release(force=True)
+                except Exception:  # noqa: BLE001 - as 3.32: a finalizer swallows it
+                    pass
             force_release(h, True)
     except BaseException:  # noqa: BLE001 - a finalizer must never raise
         pass
@@ -410,6 +417,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
 
     #: The core's lock kind; None marks an abstract class.
     _fl_kind: int | None = None
+    #: Whether release() is overridden (set by __init_subclass__): __del__ calls it.
+    _fl_release_hook: bool = False
     #: A lease's option names (filelock/_lease.py); None: not a lease.
     _fl_lease_options: tuple[str, ...] | None = None
 
@@ -515,6 +524,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             cls.__enter__ = BaseFileLock._enter_via_acquire  # type: ignore[method-assign]
         if cls.release is not BaseFileLock.release and "__exit__" not in cls.__dict__:
             cls.__exit__ = BaseFileLock._exit_via_release  # type: ignore[method-assign]
+        # ... and __del__ calls it (_finalize).
+        cls._fl_release_hook = cls.release is not BaseFileLock.release
 
     # -- properties ---------------------------------------------------------
 
