@@ -953,6 +953,7 @@ result["gc"] = err(lambda: cls(P).acquire(timeout=0) and None)
 
 # Errors: a directory as the lock file; bad option values.
 result["directory"] = err(lambda: cls(D).acquire(timeout=0) and None)
+result["bad.mode"] = [err(lambda: cls(P, mode=m).acquire(timeout=0) and None) for m in ("0o644", 420.0)]
 result["bad.policy"] = [err(lambda: cls(P, context_error_policy="x")), err(lambda: cls(P, close_error_policy="x"))]
 result["bad.lifetime"] = [err(lambda: cls(P, lifetime=v).lifetime) for v in (-1, float("inf"), True, "3", 2)]
 with warnings.catch_warnings(record=True) as caught:

@@ -14,6 +14,7 @@ import builtins
 import contextlib
 import inspect
 import logging
+import operator
 import os
 import sys
 import threading
@@ -487,7 +488,9 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             raise TypeError(f"Can't instantiate abstract class {type(self).__name__}")
         _check_options(type(self), context_error_policy, close_error_policy, preserve_lock_file, on_acquired)
         path = os.fspath(lock_file)
-        mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
+        # operator.index: an int (or an object that is one), as os.open takes;
+        # a str or float is the TypeError the pure package's os.open raises.
+        mode_value = _UNSET_FILE_MODE if mode is None else operator.index(mode)
         # As the pure-Python package: no soft fallback for a caller who asked
         # to keep the lock file or to be handed the locked descriptor.
         soft_fallback = bool(fallback_to_soft) and not preserve_lock_file and on_acquired is None
