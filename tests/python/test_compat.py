@@ -939,7 +939,18 @@ result["subclass"] = calls
 s1 = cls(os.path.join(D, "s.lock"), is_singleton=True)
 result["singleton"] = [cls(os.path.join(D, "s.lock"), is_singleton=True) is s1, s1.is_singleton,
                        type(cls._instances).__name__, len(cls._instances)]
-result["singleton.diff"] = err(lambda: cls(os.path.join(D, "s.lock"), is_singleton=True, close_error_policy="raise"))
+SP = os.path.join(D, "s.lock")
+result["singleton.diff"] = [
+    err(lambda: cls(SP, is_singleton=True, close_error_policy="raise")),
+    err(lambda: cls(SP, is_singleton=True, timeout=3)),
+    err(lambda: cls(SP, 2.5, 0o600, False, is_singleton=True, blocking=False, poll_interval=0.1,
+                    context_error_policy="group", fallback_to_soft=False)),
+]
+s1.timeout = 7  # changed since: the error names the current value
+result["singleton.changed"] = [err(lambda: cls(SP, is_singleton=True)), err(lambda: cls(SP, 7, is_singleton=True).timeout)]
+s1.timeout = -1
+if KIND == "FileLock":
+    result["singleton.hook"] = err(lambda: cls(SP, is_singleton=True, on_acquired=print))[1].replace(" at 0x", "")
 del s1
 gc.collect()
 result["singleton.gone"] = len(cls._instances)

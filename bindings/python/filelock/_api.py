@@ -240,23 +240,69 @@ class _SingletonMeta(type):
         return existing
 
 
-_OPTION_NAMES = ("context_error_policy", "close_error_policy", "fallback_to_soft", "preserve_lock_file")
+_SINGLETON_MISMATCH = "Singleton lock instances cannot be initialized with differing arguments"
+
+
+def _current(existing: Any, name: str, given: Any) -> Any:
+    """*existing*'s setting *name* as the pure-Python package reports it: the
+    value given to its constructor (``-1``, not the core's ``-1.0``) unless it
+    was changed since through a property."""
+    if name in ("timeout", "blocking", "poll_interval"):
+        now = getattr(existing, name)
+        return given if now == given else now
+    return given
+
+
+def _differing_arguments(existing: Any, args: dict[str, Any], on_acquired: Any) -> str | None:
+    """The pure-Python package's ValueError text for a singleton constructed
+    again with other arguments than *existing* (3.32: each differing
+    argument listed, in its order), or None when all match."""
+    mine = existing.__dict__.get("_fl_args")
+    if mine is None:
+        return None
+    lines = []
+    for name, passed in args.items():
+        have = _current(existing, name, mine[name])
+        if passed != have:
+            lines.append(f"\n\t{name} (existing lock has {have} but {passed} was passed)")
+    hook = existing.__dict__.get("_fl_on_acquired")
+    if on_acquired is not hook:
+        lines.append(f"\n\ton_acquired (existing lock has {hook} but {on_acquired} was passed)")
+    if not lines:
+        return None
+    return _SINGLETON_MISMATCH + "\nNon-matching arguments: " + "".join(lines)
 
 
 def _check_same_options(existing: Any, new: Any) -> None:
     """ValueError in the pure-Python package's words when *new* (the spare
-    object of a singleton construction) was given other binding-level options
-    than *existing* (the core compares its own settings and on_acquired)."""
-    mine = existing.__dict__.get("_fl_options")
-    theirs = new.__dict__.get("_fl_options")
-    if mine is None or theirs is None or mine == theirs:
+    object of a singleton construction, whose handle the core shared: its own
+    settings matched) was given other binding-level options than *existing*."""
+    theirs = new.__dict__.get("_fl_args")
+    if theirs is None:
         return
-    msg = "Singleton lock instances cannot be initialized with differing arguments"
-    msg += "\nNon-matching arguments: "
-    for name, set_param, passed_param in zip(_OPTION_NAMES, mine, theirs):
-        if set_param != passed_param:
-            msg += f"\n\t{name} (existing lock has {set_param} but {passed_param} was passed)"
-    raise ValueError(msg)
+    msg = _differing_arguments(existing, theirs, new.__dict__.get("_fl_on_acquired"))
+    if msg is not None:
+        raise ValueError(msg)
+
+
+def _singleton_refused(cls: type, path: str, args: dict[str, Any], on_acquired: Any, error: ValueError) -> ValueError:
+    """The core refused a singleton for *path* (its settings differ from the
+    existing handle's): list the differing arguments as 3.32 does when this
+    class's registry has the existing object (same absolute path), else keep
+    the core's message (the other object is of another class, or reached
+    through another spelling)."""
+    if not str(error).startswith(_SINGLETON_MISMATCH):
+        return error
+    want = os.path.abspath(path)
+    for existing in list(cls._instances.values()):  # type: ignore[attr-defined]
+        if os.path.abspath(existing.__dict__.get("_lock_file", "")) == want:
+            msg = _differing_arguments(existing, args, on_acquired)
+            if msg is not None:
+                new = ValueError(msg)
+                if hasattr(new, "add_note"):
+                    new.add_note(str(error))
+                return new
+    return error
 
 
 # Every class with a registry, to give each a fresh mutex in a forked child.
@@ -428,6 +474,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     _mode: int
     # (context_error_policy, close_error_policy, fallback_to_soft, preserve_lock_file)
     _fl_options: tuple[str, str, bool, bool]
+    # The constructor's arguments as given (for a singleton's differing-arguments error).
+    _fl_args: dict[str, Any]
     _fl_on_acquired: Callable[[int], None] | None
 
     # The defaults are the pure-Python package's; tests/python/test_options.py
@@ -497,21 +545,41 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         if lifetime is not None:
             # (resolve_lifetime <- here <- _SingletonMeta.__call__ <- the caller)
             lifetime = _lease_opts.resolve_lifetime(lifetime, type(self), stacklevel=4)
-        self._h = _new_handle(
-            path,
-            kind,
-            float(timeout),
-            bool(blocking),
-            float(poll_interval),
-            mode_value,
-            bool(thread_local),
-            bool(is_singleton),
-            False,  # read_write: only ReadWriteLock
-            soft_fallback and kind == _KERNEL,
-            on_acquired,
-            lifetime=lifetime or 0.0,
-            lease=self.__dict__.get("_fl_lease"),
-        )
+        # As given, in the pure package's order: a singleton constructed
+        # again with other arguments lists them (_differing_arguments).
+        args = {
+            "thread_local": thread_local,
+            "timeout": timeout,
+            "mode": mode,
+            "blocking": blocking,
+            "poll_interval": poll_interval,
+            "lifetime": lifetime,
+            "context_error_policy": context_error_policy,
+            "close_error_policy": close_error_policy,
+            "fallback_to_soft": fallback_to_soft,
+            "preserve_lock_file": preserve_lock_file,
+        }
+        try:
+            self._h = _new_handle(
+                path,
+                kind,
+                float(timeout),
+                bool(blocking),
+                float(poll_interval),
+                mode_value,
+                bool(thread_local),
+                bool(is_singleton),
+                False,  # read_write: only ReadWriteLock
+                soft_fallback and kind == _KERNEL,
+                on_acquired,
+                lifetime=lifetime or 0.0,
+                lease=self.__dict__.get("_fl_lease"),
+            )
+        except ValueError as e:
+            if not is_singleton:
+                raise
+            raise _singleton_refused(type(self), path, args, on_acquired, e) from None
+        self._fl_args = args
         self._lock_file = path
         self._mode = mode_value
         self._fl_options = (context_error_policy, close_error_policy, bool(fallback_to_soft), bool(preserve_lock_file))
