@@ -1024,3 +1024,34 @@ def test_parity_with_newest(tmp_path: Path, kind: str) -> None:
 # (docs/python-compat.md says why).
 PARITY_MISSING_MEMBERS: dict[str, set[str]] = {"FileLock": set(), "SoftFileLock": set()}
 PARITY_CHANGED_MEMBERS = {"lifetime"}  # read-only: the core fixes it when the handle is made
+
+
+def test_collected_lock_calls_an_overridden_release_but_never_a_coroutine(lock_path: str) -> None:
+    """3.32's __del__ calls release(force=True): a subclass's override sees it.
+    The async locks' release is a coroutine a finalizer cannot await: it is
+    not called (no "coroutine was never awaited" warning); the core releases."""
+    import gc
+    import warnings
+
+    from filelock import AsyncFileLock
+
+    calls: list[bool] = []
+
+    class Traced(FileLock):
+        def release(self, force: bool = False) -> None:
+            calls.append(force)
+            super().release(force=force)
+
+    held = Traced(lock_path)
+    held.acquire()
+    del held
+    gc.collect()
+    assert calls == [True]
+    FileLock(lock_path).acquire(timeout=0)  # released
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lock = AsyncFileLock(lock_path + ".async")
+        del lock
+        gc.collect()
+    assert [str(w.message) for w in caught] == []

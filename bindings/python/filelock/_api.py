@@ -595,8 +595,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             cls.__enter__ = BaseFileLock._enter_via_acquire  # type: ignore[method-assign]
         if cls.release is not BaseFileLock.release and "__exit__" not in cls.__dict__:
             cls.__exit__ = BaseFileLock._exit_via_release  # type: ignore[method-assign]
-        # ... and __del__ calls it (_finalize).
-        cls._fl_release_hook = cls.release is not BaseFileLock.release
+        # ... and __del__ calls it (_finalize); not a coroutine (the async
+        # locks' release), which a finalizer could not await.
+        cls._fl_release_hook = cls.release is not BaseFileLock.release and not inspect.iscoroutinefunction(
+            cls.release
+        )
 
     # -- properties ---------------------------------------------------------
 
