@@ -81,7 +81,7 @@ typedef struct fl_lock {
 
 /* Every wrapped function whose negative return is an error (all take the
  * handle first): the language's `int FL_RAISING` typemap raises. */
-%apply int FL_RAISING { int fl_release, int fl_set_timeout, int fl_set_poll_interval,
+%apply int FL_RAISING { int fl_release, int fl_set_timeout, int fl_set_poll_interval, int fl_set_close_errors,
                         int fl_break_lock };
 /* The same for the one that takes an options object (no lock file yet):
  * the language's `int FL_CHECKED` typemap raises. */

@@ -696,6 +696,30 @@ FL_EXTERN int fl_set_owner_pid(fl_lock *lock, long pid);
  */
 FL_EXTERN int fl_set_read_only_open(fl_lock *lock, int allow);
 
+/** What fl_release() does when closing the lock file (kernel lock) or the
+ *  marker (soft lock) fails after the unlock; the lock is released either
+ *  way. A failed unlock (::FL_EIO: a network file system dropped the lock)
+ *  is always reported. */
+typedef enum fl_close_errors {
+    FL_CLOSE_REPORT = 0,       /**< Reported (the default): ::FL_EIO or the OS error's code, with
+                                    a message naming the path. On NFS it can mean lost writes. */
+    FL_CLOSE_IGNORE = 1,       /**< Ignored: fl_release() returns 0 (the pure-Python filelock's
+                                    `close_error_policy="suppress"`). */
+    FL_CLOSE_IGNORE_KERNEL = 2 /**< Ignored for the kernel lock on POSIX (FUSE and Docker bind
+                                    mounts report EIO there), reported for the soft lock (also
+                                    after a soft fallback) and on Windows: the pure-Python
+                                    filelock's `close_error_policy="default"` (3.30+). */
+} fl_close_errors;
+
+/**
+ * Sets what fl_release() does with a failure to close the lock file after
+ * the unlock (see ::fl_close_errors; ::FL_CLOSE_REPORT until set). A shared
+ * (singleton) handle has one setting: the last one set.
+ *
+ * @return 0, or ::FL_EINVAL for a NULL @p lock or an unknown @p policy.
+ */
+FL_EXTERN int fl_set_close_errors(fl_lock *lock, int policy);
+
 /* ---------------------------------------------------------------------- */
 /* Owner inspection and stale-marker recovery                              */
 /* ---------------------------------------------------------------------- */

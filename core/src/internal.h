@@ -190,6 +190,7 @@ struct fl_lock {
     int soft_fallback;
     long owner_pid;       /* soft marker names this pid (0: the caller); atomic access */
     int read_only_open;   /* kernel lock: open a read-only lock file O_RDONLY */
+    int close_errors;     /* fl_close_errors (fl_set_close_errors); atomic access */
     struct fl_lock *gate; /* read/write locks: the writers' gate, else NULL */
     int refs;             /* singleton references (g_mu) */
     unsigned gen;         /* fork generation that owns the state (mu); differs in a forked child */
@@ -384,5 +385,10 @@ FL__HIDDEN void *fl__os_dir_notify(const char *dir);
 
 extern FL__HIDDEN fl__syscalls fl__sys;
 FL__HIDDEN void fl__sys_reset(void);
+
+/* Whether fl_release() reports a failure to close the lock file (kernel)
+ * or marker (soft) after the unlock, per fl_set_close_errors(); when not,
+ * the failure is dropped (the lock is released either way). */
+FL__HIDDEN int fl__close_error_reported(fl_lock *l, int kind);
 
 #endif

@@ -1608,6 +1608,30 @@ int fl_set_read_only_open(fl_lock *l, int allow) {
     return 0;
 }
 
+int fl_set_close_errors(fl_lock *l, int policy) {
+    if (!l)
+        return fl__error(FL_EINVAL, 0, "fl_set_close_errors: NULL lock handle");
+    if (policy != FL_CLOSE_REPORT && policy != FL_CLOSE_IGNORE && policy != FL_CLOSE_IGNORE_KERNEL)
+        return fl__error(FL_EINVAL, 0, "fl_set_close_errors: invalid policy %d for lock file '%s'",
+                         policy, l->path);
+    __atomic_store_n(&l->close_errors, policy, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* The kind is the one being released (a kernel lock that fell back to the
+ * soft lock releases a marker), as the pure-Python filelock's class swap. */
+int fl__close_error_reported(fl_lock *l, int kind) {
+    int policy = __atomic_load_n(&l->close_errors, __ATOMIC_RELAXED);
+    if (policy != FL_CLOSE_IGNORE_KERNEL)
+        return policy == FL_CLOSE_REPORT;
+#ifdef _WIN32
+    (void)kind;
+    return 1;
+#else
+    return kind != FL_KERNEL;
+#endif
+}
+
 static int break_lock(fl_lock *l) {
     if (!l)
         return fl__error(FL_EINVAL, 0, "fl_break_lock: NULL lock handle");

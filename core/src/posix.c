@@ -728,7 +728,7 @@ int fl__os_release(fl_lock *l, int kind, fl__hold *h, int owner) {
                              l->path, strerror(e));
         }
     }
-    if (fl__px_close(h->fd) != 0)
+    if (fl__px_close(h->fd) != 0 && fl__close_error_reported(l, FL_KERNEL))
         rc = fl__os_error(errno, "error closing lock file (the lock is released)", l->path);
     h->fd = -1;
     return rc;

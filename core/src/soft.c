@@ -558,7 +558,7 @@ int fl__soft_release(fl_lock *l, fl__hold *h, int owner) {
     if (h->fd != FL__NO_FH) {
         int e = fl__prim_close(h->fd);
         h->fd = FL__NO_FH;
-        if (e != 0 && rc == 0)
+        if (e != 0 && rc == 0 && fl__close_error_reported(l, FL_SOFT))
             rc = fl__os_error(e, "error closing soft lock marker (the lock is released)", l->path);
     }
     h->have_id = 0;

@@ -1377,7 +1377,7 @@ int fl__os_release(fl_lock *l, int kind, fl__hold *h, int owner) {
         lock_withdraw(k);
         if (owner)
             lock_give_back(k);
-        if (!fl__sys.close_handle(k->file))
+        if (!fl__sys.close_handle(k->file) && fl__close_error_reported(l, FL_KERNEL))
             rc = win_error(GetLastError(), "error closing lock file (the lock is released)",
                            l->path);
         kernel_free(k);

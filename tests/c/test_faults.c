@@ -150,6 +150,63 @@ START_TEST(eio_on_close_at_release) {
 }
 END_TEST
 
+/* fl_set_close_errors(): each policy on each kind, with every close failing
+ * (EIO after closing for real, so nothing leaks). The lock is released
+ * whatever the policy says about the error. */
+START_TEST(close_error_policies) {
+    static const struct {
+        int kind, policy, rc;
+    } cases[] = {
+        {FL_KERNEL, FL_CLOSE_REPORT, FL_EIO},   {FL_KERNEL, FL_CLOSE_IGNORE, 0},
+        {FL_KERNEL, FL_CLOSE_IGNORE_KERNEL, 0}, {FL_SOFT, FL_CLOSE_REPORT, FL_EIO},
+        {FL_SOFT, FL_CLOSE_IGNORE, 0},          {FL_SOFT, FL_CLOSE_IGNORE_KERNEL, FL_EIO},
+    };
+    const char *p = P("x.lock");
+    fl_lock *l = fl_new_kind(p, cases[_i].kind);
+    int fds = fl_open_fd_count();
+    ck_assert_int_eq(fl_set_close_errors(l, cases[_i].policy), 0);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    inject(EIO, -1);
+    fl__sys.close = bad_close;
+    ck_assert_int_eq(fl_release(l, 0), cases[_i].rc);
+    if (cases[_i].rc)
+        ck_assert_msg(strstr(fl_last_error(), p) && strstr(fl_last_error(), "released"), "%s",
+                      fl_last_error());
+    fl__sys_reset();
+    ck_assert_int_eq(fl_lock_counter(l), 0);
+    ck_assert_int_eq(fl_open_fd_count(), fds);
+    ck_assert_msg(fl_helper_try(p, cases[_i].kind) == 0, "the lock stayed held");
+    fl_lock_free(l);
+}
+END_TEST
+
+static int unlock_fails(int fd, int op) {
+    if (op & LOCK_UN) {
+        errno = EIO;
+        return -1;
+    }
+    return flock(fd, op);
+}
+
+/* A lock the file system dropped (the unlock fails) is reported whatever the
+ * close policy: it is not a close failure. Bad policies are refused. */
+START_TEST(close_policy_never_hides_a_lost_lock) {
+    const char *p = P("x.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL);
+    ck_assert_int_eq(fl_set_close_errors(l, FL_CLOSE_IGNORE), 0);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    fl__sys.flock = unlock_fails;
+    ck_assert_int_eq(fl_release(l, 0), FL_EIO);
+    ck_assert_msg(strstr(fl_last_error(), "lost"), "%s", fl_last_error());
+    fl__sys_reset();
+    ck_assert_int_eq(fl_set_close_errors(l, 3), FL_EINVAL);
+    ck_assert_msg(strstr(fl_last_error(), p), "%s", fl_last_error());
+    ck_assert_int_eq(fl_set_close_errors(l, -1), FL_EINVAL);
+    ck_assert_int_eq(fl_set_close_errors(NULL, FL_CLOSE_IGNORE), FL_EINVAL);
+    fl_lock_free(l);
+}
+END_TEST
+
 START_TEST(enospc_on_marker_write) {
     const char *p = P("x.lock");
     fl_lock *l = fl_new_kind(p, FL_SOFT);
@@ -264,6 +321,8 @@ Suite *suite_faults(void) {
     tcase_add_loop_test(tc, no_flock_is_enotsup, 0, 2);
     tcase_add_test(tc, no_flock_soft_fallback);
     tcase_add_test(tc, eio_on_close_at_release);
+    tcase_add_loop_test(tc, close_error_policies, 0, 6);
+    tcase_add_test(tc, close_policy_never_hides_a_lost_lock);
     tcase_add_test(tc, enospc_on_marker_write);
     tcase_add_test(tc, short_writes_complete_the_marker);
     tcase_add_test(tc, eintr_from_flock);

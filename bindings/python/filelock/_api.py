@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import inspect
 import logging
+import operator
 import os
 import sys
 import threading
 import warnings
 import weakref
 from types import TracebackType
-from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, Union
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, TypedDict, Union
 
 from . import _filelock_core as _core
 from . import _lease_opts
@@ -200,6 +202,15 @@ class _SingletonMeta(type):
         cls._instances_lock = threading.Lock()
         _singleton_classes.add(cls)
 
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        # inspect.signature(FileLock) and help() would otherwise show this
+        # metaclass's (*args, **kwargs): give the constructor's parameters, as
+        # the pure-Python package's metaclass does. A property of the
+        # metaclass: instances (callable as decorators) keep their own.
+        sig = inspect.signature(cls.__init__)
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
+
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__call__(*args, **kwargs)
         h = self.__dict__.get("_h")
@@ -214,6 +225,11 @@ class _SingletonMeta(type):
             if existing is None:
                 cls._instances[key] = self
                 _set_log_id(h, id(self))
+                options = self.__dict__.get("_fl_options")
+                if options is not None:
+                    # Only the first object of a shared handle sets it: a later,
+                    # differing one is refused below without touching the handle.
+                    _core.fl_set_close_errors(h, _CLOSE_ERRORS[options[1]])
                 return self
         # The core gave this call another reference to the same handle:
         # drop it with the spare object (never a release: the handle is
@@ -225,23 +241,69 @@ class _SingletonMeta(type):
         return existing
 
 
-_OPTION_NAMES = ("context_error_policy", "close_error_policy", "fallback_to_soft", "preserve_lock_file")
+_SINGLETON_MISMATCH = "Singleton lock instances cannot be initialized with differing arguments"
+
+
+def _current(existing: Any, name: str, given: Any) -> Any:
+    """*existing*'s setting *name* as the pure-Python package reports it: the
+    value given to its constructor (``-1``, not the core's ``-1.0``) unless it
+    was changed since through a property."""
+    if name in ("timeout", "blocking", "poll_interval"):
+        now = getattr(existing, name)
+        return given if now == given else now
+    return given
+
+
+def _differing_arguments(existing: Any, args: dict[str, Any], on_acquired: Any) -> str | None:
+    """The pure-Python package's ValueError text for a singleton constructed
+    again with other arguments than *existing* (3.32: each differing
+    argument listed, in its order), or None when all match."""
+    mine = existing.__dict__.get("_fl_args")
+    if mine is None:
+        return None
+    lines = []
+    for name, passed in args.items():
+        have = _current(existing, name, mine[name])
+        if passed != have:
+            lines.append(f"\n\t{name} (existing lock has {have} but {passed} was passed)")
+    hook = existing.__dict__.get("_fl_on_acquired")
+    if on_acquired is not hook:
+        lines.append(f"\n\ton_acquired (existing lock has {hook} but {on_acquired} was passed)")
+    if not lines:
+        return None
+    return _SINGLETON_MISMATCH + "\nNon-matching arguments: " + "".join(lines)
 
 
 def _check_same_options(existing: Any, new: Any) -> None:
     """ValueError in the pure-Python package's words when *new* (the spare
-    object of a singleton construction) was given other binding-level options
-    than *existing* (the core compares its own settings and on_acquired)."""
-    mine = existing.__dict__.get("_fl_options")
-    theirs = new.__dict__.get("_fl_options")
-    if mine is None or theirs is None or mine == theirs:
+    object of a singleton construction, whose handle the core shared: its own
+    settings matched) was given other binding-level options than *existing*."""
+    theirs = new.__dict__.get("_fl_args")
+    if theirs is None:
         return
-    msg = "Singleton lock instances cannot be initialized with differing arguments"
-    msg += "\nNon-matching arguments: "
-    for name, set_param, passed_param in zip(_OPTION_NAMES, mine, theirs):
-        if set_param != passed_param:
-            msg += f"\n\t{name} (existing lock has {set_param} but {passed_param} was passed)"
-    raise ValueError(msg)
+    msg = _differing_arguments(existing, theirs, new.__dict__.get("_fl_on_acquired"))
+    if msg is not None:
+        raise ValueError(msg)
+
+
+def _singleton_refused(cls: type, path: str, args: dict[str, Any], on_acquired: Any, error: ValueError) -> ValueError:
+    """The core refused a singleton for *path* (its settings differ from the
+    existing handle's): list the differing arguments as 3.32 does when this
+    class's registry has the existing object (same absolute path), else keep
+    the core's message (the other object is of another class, or reached
+    through another spelling)."""
+    if not str(error).startswith(_SINGLETON_MISMATCH):
+        return error
+    want = os.path.abspath(path)
+    for existing in list(cls._instances.values()):  # type: ignore[attr-defined]
+        if os.path.abspath(existing.__dict__.get("_lock_file", "")) == want:
+            msg = _differing_arguments(existing, args, on_acquired)
+            if msg is not None:
+                new = ValueError(msg)
+                if hasattr(new, "add_note"):
+                    new.add_note(str(error))
+                return new
+    return error
 
 
 # Every class with a registry, to give each a fresh mutex in a forked child.
@@ -272,9 +334,27 @@ def _finalize(
     try:
         h = obj.__dict__.get("_h")
         if h is not None and not is_singleton(h):
+            if getattr(type(obj), "_fl_release_hook", False):
+                # A subclass's release() is called, as the pure-Python
+                # package's __del__ calls release(force=True).
+                try:
+                    obj.release(force=True)
+                except Exception:  # noqa: BLE001 - as 3.32: a finalizer swallows it
+                    pass
             force_release(h, True)
     except BaseException:  # noqa: BLE001 - a finalizer must never raise
         pass
+
+
+def _finalizer_method(finalize: Callable[[Any], None] = _finalize) -> Callable[[Any], None]:
+    """A ``__del__(self)`` calling *finalize* through a closure (not a module
+    global, gone at interpreter teardown; not a default argument, which
+    help() and inspect.signature would show)."""
+
+    def __del__(self) -> None:  # type: ignore[no-untyped-def]
+        finalize(self)
+
+    return __del__
 
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -283,10 +363,37 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: "chain" (the release error, the body's in its ``__context__``) or "group"
 #: (a ``BaseExceptionGroup`` of both).
 ContextErrorPolicy = Literal["chain", "group"]
-#: What a failure to close the lock file after the unlock does: "default",
-#: "raise" (both: raise OSError; the lock is released all the same) or
-#: "suppress".
+#: What a failure to close the lock file after the unlock does (the lock is
+#: released either way): "default" (ignored for the POSIX kernel lock, raised
+#: for the soft lock and on Windows), "raise" (OSError) or "suppress".
 CloseErrorPolicy = Literal["default", "raise", "suppress"]
+
+# The core decides, at each release, by the kind being released (a FileLock
+# that fell back to the soft lock reports as the soft lock): fl_close_errors.
+_CLOSE_ERRORS = {
+    "default": _core.FL_CLOSE_IGNORE_KERNEL,
+    "raise": _core.FL_CLOSE_REPORT,
+    "suppress": _core.FL_CLOSE_IGNORE,
+}
+
+
+class LockOptions(TypedDict, total=False):
+    """The constructor's options after *lock_file*, for typing what a
+    subclass passes through (``**kwargs: Unpack[LockOptions]``), as the
+    pure-Python package's ``LockOptions``."""
+
+    timeout: float
+    mode: int
+    thread_local: bool
+    blocking: bool
+    is_singleton: bool
+    poll_interval: float
+    lifetime: float | None
+    context_error_policy: ContextErrorPolicy
+    close_error_policy: CloseErrorPolicy
+    fallback_to_soft: bool
+    preserve_lock_file: bool
+    on_acquired: Callable[[int], None] | None
 
 
 def _exception_group() -> Any:
@@ -358,6 +465,8 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
 
     #: The core's lock kind; None marks an abstract class.
     _fl_kind: int | None = None
+    #: Whether release() is overridden (set by __init_subclass__): __del__ calls it.
+    _fl_release_hook: bool = False
     #: A lease's option names (filelock/_lease.py); None: not a lease.
     _fl_lease_options: tuple[str, ...] | None = None
 
@@ -366,13 +475,15 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     _mode: int
     # (context_error_policy, close_error_policy, fallback_to_soft, preserve_lock_file)
     _fl_options: tuple[str, str, bool, bool]
+    # The constructor's arguments as given (for a singleton's differing-arguments error).
+    _fl_args: dict[str, Any]
     _fl_on_acquired: Callable[[int], None] | None
 
     # The defaults are the pure-Python package's; tests/python/test_options.py
     # checks that they are the core's (fl_options_init).
     def __init__(
         self,
-        lock_file: PathLike,
+        lock_file: str | os.PathLike[str],
         timeout: float = -1,
         mode: int = _UNSET_FILE_MODE,
         thread_local: bool = True,
@@ -380,12 +491,12 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         blocking: bool = True,
         is_singleton: bool = False,
         poll_interval: float = 0.05,
+        lifetime: float | None = None,
         context_error_policy: ContextErrorPolicy = "chain",
         close_error_policy: CloseErrorPolicy = "default",
         fallback_to_soft: bool = True,
         preserve_lock_file: bool = False,
         on_acquired: Callable[[int], None] | None = None,
-        lifetime: float | None = None,
     ) -> None:
         """
         Create a lock object; nothing is opened or created until the first
@@ -406,8 +517,10 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             "chain" raises the release error (the body's in its ``__context__``), "group" a
             ``BaseExceptionGroup("lock body and release both failed", [body, release])``
         :param close_error_policy: a failure to close the lock file after the unlock (the
-            lock is released all the same): "default" and "raise" raise OSError, "suppress"
-            ignores it
+            lock is released all the same): "raise" raises OSError, "suppress" ignores it,
+            "default" ignores it for the kernel lock on POSIX and raises for the soft lock
+            and on Windows (as the pure-Python package). A failed unlock (the file system
+            dropped the lock) always raises.
         :param fallback_to_soft: FileLock only: where the file system has no OS locks (or
             keeps them local to this host), use the soft lock (with a UserWarning) instead of
             raising NotImplementedError; never with *preserve_lock_file* or *on_acquired*
@@ -424,31 +537,55 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             raise TypeError(f"Can't instantiate abstract class {type(self).__name__}")
         _check_options(type(self), context_error_policy, close_error_policy, preserve_lock_file, on_acquired)
         path = os.fspath(lock_file)
-        mode_value = _UNSET_FILE_MODE if mode is None else int(mode)
+        # operator.index: an int (or an object that is one), as os.open takes;
+        # a str or float is the TypeError the pure package's os.open raises.
+        mode_value = _UNSET_FILE_MODE if mode is None else operator.index(mode)
         # As the pure-Python package: no soft fallback for a caller who asked
         # to keep the lock file or to be handed the locked descriptor.
         soft_fallback = bool(fallback_to_soft) and not preserve_lock_file and on_acquired is None
         if lifetime is not None:
             # (resolve_lifetime <- here <- _SingletonMeta.__call__ <- the caller)
             lifetime = _lease_opts.resolve_lifetime(lifetime, type(self), stacklevel=4)
-        self._h = _new_handle(
-            path,
-            kind,
-            float(timeout),
-            bool(blocking),
-            float(poll_interval),
-            mode_value,
-            bool(thread_local),
-            bool(is_singleton),
-            False,  # read_write: only ReadWriteLock
-            soft_fallback and kind == _KERNEL,
-            on_acquired,
-            lifetime=lifetime or 0.0,
-            lease=self.__dict__.get("_fl_lease"),
-        )
+        # As given, in the pure package's order: a singleton constructed
+        # again with other arguments lists them (_differing_arguments).
+        args = {
+            "thread_local": thread_local,
+            "timeout": timeout,
+            "mode": mode,
+            "blocking": blocking,
+            "poll_interval": poll_interval,
+            "lifetime": lifetime,
+            "context_error_policy": context_error_policy,
+            "close_error_policy": close_error_policy,
+            "fallback_to_soft": fallback_to_soft,
+            "preserve_lock_file": preserve_lock_file,
+        }
+        try:
+            self._h = _new_handle(
+                path,
+                kind,
+                float(timeout),
+                bool(blocking),
+                float(poll_interval),
+                mode_value,
+                bool(thread_local),
+                bool(is_singleton),
+                False,  # read_write: only ReadWriteLock
+                soft_fallback and kind == _KERNEL,
+                on_acquired,
+                lifetime=lifetime or 0.0,
+                lease=self.__dict__.get("_fl_lease"),
+            )
+        except ValueError as e:
+            if not is_singleton:
+                raise
+            raise _singleton_refused(type(self), path, args, on_acquired, e) from None
+        self._fl_args = args
         self._lock_file = path
         self._mode = mode_value
         self._fl_options = (context_error_policy, close_error_policy, bool(fallback_to_soft), bool(preserve_lock_file))
+        if not is_singleton:  # a singleton's shared handle: _SingletonMeta.__call__
+            _core.fl_set_close_errors(self._h, _CLOSE_ERRORS[close_error_policy])
         self._fl_on_acquired = on_acquired
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -459,6 +596,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
             cls.__enter__ = BaseFileLock._enter_via_acquire  # type: ignore[method-assign]
         if cls.release is not BaseFileLock.release and "__exit__" not in cls.__dict__:
             cls.__exit__ = BaseFileLock._exit_via_release  # type: ignore[method-assign]
+        # ... and __del__ calls it (_finalize); not a coroutine (the async
+        # locks' release), which a finalizer could not await.
+        cls._fl_release_hook = cls.release is not BaseFileLock.release and not inspect.iscoroutinefunction(
+            cls.release
+        )
 
     # -- properties ---------------------------------------------------------
 
@@ -664,14 +806,9 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
         """
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        try:
-            _release(self._h, bool(force))
-        except OSError:
-            # The core reports a close failure after the unlock (the lock is
-            # released all the same): the caller's policy decides.
-            if self._fl_options[1] == "suppress" and not _core.fl_is_locked(self._h):
-                return
-            raise
+        # A close failure after the unlock is raised or not by the core, per
+        # close_error_policy (set on the handle at construction).
+        _release(self._h, bool(force))
 
     def __enter__(self) -> BaseFileLock:
         if _is_debug(_DEBUG) is not _log_on:
@@ -687,7 +824,7 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     ) -> None:
         if _is_debug(_DEBUG) is not _log_on:
             _sync_logging()
-        if exc_value is None and self._fl_options[1] != "suppress":
+        if exc_value is None:
             _release(self._h, False)
             return
         self._release_in_context(exc_value)
@@ -713,11 +850,11 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
     ) -> None:
         self._release_in_context(exc_value)
 
-    def __del__(self, _finalize: Any = _finalize) -> None:
-        # Bound as a default so that it still works while the interpreter
-        # tears module globals down. The handle's own deallocation then
-        # frees it (releasing what other threads may still hold).
-        _finalize(self)
+    # A closure over _finalize, so that it still works while the interpreter
+    # tears module globals down, without an extra parameter in help(). The
+    # handle's own deallocation then frees it (releasing what other threads
+    # may still hold).
+    __del__ = _finalizer_method()
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         # The pure-Python package cannot be pickled either (TypeError); say why.
@@ -798,6 +935,7 @@ else:
 __all__ = [
     "AcquireReturnProxy",
     "BaseFileLock",
+    "LockOptions",
     "LockOwner",
     "SoftFileLock",
     "UnixFileLock",

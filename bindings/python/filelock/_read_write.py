@@ -17,15 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 from . import _api
 from . import _filelock_core as _core
 from ._api import (
     AcquireReturnProxy,
     LockOwner,
-    PathLike,
-    _finalize,
+    _finalizer_method,
     _new_handle,
     _owner_of,
     _SingletonMeta,
@@ -66,7 +65,7 @@ class ReadWriteLock(metaclass=_SingletonMeta):
     # checks the ones the core also has (fl_options_init).
     def __init__(
         self,
-        lock_file: PathLike,
+        lock_file: str | os.PathLike[str],
         timeout: float = -1,
         *,
         blocking: bool = True,
@@ -207,7 +206,10 @@ class ReadWriteLock(metaclass=_SingletonMeta):
             _api._sync_logging()
         h = self._handle()
         t, b = self._args(timeout, blocking)
-        _acquire(h, 1, t, b, None)
+        try:
+            _acquire(h, 1, t, b, None)
+        except RuntimeError as e:
+            self._mode_error(e, "read")
         return AcquireReturnProxy(lock=self)  # type: ignore[arg-type]
 
     def acquire_write(self, timeout: float | None = -1, *, blocking: bool | None = True) -> AcquireReturnProxy:
@@ -226,8 +228,27 @@ class ReadWriteLock(metaclass=_SingletonMeta):
             _api._sync_logging()
         h = self._handle()
         t, b = self._args(timeout, blocking)
-        _acquire(h, 0, t, b, None)
+        try:
+            _acquire(h, 0, t, b, None)
+        except RuntimeError as e:
+            self._mode_error(e, "write")
         return AcquireReturnProxy(lock=self)  # type: ignore[arg-type]
+
+    def _mode_error(self, error: RuntimeError, mode: str) -> NoReturn:
+        """Re-raise the core's refusal to convert the held mode (FL_ELOCKMODE)
+        in the pure-Python package's words; the core's reason as a note."""
+        held = self.held_mode
+        if held is None or held == mode:
+            raise error  # not a mode conflict: as the core said
+        direction = "downgrade" if mode == "read" else "upgrade"
+        msg = (
+            f"Cannot acquire {mode} lock on {self._lock_file} (lock id: {id(self)}): "
+            f"already holding a {held} lock ({direction} not allowed)"
+        )
+        new = RuntimeError(msg)
+        if hasattr(new, "add_note"):
+            new.add_note(str(error))
+        raise new from None
 
     @contextlib.contextmanager
     def read_lock(self, timeout: float | None = None, *, blocking: bool | None = None) -> Iterator[ReadWriteLock]:
@@ -250,12 +271,17 @@ class ReadWriteLock(metaclass=_SingletonMeta):
     def release(self, *, force: bool = False) -> None:
         """
         Release one level of this thread's hold, in whichever mode (all levels
-        with *force*). Releasing a lock this thread does not hold does nothing.
-        The lock and gate files are not deleted.
+        with *force*). The lock and gate files are not deleted.
+
+        :raises RuntimeError: this thread does not hold the lock and *force* is False
+            (the pure-Python package's error and text)
         """
         if _api._is_debug(_api._DEBUG) is not _api._log_on:
             _api._sync_logging()
         h = self._h
+        if not force and (h is None or not _is_locked(h)):
+            msg = f"Cannot release a lock on {self._lock_file} (lock id: {id(self)}) that is not held"
+            raise RuntimeError(msg)
         if h is not None:
             _release(h, bool(force))
 
@@ -281,9 +307,8 @@ class ReadWriteLock(metaclass=_SingletonMeta):
             self._h = None
         del h  # the capsule's destructor frees the core handle (one reference)
 
-    def __del__(self, _finalize: Any = _finalize) -> None:
-        # See BaseFileLock.__del__: must work during interpreter teardown.
-        _finalize(self)
+    # See BaseFileLock.__del__: must work during interpreter teardown.
+    __del__ = _finalizer_method()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lock_file!r})"
