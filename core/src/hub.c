@@ -215,6 +215,23 @@ static void disarm(hub_file *f) {
     f->wd = -1;
 }
 
+/* 1 if another thread of this process is acquiring l, a handle the
+ * threads share (thread_local off, as an AsyncFileLock by default): the
+ * hub's attempt on l can only say busy until that thread is done, and joins
+ * its hold then. A request queued or granted to the probe meanwhile would
+ * stand in that thread's way: its own kernel wait queues behind the probe's
+ * grant, which only the hub's attempt can collect. Such an entry keeps no
+ * request and re-checks on its timer. */
+static int thread_acquiring(fl_lock *l) {
+    int v;
+    if (l->thread_local)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    v = l->acquiring;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}
+
 static void arm(hub_file *f, HANDLE ev) {
     if (!f->wait && !RegisterWaitForSingleObject(&f->wait, ev, on_signal, f, INFINITE,
                                                  WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
@@ -348,6 +365,8 @@ static void watch(hub_file *f, const fl_lock *l) {
     if (f->wait)
         return;
     if (f->kind == FL_KERNEL) {
+        if (thread_acquiring((fl_lock *)l))
+            return;
         ev = fl__os_hub_arm(&f->probe, &ready);
         if (ready)
             f->dirty = 1;
@@ -493,7 +512,10 @@ static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int fore
         /* The attempt may win the probe's request (its event then goes
          * with the hold) or drop the probe: no wait may outlive them. */
         disarm(f);
-        fl__os_hub_prepare(&f->probe, shared);
+        if (thread_acquiring(l))
+            fl__os_hub_withdraw(&f->probe); /* see thread_acquiring() */
+        else
+            fl__os_hub_prepare(&f->probe, shared);
     }
 #endif
     rc = fl__try_as(l, owner, shared,

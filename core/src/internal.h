@@ -379,6 +379,9 @@ typedef struct fl__syscalls {
  * NULL. */
 FL__HIDDEN void *fl__os_hub_arm(fl__hold *probe, int *ready);
 FL__HIDDEN void fl__os_hub_prepare(fl__hold *probe, int shared);
+/* Withdraws the probe's queued request, giving a grant back (the probe's
+ * open file stays). */
+FL__HIDDEN void fl__os_hub_withdraw(fl__hold *probe);
 FL__HIDDEN void *fl__os_dir_notify(const char *dir);
 #endif
 

@@ -1482,7 +1482,13 @@ void fl__os_hub_prepare(fl__hold *probe, int shared) {
     /* A request queued (or granted) for the previous first waiter in the
      * other mode: an exclusive grant handed to a reader would shut the
      * other readers out. Withdraw it, giving a grant back. */
-    if (k && (k->pending || k->locked) && k->req_shared != (shared != 0)) {
+    if (k && (k->pending || k->locked) && k->req_shared != (shared != 0))
+        fl__os_hub_withdraw(probe);
+}
+
+void fl__os_hub_withdraw(fl__hold *probe) {
+    win_kernel *k = probe->win;
+    if (k) {
         lock_withdraw(k);
         lock_give_back(k);
     }

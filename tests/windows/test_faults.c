@@ -701,6 +701,93 @@ START_TEST(hub_free_gives_a_grant_back) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------------- */
+/* Attacks on the hub's Windows path (model kernel)                        */
+/* ---------------------------------------------------------------------- */
+
+/* Drives the hub the way a loop does (select on the socket for the hub's
+ * timeout, then dispatch) until *count reaches want, stop() says so, or
+ * limit seconds pass; returns the number of dispatches. */
+static int drive_until(fl_hub *hub, const int *count, int want, volatile LONG *stop, double limit) {
+    ULONGLONG end = GetTickCount64() + (ULONGLONG)(limit * 1000);
+    int n = 0;
+    while (*count < want && !(stop && *stop) && GetTickCount64() < end) {
+        double t = fl_hub_timeout(hub);
+        if (fl_hub_fd(hub) >= 0)
+            (void)hub_readable(hub, t < 0 || t > 0.1 ? 0.1 : t);
+        else
+            Sleep(t < 0 || t > 0.1 ? 100 : (DWORD)(t * 1000));
+        ck_assert_int_ge(fl_hub_dispatch(hub), 0);
+        n++;
+    }
+    return n;
+}
+
+typedef struct same_object {
+    fl_lock *l;
+    volatile LONG done;
+    int rc;
+} same_object;
+
+static int blocking_acquire(void *arg) {
+    same_object *s = arg;
+    s->rc = fl_acquire_ex(s->l, 20, 1, 0.05);
+    InterlockedExchange(&s->done, 1);
+    return s->rc;
+}
+
+/* One lock object shared by the threads (thread_local off, as an
+ * AsyncFileLock is by default): a hub waiter queued its request first, then
+ * a thread of the same process blocked on the same object, its request
+ * queued behind. The release grants the hub's request, but the hub's
+ * attempt can only say busy (the other thread leads the object's attempt)
+ * while that thread waits in the kernel behind the hub's grant: each
+ * waited for the other (the hub spinning on a grant it could not take)
+ * until the thread's timeout. The hub must give the grant back so the
+ * thread wins, and join its hold. */
+START_TEST(hub_yields_to_a_thread_of_the_same_object) {
+    const char *p = wt_path("o.lock");
+    fl_lock *holder, *l;
+    fl_acquire_args fa = hub_args(0);
+    fl_options o = FL_OPTIONS_INIT;
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    same_object s;
+    HANDLE t;
+    int i;
+    memset(&r, 0, sizeof r);
+    memset(&s, 0, sizeof s);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    o.thread_local = 0;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, hub_done, &r, &w), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1);
+    s.l = l;
+    t = wt_thread(blocking_acquire, &s);
+    for (i = 0; i < 10000 && model_count(&g_nqueue) < 2; i++)
+        Sleep(1);
+    ck_assert_int_eq(model_count(&g_nqueue), 2); /* the thread's request, behind */
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    (void)drive_until(hub, &r.n, 1, NULL, 30);
+    ck_assert_int_eq(wt_join(t, 30), 0);
+    ck_assert_msg(s.rc == 0, "the thread behind the hub's grant did not win: %d", s.rc);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0); /* joined the thread's hold */
+    ck_assert_int_eq(model_count(&g_nheld), 1);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+    fl_lock_free(holder);
+}
+END_TEST
+
 Suite *wt_suite_faults(void) {
     Suite *s = suite_create("faults");
     TCase *t = tcase_create("seam");
@@ -724,6 +811,7 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, hub_free_gives_a_grant_back);
     tcase_add_test(t, hub_grant_racing_the_cancel_is_given_back);
     tcase_add_test(t, blocking_wait_is_the_queued_request);
+    tcase_add_test(t, hub_yields_to_a_thread_of_the_same_object);
     suite_add_tcase(s, t);
     return s;
 }
