@@ -161,11 +161,11 @@ static int socket_pair(SOCKET *rd, SOCKET *wr) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    ls = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    ls = (SOCKET)fl__sys.socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
     if (ls == INVALID_SOCKET || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 ||
         listen(ls, 1) != 0 || getsockname(ls, (struct sockaddr *)&addr, &len) != 0)
         goto fail;
-    c = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    c = (SOCKET)fl__sys.socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
     if (c == INVALID_SOCKET || connect(c, (struct sockaddr *)&addr, sizeof addr) != 0)
         goto fail;
     a = accept(ls, (struct sockaddr *)&peer, &plen);
@@ -232,9 +232,17 @@ static int thread_acquiring(fl_lock *l) {
     return v;
 }
 
+uintptr_t fl__hub_socket(int af, int type, int protocol) {
+    return (uintptr_t)socket(af, type, protocol);
+}
+
+int fl__hub_register_wait(void **wait, void *object, void *ctx) {
+    return RegisterWaitForSingleObject((HANDLE *)wait, object, on_signal, ctx, INFINITE,
+                                       WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD);
+}
+
 static void arm(hub_file *f, HANDLE ev) {
-    if (!f->wait && !RegisterWaitForSingleObject(&f->wait, ev, on_signal, f, INFINITE,
-                                                 WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
+    if (!f->wait && !fl__sys.register_wait(&f->wait, ev, f)) {
         f->wait = NULL;
         return; /* the timer re-checks */
     }
@@ -362,7 +370,10 @@ static void watch(hub_file *f, const fl_lock *l) {
      * (a release deletes the marker: a file-name change). */
     HANDLE ev;
     int ready = 0;
-    if (f->wait)
+    /* Without the socket pair nothing can wake the loop: the timers alone
+     * drive the hub, at the waiters' cadence (a wait armed here would only
+     * back the timer off, base_interval()). */
+    if (f->wait || f->hub->rd == INVALID_SOCKET)
         return;
     if (f->kind == FL_KERNEL) {
         if (thread_acquiring((fl_lock *)l))

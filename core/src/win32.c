@@ -104,13 +104,15 @@ static int sys_async_lock_waits(void) {
 }
 
 static const fl__syscalls real_syscalls = {
-    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
-    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
+    sys_create_file,      sys_lock_file,  sys_unlock_file,       sys_close_handle,
+    sys_create_directory, sys_write_file, sys_move_file,         sys_cancel_io,
+    sys_async_lock_waits, fl__hub_socket, fl__hub_register_wait,
 };
 
 fl__syscalls fl__sys = {
-    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
-    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
+    sys_create_file,      sys_lock_file,  sys_unlock_file,       sys_close_handle,
+    sys_create_directory, sys_write_file, sys_move_file,         sys_cancel_io,
+    sys_async_lock_waits, fl__hub_socket, fl__hub_register_wait,
 };
 
 void fl__sys_reset(void) { fl__sys = real_syscalls; }

@@ -788,6 +788,406 @@ START_TEST(hub_yields_to_a_thread_of_the_same_object) {
 }
 END_TEST
 
+static uintptr_t fail_socket(int af, int type, int protocol) {
+    (void)af, (void)type, (void)protocol;
+    WSASetLastError(WSAEMFILE);
+    return (uintptr_t)INVALID_SOCKET;
+}
+
+static int fail_register_wait(void **wait, void *object, void *ctx) {
+    (void)object, (void)ctx;
+    *wait = NULL;
+    SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+    return 0;
+}
+
+/* The re-check interval a busy entry keeps: at most the waiter's poll
+ * interval (0.05 s) while nothing can wake the loop. */
+static void busy_dispatches_keep(fl_hub *hub, double most) {
+    int i;
+    for (i = 0; i < 6; i++) {
+        double t = fl_hub_timeout(hub);
+        ck_assert_msg(t >= 0 && t <= most + 1e-6,
+                      "dispatch %d: the hub's timeout is %g s, more than %g s", i, t, most);
+        Sleep((DWORD)(t * 1000) + 1);
+        ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    }
+}
+
+/* No socket pair (socket() fails): fl_hub_fd() is -1 and the timers alone
+ * drive the hub (docs/windows.md), at the waiter's cadence. A queued
+ * request or change notification behind a thread-pool wait that can reach
+ * no socket must not count as a watch: it backed the timer off to 1 s with
+ * nothing left to wake the loop. */
+START_TEST(hub_without_sockets_keeps_the_callers_cadence) {
+    const char *p = wt_path(_i == FL_SOFT ? "ns.lock" : "nk.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_options o = FL_OPTIONS_INIT;
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    fl__sys.socket = fail_socket;
+    holder = wt_lock(p, (fl_kind)_i);
+    o.kind = (fl_kind)_i;
+    o.thread_local = 1;
+    ck_assert_int_eq(fl_lock_new(&a, p, &o), 0);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_fd(hub), -1);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    busy_dispatches_keep(hub, 0.05);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    (void)drive_until(hub, &r.n, 1, NULL, 30);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    if (_i == FL_KERNEL)
+        ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* RegisterWaitForSingleObject fails: the entry re-checks on its timer at
+ * the waiter's cadence and still wins after the release; a kernel entry's
+ * request queued meanwhile is collected by that re-check. */
+START_TEST(hub_without_thread_pool_wait_keeps_the_callers_cadence) {
+    const char *p = wt_path(_i == FL_SOFT ? "ws.lock" : "wk.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_options o = FL_OPTIONS_INIT;
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    fl__sys.register_wait = fail_register_wait;
+    holder = wt_lock(p, (fl_kind)_i);
+    o.kind = (fl_kind)_i;
+    o.thread_local = 1;
+    ck_assert_int_eq(fl_lock_new(&a, p, &o), 0);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_ge(fl_hub_fd(hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    busy_dispatches_keep(hub, 0.05);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    (void)drive_until(hub, &r.n, 1, NULL, 30);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    if (_i == FL_KERNEL)
+        ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* LockFileEx errors other than ERROR_IO_PENDING. g_wait_error: a request
+ * that would have to wait fails at once with this error (a fail-now
+ * request still says ERROR_LOCK_VIOLATION); g_complete_error: the next
+ * queued request is completed with this status instead of a grant. */
+static unsigned long g_wait_error;
+static int (*model_lock_real)(void *h, unsigned long flags, void *ov);
+static int model_lock_wait_fails(void *h, unsigned long flags, void *ov) {
+    int busy;
+    EnterCriticalSection(&g_model_mu);
+    busy = !(g_nqueue == 0 && model_free_for((flags & LOCKFILE_EXCLUSIVE_LOCK) != 0));
+    LeaveCriticalSection(&g_model_mu);
+    if (busy && !(flags & LOCKFILE_FAIL_IMMEDIATELY)) {
+        SetLastError(g_wait_error);
+        return 0;
+    }
+    return model_lock_real(h, flags, ov);
+}
+
+/* The waiting request cannot be queued (ERROR_INVALID_PARAMETER,
+ * ERROR_NOT_ENOUGH_MEMORY, ...): the hub re-checks on its timer at the
+ * waiter's cadence and wins after the release; nothing is left queued. */
+START_TEST(hub_request_refused_falls_back_to_the_timer) {
+    const char *p = wt_path("e.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    model_lock_real = fl__sys.lock_file;
+    fl__sys.lock_file = model_lock_wait_fails;
+    g_wait_error = ERROR_INVALID_PARAMETER;
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 0);
+    busy_dispatches_keep(hub, 0.05);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    (void)drive_until(hub, &r.n, 1, NULL, 30);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* Completes the first queued request with status (not a grant). */
+static void model_fail_first(unsigned long status) {
+    EnterCriticalSection(&g_model_mu);
+    ck_assert_int_gt(g_nqueue, 0);
+    model_complete(g_queue[0].ov, status);
+    memmove(g_queue, g_queue + 1, (size_t)--g_nqueue * sizeof g_queue[0]);
+    LeaveCriticalSection(&g_model_mu);
+}
+
+typedef struct err_record {
+    int n, rc;
+    char msg[512];
+} err_record;
+
+static void err_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    err_record *e = data;
+    (void)l, (void)owner;
+    e->n++;
+    e->rc = rc;
+    snprintf(e->msg, sizeof e->msg, "%s", rc < 0 ? fl_last_error() : "");
+}
+
+/* The queued request ends in an I/O error (STATUS_UNEXPECTED_IO_ERROR):
+ * the socket wakes the loop and the first waiter fails with an error that
+ * names the path (never a Timeout, never a hang); the next waiter goes on
+ * waiting with a new request and wins after the release. */
+START_TEST(hub_request_failing_is_reported) {
+    const char *p = wt_path("x.lock");
+    fl_lock *holder, *a, *b;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *wa, *wb;
+    fl_hub *hub;
+    err_record e;
+    hub_record r;
+    memset(&e, 0, sizeof e);
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    b = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, err_done, &e, &wa), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &fa, hub_done, &r, &wb), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1);
+    model_fail_first(0xC00000E9UL); /* STATUS_UNEXPECTED_IO_ERROR */
+    ck_assert_msg(hub_readable(hub, 10), "the failed request did not wake the loop");
+    (void)drive_until(hub, &e.n, 1, NULL, 10);
+    ck_assert_int_eq(e.n, 1);
+    ck_assert_int_lt(e.rc, 0);
+    ck_assert_int_ne(e.rc, FL_ETIMEOUT);
+    ck_assert_msg(strstr(e.msg, "x.lock") != NULL, "the message names no path: %s", e.msg);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    (void)drive_until(hub, &r.n, 1, NULL, 30);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(b, 2, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The queued request is cancelled by the system (as Windows cancels a
+ * thread's I/O when the thread that issued it exits: STATUS_CANCELLED):
+ * the loop wakes, the hub queues a new request, and the waiter wins after
+ * the release. */
+START_TEST(hub_request_aborted_is_queued_again) {
+    const char *p = wt_path("t.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    model_fail_first(MODEL_CANCELLED);
+    ck_assert_msg(hub_readable(hub, 10), "the aborted request did not wake the loop");
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 1); /* queued again */
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_msg(hub_readable(hub, 10), "the grant did not make the socket readable");
+    ck_assert_int_eq(fl_hub_dispatch(hub), 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* Two hubs wait on one file; the first hub's request is granted, its
+ * waiter cancelled before any dispatch: the grant is given back and passes
+ * to the second hub's request, whose socket becomes readable. */
+START_TEST(hub_cancelled_grant_wakes_another_hub) {
+    const char *p = wt_path("h.lock");
+    fl_lock *holder, *a, *b;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *wa, *wb;
+    fl_hub *h1, *h2;
+    hub_record r1, r2;
+    memset(&r1, 0, sizeof r1);
+    memset(&r2, 0, sizeof r2);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    b = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&h1), 0);
+    ck_assert_int_eq(fl_hub_new(&h2), 0);
+    ck_assert_int_eq(fl_hub_acquire(h1, a, 1, &fa, hub_done, &r1, &wa), 0);
+    ck_assert_int_eq(fl_hub_acquire(h2, b, 2, &fa, hub_done, &r2, &wb), 0);
+    ck_assert_int_eq(model_count(&g_nqueue), 2);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert(hub_readable(h1, 10));
+    ck_assert(!hub_readable(h2, 0));
+    ck_assert_int_eq(fl_hub_cancel(wa), 0);
+    ck_assert_msg(hub_readable(h2, 10), "the given-back grant did not wake the other hub");
+    ck_assert_int_eq(fl_hub_dispatch(h2), 1);
+    ck_assert_int_eq(r2.rc[0], 0);
+    ck_assert_int_eq(fl_hub_dispatch(h1), 0);
+    ck_assert_int_eq(r1.n, 0);
+    ck_assert_int_eq(model_count(&g_nheld), 1);
+    ck_assert_int_eq(fl_release_as(b, 2, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(h1);
+    fl_hub_free(h2);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The mode switch's withdrawal loses the race with the grant (CancelIoEx
+ * finds the writer's request granted): the exclusive grant is given back
+ * and the reader behind wins in shared mode, so other readers still
+ * share; nothing else stays held. */
+START_TEST(hub_mode_switch_racing_the_grant) {
+    const char *p = wt_path("s.lock");
+    fl_lock *holder, *reader, *a, *b;
+    fl_acquire_args ex = hub_args(0), sh = hub_args(1);
+    fl_hub_waiter *wa, *wb;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    reader = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    b = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &ex, hub_done, &r, &wa), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &sh, hub_done, &r, &wb), 0);
+    g_grant_at_cancel = 1;
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(fl_hub_cancel(wa), 0);
+    (void)drive_until(hub, &r.n, 1, NULL, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert(r.owner[0] == 2 && r.rc[0] == 0);
+    ck_assert_int_eq(fl_acquire_shared(reader, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_release(reader, 0), 0);
+    ck_assert_int_eq(fl_release_as(b, 2, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(reader);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* Handles (files, events, waits, sockets) before and after hubs that wait,
+ * win, are cancelled with a grant pending and are freed with waiters. */
+static DWORD handle_count(void) {
+    /* Wine's GetProcessHandleCount says 0: count the values that name an
+     * open handle instead (handle values are multiples of 4). */
+    DWORD n = 0, flags;
+    uintptr_t v;
+    for (v = 4; v < 0x20000; v += 4)
+        if (GetHandleInformation((HANDLE)v, &flags))
+            n++;
+    ck_assert_uint_gt(n, 0);
+    return n;
+}
+
+static void hub_round(const char *p, fl_lock *holder) {
+    fl_lock *a = local_lock(p), *b = local_lock(p), *c = local_lock(p);
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *wa, *wb, *wc;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &wa), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &fa, hub_done, &r, &wb), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, c, 3, &fa, hub_done, &r, &wc), 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert(hub_readable(hub, 10));
+    ck_assert_int_eq(fl_hub_cancel(wa), 0); /* granted, not collected */
+    (void)drive_until(hub, &r.n, 1, NULL, 10);
+    ck_assert(r.n == 1 && r.owner[0] == 2 && r.rc[0] == 0);
+    ck_assert_int_eq(fl_release_as(b, 2, 0), 0);
+    (void)drive_until(hub, &r.n, 2, NULL, 10);
+    ck_assert(r.n == 2 && r.owner[1] == 3 && r.rc[1] == 0);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_release_as(c, 3, 0), 0);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &wa), 0);
+    fl_hub_free(hub); /* with a queued waiter */
+    ck_assert_int_eq(r.n, 3);
+    ck_assert_int_eq(r.rc[2], FL_ECANCELED);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    fl_lock_free(a);
+    fl_lock_free(b);
+    fl_lock_free(c);
+}
+
+START_TEST(hub_leaks_no_handles) {
+    const char *p = wt_path("n.lock");
+    fl_lock *holder;
+    DWORD before, after;
+    int i;
+    model_install();
+    holder = wt_lock(p, FL_KERNEL);
+    hub_round(p, holder); /* first use: Winsock's and the thread pool's own */
+    before = handle_count();
+    for (i = 0; i < 20; i++)
+        hub_round(p, holder);
+    after = handle_count();
+    ck_assert_msg(after <= before, "handles: %lu before 20 rounds, %lu after",
+                  (unsigned long)before, (unsigned long)after);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_lock_free(holder);
+}
+END_TEST
+
 Suite *wt_suite_faults(void) {
     Suite *s = suite_create("faults");
     TCase *t = tcase_create("seam");
@@ -812,6 +1212,15 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, hub_grant_racing_the_cancel_is_given_back);
     tcase_add_test(t, blocking_wait_is_the_queued_request);
     tcase_add_test(t, hub_yields_to_a_thread_of_the_same_object);
+    tcase_add_loop_test(t, hub_without_sockets_keeps_the_callers_cadence, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(t, hub_without_thread_pool_wait_keeps_the_callers_cadence, FL_KERNEL,
+                        FL_SOFT + 1);
+    tcase_add_test(t, hub_request_refused_falls_back_to_the_timer);
+    tcase_add_test(t, hub_request_failing_is_reported);
+    tcase_add_test(t, hub_request_aborted_is_queued_again);
+    tcase_add_test(t, hub_cancelled_grant_wakes_another_hub);
+    tcase_add_test(t, hub_mode_switch_racing_the_grant);
+    tcase_add_test(t, hub_leaks_no_handles);
     suite_add_tcase(s, t);
     return s;
 }
