@@ -324,6 +324,38 @@ START_TEST(release_in_other_process_wakes_the_socket) {
 }
 END_TEST
 
+/* The holder, another process, is killed (TerminateProcess, as kill -9)
+ * while the hub waits: the kernel drops its lock, a soft holder's marker is
+ * judged dead at the re-check; the hub's waiter wins either way, and the
+ * lock is then held once. */
+START_TEST(killed_holder_lets_the_hub_win) {
+    const char *p = wt_path("k.lock");
+    fl_lock *l = new_local(p, _i);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    wt_proc h;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(wt_spawn(&h, "hold", kind_arg(_i), p), 0);
+    ck_assert(wt_expect(&h, "held", 30));
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert(TerminateProcess(h.process, 9));
+    ck_assert(WaitForSingleObject(h.process, 30000) == WAIT_OBJECT_0);
+    drive(hub, &r.n, 1, 30);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(helper_try(p, _i), 1);
+    ck_assert_int_eq(fl_hub_release(hub, l, 1, 0), 0);
+    ck_assert_int_eq(helper_try(p, _i), 0);
+    (void)wt_finish(&h, 30);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* A waiter cancelled after the kernel granted its queued request (the
  * release came, no dispatch ran): the grant is given back (CancelIoEx, then
  * UnlockFileEx) and another process gets the lock. Under Wine nothing is
@@ -747,6 +779,7 @@ Suite *wt_suite_hub(void) {
     tcase_add_loop_test(t, cancel_passes_the_lock_on, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(t, timeout_and_free_end_waits, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(t, release_in_other_process_wakes_the_socket, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(t, killed_holder_lets_the_hub_win, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(t, cancel_after_the_grant_gives_it_back);
     tcase_add_test(t, read_write_through_the_hub);
     tcase_add_test(t, rw_hub_writer_and_thread_of_the_same_object);
