@@ -745,6 +745,50 @@ START_TEST(callbacks_reenter_the_hub) {
 }
 END_TEST
 
+/* Bad lock paths through the hub: an error at once naming the path, no
+ * waiter, no hang and never a Timeout; the hub stays usable. */
+START_TEST(bad_paths_fail_at_once) {
+    const char *dir = wt_path("adir");
+    char bad[4][600];
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    int i;
+    memset(&r, 0, sizeof r);
+    ck_assert(CreateDirectoryW(wt_wide(dir), NULL));
+    snprintf(bad[0], sizeof bad[0], "%s", dir);                      /* a directory */
+    snprintf(bad[1], sizeof bad[1], "%s", "NUL");                    /* a device */
+    snprintf(bad[2], sizeof bad[2], "%s/x.lock", wt_path("f.txt"));  /* a file as parent */
+    snprintf(bad[3], sizeof bad[3], "%s", wt_path("bad|name.lock")); /* a character refused */
+    wt_plant(wt_path("f.txt"), "x");
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    for (i = 0; i < 4; i++) {
+        fl_lock *l = NULL;
+        fl_options o = FL_OPTIONS_INIT;
+        int rc;
+        o.kind = (fl_kind)_i;
+        rc = fl_lock_new(&l, bad[i], &o);
+        if (rc != 0) { /* refused at creation: fine, with the path named */
+            ck_assert_msg(strstr(fl_last_error(), i == 1 ? "NUL" : "") != NULL, "%s",
+                          fl_last_error());
+            continue;
+        }
+        w = (fl_hub_waiter *)1;
+        rc = fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w);
+        ck_assert_msg(rc < 0 && rc != FL_ETIMEOUT, "%s: rc %d (%s)", bad[i], rc, fl_last_error());
+        ck_assert_ptr_null(w);
+        ck_assert_msg(strstr(fl_last_error(), i == 1 ? "NUL" : wt_dir()) != NULL,
+                      "the message names no path: %s", fl_last_error());
+        fl_lock_free(l);
+    }
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    ck_assert_int_eq(r.n, 0);
+    fl_hub_free(hub);
+}
+END_TEST
+
 START_TEST(bad_arguments) {
     fl_hub *hub;
     fl_hub_waiter *w = (fl_hub_waiter *)1;
@@ -787,6 +831,7 @@ Suite *wt_suite_hub(void) {
     tcase_add_loop_test(t, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(t, lock_file_replaced_while_waiting);
     tcase_add_test(t, bad_arguments);
+    tcase_add_loop_test(t, bad_paths_fail_at_once, FL_KERNEL, FL_SOFT + 1);
     suite_add_tcase(s, t);
     return s;
 }
