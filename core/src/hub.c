@@ -232,8 +232,16 @@ static int thread_acquiring(fl_lock *l) {
     return v;
 }
 
+/* Made not inheritable from the start: a process another thread starts
+ * between socket() and SetHandleInformation() would keep a copy. Systems
+ * before Windows 7 SP1 refuse the flag; no_inherit() then closes what it
+ * can of the window. */
 uintptr_t fl__hub_socket(int af, int type, int protocol) {
-    return (uintptr_t)socket(af, type, protocol);
+    SOCKET s =
+        WSASocketW(af, type, protocol, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
+        s = socket(af, type, protocol);
+    return (uintptr_t)s;
 }
 
 int fl__hub_register_wait(void **wait, void *object, void *ctx) {

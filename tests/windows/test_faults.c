@@ -1188,6 +1188,38 @@ START_TEST(hub_leaks_no_handles) {
 }
 END_TEST
 
+/* The hub's sockets are never inheritable, not even for the moment before
+ * SetHandleInformation(): a process another thread starts then (with
+ * handle inheritance, as every CreateProcess that redirects a child's
+ * standard handles) would keep them. Checked on each socket as it is made;
+ * the accepted one, and both ends once the hub stands. */
+static int g_inheritable, g_sockets;
+static uintptr_t checked_socket(int af, int type, int protocol) {
+    uintptr_t s = fl__hub_socket(af, type, protocol);
+    DWORD flags = 0;
+    if ((SOCKET)s != INVALID_SOCKET) {
+        g_sockets++;
+        if (!GetHandleInformation((HANDLE)s, &flags) || (flags & HANDLE_FLAG_INHERIT))
+            g_inheritable++;
+    }
+    return s;
+}
+
+START_TEST(hub_sockets_never_inheritable) {
+    fl_hub *hub;
+    DWORD flags = 0;
+    g_inheritable = g_sockets = 0;
+    fl__sys.socket = checked_socket;
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_ge(fl_hub_fd(hub), 0);
+    ck_assert_int_eq(g_sockets, 2);
+    ck_assert_int_eq(g_inheritable, 0);
+    ck_assert(GetHandleInformation((HANDLE)(intptr_t)fl_hub_fd(hub), &flags));
+    ck_assert(!(flags & HANDLE_FLAG_INHERIT));
+    fl_hub_free(hub);
+}
+END_TEST
+
 Suite *wt_suite_faults(void) {
     Suite *s = suite_create("faults");
     TCase *t = tcase_create("seam");
@@ -1221,6 +1253,7 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, hub_cancelled_grant_wakes_another_hub);
     tcase_add_test(t, hub_mode_switch_racing_the_grant);
     tcase_add_test(t, hub_leaks_no_handles);
+    tcase_add_test(t, hub_sockets_never_inheritable);
     suite_add_tcase(s, t);
     return s;
 }
