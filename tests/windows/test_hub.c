@@ -789,6 +789,57 @@ START_TEST(bad_paths_fail_at_once) {
 }
 END_TEST
 
+/* Many distinct files in one hub (more than the 63 waits one thread-pool
+ * wait thread serves): one entry, open file and wait each; every release
+ * wakes its waiter, and once all are done the hub holds no handle more
+ * than before. */
+#define NFILES 150
+START_TEST(many_files_one_hub) {
+    static fl_lock *holders[NFILES], *locks[NFILES];
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    static record r;
+    DWORD before, after, flags;
+    uintptr_t v;
+    int i;
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < NFILES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%03d.lock", i);
+        holders[i] = new_local(wt_path(name), _i);
+        locks[i] = new_local(wt_path(name), _i);
+        ck_assert_int_eq(fl_acquire_ex(holders[i], 0, 1, 0.05), 0);
+    }
+    before = 0;
+    for (v = 4; v < 0x20000; v += 4)
+        before += GetHandleInformation((HANDLE)v, &flags) ? 1 : 0;
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    for (i = 0; i < NFILES; i++) {
+        ck_assert_int_eq(fl_hub_acquire(hub, locks[i], (uint64_t)i + 1, &fa, on_done, &r, &w), 0);
+        ck_assert_ptr_nonnull(w);
+    }
+    for (i = 0; i < NFILES; i++)
+        ck_assert_int_eq(fl_release(holders[i], 0), 0);
+    drive(hub, &r.n, NFILES, 60);
+    ck_assert_int_eq(r.n, NFILES);
+    for (i = 0; i < NFILES; i++) {
+        ck_assert_int_eq(r.rc[i], 0);
+        ck_assert_int_eq(fl_hub_release(hub, locks[r.owner[i] - 1], r.owner[i], 0), 0);
+    }
+    fl_hub_free(hub);
+    after = 0;
+    for (v = 4; v < 0x20000; v += 4)
+        after += GetHandleInformation((HANDLE)v, &flags) ? 1 : 0;
+    ck_assert_msg(after <= before, "handles: %lu before the hub, %lu after it",
+                  (unsigned long)before, (unsigned long)after);
+    for (i = 0; i < NFILES; i++) {
+        fl_lock_free(holders[i]);
+        fl_lock_free(locks[i]);
+    }
+}
+END_TEST
+
 START_TEST(bad_arguments) {
     fl_hub *hub;
     fl_hub_waiter *w = (fl_hub_waiter *)1;
@@ -831,6 +882,7 @@ Suite *wt_suite_hub(void) {
     tcase_add_loop_test(t, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(t, lock_file_replaced_while_waiting);
     tcase_add_test(t, bad_arguments);
+    tcase_add_loop_test(t, many_files_one_hub, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(t, bad_paths_fail_at_once, FL_KERNEL, FL_SOFT + 1);
     suite_add_tcase(s, t);
     return s;
