@@ -515,6 +515,44 @@ START_TEST(rw_hub_writer_and_thread_of_the_same_object) {
 }
 END_TEST
 
+/* fl_hub_free with a writer through the gate, waiting for the lock (a
+ * reader holds it), and a reader waiting behind the gate: both end with
+ * FL_ECANCELED and neither the gate nor the lock stays held (a writer of
+ * another handle wins at once after the reader's release). */
+START_TEST(free_with_a_writer_past_the_gate) {
+    const char *p = wt_path("fg.lock");
+    fl_lock *r1 = new_rw(p), *wr = new_rw(p), *r2 = new_rw(p), *other = new_rw(p);
+    fl_acquire_args sh = mode_args(1), ex = mode_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, r1, 1, &sh, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(fl_hub_acquire(hub, wr, 2, &ex, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(fl_hub_acquire(hub, r2, 3, &sh, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_acquire_shared(other, 0, 1, 0.05), FL_ETIMEOUT); /* the gate is shut */
+    fl_hub_free(hub);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert(r.rc[0] == FL_ECANCELED && r.rc[1] == FL_ECANCELED);
+    ck_assert_int_eq(fl_acquire_shared(other, 0, 1, 0.05), 0); /* the gate is open */
+    ck_assert_int_eq(fl_release(other, 0), 0);
+    ck_assert_int_eq(fl_release_as(r1, 1, 0), 0);
+    ck_assert_int_eq(fl_acquire_ex(other, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(other, 0), 0);
+    ck_assert_int_eq(helper_try(p, FL_KERNEL), 0);
+    fl_lock_free(r1);
+    fl_lock_free(wr);
+    fl_lock_free(r2);
+    fl_lock_free(other);
+}
+END_TEST
+
 /* Waits of the hub and a helper process competing for one lock: every win
  * bumps a counter by read-modify-write under the lock; a lost update shows
  * two holders at once. */
@@ -878,6 +916,7 @@ Suite *wt_suite_hub(void) {
     tcase_add_test(t, cancel_after_the_grant_gives_it_back);
     tcase_add_test(t, read_write_through_the_hub);
     tcase_add_test(t, rw_hub_writer_and_thread_of_the_same_object);
+    tcase_add_test(t, free_with_a_writer_past_the_gate);
     tcase_add_loop_test(t, crowd_excludes_exactly, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(t, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(t, lock_file_replaced_while_waiting);
