@@ -253,7 +253,8 @@ END_TEST
  * range, one process: every handle of these tests) queues waiting requests
  * FIFO, grants them at UnlockFileEx or CloseHandle by completing their
  * OVERLAPPED (status, then the event, as the kernel does), and withdraws
- * them at CancelIoEx; with async_lock_waits saying yes, the backend and the
+ * them at CancelIoEx (each file its own range: a read/write lock's gate and
+ * lock are two); with async_lock_waits saying yes, the backend and the
  * hub take their Windows path under Wine. */
 #define MODEL_MAX       64
 #define MODEL_PENDING   0x00000103UL /* STATUS_PENDING */
@@ -262,6 +263,7 @@ typedef struct model_req {
     HANDLE h;
     OVERLAPPED *ov;
     int excl;
+    unsigned long long file; /* which file: each has its own range */
 } model_req;
 static CRITICAL_SECTION g_model_mu;
 static model_req g_held[MODEL_MAX], g_queue[MODEL_MAX];
@@ -270,12 +272,28 @@ static int g_nheld, g_nqueue, g_cancels, g_unlocks;
  * granted instead: the grant that wins the race with the cancel. */
 static int g_grant_at_cancel;
 
-static int model_free_for(int excl) {
+/* The file a handle is open on (volume and file index). */
+static unsigned long long model_file(HANDLE h) {
+    BY_HANDLE_FILE_INFORMATION info;
+    ck_assert(GetFileInformationByHandle(h, &info));
+    return ((unsigned long long)info.dwVolumeSerialNumber << 48) ^
+           ((unsigned long long)info.nFileIndexHigh << 32) ^ info.nFileIndexLow;
+}
+
+static int model_free_for(unsigned long long file, int excl) {
     int i;
     for (i = 0; i < g_nheld; i++)
-        if (excl || g_held[i].excl)
+        if (g_held[i].file == file && (excl || g_held[i].excl))
             return 0;
     return 1;
+}
+
+static int model_queued_before(int n, unsigned long long file) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (g_queue[i].file == file)
+            return 1;
+    return 0;
 }
 
 static void model_complete(OVERLAPPED *ov, unsigned long status) {
@@ -285,12 +303,19 @@ static void model_complete(OVERLAPPED *ov, unsigned long status) {
         SetEvent(ov->hEvent);
 }
 
-/* Grants queued requests in order while they fit. */
+/* Grants queued requests in order while they fit, per file. */
 static void model_grant(void) {
-    while (g_nqueue > 0 && model_free_for(g_queue[0].excl)) {
-        g_held[g_nheld++] = g_queue[0];
-        model_complete(g_queue[0].ov, 0);
-        memmove(g_queue, g_queue + 1, (size_t)--g_nqueue * sizeof g_queue[0]);
+    int i = 0;
+    while (i < g_nqueue) {
+        if (!model_queued_before(i, g_queue[i].file) &&
+            model_free_for(g_queue[i].file, g_queue[i].excl)) {
+            g_held[g_nheld++] = g_queue[i];
+            model_complete(g_queue[i].ov, 0);
+            memmove(g_queue + i, g_queue + i + 1, (size_t)(--g_nqueue - i) * sizeof g_queue[0]);
+            i = 0;
+        } else {
+            i++;
+        }
     }
 }
 
@@ -311,10 +336,12 @@ static int model_unlock_handle(HANDLE h) {
 static int model_lock(void *h, unsigned long flags, void *ovp) {
     OVERLAPPED *ov = ovp;
     int excl = (flags & LOCKFILE_EXCLUSIVE_LOCK) != 0, rc = 0;
+    unsigned long long file = model_file(h);
     EnterCriticalSection(&g_model_mu);
-    if (g_nqueue == 0 && model_free_for(excl)) {
+    if (!model_queued_before(g_nqueue, file) && model_free_for(file, excl)) {
         g_held[g_nheld].h = h;
         g_held[g_nheld].ov = NULL;
+        g_held[g_nheld].file = file;
         g_held[g_nheld++].excl = excl;
         model_complete(ov, 0);
         rc = 1;
@@ -324,6 +351,7 @@ static int model_lock(void *h, unsigned long flags, void *ovp) {
         ck_assert_int_lt(g_nqueue, MODEL_MAX);
         g_queue[g_nqueue].h = h;
         g_queue[g_nqueue].ov = ov;
+        g_queue[g_nqueue].file = file;
         g_queue[g_nqueue++].excl = excl;
         ov->Internal = MODEL_PENDING;
         SetLastError(ERROR_IO_PENDING);
@@ -888,16 +916,20 @@ START_TEST(hub_without_thread_pool_wait_keeps_the_callers_cadence) {
 }
 END_TEST
 
-/* LockFileEx errors other than ERROR_IO_PENDING. g_wait_error: a request
- * that would have to wait fails at once with this error (a fail-now
- * request still says ERROR_LOCK_VIOLATION); g_complete_error: the next
- * queued request is completed with this status instead of a grant. */
+/* LockFileEx errors other than ERROR_IO_PENDING: a request that would
+ * have to wait fails at once with g_wait_error (a fail-now request still
+ * says ERROR_LOCK_VIOLATION). model_fail_first() below completes a queued
+ * request with an error status instead. */
 static unsigned long g_wait_error;
 static int (*model_lock_real)(void *h, unsigned long flags, void *ov);
 static int model_lock_wait_fails(void *h, unsigned long flags, void *ov) {
     int busy;
     EnterCriticalSection(&g_model_mu);
-    busy = !(g_nqueue == 0 && model_free_for((flags & LOCKFILE_EXCLUSIVE_LOCK) != 0));
+    {
+        unsigned long long file = model_file(h);
+        busy = model_queued_before(g_nqueue, file) ||
+               !model_free_for(file, (flags & LOCKFILE_EXCLUSIVE_LOCK) != 0);
+    }
     LeaveCriticalSection(&g_model_mu);
     if (busy && !(flags & LOCKFILE_FAIL_IMMEDIATELY)) {
         SetLastError(g_wait_error);
@@ -1220,6 +1252,66 @@ START_TEST(hub_sockets_never_inheritable) {
 }
 END_TEST
 
+static fl_lock *rw_local(const char *path) {
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    o.read_write = 1;
+    o.thread_local = 1;
+    ck_assert_msg(fl_lock_new(&l, path, &o) == 0, "%s", fl_last_error());
+    return l;
+}
+
+/* A read/write lock through the hub against the model kernel: the writer
+ * passes the gate and queues an exclusive request on the lock; a reader
+ * queues a shared request on the gate it shuts; the reader's release hands
+ * the lock to the writer's request (socket), the writer's win reopens the
+ * gate (socket again: the reader's gate request granted), the reader then
+ * queues on the lock and wins at the writer's release. Never a writer with
+ * a reader, readers together. */
+START_TEST(hub_read_write_queued_requests) {
+    const char *p = wt_path("rw.lock");
+    fl_lock *r1 = rw_local(p), *wr = rw_local(p), *r2 = rw_local(p), *probe = rw_local(p);
+    fl_acquire_args ex = hub_args(0), sh = hub_args(1);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    ck_assert_int_eq(fl_acquire_shared(r1, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, wr, 2, &ex, hub_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(fl_hub_acquire(hub, r2, 3, &sh, hub_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(model_count(&g_nqueue),
+                     2); /* the writer's on the lock, the reader's on the gate */
+    ck_assert_int_eq(fl_acquire_shared(probe, 0, 1, 0.05), FL_ETIMEOUT); /* the gate is shut */
+    ck_assert_int_eq(fl_release(r1, 0), 0);
+    ck_assert_msg(hub_readable(hub, 10), "the grant did not make the socket readable");
+    ck_assert_int_eq(fl_hub_dispatch(hub), 1);
+    ck_assert(r.owner[0] == 2 && r.rc[0] == 0);
+    ck_assert_int_eq(fl_acquire_shared(probe, 0, 1, 0.05), FL_ETIMEOUT); /* a writer holds */
+    ck_assert_msg(hub_readable(hub, 10), "the reopened gate did not make the socket readable");
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0); /* the reader past the gate, queued on the lock */
+    ck_assert_int_eq(fl_hub_release(hub, wr, 2, 0), 0);
+    (void)drive_until(hub, &r.n, 2, NULL, 10);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert(r.owner[1] == 3 && r.rc[1] == 0);
+    ck_assert_int_eq(fl_acquire_shared(probe, 0, 1, 0.05), 0); /* readers share */
+    ck_assert_int_eq(fl_release(probe, 0), 0);
+    ck_assert_int_eq(fl_acquire_ex(probe, 0, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_release_as(r2, 3, 0), 0);
+    ck_assert_int_eq(fl_acquire_ex(probe, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(probe, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(r1);
+    fl_lock_free(wr);
+    fl_lock_free(r2);
+    fl_lock_free(probe);
+}
+END_TEST
+
 Suite *wt_suite_faults(void) {
     Suite *s = suite_create("faults");
     TCase *t = tcase_create("seam");
@@ -1254,6 +1346,7 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, hub_mode_switch_racing_the_grant);
     tcase_add_test(t, hub_leaks_no_handles);
     tcase_add_test(t, hub_sockets_never_inheritable);
+    tcase_add_test(t, hub_read_write_queued_requests);
     suite_add_tcase(s, t);
     return s;
 }
