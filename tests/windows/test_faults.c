@@ -1312,6 +1312,48 @@ START_TEST(hub_read_write_queued_requests) {
 }
 END_TEST
 
+/* The grant lands after the waiter's deadline, before any dispatch: the
+ * dispatch either collects it as the waiter's win or ends the wait with
+ * FL_ETIMEOUT and gives the grant back; never a grant left on the probe
+ * (another handle then wins at once once the outcome is released). */
+START_TEST(hub_grant_after_the_deadline) {
+    const char *p = wt_path("d.lock");
+    fl_lock *holder, *a;
+    fl_acquire_args fa = hub_args(0);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    memset(&r, 0, sizeof r);
+    model_install();
+    fa.timeout = 0.2;
+    holder = wt_lock(p, FL_KERNEL);
+    a = local_lock(p);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, hub_done, &r, &w), 0);
+    Sleep(400); /* past the deadline */
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 1); /* granted to the hub's request */
+    ck_assert_int_eq(fl_hub_dispatch(hub), 1);
+    ck_assert_int_eq(r.n, 1);
+    if (r.rc[0] == 0) {
+        ck_assert_int_eq(fl_lock_counter_as(a, 1), 1);
+        ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), FL_ETIMEOUT);
+        ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    } else {
+        ck_assert_int_eq(r.rc[0], FL_ETIMEOUT);
+        ck_assert_int_eq(fl_lock_counter_as(a, 1), 0);
+    }
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld) + model_count(&g_nqueue), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
 Suite *wt_suite_faults(void) {
     Suite *s = suite_create("faults");
     TCase *t = tcase_create("seam");
@@ -1347,6 +1389,7 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, hub_leaks_no_handles);
     tcase_add_test(t, hub_sockets_never_inheritable);
     tcase_add_test(t, hub_read_write_queued_requests);
+    tcase_add_test(t, hub_grant_after_the_deadline);
     suite_add_tcase(s, t);
     return s;
 }
