@@ -161,11 +161,11 @@ static int socket_pair(SOCKET *rd, SOCKET *wr) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    ls = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    ls = (SOCKET)fl__sys.socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
     if (ls == INVALID_SOCKET || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 ||
         listen(ls, 1) != 0 || getsockname(ls, (struct sockaddr *)&addr, &len) != 0)
         goto fail;
-    c = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    c = (SOCKET)fl__sys.socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
     if (c == INVALID_SOCKET || connect(c, (struct sockaddr *)&addr, sizeof addr) != 0)
         goto fail;
     a = accept(ls, (struct sockaddr *)&peer, &plen);
@@ -215,9 +215,42 @@ static void disarm(hub_file *f) {
     f->wd = -1;
 }
 
+/* 1 if another thread of this process is acquiring l, a handle the
+ * threads share (thread_local off, as an AsyncFileLock by default): the
+ * hub's attempt on l can only say busy until that thread is done, and joins
+ * its hold then. A request queued or granted to the probe meanwhile would
+ * stand in that thread's way: its own kernel wait queues behind the probe's
+ * grant, which only the hub's attempt can collect. Such an entry keeps no
+ * request and re-checks on its timer. */
+static int thread_acquiring(fl_lock *l) {
+    int v;
+    if (l->thread_local)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    v = l->acquiring;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}
+
+/* Made not inheritable from the start: a process another thread starts
+ * between socket() and SetHandleInformation() would keep a copy. Systems
+ * before Windows 7 SP1 refuse the flag; no_inherit() then closes what it
+ * can of the window. */
+uintptr_t fl__hub_socket(int af, int type, int protocol) {
+    SOCKET s =
+        WSASocketW(af, type, protocol, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
+        s = socket(af, type, protocol);
+    return (uintptr_t)s;
+}
+
+int fl__hub_register_wait(void **wait, void *object, void *ctx) {
+    return RegisterWaitForSingleObject((HANDLE *)wait, object, on_signal, ctx, INFINITE,
+                                       WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD);
+}
+
 static void arm(hub_file *f, HANDLE ev) {
-    if (!f->wait && !RegisterWaitForSingleObject(&f->wait, ev, on_signal, f, INFINITE,
-                                                 WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
+    if (!f->wait && !fl__sys.register_wait(&f->wait, ev, f)) {
         f->wait = NULL;
         return; /* the timer re-checks */
     }
@@ -345,9 +378,14 @@ static void watch(hub_file *f, const fl_lock *l) {
      * (a release deletes the marker: a file-name change). */
     HANDLE ev;
     int ready = 0;
-    if (f->wait)
+    /* Without the socket pair nothing can wake the loop: the timers alone
+     * drive the hub, at the waiters' cadence (a wait armed here would only
+     * back the timer off, base_interval()). */
+    if (f->wait || f->hub->rd == INVALID_SOCKET)
         return;
     if (f->kind == FL_KERNEL) {
+        if (thread_acquiring((fl_lock *)l))
+            return;
         ev = fl__os_hub_arm(&f->probe, &ready);
         if (ready)
             f->dirty = 1;
@@ -493,7 +531,10 @@ static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int fore
         /* The attempt may win the probe's request (its event then goes
          * with the hold) or drop the probe: no wait may outlive them. */
         disarm(f);
-        fl__os_hub_prepare(&f->probe, shared);
+        if (thread_acquiring(l))
+            fl__os_hub_withdraw(&f->probe); /* see thread_acquiring() */
+        else
+            fl__os_hub_prepare(&f->probe, shared);
     }
 #endif
     rc = fl__try_as(l, owner, shared,

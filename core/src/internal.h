@@ -363,6 +363,12 @@ typedef struct fl__syscalls {
     int (*cancel_io)(void *h, void *ov); /* CancelIoEx */
     /* 1 where an overlapped LockFileEx can wait (Windows), 0 under Wine. */
     int (*async_lock_waits)(void);
+    /* The wait hub's (hub.c): socket(), the SOCKET as uintptr_t, ~0
+     * (INVALID_SOCKET) with WSASetLastError on failure; and its
+     * RegisterWaitForSingleObject of object with the hub's callback for ctx
+     * (once, in the wait thread), *wait the wait's handle. */
+    uintptr_t (*socket)(int af, int type, int protocol);
+    int (*register_wait)(void **wait, void *object, void *ctx);
 } fl__syscalls;
 #endif
 
@@ -380,7 +386,13 @@ typedef struct fl__syscalls {
  * NULL. */
 FL__HIDDEN void *fl__os_hub_arm(fl__hold *probe, int *ready);
 FL__HIDDEN void fl__os_hub_prepare(fl__hold *probe, int shared);
+/* Withdraws the probe's queued request, giving a grant back (the probe's
+ * open file stays). */
+FL__HIDDEN void fl__os_hub_withdraw(fl__hold *probe);
 FL__HIDDEN void *fl__os_dir_notify(const char *dir);
+/* The real calls behind fl__sys.socket and fl__sys.register_wait (hub.c). */
+FL__HIDDEN uintptr_t fl__hub_socket(int af, int type, int protocol);
+FL__HIDDEN int fl__hub_register_wait(void **wait, void *object, void *ctx);
 #endif
 
 extern FL__HIDDEN fl__syscalls fl__sys;

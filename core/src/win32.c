@@ -104,13 +104,15 @@ static int sys_async_lock_waits(void) {
 }
 
 static const fl__syscalls real_syscalls = {
-    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
-    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
+    sys_create_file,      sys_lock_file,  sys_unlock_file,       sys_close_handle,
+    sys_create_directory, sys_write_file, sys_move_file,         sys_cancel_io,
+    sys_async_lock_waits, fl__hub_socket, fl__hub_register_wait,
 };
 
 fl__syscalls fl__sys = {
-    sys_create_file, sys_lock_file, sys_unlock_file, sys_close_handle,     sys_create_directory,
-    sys_write_file,  sys_move_file, sys_cancel_io,   sys_async_lock_waits,
+    sys_create_file,      sys_lock_file,  sys_unlock_file,       sys_close_handle,
+    sys_create_directory, sys_write_file, sys_move_file,         sys_cancel_io,
+    sys_async_lock_waits, fl__hub_socket, fl__hub_register_wait,
 };
 
 void fl__sys_reset(void) { fl__sys = real_syscalls; }
@@ -1482,7 +1484,13 @@ void fl__os_hub_prepare(fl__hold *probe, int shared) {
     /* A request queued (or granted) for the previous first waiter in the
      * other mode: an exclusive grant handed to a reader would shut the
      * other readers out. Withdraw it, giving a grant back. */
-    if (k && (k->pending || k->locked) && k->req_shared != (shared != 0)) {
+    if (k && (k->pending || k->locked) && k->req_shared != (shared != 0))
+        fl__os_hub_withdraw(probe);
+}
+
+void fl__os_hub_withdraw(fl__hold *probe) {
+    win_kernel *k = probe->win;
+    if (k) {
         lock_withdraw(k);
         lock_give_back(k);
     }
