@@ -29,6 +29,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+#endif
 
 /* Py_IsFinalizing() became public in 3.13; earlier versions spell it with
  * an underscore. */
@@ -209,6 +214,79 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
     return NULL;
 }
 
+/* The signal wake-up of a wait in the main thread (issue 17). Python's C
+ * signal handler writes a byte to the descriptor of signal.set_wakeup_fd()
+ * whichever thread the signal lands on; the core polls it with the lock's
+ * own wake-ups (FL_ARG_WAKE_FD), so Ctrl-C ends the wait at once, and the
+ * cancel callback (a GIL round-trip) runs only on real wake-ups instead of
+ * every 50 ms. The descriptor is a pipe of our own (an eventfd would refuse
+ * the handler's one-byte write), installed only while no other is set and
+ * only for the wait: a program's own wake-up descriptor (asyncio's, trio's)
+ * is never read by us; such a wait keeps the 50 ms cadence. One pipe per
+ * process (a forked child makes its own: the parent's is shared with it). */
+static unsigned long flpy_cancel_calls; /* how often the cancel callback ran (tests) */
+static int flpy_wake_rfd = -1;
+#ifdef _WIN32
+/* No Python lane on Windows: the core ignores FL_ARG_WAKE_FD there anyway. */
+static void flpy_wake_drain(int forward) { (void)forward; }
+static int flpy_wake_begin(void) { return -1; }
+#else
+static int flpy_wake_wfd = -1;
+static int flpy_wake_made; /* 0 after a fork (a fork handler, not getpid(): no system call) */
+static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
+static void flpy_wake_forked(void) { flpy_wake_made = 0; }
+static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
+
+/* Reads what the signal handler wrote; with @p forward >= 0, passes it on to
+ * that descriptor (the program's own wake-up descriptor). GIL held. */
+static void flpy_wake_drain(int forward) {
+    char buf[64];
+    ssize_t n;
+    while ((n = read(flpy_wake_rfd, buf, sizeof buf)) > 0)
+        if (forward >= 0)
+            (void)!write(forward, buf, (size_t)n);
+}
+
+/* Called with the GIL held before a wait: our read end when our pipe is now
+ * the wake-up descriptor (flpy_wake_end must follow), else -1 (not the
+ * main thread, a program's own descriptor is set, no pipe). */
+static int flpy_wake_begin(void) {
+    int fds[2], old;
+    if (!_PyOS_IsMainThread())
+        return -1;
+    if (!flpy_wake_made) {
+        /* First wait, or a forked child: the inherited pipe is the
+         * parent's too (left open: the parent may be using it). */
+        (void)pthread_once(&flpy_wake_once, flpy_wake_register);
+        flpy_wake_rfd = flpy_wake_wfd = -1;
+        flpy_wake_made = 1;
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+            return -1;
+        flpy_wake_rfd = fds[0];
+        flpy_wake_wfd = fds[1];
+    }
+    if (flpy_wake_rfd < 0)
+        return -1;
+    old = PySignal_SetWakeupFd(flpy_wake_wfd);
+    if (old != -1) {
+        /* The program's own: put it back at once, with what a signal may
+         * have written to ours in between. */
+        (void)PySignal_SetWakeupFd(old);
+        flpy_wake_drain(old);
+        return -1;
+    }
+    return flpy_wake_rfd;
+}
+#endif
+
+/* A byte left in the pipe (a signal during a wait that won first) costs
+ * the next wait one spare callback, which drains it: not drained here,
+ * which would be a system call on every acquire. */
+static void flpy_wake_end(int rfd) {
+    if (rfd >= 0)
+        (void)PySignal_SetWakeupFd(-1);
+}
+
 /* Cancel callback, run on the waiting thread without the GIL (at every
  * wake-up, on EINTR and at least every 50 ms). Python's signal handlers
  * only run with the GIL held, so take it briefly and let them run; if one
@@ -223,9 +301,12 @@ typedef struct flpy_cancel_call {
 /* Runs with the GIL held: follows the logger's level (a wake-up is an event
  * too: "waiting"/"timeout" must be logged if DEBUG was switched on during
  * the wait), runs signal handlers, then the caller's cancel_check. */
-static int flpy_cancel_locked(flpy_cancel_call *call) {
+static int flpy_cancel_locked(flpy_cancel_call *call, int interrupted) {
     PyObject *r;
     int truth;
+    flpy_cancel_calls++;
+    if (interrupted && flpy_wake_rfd >= 0 && _PyOS_IsMainThread())
+        flpy_wake_drain(-1); /* before the check: a later signal writes again */
     if (PyErr_CheckSignals() != 0)
         return 1;
     if (flpy_log_sync) {
@@ -258,11 +339,10 @@ static int flpy_cancel_locked(flpy_cancel_call *call) {
 static int flpy_cancel(void *data, int interrupted) {
     PyGILState_STATE st;
     int stop;
-    (void)interrupted;
     if (flpy_finalizing())
         return 0;
     st = PyGILState_Ensure();
-    stop = flpy_cancel_locked((flpy_cancel_call *)data);
+    stop = flpy_cancel_locked((flpy_cancel_call *)data, interrupted);
     PyGILState_Release(st);
     return stop;
 }
@@ -419,6 +499,10 @@ static PyObject *flpy_acquired(fl_lock *l, int kind_before) {
 }
 
 %inline %{
+/* How often the cancel callback has run in this process (the tests prove
+ * with it that a wait is not sliced). */
+static unsigned long flpy_cancel_count(void) { return flpy_cancel_calls; }
+
 /* Module setup from the Python layer: the Timeout class and the log sink. */
 static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink, PyObject *log_sync) {
     PyObject *old_cls = flpy_timeout_cls, *old_sink = flpy_log_sink, *old_sync = flpy_log_sync;
@@ -508,7 +592,7 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, const fl_
 static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObject *blocking,
                               PyObject *poll_interval) {
     fl_acquire_args a;
-    int rc, kind_before = fl_lock_kind(l);
+    int rc, kind_before = fl_lock_kind(l), wake = -1;
     fl_acquire_args_init(&a);
     a.shared = shared;
     if (flpy_opt_double(timeout, FL_ARG_TIMEOUT, &a.timeout, &a.set) < 0 ||
@@ -519,9 +603,24 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
             return NULL;
         a.set |= FL_ARG_BLOCKING;
     }
+    if (a.blocking && (!(a.set & FL_ARG_TIMEOUT) || a.timeout != 0) &&
+        fl_lock_counter(l) == 0) {
+        /* A wait may follow. Only the main thread runs signal handlers: it
+         * waits on the signal wake-up pipe; other threads need no callback
+         * (a wait forever becomes the kernel's own queue). */
+        if (!_PyOS_IsMainThread()) {
+            a.cancel = NULL;
+            a.cancel_data = NULL;
+            a.set |= FL_ARG_CANCEL;
+        } else if ((wake = flpy_wake_begin()) >= 0) {
+            a.wake_fd = wake;
+            a.set |= FL_ARG_WAKE_FD;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
     rc = fl_acquire_with(l, &a);
     Py_END_ALLOW_THREADS
+    flpy_wake_end(wake);
     if (rc != 0)
         return flpy_raise(rc, l);
     return flpy_acquired(l, kind_before);

@@ -393,6 +393,8 @@ FL_EXTERN int fl_acquire_shared(fl_lock *lock, double timeout, int blocking, dou
 /** fl_acquire_args.set: the call gives its own cancel callback (else the handle's,
  * fl_set_cancel()). */
 #define FL_ARG_CANCEL 0x10u
+/** fl_acquire_args.set: the call gives a wake-up descriptor (fl_acquire_args.wake_fd). */
+#define FL_ARG_WAKE_FD 0x20u
 
 /**
  * Arguments of one acquire (fl_acquire_with()). Each of timeout, blocking,
@@ -415,6 +417,17 @@ typedef struct fl_acquire_args {
                                none), used instead of the handle's (fl_set_cancel()); consulted as
                                described at ::fl_cancel_fn. */
     void *cancel_data;    /**< Passed to @p cancel. */
+    int wake_fd;          /**< With ::FL_ARG_WAKE_FD: a descriptor the wait also polls for
+                               reading (a binding's signal wake-up pipe, e.g. Python's
+                               signal.set_wakeup_fd()); -1: none. When it becomes readable the
+                               cancel callback runs at once with @p interrupted 1, and must drain
+                               it (a descriptor left readable makes the wait spin through the
+                               callback). Where the platform polls it (Linux), the callback is
+                               no longer also asked every 50 ms: only when @p wake_fd is
+                               readable, on a signal, and at the wait's own re-checks (every
+                               max(poll_interval, 0.05 s), 0.1 s with an inotify watch armed).
+                               Elsewhere (other POSIX systems, Windows) it is ignored and the
+                               callback keeps its 50 ms cadence. */
 } fl_acquire_args;
 
 /** Fills @p args with "every field is the handle's default, exclusive mode". */

@@ -117,15 +117,27 @@ typedef struct fl__watch {
     /* The attempt's hold: a soft waiter's contended marker, whose holder's
      * death is a wake-up on Linux (linux.c, holder_pidfd). */
     struct fl__hold *hold;
+    /* The acquire's wake-up descriptor (FL_ARG_WAKE_FD), polled with the
+     * watch where FL__POLLS_WAKE_FD; -1: none. Set by lock.c after
+     * fl__os_watch_open. */
+    int xfd;
 #endif
 } fl__watch;
+
+/* The backend polls fl__watch.xfd (fl__os_watch_wait returns
+ * FL__WOKEN_BY_FD when it is readable), so the cancel callback needs no
+ * FL__CANCEL_SLICE cadence of its own for signals. */
+#if defined(__linux__) && !defined(FL_GENERIC_POSIX)
+#define FL__POLLS_WAKE_FD 1
+#endif
+#define FL__WOKEN_BY_FD 2
 
 #ifdef _WIN32
 #define FL__WATCH_INIT                                                                             \
     { -1, -1, 0, NULL, NULL }
 #else
 #define FL__WATCH_INIT                                                                             \
-    { -1, -1, 0, -1, 0, NULL, NULL }
+    { -1, -1, 0, -1, 0, NULL, NULL, -1 }
 #endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */

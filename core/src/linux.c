@@ -326,13 +326,18 @@ static void wake(const fl__waiter *wt) {
 static int hub_dispatch(const fl__waiter *self) {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     fl__waiter *wt;
-    int mine = 0;
+    int mine = 0, more = 1;
     if (hub_fd < 0)
         return 0;
-    for (;;) {
+    while (more) {
         ssize_t n = read(hub_fd, buf, sizeof buf), off = 0;
         if (n <= 0)
             break;
+        /* A read that left room for another full event took everything
+         * queued: skip the read that would only say EAGAIN (a system call
+         * on every waiter's wake-up path). */
+        if ((size_t)n <= sizeof buf - (sizeof(struct inotify_event) + NAME_MAX + 1))
+            more = 0;
         while (off < n) {
             const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
             for (wt = hub_waiters; wt; wt = wt->next) {
@@ -656,8 +661,29 @@ void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
     }
 }
 
+/* Sleeps for ts, or until the acquire's wake-up descriptor (w->xfd) is
+ * readable: 0, FL__WOKEN_BY_FD or FL_EINTR. A descriptor opened before a
+ * fork is still the caller's own here (it gave it for this call). */
+static int sleep_or_wake_fd(const fl_lock *l, const fl__watch *w, const struct timespec *ts) {
+    struct pollfd p;
+    int rc;
+    if (w->xfd < 0)
+        return fl__px_sleep(l, ts);
+    p.fd = w->xfd;
+    p.events = POLLIN;
+    p.revents = 0;
+    rc = ppoll(&p, 1, ts, NULL);
+    if (rc < 0 && errno == EINTR)
+        return fl__error(FL_EINTR, EINTR, "waiting for lock file '%s' was interrupted by a signal",
+                         l->path);
+    if (rc < 0)
+        return fl__px_sleep(l, ts);
+    return rc > 0 ? FL__WOKEN_BY_FD : 0;
+}
+
 int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
     double end;
+    int rc;
     (void)kind;
     if (fl__seconds_clamp(seconds, &seconds) != 0)
         seconds = 0;
@@ -668,7 +694,8 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
         if (seconds > FL__MIN_POLL)
             seconds = FL__MIN_POLL;
         (void)fl__seconds_to_timespec(seconds, &ts);
-        return fl__px_sleep(l, &ts) < 0 ? FL_EINTR : 1;
+        rc = sleep_or_wake_fd(l, w, &ts);
+        return rc < 0 ? FL_EINTR : rc == FL__WOKEN_BY_FD ? rc : 1;
     }
     end = fl__now() + seconds;
     for (;;) {
@@ -680,11 +707,11 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
         /* A watch armed before a fork (from the cancel callback) is the
          * parent's: its numbers may be the child's files by now. */
         if (w->fd < 0 || w->gen != fl__current_gen())
-            return fl__px_sleep(l, &ts);
+            return sleep_or_wake_fd(l, w, &ts);
         {
-            struct pollfd p[3];
+            struct pollfd p[4];
             uint64_t count;
-            int rc, n = 2, hp = kind == FL_SOFT ? holder_pidfd(l, w) : -1;
+            int n = 2, xi = -1, hp = kind == FL_SOFT ? holder_pidfd(l, w) : -1;
             double reap = kind == FL_SOFT ? holder_reap_slice(w) : 0;
             if (hp == FL__HOLDER_GONE) {
                 holder_gone(w, 0);
@@ -706,6 +733,12 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
                 p[2].revents = 0;
                 n = 3;
             }
+            if (w->xfd >= 0) {
+                xi = n++;
+                p[xi].fd = w->xfd;
+                p[xi].events = POLLIN;
+                p[xi].revents = 0;
+            }
             rc = ppoll(p, (nfds_t)n, &ts, NULL);
             if (rc < 0 && errno == EINTR)
                 return fl__error(FL_EINTR, EINTR,
@@ -721,7 +754,7 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             }
             if (rc == 0)
                 return 0;
-            if (n == 3 && p[2].revents) {
+            if (hp >= 0 && p[2].revents) {
                 holder_gone(w, (p[2].revents & POLLIN) != 0);
                 return 1;
             }
@@ -735,6 +768,11 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             }
             if (p[1].revents && read(w->efd, &count, sizeof count) == (ssize_t)sizeof count)
                 return 1;
+            /* Only after the lock's own wake-ups: a release that came with
+             * the signal is taken first (the callback runs on the way out,
+             * or at the next wait). */
+            if (xi >= 0 && p[xi].revents)
+                return FL__WOKEN_BY_FD;
             /* Events for other waiters only: keep waiting. */
         }
     }
