@@ -100,26 +100,34 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--fl-bench", help="fl_bench to run for the C rows (same machine, same run)")
+    ap.add_argument("--ours-b", metavar="PKG_DIR",
+                    help="also run ours from this package directory (an A/B of two builds in one run)")
     ap.add_argument("--waiter", nargs=2, metavar=("LIB", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.waiter:
         waiter(*args.waiter)
         return 0
 
+    cases = list(CASES)
+    if args.ours_b:
+        cases += [(label.replace("ours", "ours-b"), "ours-b", case) for label, lib, case in CASES if lib == "ours"]
     tmp = tempfile.mkdtemp(prefix="fl-bench-wake-")
     rng = random.Random(17)
     procs = {}
-    for lib in sorted({w for _, w, _ in CASES}):
-        p = subprocess.Popen([sys.executable, HERE, "--waiter", lib, os.path.join(tmp, f"{lib}.lock")],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    for lib in sorted({w for _, w, _ in cases}):
+        env = dict(os.environ)
+        if lib == "ours-b":
+            env["PYTHONPATH"] = args.ours_b
+        p = subprocess.Popen([sys.executable, HERE, "--waiter", lib.replace("-b", ""), os.path.join(tmp, f"{lib}.lock")],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
         ready = p.stdout.readline().strip()
         if not ready.startswith("ready"):
             print(f"{lib}: waiter did not start", file=sys.stderr)
             return 1
         procs[lib] = (p, ready)
-    lat = {k: [] for k in range(len(CASES))}
+    lat = {k: [] for k in range(len(cases))}
     for _ in range(args.rounds):
-        for k, (_, lib, case) in enumerate(CASES):
+        for k, (_, lib, case) in enumerate(cases):
             p = procs[lib][0]
             fd = os.open(os.path.join(tmp, f"{lib}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -140,7 +148,7 @@ def main() -> int:
     for lib, (_, ready) in sorted(procs.items()):
         print(f"  {lib}: {ready[6:]}")
     print(f"{'case':44} {'median us':>10} {'p90 us':>10}")
-    for k, (label, _, _) in enumerate(CASES):
+    for k, (label, _, _) in enumerate(cases):
         v = sorted(lat[k])
         print(f"{label:44} {statistics.median(v):10.1f} {v[int(len(v) * 0.9)]:10.1f}")
     if args.fl_bench:

@@ -27,6 +27,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
@@ -230,12 +231,38 @@ static int flpy_wake_rfd = -1;
 /* No Python lane on Windows: the core ignores FL_ARG_WAKE_FD there anyway. */
 static void flpy_wake_drain(int forward) { (void)forward; }
 static int flpy_wake_begin(void) { return -1; }
+static void flpy_wake_end(int rfd) { (void)rfd; }
 #else
 static int flpy_wake_wfd = -1;
 static int flpy_wake_made; /* 0 after a fork (a fork handler, not getpid(): no system call) */
 static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
 static void flpy_wake_forked(void) { flpy_wake_made = 0; }
 static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
+
+/* signal.set_wakeup_fd(fd): the previous descriptor, or -2 (error cleared:
+ * the wait then keeps the 50 ms cadence). */
+static int flpy_set_wakeup_fd(int fd) {
+    static PyObject *setter;
+    PyObject *r;
+    long old;
+    if (!setter) {
+        PyObject *mod = PyImport_ImportModule("signal");
+        setter = mod ? PyObject_GetAttrString(mod, "set_wakeup_fd") : NULL;
+        Py_XDECREF(mod);
+        if (!setter) {
+            PyErr_Clear();
+            return -2;
+        }
+    }
+    r = PyObject_CallFunction(setter, "i", fd);
+    old = r ? PyLong_AsLong(r) : -2;
+    Py_XDECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return -2;
+    }
+    return (int)old;
+}
 
 /* Reads what the signal handler wrote; with @p forward >= 0, passes it on to
  * that descriptor (the program's own wake-up descriptor). GIL held. */
@@ -267,25 +294,33 @@ static int flpy_wake_begin(void) {
     }
     if (flpy_wake_rfd < 0)
         return -1;
-    old = PySignal_SetWakeupFd(flpy_wake_wfd);
+    /* signal.set_wakeup_fd (PySignal_SetWakeupFd is not exported): it
+     * answers the descriptor it replaces. */
+    old = flpy_set_wakeup_fd(flpy_wake_wfd);
+    if (old == -2)
+        return -1;
     if (old != -1) {
         /* The program's own: put it back at once, with what a signal may
          * have written to ours in between. */
-        (void)PySignal_SetWakeupFd(old);
+        (void)flpy_set_wakeup_fd(old);
         flpy_wake_drain(old);
         return -1;
     }
     return flpy_wake_rfd;
 }
-#endif
 
 /* A byte left in the pipe (a signal during a wait that won first) costs
  * the next wait one spare callback, which drains it: not drained here,
  * which would be a system call on every acquire. */
 static void flpy_wake_end(int rfd) {
-    if (rfd >= 0)
-        (void)PySignal_SetWakeupFd(-1);
+    if (rfd >= 0) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
+        (void)flpy_set_wakeup_fd(-1);
+        PyErr_Restore(et, ev, tb);
+    }
 }
+#endif
 
 /* Cancel callback, run on the waiting thread without the GIL (at every
  * wake-up, on EINTR and at least every 50 ms). Python's signal handlers
@@ -603,24 +638,41 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
             return NULL;
         a.set |= FL_ARG_BLOCKING;
     }
-    if (a.blocking && (!(a.set & FL_ARG_TIMEOUT) || a.timeout != 0) &&
-        fl_lock_counter(l) == 0) {
-        /* A wait may follow. Only the main thread runs signal handlers: it
-         * waits on the signal wake-up pipe; other threads need no callback
-         * (a wait forever becomes the kernel's own queue). */
+    if (a.blocking && (!(a.set & FL_ARG_TIMEOUT) || a.timeout != 0) && fl_lock_counter(l) == 0) {
+        /* A wait may follow. Only the main thread runs signal handlers:
+         * other threads need no callback (a wait forever becomes the
+         * kernel's own queue); the main thread waits on the signal wake-up
+         * pipe, set up only once one attempt has failed (setting it costs
+         * two system calls, too many for every uncontended acquire). With
+         * the log bridge on, the wait keeps the 50 ms cadence (one attempt
+         * first would log twice). */
         if (!_PyOS_IsMainThread()) {
             a.cancel = NULL;
             a.cancel_data = NULL;
             a.set |= FL_ARG_CANCEL;
-        } else if ((wake = flpy_wake_begin()) >= 0) {
-            a.wake_fd = wake;
-            a.set |= FL_ARG_WAKE_FD;
+        } else if (!flpy_logging_on) {
+            fl_acquire_args once;
+            if ((rc = fl_acquire_args_resolve(l, &a, &a)) != 0)
+                return flpy_raise(rc, l);
+            if (isinf(a.deadline) && a.deadline < 0)
+                goto wait; /* one attempt anyway */
+            once = a;
+            once.deadline = -INFINITY;
+            Py_BEGIN_ALLOW_THREADS
+            rc = fl_acquire_with(l, &once);
+            Py_END_ALLOW_THREADS
+            if (rc != FL_ETIMEOUT)
+                goto done;
+            if ((wake = flpy_wake_begin()) >= 0)
+                a.wake_fd = wake;
         }
     }
+wait:
     Py_BEGIN_ALLOW_THREADS
     rc = fl_acquire_with(l, &a);
     Py_END_ALLOW_THREADS
     flpy_wake_end(wake);
+done:
     if (rc != 0)
         return flpy_raise(rc, l);
     return flpy_acquired(l, kind_before);

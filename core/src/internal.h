@@ -1,8 +1,8 @@
 /*
  * Internal declarations shared by the platform-independent core (lock.c,
  * errors.c, owner.c) and the platform backends (posix.c with linux.c or
- * generic.c, see platform.h; win32.c; one per build). Names here carry the fl__ / FL__ prefix (names that begin with
- * two underscores are reserved for the C implementation; older code was
+ * generic.c, see platform.h; win32.c; one per build). Names here carry the fl__ / FL__ prefix
+ * (names that begin with two underscores are reserved for the C implementation; older code was
  * renamed by scripts/rename-internal.sh) and hidden visibility. The lock order and what each mutex
  * guards are written down above struct fl_lock.
  */
