@@ -417,7 +417,6 @@ static void hub_unref(int wd) {
  * moments later. */
 static int g_no_pidfd; /* pidfd_open answered ENOSYS: not tried again (atomic) */
 
-#define FL__HOLDER_GONE   (-2)
 #define FL__REAP_POLL_MIN 0.001
 #define FL__REAP_POLL_MAX 0.5
 
@@ -433,12 +432,7 @@ static void holder_unwatch(fl__waiter *wt) {
 static int holder_pidfd(fl_lock *l, fl__watch *w) {
     fl__waiter *wt = w->waiter;
     const fl__hold *h = w->hold;
-    char token[96];
-    fl__self me;
-    fl__record rec;
-    fl_owner o;
-    uint64_t ns;
-    int fd, r;
+    int fd;
     if (!wt || !h || !h->have_id)
         return -1;
     if (wt->pid_armed && wt->pid_dev == h->dev && wt->pid_ino == h->ino)
@@ -448,6 +442,18 @@ static int holder_pidfd(fl_lock *l, fl__watch *w) {
     wt->pid_armed = 1;
     wt->pid_dev = h->dev;
     wt->pid_ino = h->ino;
+    fd = fl__plat_holder_pidfd(l, h);
+    wt->pidfd = fd >= 0 ? fd : -1;
+    return fd;
+}
+
+int fl__plat_holder_pidfd(const fl_lock *l, const fl__hold *h) {
+    char token[96];
+    fl__self me;
+    fl__record rec;
+    fl_owner o;
+    uint64_t ns;
+    int fd, r;
     if (__atomic_load_n(&g_no_pidfd, __ATOMIC_RELAXED))
         return -1;
     fl__plat_self(&me);
@@ -473,8 +479,7 @@ static int holder_pidfd(fl_lock *l, fl__watch *w) {
         fl__px_close(fd);
         return r == -1 ? -1 : FL__HOLDER_GONE;
     }
-    wt->pidfd = fl__px_above_stdio(fd, 1);
-    return wt->pidfd;
+    return fl__px_above_stdio(fd, 1);
 }
 
 /* The holder is gone (exited = its pidfd said so): judge the marker at the
