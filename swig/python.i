@@ -639,18 +639,14 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
         a.set |= FL_ARG_BLOCKING;
     }
     if (a.blocking && (!(a.set & FL_ARG_TIMEOUT) || a.timeout != 0) && fl_lock_counter(l) == 0) {
-        /* A wait may follow. Only the main thread runs signal handlers:
-         * other threads need no callback (a wait forever becomes the
-         * kernel's own queue); the main thread waits on the signal wake-up
-         * pipe, set up only once one attempt has failed (setting it costs
-         * two system calls, too many for every uncontended acquire). With
-         * the log bridge on, the wait keeps the 50 ms cadence (one attempt
-         * first would log twice). */
-        if (!_PyOS_IsMainThread()) {
-            a.cancel = NULL;
-            a.cancel_data = NULL;
-            a.set |= FL_ARG_CANCEL;
-        } else if (!flpy_logging_on) {
+        /* A wait may follow. Only the main thread runs signal handlers: it
+         * waits on the signal wake-up pipe, set up only once one attempt
+         * has failed (setting it costs two system calls, too many for every
+         * uncontended acquire). With the log bridge on, the wait keeps the
+         * 50 ms cadence (one attempt first would log twice). Other threads
+         * keep it too: their callback follows the logger's level during
+         * the wait (test_log_level_switched_on_during_wait). */
+        if (_PyOS_IsMainThread() && !flpy_logging_on) {
             fl_acquire_args once;
             if ((rc = fl_acquire_args_resolve(l, &a, &a)) != 0)
                 return flpy_raise(rc, l);

@@ -113,26 +113,3 @@ def test_the_programs_own_wakeup_fd_is_kept(tmp_path: Path) -> None:
         signal.signal(signal.SIGUSR1, old_handler)
         for x in (r, w, fd):
             os.close(x)
-
-
-def test_a_wait_in_another_thread_needs_no_callback(tmp_path: Path) -> None:
-    """Only the main thread runs signal handlers: another thread's wait asks
-    no callback (a wait forever is the kernel's own queue)."""
-    path = tmp_path / "d.lock"
-    fd = hold(path)
-    lock = FileLock(str(path))
-    won = []
-
-    def waiter() -> None:
-        lock.acquire()
-        won.append(lock.is_locked)
-        lock.release()
-
-    calls = _core.flpy_cancel_count()
-    t = threading.Thread(target=waiter)
-    t.start()
-    time.sleep(0.3)  # it waits (the outcome does not depend on it)
-    os.close(fd)
-    t.join(timeout=30)
-    assert won == [True]
-    assert _core.flpy_cancel_count() == calls
