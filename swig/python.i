@@ -243,7 +243,7 @@ static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wak
  * the wait then keeps the 50 ms cadence). */
 static int flpy_set_wakeup_fd(int fd) {
     static PyObject *setter;
-    PyObject *r;
+    PyObject *r, *arg;
     long old;
     if (!setter) {
         PyObject *mod = PyImport_ImportModule("signal");
@@ -254,7 +254,9 @@ static int flpy_set_wakeup_fd(int fd) {
             return -2;
         }
     }
-    r = PyObject_CallFunction(setter, "i", fd);
+    arg = PyLong_FromLong(fd);
+    r = arg ? PyObject_CallOneArg(setter, arg) : NULL;
+    Py_XDECREF(arg);
     old = r ? PyLong_AsLong(r) : -2;
     Py_XDECREF(r);
     if (PyErr_Occurred()) {

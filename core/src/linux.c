@@ -312,6 +312,15 @@ static int hub_fd = -1;
 static fl__waiter *hub_waiters;
 static fl__hub_watch *hub_watches;
 static size_t hub_nwatches, hub_capwatches;
+/* The last watch whose waiters all left, kept (refs 0) instead of removed:
+ * the next wait for the same file (a lock taken again and again) re-uses
+ * it, and inotify_rm_watch stays off the wake-up path (it was ~14 us of a
+ * ~100 us Python wake-up on a busy 2-core machine, issue 17). At most one
+ * is kept (the user's watch limit); while nobody reads the instance, the
+ * kernel merges its repeated close events into one queued event. Removed
+ * when another watch takes its place, or when the kernel drops it. */
+static int hub_cached_wd = -1;
+static void hub_drop(int wd, int ignored);
 
 static void wake(const fl__waiter *wt) {
     uint64_t one = 1;
@@ -340,6 +349,8 @@ static int hub_dispatch(const fl__waiter *self) {
             more = 0;
         while (off < n) {
             const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+            if ((ev->mask & IN_IGNORED) && ev->wd == hub_cached_wd)
+                hub_drop(ev->wd, 1); /* the cached watch's file is gone */
             for (wt = hub_waiters; wt; wt = wt->next) {
                 if (ev->wd == wt->wd && (ev->mask & IN_IGNORED))
                     __atomic_store_n(&wt->stale, 1, __ATOMIC_RELAXED);
@@ -382,16 +393,36 @@ static int hub_ref(int wd) {
     return 0;
 }
 
-/* Drops a reference; the last one removes the watch from the instance.
- * Caller holds hub_mu. */
+/* Removes watch wd from the table, and from the instance unless the
+ * kernel dropped it already (ignored: IN_IGNORED was read), if nobody uses
+ * it. Caller holds hub_mu. */
+static void hub_drop(int wd, int ignored) {
+    size_t i;
+    if (wd == hub_cached_wd)
+        hub_cached_wd = -1;
+    for (i = 0; i < hub_nwatches; i++)
+        if (hub_watches[i].wd == wd) {
+            if (hub_watches[i].refs == 0) {
+                /* EINVAL if the kernel already dropped it (file deleted). */
+                if (!ignored)
+                    (void)inotify_rm_watch(hub_fd, wd);
+                hub_watches[i] = hub_watches[--hub_nwatches];
+            }
+            return;
+        }
+}
+
+/* Drops a reference. The last one keeps the watch as the cached one (see
+ * hub_cached_wd), removing the one cached before. Caller holds hub_mu. */
 static void hub_unref(int wd) {
     size_t i;
     for (i = 0; i < hub_nwatches; i++)
         if (hub_watches[i].wd == wd) {
             if (--hub_watches[i].refs == 0) {
-                /* EINVAL if the kernel already dropped it (file deleted). */
-                (void)inotify_rm_watch(hub_fd, wd);
-                hub_watches[i] = hub_watches[--hub_nwatches];
+                int old = hub_cached_wd;
+                hub_cached_wd = wd;
+                if (old >= 0 && old != wd)
+                    hub_drop(old, 0);
             }
             return;
         }
@@ -523,6 +554,7 @@ void fl__os_atfork(int phase) {
         hub_fd = -1;
         hub_waiters = NULL;
         hub_nwatches = 0;
+        hub_cached_wd = -1;
         pthread_mutex_unlock(&hub_mu);
         pthread_mutex_unlock(&boot_mu);
         pthread_mutex_unlock(&owner_mu);
