@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -502,6 +504,81 @@ START_TEST(many_waiters_share_one_inotify_instance) {
 }
 END_TEST
 
+/* The watches the process's inotify instance holds ("inotify wd:" lines of
+ * its fdinfo), -1 when there is no instance yet. */
+static int count_watches(void) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = -1;
+    char path[300], target[128], line[512];
+    ck_assert(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        ssize_t len;
+        FILE *f;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        len = readlink(path, target, sizeof target - 1);
+        if (e->d_name[0] == '.' || len <= 0)
+            continue;
+        target[len] = '\0';
+        if (strcmp(target, "anon_inode:inotify") != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%s", e->d_name);
+        f = fopen(path, "r");
+        ck_assert(f != NULL);
+        n = 0;
+        while (fgets(line, sizeof line, f))
+            n += strncmp(line, "inotify wd:", 11) == 0;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static void *close_later(void *arg) {
+    fl_sleep(0.1);
+    close(*(int *)arg);
+    return NULL;
+}
+
+/* One timed wait (inotify) for path, held by a descriptor of ours that a
+ * thread closes. */
+static void wait_for_close(const char *path) {
+    fl_lock *l = fl_new_kind(path, FL_KERNEL);
+    pthread_t t;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, close_later, &fd), 0);
+    ck_assert_int_eq(fl_acquire_ex(l, 30, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    fl_lock_free(l);
+}
+
+/* The last watch whose waiters left is kept for the next wait (no
+ * inotify_rm_watch on the wake-up path), but never more than one: the
+ * user's watches are limited. A kept watch whose file is deleted is
+ * forgotten, and a new file at the path is watched and wakes its waiter. */
+START_TEST(one_watch_is_kept_between_waits) {
+    FL_NEEDS_LINUX("the inotify wait hub");
+    const char *a = P("a.lock"), *b = P("b.lock"), *c = P("c.lock");
+    wait_for_close(a);
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(a); /* the kept watch serves again */
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(b);
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(c);
+    wait_for_close(a);
+    ck_assert_int_eq(count_watches(), 1);
+    ck_assert_int_eq(unlink(a), 0); /* the kernel drops the kept watch */
+    wait_for_close(b);              /* reads the IN_IGNORED */
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(a); /* a new file at the path */
+    ck_assert_int_eq(count_watches(), 1);
+}
+END_TEST
+
 static int fake_init_emfile(int flags) {
     (void)flags;
     errno = EMFILE;
@@ -659,6 +736,7 @@ Suite *suite_waits(void) {
     tcase_add_test(tc, seconds_conversions_clamp_and_refuse);
     tcase_add_loop_test(tc, huge_poll_interval_waits_normally, 0, 8);
     tcase_add_test(tc, many_waiters_share_one_inotify_instance);
+    tcase_add_test(tc, one_watch_is_kept_between_waits);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_loop_test(tc, held_query_keeps_the_last_error, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, held_query_leaves_no_error_in_a_fresh_thread, FL_KERNEL, FL_SOFT + 1);
