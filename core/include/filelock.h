@@ -783,9 +783,13 @@ FL_EXTERN int fl_lock_counter_as(fl_lock *lock, uint64_t owner);
  * blocking it. The loop watches fl_hub_fd() for readability and arms a timer
  * for fl_hub_timeout(); whenever either fires it calls fl_hub_dispatch(),
  * which re-tries the locks that may have come free and runs the callbacks of
- * the waits it ended. On Linux a hub holds one inotify instance plus one open
- * lock file per distinct lock file with waiters (the descriptor its attempts
- * re-use), whatever the number of waiters; a release that closes the lock
+ * the waits it ended. On Linux a hub holds an epoll set (the descriptor the
+ * loop polls) with one inotify instance in it, plus one open lock file per
+ * distinct lock file with waiters (the descriptor its attempts re-use), and
+ * for a soft lock whose holder runs on this host, a pidfd of that holder,
+ * whatever the number of waiters: the holder's death wakes the loop at once
+ * (its marker is then judged, again at 1, 2, 4 ... ms while the dead holder
+ * is an unreaped zombie, up to 0.5 s). A release that closes the lock
  * file wakes it at once, and a per-file re-check timer (starting at the
  * waiters' shortest poll interval, at least 0.1 s, doubling while nothing
  * happens up to 1 s) catches releases that close nothing (`flock(LOCK_UN)`
@@ -829,9 +833,11 @@ FL_EXTERN void fl_hub_free(fl_hub *hub);
 
 /**
  * The descriptor an event loop polls for readability: when readable,
- * call fl_hub_dispatch(). -1 when the hub has none (no inotify: generic
- * POSIX, or the user's inotify instances were exhausted when it was made);
- * then fl_hub_timeout() alone drives it. Fixed for the hub's life.
+ * call fl_hub_dispatch(). On Linux an epoll set (inotify and the soft
+ * holders' pidfds; the inotify instance alone if no epoll set could be
+ * made). -1 when the hub has none (generic POSIX, or on Linux neither an
+ * epoll set nor an inotify instance could be made); then fl_hub_timeout()
+ * alone drives it. Fixed for the hub's life.
  */
 FL_EXTERN int fl_hub_fd(const fl_hub *hub);
 
