@@ -579,6 +579,78 @@ START_TEST(one_watch_is_kept_between_waits) {
 }
 END_TEST
 
+typedef struct wake_case {
+    int rfd, wfd;
+    int calls, interrupted, stop;
+} wake_case;
+
+static int wake_cancel(void *data, int interrupted) {
+    wake_case *c = data;
+    char buf[16];
+    c->calls++;
+    c->interrupted += interrupted;
+    while (read(c->rfd, buf, sizeof buf) > 0)
+        ;
+    return c->stop;
+}
+
+static void *write_later(void *arg) {
+    fl_sleep(0.3);
+    ck_assert_int_eq(write(*(int *)arg, "x", 1), 1);
+    return NULL;
+}
+
+/* FL_ARG_WAKE_FD (Linux): the wait polls the descriptor, and the cancel
+ * callback runs when it is readable, not every 50 ms. poll_interval 30:
+ * no re-check falls inside the test, so a callback count of 1 over a 0.3 s
+ * wait proves there were no slices. _i 0: the callback stops the wait; 1:
+ * it goes on, and a release still wakes it. */
+START_TEST(wake_fd_replaces_the_cancel_slices) {
+    FL_NEEDS_LINUX("a polled wake-up descriptor");
+    const char *p = P("w.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL);
+    fl_acquire_args a;
+    wake_case c;
+    pthread_t t, closer;
+    int fds[2], fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    ck_assert_int_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    memset(&c, 0, sizeof c);
+    c.rfd = fds[0];
+    c.wfd = fds[1];
+    c.stop = _i == 0;
+    fl_acquire_args_init(&a);
+    a.set = FL_ARG_TIMEOUT | FL_ARG_POLL_INTERVAL | FL_ARG_CANCEL | FL_ARG_WAKE_FD;
+    a.timeout = 20;
+    a.poll_interval = 30;
+    a.cancel = wake_cancel;
+    a.cancel_data = &c;
+    a.wake_fd = c.rfd;
+    ck_assert_int_eq(pthread_create(&t, NULL, write_later, &c.wfd), 0);
+    if (_i == 1) {
+        /* Released well after the wake-up descriptor was written. */
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_int_eq(pthread_create(&closer, NULL, close_later, &fd), 0);
+        t = closer;
+    }
+    ck_assert_int_eq(fl_acquire_with(l, &a), _i == 0 ? FL_ECANCELED : 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    if (_i == 0) {
+        ck_assert_int_eq(c.calls, 1);
+        ck_assert_int_eq(c.interrupted, 1);
+        ck_assert_int_eq(fl_lock_counter(l), 0);
+        close(fd);
+    } else {
+        ck_assert_int_eq(fl_release(l, 0), 0);
+        ck_assert_int_le(c.calls, 1); /* the write, if it came during the wait */
+    }
+    close(fds[0]);
+    close(fds[1]);
+    fl_lock_free(l);
+}
+END_TEST
+
 static int fake_init_emfile(int flags) {
     (void)flags;
     errno = EMFILE;
@@ -737,6 +809,7 @@ Suite *suite_waits(void) {
     tcase_add_loop_test(tc, huge_poll_interval_waits_normally, 0, 8);
     tcase_add_test(tc, many_waiters_share_one_inotify_instance);
     tcase_add_test(tc, one_watch_is_kept_between_waits);
+    tcase_add_loop_test(tc, wake_fd_replaces_the_cancel_slices, 0, 2);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_loop_test(tc, held_query_keeps_the_last_error, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, held_query_leaves_no_error_in_a_fresh_thread, FL_KERNEL, FL_SOFT + 1);
