@@ -235,6 +235,9 @@ static void flpy_wake_end(int rfd) { (void)rfd; }
 #else
 static int flpy_wake_wfd = -1;
 static int flpy_wake_made; /* 0 after a fork (a fork handler, not getpid(): no system call) */
+/* Waits of the main thread on our pipe under way: a signal handler run by
+ * the cancel callback may itself wait for a lock (nested, same pipe). */
+static int flpy_wake_depth;
 static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
 static void flpy_wake_forked(void) { flpy_wake_made = 0; }
 static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
@@ -271,6 +274,8 @@ static int flpy_set_wakeup_fd(int fd) {
 static void flpy_wake_drain(int forward) {
     char buf[64];
     ssize_t n;
+    if (forward == flpy_wake_wfd)
+        forward = -1; /* never back into our own pipe */
     while ((n = read(flpy_wake_rfd, buf, sizeof buf)) > 0)
         if (forward >= 0)
             (void)!write(forward, buf, (size_t)n);
@@ -289,6 +294,7 @@ static int flpy_wake_begin(void) {
         (void)pthread_once(&flpy_wake_once, flpy_wake_register);
         flpy_wake_rfd = flpy_wake_wfd = -1;
         flpy_wake_made = 1;
+        flpy_wake_depth = 0;
         if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
             return -1;
         flpy_wake_rfd = fds[0];
@@ -296,18 +302,23 @@ static int flpy_wake_begin(void) {
     }
     if (flpy_wake_rfd < 0)
         return -1;
+    if (flpy_wake_depth > 0) {
+        flpy_wake_depth++; /* an outer wait installed it */
+        return flpy_wake_rfd;
+    }
     /* signal.set_wakeup_fd (PySignal_SetWakeupFd is not exported): it
      * answers the descriptor it replaces. */
     old = flpy_set_wakeup_fd(flpy_wake_wfd);
     if (old == -2)
         return -1;
-    if (old != -1) {
+    if (old != -1 && old != flpy_wake_wfd) {
         /* The program's own: put it back at once, with what a signal may
          * have written to ours in between. */
         (void)flpy_set_wakeup_fd(old);
         flpy_wake_drain(old);
         return -1;
     }
+    flpy_wake_depth = 1;
     return flpy_wake_rfd;
 }
 
@@ -315,12 +326,15 @@ static int flpy_wake_begin(void) {
  * the next wait one spare callback, which drains it: not drained here,
  * which would be a system call on every acquire. */
 static void flpy_wake_end(int rfd) {
-    if (rfd >= 0) {
-        PyObject *et, *ev, *tb;
-        PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
-        (void)flpy_set_wakeup_fd(-1);
-        PyErr_Restore(et, ev, tb);
-    }
+    PyObject *et, *ev, *tb;
+    int prev;
+    if (rfd < 0 || --flpy_wake_depth > 0)
+        return;
+    PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
+    prev = flpy_set_wakeup_fd(-1);
+    if (prev >= 0 && prev != flpy_wake_wfd)
+        (void)flpy_set_wakeup_fd(prev); /* the program set its own meanwhile: keep it */
+    PyErr_Restore(et, ev, tb);
 }
 #endif
 

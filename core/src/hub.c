@@ -146,6 +146,7 @@ struct fl_hub {
     int fd;       /* what the loop polls: the epoll set (inotify + holders' pidfds), or
                      inotify alone (no epoll), or -1 */
     int ino;      /* inotify, or -1 */
+    int npidfds;  /* holders' pidfds in the epoll set (none: no epoll_wait per dispatch) */
     unsigned gen; /* fork generation it was made in */
     hub_file *files;
     int depth;         /* dispatches (and callbacks) under way: entries are not freed */
@@ -391,8 +392,10 @@ static void schedule(hub_file *f, double now, int backoff) {
 
 static void holder_unwatch(hub_file *f) {
 #ifdef FL__LINUX
-    if (f->pidfd >= 0)
+    if (f->pidfd >= 0) {
         fl__px_close(f->pidfd); /* leaves the epoll set with its last descriptor */
+        f->hub->npidfds--;
+    }
 #endif
     f->pidfd = -1;
 }
@@ -429,6 +432,7 @@ static void holder_watch(hub_file *f, const fl_lock *l) {
         return;
     }
     f->pidfd = fd;
+    f->hub->npidfds++;
 #else
     (void)f, (void)l;
 #endif
@@ -441,7 +445,7 @@ static void read_holders(fl_hub *hub) {
 #ifdef FL__LINUX
     struct epoll_event evs[16];
     int n, i;
-    if (hub->fd == hub->ino)
+    if (hub->fd == hub->ino || hub->npidfds == 0)
         return;
     while ((n = epoll_wait(hub->fd, evs, 16, 0)) > 0) {
         for (i = 0; i < n; i++) {

@@ -113,3 +113,57 @@ def test_the_programs_own_wakeup_fd_is_kept(tmp_path: Path) -> None:
         signal.signal(signal.SIGUSR1, old_handler)
         for x in (r, w, fd):
             os.close(x)
+
+
+def test_a_signal_handler_may_wait_too(tmp_path: Path) -> None:
+    """The callback runs signal handlers during a wait; one that waits for
+    another lock shares the wake-up pipe (and must not loop on it), and the
+    outer wait still ends on its release."""
+    a, b = tmp_path / "a.lock", tmp_path / "b.lock"
+    fa, fb = hold(a), hold(b)
+    inner: list[str] = []
+
+    def handler(signum, frame):
+        try:
+            FileLock(str(b)).acquire(timeout=0.3)
+        except Timeout:
+            inner.append("timeout")
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        t = kick_later(0.2)
+        threading.Timer(1.0, os.close, (fa,)).start()
+        lock = FileLock(str(a))
+        lock.acquire(timeout=20, poll_interval=60)
+        t.join()
+        assert inner == ["timeout"]
+        assert lock.is_locked
+        lock.release()
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        os.close(fb)
+
+
+def test_the_program_may_set_its_own_fd_during_a_wait(tmp_path: Path) -> None:
+    """A signal handler that sets the program's wake-up descriptor during a
+    wait keeps it after the wait."""
+    path = tmp_path / "e.lock"
+    fd = hold(path)
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+
+    def handler(signum, frame):
+        signal.set_wakeup_fd(w)
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        t = kick_later(0.2)
+        with pytest.raises(Timeout):
+            FileLock(str(path)).acquire(timeout=0.6, poll_interval=60)
+        t.join()
+        assert signal.set_wakeup_fd(-1) == w
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        for x in (r, w, fd):
+            os.close(x)
