@@ -147,10 +147,12 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.2f}")
     for lib, (_, ready) in sorted(procs.items()):
         print(f"  {lib}: {ready[6:]}")
-    print(f"{'case':44} {'median us':>10} {'p90 us':>10}")
+    print(f"{'case':44} {'median us':>10} {'p90 us':>10} {'p99 us':>10} {'> 1 ms':>7}")
     for k, (label, _, _) in enumerate(cases):
         v = sorted(lat[k])
-        print(f"{label:44} {statistics.median(v):10.1f} {v[int(len(v) * 0.9)]:10.1f}")
+        slow = sum(x > 1000 for x in v)
+        print(f"{label:44} {statistics.median(v):10.1f} {v[int(len(v) * 0.9)]:10.1f} "
+              f"{v[int(len(v) * 0.99)]:10.1f} {slow:7d}")
     if args.fl_bench:
         r = subprocess.run([args.fl_bench, "--parts=wakeup", f"--rounds={args.rounds}", "--tsv"],
                            capture_output=True, text=True, check=True)

@@ -49,6 +49,11 @@
 #define FL__WATCHED_MIN_POLL_SOFT 0.25
 /* The cancel callback is consulted at least this often. */
 #define FL__CANCEL_SLICE 0.05
+/* A close raises its inotify event before it drops the flock (__fput:
+ * fsnotify_close, then locks_remove_file), so a waiter woken by it may find
+ * the lock still held for a few microseconds; it re-tries after this
+ * instead of at its next re-check (0.1 s or more). */
+#define FL__EVENT_RETRY 0.001
 
 /* An open file of the soft lock (and of the POSIX kernel lock): a
  * descriptor on POSIX, a HANDLE on Windows. FL__NO_FH is "none" on both

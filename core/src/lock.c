@@ -737,7 +737,7 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
     fl__watch w = FL__WATCH_INIT;
     double last_cancel = fl__now();
     unsigned gen = fl__current_gen();
-    int watching = 0, logged_wait = 0, rc, kind;
+    int watching = 0, logged_wait = 0, rc, kind, after_event = 0;
     /* A wake-up descriptor polled with the watch ends the wait for a signal
      * at once: the callback then needs no 50 ms slices (issue 17: each was
      * a GIL round-trip for Python). */
@@ -838,6 +838,9 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
             double next_check = fl__now() + interval;
             if (w.fd >= 0 && !w.shared_fs && interval < floor)
                 next_check += floor - interval;
+            if (after_event && kind == FL_KERNEL && fl__now() + FL__EVENT_RETRY < next_check)
+                next_check = fl__now() + FL__EVENT_RETRY; /* the close may not have unlocked yet */
+            after_event = 0;
             for (;;) {
                 double now = fl__now(), until = next_check, slice;
                 if (!forever && now >= deadline) {
@@ -872,8 +875,10 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
                     if (fl__current_gen() != gen)
                         break; /* forked by the callback: re-try (and re-arm) at once */
                 }
-                if (rc == 1 || now >= next_check || (!forever && now >= deadline))
+                if (rc == 1 || now >= next_check || (!forever && now >= deadline)) {
+                    after_event = rc == 1;
                     break; /* re-try the lock (at the deadline: one last time) */
+                }
             }
         }
     }

@@ -651,6 +651,62 @@ START_TEST(wake_fd_replaces_the_cancel_slices) {
 }
 END_TEST
 
+/* The race of a close: its inotify event comes before its unlock. */
+static int (*race_real_flock)(int, int);
+static int race_closing, race_faked, race_holder_fd = -1;
+static char race_path[4096];
+static int race_flock(int fd, int op) {
+    if ((op & LOCK_NB) && fd != race_holder_fd &&
+        __atomic_load_n(&race_closing, __ATOMIC_SEQ_CST) &&
+        !__atomic_exchange_n(&race_faked, 1, __ATOMIC_SEQ_CST)) {
+        errno = EWOULDBLOCK; /* the waiter came before the closer's unlock */
+        return -1;
+    }
+    return race_real_flock(fd, op);
+}
+
+static void *close_then_retake(void *arg) {
+    int *fd2 = arg;
+    fl_sleep(0.1);
+    __atomic_store_n(&race_closing, 1, __ATOMIC_SEQ_CST);
+    close(race_holder_fd);
+    /* Long after: another holder takes the lock if it is free, so that a
+     * waiter that missed it (re-checking only at its deadline) fails. */
+    fl_sleep(2.0);
+    *fd2 = open(race_path, O_RDWR | O_CLOEXEC);
+    if (*fd2 >= 0)
+        (void)race_real_flock(*fd2, LOCK_EX | LOCK_NB);
+    return NULL;
+}
+
+/* A waiter woken by the close's event before the unlock finds the lock
+ * held: it re-tries at once (FL__EVENT_RETRY) rather than at its next
+ * re-check, here 30 s away, i.e. after the deadline, when another holder
+ * has the lock: Timeout without the quick re-try. */
+START_TEST(event_before_unlock_is_retried_soon) {
+    FL_NEEDS_LINUX("inotify close events");
+    const char *p = P("race.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL);
+    pthread_t t;
+    int fd2 = -1;
+    snprintf(race_path, sizeof race_path, "%s", p);
+    race_holder_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(race_holder_fd, 0);
+    ck_assert_int_eq(flock(race_holder_fd, LOCK_EX), 0);
+    race_real_flock = fl__sys.flock;
+    fl__sys.flock = race_flock;
+    ck_assert_int_eq(pthread_create(&t, NULL, close_then_retake, &fd2), 0);
+    ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 30), 0);
+    ck_assert_int_eq(race_faked, 1);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    fl__sys.flock = race_real_flock;
+    if (fd2 >= 0)
+        close(fd2);
+    fl_lock_free(l);
+}
+END_TEST
+
 static int fake_init_emfile(int flags) {
     (void)flags;
     errno = EMFILE;
@@ -809,6 +865,7 @@ Suite *suite_waits(void) {
     tcase_add_loop_test(tc, huge_poll_interval_waits_normally, 0, 8);
     tcase_add_test(tc, many_waiters_share_one_inotify_instance);
     tcase_add_test(tc, one_watch_is_kept_between_waits);
+    tcase_add_test(tc, event_before_unlock_is_retried_soon);
     tcase_add_loop_test(tc, wake_fd_replaces_the_cancel_slices, 0, 2);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_loop_test(tc, held_query_keeps_the_last_error, FL_KERNEL, FL_SOFT + 1);
