@@ -735,6 +735,8 @@ static int dispatch_file(hub_file *f, double now) {
         watch(f, f->head->lock);
     if (f->head) {
         schedule(f, now, busy && !woke);
+        if (busy && woke && f->kind == FL_KERNEL && now + FL__EVENT_RETRY < f->next_check)
+            f->next_check = now + FL__EVENT_RETRY; /* the close's unlock may come just after */
         if (busy && f->reap_poll > 0) {
             /* Reaped yet? Again soon, less and less often. */
             if (now + f->reap_poll < f->next_check)
