@@ -43,6 +43,7 @@ HERE = os.path.abspath(__file__)
 # (label, worker, case): a case is what the waiter does (see waiter()).
 CASES = [
     ("Python floor: blocked fcntl.flock", "floor", "flock"),
+    ("Python floor: LOCK_NB + inotify (ctypes)", "floor", "inotify"),
     ("ours FileLock, timeout=10", "ours", "timed"),
     ("ours FileLock, wait forever", "ours", "forever"),
     ("ours FileLock, forever, in a thread", "ours", "thread"),
@@ -58,8 +59,19 @@ def waiter(lib: str, path: str) -> None:
         sys.path = [base] + [p for p in sys.path if "bindings/python/pkg" not in p]
     mono = time.monotonic_ns
     if lib == "floor":
+        import ctypes
+        import select
+
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         lock = None
+        # A watch kept for the process's life, as libfilelock's waiter does:
+        # close events (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE).
+        libc = ctypes.CDLL(None, use_errno=True)
+        ino = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if ino < 0 or libc.inotify_add_watch(ino, os.fsencode(path), 0x8 | 0x10) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+        poller = select.poll()
+        poller.register(ino, select.POLLIN)
     else:
         import filelock
 
@@ -70,7 +82,21 @@ def waiter(lib: str, path: str) -> None:
     for line in sys.stdin:
         case = line.split()[1]
         out = []
-        if case == "flock":
+        if case == "inotify":
+            print("r", flush=True)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    poller.poll(100)
+                    try:
+                        os.read(ino, 4096)
+                    except BlockingIOError:
+                        pass
+            t = mono()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        elif case == "flock":
             print("r", flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
             t = mono()
