@@ -27,8 +27,14 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+#endif
 
 /* Py_IsFinalizing() became public in 3.13; earlier versions spell it with
  * an underscore. */
@@ -219,6 +225,129 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
     return NULL;
 }
 
+/* The signal wake-up of a wait in the main thread (issue 17). Python's C
+ * signal handler writes a byte to the descriptor of signal.set_wakeup_fd()
+ * whichever thread the signal lands on; the core polls it with the lock's
+ * own wake-ups (FL_ARG_WAKE_FD), so Ctrl-C ends the wait at once, and the
+ * cancel callback (a GIL round-trip) runs only on real wake-ups instead of
+ * every 50 ms. The descriptor is a pipe of our own (an eventfd would refuse
+ * the handler's one-byte write), installed only while no other is set and
+ * only for the wait: a program's own wake-up descriptor (asyncio's, trio's)
+ * is never read by us; such a wait keeps the 50 ms cadence. One pipe per
+ * process (a forked child makes its own: the parent's is shared with it). */
+static unsigned long flpy_cancel_calls; /* how often the cancel callback ran (tests) */
+static int flpy_wake_rfd = -1;
+#ifdef _WIN32
+/* No Python lane on Windows: the core ignores FL_ARG_WAKE_FD there anyway. */
+static void flpy_wake_drain(int forward) { (void)forward; }
+static int flpy_wake_begin(void) { return -1; }
+static void flpy_wake_end(int rfd) { (void)rfd; }
+#else
+static int flpy_wake_wfd = -1;
+static int flpy_wake_made; /* 0 after a fork (a fork handler, not getpid(): no system call) */
+/* Waits of the main thread on our pipe under way: a signal handler run by
+ * the cancel callback may itself wait for a lock (nested, same pipe). */
+static int flpy_wake_depth;
+static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
+static void flpy_wake_forked(void) { flpy_wake_made = 0; }
+static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
+
+/* signal.set_wakeup_fd(fd): the previous descriptor, or -2 (error cleared:
+ * the wait then keeps the 50 ms cadence). */
+static int flpy_set_wakeup_fd(int fd) {
+    static PyObject *setter;
+    PyObject *r, *arg;
+    long old;
+    if (!setter) {
+        PyObject *mod = PyImport_ImportModule("signal");
+        setter = mod ? PyObject_GetAttrString(mod, "set_wakeup_fd") : NULL;
+        Py_XDECREF(mod);
+        if (!setter) {
+            PyErr_Clear();
+            return -2;
+        }
+    }
+    arg = PyLong_FromLong(fd);
+    r = arg ? PyObject_CallOneArg(setter, arg) : NULL;
+    Py_XDECREF(arg);
+    old = r ? PyLong_AsLong(r) : -2;
+    Py_XDECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return -2;
+    }
+    return (int)old;
+}
+
+/* Reads what the signal handler wrote; with @p forward >= 0, passes it on to
+ * that descriptor (the program's own wake-up descriptor). GIL held. */
+static void flpy_wake_drain(int forward) {
+    char buf[64];
+    ssize_t n;
+    if (forward == flpy_wake_wfd)
+        forward = -1; /* never back into our own pipe */
+    while ((n = read(flpy_wake_rfd, buf, sizeof buf)) > 0)
+        if (forward >= 0)
+            (void)!write(forward, buf, (size_t)n);
+}
+
+/* Called with the GIL held before a wait: our read end when our pipe is now
+ * the wake-up descriptor (flpy_wake_end must follow), else -1 (not the
+ * main thread, a program's own descriptor is set, no pipe). */
+static int flpy_wake_begin(void) {
+    int fds[2], old;
+    if (!_PyOS_IsMainThread())
+        return -1;
+    if (!flpy_wake_made) {
+        /* First wait, or a forked child: the inherited pipe is the
+         * parent's too (left open: the parent may be using it). */
+        (void)pthread_once(&flpy_wake_once, flpy_wake_register);
+        flpy_wake_rfd = flpy_wake_wfd = -1;
+        flpy_wake_made = 1;
+        flpy_wake_depth = 0;
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+            return -1;
+        flpy_wake_rfd = fds[0];
+        flpy_wake_wfd = fds[1];
+    }
+    if (flpy_wake_rfd < 0)
+        return -1;
+    if (flpy_wake_depth > 0) {
+        flpy_wake_depth++; /* an outer wait installed it */
+        return flpy_wake_rfd;
+    }
+    /* signal.set_wakeup_fd (PySignal_SetWakeupFd is not exported): it
+     * answers the descriptor it replaces. */
+    old = flpy_set_wakeup_fd(flpy_wake_wfd);
+    if (old == -2)
+        return -1;
+    if (old != -1 && old != flpy_wake_wfd) {
+        /* The program's own: put it back at once, with what a signal may
+         * have written to ours in between. */
+        (void)flpy_set_wakeup_fd(old);
+        flpy_wake_drain(old);
+        return -1;
+    }
+    flpy_wake_depth = 1;
+    return flpy_wake_rfd;
+}
+
+/* A byte left in the pipe (a signal during a wait that won first) costs
+ * the next wait one spare callback, which drains it: not drained here,
+ * which would be a system call on every acquire. */
+static void flpy_wake_end(int rfd) {
+    PyObject *et, *ev, *tb;
+    int prev;
+    if (rfd < 0 || --flpy_wake_depth > 0)
+        return;
+    PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
+    prev = flpy_set_wakeup_fd(-1);
+    if (prev >= 0 && prev != flpy_wake_wfd)
+        (void)flpy_set_wakeup_fd(prev); /* the program set its own meanwhile: keep it */
+    PyErr_Restore(et, ev, tb);
+}
+#endif
+
 /* Cancel callback, run on the waiting thread without the GIL (at every
  * wake-up, on EINTR and at least every 50 ms). Python's signal handlers
  * only run with the GIL held, so take it briefly and let them run; if one
@@ -233,9 +362,12 @@ typedef struct flpy_cancel_call {
 /* Runs with the GIL held: follows the logger's level (a wake-up is an event
  * too: "waiting"/"timeout" must be logged if DEBUG was switched on during
  * the wait), runs signal handlers, then the caller's cancel_check. */
-static int flpy_cancel_locked(flpy_cancel_call *call) {
+static int flpy_cancel_locked(flpy_cancel_call *call, int interrupted) {
     PyObject *r;
     int truth;
+    flpy_cancel_calls++;
+    if (interrupted && flpy_wake_rfd >= 0 && _PyOS_IsMainThread())
+        flpy_wake_drain(-1); /* before the check: a later signal writes again */
     if (PyErr_CheckSignals() != 0)
         return 1;
     if (flpy_log_sync) {
@@ -268,11 +400,10 @@ static int flpy_cancel_locked(flpy_cancel_call *call) {
 static int flpy_cancel(void *data, int interrupted) {
     PyGILState_STATE st;
     int stop;
-    (void)interrupted;
     if (flpy_finalizing())
         return 0;
     st = PyGILState_Ensure();
-    stop = flpy_cancel_locked((flpy_cancel_call *)data);
+    stop = flpy_cancel_locked((flpy_cancel_call *)data, interrupted);
     PyGILState_Release(st);
     return stop;
 }
@@ -429,6 +560,10 @@ static PyObject *flpy_acquired(fl_lock *l, int kind_before) {
 }
 
 %inline %{
+/* How often the cancel callback has run in this process (the tests prove
+ * with it that a wait is not sliced). */
+static unsigned long flpy_cancel_count(void) { return flpy_cancel_calls; }
+
 /* Module setup from the Python layer: the Timeout class and the log sink. */
 static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink, PyObject *log_sync) {
     PyObject *old_cls = flpy_timeout_cls, *old_sink = flpy_log_sink, *old_sync = flpy_log_sync;
@@ -518,7 +653,7 @@ static PyObject *flpy_new(const char *path_bytes, Py_ssize_t path_len, const fl_
 static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObject *blocking,
                               PyObject *poll_interval) {
     fl_acquire_args a;
-    int rc, kind_before = fl_lock_kind(l);
+    int rc, kind_before = fl_lock_kind(l), wake = -1;
     fl_acquire_args_init(&a);
     a.shared = shared;
     if (flpy_opt_double(timeout, FL_ARG_TIMEOUT, &a.timeout, &a.set) < 0 ||
@@ -529,9 +664,37 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
             return NULL;
         a.set |= FL_ARG_BLOCKING;
     }
+    if (a.blocking && (!(a.set & FL_ARG_TIMEOUT) || a.timeout != 0) && fl_lock_counter(l) == 0) {
+        /* A wait may follow. Only the main thread runs signal handlers: it
+         * waits on the signal wake-up pipe, set up only once one attempt
+         * has failed (setting it costs two system calls, too many for every
+         * uncontended acquire). With the log bridge on, the wait keeps the
+         * 50 ms cadence (one attempt first would log twice). Other threads
+         * keep it too: their callback follows the logger's level during
+         * the wait (test_log_level_switched_on_during_wait). */
+        if (_PyOS_IsMainThread() && !flpy_logging_on) {
+            fl_acquire_args once;
+            if ((rc = fl_acquire_args_resolve(l, &a, &a)) != 0)
+                return flpy_raise(rc, l);
+            if (isinf(a.deadline) && a.deadline < 0)
+                goto wait; /* one attempt anyway */
+            once = a;
+            once.deadline = -INFINITY;
+            Py_BEGIN_ALLOW_THREADS
+            rc = fl_acquire_with(l, &once);
+            Py_END_ALLOW_THREADS
+            if (rc != FL_ETIMEOUT)
+                goto done;
+            if ((wake = flpy_wake_begin()) >= 0)
+                a.wake_fd = wake;
+        }
+    }
+wait:
     Py_BEGIN_ALLOW_THREADS
     rc = fl_acquire_with(l, &a);
     Py_END_ALLOW_THREADS
+    flpy_wake_end(wake);
+done:
     if (rc != 0)
         return flpy_raise(rc, l);
     return flpy_acquired(l, kind_before);

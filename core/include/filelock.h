@@ -458,6 +458,8 @@ FL_EXTERN int fl_acquire_shared(fl_lock *lock, double timeout, int blocking, dou
 /** fl_acquire_args.set: the call gives its own cancel callback (else the handle's,
  * fl_set_cancel()). */
 #define FL_ARG_CANCEL 0x10u
+/** fl_acquire_args.set: the call gives a wake-up descriptor (fl_acquire_args.wake_fd). */
+#define FL_ARG_WAKE_FD 0x20u
 
 /**
  * Arguments of one acquire (fl_acquire_with()). Each of timeout, blocking,
@@ -480,6 +482,17 @@ typedef struct fl_acquire_args {
                                none), used instead of the handle's (fl_set_cancel()); consulted as
                                described at ::fl_cancel_fn. */
     void *cancel_data;    /**< Passed to @p cancel. */
+    int wake_fd;          /**< With ::FL_ARG_WAKE_FD: a descriptor the wait also polls for
+                               reading (a binding's signal wake-up pipe, e.g. Python's
+                               signal.set_wakeup_fd()); -1: none. When it becomes readable the
+                               cancel callback runs at once with @p interrupted 1, and must drain
+                               it (a descriptor left readable makes the wait spin through the
+                               callback). Where the platform polls it (Linux), the callback is
+                               no longer also asked every 50 ms: only when @p wake_fd is
+                               readable, on a signal, and at the wait's own re-checks (every
+                               max(poll_interval, 0.05 s), 0.1 s with an inotify watch armed).
+                               Elsewhere (other POSIX systems, Windows) it is ignored and the
+                               callback keeps its 50 ms cadence. */
 } fl_acquire_args;
 
 /** Fills @p args with "every field is the handle's default, exclusive mode". */
@@ -859,9 +872,13 @@ FL_EXTERN int fl_lock_counter_as(fl_lock *lock, uint64_t owner);
  * blocking it. The loop watches fl_hub_fd() for readability and arms a timer
  * for fl_hub_timeout(); whenever either fires it calls fl_hub_dispatch(),
  * which re-tries the locks that may have come free and runs the callbacks of
- * the waits it ended. On Linux a hub holds one inotify instance plus one open
- * lock file per distinct lock file with waiters (the descriptor its attempts
- * re-use), whatever the number of waiters; a release that closes the lock
+ * the waits it ended. On Linux a hub holds an epoll set (the descriptor the
+ * loop polls) with one inotify instance in it, plus one open lock file per
+ * distinct lock file with waiters (the descriptor its attempts re-use), and
+ * for a soft lock whose holder runs on this host, a pidfd of that holder,
+ * whatever the number of waiters: the holder's death wakes the loop at once
+ * (its marker is then judged, again at 1, 2, 4 ... ms while the dead holder
+ * is an unreaped zombie, up to 0.5 s). A release that closes the lock
  * file wakes it at once, and a per-file re-check timer (starting at the
  * waiters' shortest poll interval, at least 0.1 s, doubling while nothing
  * happens up to 1 s) catches releases that close nothing (`flock(LOCK_UN)`
@@ -907,13 +924,15 @@ FL_EXTERN void fl_hub_free(fl_hub *hub);
 
 /**
  * The descriptor an event loop polls for readability: when readable,
- * call fl_hub_dispatch(). -1 when the hub has none (no inotify: generic
- * POSIX, or the user's inotify instances were exhausted when it was made;
- * Windows: no loopback socket pair could be made); then fl_hub_timeout()
- * alone drives it. Fixed for the hub's life. On Windows it is a `SOCKET`
- * (the reading end of a connected loopback TCP pair) cast to int: poll it
- * with `select()`/`WSAPoll` or a socket-based loop after casting it back
- * with `(SOCKET)(intptr_t)fd`; never `close()` it.
+ * call fl_hub_dispatch(). On Linux an epoll set (inotify and the soft
+ * holders' pidfds; the inotify instance alone if no epoll set could be
+ * made). -1 when the hub has none (generic POSIX, or on Linux neither an
+ * epoll set nor an inotify instance could be made; Windows: no loopback
+ * socket pair could be made); then fl_hub_timeout() alone drives it. Fixed
+ * for the hub's life. On Windows it is a `SOCKET` (the reading end of a
+ * connected loopback TCP pair) cast to int: poll it with `select()`/`WSAPoll`
+ * or a socket-based loop after casting it back with `(SOCKET)(intptr_t)fd`;
+ * never `close()` it.
  */
 FL_EXTERN int fl_hub_fd(const fl_hub *hub);
 

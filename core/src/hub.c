@@ -60,6 +60,7 @@
 #endif
 #ifdef FL__LINUX
 #include "fsprobe.h"
+#include <sys/epoll.h>
 #include <sys/inotify.h>
 #endif
 
@@ -69,6 +70,7 @@
 #define FL__HUB_MAX_RECHECK 1.0
 
 typedef struct hub_file hub_file;
+static void holder_unwatch(hub_file *f);
 
 struct fl_hub_waiter {
     hub_file *file;
@@ -97,6 +99,15 @@ struct hub_file {
     int wd;           /* -1: no watch (timer only); Windows: 1 while a wake-up is armed */
     uint64_t wdev, wino;
     int have_wid;
+    /* Soft lock on Linux: a pidfd of the contended marker's holder in the
+     * hub's epoll set, so that its death wakes the loop at once instead of
+     * at the next re-check; then, while the holder may be an unreaped
+     * zombie (whose marker is still valid), re-judged at reap_poll
+     * (FL__HUB_REAP_MIN doubling up to FL__HUB_REAP_MAX). */
+    int pidfd;
+    int pid_armed;
+    uint64_t pid_dev, pid_ino;
+    double reap_poll;
     int shared_fs; /* other hosts may share the file system: their releases raise nothing */
     int dirty;     /* an event or a local release: try at the next dispatch */
     double next_check;
@@ -120,7 +131,10 @@ struct hub_file {
 };
 
 struct fl_hub {
-    int fd;       /* inotify (Windows: the reading socket), or -1 */
+    int fd;       /* what the loop polls: the epoll set (inotify + holders' pidfds), or
+                     inotify alone (no epoll), or -1; Windows: the reading socket */
+    int ino;      /* inotify, or -1 (always -1 on Windows) */
+    int npidfds;  /* holders' pidfds in the epoll set (none: no epoll_wait per dispatch) */
     unsigned gen; /* fork generation it was made in */
     hub_file *files;
     int depth;         /* dispatches (and callbacks) under way: entries are not freed */
@@ -268,11 +282,26 @@ int fl_hub_new(fl_hub **out) {
         return fl__error(FL_ENOMEM, ENOMEM, "out of memory creating a wait hub");
     hub->gen = fl__current_gen();
     hub->seq = 1; /* 0 marks waiters that joined outside a dispatch */
-    hub->fd = -1;
+    hub->fd = hub->ino = -1;
 #ifdef FL__LINUX
     /* EMFILE (the user's 128 instances are used up) and the like: the hub
      * works on its timers alone. */
-    hub->fd = fl__px_above_stdio(fl__sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
+    hub->ino = fl__px_above_stdio(fl__sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), 1);
+    hub->fd = hub->ino;
+    {
+        /* One descriptor for the loop whatever it waits for: the inotify
+         * instance and the soft holders' pidfds in an epoll set. Without
+         * one, inotify alone (dead holders then wait for the timer). */
+        int ep = fl__px_above_stdio(epoll_create1(EPOLL_CLOEXEC), 1);
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.ptr = NULL; /* NULL: the inotify instance */
+        if (ep >= 0 && (hub->ino < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, hub->ino, &ev) == 0))
+            hub->fd = ep;
+        else if (ep >= 0)
+            fl__px_close(ep);
+    }
 #endif
 #ifdef _WIN32
     {
@@ -322,7 +351,7 @@ static void unwatch(hub_file *f) {
             if (o != f && o->wd == f->wd)
                 break;
         if (!o)
-            (void)inotify_rm_watch(f->hub->fd, f->wd);
+            (void)inotify_rm_watch(f->hub->ino, f->wd);
     }
 #endif
 #ifdef _WIN32
@@ -344,7 +373,7 @@ static void watch(hub_file *f, const fl_lock *l) {
     uint32_t mask;
     const char *target;
     int wd;
-    if (f->hub->fd < 0)
+    if (f->hub->ino < 0)
         return;
     if (f->kind == FL_KERNEL) {
         mask = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB |
@@ -362,7 +391,7 @@ static void watch(hub_file *f, const fl_lock *l) {
         f->wino == (uint64_t)st.st_ino)
         return;
     /* IN_MASK_ADD: another entry's watch on the same inode keeps its events. */
-    wd = fl__sys.inotify_add_watch(f->hub->fd, target, mask | IN_MASK_ADD);
+    wd = fl__sys.inotify_add_watch(f->hub->ino, target, mask | IN_MASK_ADD);
     if (wd != f->wd)
         unwatch(f);
     if (wd < 0)
@@ -415,6 +444,7 @@ static hub_file *new_file(fl_hub *hub, const fl_lock *l, int kind) {
     f->name = kind == FL_KERNEL ? NULL : l->base;
     f->probe = (fl__hold)FL__HOLD_INIT;
     f->wd = -1;
+    f->pidfd = -1;
     f->min_poll = INFINITY;
     f->earliest = INFINITY;
     f->next = hub->files;
@@ -468,6 +498,7 @@ static void free_file(hub_file *f) {
     }
     if (!is_forked(f->hub)) {
         unwatch(f);
+        holder_unwatch(f);
         fl__os_abandon(&f->probe);
     } else {
         /* The parent's descriptors: forget them, never close them. */
@@ -512,6 +543,88 @@ static void schedule(hub_file *f, double now, int backoff) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Soft holders' deaths (Linux pidfd)                                      */
+/* ---------------------------------------------------------------------- */
+
+#define FL__HUB_REAP_MIN 0.001
+#define FL__HUB_REAP_MAX 0.5
+
+static void holder_unwatch(hub_file *f) {
+#ifdef FL__LINUX
+    if (f->pidfd >= 0) {
+        fl__px_close(f->pidfd); /* leaves the epoll set with its last descriptor */
+        f->hub->npidfds--;
+    }
+#endif
+    f->pidfd = -1;
+}
+
+/* After a busy soft attempt: arm a pidfd for the holder of the contended
+ * marker (once per marker identity), the way linux.c's blocking waiter
+ * does (holder_pidfd). A holder found gone already: judge again at once. */
+static void holder_watch(hub_file *f, const fl_lock *l) {
+#ifdef FL__LINUX
+    struct epoll_event ev;
+    int fd;
+    if (f->kind != FL_SOFT || !f->probe.have_id || f->hub->fd == f->hub->ino)
+        return;
+    if (f->pid_armed && f->pid_dev == f->probe.dev && f->pid_ino == f->probe.ino)
+        return;
+    holder_unwatch(f);
+    f->pid_armed = 1;
+    f->pid_dev = f->probe.dev;
+    f->pid_ino = f->probe.ino;
+    f->reap_poll = 0;
+    fd = fl__plat_holder_pidfd(l, &f->probe);
+    if (fd == FL__HOLDER_GONE) {
+        f->probe.recheck_at = 0;
+        f->dirty = 1;
+        return;
+    }
+    if (fd < 0)
+        return;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.ptr = f;
+    if (epoll_ctl(f->hub->fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        fl__px_close(fd);
+        return;
+    }
+    f->pidfd = fd;
+    f->hub->npidfds++;
+#else
+    (void)f, (void)l;
+#endif
+}
+
+/* The pidfds that fired: their holders exited. The marker is judged at the
+ * next attempt (this dispatch), then at short intervals while the holder
+ * may be a zombie its parent has not reaped yet (fl__prim_judge). */
+static void read_holders(fl_hub *hub) {
+#ifdef FL__LINUX
+    struct epoll_event evs[16];
+    int n, i;
+    if (hub->fd == hub->ino || hub->npidfds == 0)
+        return;
+    while ((n = epoll_wait(hub->fd, evs, 16, 0)) > 0) {
+        for (i = 0; i < n; i++) {
+            hub_file *f = (hub_file *)evs[i].data.ptr;
+            if (!f)
+                continue; /* the inotify instance: read_events */
+            holder_unwatch(f);
+            f->reap_poll = FL__HUB_REAP_MIN;
+            f->probe.recheck_at = 0;
+            f->dirty = 1;
+        }
+        if (n < 16)
+            break;
+    }
+#else
+    (void)hub;
+#endif
+}
+
+/* ---------------------------------------------------------------------- */
 /* Attempts                                                                */
 /* ---------------------------------------------------------------------- */
 
@@ -547,6 +660,8 @@ static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int fore
     if (rc == FL__BUSY && f->kind == FL_KERNEL && f->probe.have_id && f->have_wid &&
         (f->probe.dev != f->wdev || f->probe.ino != f->wino))
         watch(f, l);
+    if (rc == FL__BUSY && f->kind == FL_SOFT)
+        holder_watch(f, l);
     return rc;
 }
 
@@ -704,10 +819,10 @@ static void read_events(fl_hub *hub) {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     hub_file *f;
     int more = 1;
-    if (hub->fd < 0)
+    if (hub->ino < 0)
         return;
     while (more) {
-        ssize_t n = read(hub->fd, buf, sizeof buf), off = 0;
+        ssize_t n = read(hub->ino, buf, sizeof buf), off = 0;
         if (n <= 0)
             break;
         /* A read that left room for another full event took everything
@@ -777,6 +892,8 @@ static int dispatch_file(hub_file *f, double now) {
     if (!due)
         return 0;
     f->dirty = 0;
+    if (f->reap_poll > 0)
+        f->probe.recheck_at = 0; /* an exited holder: judge its marker now */
     while ((w = f->head) != NULL && w->seq != f->hub->seq) {
         int forever = isinf(w->deadline) && w->deadline > 0;
         int gate = w->lock->gate && w->phase == 0;
@@ -820,8 +937,18 @@ static int dispatch_file(hub_file *f, double now) {
     }
     if (f->wd < 0 && f->head)
         watch(f, f->head->lock);
-    if (f->head)
+    if (f->head) {
         schedule(f, now, busy && !woke);
+        if (busy && woke && f->kind == FL_KERNEL && now + FL__EVENT_RETRY < f->next_check)
+            f->next_check = now + FL__EVENT_RETRY; /* the close's unlock may come just after */
+        if (busy && f->reap_poll > 0) {
+            /* Reaped yet? Again soon, less and less often. */
+            if (now + f->reap_poll < f->next_check)
+                f->next_check = now + f->reap_poll;
+            f->reap_poll =
+                f->reap_poll * 2 < FL__HUB_REAP_MAX ? f->reap_poll * 2 : FL__HUB_REAP_MAX;
+        }
+    }
     return completed;
 }
 
@@ -836,6 +963,7 @@ int fl_hub_dispatch(fl_hub *hub) {
     hub->depth++;
     hub->seq++;
     read_events(hub);
+    read_holders(hub);
     now = fl__now();
     for (f = hub->files; f; f = f->next)
         completed += dispatch_file(f, now);
@@ -926,8 +1054,10 @@ void fl_hub_free(fl_hub *hub) {
     if (hub->wsa)
         WSACleanup();
 #else
-    if (hub->fd >= 0)
+    if (hub->fd >= 0 && hub->fd != hub->ino)
         fl__px_close(hub->fd);
+    if (hub->ino >= 0)
+        fl__px_close(hub->ino);
 #endif
     free(hub);
 }

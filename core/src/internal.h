@@ -49,6 +49,11 @@
 #define FL__WATCHED_MIN_POLL_SOFT 0.25
 /* The cancel callback is consulted at least this often. */
 #define FL__CANCEL_SLICE 0.05
+/* A close raises its inotify event before it drops the flock (__fput:
+ * fsnotify_close, then locks_remove_file), so a waiter woken by it may find
+ * the lock still held for a few microseconds; it re-tries after this
+ * instead of at its next re-check (0.1 s or more). */
+#define FL__EVENT_RETRY 0.001
 
 /* An open file of the soft lock (and of the POSIX kernel lock): a
  * descriptor on POSIX, a HANDLE on Windows. FL__NO_FH is "none" on both
@@ -117,15 +122,27 @@ typedef struct fl__watch {
     /* The attempt's hold: a soft waiter's contended marker, whose holder's
      * death is a wake-up on Linux (linux.c, holder_pidfd). */
     struct fl__hold *hold;
+    /* The acquire's wake-up descriptor (FL_ARG_WAKE_FD), polled with the
+     * watch where FL__POLLS_WAKE_FD; -1: none. Set by lock.c after
+     * fl__os_watch_open. */
+    int xfd;
 #endif
 } fl__watch;
+
+/* The backend polls fl__watch.xfd (fl__os_watch_wait returns
+ * FL__WOKEN_BY_FD when it is readable), so the cancel callback needs no
+ * FL__CANCEL_SLICE cadence of its own for signals. */
+#if defined(__linux__) && !defined(FL_GENERIC_POSIX)
+#define FL__POLLS_WAKE_FD 1
+#endif
+#define FL__WOKEN_BY_FD 2
 
 #ifdef _WIN32
 #define FL__WATCH_INIT                                                                             \
     { -1, -1, 0, NULL, NULL }
 #else
 #define FL__WATCH_INIT                                                                             \
-    { -1, -1, 0, -1, 0, NULL, NULL }
+    { -1, -1, 0, -1, 0, NULL, NULL, -1 }
 #endif
 
 /* Per-thread (or, for shared handles, the one) lock state. */

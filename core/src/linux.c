@@ -312,6 +312,15 @@ static int hub_fd = -1;
 static fl__waiter *hub_waiters;
 static fl__hub_watch *hub_watches;
 static size_t hub_nwatches, hub_capwatches;
+/* The last watch whose waiters all left, kept (refs 0) instead of removed:
+ * the next wait for the same file (a lock taken again and again) re-uses
+ * it, and inotify_rm_watch stays off the wake-up path (it was ~14 us of a
+ * ~100 us Python wake-up on a busy 2-core machine, issue 17). At most one
+ * is kept (the user's watch limit); while nobody reads the instance, the
+ * kernel merges its repeated close events into one queued event. Removed
+ * when another watch takes its place, or when the kernel drops it. */
+static int hub_cached_wd = -1;
+static void hub_drop(int wd, int ignored);
 
 static void wake(const fl__waiter *wt) {
     uint64_t one = 1;
@@ -326,15 +335,22 @@ static void wake(const fl__waiter *wt) {
 static int hub_dispatch(const fl__waiter *self) {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     fl__waiter *wt;
-    int mine = 0;
+    int mine = 0, more = 1;
     if (hub_fd < 0)
         return 0;
-    for (;;) {
+    while (more) {
         ssize_t n = read(hub_fd, buf, sizeof buf), off = 0;
         if (n <= 0)
             break;
+        /* A read that left room for another full event took everything
+         * queued: skip the read that would only say EAGAIN (a system call
+         * on every waiter's wake-up path). */
+        if ((size_t)n <= sizeof buf - (sizeof(struct inotify_event) + NAME_MAX + 1))
+            more = 0;
         while (off < n) {
             const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+            if ((ev->mask & IN_IGNORED) && ev->wd == hub_cached_wd)
+                hub_drop(ev->wd, 1); /* the cached watch's file is gone */
             for (wt = hub_waiters; wt; wt = wt->next) {
                 if (ev->wd == wt->wd && (ev->mask & IN_IGNORED))
                     __atomic_store_n(&wt->stale, 1, __ATOMIC_RELAXED);
@@ -377,16 +393,36 @@ static int hub_ref(int wd) {
     return 0;
 }
 
-/* Drops a reference; the last one removes the watch from the instance.
- * Caller holds hub_mu. */
+/* Removes watch wd from the table, and from the instance unless the
+ * kernel dropped it already (ignored: IN_IGNORED was read), if nobody uses
+ * it. Caller holds hub_mu. */
+static void hub_drop(int wd, int ignored) {
+    size_t i;
+    if (wd == hub_cached_wd)
+        hub_cached_wd = -1;
+    for (i = 0; i < hub_nwatches; i++)
+        if (hub_watches[i].wd == wd) {
+            if (hub_watches[i].refs == 0) {
+                /* EINVAL if the kernel already dropped it (file deleted). */
+                if (!ignored)
+                    (void)inotify_rm_watch(hub_fd, wd);
+                hub_watches[i] = hub_watches[--hub_nwatches];
+            }
+            return;
+        }
+}
+
+/* Drops a reference. The last one keeps the watch as the cached one (see
+ * hub_cached_wd), removing the one cached before. Caller holds hub_mu. */
 static void hub_unref(int wd) {
     size_t i;
     for (i = 0; i < hub_nwatches; i++)
         if (hub_watches[i].wd == wd) {
             if (--hub_watches[i].refs == 0) {
-                /* EINVAL if the kernel already dropped it (file deleted). */
-                (void)inotify_rm_watch(hub_fd, wd);
-                hub_watches[i] = hub_watches[--hub_nwatches];
+                int old = hub_cached_wd;
+                hub_cached_wd = wd;
+                if (old >= 0 && old != wd)
+                    hub_drop(old, 0);
             }
             return;
         }
@@ -412,7 +448,6 @@ static void hub_unref(int wd) {
  * moments later. */
 static int g_no_pidfd; /* pidfd_open answered ENOSYS: not tried again (atomic) */
 
-#define FL__HOLDER_GONE   (-2)
 #define FL__REAP_POLL_MIN 0.001
 #define FL__REAP_POLL_MAX 0.5
 
@@ -428,12 +463,7 @@ static void holder_unwatch(fl__waiter *wt) {
 static int holder_pidfd(fl_lock *l, fl__watch *w) {
     fl__waiter *wt = w->waiter;
     const fl__hold *h = w->hold;
-    char token[96];
-    fl__self me;
-    fl__record rec;
-    fl_owner o;
-    uint64_t ns;
-    int fd, r;
+    int fd;
     if (!wt || !h || !h->have_id)
         return -1;
     if (wt->pid_armed && wt->pid_dev == h->dev && wt->pid_ino == h->ino)
@@ -443,6 +473,18 @@ static int holder_pidfd(fl_lock *l, fl__watch *w) {
     wt->pid_armed = 1;
     wt->pid_dev = h->dev;
     wt->pid_ino = h->ino;
+    fd = fl__plat_holder_pidfd(l, h);
+    wt->pidfd = fd >= 0 ? fd : -1;
+    return fd;
+}
+
+int fl__plat_holder_pidfd(const fl_lock *l, const fl__hold *h) {
+    char token[96];
+    fl__self me;
+    fl__record rec;
+    fl_owner o;
+    uint64_t ns;
+    int fd, r;
     if (__atomic_load_n(&g_no_pidfd, __ATOMIC_RELAXED))
         return -1;
     fl__plat_self(&me);
@@ -468,8 +510,7 @@ static int holder_pidfd(fl_lock *l, fl__watch *w) {
         fl__px_close(fd);
         return r == -1 ? -1 : FL__HOLDER_GONE;
     }
-    wt->pidfd = fl__px_above_stdio(fd, 1);
-    return wt->pidfd;
+    return fl__px_above_stdio(fd, 1);
 }
 
 /* The holder is gone (exited = its pidfd said so): judge the marker at the
@@ -513,6 +554,7 @@ void fl__os_atfork(int phase) {
         hub_fd = -1;
         hub_waiters = NULL;
         hub_nwatches = 0;
+        hub_cached_wd = -1;
         pthread_mutex_unlock(&hub_mu);
         pthread_mutex_unlock(&boot_mu);
         pthread_mutex_unlock(&owner_mu);
@@ -656,8 +698,29 @@ void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
     }
 }
 
+/* Sleeps for ts, or until the acquire's wake-up descriptor (w->xfd) is
+ * readable: 0, FL__WOKEN_BY_FD or FL_EINTR. A descriptor opened before a
+ * fork is still the caller's own here (it gave it for this call). */
+static int sleep_or_wake_fd(const fl_lock *l, const fl__watch *w, const struct timespec *ts) {
+    struct pollfd p;
+    int rc;
+    if (w->xfd < 0)
+        return fl__px_sleep(l, ts);
+    p.fd = w->xfd;
+    p.events = POLLIN;
+    p.revents = 0;
+    rc = ppoll(&p, 1, ts, NULL);
+    if (rc < 0 && errno == EINTR)
+        return fl__error(FL_EINTR, EINTR, "waiting for lock file '%s' was interrupted by a signal",
+                         l->path);
+    if (rc < 0)
+        return fl__px_sleep(l, ts);
+    return rc > 0 ? FL__WOKEN_BY_FD : 0;
+}
+
 int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
     double end;
+    int rc;
     (void)kind;
     if (fl__seconds_clamp(seconds, &seconds) != 0)
         seconds = 0;
@@ -668,7 +731,8 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
         if (seconds > FL__MIN_POLL)
             seconds = FL__MIN_POLL;
         (void)fl__seconds_to_timespec(seconds, &ts);
-        return fl__px_sleep(l, &ts) < 0 ? FL_EINTR : 1;
+        rc = sleep_or_wake_fd(l, w, &ts);
+        return rc < 0 ? FL_EINTR : rc == FL__WOKEN_BY_FD ? rc : 1;
     }
     end = fl__now() + seconds;
     for (;;) {
@@ -680,11 +744,11 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
         /* A watch armed before a fork (from the cancel callback) is the
          * parent's: its numbers may be the child's files by now. */
         if (w->fd < 0 || w->gen != fl__current_gen())
-            return fl__px_sleep(l, &ts);
+            return sleep_or_wake_fd(l, w, &ts);
         {
-            struct pollfd p[3];
+            struct pollfd p[4];
             uint64_t count;
-            int rc, n = 2, hp = kind == FL_SOFT ? holder_pidfd(l, w) : -1;
+            int n = 2, xi = -1, hp = kind == FL_SOFT ? holder_pidfd(l, w) : -1;
             double reap = kind == FL_SOFT ? holder_reap_slice(w) : 0;
             if (hp == FL__HOLDER_GONE) {
                 holder_gone(w, 0);
@@ -706,6 +770,12 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
                 p[2].revents = 0;
                 n = 3;
             }
+            if (w->xfd >= 0) {
+                xi = n++;
+                p[xi].fd = w->xfd;
+                p[xi].events = POLLIN;
+                p[xi].revents = 0;
+            }
             rc = ppoll(p, (nfds_t)n, &ts, NULL);
             if (rc < 0 && errno == EINTR)
                 return fl__error(FL_EINTR, EINTR,
@@ -721,7 +791,7 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             }
             if (rc == 0)
                 return 0;
-            if (n == 3 && p[2].revents) {
+            if (hp >= 0 && p[2].revents) {
                 holder_gone(w, (p[2].revents & POLLIN) != 0);
                 return 1;
             }
@@ -735,6 +805,11 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             }
             if (p[1].revents && read(w->efd, &count, sizeof count) == (ssize_t)sizeof count)
                 return 1;
+            /* Only after the lock's own wake-ups: a release that came with
+             * the signal is taken first (the callback runs on the way out,
+             * or at the next wait). */
+            if (xi >= 0 && p[xi].revents)
+                return FL__WOKEN_BY_FD;
             /* Events for other waiters only: keep waiting. */
         }
     }

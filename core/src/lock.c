@@ -55,6 +55,11 @@ static __thread uint64_t t_serial;
  * or fiber of an event loop), as an identity with FL__OWNER_BIT set so that
  * it never equals a thread's serial; 0 while the call acts for the thread. */
 static __thread uint64_t t_owner;
+/* The wake-up descriptor (FL_ARG_WAKE_FD) of the acquire under way in this
+ * thread, -1 for none: set by acquire_mode for the call, read by os_acquire
+ * (a thread-local rather than one more argument through every layer of the
+ * acquire; a nested acquire from a callback sets its own). */
+static __thread int t_wake_fd = -1;
 #define FL__OWNER_BIT (UINT64_C(1) << 63)
 
 uint64_t fl__thread_serial(void) {
@@ -787,7 +792,15 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
     fl__watch w = FL__WATCH_INIT;
     double last_cancel = fl__now();
     unsigned gen = fl__current_gen();
-    int watching = 0, logged_wait = 0, rc, kind;
+    int watching = 0, logged_wait = 0, rc, kind, after_event = 0;
+    /* A wake-up descriptor polled with the watch ends the wait for a signal
+     * at once: the callback then needs no 50 ms slices (issue 17: each was
+     * a GIL round-trip for Python). */
+#ifdef FL__POLLS_WAKE_FD
+    int wake_fd = cancel ? t_wake_fd : -1;
+#else
+    int wake_fd = -1;
+#endif
     w.hold = h;
 
     if (log)
@@ -866,6 +879,9 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
             /* Arm the watch, then try again: a release between the failed
              * attempt and the watch would otherwise be missed. */
             fl__os_watch_open(l, kind, &w);
+#ifndef _WIN32
+            w.xfd = wake_fd;
+#endif
             watching = 1;
             continue;
         }
@@ -877,6 +893,9 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
             double next_check = fl__now() + interval;
             if (w.fd >= 0 && !w.shared_fs && interval < floor)
                 next_check += floor - interval;
+            if (after_event && kind == FL_KERNEL && fl__now() + FL__EVENT_RETRY < next_check)
+                next_check = fl__now() + FL__EVENT_RETRY; /* the close may not have unlocked yet */
+            after_event = 0;
             for (;;) {
                 double now = fl__now(), until = next_check, slice;
                 if (!forever && now >= deadline) {
@@ -888,18 +907,20 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
                 if (!forever && deadline < until)
                     until = deadline;
                 slice = until - now;
-                if (cancel && slice > FL__CANCEL_SLICE)
+                if (cancel && wake_fd < 0 && slice > FL__CANCEL_SLICE)
                     slice = FL__CANCEL_SLICE;
                 rc = fl__os_watch_wait(l, kind, &w, slice > 0 ? slice : 0);
                 if (rc < 0 && !(rc == FL_EINTR && cancel))
                     goto fail;
                 now = fl__now();
                 /* A release event goes straight to the re-try (the waiter's
-                 * latency); the callback still runs on a signal, on every
-                 * other wake, and at least every FL__CANCEL_SLICE. */
-                if (cancel && (rc <= 0 || now - last_cancel >= FL__CANCEL_SLICE)) {
+                 * latency); the callback still runs on a signal (EINTR or
+                 * the wake-up descriptor), on every other wake, and without
+                 * a wake-up descriptor at least every FL__CANCEL_SLICE. */
+                if (cancel && (rc <= 0 || rc == FL__WOKEN_BY_FD ||
+                               (wake_fd < 0 && now - last_cancel >= FL__CANCEL_SLICE))) {
                     last_cancel = now;
-                    if (cancel(cancel_data, rc == FL_EINTR)) {
+                    if (cancel(cancel_data, rc == FL_EINTR || rc == FL__WOKEN_BY_FD)) {
                         if (log)
                             fl__log(l, FL_LOG_CANCELLED, 0);
                         rc = fl__error(FL_ECANCELED, ECANCELED,
@@ -909,8 +930,10 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
                     if (fl__current_gen() != gen)
                         break; /* forked by the callback: re-try (and re-arm) at once */
                 }
-                if (rc > 0 || now >= next_check || (!forever && now >= deadline))
+                if (rc == 1 || now >= next_check || (!forever && now >= deadline)) {
+                    after_event = rc == 1;
                     break; /* re-try the lock (at the deadline: one last time) */
+                }
             }
         }
     }
@@ -1205,21 +1228,25 @@ static int acquire_core(fl_lock *l, int shared, double timeout, int blocking, do
 }
 
 static int acquire_mode(fl_lock *l, int shared, double timeout, int blocking, double poll_interval,
-                        int own_cancel, fl_cancel_fn cancel, void *cancel_data) {
-    return acquire_core(l, shared, timeout, blocking, poll_interval, own_cancel, cancel,
-                        cancel_data, 0, NULL);
+                        int own_cancel, fl_cancel_fn cancel, void *cancel_data, int wake_fd) {
+    int saved = t_wake_fd, rc;
+    t_wake_fd = wake_fd;
+    rc = acquire_core(l, shared, timeout, blocking, poll_interval, own_cancel, cancel, cancel_data,
+                      0, NULL);
+    t_wake_fd = saved;
+    return rc;
 }
 
 int fl_acquire_ex(fl_lock *l, double timeout, int blocking, double poll_interval) {
     int c = cancel_off();
-    int rc = acquire_mode(l, 0, timeout, blocking, poll_interval, 0, NULL, NULL);
+    int rc = acquire_mode(l, 0, timeout, blocking, poll_interval, 0, NULL, NULL, -1);
     cancel_restore(c);
     return rc;
 }
 
 int fl_acquire_shared(fl_lock *l, double timeout, int blocking, double poll_interval) {
     int c = cancel_off();
-    int rc = acquire_mode(l, 1, timeout, blocking, poll_interval, 0, NULL, NULL);
+    int rc = acquire_mode(l, 1, timeout, blocking, poll_interval, 0, NULL, NULL, -1);
     cancel_restore(c);
     return rc;
 }
@@ -1232,13 +1259,14 @@ void fl_acquire_args_init(fl_acquire_args *a) {
     a->blocking = 1;
     a->poll_interval = FL__MIN_POLL;
     a->deadline = INFINITY;
+    a->wake_fd = -1;
 }
 
 double fl_monotonic(void) { return fl__now(); }
 
 int fl_acquire_args_resolve(fl_lock *l, const fl_acquire_args *in, fl_acquire_args *out) {
-    const unsigned known =
-        FL_ARG_TIMEOUT | FL_ARG_BLOCKING | FL_ARG_POLL_INTERVAL | FL_ARG_DEADLINE | FL_ARG_CANCEL;
+    const unsigned known = FL_ARG_TIMEOUT | FL_ARG_BLOCKING | FL_ARG_POLL_INTERVAL |
+                           FL_ARG_DEADLINE | FL_ARG_CANCEL | FL_ARG_WAKE_FD;
     fl_acquire_args a;
     int rc;
 
@@ -1264,6 +1292,8 @@ int fl_acquire_args_resolve(fl_lock *l, const fl_acquire_args *in, fl_acquire_ar
         a.cancel_data = l->cancel_data;
         pthread_mutex_unlock(&l->mu);
     }
+    if (!(a.set & FL_ARG_WAKE_FD) || a.wake_fd < 0)
+        a.wake_fd = -1;
     if (!(a.set & FL_ARG_DEADLINE) && (rc = validate_timeout(a.timeout, l->path)) != 0)
         return rc; /* checked in fl_acquire_ex's order: timeout, then poll interval */
     if ((rc = validate_poll(a.poll_interval, l->path)) != 0)
@@ -1307,7 +1337,7 @@ int fl_acquire_with(fl_lock *l, const fl_acquire_args *in) {
     {
         int c = cancel_off();
         rc = acquire_mode(l, in->shared != 0, time_left(a.deadline), a.blocking, a.poll_interval, 1,
-                          a.cancel, a.cancel_data);
+                          a.cancel, a.cancel_data, (in->set & FL_ARG_WAKE_FD) ? in->wake_fd : -1);
         cancel_restore(c);
     }
     return rc;
@@ -1358,7 +1388,7 @@ int fl_try_acquire_as(fl_lock *l, uint64_t owner, int shared) {
         return rc;
     c = cancel_off();
     old = owner_enter(owner);
-    rc = acquire_mode(l, shared != 0, 0, 0, fl_get_poll_interval(l), 0, NULL, NULL);
+    rc = acquire_mode(l, shared != 0, 0, 0, fl_get_poll_interval(l), 0, NULL, NULL, -1);
     owner_leave(old);
     cancel_restore(c);
     return rc;

@@ -90,6 +90,14 @@ FL__HIDDEN int fl__plat_start_token(long pid, char *out, size_t size);
  * readable once the whole thread group has exited (Linux 5.3). generic.c:
  * always -1. */
 FL__HIDDEN int fl__plat_exited(long pid);
+#ifdef FL__LINUX
+/* A pidfd (above stdio, close-on-exec) of the live holder of the soft
+ * marker the hold h contends for, on this host and in our pid namespace,
+ * confirmed by its start token; -1: none can be had (another host, no
+ * token, no pidfd_open); FL__HOLDER_GONE: the holder is gone already. */
+#define FL__HOLDER_GONE (-2)
+FL__HIDDEN int fl__plat_holder_pidfd(const fl_lock *l, const struct fl__hold *h);
+#endif
 
 /* The pid of a process holding a flock(2) lock on the file dev/ino (path
  * names it in messages). 0 with *pid set; FL_ENOENT (error set) when no

@@ -331,8 +331,10 @@ START_TEST(thousand_waiters_exclude_exactly) {
             fl_hub_acquire(c->hub, c->locks[i], (uint64_t)i + 1, &fa, crowd_done, c, &w), 0);
         ck_assert_ptr_nonnull(w);
     }
-    /* One instance plus one open lock file, whatever the number of waiters. */
-    ck_assert_int_le(fl_open_fd_count() - base, HAS_INOTIFY ? 2 : 1);
+    /* The loop's epoll set and the inotify instance in it (Linux), plus one
+     * open lock file, whatever the number of waiters (a soft holder's pidfd
+     * would be one more per contended file). */
+    ck_assert_int_le(fl_open_fd_count() - base, HAS_INOTIFY ? 3 : 1);
     ck_assert_int_eq(fl_release(holder, 0), 0);
     end = fl_mono() + 120;
     while (c->won < n && c->failed == 0 && fl_mono() < end) {
@@ -394,10 +396,10 @@ START_TEST(waits_complete_without_inotify) {
     if (_i == 2)
         fl__sys.inotify_add_watch = fake_watch_enospc;
     ck_assert_int_eq(fl_hub_new(&hub), 0);
-    if (_i == 1 || !HAS_INOTIFY)
+    if (!HAS_INOTIFY)
         ck_assert_int_eq(fl_hub_fd(hub), -1);
     else
-        ck_assert_int_ge(fl_hub_fd(hub), 0);
+        ck_assert_int_ge(fl_hub_fd(hub), 0); /* without inotify: the epoll set, for pidfds */
     pid = fl_helper_start(args, &out, NULL);
     ck_assert_int_eq(fl_read_line(out, line, sizeof line, 10), 0);
     ck_assert_str_eq(line, "held");
@@ -652,6 +654,63 @@ START_TEST(killed_soft_holder_is_reclaimed) {
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     ck_assert_int_eq(fl_wait_child(pid, 10), 128 + SIGKILL);
     drive(hub, &r.n, 1, 20);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    close(out);
+    close(in);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* The hub's wake-up set includes the soft holder's pidfd (Linux): with the
+ * re-check timer 30 s away and no file-system event (a dead holder's marker
+ * stays), only the pidfd can wake the loop in time. While the holder is an
+ * unreaped zombie its marker is still valid; once reaped, the short
+ * re-judgements after the pidfd fired reclaim it. The generic POSIX build
+ * has no pidfd: there the 30 s timer is the only wake-up, which
+ * killed_soft_holder_is_reclaimed covers with the default cadence. */
+START_TEST(dead_soft_holder_wakes_the_hub_by_pidfd) {
+    const char *p = P("x.lock");
+    const char *args[] = {"hold", p, "soft", "-1", NULL};
+    fl_lock *l;
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    char line[64];
+    int out, in;
+    pid_t pid;
+    FL_NEEDS_LINUX("pidfd");
+#ifdef FL__LINUX
+    {
+        int probe = fl__plat_pidfd_open(getpid(), 0);
+        if (probe < 0) {
+            fprintf(stderr, "skipped %s: pidfd_open refused here (valgrind?): %s\n", __func__,
+                    strerror(errno));
+            return;
+        }
+        close(probe);
+    }
+#endif
+    l = new_local(p, FL_SOFT);
+    fa.set |= FL_ARG_POLL_INTERVAL;
+    fa.poll_interval = 30;
+    memset(&r, 0, sizeof r);
+    pid = fl_helper_start(args, &out, &in);
+    ck_assert_int_eq(fl_read_line(out, line, sizeof line, 10), 0);
+    ck_assert_str_eq(line, "held");
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    drive(hub, &r.n, 1, 0.3);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    /* Exited, not reaped: the zombie's marker is valid, the wait goes on. */
+    drive(hub, &r.n, 1, 0.5);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(fl_wait_child(pid, 10), 128 + SIGKILL);
+    drive(hub, &r.n, 1, 10); /* the timer alone would take 30 s */
     ck_assert_int_eq(r.n, 1);
     ck_assert_int_eq(r.rc[0], 0);
     ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
@@ -993,6 +1052,7 @@ Suite *suite_hub(void) {
     tcase_add_loop_test(tc, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);
     tcase_add_test(tc, lock_file_replaced_while_waiting);
     tcase_add_test(tc, killed_soft_holder_is_reclaimed);
+    tcase_add_test(tc, dead_soft_holder_wakes_the_hub_by_pidfd);
     tcase_add_test(tc, read_write_through_the_hub);
     tcase_add_test(tc, cancelled_writer_opens_the_gate);
     tcase_add_test(tc, hub_win_runs_on_acquired);

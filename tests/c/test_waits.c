@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -502,6 +504,210 @@ START_TEST(many_waiters_share_one_inotify_instance) {
 }
 END_TEST
 
+/* The watches the process's inotify instance holds ("inotify wd:" lines of
+ * its fdinfo), -1 when there is no instance yet. */
+static int count_watches(void) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = -1;
+    char path[300], target[128], line[512];
+    ck_assert(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        ssize_t len;
+        FILE *f;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        len = readlink(path, target, sizeof target - 1);
+        if (e->d_name[0] == '.' || len <= 0)
+            continue;
+        target[len] = '\0';
+        if (strcmp(target, "anon_inode:inotify") != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%s", e->d_name);
+        f = fopen(path, "r");
+        ck_assert(f != NULL);
+        n = 0;
+        while (fgets(line, sizeof line, f))
+            n += strncmp(line, "inotify wd:", 11) == 0;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static void *close_later(void *arg) {
+    fl_sleep(0.1);
+    close(*(int *)arg);
+    return NULL;
+}
+
+/* One timed wait (inotify) for path, held by a descriptor of ours that a
+ * thread closes. */
+static void wait_for_close(const char *path) {
+    fl_lock *l = fl_new_kind(path, FL_KERNEL);
+    pthread_t t;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, close_later, &fd), 0);
+    ck_assert_int_eq(fl_acquire_ex(l, 30, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    fl_lock_free(l);
+}
+
+/* The last watch whose waiters left is kept for the next wait (no
+ * inotify_rm_watch on the wake-up path), but never more than one: the
+ * user's watches are limited. A kept watch whose file is deleted is
+ * forgotten, and a new file at the path is watched and wakes its waiter. */
+START_TEST(one_watch_is_kept_between_waits) {
+    FL_NEEDS_LINUX("the inotify wait hub");
+    const char *a = P("a.lock"), *b = P("b.lock"), *c = P("c.lock");
+    wait_for_close(a);
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(a); /* the kept watch serves again */
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(b);
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(c);
+    wait_for_close(a);
+    ck_assert_int_eq(count_watches(), 1);
+    ck_assert_int_eq(unlink(a), 0); /* the kernel drops the kept watch */
+    wait_for_close(b);              /* reads the IN_IGNORED */
+    ck_assert_int_eq(count_watches(), 1);
+    wait_for_close(a); /* a new file at the path */
+    ck_assert_int_eq(count_watches(), 1);
+}
+END_TEST
+
+typedef struct wake_case {
+    int rfd, wfd;
+    int calls, interrupted, stop;
+} wake_case;
+
+static int wake_cancel(void *data, int interrupted) {
+    wake_case *c = data;
+    char buf[16];
+    c->calls++;
+    c->interrupted += interrupted;
+    while (read(c->rfd, buf, sizeof buf) > 0)
+        ;
+    return c->stop;
+}
+
+static void *write_later(void *arg) {
+    fl_sleep(0.3);
+    ck_assert_int_eq(write(*(int *)arg, "x", 1), 1);
+    return NULL;
+}
+
+/* FL_ARG_WAKE_FD (Linux): the wait polls the descriptor, and the cancel
+ * callback runs when it is readable, not every 50 ms. poll_interval 30:
+ * no re-check falls inside the test, so a callback count of 1 over a 0.3 s
+ * wait proves there were no slices. _i 0: the callback stops the wait; 1:
+ * it goes on, and a release still wakes it. */
+START_TEST(wake_fd_replaces_the_cancel_slices) {
+    FL_NEEDS_LINUX("a polled wake-up descriptor");
+    const char *p = P("w.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL);
+    fl_acquire_args a;
+    wake_case c;
+    pthread_t t, closer;
+    int fds[2], fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    memset(&c, 0, sizeof c);
+    c.rfd = fds[0];
+    c.wfd = fds[1];
+    c.stop = _i == 0;
+    fl_acquire_args_init(&a);
+    a.set = FL_ARG_TIMEOUT | FL_ARG_POLL_INTERVAL | FL_ARG_CANCEL | FL_ARG_WAKE_FD;
+    a.timeout = 20;
+    a.poll_interval = 30;
+    a.cancel = wake_cancel;
+    a.cancel_data = &c;
+    a.wake_fd = c.rfd;
+    ck_assert_int_eq(pthread_create(&t, NULL, write_later, &c.wfd), 0);
+    if (_i == 1) {
+        /* Released well after the wake-up descriptor was written. */
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_int_eq(pthread_create(&closer, NULL, close_later, &fd), 0);
+        t = closer;
+    }
+    ck_assert_int_eq(fl_acquire_with(l, &a), _i == 0 ? FL_ECANCELED : 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    if (_i == 0) {
+        ck_assert_int_eq(c.calls, 1);
+        ck_assert_int_eq(c.interrupted, 1);
+        ck_assert_int_eq(fl_lock_counter(l), 0);
+        close(fd);
+    } else {
+        ck_assert_int_eq(fl_release(l, 0), 0);
+        ck_assert_int_le(c.calls, 1); /* the write, if it came during the wait */
+    }
+    close(fds[0]);
+    close(fds[1]);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* The race of a close: its inotify event comes before its unlock. */
+static int (*race_real_flock)(int, int);
+static int race_closing, race_faked, race_holder_fd = -1;
+static char race_path[4096];
+static int race_flock(int fd, int op) {
+    if ((op & LOCK_NB) && fd != race_holder_fd &&
+        __atomic_load_n(&race_closing, __ATOMIC_SEQ_CST) &&
+        !__atomic_exchange_n(&race_faked, 1, __ATOMIC_SEQ_CST)) {
+        errno = EWOULDBLOCK; /* the waiter came before the closer's unlock */
+        return -1;
+    }
+    return race_real_flock(fd, op);
+}
+
+static void *close_then_retake(void *arg) {
+    int *fd2 = arg;
+    fl_sleep(0.1);
+    __atomic_store_n(&race_closing, 1, __ATOMIC_SEQ_CST);
+    close(race_holder_fd);
+    /* Long after: another holder takes the lock if it is free, so that a
+     * waiter that missed it (re-checking only at its deadline) fails. */
+    fl_sleep(2.0);
+    *fd2 = open(race_path, O_RDWR | O_CLOEXEC);
+    if (*fd2 >= 0)
+        (void)race_real_flock(*fd2, LOCK_EX | LOCK_NB);
+    return NULL;
+}
+
+/* A waiter woken by the close's event before the unlock finds the lock
+ * held: it re-tries at once (FL__EVENT_RETRY) rather than at its next
+ * re-check, here 30 s away, i.e. after the deadline, when another holder
+ * has the lock: Timeout without the quick re-try. */
+START_TEST(event_before_unlock_is_retried_soon) {
+    FL_NEEDS_LINUX("inotify close events");
+    const char *p = P("race.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL);
+    pthread_t t;
+    int fd2 = -1;
+    snprintf(race_path, sizeof race_path, "%s", p);
+    race_holder_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(race_holder_fd, 0);
+    ck_assert_int_eq(flock(race_holder_fd, LOCK_EX), 0);
+    race_real_flock = fl__sys.flock;
+    fl__sys.flock = race_flock;
+    ck_assert_int_eq(pthread_create(&t, NULL, close_then_retake, &fd2), 0);
+    ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 30), 0);
+    ck_assert_int_eq(race_faked, 1);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    fl__sys.flock = race_real_flock;
+    if (fd2 >= 0)
+        close(fd2);
+    fl_lock_free(l);
+}
+END_TEST
+
 static int fake_init_emfile(int flags) {
     (void)flags;
     errno = EMFILE;
@@ -659,6 +865,9 @@ Suite *suite_waits(void) {
     tcase_add_test(tc, seconds_conversions_clamp_and_refuse);
     tcase_add_loop_test(tc, huge_poll_interval_waits_normally, 0, 8);
     tcase_add_test(tc, many_waiters_share_one_inotify_instance);
+    tcase_add_test(tc, one_watch_is_kept_between_waits);
+    tcase_add_test(tc, event_before_unlock_is_retried_soon);
+    tcase_add_loop_test(tc, wake_fd_replaces_the_cancel_slices, 0, 2);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_loop_test(tc, held_query_keeps_the_last_error, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, held_query_leaves_no_error_in_a_fresh_thread, FL_KERNEL, FL_SOFT + 1);
