@@ -84,6 +84,50 @@ def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
     return token
 
 
+# A thread-local lock's holds are per task, and a task may end while holding
+# one that its caller is meant to release: Python 3.11's asyncio.wait_for()
+# runs `lock.acquire()` in an inner task that is done once the lock is won,
+# and so is a task made only to acquire (`await create_task(lock.acquire())`).
+# Nobody could release such a hold (the pure package's thread_local context is
+# per thread, so its caller does). So each thread-local lock object records
+# which task holds it under which token, and a task that holds nothing of it
+# itself takes over the hold of a task that has ended: it acts under that
+# token from then on. A hold of a task still running is never taken over (the
+# task-scoped deadlock check and exclusion between tasks stay).
+def _acting_owner(h: Any, holders: dict | None, loop: asyncio.AbstractEventLoop | None = None) -> int:
+    """The owner token the current task acts under for the lock handle *h*:
+    its own, or the token of an ended task's hold that it takes over."""
+    token = _owner(loop)
+    if not holders or token == 0 or token in holders:
+        return token
+    task = asyncio.current_task(loop)
+    for held, ref in list(holders.items()):
+        other = ref()
+        if other is task:
+            return held
+        if other is None or other.done():
+            if _core.flpy_lock_counter_as(h, held) > 0:
+                if _core.flpy_lock_counter_as(h, token) > 0:
+                    return token  # this task holds it itself: its own hold first
+                holders[held] = weakref.ref(task)  # type: ignore[arg-type]
+                return held
+            del holders[held]  # released meanwhile (force, close)
+    return token
+
+
+def _note_holder(h: Any, holders: dict | None, owner: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Records (or forgets, once released) the current task's hold under *owner*."""
+    if holders is None or owner == 0:
+        return
+    if _core.flpy_lock_counter_as(h, owner) > 0:
+        if owner not in holders:
+            task = asyncio.current_task(loop)
+            if task is not None:
+                holders[owner] = weakref.ref(task)
+    else:
+        holders.pop(owner, None)
+
+
 # ---- one hub per event loop ------------------------------------------------
 
 
@@ -197,6 +241,7 @@ async def _wait(
     poll_interval: float | None,
     cancel_check: Callable[[], bool] | None,
     default_poll: float,
+    holders: dict | None = None,
 ) -> None:
     """Acquires the core handle *h* for the current task through the loop's
     hub: at once when free, else parked on a future that the hub's dispatch
@@ -204,7 +249,7 @@ async def _wait(
     if _api._is_debug(_api._DEBUG) is not _api._log_on:
         _api._sync_logging()
     loop = _the_loop(bound)
-    owner = _owner(loop)
+    owner = _acting_owner(h, holders, loop)
     hub = _hubs.get(loop)
     fresh = hub is None or hub.pid != _pid
     if fresh:
@@ -213,6 +258,7 @@ async def _wait(
         if blocking is False or timeout is not None and float(timeout) == 0:
             pass  # the hub's one attempt raises Timeout with the message
         elif _core.flpy_try_acquire_as(h, owner, shared):
+            _note_holder(h, holders, owner, loop)
             return
         hub = _hub_for(loop)
     fut: asyncio.Future[None] = loop.create_future()
@@ -258,6 +304,7 @@ async def _wait(
         raise
     if wait is None:
         hub.rearm(retire_if_idle=fresh)  # won at once
+        _note_holder(h, holders, owner, loop)
         return
     hub.rearm()
     try:
@@ -287,9 +334,10 @@ async def _wait(
             with contextlib.suppress(RuntimeError):
                 fut.cancel()
         raise
+    _note_holder(h, holders, owner, loop)
 
 
-def _release_now(h: Any, force: bool) -> None:
+def _release_now(h: Any, force: bool, holders: dict | None = None) -> None:
     """Releases the current task's hold of *h* and hands the lock to the
     loop's next waiter at once (its future is resolved; the task runs at
     the loop's next turn) instead of after a timer or the file system's
@@ -301,8 +349,10 @@ def _release_now(h: Any, force: bool) -> None:
     hub = _hubs.get(loop) if loop is not None else None
     if hub is not None and hub.pid != _pid:
         hub = None
-    owner = _owner(loop) if loop is not None else 0
+    owner = _acting_owner(h, holders, loop) if loop is not None else 0
     _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
+    if holders:
+        _note_holder(h, holders, owner, loop)
     if hub is not None:
         hub.dispatch()
 
@@ -372,7 +422,10 @@ class BaseAsyncFileLock(BaseFileLock):
         :param mode: permission bits for a new lock file (default: umask and ACLs decide)
         :param thread_local: False (default): one lock state for every task (a
             second task acquiring through the same object re-enters it, as with
-            threads); True: each task holds it on its own. Not with
+            threads); True: each task holds it on its own, and a task that
+            ended holding it (the inner task of Python 3.11's
+            ``asyncio.wait_for(lock.acquire())``) leaves its hold to the next
+            task that uses the object, which can then release it. Not with
             *run_in_executor* (ValueError, as in the pure-Python package)
         :param blocking: default for :meth:`acquire`; False tries once
         :param is_singleton: one object per lock file path
@@ -412,6 +465,9 @@ class BaseAsyncFileLock(BaseFileLock):
         self._run_in_executor = bool(run_in_executor)
         self._executor = executor
         self._creator_pid = _pid
+        # thread_local: which task holds it under which owner token (see
+        # _acting_owner); None when the hold is shared by every task.
+        self._holders: dict[int, weakref.ref[asyncio.Task[Any]]] | None = {} if thread_local else None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # BaseFileLock swaps __enter__/__exit__ for subclasses overriding
@@ -444,12 +500,12 @@ class BaseAsyncFileLock(BaseFileLock):
     @property
     def is_locked(self) -> bool:
         """Whether the current task holds the lock (any task when not thread-local)."""
-        return _core.flpy_lock_counter_as(self._h, _owner()) > 0
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders)) > 0
 
     @property
     def lock_counter(self) -> int:
         """How many times the current task holds the lock (recursion)."""
-        return _core.flpy_lock_counter_as(self._h, _owner())
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders))
 
     # -- acquire and release ---------------------------------------------------
 
@@ -486,7 +542,7 @@ class BaseAsyncFileLock(BaseFileLock):
         self._check_platform()
         await _wait(
             self._h, self.lock_file, self._loop, 0, timeout, blocking, poll_interval, cancel_check,
-            self.poll_interval,
+            self.poll_interval, self._holders,
         )
         return AsyncAcquireReturnProxy(lock=self)
 
@@ -499,7 +555,7 @@ class BaseAsyncFileLock(BaseFileLock):
         """
         if self._creator_pid != _pid:
             return
-        _release_now(self._h, force)
+        _release_now(self._h, force, self._holders)
 
     def __enter__(self) -> BaseFileLock:
         """Plain ``with`` is not supported: use ``async with``."""
