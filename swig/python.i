@@ -921,6 +921,29 @@ static PyObject *flpy_hub_release(PyObject *hub_cap, fl_lock *l, unsigned long l
     Py_RETURN_NONE;
 }
 
+/* flpy_hub_release for a lease (AsyncSoftFileLease): FL_ELOST -- the claim
+ * was lost, the hold is released all the same -- is returned as its message
+ * instead of raised, as flpy_release_lease does; None otherwise. The GIL
+ * goes around the release for the same reason as there: it stops the
+ * heartbeat, whose compromise callback may be running and need the GIL. The
+ * hub is the loop thread's own, touched by no other thread meanwhile. */
+static PyObject *flpy_hub_release_lease(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
+                                        int force) {
+    fl_hub *hub = hub_cap == Py_None ? NULL : flpy_hub_get(hub_cap);
+    int rc;
+    if (!hub && hub_cap != Py_None)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = hub ? fl_hub_release(hub, l, (uint64_t)owner, force)
+             : fl_release_as(l, (uint64_t)owner, force);
+    Py_END_ALLOW_THREADS
+    if (rc == FL_ELOST)
+        return PyUnicode_DecodeFSDefault(fl_last_error());
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
+}
+
 /* One attempt for the owner token, never waiting: True (won, or held by
  * it already), False (held by someone else); other failures raise. */
 static PyObject *flpy_try_acquire_as(fl_lock *l, unsigned long long owner, int shared) {

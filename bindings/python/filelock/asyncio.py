@@ -45,6 +45,8 @@ from ._api import (
     PathLike,
 )
 from ._error import Timeout
+from . import _lease as _lease_mod
+from ._lease import LeaseCompromise, SoftFileLease
 
 # This process's id, kept current by a fork handler: os.getpid() is a system
 # call, and a handoff between two tasks would otherwise make several.
@@ -337,11 +339,13 @@ async def _wait(
     _note_holder(h, holders, owner, loop)
 
 
-def _release_now(h: Any, force: bool, holders: dict | None = None) -> None:
+def _release_now(h: Any, force: bool, holders: dict | None = None, lease: bool = False) -> str | None:
     """Releases the current task's hold of *h* and hands the lock to the
     loop's next waiter at once (its future is resolved; the task runs at
     the loop's next turn) instead of after a timer or the file system's
-    event. Awaits nothing, so it completes under cancellation too."""
+    event. Awaits nothing, so it completes under cancellation too. For a
+    *lease*, returns the core's message when the claim had been lost (the
+    hold is released all the same), else None."""
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
@@ -350,11 +354,16 @@ def _release_now(h: Any, force: bool, holders: dict | None = None) -> None:
     if hub is not None and hub.pid != _pid:
         hub = None
     owner = _acting_owner(h, holders, loop) if loop is not None else 0
-    _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
+    lost = None
+    if lease:
+        lost = _core.flpy_hub_release_lease(None if hub is None else hub.hub, h, owner, bool(force))
+    else:
+        _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
     if holders:
         _note_holder(h, holders, owner, loop)
     if hub is not None:
         hub.dispatch()
+    return lost
 
 
 # ---- the lock classes --------------------------------------------------------
@@ -599,6 +608,141 @@ class AsyncSoftFileLock(BaseAsyncFileLock):
     _fl_kind = _api._SOFT
 
 
+class _AsyncLeaseBase(BaseAsyncFileLock):
+    """Takes the constructor call SoftFileLease.__init__ passes on (the sync
+    lock's arguments) and adds the asynchronous options the outer
+    constructor kept aside, so AsyncSoftFileLease reuses SoftFileLease's
+    constructor as it is."""
+
+    _fl_async_kwargs: dict[str, Any]
+
+    def __init__(self, lock_file: PathLike, timeout: float, mode: int, thread_local: bool, **kwargs: Any) -> None:
+        kwargs.update(self.__dict__.pop("_fl_async_kwargs", {}))
+        BaseAsyncFileLock.__init__(self, lock_file, timeout, mode, thread_local, **kwargs)
+
+
+class AsyncSoftFileLease(SoftFileLease, _AsyncLeaseBase):
+    """
+    :class:`~filelock.SoftFileLease` for asyncio: a soft lock whose claim
+    expires (refreshed by a thread of the library while held, taken over by
+    any contender once ``lease_duration`` seconds old), acquired without
+    blocking the loop -- the marker's deletion wakes the waiters through the
+    loop's wait hub. ``await acquire()``, ``await release()``, ``async
+    with``; :attr:`token`, :attr:`compromise` and ``on_compromise`` (called
+    on a library thread, as for the sync lease) as for SoftFileLease. A
+    release of a lost claim records it in :attr:`compromise` and does not
+    raise. The pure package's constructor: the async locks' options plus
+    ``lease_duration``, ``heartbeat_interval`` and ``on_compromise``.
+    """
+
+    def __init__(
+        self,
+        lock_file: PathLike,
+        timeout: float = -1,
+        mode: int = _UNSET_FILE_MODE,
+        thread_local: bool = False,
+        *,
+        blocking: bool = True,
+        is_singleton: bool = False,
+        poll_interval: float = 0.05,
+        lifetime: float | None = None,
+        context_error_policy: ContextErrorPolicy = "chain",
+        close_error_policy: CloseErrorPolicy = "default",
+        fallback_to_soft: bool = True,
+        preserve_lock_file: bool = False,
+        on_acquired: Callable[[int], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        run_in_executor: bool = True,
+        executor: futures.Executor | None = None,
+        lease_duration: float = 30.0,
+        heartbeat_interval: float | None = None,
+        on_compromise: Callable[[LeaseCompromise], None] | None = None,
+    ) -> None:
+        """
+        Create an asynchronous lease; nothing is opened until the first acquire.
+
+        :param lease_duration: seconds of marker staleness after which a contender may take the
+            claim; every contender for the path must pass the same value
+        :param heartbeat_interval: seconds between refreshes; default a third of
+            ``lease_duration``; must be below it
+        :param on_compromise: called from a library thread with a
+            :class:`~filelock.LeaseCompromise` when the claim is lost
+
+        The other parameters are :class:`BaseAsyncFileLock`'s (``lifetime`` is
+        ignored with a warning: ``lease_duration`` sets the expiry).
+        """
+        if thread_local and run_in_executor:
+            msg = "run_in_executor is not supported when thread_local is True"
+            raise ValueError(msg)
+        self._fl_async_kwargs = {
+            "context_error_policy": context_error_policy,
+            "close_error_policy": close_error_policy,
+            "fallback_to_soft": fallback_to_soft,
+            "preserve_lock_file": preserve_lock_file,
+            "on_acquired": on_acquired,
+            "loop": loop,
+            "run_in_executor": run_in_executor,
+            "executor": executor,
+        }
+        SoftFileLease.__init__(
+            self,
+            lock_file,
+            timeout,
+            mode,
+            thread_local,
+            blocking=blocking,
+            is_singleton=is_singleton,
+            poll_interval=poll_interval,
+            lifetime=lifetime,
+            lease_duration=lease_duration,
+            heartbeat_interval=heartbeat_interval,
+            on_compromise=on_compromise,
+        )
+
+    async def acquire(  # type: ignore[override]
+        self,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        *,
+        blocking: bool | None = None,
+        cancel_check: Callable[[], bool] | None = None,
+    ) -> AsyncAcquireReturnProxy:
+        """As :meth:`BaseAsyncFileLock.acquire`; a first hold starts a new
+        claim (:attr:`token`; :attr:`compromise` reset)."""
+        if not self._watching:
+            _lease_mod._watchers.setdefault(_core.fl_lock_id(self._h), weakref.WeakSet()).add(self)
+            _core.flpy_set_compromise(self._h)
+            self._watching = True
+        first = not self.is_locked
+        if first:
+            # Before winning: a loss the heartbeat reports before this
+            # returns is kept (as SoftFileLease.acquire does).
+            self._compromise = None
+            self._token = None
+        proxy = await BaseAsyncFileLock.acquire(
+            self, timeout, poll_interval, blocking=blocking, cancel_check=cancel_check
+        )
+        if first:
+            self._token = self._read_token()
+        return proxy
+
+    async def release(self, force: bool = False) -> None:  # type: ignore[override]
+        """Release one level (all with *force*); a claim lost meanwhile is
+        recorded in :attr:`compromise`, never raised. Completes under
+        cancellation (nothing is awaited)."""
+        if self._creator_pid != _pid:
+            return
+        lost = _release_now(self._h, force, self._holders, lease=True)
+        if lost is not None:
+            reason = next(
+                (r for r in ("marker-missing", "owner-changed", "refresh-failed") if f"({r}" in lost),
+                "owner-changed",
+            )
+            self._record(reason, None)
+        if not self.is_locked:
+            self._token = None
+
+
 class AsyncWindowsFileLock(BaseAsyncFileLock):
     """The Windows lock; elsewhere acquiring raises NotImplementedError, as
     :class:`~filelock.WindowsFileLock` does."""
@@ -759,6 +903,7 @@ __all__ = [
     "AsyncAcquireReturnProxy",
     "AsyncReadWriteLock",
     "AsyncFileLock",
+    "AsyncSoftFileLease",
     "AsyncSoftFileLock",
     "AsyncUnixFileLock",
     "AsyncWindowsFileLock",
