@@ -819,6 +819,83 @@ def test_win_whose_callback_raises_is_given_back(lock_path: str) -> None:
     assert other_process_can_take(lock_path)
 
 
+def test_win_for_a_future_cancelled_in_the_same_turn_is_given_back(lock_path: str) -> None:
+    """The task is cancelled (its future with it) and, before it runs
+    again, the hub's dispatch wins the lock for it: the future cannot take
+    the result, so the win is given back, not left held."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        lock = AsyncFileLock(lock_path)
+        waiter = asyncio.create_task(lock.acquire())
+        await asyncio.sleep(0.05)
+        hub = fl_asyncio._hubs[loop]
+        holder.release()
+        # In one turn, with no await between: cancel, then dispatch.
+        waiter.cancel()
+        for _ in range(200):
+            hub.dispatch()
+            if hub_idle():
+                break
+            time.sleep(0.005)
+        assert hub_idle()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_interrupt_while_setting_the_result_gives_the_win_back(lock_path: str) -> None:
+    """An asynchronous exception raised while the win is handed to the
+    future (here its set_result raises KeyboardInterrupt) propagates out of
+    the dispatch, and the win goes back: nobody learnt of it."""
+
+    class Interrupted(asyncio.Future):  # type: ignore[type-arg]
+        def set_result(self, result: object) -> None:
+            raise KeyboardInterrupt
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        lock = AsyncFileLock(lock_path)
+
+        def once() -> asyncio.Future:  # type: ignore[type-arg]
+            del loop.create_future  # only the wait's future
+            return Interrupted(loop=loop)
+
+        loop.create_future = once  # type: ignore[method-assign]
+        waiter = asyncio.create_task(lock.acquire())
+        for _ in range(10):
+            await asyncio.sleep(0)  # no future made here
+        assert "create_future" not in vars(loop) and not waiter.done()
+        hub = fl_asyncio._hubs[loop]
+        loop.remove_reader(hub.fd)  # dispatched below, by hand
+        holder.release()
+        raised = False
+        for _ in range(200):
+            try:
+                hub.dispatch()
+            except KeyboardInterrupt:
+                raised = True
+            if hub_idle():
+                break
+            time.sleep(0.005)
+        assert raised and hub_idle()
+        assert other_process_can_take(lock_path)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert not lock.is_locked
+        loop.add_reader(hub.fd, hub.dispatch)
+
+    run(main())
+
+
 def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
     """A writer waiting past the gate (holding it, so new readers wait) is
     cancelled: the gate goes too. And a writer whose win lands before the
@@ -856,7 +933,7 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
         await asyncio.sleep(0.05)
         assert loop in fl_asyncio._hubs and not w.done()
         await rw.release()
-        assert _core.flpy_lock_counter_as(rw._handle(), fl_asyncio._task_tokens[w]) == 1
+        assert _core.flpy_lock_counter_as(rw._handle(), fl_asyncio._task_tokens[id(w)][1]) == 1
         assert not w.done()
         w.cancel()
         with pytest.raises(asyncio.CancelledError):

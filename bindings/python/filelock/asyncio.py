@@ -29,7 +29,6 @@ import contextlib
 import itertools
 import os
 import sys
-import threading
 import weakref
 from concurrent import futures
 from types import TracebackType
@@ -65,10 +64,20 @@ if hasattr(os, "register_at_fork"):
 
 # Each task gets a token of its own from a counter (never id(task), which a
 # later task may reuse while the first one's hold is still recorded). Outside
-# a task the owner is the calling thread (token 0).
-_task_tokens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+# a task the owner is the calling thread (token 0). The map is keyed by
+# id(task) and checked against a weak reference to the task: a
+# WeakKeyDictionary lookup makes a weak reference per call, twice per
+# handoff. Only the task's own thread assigns its token; the entry goes
+# with the task (its weak reference's callback runs before the id can be
+# reused).
+_task_tokens: dict[int, tuple[weakref.ref[asyncio.Task[Any]], int]] = {}
 _next_token = itertools.count(1)
-_token_mutex = threading.Lock()
+
+
+def _forget_task(key: int, ref: weakref.ref[Any]) -> None:
+    entry = _task_tokens.get(key)
+    if entry is not None and entry[0] is ref:
+        del _task_tokens[key]
 
 
 def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
@@ -79,10 +88,12 @@ def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
         return 0
     if task is None:
         return 0
-    token = _task_tokens.get(task)
-    if token is None:
-        with _token_mutex:
-            token = _task_tokens.setdefault(task, next(_next_token))
+    key = id(task)
+    entry = _task_tokens.get(key)
+    if entry is not None and entry[0]() is task:
+        return entry[1]
+    token = next(_next_token)
+    _task_tokens[key] = (weakref.ref(task, lambda ref, key=key: _forget_task(key, ref)), token)
     return token
 
 
@@ -155,11 +166,15 @@ class _LoopHub:
 
     def dispatch(self) -> None:
         try:
-            # Raises what a completion callback raised (KeyboardInterrupt
-            # from a signal handler): the win it reported went back.
-            _core.flpy_hub_dispatch(self.hub)
-        finally:
+            # One call into the core per wake-up: the dispatch, then the
+            # next re-check. Raises what a completion callback raised
+            # (KeyboardInterrupt from a signal handler): the win it reported
+            # went back.
+            t = _core.flpy_hub_run(self.hub)
+        except BaseException:
             self.rearm()
+            raise
+        self._arm(t)
 
     def _on_timer(self) -> None:
         self.timer = None
@@ -171,7 +186,10 @@ class _LoopHub:
         and when idle if asked: not after every wait, because closing an
         inotify instance waits for the kernel's SRCU grace period
         (milliseconds, measured: wake-up median 0.4 ms -> 6.7 ms)."""
-        t = _core.flpy_hub_timeout(self.hub)
+        self._arm(_core.flpy_hub_timeout(self.hub), retire_if_idle)
+
+    def _arm(self, t: float, retire_if_idle: bool = False) -> None:
+        # rearm() for the hub's next re-check *t* seconds from now (-1: none).
         loop = self._loop()
         closed = loop is None or loop.is_closed()
         if t < 0 or closed:
@@ -205,11 +223,29 @@ class _LoopHub:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.WeakKeyDictionary()
+# The hub looked up last, weakly (it must go with its loop): a loop's waits
+# and releases come in runs, and each WeakKeyDictionary lookup makes a weak
+# reference to the loop.
+_last_hub: weakref.ref[_LoopHub] | None = None
+
+
+def _loop_hub(loop: asyncio.AbstractEventLoop) -> _LoopHub | None:
+    """The loop's usable hub, or None (none yet, retired, or the parent's
+    after a fork)."""
+    global _last_hub
+    hub = _last_hub() if _last_hub is not None else None
+    if hub is not None and hub._loop() is loop and not hub.retired and hub.pid == _pid:
+        return hub
+    hub = _hubs.get(loop)
+    if hub is None or hub.pid != _pid or hub.retired:
+        return None
+    _last_hub = weakref.ref(hub)
+    return hub
 
 
 def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
-    hub = _hubs.get(loop)
-    if hub is None or hub.pid != _pid or hub.retired:
+    hub = _loop_hub(loop)
+    if hub is None:
         # The hubs of loops closed since (their timers never run again, and
         # a closed loop object may be kept for long) go before a new one is
         # made: at most one closed loop's hub lingers.
@@ -252,8 +288,8 @@ async def _wait(
         _api._sync_logging()
     loop = _the_loop(bound)
     owner = _acting_owner(h, holders, loop)
-    hub = _hubs.get(loop)
-    fresh = hub is None or hub.pid != _pid
+    hub = _loop_hub(loop)
+    fresh = hub is None
     if fresh:
         # No wait of this loop can be queued: try before making its hub
         # (an uncontended lock never needs one).
@@ -289,7 +325,10 @@ async def _wait(
                 _core.flpy_hub_release(hub.hub, h, owner, False)
 
     try:
-        wait = _core.flpy_hub_acquire(
+        # A win sets the future's result from C (no Python call on the
+        # wake-up path); *done* gets the failures and a win the future
+        # cannot take.
+        wait = _core.flpy_hub_acquire_fut(
             hub.hub,
             h,
             owner,
@@ -298,6 +337,7 @@ async def _wait(
             None if blocking is None else bool(blocking),
             None if poll_interval is None else float(poll_interval),
             done,
+            fut,
         )
     except BaseException:
         # Failed at once (Timeout of a single try, deadlock): a hub made for
@@ -350,9 +390,7 @@ def _release_now(h: Any, force: bool, holders: dict | None = None, lease: bool =
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
-    hub = _hubs.get(loop) if loop is not None else None
-    if hub is not None and hub.pid != _pid:
-        hub = None
+    hub = _loop_hub(loop) if loop is not None else None
     owner = _acting_owner(h, holders, loop) if loop is not None else 0
     lost = None
     if lease:
