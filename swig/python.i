@@ -757,16 +757,24 @@ static int flpy_hub_set_result(flpy_wait *fw) {
     PyObject *fut, *res;
     if (!fw->fut)
         return 0;
+    if (!name && !(name = PyUnicode_InternFromString("set_result"))) {
+        PyErr_Clear();
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    /* PyWeakref_GetObject is deprecated from 3.13 (a borrowed reference). */
+    if (PyWeakref_GetRef(fw->fut, &fut) <= 0) {
+        PyErr_Clear();
+        return 0;
+    }
+#else
     fut = PyWeakref_GetObject(fw->fut);
     if (!fut || fut == Py_None) {
         PyErr_Clear();
         return 0;
     }
-    if (!name && !(name = PyUnicode_InternFromString("set_result"))) {
-        PyErr_Clear();
-        return 0;
-    }
     Py_INCREF(fut);
+#endif
     res = PyObject_CallMethodOneArg(fut, name, Py_None);
     Py_DECREF(fut);
     if (res) {

@@ -259,6 +259,54 @@ START_TEST(timeout_and_free_end_waits) {
 }
 END_TEST
 
+/* The earliest deadline of an entry is kept as waiters come and go (never
+ * rescanned for a waiter that waits forever leaving): after forever waiters
+ * and the earliest timed one leave, the next timed one still times out, and
+ * no later than its deadline allows. */
+START_TEST(deadlines_kept_as_waiters_leave) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, _i), *l[4];
+    fl_acquire_args fa = forever_args(), t1, t2;
+    fl_hub_waiter *w[4];
+    fl_hub *hub;
+    record r;
+    double t0;
+    int i;
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < 4; i++)
+        l[i] = new_local(p, _i);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    fl_acquire_args_init(&t1);
+    t1.set = FL_ARG_TIMEOUT;
+    t1.timeout = 60;
+    t2 = t1;
+    t2.timeout = 0.3;
+    ck_assert_int_eq(fl_hub_acquire(hub, l[0], 1, &fa, on_done, &r, &w[0]), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[1], 2, &t1, on_done, &r, &w[1]), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[2], 3, &fa, on_done, &r, &w[2]), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[3], 4, &t2, on_done, &r, &w[3]), 0);
+    /* Forever waiters leave: nothing about the deadlines changes. */
+    ck_assert_int_eq(fl_hub_cancel(w[0]), 0);
+    ck_assert_int_eq(fl_hub_cancel(w[2]), 0);
+    t0 = fl_mono();
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_uint_eq(r.owner[0], 4);
+    ck_assert_int_eq(r.rc[0], FL_ETIMEOUT);
+    ck_assert(fl_mono() - t0 < 5); /* the 0.3 s one, not the 60 s one */
+    /* The earliest left (timed out): the 60 s one is next, not past. */
+    ck_assert(fl_hub_timeout(hub) > 0);
+    ck_assert_int_eq(fl_hub_cancel(w[1]), 0);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(r.n, 1);
+    fl_hub_free(hub);
+    for (i = 0; i < 4; i++)
+        fl_lock_free(l[i]);
+    fl_lock_free(holder);
+}
+END_TEST
+
 /* ---- a thousand waiters ------------------------------------------------- */
 
 #define NTASKS 1000
@@ -985,6 +1033,7 @@ Suite *suite_hub(void) {
     tcase_add_loop_test(tc, first_come_first_served, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, cancel_passes_the_lock_on, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, timeout_and_free_end_waits, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, deadlines_kept_as_waiters_leave, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, thousand_waiters_exclude_exactly, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_test(tc, release_without_close);
