@@ -76,6 +76,23 @@ def test_names_defaults_and_constructor(lock_path: str) -> None:
             pass
 
 
+def test_signature_defaults_follow_the_lease_and_the_async_locks() -> None:
+    """The constructor's defaults are SoftFileLease's (checked against the
+    core in test_options) and the async locks' (thread_local=False, ...)."""
+    import inspect
+
+    mine = inspect.signature(AsyncSoftFileLease.__init__).parameters
+    lease = inspect.signature(SoftFileLease.__init__).parameters
+    async_ = inspect.signature(filelock.AsyncSoftFileLock.__init__).parameters
+    for name in ("timeout", "mode", "blocking", "is_singleton", "poll_interval"):
+        assert mine[name].default == lease[name].default == async_[name].default, name
+    for name in ("lease_duration", "heartbeat_interval", "on_compromise"):
+        assert mine[name].default == lease[name].default, name
+    for name in async_:
+        assert name in mine, name
+        assert mine[name].default == async_[name].default, name
+
+
 def test_async_with_publishes_a_claim_and_removes_it(lock_path: str) -> None:
     async def main() -> None:
         lease = AsyncSoftFileLease(lock_path, lease_duration=5)
