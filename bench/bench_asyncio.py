@@ -127,9 +127,9 @@ class _FloorLock:
     """The least an asyncio lock woken by the kernel can do, for the floor
     row: one inotify descriptor (ctypes; kept, as closing one waits for the
     kernel's SRCU grace period) watched with add_reader, and on each event
-    one flock(LOCK_NB) attempt that completes a future. No owner tracking,
-    no timers, no cancellation: not a lock to use, only the measure of what
-    the loop and the kernel cost on this machine."""
+    one flock(LOCK_NB) attempt that completes a future (and a retry timer).
+    No owner tracking, no deadlines, no cancellation: not a lock to use,
+    only the measure of what the loop and the kernel cost on this machine."""
 
     libc: Any = None
     ino = -1
@@ -148,15 +148,24 @@ class _FloorLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         wd = self.libc.inotify_add_watch(ino, self.path.encode(), 0x8 | 0x10)  # IN_CLOSE_*
         fut = loop.create_future()
+        timer: list[asyncio.TimerHandle] = []
 
         def ready() -> None:
+            event = True
             try:
                 os.read(ino, 4096)
             except BlockingIOError:
-                pass
+                event = False
+            for t in timer:
+                t.cancel()
+            timer.clear()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                # The close's event comes before the kernel removes its
+                # locks: an attempt at once may lose; try again soon (as the
+                # core's hub does), else the next event could be never.
+                timer.append(loop.call_later(0.001 if event else 0.05, ready))
                 return
             if not fut.done():
                 fut.set_result(None)
@@ -166,6 +175,8 @@ class _FloorLock:
         try:
             await fut
         finally:
+            for t in timer:
+                t.cancel()
             loop.remove_reader(ino)
             self.libc.inotify_rm_watch(ino, wd)
         self.fd = fd

@@ -85,6 +85,14 @@ int fl_hub_release(fl_hub *hub, fl_lock *lock, uint64_t owner, int force) {
  * nothing (the common release, close(), is an event). */
 #define FL__HUB_MAX_RECHECK 1.0
 
+/* How soon an entry is tried again after an event whose attempt found the
+ * lock still held. The kernel queues a close's IN_CLOSE_* event before it
+ * removes the closing file's locks (__fput: fsnotify_close(), then
+ * locks_remove_file()), so a waiter woken at once can try in between and
+ * lose; nothing else would then wake it before the re-check interval (0.1 s
+ * and more). Seen with a loaded machine preempting the closer there. */
+#define FL__HUB_EVENT_RETRY 0.001
+
 typedef struct hub_file hub_file;
 
 struct fl_hub_waiter {
@@ -620,8 +628,11 @@ static int dispatch_file(hub_file *f, double now) {
     }
     if (f->wd < 0 && f->head)
         watch(f, f->head->lock);
-    if (f->head)
+    if (f->head) {
         schedule(f, now, busy && !woke);
+        if (busy && woke && now + FL__HUB_EVENT_RETRY < f->next_check)
+            f->next_check = now + FL__HUB_EVENT_RETRY;
+    }
     return completed;
 }
 
