@@ -888,6 +888,10 @@ static int flpy_logging_enabled(void) {
 typedef struct flpy_wait {
     fl_hub_waiter *w; /* NULL once completed or cancelled */
     PyObject *cb;     /* strong reference while pending */
+    /* A weak reference to the asyncio future a win completes directly
+     * (flpy_hub_acquire_fut), or NULL. Weak for the reason the callback
+     * holds its future weakly (asyncio.py): the task holds this wait. */
+    PyObject *fut;
 } flpy_wait;
 
 static void flpy_hub_capsule_free(PyObject *capsule) {
@@ -905,6 +909,7 @@ static void flpy_wait_capsule_free(PyObject *capsule) {
     if (fw->w)
         (void)fl_hub_cancel(fw->w);
     Py_XDECREF(fw->cb);
+    Py_XDECREF(fw->fut);
     free(fw);
 }
 
@@ -914,6 +919,50 @@ static void flpy_wait_capsule_free(PyObject *capsule) {
 static PyObject *flpy_cb_et, *flpy_cb_ev, *flpy_cb_tb;
 static int flpy_dispatching;
 
+/* A win's fast path: the future's result set from here, without calling
+ * the Python callback (a frame, a weak reference call and fut.done() less
+ * on every wake-up). 1: done; 0: use the callback (no future, the future is
+ * gone, done or its loop closed -- the callback gives the win back); -1: an
+ * asynchronous exception (KeyboardInterrupt) landed in set_result: handled
+ * as one landing in the callback. */
+static int flpy_hub_set_result(flpy_wait *fw) {
+    static PyObject *name;
+    PyObject *fut, *res;
+    if (!fw->fut)
+        return 0;
+    if (!name && !(name = PyUnicode_InternFromString("set_result"))) {
+        PyErr_Clear();
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    /* PyWeakref_GetObject is deprecated from 3.13 (a borrowed reference). */
+    if (PyWeakref_GetRef(fw->fut, &fut) <= 0) {
+        PyErr_Clear();
+        return 0;
+    }
+#else
+    fut = PyWeakref_GetObject(fw->fut);
+    if (!fut || fut == Py_None) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_INCREF(fut);
+#endif
+    res = PyObject_CallMethodOneArg(fut, name, Py_None);
+    Py_DECREF(fut);
+    if (res) {
+        Py_DECREF(res);
+        return 1;
+    }
+    /* InvalidStateError (cancelled meanwhile) or RuntimeError (its loop is
+     * closed) are Exceptions; KeyboardInterrupt and SystemExit are not. */
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
 static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     flpy_wait *fw = data;
     PyObject *cb = fw->cb, *arg, *res, *et, *ev, *tb;
@@ -921,6 +970,26 @@ static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     fw->cb = NULL;
     if (!cb)
         return;
+    if (rc == 0 && fw->fut) {
+        int fast;
+        PyErr_Fetch(&et, &ev, &tb);
+        fast = flpy_hub_set_result(fw);
+        Py_CLEAR(fw->fut);
+        if (fast != 0) {
+            if (fast < 0) {
+                /* As for a callback that raised, below. */
+                (void)fl_release_as(l, owner, 0);
+                if (flpy_dispatching && !flpy_cb_et)
+                    PyErr_Fetch(&flpy_cb_et, &flpy_cb_ev, &flpy_cb_tb);
+                else
+                    PyErr_WriteUnraisable(cb);
+            }
+            Py_DECREF(cb);
+            PyErr_Restore(et, ev, tb);
+            return;
+        }
+        PyErr_Restore(et, ev, tb);
+    }
     if (rc != 0 && flpy_hook_raised && PyErr_Occurred()) {
         /* The on_acquired hook raised inside this dispatch: that exception
          * is the wait's result (the core released the lock). */
@@ -1021,12 +1090,15 @@ static PyObject *flpy_hub_dispatch(PyObject *hub_cap) {
     return PyLong_FromLong(rc);
 }
 
+%}
+
+%{
 /* Starts an acquire for the owner token: None when won at once (or by
  * recursion), else the pending wait (a capsule for flpy_hub_cancel) whose
  * callback gets None or the exception. Raises what fl_acquire_with would. */
-static PyObject *flpy_hub_acquire(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
-                                  int shared, PyObject *timeout, PyObject *blocking,
-                                  PyObject *poll_interval, PyObject *cb) {
+static PyObject *flpy_hub_acquire_impl(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
+                                       int shared, PyObject *timeout, PyObject *blocking,
+                                       PyObject *poll_interval, PyObject *cb, PyObject *fut) {
     fl_hub *hub = flpy_hub_get(hub_cap);
     fl_acquire_args a;
     flpy_wait *fw;
@@ -1053,18 +1125,52 @@ static PyObject *flpy_hub_acquire(PyObject *hub_cap, fl_lock *l, unsigned long l
         free(fw);
         return NULL;
     }
+    if (fut && !(fw->fut = PyWeakref_NewRef(fut, NULL))) {
+        Py_DECREF(cap);
+        return NULL;
+    }
     Py_INCREF(cb);
     fw->cb = cb;
     flpy_hook_raised = 0;
     rc = fl_hub_acquire(hub, l, (uint64_t)owner, &a, flpy_hub_done, fw, &fw->w);
     if (rc != 0 || !fw->w) {
         Py_CLEAR(fw->cb);
+        Py_CLEAR(fw->fut);
         Py_DECREF(cap);
         if (rc != 0)
             return flpy_raise(rc, l);
         Py_RETURN_NONE;
     }
     return cap;
+}
+%}
+
+%inline %{
+static PyObject *flpy_hub_acquire(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
+                                  int shared, PyObject *timeout, PyObject *blocking,
+                                  PyObject *poll_interval, PyObject *cb) {
+    return flpy_hub_acquire_impl(hub_cap, l, owner, shared, timeout, blocking, poll_interval, cb,
+                                 NULL);
+}
+
+/* flpy_hub_acquire whose win sets the asyncio future *fut*'s result from
+ * C (held weakly); *cb* still gets every failure, and a win the future
+ * cannot take (cancelled, its loop closed), which it gives back. */
+static PyObject *flpy_hub_acquire_fut(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
+                                      int shared, PyObject *timeout, PyObject *blocking,
+                                      PyObject *poll_interval, PyObject *cb, PyObject *fut) {
+    return flpy_hub_acquire_impl(hub_cap, l, owner, shared, timeout, blocking, poll_interval, cb,
+                                 fut);
+}
+
+/* fl_hub_dispatch, then fl_hub_timeout: the loop's one call per wake-up
+ * (the next re-check in seconds, -1 for none). Raises as flpy_hub_dispatch. */
+static PyObject *flpy_hub_run(PyObject *hub_cap) {
+    PyObject *r = flpy_hub_dispatch(hub_cap);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    return PyFloat_FromDouble(fl_hub_timeout(flpy_hub_get(hub_cap)));
 }
 
 /* Cancels a pending wait; nothing when it already completed. Returns
@@ -1078,6 +1184,7 @@ static PyObject *flpy_hub_cancel(PyObject *wait_cap) {
     (void)fl_hub_cancel(fw->w);
     fw->w = NULL;
     Py_CLEAR(fw->cb);
+    Py_CLEAR(fw->fut);
     Py_RETURN_TRUE;
 }
 
@@ -1089,6 +1196,29 @@ static PyObject *flpy_hub_release(PyObject *hub_cap, fl_lock *l, unsigned long l
         return NULL;
     rc = hub ? fl_hub_release(hub, l, (uint64_t)owner, force)
              : fl_release_as(l, (uint64_t)owner, force);
+    if (rc != 0)
+        return flpy_raise(rc, l);
+    Py_RETURN_NONE;
+}
+
+/* flpy_hub_release for a lease (AsyncSoftFileLease): FL_ELOST -- the claim
+ * was lost, the hold is released all the same -- is returned as its message
+ * instead of raised, as flpy_release_lease does; None otherwise. The GIL
+ * goes around the release for the same reason as there: it stops the
+ * heartbeat, whose compromise callback may be running and need the GIL. The
+ * hub is the loop thread's own, touched by no other thread meanwhile. */
+static PyObject *flpy_hub_release_lease(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
+                                        int force) {
+    fl_hub *hub = hub_cap == Py_None ? NULL : flpy_hub_get(hub_cap);
+    int rc;
+    if (!hub && hub_cap != Py_None)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = hub ? fl_hub_release(hub, l, (uint64_t)owner, force)
+             : fl_release_as(l, (uint64_t)owner, force);
+    Py_END_ALLOW_THREADS
+    if (rc == FL_ELOST)
+        return PyUnicode_DecodeFSDefault(fl_last_error());
     if (rc != 0)
         return flpy_raise(rc, l);
     Py_RETURN_NONE;

@@ -454,7 +454,11 @@ static hub_file *new_file(fl_hub *hub, const fl_lock *l, int kind) {
 
 static void unlink_waiter(fl_hub_waiter *w) {
     hub_file *f = w->file;
-    if (w->deadline <= f->earliest)
+    /* Only a waiter that had the earliest deadline makes it stale. Not one
+     * waiting forever when all do (+inf <= +inf): that rescanned the whole
+     * FIFO at every handoff (10,000 waiting tasks: 72k handoffs/s at 1,000
+     * fell to 30k/s). */
+    if (w->deadline <= f->earliest && !isinf(w->deadline))
         f->earliest_stale = 1;
     if (w->prev)
         w->prev->next = w->next;
@@ -940,7 +944,7 @@ static int dispatch_file(hub_file *f, double now) {
     if (f->head) {
         schedule(f, now, busy && !woke);
         if (busy && woke && f->kind == FL_KERNEL && now + FL__EVENT_RETRY < f->next_check)
-            f->next_check = now + FL__EVENT_RETRY; /* the close's unlock may come just after */
+            f->next_check = now + FL__EVENT_RETRY; /* see internal.h */
         if (busy && f->reap_poll > 0) {
             /* Reaped yet? Again soon, less and less often. */
             if (now + f->reap_poll < f->next_check)

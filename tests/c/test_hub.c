@@ -259,6 +259,103 @@ START_TEST(timeout_and_free_end_waits) {
 }
 END_TEST
 
+/* The earliest deadline of an entry is kept as waiters come and go (never
+ * rescanned for a waiter that waits forever leaving): after forever waiters
+ * and the earliest timed one leave, the next timed one still times out, and
+ * no later than its deadline allows. */
+START_TEST(deadlines_kept_as_waiters_leave) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, _i), *l[4];
+    fl_acquire_args fa = forever_args(), t1, t2;
+    fl_hub_waiter *w[4];
+    fl_hub *hub;
+    record r;
+    double t0;
+    int i;
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < 4; i++)
+        l[i] = new_local(p, _i);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    fl_acquire_args_init(&t1);
+    t1.set = FL_ARG_TIMEOUT;
+    t1.timeout = 60;
+    t2 = t1;
+    t2.timeout = 0.3;
+    ck_assert_int_eq(fl_hub_acquire(hub, l[0], 1, &fa, on_done, &r, &w[0]), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[1], 2, &t1, on_done, &r, &w[1]), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[2], 3, &fa, on_done, &r, &w[2]), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l[3], 4, &t2, on_done, &r, &w[3]), 0);
+    /* Forever waiters leave: nothing about the deadlines changes. */
+    ck_assert_int_eq(fl_hub_cancel(w[0]), 0);
+    ck_assert_int_eq(fl_hub_cancel(w[2]), 0);
+    t0 = fl_mono();
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_uint_eq(r.owner[0], 4);
+    ck_assert_int_eq(r.rc[0], FL_ETIMEOUT);
+    ck_assert(fl_mono() - t0 < 5); /* the 0.3 s one, not the 60 s one */
+    /* The earliest left (timed out): the 60 s one is next, not past. */
+    ck_assert(fl_hub_timeout(hub) > 0);
+    ck_assert_int_eq(fl_hub_cancel(w[1]), 0);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(r.n, 1);
+    fl_hub_free(hub);
+    for (i = 0; i < 4; i++)
+        fl_lock_free(l[i]);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The kernel queues a close's event before it removes the closing file's
+ * locks, so the attempt an event triggers can still find the lock held:
+ * then the entry is tried again soon, not after the re-check interval.
+ * Forced here: a close that releases nothing (another descriptor of the
+ * holder's) raises the event while the lock stays held. */
+START_TEST(event_that_finds_the_lock_held_is_retried_soon) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, FL_KERNEL), *a = new_local(p, FL_KERNEL);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    struct pollfd pf;
+    record r;
+    int fd, i;
+    if (!HAS_INOTIFY)
+        return;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, on_done, &r, &w), 0);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0); /* nothing pending yet */
+    ck_assert(fl_hub_timeout(hub) > 0.05);     /* the plain re-check interval */
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    close(fd); /* IN_CLOSE_NOWRITE, the lock still held */
+    pf.fd = fl_hub_fd(hub);
+    pf.events = POLLIN;
+    pf.revents = 0;
+    ck_assert_int_eq(poll(&pf, 1, 10000), 1);
+    ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert(fl_hub_timeout(hub) <= 0.002);
+    /* The retry that finds it still held backs off as before. */
+    for (i = 0; i < 100 && fl_hub_timeout(hub) <= 0.002; i++) {
+        usleep(2000);
+        ck_assert_int_eq(fl_hub_dispatch(hub), 0);
+    }
+    ck_assert(fl_hub_timeout(hub) > 0.002);
+    fl_release(holder, 0);
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_release_as(a, 1, 0), 0);
+    fl_hub_free(hub);
+    fl_lock_free(a);
+    fl_lock_free(holder);
+}
+END_TEST
+
 /* ---- a thousand waiters ------------------------------------------------- */
 
 #define NTASKS 1000
@@ -1044,9 +1141,11 @@ Suite *suite_hub(void) {
     tcase_add_loop_test(tc, first_come_first_served, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, cancel_passes_the_lock_on, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, timeout_and_free_end_waits, FL_KERNEL, FL_SOFT + 1);
+    tcase_add_loop_test(tc, deadlines_kept_as_waiters_leave, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, thousand_waiters_exclude_exactly, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_test(tc, release_without_close);
+    tcase_add_test(tc, event_that_finds_the_lock_held_is_retried_soon);
     tcase_add_test(tc, sync_threads_and_hub_tasks_exclude);
     tcase_add_test(tc, fork_child_makes_its_own_hub);
     tcase_add_loop_test(tc, callbacks_reenter_the_hub, FL_KERNEL, FL_SOFT + 1);

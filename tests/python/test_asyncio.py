@@ -700,18 +700,82 @@ def test_on_acquired_refusal_after_a_wait(lock_path: str) -> None:
     run(main())
 
 
-@pytest.mark.xfail(
-    sys.version_info < (3, 12),
-    strict=True,
-    reason="thread_local=True holds are per task here (per thread in the pure package): "
-    "Python 3.11's asyncio.wait_for() runs the acquire in an inner task, which then owns "
-    "the hold; the caller's release() releases nothing and the lock stays held until the "
-    "object goes (the pure package releases it). Open design question, see the attack-17 report.",
-)
 def test_thread_local_acquire_through_wait_for_is_released(lock_path: str) -> None:
+    """Python 3.11's asyncio.wait_for() runs the acquire in an inner task,
+    which owns the per-task hold and is done once the lock is won: the
+    caller takes the ended task's hold over, so it sees it and releases it
+    (the pure package's per-thread context does the same)."""
+
     async def main() -> None:
         lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
         await asyncio.wait_for(lock.acquire(), DEADLINE)
+        assert lock.is_locked and lock.lock_counter == 1
+        await lock.release()
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+        # And with recursion: the taken-over hold counts on.
+        await asyncio.wait_for(lock.acquire(), DEADLINE)
+        await lock.acquire()
+        assert lock.lock_counter == 2
+        await lock.release()
+        assert lock.is_locked and not other_process_can_take(lock_path)
+        await lock.release()
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_thread_local_hold_of_an_ended_task_is_taken_over(lock_path: str) -> None:
+    """A task made only to acquire ends holding the lock: the task that
+    uses the object next releases it, instead of the lock staying held by a
+    task nobody can release for."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+        await asyncio.create_task(lock.acquire())
+        assert not other_process_can_take(lock_path)
+
+        async def releaser() -> None:
+            assert lock.is_locked
+            await lock.release()
+
+        await asyncio.create_task(releaser())
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_thread_local_hold_of_a_running_task_is_not_taken_over(lock_path: str) -> None:
+    """Only an ended task's hold is taken over: another task still running
+    keeps its own, so a second task waits for it (exclusion between tasks)
+    and its release() releases nothing of the first's."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+        held, go = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            await lock.acquire()
+            held.set()
+            await go.wait()
+            assert lock.is_locked
+            await lock.release()
+
+        first = asyncio.create_task(holder())
+        await held.wait()
+        assert not lock.is_locked
+        await lock.release()  # not ours: nothing happens
+        assert not other_process_can_take(lock_path)
+        with pytest.raises(filelock.Timeout):
+            await lock.acquire(timeout=0.05)
+        second = asyncio.create_task(lock.acquire())
+        await asyncio.sleep(0.05)
+        assert not second.done()
+        go.set()
+        await first
+        await asyncio.wait_for(second, DEADLINE)
+        # second ended holding it: this task takes it over and releases.
         assert lock.is_locked
         await lock.release()
         assert other_process_can_take(lock_path)
@@ -755,6 +819,83 @@ def test_win_whose_callback_raises_is_given_back(lock_path: str) -> None:
     assert other_process_can_take(lock_path)
 
 
+def test_win_for_a_future_cancelled_in_the_same_turn_is_given_back(lock_path: str) -> None:
+    """The task is cancelled (its future with it) and, before it runs
+    again, the hub's dispatch wins the lock for it: the future cannot take
+    the result, so the win is given back, not left held."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        lock = AsyncFileLock(lock_path)
+        waiter = asyncio.create_task(lock.acquire())
+        await asyncio.sleep(0.05)
+        hub = fl_asyncio._hubs[loop]
+        holder.release()
+        # In one turn, with no await between: cancel, then dispatch.
+        waiter.cancel()
+        for _ in range(200):
+            hub.dispatch()
+            if hub_idle():
+                break
+            time.sleep(0.005)
+        assert hub_idle()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_interrupt_while_setting_the_result_gives_the_win_back(lock_path: str) -> None:
+    """An asynchronous exception raised while the win is handed to the
+    future (here its set_result raises KeyboardInterrupt) propagates out of
+    the dispatch, and the win goes back: nobody learnt of it."""
+
+    class Interrupted(asyncio.Future):  # type: ignore[type-arg]
+        def set_result(self, result: object) -> None:
+            raise KeyboardInterrupt
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder = FileLock(lock_path, thread_local=False)
+        holder.acquire()
+        lock = AsyncFileLock(lock_path)
+
+        def once() -> asyncio.Future:  # type: ignore[type-arg]
+            del loop.create_future  # only the wait's future
+            return Interrupted(loop=loop)
+
+        loop.create_future = once  # type: ignore[method-assign]
+        waiter = asyncio.create_task(lock.acquire())
+        for _ in range(10):
+            await asyncio.sleep(0)  # no future made here
+        assert "create_future" not in vars(loop) and not waiter.done()
+        hub = fl_asyncio._hubs[loop]
+        loop.remove_reader(hub.fd)  # dispatched below, by hand
+        holder.release()
+        raised = False
+        for _ in range(200):
+            try:
+                hub.dispatch()
+            except KeyboardInterrupt:
+                raised = True
+            if hub_idle():
+                break
+            time.sleep(0.005)
+        assert raised and hub_idle()
+        assert other_process_can_take(lock_path)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert not lock.is_locked
+        loop.add_reader(hub.fd, hub.dispatch)
+
+    run(main())
+
+
 def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
     """A writer waiting past the gate (holding it, so new readers wait) is
     cancelled: the gate goes too. And a writer whose win lands before the
@@ -792,7 +933,7 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
         await asyncio.sleep(0.05)
         assert loop in fl_asyncio._hubs and not w.done()
         await rw.release()
-        assert _core.flpy_lock_counter_as(rw._handle(), fl_asyncio._task_tokens[w]) == 1
+        assert _core.flpy_lock_counter_as(rw._handle(), fl_asyncio._task_tokens[id(w)][1]) == 1
         assert not w.done()
         w.cancel()
         with pytest.raises(asyncio.CancelledError):

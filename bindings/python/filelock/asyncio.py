@@ -29,7 +29,6 @@ import contextlib
 import itertools
 import os
 import sys
-import threading
 import weakref
 from concurrent import futures
 from types import TracebackType
@@ -45,6 +44,8 @@ from ._api import (
     PathLike,
 )
 from ._error import Timeout
+from . import _lease as _lease_mod
+from ._lease import LeaseCompromise, SoftFileLease
 
 # This process's id, kept current by a fork handler: os.getpid() is a system
 # call, and a handoff between two tasks would otherwise make several.
@@ -63,10 +64,20 @@ if hasattr(os, "register_at_fork"):
 
 # Each task gets a token of its own from a counter (never id(task), which a
 # later task may reuse while the first one's hold is still recorded). Outside
-# a task the owner is the calling thread (token 0).
-_task_tokens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+# a task the owner is the calling thread (token 0). The map is keyed by
+# id(task) and checked against a weak reference to the task: a
+# WeakKeyDictionary lookup makes a weak reference per call, twice per
+# handoff. Only the task's own thread assigns its token; the entry goes
+# with the task (its weak reference's callback runs before the id can be
+# reused).
+_task_tokens: dict[int, tuple[weakref.ref[asyncio.Task[Any]], int]] = {}
 _next_token = itertools.count(1)
-_token_mutex = threading.Lock()
+
+
+def _forget_task(key: int, ref: weakref.ref[Any]) -> None:
+    entry = _task_tokens.get(key)
+    if entry is not None and entry[0] is ref:
+        del _task_tokens[key]
 
 
 def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
@@ -77,11 +88,57 @@ def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
         return 0
     if task is None:
         return 0
-    token = _task_tokens.get(task)
-    if token is None:
-        with _token_mutex:
-            token = _task_tokens.setdefault(task, next(_next_token))
+    key = id(task)
+    entry = _task_tokens.get(key)
+    if entry is not None and entry[0]() is task:
+        return entry[1]
+    token = next(_next_token)
+    _task_tokens[key] = (weakref.ref(task, lambda ref, key=key: _forget_task(key, ref)), token)
     return token
+
+
+# A thread-local lock's holds are per task, and a task may end while holding
+# one that its caller is meant to release: Python 3.11's asyncio.wait_for()
+# runs `lock.acquire()` in an inner task that is done once the lock is won,
+# and so is a task made only to acquire (`await create_task(lock.acquire())`).
+# Nobody could release such a hold (the pure package's thread_local context is
+# per thread, so its caller does). So each thread-local lock object records
+# which task holds it under which token, and a task that holds nothing of it
+# itself takes over the hold of a task that has ended: it acts under that
+# token from then on. A hold of a task still running is never taken over (the
+# task-scoped deadlock check and exclusion between tasks stay).
+def _acting_owner(h: Any, holders: dict | None, loop: asyncio.AbstractEventLoop | None = None) -> int:
+    """The owner token the current task acts under for the lock handle *h*:
+    its own, or the token of an ended task's hold that it takes over."""
+    token = _owner(loop)
+    if not holders or token == 0 or token in holders:
+        return token
+    task = asyncio.current_task(loop)
+    for held, ref in list(holders.items()):
+        other = ref()
+        if other is task:
+            return held
+        if other is None or other.done():
+            if _core.flpy_lock_counter_as(h, held) > 0:
+                if _core.flpy_lock_counter_as(h, token) > 0:
+                    return token  # this task holds it itself: its own hold first
+                holders[held] = weakref.ref(task)  # type: ignore[arg-type]
+                return held
+            del holders[held]  # released meanwhile (force, close)
+    return token
+
+
+def _note_holder(h: Any, holders: dict | None, owner: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Records (or forgets, once released) the current task's hold under *owner*."""
+    if holders is None or owner == 0:
+        return
+    if _core.flpy_lock_counter_as(h, owner) > 0:
+        if owner not in holders:
+            task = asyncio.current_task(loop)
+            if task is not None:
+                holders[owner] = weakref.ref(task)
+    else:
+        holders.pop(owner, None)
 
 
 # ---- one hub per event loop ------------------------------------------------
@@ -109,11 +166,15 @@ class _LoopHub:
 
     def dispatch(self) -> None:
         try:
-            # Raises what a completion callback raised (KeyboardInterrupt
-            # from a signal handler): the win it reported went back.
-            _core.flpy_hub_dispatch(self.hub)
-        finally:
+            # One call into the core per wake-up: the dispatch, then the
+            # next re-check. Raises what a completion callback raised
+            # (KeyboardInterrupt from a signal handler): the win it reported
+            # went back.
+            t = _core.flpy_hub_run(self.hub)
+        except BaseException:
             self.rearm()
+            raise
+        self._arm(t)
 
     def _on_timer(self) -> None:
         self.timer = None
@@ -125,7 +186,10 @@ class _LoopHub:
         and when idle if asked: not after every wait, because closing an
         inotify instance waits for the kernel's SRCU grace period
         (milliseconds, measured: wake-up median 0.4 ms -> 6.7 ms)."""
-        t = _core.flpy_hub_timeout(self.hub)
+        self._arm(_core.flpy_hub_timeout(self.hub), retire_if_idle)
+
+    def _arm(self, t: float, retire_if_idle: bool = False) -> None:
+        # rearm() for the hub's next re-check *t* seconds from now (-1: none).
         loop = self._loop()
         closed = loop is None or loop.is_closed()
         if t < 0 or closed:
@@ -159,11 +223,29 @@ class _LoopHub:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopHub] = weakref.WeakKeyDictionary()
+# The hub looked up last, weakly (it must go with its loop): a loop's waits
+# and releases come in runs, and each WeakKeyDictionary lookup makes a weak
+# reference to the loop.
+_last_hub: weakref.ref[_LoopHub] | None = None
+
+
+def _loop_hub(loop: asyncio.AbstractEventLoop) -> _LoopHub | None:
+    """The loop's usable hub, or None (none yet, retired, or the parent's
+    after a fork)."""
+    global _last_hub
+    hub = _last_hub() if _last_hub is not None else None
+    if hub is not None and hub._loop() is loop and not hub.retired and hub.pid == _pid:
+        return hub
+    hub = _hubs.get(loop)
+    if hub is None or hub.pid != _pid or hub.retired:
+        return None
+    _last_hub = weakref.ref(hub)
+    return hub
 
 
 def _hub_for(loop: asyncio.AbstractEventLoop) -> _LoopHub:
-    hub = _hubs.get(loop)
-    if hub is None or hub.pid != _pid or hub.retired:
+    hub = _loop_hub(loop)
+    if hub is None:
         # The hubs of loops closed since (their timers never run again, and
         # a closed loop object may be kept for long) go before a new one is
         # made: at most one closed loop's hub lingers.
@@ -197,6 +279,7 @@ async def _wait(
     poll_interval: float | None,
     cancel_check: Callable[[], bool] | None,
     default_poll: float,
+    holders: dict | None = None,
 ) -> None:
     """Acquires the core handle *h* for the current task through the loop's
     hub: at once when free, else parked on a future that the hub's dispatch
@@ -204,15 +287,16 @@ async def _wait(
     if _api._is_debug(_api._DEBUG) is not _api._log_on:
         _api._sync_logging()
     loop = _the_loop(bound)
-    owner = _owner(loop)
-    hub = _hubs.get(loop)
-    fresh = hub is None or hub.pid != _pid
+    owner = _acting_owner(h, holders, loop)
+    hub = _loop_hub(loop)
+    fresh = hub is None
     if fresh:
         # No wait of this loop can be queued: try before making its hub
         # (an uncontended lock never needs one).
         if blocking is False or timeout is not None and float(timeout) == 0:
             pass  # the hub's one attempt raises Timeout with the message
         elif _core.flpy_try_acquire_as(h, owner, shared):
+            _note_holder(h, holders, owner, loop)
             return
         hub = _hub_for(loop)
     fut: asyncio.Future[None] = loop.create_future()
@@ -241,7 +325,10 @@ async def _wait(
                 _core.flpy_hub_release(hub.hub, h, owner, False)
 
     try:
-        wait = _core.flpy_hub_acquire(
+        # A win sets the future's result from C (no Python call on the
+        # wake-up path); *done* gets the failures and a win the future
+        # cannot take.
+        wait = _core.flpy_hub_acquire_fut(
             hub.hub,
             h,
             owner,
@@ -250,6 +337,7 @@ async def _wait(
             None if blocking is None else bool(blocking),
             None if poll_interval is None else float(poll_interval),
             done,
+            fut,
         )
     except BaseException:
         # Failed at once (Timeout of a single try, deadlock): a hub made for
@@ -258,6 +346,7 @@ async def _wait(
         raise
     if wait is None:
         hub.rearm(retire_if_idle=fresh)  # won at once
+        _note_holder(h, holders, owner, loop)
         return
     hub.rearm()
     try:
@@ -287,24 +376,32 @@ async def _wait(
             with contextlib.suppress(RuntimeError):
                 fut.cancel()
         raise
+    _note_holder(h, holders, owner, loop)
 
 
-def _release_now(h: Any, force: bool) -> None:
+def _release_now(h: Any, force: bool, holders: dict | None = None, lease: bool = False) -> str | None:
     """Releases the current task's hold of *h* and hands the lock to the
     loop's next waiter at once (its future is resolved; the task runs at
     the loop's next turn) instead of after a timer or the file system's
-    event. Awaits nothing, so it completes under cancellation too."""
+    event. Awaits nothing, so it completes under cancellation too. For a
+    *lease*, returns the core's message when the claim had been lost (the
+    hold is released all the same), else None."""
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
-    hub = _hubs.get(loop) if loop is not None else None
-    if hub is not None and hub.pid != _pid:
-        hub = None
-    owner = _owner(loop) if loop is not None else 0
-    _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
+    hub = _loop_hub(loop) if loop is not None else None
+    owner = _acting_owner(h, holders, loop) if loop is not None else 0
+    lost = None
+    if lease:
+        lost = _core.flpy_hub_release_lease(None if hub is None else hub.hub, h, owner, bool(force))
+    else:
+        _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
+    if holders:
+        _note_holder(h, holders, owner, loop)
     if hub is not None:
         hub.dispatch()
+    return lost
 
 
 # ---- the lock classes --------------------------------------------------------
@@ -372,7 +469,10 @@ class BaseAsyncFileLock(BaseFileLock):
         :param mode: permission bits for a new lock file (default: umask and ACLs decide)
         :param thread_local: False (default): one lock state for every task (a
             second task acquiring through the same object re-enters it, as with
-            threads); True: each task holds it on its own. Not with
+            threads); True: each task holds it on its own, and a task that
+            ended holding it (the inner task of Python 3.11's
+            ``asyncio.wait_for(lock.acquire())``) leaves its hold to the next
+            task that uses the object, which can then release it. Not with
             *run_in_executor* (ValueError, as in the pure-Python package)
         :param blocking: default for :meth:`acquire`; False tries once
         :param is_singleton: one object per lock file path
@@ -412,6 +512,9 @@ class BaseAsyncFileLock(BaseFileLock):
         self._run_in_executor = bool(run_in_executor)
         self._executor = executor
         self._creator_pid = _pid
+        # thread_local: which task holds it under which owner token (see
+        # _acting_owner); None when the hold is shared by every task.
+        self._holders: dict[int, weakref.ref[asyncio.Task[Any]]] | None = {} if thread_local else None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # BaseFileLock swaps __enter__/__exit__ for subclasses overriding
@@ -444,12 +547,12 @@ class BaseAsyncFileLock(BaseFileLock):
     @property
     def is_locked(self) -> bool:
         """Whether the current task holds the lock (any task when not thread-local)."""
-        return _core.flpy_lock_counter_as(self._h, _owner()) > 0
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders)) > 0
 
     @property
     def lock_counter(self) -> int:
         """How many times the current task holds the lock (recursion)."""
-        return _core.flpy_lock_counter_as(self._h, _owner())
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders))
 
     # -- acquire and release ---------------------------------------------------
 
@@ -486,7 +589,7 @@ class BaseAsyncFileLock(BaseFileLock):
         self._check_platform()
         await _wait(
             self._h, self.lock_file, self._loop, 0, timeout, blocking, poll_interval, cancel_check,
-            self.poll_interval,
+            self.poll_interval, self._holders,
         )
         return AsyncAcquireReturnProxy(lock=self)
 
@@ -499,7 +602,7 @@ class BaseAsyncFileLock(BaseFileLock):
         """
         if self._creator_pid != _pid:
             return
-        _release_now(self._h, force)
+        _release_now(self._h, force, self._holders)
 
     def __enter__(self) -> BaseFileLock:
         """Plain ``with`` is not supported: use ``async with``."""
@@ -541,6 +644,141 @@ class AsyncSoftFileLock(BaseAsyncFileLock):
     blocking the loop; its deletion wakes the waiters."""
 
     _fl_kind = _api._SOFT
+
+
+class _AsyncLeaseBase(BaseAsyncFileLock):
+    """Takes the constructor call SoftFileLease.__init__ passes on (the sync
+    lock's arguments) and adds the asynchronous options the outer
+    constructor kept aside, so AsyncSoftFileLease reuses SoftFileLease's
+    constructor as it is."""
+
+    _fl_async_kwargs: dict[str, Any]
+
+    def __init__(self, lock_file: PathLike, timeout: float, mode: int, thread_local: bool, **kwargs: Any) -> None:
+        kwargs.update(self.__dict__.pop("_fl_async_kwargs", {}))
+        BaseAsyncFileLock.__init__(self, lock_file, timeout, mode, thread_local, **kwargs)
+
+
+class AsyncSoftFileLease(SoftFileLease, _AsyncLeaseBase):
+    """
+    :class:`~filelock.SoftFileLease` for asyncio: a soft lock whose claim
+    expires (refreshed by a thread of the library while held, taken over by
+    any contender once ``lease_duration`` seconds old), acquired without
+    blocking the loop -- the marker's deletion wakes the waiters through the
+    loop's wait hub. ``await acquire()``, ``await release()``, ``async
+    with``; :attr:`token`, :attr:`compromise` and ``on_compromise`` (called
+    on a library thread, as for the sync lease) as for SoftFileLease. A
+    release of a lost claim records it in :attr:`compromise` and does not
+    raise. The pure package's constructor: the async locks' options plus
+    ``lease_duration``, ``heartbeat_interval`` and ``on_compromise``.
+    """
+
+    def __init__(
+        self,
+        lock_file: PathLike,
+        timeout: float = -1,
+        mode: int = _UNSET_FILE_MODE,
+        thread_local: bool = False,
+        *,
+        blocking: bool = True,
+        is_singleton: bool = False,
+        poll_interval: float = 0.05,
+        lifetime: float | None = None,
+        context_error_policy: ContextErrorPolicy = "chain",
+        close_error_policy: CloseErrorPolicy = "default",
+        fallback_to_soft: bool = True,
+        preserve_lock_file: bool = False,
+        on_acquired: Callable[[int], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        run_in_executor: bool = True,
+        executor: futures.Executor | None = None,
+        lease_duration: float = 30.0,
+        heartbeat_interval: float | None = None,
+        on_compromise: Callable[[LeaseCompromise], None] | None = None,
+    ) -> None:
+        """
+        Create an asynchronous lease; nothing is opened until the first acquire.
+
+        :param lease_duration: seconds of marker staleness after which a contender may take the
+            claim; every contender for the path must pass the same value
+        :param heartbeat_interval: seconds between refreshes; default a third of
+            ``lease_duration``; must be below it
+        :param on_compromise: called from a library thread with a
+            :class:`~filelock.LeaseCompromise` when the claim is lost
+
+        The other parameters are :class:`BaseAsyncFileLock`'s (``lifetime`` is
+        ignored with a warning: ``lease_duration`` sets the expiry).
+        """
+        if thread_local and run_in_executor:
+            msg = "run_in_executor is not supported when thread_local is True"
+            raise ValueError(msg)
+        self._fl_async_kwargs = {
+            "context_error_policy": context_error_policy,
+            "close_error_policy": close_error_policy,
+            "fallback_to_soft": fallback_to_soft,
+            "preserve_lock_file": preserve_lock_file,
+            "on_acquired": on_acquired,
+            "loop": loop,
+            "run_in_executor": run_in_executor,
+            "executor": executor,
+        }
+        SoftFileLease.__init__(
+            self,
+            lock_file,
+            timeout,
+            mode,
+            thread_local,
+            blocking=blocking,
+            is_singleton=is_singleton,
+            poll_interval=poll_interval,
+            lifetime=lifetime,
+            lease_duration=lease_duration,
+            heartbeat_interval=heartbeat_interval,
+            on_compromise=on_compromise,
+        )
+
+    async def acquire(  # type: ignore[override]
+        self,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        *,
+        blocking: bool | None = None,
+        cancel_check: Callable[[], bool] | None = None,
+    ) -> AsyncAcquireReturnProxy:
+        """As :meth:`BaseAsyncFileLock.acquire`; a first hold starts a new
+        claim (:attr:`token`; :attr:`compromise` reset)."""
+        if not self._watching:
+            _lease_mod._watchers.setdefault(_core.fl_lock_id(self._h), weakref.WeakSet()).add(self)
+            _core.flpy_set_compromise(self._h)
+            self._watching = True
+        first = not self.is_locked
+        if first:
+            # Before winning: a loss the heartbeat reports before this
+            # returns is kept (as SoftFileLease.acquire does).
+            self._compromise = None
+            self._token = None
+        proxy = await BaseAsyncFileLock.acquire(
+            self, timeout, poll_interval, blocking=blocking, cancel_check=cancel_check
+        )
+        if first:
+            self._token = self._read_token()
+        return proxy
+
+    async def release(self, force: bool = False) -> None:  # type: ignore[override]
+        """Release one level (all with *force*); a claim lost meanwhile is
+        recorded in :attr:`compromise`, never raised. Completes under
+        cancellation (nothing is awaited)."""
+        if self._creator_pid != _pid:
+            return
+        lost = _release_now(self._h, force, self._holders, lease=True)
+        if lost is not None:
+            reason = next(
+                (r for r in ("marker-missing", "owner-changed", "refresh-failed") if f"({r}" in lost),
+                "owner-changed",
+            )
+            self._record(reason, None)
+        if not self.is_locked:
+            self._token = None
 
 
 class AsyncWindowsFileLock(BaseAsyncFileLock):
@@ -703,6 +941,7 @@ __all__ = [
     "AsyncAcquireReturnProxy",
     "AsyncReadWriteLock",
     "AsyncFileLock",
+    "AsyncSoftFileLease",
     "AsyncSoftFileLock",
     "AsyncUnixFileLock",
     "AsyncWindowsFileLock",
