@@ -52,6 +52,25 @@ WIDTH = 21
 DEADLINE = 60.0  # every wait: a stuck one fails, never hangs
 
 
+
+def has_inotify(fd: int) -> int:
+    """1 if the hub's descriptor is an inotify instance or an epoll set
+    holding one (Linux: /proc/self/fdinfo lists an epoll set's targets)."""
+    if fd < 0:
+        return 0
+    def kind(n: int) -> str:
+        try:
+            return os.readlink("/proc/self/fd/%d" % n)
+        except OSError:
+            return ""
+    if kind(fd) == "anon_inode:inotify":
+        return 1
+    with open("/proc/self/fdinfo/%d" % fd) as info:
+        for line in info:
+            if line.startswith("tfd:") and kind(int(line.split()[1])) == "anon_inode:inotify":
+                return 1
+    return 0
+
 def say(line):
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -124,7 +143,7 @@ def hold(lock, counter, log, kind, tasks, threads, per_thread):
                                          shared if i % 2 else None, 0.3)
                                for i in range(tasks)))
         hub = fl_asyncio._hubs.get(asyncio.get_running_loop())
-        say("hub-fd %d" % (hub.fd if hub else -2))
+        say("hub-fd %d inotify %d" % (hub.fd if hub else -2, has_inotify(hub.fd if hub else -1)))
 
     asyncio.run(main())
     for t in ts:
