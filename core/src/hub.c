@@ -668,8 +668,8 @@ static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int fore
     return rc;
 }
 
-/* A read/write waiter that passed the gate lets it go (won, failed or
- * cancelled alike), keeping the thread's error for its callback. */
+/* Lets go of the writers' gate owner passed for l, keeping the thread's
+ * error (a callback or the caller reports the wait's own). */
 static void release_gate(fl_lock *l, uint64_t owner) {
     fl__error_state saved;
     fl__error_save(&saved);
@@ -677,6 +677,8 @@ static void release_gate(fl_lock *l, uint64_t owner) {
     fl__error_restore(&saved);
 }
 
+/* A read/write waiter that passed the gate lets it go (won, failed,
+ * cancelled or yielding alike). */
 static void drop_gate(fl_hub_waiter *w) {
     if (w->phase == 1) {
         release_gate(w->lock, w->owner);
@@ -727,8 +729,8 @@ static void append_waiter(hub_file *f, fl_hub_waiter *w) {
 /* A waiter through the gate whose handle another thread is acquiring
  * (thread_acquiring()) gives the gate back and waits for it again, first
  * in line (it came before the gate's other waiters: a reader that came
- * later must not pass it), not tried again in this round. 0, or FL_ENOMEM
- * with the waiter where it was. */
+ * later must not pass it; it stands aside there while that thread
+ * acquires). 0, or FL_ENOMEM with the waiter where it was. */
 static int yield_gate(fl_hub_waiter *w) {
     fl_hub *hub = w->file->hub;
     hub_file *g = entry_for(hub, w->lock->gate, FL_KERNEL);
@@ -736,7 +738,7 @@ static int yield_gate(fl_hub_waiter *w) {
         return fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", w->lock->path);
     drop_gate(w);
     unlink_waiter(w);
-    w->seq = hub->seq;
+    w->seq = 0;
     append_waiter(g, w);
     if (g->head != w) {
         g->tail = w->prev;
