@@ -952,7 +952,12 @@ FL_EXTERN double fl_hub_timeout(fl_hub *hub);
  * read/write lock (fl_options.read_write) waits as fl_acquire_shared() and
  * fl_acquire_ex() do: for the writers' gate first, then, holding the gate
  * (so that a waiting writer holds new readers back), for the lock itself;
- * the gate is let go when the wait ends, whichever way.
+ * the gate is let go when the wait ends, whichever way. While another
+ * thread is acquiring the same handle (fl_options.thread_local off), the
+ * wait keeps no gate (that thread would wait for it, and the wait for that
+ * thread): it gives the gate back and waits for it again, first in line,
+ * and joins that thread's hold once won (::FL_ELOCKMODE if that hold is of
+ * the other mode, as for a thread).
  *
  * A win of a kernel lock runs fl_options.on_acquired, as the blocking calls
  * do (inside fl_hub_acquire() or fl_hub_dispatch(), on the loop's thread); a

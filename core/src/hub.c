@@ -146,6 +146,26 @@ struct fl_hub {
 #endif
 };
 
+/* 1 if another thread of this process is acquiring l, a handle the
+ * threads share (thread_local off, as an AsyncFileLock by default): the
+ * hub's attempt on l can only say busy until that thread is done, and joins
+ * its hold then. Whatever the hub keeps meanwhile stands in that thread's
+ * way: on Windows a request queued or granted to a kernel entry's probe
+ * (that thread's own kernel wait queues behind the probe's grant, which
+ * only the hub's attempt can collect), for a read/write lock the writers'
+ * gate a waiter passed (that thread waits for it). Such a waiter keeps
+ * neither (yield_gate(), stand_aside()) and re-checks on its timer or at
+ * the gate's release. */
+static int thread_acquiring(fl_lock *l) {
+    int v;
+    if (l->thread_local)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    v = l->acquiring;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}
+
 static int forked_error(const char *fn) {
     return fl__error(FL_ECANCELED, ECANCELED,
                      "%s: this wait hub belongs to the parent process (the process forked); "
@@ -227,23 +247,6 @@ static void disarm(hub_file *f) {
         f->wait = NULL;
     }
     f->wd = -1;
-}
-
-/* 1 if another thread of this process is acquiring l, a handle the
- * threads share (thread_local off, as an AsyncFileLock by default): the
- * hub's attempt on l can only say busy until that thread is done, and joins
- * its hold then. A request queued or granted to the probe meanwhile would
- * stand in that thread's way: its own kernel wait queues behind the probe's
- * grant, which only the hub's attempt can collect. Such an entry keeps no
- * request and re-checks on its timer. */
-static int thread_acquiring(fl_lock *l) {
-    int v;
-    if (l->thread_local)
-        return 0;
-    pthread_mutex_lock(&l->mu);
-    v = l->acquiring;
-    pthread_mutex_unlock(&l->mu);
-    return v;
 }
 
 /* Made not inheritable from the start: a process another thread starts
@@ -669,14 +672,20 @@ static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int fore
     return rc;
 }
 
-/* A read/write waiter that passed the gate lets it go (won, failed or
- * cancelled alike), keeping the thread's error for its callback. */
+/* Lets go of the writers' gate owner passed for l, keeping the thread's
+ * error (a callback or the caller reports the wait's own). */
+static void release_gate(fl_lock *l, uint64_t owner) {
+    fl__error_state saved;
+    fl__error_save(&saved);
+    (void)fl_release_as(l->gate, owner, 1);
+    fl__error_restore(&saved);
+}
+
+/* A read/write waiter that passed the gate lets it go (won, failed,
+ * cancelled or yielding alike). */
 static void drop_gate(fl_hub_waiter *w) {
     if (w->phase == 1) {
-        fl__error_state saved;
-        fl__error_save(&saved);
-        (void)fl_release_as(w->lock->gate, w->owner, 1);
-        fl__error_restore(&saved);
+        release_gate(w->lock, w->owner);
         w->phase = 0;
     }
 }
@@ -719,6 +728,45 @@ static void append_waiter(hub_file *f, fl_hub_waiter *w) {
     now = fl__now();
     if (!f->head->next || now + base_interval(f) < f->next_check)
         schedule(f, now, 0);
+}
+
+/* A waiter through the gate whose handle another thread is acquiring
+ * (thread_acquiring()) gives the gate back and waits for it again, first
+ * in line (it came before the gate's other waiters: a reader that came
+ * later must not pass it; it stands aside there while that thread
+ * acquires). 0, or FL_ENOMEM with the waiter where it was. */
+static int yield_gate(fl_hub_waiter *w) {
+    fl_hub *hub = w->file->hub;
+    hub_file *g = entry_for(hub, w->lock->gate, FL_KERNEL);
+    if (!g)
+        return fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", w->lock->path);
+    drop_gate(w);
+    unlink_waiter(w);
+    w->seq = 0;
+    append_waiter(g, w);
+    if (g->head != w) {
+        g->tail = w->prev;
+        g->tail->next = NULL;
+        w->prev = NULL;
+        w->next = g->head;
+        g->head->prev = w;
+        g->head = w;
+    }
+    g->dirty = 1; /* Windows: a grant of the gate may await its probe (stand_aside) */
+    return 0;
+}
+
+/* The gate entry f's first waiter stands aside while another thread
+ * acquires its handle (thread_acquiring()): on Windows the probe's request
+ * for the gate goes, a grant given back, or that thread's wait for the
+ * gate would queue behind it. */
+static void stand_aside(hub_file *f) {
+#ifdef _WIN32
+    disarm(f);
+    fl__os_hub_withdraw(&f->probe);
+#else
+    (void)f;
+#endif
 }
 
 /* The first attempts of a new acquire on entry f for lock t (the lock, or
@@ -782,8 +830,18 @@ int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_arg
             goto fail;
         }
         rc = first_attempts(f, l, owner, a.shared, a.deadline, phase ? FL__PROBE_NOGATE : 0);
-        if (rc != FL__BUSY)
+        if (rc == FL__BUSY && phase == 1 && thread_acquiring(l)) {
+            /* That thread waits for the gate: give it back, wait for it. */
+            f = entry_for(hub, l->gate, FL_KERNEL);
+            if (!f) {
+                rc = fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", l->path);
+                goto fail;
+            }
+            release_gate(l, owner);
+            phase = 0;
+        } else if (rc != FL__BUSY) {
             goto fail; /* won (rc 0) or failed: either way the gate goes */
+        }
     }
     if (a.deadline <= fl__now()) {
         rc = timeout_error(l);
@@ -807,12 +865,8 @@ int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_arg
     *waiter = w;
     return 0;
 fail:
-    if (phase == 1) {
-        fl__error_state saved;
-        fl__error_save(&saved);
-        (void)fl_release_as(l->gate, owner, 1);
-        fl__error_restore(&saved);
-    }
+    if (phase == 1)
+        release_gate(l, owner);
     reap(hub);
     return rc;
 }
@@ -900,9 +954,21 @@ static int dispatch_file(hub_file *f, double now) {
         f->probe.recheck_at = 0; /* an exited holder: judge its marker now */
     while ((w = f->head) != NULL && w->seq != f->hub->seq) {
         int forever = isinf(w->deadline) && w->deadline > 0;
-        int gate = w->lock->gate && w->phase == 0;
-        int rc = attempt(f, gate ? w->lock->gate : w->lock, w->owner, w->shared, forever, 1,
-                         w->phase == 1 ? FL__PROBE_NOGATE : 0);
+        int gate = w->lock->gate && w->phase == 0, rc;
+        if (gate && thread_acquiring(w->lock)) {
+            stand_aside(f); /* the gate is that thread's first */
+            busy = 1;
+            break;
+        }
+        rc = attempt(f, gate ? w->lock->gate : w->lock, w->owner, w->shared, forever, 1,
+                     w->phase == 1 ? FL__PROBE_NOGATE : 0);
+        if (rc == FL__BUSY && w->phase == 1 && thread_acquiring(w->lock)) {
+            if ((rc = yield_gate(w)) != 0) {
+                completed++;
+                complete(w, rc);
+            }
+            continue;
+        }
         if (rc == FL__BUSY) {
             busy = 1;
             break;

@@ -919,6 +919,180 @@ START_TEST(cancelled_writer_opens_the_gate) {
 }
 END_TEST
 
+/* One read/write handle shared by the threads (thread_local off), as an
+ * AsyncFileLock's: a hub writer passed the writers' gate and waits for the
+ * lock (another handle holds it); a thread then asks the same handle for
+ * the write lock and waits for the gate. The hub's attempt on the handle
+ * can only say busy while that thread leads the handle's attempt, so a hub
+ * waiter that kept the gate would wait for the thread and the thread for
+ * it, until the thread's timeout (forever with -1). The hub must give the
+ * gate back and join the thread's hold once it is won, keeping its place
+ * ahead of a reader that came after it (no writer starvation), and no
+ * reader gets in while they hold the lock (read/write locks are kernel
+ * locks). */
+typedef struct shared_writer {
+    fl_lock *l;
+    int rc;
+} shared_writer;
+
+static void *blocking_writer(void *arg) {
+    shared_writer *s = arg;
+    s->rc = fl_acquire_ex(s->l, 5, 1, 0.05);
+    return NULL;
+}
+
+static int handle_acquiring(fl_lock *l) {
+    int v;
+    pthread_mutex_lock(&l->mu);
+    v = l->acquiring;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}
+
+START_TEST(rw_hub_writer_and_thread_of_the_same_handle) {
+    const char *p = P("rs.lock");
+    fl_lock *holder, *reader, *l;
+    fl_options o = FL_OPTIONS_INIT;
+    fl_acquire_args ex = mode_args(0), sh = mode_args(1);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    shared_writer s;
+    pthread_t t;
+    record r;
+    double end;
+    memset(&r, 0, sizeof r);
+    memset(&s, 0, sizeof s);
+    o.read_write = 1;
+    ck_assert_int_eq(fl_lock_new(&holder, p, &o), 0);
+    ck_assert_int_eq(fl_lock_new(&reader, p, &o), 0);
+    o.thread_local = 0;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, holder, 1, &ex, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 2, &ex, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w); /* through the gate, waiting for the lock */
+    /* A reader of another handle, after it. */
+    ck_assert_int_eq(fl_hub_acquire(hub, reader, 3, &sh, on_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    s.l = l;
+    ck_assert_int_eq(pthread_create(&t, NULL, blocking_writer, &s), 0);
+    /* The thread leads the handle's attempt: from here it can only go
+     * through the gate the hub's writer holds. */
+    end = fl_mono() + 10;
+    while (!handle_acquiring(l) && fl_mono() < end)
+        usleep(1000);
+    ck_assert_int_eq(handle_acquiring(l), 1);
+    ck_assert_int_eq(fl_hub_release(hub, holder, 1, 0), 0);
+    drive(hub, &r.n, 1, 10);
+    fl_join(t, 30);
+    ck_assert_msg(s.rc == 0, "the thread of the same handle did not win: %s", fl_err_name(s.rc));
+    ck_assert_int_eq(r.n, 1);
+    ck_assert(r.owner[0] == 2 && r.rc[0] == 0); /* the writer joined the thread's hold */
+    ck_assert_int_eq(fl_lock_counter_as(l, 2), 2);
+    drive(hub, &r.n, 2, 0.3);
+    ck_assert_int_eq(r.n, 1); /* the reader waits: the writers hold the lock */
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    drive(hub, &r.n, 2, 0.3);
+    ck_assert_int_eq(r.n, 1); /* the hub's writer still holds it */
+    ck_assert_int_eq(fl_hub_release(hub, l, 2, 0), 0);
+    drive(hub, &r.n, 2, 10);
+    ck_assert_int_eq(r.n, 2);
+    ck_assert(r.owner[1] == 3 && r.rc[1] == 0);
+    ck_assert_int_eq(fl_hub_release(hub, reader, 3, 0), 0);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0); /* nothing left, gate included */
+    fl_hub_free(hub);
+    fl_lock_free(l);
+    fl_lock_free(reader);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* The other interleavings of a hub waiter and a thread of the same shared
+ * handle (see above), each ending without a hang:
+ * 0: a hub reader passed the gate (shared) and waits for the lock; the
+ *    thread asks for the write lock and waits for the gate. The reader
+ *    gives the gate back; the thread wins; the reader, joining a hold of
+ *    the other mode, fails with FL_ELOCKMODE as a thread would.
+ * 1: a hub writer waits for the gate behind a hub writer of another handle
+ *    when the thread starts acquiring: it stands aside while the thread
+ *    acquires (the thread goes through the gate first), then joins its
+ *    hold; the other handle's writer came first and wins first. */
+START_TEST(rw_hub_waiters_and_thread_of_the_same_handle) {
+    const char *p = P("rt.lock");
+    fl_lock *holder, *other, *l;
+    fl_options o = FL_OPTIONS_INIT;
+    fl_acquire_args ex = mode_args(0), sh = mode_args(1);
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    shared_writer s;
+    pthread_t t;
+    record r;
+    double end;
+    memset(&r, 0, sizeof r);
+    memset(&s, 0, sizeof s);
+    o.read_write = 1;
+    ck_assert_int_eq(fl_lock_new(&holder, p, &o), 0);
+    ck_assert_int_eq(fl_lock_new(&other, p, &o), 0);
+    o.thread_local = 0;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    if (_i == 0) {
+        ck_assert_int_eq(fl_hub_acquire(hub, holder, 1, &ex, on_done, &r, &w), 0);
+        ck_assert_ptr_null(w);
+        ck_assert_int_eq(fl_hub_acquire(hub, l, 2, &sh, on_done, &r, &w), 0);
+        ck_assert_ptr_nonnull(w); /* through the gate (shared), waiting for the lock */
+    } else {
+        ck_assert_int_eq(fl_hub_acquire(hub, holder, 3, &sh, on_done, &r, &w), 0);
+        ck_assert_ptr_null(w);
+        ck_assert_int_eq(fl_hub_acquire(hub, other, 1, &ex, on_done, &r, &w), 0);
+        ck_assert_ptr_nonnull(w); /* through the gate, waiting for the lock */
+        ck_assert_int_eq(fl_hub_acquire(hub, l, 2, &ex, on_done, &r, &w), 0);
+        ck_assert_ptr_nonnull(w); /* waiting for the gate */
+    }
+    s.l = l;
+    ck_assert_int_eq(pthread_create(&t, NULL, blocking_writer, &s), 0);
+    end = fl_mono() + 10;
+    while (!handle_acquiring(l) && fl_mono() < end)
+        usleep(1000);
+    ck_assert_int_eq(handle_acquiring(l), 1);
+    if (_i == 0) {
+        ck_assert_int_eq(fl_hub_release(hub, holder, 1, 0), 0);
+        drive(hub, &r.n, 1, 10);
+        fl_join(t, 30);
+        ck_assert_msg(s.rc == 0, "the thread did not win: %s", fl_err_name(s.rc));
+        ck_assert_int_eq(r.n, 1);
+        ck_assert(r.owner[0] == 2 && r.rc[0] == FL_ELOCKMODE);
+        ck_assert_int_eq(fl_lock_counter_as(l, 2), 1); /* the thread's hold alone */
+    } else {
+        ck_assert_int_eq(fl_hub_release(hub, holder, 3, 0), 0);
+        drive(hub, &r.n, 1, 10);
+        ck_assert_int_eq(r.n, 1);
+        ck_assert(r.owner[0] == 1 && r.rc[0] == 0); /* the writer that came first */
+        drive(hub, &r.n, 2, 0.3);
+        ck_assert_int_eq(r.n, 1); /* nobody beside it */
+        ck_assert_int_eq(fl_hub_release(hub, other, 1, 0), 0);
+        drive(hub, &r.n, 2, 10);
+        fl_join(t, 30);
+        ck_assert_msg(s.rc == 0, "the thread did not win: %s", fl_err_name(s.rc));
+        ck_assert_int_eq(r.n, 2);
+        ck_assert(r.owner[1] == 2 && r.rc[1] == 0); /* joined the thread's hold */
+        ck_assert_int_eq(fl_lock_counter_as(l, 2), 2);
+        ck_assert_int_eq(fl_release(l, 0), 0);
+    }
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert(fl_hub_timeout(hub) == -1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0); /* nothing left, gate included */
+    fl_hub_free(hub);
+    fl_lock_free(l);
+    fl_lock_free(other);
+    fl_lock_free(holder);
+}
+END_TEST
+
 /* ---- fork ---------------------------------------------------------------- */
 
 typedef struct fork_case {
@@ -1154,6 +1328,8 @@ Suite *suite_hub(void) {
     tcase_add_test(tc, dead_soft_holder_wakes_the_hub_by_pidfd);
     tcase_add_test(tc, read_write_through_the_hub);
     tcase_add_test(tc, cancelled_writer_opens_the_gate);
+    tcase_add_test(tc, rw_hub_writer_and_thread_of_the_same_handle);
+    tcase_add_loop_test(tc, rw_hub_waiters_and_thread_of_the_same_handle, 0, 2);
     tcase_add_test(tc, hub_win_runs_on_acquired);
     tcase_add_test(tc, lease_through_the_hub);
     suite_add_tcase(s, tc);

@@ -816,6 +816,60 @@ START_TEST(hub_yields_to_a_thread_of_the_same_object) {
 }
 END_TEST
 
+/* The read/write kind of the case above: a hub writer of a read/write
+ * object shared by the threads waits for the writers' gate (its probe's
+ * request queued first), then a thread of the same object waits for the
+ * gate, its request behind. The gate's release grants the hub's request,
+ * but the hub's waiter stands aside while that thread acquires (it could
+ * only say busy on the object afterwards): it must give the grant back so
+ * the thread passes the gate and wins, and then join the thread's hold. */
+START_TEST(rw_hub_gate_waiter_yields_to_a_thread_of_the_same_object) {
+    const char *p = wt_path("og.lock");
+    char gate[MAX_PATH];
+    fl_lock *holder, *l;
+    fl_acquire_args fa = hub_args(0);
+    fl_options o = FL_OPTIONS_INIT;
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    hub_record r;
+    same_object s;
+    HANDLE t;
+    int i;
+    memset(&r, 0, sizeof r);
+    memset(&s, 0, sizeof s);
+    model_install();
+    snprintf(gate, sizeof gate, "%s.gate", p);
+    holder = wt_lock(gate, FL_KERNEL); /* holds the gate itself */
+    o.thread_local = 0;
+    o.read_write = 1;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ck_assert_int_eq(fl_acquire_ex(holder, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, hub_done, &r, &w), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(model_count(&g_nqueue), 1); /* the hub's request for the gate */
+    s.l = l;
+    t = wt_thread(blocking_acquire, &s);
+    for (i = 0; i < 10000 && model_count(&g_nqueue) < 2; i++)
+        Sleep(1);
+    ck_assert_int_eq(model_count(&g_nqueue), 2); /* the thread's request, behind */
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    (void)drive_until(hub, &r.n, 1, NULL, 30);
+    ck_assert_int_eq(wt_join(t, 30), 0);
+    ck_assert_msg(s.rc == 0, "the thread behind the hub's grant of the gate did not win: %d", s.rc);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.rc[0], 0);               /* joined the thread's hold */
+    ck_assert_int_eq(model_count(&g_nheld), 1); /* the lock; the gate is open */
+    ck_assert_int_eq(model_count(&g_nqueue), 0);
+    ck_assert_int_eq(fl_release_as(l, 1, 0), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(model_count(&g_nheld), 0);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+    fl_lock_free(holder);
+}
+END_TEST
+
 static uintptr_t fail_socket(int af, int type, int protocol) {
     (void)af, (void)type, (void)protocol;
     WSASetLastError(WSAEMFILE);
@@ -1378,6 +1432,7 @@ Suite *wt_suite_faults(void) {
     tcase_add_test(t, hub_grant_racing_the_cancel_is_given_back);
     tcase_add_test(t, blocking_wait_is_the_queued_request);
     tcase_add_test(t, hub_yields_to_a_thread_of_the_same_object);
+    tcase_add_test(t, rw_hub_gate_waiter_yields_to_a_thread_of_the_same_object);
     tcase_add_loop_test(t, hub_without_sockets_keeps_the_callers_cadence, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(t, hub_without_thread_pool_wait_keeps_the_callers_cadence, FL_KERNEL,
                         FL_SOFT + 1);

@@ -465,11 +465,9 @@ static int blocking_writer(void *arg) {
  * hub's writer holds. At the reader's release the hub's attempt can only
  * say busy (that thread leads the object's attempt) while that thread
  * waits for the gate: each waits for the other until the thread's
- * timeout. Expected: one of them wins and the other joins its hold.
- * KNOWN FAILURE, not fixed here: the cure is in hub.c's common dispatch
- * (a waiter must not pass, or must give back, the gate while another
- * thread leads its object's attempt), whose Linux side is the same code;
- * run it with FL_RUN_KNOWN_FAILURES=1. */
+ * timeout. Expected: the hub's writer gives the gate back (hub.c,
+ * yield_gate), the thread wins and the hub's writer joins its hold. The
+ * Linux side of the same code: tests/c/test_hub.c. */
 START_TEST(rw_hub_writer_and_thread_of_the_same_object) {
     const char *p = wt_path("rs.lock");
     fl_lock *reader = new_rw(p), *l;
@@ -480,13 +478,6 @@ START_TEST(rw_hub_writer_and_thread_of_the_same_object) {
     shared_writer s;
     HANDLE t;
     record r;
-    if (!getenv("FL_RUN_KNOWN_FAILURES")) {
-        printf("rw_hub_writer_and_thread_of_the_same_object: SKIPPED (known failure: the hub's "
-               "writer holds the gate while the object's other thread waits for it; "
-               "FL_RUN_KNOWN_FAILURES=1 runs it)\n");
-        fl_lock_free(reader);
-        return;
-    }
     memset(&r, 0, sizeof r);
     memset(&s, 0, sizeof s);
     o.read_write = 1;
