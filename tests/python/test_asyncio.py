@@ -702,9 +702,9 @@ def test_on_acquired_refusal_after_a_wait(lock_path: str) -> None:
 
 def test_thread_local_acquire_through_wait_for_is_released(lock_path: str) -> None:
     """Python 3.11's asyncio.wait_for() runs the acquire in an inner task,
-    which owns the per-task hold and is done once the lock is won: the
-    caller takes the ended task's hold over, so it sees it and releases it
-    (the pure package's per-thread context does the same)."""
+    which is done once the lock is won: the hold is the caller's (it called
+    acquire()), so it sees it and releases it (the pure package's
+    per-thread context does the same)."""
 
     async def main() -> None:
         lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
@@ -726,13 +726,17 @@ def test_thread_local_acquire_through_wait_for_is_released(lock_path: str) -> No
 
 
 def test_thread_local_hold_of_an_ended_task_is_taken_over(lock_path: str) -> None:
-    """A task made only to acquire ends holding the lock: the task that
-    uses the object next releases it, instead of the lock staying held by a
-    task nobody can release for."""
+    """A task whose body acquires ends holding the lock: the task of that
+    thread that uses the object next releases it, instead of the lock
+    staying held by a task nobody can release for."""
 
     async def main() -> None:
         lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
-        await asyncio.create_task(lock.acquire())
+
+        async def grab() -> None:
+            await lock.acquire()
+
+        await asyncio.create_task(grab())
         assert not other_process_can_take(lock_path)
 
         async def releaser() -> None:
@@ -944,3 +948,87 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
         await rw.close()
 
     run(main())
+
+
+# ---- attacks on the thread-local hand-over (a-async) ----------------------
+
+
+def test_thread_local_hold_won_by_an_inner_task_excludes_other_tasks(lock_path: str) -> None:
+    """The inner task that Python 3.11's asyncio.wait_for() (or a
+    create_task) runs lock.acquire() in ends once it has won, but the hold
+    is its caller's, which is still in its critical section: another task of
+    the same loop must wait for it, not take the hold over and enter too."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+        entered, leave = asyncio.Event(), asyncio.Event()
+
+        async def holder(make) -> None:
+            await make(lock.acquire())
+            entered.set()
+            await leave.wait()
+            assert lock.is_locked and lock.lock_counter == 1
+            await lock.release()
+
+        for make in (lambda c: asyncio.wait_for(c, DEADLINE), asyncio.ensure_future):
+            entered.clear()
+            leave.clear()
+            first = asyncio.create_task(holder(make))
+            await entered.wait()
+
+            async def intruder() -> bool:
+                seen = lock.is_locked
+                with pytest.raises(filelock.Timeout):
+                    await lock.acquire(timeout=0.05)
+                await lock.release()  # not its hold: nothing happens
+                return seen
+
+            assert not await asyncio.create_task(intruder())
+            assert not other_process_can_take(lock_path)
+            leave.set()
+            await first
+            assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_thread_local_hold_is_never_handed_to_another_thread(lock_path: str) -> None:
+    """A task that ended holding a thread-local lock on one thread's loop
+    leaves its hold to that thread only (the pure package's context is per
+    thread): a task on another thread's loop neither sees it nor enters."""
+    lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+    seen: dict[str, object] = {}
+
+    async def grab() -> None:
+        await lock.acquire()
+
+    async def on_a() -> None:
+        await asyncio.create_task(grab())  # ends holding it
+
+    thread = threading.Thread(target=lambda: run(on_a()))
+    thread.start()
+    thread.join(DEADLINE)
+
+    async def on_b() -> None:
+        seen["locked"] = lock.is_locked
+        seen["counter"] = lock.lock_counter
+        with pytest.raises(filelock.Timeout):
+            await lock.acquire(timeout=0.05)
+        await lock.release()
+
+    run(on_b())
+    assert seen == {"locked": False, "counter": 0}
+    assert not other_process_can_take(lock_path)
+
+
+def test_acquire_and_release_are_coroutine_functions() -> None:
+    """acquire()/release() note their caller and return the coroutine:
+    asyncio's check (and inspect's from 3.12) still calls them coroutine
+    functions, and a finalizer never calls them (it could not await)."""
+    for cls in (AsyncFileLock, AsyncSoftFileLock, filelock.AsyncSoftFileLease):
+        assert asyncio.iscoroutinefunction(cls.acquire) and asyncio.iscoroutinefunction(cls.release)
+        if sys.version_info >= (3, 12):
+            import inspect
+
+            assert inspect.iscoroutinefunction(cls.acquire)
+        assert not cls._fl_release_hook
