@@ -1032,3 +1032,34 @@ def test_acquire_and_release_are_coroutine_functions() -> None:
 
             assert inspect.iscoroutinefunction(cls.acquire)
         assert not cls._fl_release_hook
+
+
+def test_thread_local_hold_of_a_task_whose_loop_closed_is_taken_over(lock_path: str) -> None:
+    """A task holding a thread-local lock whose loop was closed stays
+    pending forever (a closed loop never runs again): its hold is an ended
+    task's, which a task of the same thread takes over and releases,
+    instead of every later acquire waiting for a release that never comes."""
+    lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+    loop = asyncio.new_event_loop()
+    entered = []
+
+    async def grab() -> None:
+        await lock.acquire()
+        entered.append(True)
+        await asyncio.sleep(3600)
+
+    task = loop.create_task(grab())
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert entered
+    loop.close()  # task stays pending, holding the lock
+
+    async def after() -> None:
+        assert lock.is_locked
+        await lock.release()
+        assert not lock.is_locked
+        await lock.acquire(timeout=DEADLINE)
+        await lock.release()
+
+    run(after())
+    assert other_process_can_take(lock_path)
+    assert not task.done()  # kept alive to the end: not collected meanwhile

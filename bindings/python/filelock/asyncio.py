@@ -147,7 +147,8 @@ def _coroutine_function(f: Callable[..., Any]) -> Callable[..., Any]:
 # each thread-local lock object records which task of which thread holds it
 # under which token, and a task of the same thread that holds nothing of it
 # itself takes over the hold of a task that has ended: it acts under that
-# token from then on. A hold of a task still running is never taken over
+# token from then on (a task pending on a closed loop has ended too: it can
+# never run again). A hold of a task still running is never taken over
 # (the task-scoped deadlock check and exclusion between tasks stay), nor one
 # made on another thread (threads exclude each other, as in the pure
 # package).
@@ -174,7 +175,9 @@ def _acting_owner(
             return held
         if ident != me:
             continue  # another thread's hold: never ours
-        if other is None or other.done():
+        # Ended: done, collected, or pending on a closed loop (which never
+        # runs again: a closed loop cannot be restarted).
+        if other is None or other.done() or other.get_loop().is_closed():
             if _core.flpy_lock_counter_as(h, held) > 0:
                 if _core.flpy_lock_counter_as(h, token) > 0:
                     return token  # this task holds it itself: its own hold first
