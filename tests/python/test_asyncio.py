@@ -916,9 +916,14 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
                 reading.set()
                 await release.wait()
 
+        async def writer() -> None:
+            # A contender of its own: acquire() called in this task (a
+            # create_task(rw.acquire_write()) would be this test's hold).
+            await rw.acquire_write()
+
         r = asyncio.create_task(reader())
         await reading.wait()
-        w = asyncio.create_task(rw.acquire_write())
+        w = asyncio.create_task(writer())
         await asyncio.sleep(0.05)
         assert not await asyncio.to_thread(other_process_reads, lock_path)  # gate held
         w.cancel()
@@ -933,7 +938,7 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
         # waits; releasing (which awaits nothing) hands the lock over at
         # once, and the writer is cancelled before it resumes.
         await rw.acquire_read()
-        w = asyncio.create_task(rw.acquire_write())
+        w = asyncio.create_task(writer())
         await asyncio.sleep(0.05)
         assert loop in fl_asyncio._hubs and not w.done()
         await rw.release()
@@ -1063,3 +1068,43 @@ def test_thread_local_hold_of_a_task_whose_loop_closed_is_taken_over(lock_path: 
     run(after())
     assert other_process_can_take(lock_path)
     assert not task.done()  # kept alive to the end: not collected meanwhile
+    # Gone now, not at a later test's collection (its lock's finalizer would
+    # log into that test's records).
+    task._log_destroy_pending = False  # the pending state is the point
+    task.get_coro().close()
+    del task, lock
+    gc.collect()
+
+
+def test_read_write_hold_won_by_an_inner_task_is_the_callers(lock_path: str) -> None:
+    """AsyncReadWriteLock's holds are per task: one won by the inner task of
+    Python 3.11's asyncio.wait_for() (or a create_task) is its caller's, so
+    the caller's release() frees it (as in the pure package) instead of the
+    hold staying with an ended task, and the caller's next acquire waiting
+    for it forever."""
+
+    def other_can_write() -> bool:
+        code = (
+            "import filelock,sys\nl=filelock.ReadWriteLock(sys.argv[1], is_singleton=False)\n"
+            "try:\n l.acquire_write(timeout=0)\nexcept filelock.Timeout:\n sys.exit(3)\n"
+        )
+        rc = subprocess.run(
+            [sys.executable, "-c", code, lock_path], env=ours_env(), timeout=DEADLINE, check=False
+        ).returncode
+        assert rc in (0, 3), rc
+        return rc == 0
+
+    async def main() -> None:
+        rw = filelock.AsyncReadWriteLock(lock_path)
+        await asyncio.wait_for(rw.acquire_write(), DEADLINE)
+        assert not await asyncio.to_thread(other_can_write)
+        await rw.release()
+        assert await asyncio.to_thread(other_can_write)
+        await asyncio.create_task(rw.acquire_read())
+        await asyncio.wait_for(rw.acquire_read(timeout=DEADLINE), DEADLINE)  # recursion, no wait
+        await rw.release()
+        await rw.release()
+        assert await asyncio.to_thread(other_can_write)
+        await rw.close()
+
+    run(main())

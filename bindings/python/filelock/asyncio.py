@@ -117,15 +117,18 @@ def _caller() -> asyncio.Task[Any] | None:
 
 
 def _for(
-    caller: asyncio.Task[Any] | None, loop: asyncio.AbstractEventLoop | None, holders: dict | None
+    caller: asyncio.Task[Any] | None,
+    loop: asyncio.AbstractEventLoop | None,
+    holders: dict | None,
+    by_caller: bool = False,
 ) -> asyncio.Task[Any] | None:
     """The task an operation acts for: for a thread-local lock (*holders*
-    not None) its caller when that is a task of the running loop, else the
+    not None) or a per-task one (*by_caller*: AsyncReadWriteLock) its caller when that is a task of the running loop, else the
     task running it (None outside a task). A lock that is not thread-local
     is held by every task alike; its owner token only names the task for
     the self-deadlock check, which is the running task's (as in the pure
     package, where `create_task(lock.acquire())` makes a contender)."""
-    if holders is not None and caller is not None and loop is not None and caller.get_loop() is loop:
+    if (holders is not None or by_caller) and caller is not None and loop is not None and caller.get_loop() is loop:
         return caller
     return _current(loop)
 
@@ -347,6 +350,7 @@ async def _wait(
     default_poll: float,
     holders: dict | None = None,
     caller: asyncio.Task[Any] | None = None,
+    by_caller: bool = False,
 ) -> None:
     """Acquires the core handle *h* for *caller* (see _for) through the loop's
     hub: at once when free, else parked on a future that the hub's dispatch
@@ -354,7 +358,7 @@ async def _wait(
     if _api._is_debug(_api._DEBUG) is not _api._log_on:
         _api._sync_logging()
     loop = _the_loop(bound)
-    task = _for(caller, loop, holders)
+    task = _for(caller, loop, holders, by_caller)
     owner = _acting_owner(h, holders, loop, task) if task is not None else 0
     hub = _loop_hub(loop)
     fresh = hub is None
@@ -453,6 +457,7 @@ def _release_now(
     holders: dict | None = None,
     lease: bool = False,
     caller: asyncio.Task[Any] | None = None,
+    by_caller: bool = False,
 ) -> str | None:
     """Releases *caller*'s hold of *h* (see _for) and hands the lock to the
     loop's next waiter at once (its future is resolved; the task runs at
@@ -465,7 +470,7 @@ def _release_now(
     except RuntimeError:
         loop = None
     hub = _loop_hub(loop) if loop is not None else None
-    task = _for(caller, loop, holders) if loop is not None else None
+    task = _for(caller, loop, holders, by_caller) if loop is not None else None
     owner = _acting_owner(h, holders, loop, task) if task is not None else 0
     lost = None
     if lease:
@@ -996,25 +1001,37 @@ class AsyncReadWriteLock:
             raise RuntimeError(msg)
         return h
 
-    async def _acquire(self, shared: int, timeout: float | None, blocking: bool | None) -> None:
-        await _wait(self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05)
-
-    async def acquire_read(
-        self, timeout: float | None = -1, *, blocking: bool | None = True
+    # Holds are the calling task's, as for a thread-local BaseAsyncFileLock:
+    # the inner task of 3.11's asyncio.wait_for(rw.acquire_write()) wins for
+    # its caller, which releases it (else the hold stayed with the ended
+    # inner task: nobody could release it, and this task's next acquire
+    # waited for it forever).
+    async def _acquire(
+        self, shared: int, timeout: float | None, blocking: bool | None, caller: asyncio.Task[Any] | None = None
     ) -> AsyncAcquireReadWriteReturnProxy:
-        """Acquire as a reader (recursively per task). Raises Timeout, or
+        await _wait(
+            self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05, None, caller,
+            by_caller=True,
+        )
+        return AsyncAcquireReadWriteReturnProxy(self)
+
+    @_coroutine_function
+    def acquire_read(
+        self, timeout: float | None = -1, *, blocking: bool | None = True
+    ) -> Coroutine[Any, Any, AsyncAcquireReadWriteReturnProxy]:
+        """Acquire as a reader (recursively per task: the calling task's
+        hold, whichever task runs the coroutine). Raises Timeout, or
         RuntimeError when this task holds it as the writer (no downgrade)."""
-        await self._acquire(1, timeout, blocking)
-        return AsyncAcquireReadWriteReturnProxy(self)
+        return self._acquire(1, timeout, blocking, _caller())
 
-    async def acquire_write(
+    @_coroutine_function
+    def acquire_write(
         self, timeout: float | None = -1, *, blocking: bool | None = True
-    ) -> AsyncAcquireReadWriteReturnProxy:
-        """Acquire as the writer (recursively per task); new readers wait
-        while it waits. Raises Timeout, or RuntimeError when this task holds
-        it as a reader (no upgrade)."""
-        await self._acquire(0, timeout, blocking)
-        return AsyncAcquireReadWriteReturnProxy(self)
+    ) -> Coroutine[Any, Any, AsyncAcquireReadWriteReturnProxy]:
+        """Acquire as the writer (recursively per task: the calling task's
+        hold); new readers wait while it waits. Raises Timeout, or
+        RuntimeError when this task holds it as a reader (no upgrade)."""
+        return self._acquire(0, timeout, blocking, _caller())
 
     @contextlib.asynccontextmanager
     async def read_lock(
@@ -1038,11 +1055,15 @@ class AsyncReadWriteLock:
         finally:
             await self.release()
 
-    async def release(self, *, force: bool = False) -> None:
-        """Release one level of the current task's hold (all with *force*)."""
+    @_coroutine_function
+    def release(self, *, force: bool = False) -> Coroutine[Any, Any, None]:
+        """Release one level of the calling task's hold (all with *force*)."""
+        return self._release(force, _caller())
+
+    async def _release(self, force: bool, caller: asyncio.Task[Any] | None) -> None:
         h = self._lock._h
         if h is not None and self._creator_pid == _pid:
-            _release_now(h, force)
+            _release_now(h, force, caller=caller, by_caller=True)
 
     async def close(self) -> None:
         """Release and let go of the lock (as ReadWriteLock.close)."""
