@@ -1108,3 +1108,35 @@ def test_read_write_hold_won_by_an_inner_task_is_the_callers(lock_path: str) -> 
         await rw.close()
 
     run(main())
+
+
+def test_thread_local_is_locked_does_not_claim_an_ended_hold(lock_path: str) -> None:
+    """Reading is_locked / lock_counter reports an ended task's hold (the
+    task would act under it) but does not take it: a task that only looks
+    (a monitor that keeps running) must not become its holder, or the task
+    that then releases it could not."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+
+        async def grab() -> None:
+            await lock.acquire()
+
+        await asyncio.create_task(grab())
+        looked, stop = asyncio.Event(), asyncio.Event()
+
+        async def monitor() -> None:
+            assert lock.is_locked and lock.lock_counter == 1
+            looked.set()
+            await stop.wait()
+
+        m = asyncio.create_task(monitor())
+        await looked.wait()
+        assert lock.is_locked
+        await lock.release()
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+        stop.set()
+        await m
+
+    run(main())

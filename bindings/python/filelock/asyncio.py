@@ -160,10 +160,12 @@ def _acting_owner(
     holders: dict | None,
     loop: asyncio.AbstractEventLoop | None = None,
     task: asyncio.Task[Any] | None = None,
+    claim: bool = True,
 ) -> int:
     """The owner token *task* (default: the current task) acts under for the
     lock handle *h*: its own, or the token of an ended task's hold that it
-    takes over."""
+    takes over (with *claim*; without, as for is_locked, it only says which
+    hold it would act under: looking must not make a task the holder)."""
     if task is None:
         task = _current(loop)
         if task is None:
@@ -184,7 +186,8 @@ def _acting_owner(
             if _core.flpy_lock_counter_as(h, held) > 0:
                 if _core.flpy_lock_counter_as(h, token) > 0:
                     return token  # this task holds it itself: its own hold first
-                holders[held] = (weakref.ref(task), me)
+                if claim:
+                    holders[held] = (weakref.ref(task), me)
                 return held
             del holders[held]  # released meanwhile (force, close)
     return token
@@ -630,12 +633,12 @@ class BaseAsyncFileLock(BaseFileLock):
     @property
     def is_locked(self) -> bool:
         """Whether the current task holds the lock (any task when not thread-local)."""
-        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders)) > 0
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders, claim=False)) > 0
 
     @property
     def lock_counter(self) -> int:
         """How many times the current task holds the lock (recursion)."""
-        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders))
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders, claim=False))
 
     # -- acquire and release ---------------------------------------------------
 
@@ -698,7 +701,8 @@ class BaseAsyncFileLock(BaseFileLock):
         except RuntimeError:
             loop = None
         task = _for(caller, loop, self._holders) if loop is not None else None
-        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders, loop, task) if task else 0)
+        owner = _acting_owner(self._h, self._holders, loop, task, claim=False) if task else 0
+        return _core.flpy_lock_counter_as(self._h, owner)
 
     @_coroutine_function
     def release(self, force: bool = False) -> Coroutine[Any, Any, None]:  # type: ignore[override]
