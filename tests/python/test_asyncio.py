@@ -1140,3 +1140,25 @@ def test_thread_local_is_locked_does_not_claim_an_ended_hold(lock_path: str) -> 
         await m
 
     run(main())
+
+
+def test_read_write_hold_of_an_ended_task_is_taken_over(lock_path: str) -> None:
+    """`asyncio.run(rw.acquire_write())` ends the task holding the lock: the
+    next task of this thread using the object releases it (the pure
+    package's hold is the instance's), instead of the hold staying with a
+    task nobody can release for; another thread's task never takes it."""
+    rw = filelock.AsyncReadWriteLock(lock_path)
+    asyncio.run(rw.acquire_write())
+    assert not other_process_reads(lock_path)
+
+    async def from_another_thread() -> None:
+        with pytest.raises(filelock.Timeout):
+            await rw.acquire_read(timeout=0.05)
+        await rw.release()  # not its hold: nothing happens
+
+    thread = threading.Thread(target=lambda: run(from_another_thread()))
+    thread.start()
+    thread.join(DEADLINE)
+    assert not other_process_reads(lock_path)
+    asyncio.run(rw.release())
+    assert other_process_reads(lock_path)

@@ -120,15 +120,14 @@ def _for(
     caller: asyncio.Task[Any] | None,
     loop: asyncio.AbstractEventLoop | None,
     holders: dict | None,
-    by_caller: bool = False,
 ) -> asyncio.Task[Any] | None:
     """The task an operation acts for: for a thread-local lock (*holders*
-    not None) or a per-task one (*by_caller*: AsyncReadWriteLock) its caller when that is a task of the running loop, else the
+    not None; also AsyncReadWriteLock's) its caller when that is a task of the running loop, else the
     task running it (None outside a task). A lock that is not thread-local
     is held by every task alike; its owner token only names the task for
     the self-deadlock check, which is the running task's (as in the pure
     package, where `create_task(lock.acquire())` makes a contender)."""
-    if (holders is not None or by_caller) and caller is not None and loop is not None and caller.get_loop() is loop:
+    if holders is not None and caller is not None and loop is not None and caller.get_loop() is loop:
         return caller
     return _current(loop)
 
@@ -353,7 +352,6 @@ async def _wait(
     default_poll: float,
     holders: dict | None = None,
     caller: asyncio.Task[Any] | None = None,
-    by_caller: bool = False,
 ) -> None:
     """Acquires the core handle *h* for *caller* (see _for) through the loop's
     hub: at once when free, else parked on a future that the hub's dispatch
@@ -361,7 +359,7 @@ async def _wait(
     if _api._is_debug(_api._DEBUG) is not _api._log_on:
         _api._sync_logging()
     loop = _the_loop(bound)
-    task = _for(caller, loop, holders, by_caller)
+    task = _for(caller, loop, holders)
     owner = _acting_owner(h, holders, loop, task) if task is not None else 0
     hub = _loop_hub(loop)
     fresh = hub is None
@@ -460,7 +458,6 @@ def _release_now(
     holders: dict | None = None,
     lease: bool = False,
     caller: asyncio.Task[Any] | None = None,
-    by_caller: bool = False,
 ) -> str | None:
     """Releases *caller*'s hold of *h* (see _for) and hands the lock to the
     loop's next waiter at once (its future is resolved; the task runs at
@@ -473,7 +470,7 @@ def _release_now(
     except RuntimeError:
         loop = None
     hub = _loop_hub(loop) if loop is not None else None
-    task = _for(caller, loop, holders, by_caller) if loop is not None else None
+    task = _for(caller, loop, holders) if loop is not None else None
     owner = _acting_owner(h, holders, loop, task) if task is not None else 0
     lost = None
     if lease:
@@ -969,6 +966,11 @@ class AsyncReadWriteLock:
         from ._read_write import ReadWriteLock
 
         self._lock = ReadWriteLock(lock_file, timeout, blocking=blocking, is_singleton=is_singleton)
+        # Which task of which thread holds it, as for a thread-local
+        # BaseAsyncFileLock (_acting_owner): holds are per task, and an ended
+        # task's (`asyncio.run(rw.acquire_write())`) goes to the next task of
+        # that thread using the object.
+        self._holders: dict[int, Any] = {}
         self._loop = loop
         self._executor = executor
         self._creator_pid = _pid
@@ -1009,13 +1011,13 @@ class AsyncReadWriteLock:
     # the inner task of 3.11's asyncio.wait_for(rw.acquire_write()) wins for
     # its caller, which releases it (else the hold stayed with the ended
     # inner task: nobody could release it, and this task's next acquire
-    # waited for it forever).
+    # waited for it forever); an ended task's hold is taken over.
     async def _acquire(
         self, shared: int, timeout: float | None, blocking: bool | None, caller: asyncio.Task[Any] | None = None
     ) -> AsyncAcquireReadWriteReturnProxy:
         await _wait(
-            self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05, None, caller,
-            by_caller=True,
+            self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05, self._holders,
+            caller,
         )
         return AsyncAcquireReadWriteReturnProxy(self)
 
@@ -1067,7 +1069,7 @@ class AsyncReadWriteLock:
     async def _release(self, force: bool, caller: asyncio.Task[Any] | None) -> None:
         h = self._lock._h
         if h is not None and self._creator_pid == _pid:
-            _release_now(h, force, caller=caller, by_caller=True)
+            _release_now(h, force, self._holders, caller=caller)
 
     async def close(self) -> None:
         """Release and let go of the lock (as ReadWriteLock.close)."""
