@@ -1162,3 +1162,31 @@ def test_read_write_hold_of_an_ended_task_is_taken_over(lock_path: str) -> None:
     assert not other_process_reads(lock_path)
     asyncio.run(rw.release())
     assert other_process_reads(lock_path)
+
+
+def test_thread_local_acquire_called_by_an_ended_task_is_the_awaiters(lock_path: str) -> None:
+    """acquire() called in a task that ended before the coroutine ran (a
+    factory task returning it): the hold is the task that runs it, not the
+    ended caller's (which any task could take over while the runner is in
+    its critical section)."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+
+        async def factory():
+            return lock.acquire()
+
+        coro = await asyncio.create_task(factory())
+        await coro
+        assert lock.is_locked
+
+        async def intruder() -> None:
+            assert not lock.is_locked
+            with pytest.raises(filelock.Timeout):
+                await lock.acquire(timeout=0.05)
+
+        await asyncio.create_task(intruder())
+        await lock.release()
+        assert other_process_can_take(lock_path)
+
+    run(main())

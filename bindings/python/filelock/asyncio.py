@@ -127,7 +127,13 @@ def _for(
     is held by every task alike; its owner token only names the task for
     the self-deadlock check, which is the running task's (as in the pure
     package, where `create_task(lock.acquire())` makes a contender)."""
-    if holders is not None and caller is not None and loop is not None and caller.get_loop() is loop:
+    if (
+        holders is not None
+        and caller is not None
+        and loop is not None
+        and caller.get_loop() is loop
+        and not caller.done()  # an ended caller holds nothing: the runner does
+    ):
         return caller
     return _current(loop)
 
