@@ -702,9 +702,9 @@ def test_on_acquired_refusal_after_a_wait(lock_path: str) -> None:
 
 def test_thread_local_acquire_through_wait_for_is_released(lock_path: str) -> None:
     """Python 3.11's asyncio.wait_for() runs the acquire in an inner task,
-    which owns the per-task hold and is done once the lock is won: the
-    caller takes the ended task's hold over, so it sees it and releases it
-    (the pure package's per-thread context does the same)."""
+    which is done once the lock is won: the hold is the caller's (it called
+    acquire()), so it sees it and releases it (the pure package's
+    per-thread context does the same)."""
 
     async def main() -> None:
         lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
@@ -726,13 +726,17 @@ def test_thread_local_acquire_through_wait_for_is_released(lock_path: str) -> No
 
 
 def test_thread_local_hold_of_an_ended_task_is_taken_over(lock_path: str) -> None:
-    """A task made only to acquire ends holding the lock: the task that
-    uses the object next releases it, instead of the lock staying held by a
-    task nobody can release for."""
+    """A task whose body acquires ends holding the lock: the task of that
+    thread that uses the object next releases it, instead of the lock
+    staying held by a task nobody can release for."""
 
     async def main() -> None:
         lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
-        await asyncio.create_task(lock.acquire())
+
+        async def grab() -> None:
+            await lock.acquire()
+
+        await asyncio.create_task(grab())
         assert not other_process_can_take(lock_path)
 
         async def releaser() -> None:
@@ -912,9 +916,14 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
                 reading.set()
                 await release.wait()
 
+        async def writer() -> None:
+            # A contender of its own: acquire() called in this task (a
+            # create_task(rw.acquire_write()) would be this test's hold).
+            await rw.acquire_write()
+
         r = asyncio.create_task(reader())
         await reading.wait()
-        w = asyncio.create_task(rw.acquire_write())
+        w = asyncio.create_task(writer())
         await asyncio.sleep(0.05)
         assert not await asyncio.to_thread(other_process_reads, lock_path)  # gate held
         w.cancel()
@@ -929,7 +938,7 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
         # waits; releasing (which awaits nothing) hands the lock over at
         # once, and the writer is cancelled before it resumes.
         await rw.acquire_read()
-        w = asyncio.create_task(rw.acquire_write())
+        w = asyncio.create_task(writer())
         await asyncio.sleep(0.05)
         assert loop in fl_asyncio._hubs and not w.done()
         await rw.release()
@@ -942,5 +951,242 @@ def test_read_write_cancelled_writer_leaves_nothing(lock_path: str) -> None:
         async with rw.write_lock(timeout=0):
             pass
         await rw.close()
+
+    run(main())
+
+
+# ---- attacks on the thread-local hand-over (a-async) ----------------------
+
+
+def test_thread_local_hold_won_by_an_inner_task_excludes_other_tasks(lock_path: str) -> None:
+    """The inner task that Python 3.11's asyncio.wait_for() (or a
+    create_task) runs lock.acquire() in ends once it has won, but the hold
+    is its caller's, which is still in its critical section: another task of
+    the same loop must wait for it, not take the hold over and enter too."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+        entered, leave = asyncio.Event(), asyncio.Event()
+
+        async def holder(make) -> None:
+            await make(lock.acquire())
+            entered.set()
+            await leave.wait()
+            assert lock.is_locked and lock.lock_counter == 1
+            await lock.release()
+
+        for make in (lambda c: asyncio.wait_for(c, DEADLINE), asyncio.ensure_future):
+            entered.clear()
+            leave.clear()
+            first = asyncio.create_task(holder(make))
+            await entered.wait()
+
+            async def intruder() -> bool:
+                seen = lock.is_locked
+                with pytest.raises(filelock.Timeout):
+                    await lock.acquire(timeout=0.05)
+                await lock.release()  # not its hold: nothing happens
+                return seen
+
+            assert not await asyncio.create_task(intruder())
+            assert not other_process_can_take(lock_path)
+            leave.set()
+            await first
+            assert other_process_can_take(lock_path)
+
+    run(main())
+
+
+def test_thread_local_hold_is_never_handed_to_another_thread(lock_path: str) -> None:
+    """A task that ended holding a thread-local lock on one thread's loop
+    leaves its hold to that thread only (the pure package's context is per
+    thread): a task on another thread's loop neither sees it nor enters."""
+    lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+    seen: dict[str, object] = {}
+
+    async def grab() -> None:
+        await lock.acquire()
+
+    async def on_a() -> None:
+        await asyncio.create_task(grab())  # ends holding it
+
+    thread = threading.Thread(target=lambda: run(on_a()))
+    thread.start()
+    thread.join(DEADLINE)
+
+    async def on_b() -> None:
+        seen["locked"] = lock.is_locked
+        seen["counter"] = lock.lock_counter
+        with pytest.raises(filelock.Timeout):
+            await lock.acquire(timeout=0.05)
+        await lock.release()
+
+    run(on_b())
+    assert seen == {"locked": False, "counter": 0}
+    assert not other_process_can_take(lock_path)
+
+
+def test_acquire_and_release_are_coroutine_functions() -> None:
+    """acquire()/release() note their caller and return the coroutine:
+    asyncio's check (and inspect's from 3.12) still calls them coroutine
+    functions, and a finalizer never calls them (it could not await)."""
+    for cls in (AsyncFileLock, AsyncSoftFileLock, filelock.AsyncSoftFileLease):
+        assert asyncio.iscoroutinefunction(cls.acquire) and asyncio.iscoroutinefunction(cls.release)
+        if sys.version_info >= (3, 12):
+            import inspect
+
+            assert inspect.iscoroutinefunction(cls.acquire)
+        assert not cls._fl_release_hook
+
+
+def test_thread_local_hold_of_a_task_whose_loop_closed_is_taken_over(lock_path: str) -> None:
+    """A task holding a thread-local lock whose loop was closed stays
+    pending forever (a closed loop never runs again): its hold is an ended
+    task's, which a task of the same thread takes over and releases,
+    instead of every later acquire waiting for a release that never comes."""
+    lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+    loop = asyncio.new_event_loop()
+    entered = []
+
+    async def grab() -> None:
+        await lock.acquire()
+        entered.append(True)
+        await asyncio.sleep(3600)
+
+    task = loop.create_task(grab())
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert entered
+    loop.close()  # task stays pending, holding the lock
+
+    async def after() -> None:
+        assert lock.is_locked
+        await lock.release()
+        assert not lock.is_locked
+        await lock.acquire(timeout=DEADLINE)
+        await lock.release()
+
+    run(after())
+    assert other_process_can_take(lock_path)
+    assert not task.done()  # kept alive to the end: not collected meanwhile
+    # Gone now, not at a later test's collection (its lock's finalizer would
+    # log into that test's records).
+    task._log_destroy_pending = False  # the pending state is the point
+    task.get_coro().close()
+    del task, lock
+    gc.collect()
+
+
+def test_read_write_hold_won_by_an_inner_task_is_the_callers(lock_path: str) -> None:
+    """AsyncReadWriteLock's holds are per task: one won by the inner task of
+    Python 3.11's asyncio.wait_for() (or a create_task) is its caller's, so
+    the caller's release() frees it (as in the pure package) instead of the
+    hold staying with an ended task, and the caller's next acquire waiting
+    for it forever."""
+
+    def other_can_write() -> bool:
+        code = (
+            "import filelock,sys\nl=filelock.ReadWriteLock(sys.argv[1], is_singleton=False)\n"
+            "try:\n l.acquire_write(timeout=0)\nexcept filelock.Timeout:\n sys.exit(3)\n"
+        )
+        rc = subprocess.run(
+            [sys.executable, "-c", code, lock_path], env=ours_env(), timeout=DEADLINE, check=False
+        ).returncode
+        assert rc in (0, 3), rc
+        return rc == 0
+
+    async def main() -> None:
+        rw = filelock.AsyncReadWriteLock(lock_path)
+        await asyncio.wait_for(rw.acquire_write(), DEADLINE)
+        assert not await asyncio.to_thread(other_can_write)
+        await rw.release()
+        assert await asyncio.to_thread(other_can_write)
+        await asyncio.create_task(rw.acquire_read())
+        await asyncio.wait_for(rw.acquire_read(timeout=DEADLINE), DEADLINE)  # recursion, no wait
+        await rw.release()
+        await rw.release()
+        assert await asyncio.to_thread(other_can_write)
+        await rw.close()
+
+    run(main())
+
+
+def test_thread_local_is_locked_does_not_claim_an_ended_hold(lock_path: str) -> None:
+    """Reading is_locked / lock_counter reports an ended task's hold (the
+    task would act under it) but does not take it: a task that only looks
+    (a monitor that keeps running) must not become its holder, or the task
+    that then releases it could not."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+
+        async def grab() -> None:
+            await lock.acquire()
+
+        await asyncio.create_task(grab())
+        looked, stop = asyncio.Event(), asyncio.Event()
+
+        async def monitor() -> None:
+            assert lock.is_locked and lock.lock_counter == 1
+            looked.set()
+            await stop.wait()
+
+        m = asyncio.create_task(monitor())
+        await looked.wait()
+        assert lock.is_locked
+        await lock.release()
+        assert not lock.is_locked
+        assert other_process_can_take(lock_path)
+        stop.set()
+        await m
+
+    run(main())
+
+
+def test_read_write_hold_of_an_ended_task_is_taken_over(lock_path: str) -> None:
+    """`asyncio.run(rw.acquire_write())` ends the task holding the lock: the
+    next task of this thread using the object releases it (the pure
+    package's hold is the instance's), instead of the hold staying with a
+    task nobody can release for; another thread's task never takes it."""
+    rw = filelock.AsyncReadWriteLock(lock_path)
+    asyncio.run(rw.acquire_write())
+    assert not other_process_reads(lock_path)
+
+    async def from_another_thread() -> None:
+        with pytest.raises(filelock.Timeout):
+            await rw.acquire_read(timeout=0.05)
+        await rw.release()  # not its hold: nothing happens
+
+    thread = threading.Thread(target=lambda: run(from_another_thread()))
+    thread.start()
+    thread.join(DEADLINE)
+    assert not other_process_reads(lock_path)
+    asyncio.run(rw.release())
+    assert other_process_reads(lock_path)
+
+
+def test_thread_local_acquire_called_by_an_ended_task_is_the_awaiters(lock_path: str) -> None:
+    """acquire() called in a task that ended before the coroutine ran (a
+    factory task returning it): the hold is the task that runs it, not the
+    ended caller's (which any task could take over while the runner is in
+    its critical section)."""
+
+    async def main() -> None:
+        lock = AsyncFileLock(lock_path, thread_local=True, run_in_executor=False)
+
+        async def factory():
+            return lock.acquire()
+
+        coro = await asyncio.create_task(factory())
+        await coro
+        assert lock.is_locked
+
+        async def intruder() -> None:
+            assert not lock.is_locked
+            with pytest.raises(filelock.Timeout):
+                await lock.acquire(timeout=0.05)
+
+        await asyncio.create_task(intruder())
+        await lock.release()
+        assert other_process_can_take(lock_path)
 
     run(main())

@@ -29,10 +29,11 @@ import contextlib
 import itertools
 import os
 import sys
+import threading
 import weakref
 from concurrent import futures
 from types import TracebackType
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Coroutine
 
 from . import _api
 from . import _filelock_core as _core
@@ -80,14 +81,8 @@ def _forget_task(key: int, ref: weakref.ref[Any]) -> None:
         del _task_tokens[key]
 
 
-def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
-    try:
-        # With the loop given, no get_running_loop() (and its getpid()).
-        task = asyncio.current_task(loop)
-    except RuntimeError:  # no running loop
-        return 0
-    if task is None:
-        return 0
+def _token_of(task: asyncio.Task[Any]) -> int:
+    """The owner token of *task*."""
     key = id(task)
     entry = _task_tokens.get(key)
     if entry is not None and entry[0]() is task:
@@ -97,46 +92,128 @@ def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
     return token
 
 
+def _current(loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Task[Any] | None:
+    try:
+        # With the loop given, no get_running_loop() (and its getpid()).
+        return asyncio.current_task(loop)
+    except RuntimeError:  # no running loop
+        return None
+
+
+def _owner(loop: asyncio.AbstractEventLoop | None = None) -> int:
+    task = _current(loop)
+    return 0 if task is None else _token_of(task)
+
+
+# Whose hold an acquire makes: the task that *called* acquire(), not the
+# task that runs its coroutine. Python 3.11's asyncio.wait_for() runs
+# `lock.acquire()` in an inner task that is done once the lock is won, and
+# so do `await create_task(lock.acquire())`, ensure_future and gather; the
+# caller is the one in the critical section and the one that releases. So
+# acquire() and release() are plain functions that note the calling task
+# and return the coroutine, which acts for it wherever it runs on that loop.
+def _caller() -> asyncio.Task[Any] | None:
+    return _current()
+
+
+def _for(
+    caller: asyncio.Task[Any] | None,
+    loop: asyncio.AbstractEventLoop | None,
+    holders: dict | None,
+) -> asyncio.Task[Any] | None:
+    """The task an operation acts for: for a thread-local lock (*holders*
+    not None; also AsyncReadWriteLock's) its caller when that is a task of the running loop, else the
+    task running it (None outside a task). A lock that is not thread-local
+    is held by every task alike; its owner token only names the task for
+    the self-deadlock check, which is the running task's (as in the pure
+    package, where `create_task(lock.acquire())` makes a contender)."""
+    if (
+        holders is not None
+        and caller is not None
+        and loop is not None
+        and caller.get_loop() is loop
+        and not caller.done()  # an ended caller holds nothing: the runner does
+    ):
+        return caller
+    return _current(loop)
+
+
+def _coroutine_function(f: Callable[..., Any]) -> Callable[..., Any]:
+    # acquire()/release() return a coroutine: say so to the introspection
+    # that asks (inspect from 3.12, asyncio's own check before).
+    mark = getattr(__import__("inspect"), "markcoroutinefunction", None)
+    if mark is not None:
+        return mark(f)  # type: ignore[no-any-return]
+    f._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return f
+
+
 # A thread-local lock's holds are per task, and a task may end while holding
-# one that its caller is meant to release: Python 3.11's asyncio.wait_for()
-# runs `lock.acquire()` in an inner task that is done once the lock is won,
-# and so is a task made only to acquire (`await create_task(lock.acquire())`).
-# Nobody could release such a hold (the pure package's thread_local context is
-# per thread, so its caller does). So each thread-local lock object records
-# which task holds it under which token, and a task that holds nothing of it
+# one that another task is meant to release (a task whose body acquires and
+# returns). Nobody could release such a hold; the pure package's
+# thread_local context is per thread, so any code of that thread does. So
+# each thread-local lock object records which task of which thread holds it
+# under which token, and a task of the same thread that holds nothing of it
 # itself takes over the hold of a task that has ended: it acts under that
-# token from then on. A hold of a task still running is never taken over (the
-# task-scoped deadlock check and exclusion between tasks stay).
-def _acting_owner(h: Any, holders: dict | None, loop: asyncio.AbstractEventLoop | None = None) -> int:
-    """The owner token the current task acts under for the lock handle *h*:
-    its own, or the token of an ended task's hold that it takes over."""
-    token = _owner(loop)
-    if not holders or token == 0 or token in holders:
+# token from then on (a task pending on a closed loop has ended too: it can
+# never run again). A hold of a task still running is never taken over
+# (the task-scoped deadlock check and exclusion between tasks stay), nor one
+# made on another thread (threads exclude each other, as in the pure
+# package).
+def _acting_owner(
+    h: Any,
+    holders: dict | None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    task: asyncio.Task[Any] | None = None,
+    claim: bool = True,
+) -> int:
+    """The owner token *task* (default: the current task) acts under for the
+    lock handle *h*: its own, or the token of an ended task's hold that it
+    takes over (with *claim*; without, as for is_locked, it only says which
+    hold it would act under: looking must not make a task the holder)."""
+    if task is None:
+        task = _current(loop)
+        if task is None:
+            return 0
+    token = _token_of(task)
+    if not holders or token in holders:
         return token
-    task = asyncio.current_task(loop)
-    for held, ref in list(holders.items()):
+    me = threading.get_ident()
+    for held, (ref, ident) in list(holders.items()):
         other = ref()
         if other is task:
             return held
-        if other is None or other.done():
+        if ident != me:
+            continue  # another thread's hold: never ours
+        # Ended: done, collected, or pending on a closed loop (which never
+        # runs again: a closed loop cannot be restarted).
+        if other is None or other.done() or other.get_loop().is_closed():
             if _core.flpy_lock_counter_as(h, held) > 0:
                 if _core.flpy_lock_counter_as(h, token) > 0:
                     return token  # this task holds it itself: its own hold first
-                holders[held] = weakref.ref(task)  # type: ignore[arg-type]
+                if claim:
+                    holders[held] = (weakref.ref(task), me)
                 return held
             del holders[held]  # released meanwhile (force, close)
     return token
 
 
-def _note_holder(h: Any, holders: dict | None, owner: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
-    """Records (or forgets, once released) the current task's hold under *owner*."""
+def _note_holder(
+    h: Any,
+    holders: dict | None,
+    owner: int,
+    loop: asyncio.AbstractEventLoop | None = None,
+    task: asyncio.Task[Any] | None = None,
+) -> None:
+    """Records (or forgets, once released) *task*'s hold under *owner*."""
     if holders is None or owner == 0:
         return
     if _core.flpy_lock_counter_as(h, owner) > 0:
         if owner not in holders:
-            task = asyncio.current_task(loop)
+            if task is None:
+                task = _current(loop)
             if task is not None:
-                holders[owner] = weakref.ref(task)
+                holders[owner] = (weakref.ref(task), threading.get_ident())
     else:
         holders.pop(owner, None)
 
@@ -280,14 +357,16 @@ async def _wait(
     cancel_check: Callable[[], bool] | None,
     default_poll: float,
     holders: dict | None = None,
+    caller: asyncio.Task[Any] | None = None,
 ) -> None:
-    """Acquires the core handle *h* for the current task through the loop's
+    """Acquires the core handle *h* for *caller* (see _for) through the loop's
     hub: at once when free, else parked on a future that the hub's dispatch
     resolves. Nothing is left held or queued when this raises."""
     if _api._is_debug(_api._DEBUG) is not _api._log_on:
         _api._sync_logging()
     loop = _the_loop(bound)
-    owner = _acting_owner(h, holders, loop)
+    task = _for(caller, loop, holders)
+    owner = _acting_owner(h, holders, loop, task) if task is not None else 0
     hub = _loop_hub(loop)
     fresh = hub is None
     if fresh:
@@ -296,7 +375,7 @@ async def _wait(
         if blocking is False or timeout is not None and float(timeout) == 0:
             pass  # the hub's one attempt raises Timeout with the message
         elif _core.flpy_try_acquire_as(h, owner, shared):
-            _note_holder(h, holders, owner, loop)
+            _note_holder(h, holders, owner, loop, task)
             return
         hub = _hub_for(loop)
     fut: asyncio.Future[None] = loop.create_future()
@@ -346,7 +425,7 @@ async def _wait(
         raise
     if wait is None:
         hub.rearm(retire_if_idle=fresh)  # won at once
-        _note_holder(h, holders, owner, loop)
+        _note_holder(h, holders, owner, loop, task)
         return
     hub.rearm()
     try:
@@ -376,11 +455,17 @@ async def _wait(
             with contextlib.suppress(RuntimeError):
                 fut.cancel()
         raise
-    _note_holder(h, holders, owner, loop)
+    _note_holder(h, holders, owner, loop, task)
 
 
-def _release_now(h: Any, force: bool, holders: dict | None = None, lease: bool = False) -> str | None:
-    """Releases the current task's hold of *h* and hands the lock to the
+def _release_now(
+    h: Any,
+    force: bool,
+    holders: dict | None = None,
+    lease: bool = False,
+    caller: asyncio.Task[Any] | None = None,
+) -> str | None:
+    """Releases *caller*'s hold of *h* (see _for) and hands the lock to the
     loop's next waiter at once (its future is resolved; the task runs at
     the loop's next turn) instead of after a timer or the file system's
     event. Awaits nothing, so it completes under cancellation too. For a
@@ -391,14 +476,15 @@ def _release_now(h: Any, force: bool, holders: dict | None = None, lease: bool =
     except RuntimeError:
         loop = None
     hub = _loop_hub(loop) if loop is not None else None
-    owner = _acting_owner(h, holders, loop) if loop is not None else 0
+    task = _for(caller, loop, holders) if loop is not None else None
+    owner = _acting_owner(h, holders, loop, task) if task is not None else 0
     lost = None
     if lease:
         lost = _core.flpy_hub_release_lease(None if hub is None else hub.hub, h, owner, bool(force))
     else:
         _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, bool(force))
     if holders:
-        _note_holder(h, holders, owner, loop)
+        _note_holder(h, holders, owner, loop, task)
     if hub is not None:
         hub.dispatch()
     return lost
@@ -522,6 +608,9 @@ class BaseAsyncFileLock(BaseFileLock):
         super().__init_subclass__(**kwargs)
         cls.__enter__ = BaseAsyncFileLock.__enter__  # type: ignore[method-assign]
         cls.__exit__ = BaseAsyncFileLock.__exit__  # type: ignore[method-assign]
+        # release() returns a coroutine (a plain function since it notes its
+        # caller): a finalizer could not await it, so __del__ never calls it.
+        cls._fl_release_hook = False
 
     # -- properties ------------------------------------------------------------
 
@@ -547,28 +636,29 @@ class BaseAsyncFileLock(BaseFileLock):
     @property
     def is_locked(self) -> bool:
         """Whether the current task holds the lock (any task when not thread-local)."""
-        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders)) > 0
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders, claim=False)) > 0
 
     @property
     def lock_counter(self) -> int:
         """How many times the current task holds the lock (recursion)."""
-        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders))
+        return _core.flpy_lock_counter_as(self._h, _acting_owner(self._h, self._holders, claim=False))
 
     # -- acquire and release ---------------------------------------------------
 
     def _check_platform(self) -> None:
         """Hook for AsyncWindowsFileLock."""
 
-    async def acquire(  # type: ignore[override]
+    @_coroutine_function
+    def acquire(  # type: ignore[override]
         self,
         timeout: float | None = None,
         poll_interval: float | None = None,
         *,
         blocking: bool | None = None,
         cancel_check: Callable[[], bool] | None = None,
-    ) -> AsyncAcquireReturnProxy:
+    ) -> Coroutine[Any, Any, AsyncAcquireReturnProxy]:
         """
-        Acquire the lock without blocking the event loop.
+        Acquire the lock without blocking the event loop; a coroutine.
 
         :param timeout: seconds to wait; None: the default :attr:`timeout`; negative: forever;
             0: one attempt
@@ -585,24 +675,53 @@ class BaseAsyncFileLock(BaseFileLock):
         Cancelling the task (also through ``asyncio.timeout()``) never leaves
         the lock held: a win that lands after the cancellation is released
         and passed on to the next waiter.
+
+        The hold is the calling task's even when another task runs the
+        coroutine (``asyncio.wait_for(lock.acquire())`` on Python 3.11,
+        ``create_task(lock.acquire())``): the caller releases it.
         """
+        return self._acquire_for(_caller(), timeout, poll_interval, blocking, cancel_check)
+
+    async def _acquire_for(
+        self,
+        caller: asyncio.Task[Any] | None,
+        timeout: float | None,
+        poll_interval: float | None,
+        blocking: bool | None,
+        cancel_check: Callable[[], bool] | None,
+    ) -> AsyncAcquireReturnProxy:
         self._check_platform()
         await _wait(
             self._h, self.lock_file, self._loop, 0, timeout, blocking, poll_interval, cancel_check,
-            self.poll_interval, self._holders,
+            self.poll_interval, self._holders, caller,
         )
         return AsyncAcquireReturnProxy(lock=self)
 
-    async def release(self, force: bool = False) -> None:  # type: ignore[override]
+    def _counter_for(self, caller: asyncio.Task[Any] | None) -> int:
+        # lock_counter for the task *caller* acts for (see _for).
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        task = _for(caller, loop, self._holders) if loop is not None else None
+        owner = _acting_owner(self._h, self._holders, loop, task, claim=False) if task else 0
+        return _core.flpy_lock_counter_as(self._h, owner)
+
+    @_coroutine_function
+    def release(self, force: bool = False) -> Coroutine[Any, Any, None]:  # type: ignore[override]
         """
-        Release one level of the current task's hold (all with *force*); the
+        Release one level of the calling task's hold (all with *force*); the
         lock file is unlocked when the counter reaches zero, and the next
         waiter of this loop is tried at once. Does nothing when not held.
         Completes even when the task is being cancelled (nothing is awaited).
+        A coroutine, acting for the task that called it.
         """
+        return self._release_for(_caller(), force)
+
+    async def _release_for(self, caller: asyncio.Task[Any] | None, force: bool) -> None:
         if self._creator_pid != _pid:
             return
-        _release_now(self._h, force, self._holders)
+        _release_now(self._h, force, self._holders, caller=caller)
 
     def __enter__(self) -> BaseFileLock:
         """Plain ``with`` is not supported: use ``async with``."""
@@ -737,47 +856,60 @@ class AsyncSoftFileLease(SoftFileLease, _AsyncLeaseBase):
             on_compromise=on_compromise,
         )
 
-    async def acquire(  # type: ignore[override]
+    @_coroutine_function
+    def acquire(  # type: ignore[override]
         self,
         timeout: float | None = None,
         poll_interval: float | None = None,
         *,
         blocking: bool | None = None,
         cancel_check: Callable[[], bool] | None = None,
-    ) -> AsyncAcquireReturnProxy:
+    ) -> Coroutine[Any, Any, AsyncAcquireReturnProxy]:
         """As :meth:`BaseAsyncFileLock.acquire`; a first hold starts a new
         claim (:attr:`token`; :attr:`compromise` reset)."""
+        return self._acquire_for(_caller(), timeout, poll_interval, blocking, cancel_check)
+
+    async def _acquire_for(
+        self,
+        caller: asyncio.Task[Any] | None,
+        timeout: float | None,
+        poll_interval: float | None,
+        blocking: bool | None,
+        cancel_check: Callable[[], bool] | None,
+    ) -> AsyncAcquireReturnProxy:
         if not self._watching:
             _lease_mod._watchers.setdefault(_core.fl_lock_id(self._h), weakref.WeakSet()).add(self)
             _core.flpy_set_compromise(self._h)
             self._watching = True
-        first = not self.is_locked
+        first = self._counter_for(caller) == 0
         if first:
             # Before winning: a loss the heartbeat reports before this
             # returns is kept (as SoftFileLease.acquire does).
             self._compromise = None
             self._token = None
-        proxy = await BaseAsyncFileLock.acquire(
-            self, timeout, poll_interval, blocking=blocking, cancel_check=cancel_check
-        )
+        proxy = await BaseAsyncFileLock._acquire_for(self, caller, timeout, poll_interval, blocking, cancel_check)
         if first:
             self._token = self._read_token()
         return proxy
 
-    async def release(self, force: bool = False) -> None:  # type: ignore[override]
+    @_coroutine_function
+    def release(self, force: bool = False) -> Coroutine[Any, Any, None]:  # type: ignore[override]
         """Release one level (all with *force*); a claim lost meanwhile is
         recorded in :attr:`compromise`, never raised. Completes under
         cancellation (nothing is awaited)."""
+        return self._release_for(_caller(), force)
+
+    async def _release_for(self, caller: asyncio.Task[Any] | None, force: bool) -> None:
         if self._creator_pid != _pid:
             return
-        lost = _release_now(self._h, force, self._holders, lease=True)
+        lost = _release_now(self._h, force, self._holders, lease=True, caller=caller)
         if lost is not None:
             reason = next(
                 (r for r in ("marker-missing", "owner-changed", "refresh-failed") if f"({r}" in lost),
                 "owner-changed",
             )
             self._record(reason, None)
-        if not self.is_locked:
+        if self._counter_for(caller) == 0:
             self._token = None
 
 
@@ -840,6 +972,11 @@ class AsyncReadWriteLock:
         from ._read_write import ReadWriteLock
 
         self._lock = ReadWriteLock(lock_file, timeout, blocking=blocking, is_singleton=is_singleton)
+        # Which task of which thread holds it, as for a thread-local
+        # BaseAsyncFileLock (_acting_owner): holds are per task, and an ended
+        # task's (`asyncio.run(rw.acquire_write())`) goes to the next task of
+        # that thread using the object.
+        self._holders: dict[int, Any] = {}
         self._loop = loop
         self._executor = executor
         self._creator_pid = _pid
@@ -876,25 +1013,37 @@ class AsyncReadWriteLock:
             raise RuntimeError(msg)
         return h
 
-    async def _acquire(self, shared: int, timeout: float | None, blocking: bool | None) -> None:
-        await _wait(self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05)
-
-    async def acquire_read(
-        self, timeout: float | None = -1, *, blocking: bool | None = True
+    # Holds are the calling task's, as for a thread-local BaseAsyncFileLock:
+    # the inner task of 3.11's asyncio.wait_for(rw.acquire_write()) wins for
+    # its caller, which releases it (else the hold stayed with the ended
+    # inner task: nobody could release it, and this task's next acquire
+    # waited for it forever); an ended task's hold is taken over.
+    async def _acquire(
+        self, shared: int, timeout: float | None, blocking: bool | None, caller: asyncio.Task[Any] | None = None
     ) -> AsyncAcquireReadWriteReturnProxy:
-        """Acquire as a reader (recursively per task). Raises Timeout, or
+        await _wait(
+            self._handle(), self.lock_file, self._loop, shared, timeout, blocking, None, None, 0.05, self._holders,
+            caller,
+        )
+        return AsyncAcquireReadWriteReturnProxy(self)
+
+    @_coroutine_function
+    def acquire_read(
+        self, timeout: float | None = -1, *, blocking: bool | None = True
+    ) -> Coroutine[Any, Any, AsyncAcquireReadWriteReturnProxy]:
+        """Acquire as a reader (recursively per task: the calling task's
+        hold, whichever task runs the coroutine). Raises Timeout, or
         RuntimeError when this task holds it as the writer (no downgrade)."""
-        await self._acquire(1, timeout, blocking)
-        return AsyncAcquireReadWriteReturnProxy(self)
+        return self._acquire(1, timeout, blocking, _caller())
 
-    async def acquire_write(
+    @_coroutine_function
+    def acquire_write(
         self, timeout: float | None = -1, *, blocking: bool | None = True
-    ) -> AsyncAcquireReadWriteReturnProxy:
-        """Acquire as the writer (recursively per task); new readers wait
-        while it waits. Raises Timeout, or RuntimeError when this task holds
-        it as a reader (no upgrade)."""
-        await self._acquire(0, timeout, blocking)
-        return AsyncAcquireReadWriteReturnProxy(self)
+    ) -> Coroutine[Any, Any, AsyncAcquireReadWriteReturnProxy]:
+        """Acquire as the writer (recursively per task: the calling task's
+        hold); new readers wait while it waits. Raises Timeout, or
+        RuntimeError when this task holds it as a reader (no upgrade)."""
+        return self._acquire(0, timeout, blocking, _caller())
 
     @contextlib.asynccontextmanager
     async def read_lock(
@@ -918,11 +1067,15 @@ class AsyncReadWriteLock:
         finally:
             await self.release()
 
-    async def release(self, *, force: bool = False) -> None:
-        """Release one level of the current task's hold (all with *force*)."""
+    @_coroutine_function
+    def release(self, *, force: bool = False) -> Coroutine[Any, Any, None]:
+        """Release one level of the calling task's hold (all with *force*)."""
+        return self._release(force, _caller())
+
+    async def _release(self, force: bool, caller: asyncio.Task[Any] | None) -> None:
         h = self._lock._h
         if h is not None and self._creator_pid == _pid:
-            _release_now(h, force)
+            _release_now(h, force, self._holders, caller=caller)
 
     async def close(self) -> None:
         """Release and let go of the lock (as ReadWriteLock.close)."""
