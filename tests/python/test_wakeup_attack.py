@@ -1,0 +1,180 @@
+"""Attacks on the main thread's signal wake-up pipe of a synchronous wait
+(issue 17): the program's own wake-up descriptor changed during the wait,
+a fork during the wait, a signal that lands before the pipe is installed,
+and the program's ``warn_on_full_buffer`` flag."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from filelock import FileLock, Timeout
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the core polls the wake-up descriptor on Linux only"),
+]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def hold(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def signal_from_another_thread(delay: float, signum: int) -> threading.Thread:
+    """*signum* to a thread other than the main one after *delay*: it
+    interrupts no system call of the waiting main thread, so only a wake-up
+    descriptor the wait polls can end the wait."""
+
+    def run() -> None:
+        time.sleep(delay)
+        signal.pthread_kill(threading.get_ident(), signum)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+@pytest.fixture
+def handlers():
+    saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+    signal.set_wakeup_fd(-1)
+
+
+@pytest.mark.parametrize("new_fd", ["program", "none"])
+def test_a_signal_after_the_program_changed_its_fd_still_ends_the_wait(tmp_path: Path, handlers, new_fd: str) -> None:
+    """A handler that sets (or clears) the wake-up descriptor during a wait
+    must not make the rest of the wait deaf to signals: a later SIGUSR2
+    (raising) must end it, not the timeout. The program's choice is kept,
+    and the bytes of the later signal reach the program's descriptor."""
+    path = tmp_path / "a.lock"
+    fd = hold(path)
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+
+    def usr1(signum, frame):
+        signal.set_wakeup_fd(w if new_fd == "program" else -1)
+
+    def usr2(signum, frame):
+        raise Interrupted
+
+    signal.signal(signal.SIGUSR1, usr1)
+    signal.signal(signal.SIGUSR2, usr2)
+    try:
+        t1 = signal_from_another_thread(0.2, signal.SIGUSR1)
+        t2 = signal_from_another_thread(0.6, signal.SIGUSR2)
+        # Deaf to SIGUSR2, the wait would end by winning once the holder
+        # goes (then the handler raises with the lock held).
+        holder = threading.Timer(5.0, os.close, (fd,))
+        holder.start()
+        lock = FileLock(str(path))
+        with pytest.raises(Interrupted):
+            lock.acquire(poll_interval=60)
+        t1.join()
+        t2.join()
+        holder.cancel()
+        holder.join()
+        assert not lock.is_locked
+        assert not lock.is_locked
+        assert signal.set_wakeup_fd(-1) == (w if new_fd == "program" else -1)
+        if new_fd == "program":
+            assert os.read(r, 16) == bytes([signal.SIGUSR2])
+    finally:
+        for x in (r, w, fd):
+            if x >= 0:
+                os.close(x)
+
+
+def test_a_fork_during_a_wait_leaves_the_child_the_programs_fd(tmp_path: Path, handlers) -> None:
+    """A thread forks while the main thread waits on our pipe: the child (no
+    wait there) must have the program's wake-up descriptor (none), not the
+    parent's pipe, whose bytes would wake the parent's wait."""
+    path = tmp_path / "f.lock"
+    fd = hold(path)
+    rr, rw = os.pipe()
+    result: list[int] = []
+
+    def forker() -> None:
+        time.sleep(0.2)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(rw, str(signal.set_wakeup_fd(-1)).encode())
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        result.append(int(os.read(rr, 32)))
+
+    t = threading.Thread(target=forker)
+    t.start()
+    try:
+        with pytest.raises(Timeout):
+            FileLock(str(path)).acquire(timeout=0.8, poll_interval=60)
+        t.join()
+        assert result == [-1]
+    finally:
+        for x in (rr, rw, fd):
+            os.close(x)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="signal.set_wakeup_fd cannot read warn_on_full_buffer (and PySignal_SetWakeupFd, not exported "
+    "in 3.11, resets it too): the program's descriptor is put back with the default True",
+)
+@pytest.mark.parametrize("program_fd", [False, True])
+def test_warn_on_full_buffer_is_kept(tmp_path: Path, handlers, program_fd: bool) -> None:
+    """A program (trio does) sets its descriptor with warn_on_full_buffer=False:
+    after a wait its full descriptor must still not report write errors."""
+    path = tmp_path / "w.lock"
+    fd = hold(path)
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    signal.signal(signal.SIGUSR1, lambda *a: None)
+    reported: list[object] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: reported.append(u)
+    try:
+        if program_fd:
+            signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        else:
+            # Set by a handler during the wait.
+            signal.signal(signal.SIGUSR2, lambda *a: signal.set_wakeup_fd(w, warn_on_full_buffer=False))
+            kicker = signal_from_another_thread(0.1, signal.SIGUSR2)
+        with pytest.raises(Timeout):
+            FileLock(str(path)).acquire(timeout=0.4, poll_interval=60)
+        if not program_fd:
+            kicker.join()
+        try:
+            while True:
+                os.write(w, b"x" * 4096)
+        except BlockingIOError:
+            pass
+        reported.clear()
+        signal.raise_signal(signal.SIGUSR1)
+        for _ in range(3):
+            time.sleep(0.01)  # let the pending report run
+        assert reported == []
+    finally:
+        sys.unraisablehook = old_hook
+        for x in (r, w, fd):
+            os.close(x)
