@@ -178,3 +178,52 @@ def test_warn_on_full_buffer_is_kept(tmp_path: Path, handlers, program_fd: bool)
         sys.unraisablehook = old_hook
         for x in (r, w, fd):
             os.close(x)
+
+
+def test_a_sync_wait_in_an_asyncio_program_hears_signals_and_the_loop_gets_its_bytes(tmp_path: Path, handlers) -> None:
+    """A coroutine calls the synchronous acquire while asyncio's own wake-up
+    descriptor is set (add_signal_handler): a raising handler still ends the
+    wait (the signal lands on another thread), the loop's descriptor is set
+    again afterwards, and the loop still runs its handler for a signal that
+    came during the wait (its byte was passed on)."""
+    import asyncio
+
+    path = tmp_path / "aio.lock"
+    fd = hold(path)
+    seen: list[str] = []
+
+    def usr2(signum, frame):
+        raise Interrupted
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, seen.append, "usr1")
+        try:
+            signal.signal(signal.SIGUSR2, usr2)
+            t1 = signal_from_another_thread(0.1, signal.SIGUSR1)
+            t2 = signal_from_another_thread(0.4, signal.SIGUSR2)
+            holder = threading.Timer(5.0, os.close, (fd,))
+            holder.start()
+            lock = FileLock(str(path))
+            with pytest.raises(Interrupted):
+                lock.acquire(poll_interval=60)
+            t1.join()
+            t2.join()
+            holder.cancel()
+            holder.join()
+            assert not lock.is_locked
+            for _ in range(50):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen == ["usr1"]
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
+
+    try:
+        asyncio.run(main())
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
