@@ -227,3 +227,55 @@ def test_a_sync_wait_in_an_asyncio_program_hears_signals_and_the_loop_gets_its_b
             os.close(fd)
         except OSError:
             pass
+
+
+RACE_PROGRAM = textwrap.dedent(
+    """
+    import fcntl, os, signal, sys, threading
+    from filelock import FileLock
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    signal.signal(signal.SIGUSR1, handler)
+    path = sys.argv[1]
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    # Deaf to the signal, the wait would win once the holder goes.
+    holder = threading.Timer(5.0, os.close, (fd,))
+    holder.start()
+    lock = FileLock(path)
+    os.environ["FL_SHIM_SIGNAL"] = "1"
+    try:
+        lock.acquire(poll_interval=60)
+        print("won")
+    except Interrupted:
+        print("interrupted", lock.is_locked)
+    holder.cancel()
+    """
+)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the LD_PRELOAD shim")
+def test_a_signal_during_the_first_attempt_is_not_lost(tmp_path: Path) -> None:
+    """Forced interleaving: SIGUSR1 lands on the main thread inside the
+    acquire's first attempt (an LD_PRELOAD flock that raises it), before the
+    wake-up pipe is installed: no byte reaches the pipe, so the handler must
+    run before the wait starts, not when the wait ends (with the lock won)."""
+    shim = tmp_path / "shim.so"
+    src = Path(__file__).parent / "data" / "signal_in_flock_shim.c"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(src), "-ldl"], check=True)
+    env = dict(os.environ, LD_PRELOAD=str(shim))
+    env.pop("FL_SHIM_SIGNAL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", RACE_PROGRAM, str(tmp_path / "race.lock")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert out.stdout.split() == ["interrupted", "False"], out.stderr
