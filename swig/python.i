@@ -33,6 +33,7 @@
 #ifndef _WIN32
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #endif
 
@@ -226,181 +227,208 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
 }
 
 /* The signal wake-up of a wait in the main thread (issue 17). Python's C
-     * signal handler writes a byte to the descriptor of signal.set_wakeup_fd()
-     * whichever thread the signal lands on; the core polls it with the lock's
-     * own wake-ups (FL_ARG_WAKE_FD), so Ctrl-C ends the wait at once, and the
-     * cancel callback (a GIL round-trip) runs only on real wake-ups instead of
-     * every 50 ms. The descriptor is a pipe of our own (an eventfd would refuse
-     * the handler's one-byte write), installed only for the wait. A program's
-     * own wake-up descriptor (asyncio's, trio's) is the "target": every byte
-     * the handler writes during the wait is passed on to it (its loop is not
-     * running while this thread waits: it reads them when it resumes), and it
-     * is put back when the wait ends. A program that sets (or clears) its
-     * descriptor during the wait (a signal handler, cancel_check) changes the
-     * target: the callback re-installs our pipe after running Python code, or
-     * the rest of the wait would be deaf to signals. One pipe per process: a
-     * forked child gets a fresh pipe at the same descriptor numbers (the
-     * parent's is shared with it, so each would steal the other's bytes).
-     * Limit: signal.set_wakeup_fd cannot read warn_on_full_buffer, so the
-     * target is put back with the default (True). */
-    static unsigned long flpy_cancel_calls; /* how often the cancel callback ran (tests) */
-    static int flpy_wake_rfd = -1;
-    /* Waits of the main thread on our pipe under way: a signal handler run by
-     * the cancel callback may itself wait for a lock (nested, same pipe). */
-    static int flpy_wake_depth;
-    static int flpy_wake_target = -1; /* the program's descriptor during a wait */
+ * signal handler writes a byte to the descriptor of signal.set_wakeup_fd()
+ * whichever thread the signal lands on; the core polls it with the lock's
+ * own wake-ups (FL_ARG_WAKE_FD), so Ctrl-C ends the wait at once, and the
+ * cancel callback (a GIL round-trip) runs only on real wake-ups instead of
+ * every 50 ms. The descriptor is a pipe of our own (an eventfd would refuse
+ * the handler's one-byte write), installed only for the wait. A program's
+ * own wake-up descriptor (asyncio's, trio's) is the "target": every byte
+ * the handler writes during the wait is passed on to it (its loop is not
+ * running while this thread waits: it reads them when it resumes), and it
+ * is put back when the wait ends. A program that sets (or clears) its
+ * descriptor during the wait (a signal handler, cancel_check) changes the
+ * target: the callback re-installs our pipe after running Python code, or
+ * the rest of the wait would be deaf to signals. One pipe per process: a
+ * forked child gets a fresh pipe at the same descriptor numbers (the
+ * parent's is shared with it, so each would steal the other's bytes).
+ * Limit: signal.set_wakeup_fd cannot read warn_on_full_buffer, so the
+ * target is put back with the default (True). */
+static unsigned long flpy_cancel_calls; /* how often the cancel callback ran (tests) */
+static int flpy_wake_rfd = -1;
+/* Waits of the main thread on our pipe under way: a signal handler run by
+ * the cancel callback may itself wait for a lock (nested, same pipe). */
+static int flpy_wake_depth;
+static int flpy_wake_target = -1; /* the program's descriptor during a wait */
 #ifdef _WIN32
-    /* No Python lane on Windows: the core ignores FL_ARG_WAKE_FD there anyway. */
-    static void flpy_wake_drain(int forward) { (void)forward; }
-    static int flpy_wake_begin(void) { return -1; }
-    static void flpy_wake_end(int rfd) { (void)rfd; }
-    static void flpy_wake_recheck(void) {}
-    static void flpy_wake_child(void) {}
+/* No Python lane on Windows: the core ignores FL_ARG_WAKE_FD there anyway. */
+static void flpy_wake_drain(int forward) { (void)forward; }
+static int flpy_wake_begin(void) { return -1; }
+static void flpy_wake_end(int rfd) { (void)rfd; }
+static void flpy_wake_recheck(void) {}
+static void flpy_wake_child(void) {}
 #else
-    static int flpy_wake_wfd = -1;
-    static pthread_t flpy_wake_thread; /* the thread whose wait installed our pipe */
-    /* Set in a forked child whose fork did not come from the waiting thread:
-     * the wait is the parent's, the child puts the target back (Python's
-     * after-fork hook, flpy_wake_child). */
-    static int flpy_wake_stale;
-    static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
+static int flpy_wake_wfd = -1;
+static dev_t flpy_wake_dev; /* our pipe's identity: the program may close */
+static ino_t flpy_wake_ino; /* our numbers and open its own files there */
+static pthread_t flpy_wake_thread; /* the thread whose wait installed our pipe */
+/* Set in a forked child whose fork did not come from the waiting thread:
+ * the wait is the parent's, the child puts the target back (Python's
+ * after-fork hook, flpy_wake_child). */
+static int flpy_wake_stale;
+static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
 
-    /* pthread_atfork child handler (async-signal-safe calls only): the child's
-     * own pipe at the numbers the parent's had, so that Python's wake-up
-     * descriptor, and a wait the child continues (a fork from the cancel
-     * callback), use the child's pipe. */
-    static void flpy_wake_forked(void) {
-        int fds[2];
-        if (flpy_wake_rfd < 0)
-            return;
-        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
-            (void)dup3(fds[0], flpy_wake_rfd, O_CLOEXEC);
-            (void)dup3(fds[1], flpy_wake_wfd, O_CLOEXEC);
-            (void)close(fds[0]);
-            (void)close(fds[1]);
+/* pthread_atfork child handler (async-signal-safe calls only): the child's
+ * own pipe at the numbers the parent's had, so that Python's wake-up
+ * descriptor, and a wait the child continues (a fork from the cancel
+ * callback), use the child's pipe. */
+static void flpy_wake_forked(void) {
+    int fds[2];
+    if (flpy_wake_rfd < 0)
+        return;
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+        struct stat st;
+        (void)dup3(fds[0], flpy_wake_rfd, O_CLOEXEC);
+        (void)dup3(fds[1], flpy_wake_wfd, O_CLOEXEC);
+        if (fstat(fds[0], &st) == 0) {
+            flpy_wake_dev = st.st_dev;
+            flpy_wake_ino = st.st_ino;
         }
-        if (flpy_wake_depth > 0 && !pthread_equal(pthread_self(), flpy_wake_thread))
-            flpy_wake_stale = 1;
+        (void)close(fds[0]);
+        (void)close(fds[1]);
     }
-    static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
+    if (flpy_wake_depth > 0 && !pthread_equal(pthread_self(), flpy_wake_thread))
+        flpy_wake_stale = 1;
+}
+static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
 
-    /* signal.set_wakeup_fd(fd): the previous descriptor, or -2 (error cleared:
-     * the wait then keeps the 50 ms cadence). */
-    static int flpy_set_wakeup_fd(int fd) {
-        static PyObject *setter;
-        PyObject *r, *arg;
-        long old;
+/* signal.set_wakeup_fd(fd): the previous descriptor, or -2 (error cleared:
+ * the wait then keeps the 50 ms cadence). */
+static int flpy_set_wakeup_fd(int fd) {
+    static PyObject *setter;
+    PyObject *r, *arg;
+    long old;
+    if (!setter) {
+        PyObject *mod = PyImport_ImportModule("signal");
+        setter = mod ? PyObject_GetAttrString(mod, "set_wakeup_fd") : NULL;
+        Py_XDECREF(mod);
         if (!setter) {
-            PyObject *mod = PyImport_ImportModule("signal");
-            setter = mod ? PyObject_GetAttrString(mod, "set_wakeup_fd") : NULL;
-            Py_XDECREF(mod);
-            if (!setter) {
-                PyErr_Clear();
-                return -2;
-            }
-        }
-        arg = PyLong_FromLong(fd);
-        r = arg ? PyObject_CallOneArg(setter, arg) : NULL;
-        Py_XDECREF(arg);
-        old = r ? PyLong_AsLong(r) : -2;
-        Py_XDECREF(r);
-        if (PyErr_Occurred()) {
             PyErr_Clear();
             return -2;
         }
-        return (int)old;
     }
-
-    /* Reads what the signal handler wrote; with @p forward >= 0, passes it on to
-     * that descriptor (the program's own wake-up descriptor). GIL held. */
-    static void flpy_wake_drain(int forward) {
-        char buf[64];
-        ssize_t n;
-        if (forward == flpy_wake_wfd)
-            forward = -1; /* never back into our own pipe */
-        while ((n = read(flpy_wake_rfd, buf, sizeof buf)) > 0)
-            if (forward >= 0)
-                (void)!write(forward, buf, (size_t)n);
+    arg = PyLong_FromLong(fd);
+    r = arg ? PyObject_CallOneArg(setter, arg) : NULL;
+    Py_XDECREF(arg);
+    old = r ? PyLong_AsLong(r) : -2;
+    Py_XDECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return -2;
     }
+    return (int)old;
+}
 
-    /* Called with the GIL held before a wait: our read end when our pipe is now
-     * the wake-up descriptor (flpy_wake_end must follow), else -1 (not the
-     * main thread, no pipe, set_wakeup_fd failed). */
-    static int flpy_wake_begin(void) {
-        int fds[2], old;
-        if (!_PyOS_IsMainThread())
-            return -1;
-        if (flpy_wake_rfd < 0) {
-            (void)pthread_once(&flpy_wake_once, flpy_wake_register);
-            if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
-                return -1;
-            flpy_wake_rfd = fds[0];
-            flpy_wake_wfd = fds[1];
-        }
-        if (flpy_wake_depth > 0) {
-            flpy_wake_depth++; /* an outer wait installed it */
-            return flpy_wake_rfd;
-        }
-        /* signal.set_wakeup_fd (PySignal_SetWakeupFd is not exported): it
-         * answers the descriptor it replaces, the program's. */
-        old = flpy_set_wakeup_fd(flpy_wake_wfd);
-        if (old == -2)
-            return -1;
-        flpy_wake_target = old == flpy_wake_wfd ? -1 : old;
-        flpy_wake_thread = pthread_self();
-        flpy_wake_depth = 1;
+/* Reads what the signal handler wrote; with @p forward >= 0, passes it on to
+ * that descriptor (the program's own wake-up descriptor). GIL held. */
+static void flpy_wake_drain(int forward) {
+    char buf[64];
+    ssize_t n;
+    if (forward == flpy_wake_wfd)
+        forward = -1; /* never back into our own pipe */
+    while ((n = read(flpy_wake_rfd, buf, sizeof buf)) > 0)
+        if (forward >= 0)
+            (void)!write(forward, buf, (size_t)n);
+}
+
+/* Whether @p fd is still one end of our pipe: a program may have closed
+ * every descriptor (a daemon after its fork) and opened its own files at
+ * our numbers; a signal byte must never go into them, nor our drain read
+ * them. One fstat per end, on the contended path only. */
+static int flpy_wake_is_ours(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == flpy_wake_dev &&
+           st.st_ino == flpy_wake_ino;
+}
+
+/* Called with the GIL held before a wait: our read end when our pipe is now
+ * the wake-up descriptor (flpy_wake_end must follow), else -1 (not the
+ * main thread, no pipe, set_wakeup_fd failed). */
+static int flpy_wake_begin(void) {
+    int fds[2], old;
+    if (!_PyOS_IsMainThread())
+        return -1;
+    if (flpy_wake_depth > 0) {
+        flpy_wake_depth++; /* an outer wait installed it */
         return flpy_wake_rfd;
     }
-
-    /* After Python code ran during a wait (signal handlers, cancel_check): if
-     * it set or cleared the wake-up descriptor, that is the new target, and our
-     * pipe goes back (else later signals would not end the wait). GIL held. */
-    static void flpy_wake_recheck(void) {
-        PyObject *et, *ev, *tb;
-        int prev;
-        if (flpy_wake_depth <= 0 || !_PyOS_IsMainThread())
-            return;
-        PyErr_Fetch(&et, &ev, &tb);
-        prev = flpy_set_wakeup_fd(flpy_wake_wfd);
-        if (prev != -2 && prev != flpy_wake_wfd)
-            flpy_wake_target = prev;
-        PyErr_Restore(et, ev, tb);
-    }
-
-    /* Ends a wait begun by flpy_wake_begin: the target goes back, with the bytes
-     * a signal wrote to our pipe since the last drain. A byte left while there
-     * is no target (a signal during a wait that won first) costs the next wait
-     * one spare callback, which drains it: not drained here, which would be a
-     * system call on every contended acquire. */
-    static void flpy_wake_end(int rfd) {
-        PyObject *et, *ev, *tb;
-        int prev;
-        if (rfd < 0 || --flpy_wake_depth > 0)
-            return;
-        PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
-        prev = flpy_set_wakeup_fd(flpy_wake_target);
-        if (prev >= 0 && prev != flpy_wake_wfd) {
-            /* Set by Python code after the last callback: keep it. */
-            (void)flpy_set_wakeup_fd(prev);
-            flpy_wake_target = prev;
+    if (flpy_wake_rfd >= 0 && !(flpy_wake_is_ours(flpy_wake_rfd) && flpy_wake_is_ours(flpy_wake_wfd)))
+        flpy_wake_rfd = flpy_wake_wfd = -1; /* not closed: the numbers are the program's now */
+    if (flpy_wake_rfd < 0) {
+        struct stat st;
+        (void)pthread_once(&flpy_wake_once, flpy_wake_register);
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+            return -1;
+        if (fstat(fds[0], &st) != 0) {
+            (void)close(fds[0]);
+            (void)close(fds[1]);
+            return -1;
         }
-        if (flpy_wake_target >= 0)
-            flpy_wake_drain(flpy_wake_target);
-        flpy_wake_target = -1;
-        PyErr_Restore(et, ev, tb);
+        flpy_wake_dev = st.st_dev;
+        flpy_wake_ino = st.st_ino;
+        flpy_wake_rfd = fds[0];
+        flpy_wake_wfd = fds[1];
     }
+    /* signal.set_wakeup_fd (PySignal_SetWakeupFd is not exported): it
+     * answers the descriptor it replaces, the program's. */
+    old = flpy_set_wakeup_fd(flpy_wake_wfd);
+    if (old == -2)
+        return -1;
+    flpy_wake_target = old == flpy_wake_wfd ? -1 : old;
+    flpy_wake_thread = pthread_self();
+    flpy_wake_depth = 1;
+    return flpy_wake_rfd;
+}
 
-    /* Python's after-fork hook in the child: a wait of the parent's main thread
-     * was on our pipe when another thread forked: the child has no such wait,
-     * so the program's descriptor goes back. */
-    static void flpy_wake_child(void) {
-        if (!flpy_wake_stale)
-            return;
-        flpy_wake_stale = 0;
-        flpy_wake_depth = 0;
-        (void)flpy_set_wakeup_fd(flpy_wake_target);
-        flpy_wake_target = -1;
+/* After Python code ran during a wait (signal handlers, cancel_check): if
+ * it set or cleared the wake-up descriptor, that is the new target, and our
+ * pipe goes back (else later signals would not end the wait). GIL held. */
+static void flpy_wake_recheck(void) {
+    PyObject *et, *ev, *tb;
+    int prev;
+    if (flpy_wake_depth <= 0 || !_PyOS_IsMainThread())
+        return;
+    PyErr_Fetch(&et, &ev, &tb);
+    prev = flpy_set_wakeup_fd(flpy_wake_wfd);
+    if (prev != -2 && prev != flpy_wake_wfd)
+        flpy_wake_target = prev;
+    PyErr_Restore(et, ev, tb);
+}
+
+/* Ends a wait begun by flpy_wake_begin: the target goes back, with the bytes
+ * a signal wrote to our pipe since the last drain. A byte left while there
+ * is no target (a signal during a wait that won first) costs the next wait
+ * one spare callback, which drains it: not drained here, which would be a
+ * system call on every contended acquire. */
+static void flpy_wake_end(int rfd) {
+    PyObject *et, *ev, *tb;
+    int prev;
+    if (rfd < 0 || --flpy_wake_depth > 0)
+        return;
+    PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
+    prev = flpy_set_wakeup_fd(flpy_wake_target);
+    if (prev >= 0 && prev != flpy_wake_wfd) {
+        /* Set by Python code after the last callback: keep it. */
+        (void)flpy_set_wakeup_fd(prev);
+        flpy_wake_target = prev;
     }
+    if (flpy_wake_target >= 0)
+        flpy_wake_drain(flpy_wake_target);
+    flpy_wake_target = -1;
+    PyErr_Restore(et, ev, tb);
+}
+
+/* Python's after-fork hook in the child: a wait of the parent's main thread
+ * was on our pipe when another thread forked: the child has no such wait,
+ * so the program's descriptor goes back. */
+static void flpy_wake_child(void) {
+    if (!flpy_wake_stale)
+        return;
+    flpy_wake_stale = 0;
+    flpy_wake_depth = 0;
+    (void)flpy_set_wakeup_fd(flpy_wake_target);
+    flpy_wake_target = -1;
+}
 #endif
 
 /* Cancel callback, run on the waiting thread without the GIL (at every

@@ -279,3 +279,49 @@ def test_a_signal_during_the_first_attempt_is_not_lost(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.split() == ["interrupted", "False"], out.stderr
+
+
+def test_our_pipe_closed_and_its_numbers_reused_by_the_program(tmp_path: Path, handlers) -> None:
+    """A program that closes every descriptor (a daemon after its fork) and
+    opens its own files at the freed numbers: the next wait must neither make
+    signals write into the program's file nor read the program's pipe."""
+    path = tmp_path / "d.lock"
+    fd = hold(path)
+    with pytest.raises(Timeout):
+        FileLock(str(path)).acquire(timeout=0.05)  # creates our pipe
+    before = set(os.listdir("/proc/self/fd"))
+    # Close every pipe (ours among them; pytest's are put back after).
+    victims = []
+    for name in before:
+        n = int(name)
+        if n > 2 and n != fd:
+            try:
+                if os.readlink(f"/proc/self/fd/{n}").startswith("pipe:"):
+                    victims.append(n)
+            except OSError:
+                pass
+    saved = {n: os.dup(n) for n in victims}
+    for n in victims:
+        os.close(n)
+    log = tmp_path / "program.log"
+    opened = []
+    try:
+        # The program's files (non-blocking, as sockets of a server are)
+        # take the freed numbers.
+        for _ in victims:
+            opened.append(os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o644))
+        os.write(opened[0], b"data")
+        signal.signal(signal.SIGUSR1, lambda *a: None)
+        t = signal_from_another_thread(0.1, signal.SIGUSR1)
+        with pytest.raises(Timeout):
+            FileLock(str(path)).acquire(timeout=0.4, poll_interval=60)
+        t.join()
+        assert log.read_bytes() == b"data"
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        for n in opened:
+            os.close(n)
+        for n, d in saved.items():
+            os.dup2(d, n)
+            os.close(d)
+        os.close(fd)
