@@ -268,16 +268,32 @@ static pthread_t flpy_wake_thread; /* the thread whose wait installed our pipe *
 static int flpy_wake_stale;
 static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
 
-/* pthread_atfork child handler (async-signal-safe calls only): the child's
- * own pipe at the numbers the parent's had, so that Python's wake-up
- * descriptor, and a wait the child continues (a fork from the cancel
- * callback), use the child's pipe. */
+static int flpy_wake_is_ours(int fd);
+
+/* pthread_atfork child handler (async-signal-safe calls only). The pipe is
+ * shared with the parent (each would steal the other's bytes): while a wait
+ * has it as Python's wake-up descriptor, the child gets its own pipe at the
+ * same numbers (Python's descriptor, and a wait the child continues after a
+ * fork from the cancel callback, then use the child's pipe); otherwise the
+ * child closes its copies and makes a pipe at its first wait. Numbers that
+ * are no longer our pipe (the program closed them, maybe reused them) are
+ * forgotten, never touched. */
 static void flpy_wake_forked(void) {
     int fds[2];
+    struct stat st;
     if (flpy_wake_rfd < 0)
         return;
+    if (!flpy_wake_is_ours(flpy_wake_rfd) || !flpy_wake_is_ours(flpy_wake_wfd)) {
+        flpy_wake_rfd = flpy_wake_wfd = -1;
+        return;
+    }
+    if (flpy_wake_depth == 0) {
+        (void)close(flpy_wake_rfd);
+        (void)close(flpy_wake_wfd);
+        flpy_wake_rfd = flpy_wake_wfd = -1;
+        return;
+    }
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
-        struct stat st;
         (void)dup3(fds[0], flpy_wake_rfd, O_CLOEXEC);
         (void)dup3(fds[1], flpy_wake_wfd, O_CLOEXEC);
         if (fstat(fds[0], &st) == 0) {
@@ -287,7 +303,7 @@ static void flpy_wake_forked(void) {
         (void)close(fds[0]);
         (void)close(fds[1]);
     }
-    if (flpy_wake_depth > 0 && !pthread_equal(pthread_self(), flpy_wake_thread))
+    if (!pthread_equal(pthread_self(), flpy_wake_thread))
         flpy_wake_stale = 1;
 }
 static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
@@ -407,6 +423,12 @@ static void flpy_wake_end(int rfd) {
         return;
     PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
     prev = flpy_set_wakeup_fd(flpy_wake_target);
+    if (prev == -2 && flpy_wake_target >= 0) {
+        /* Refused (the program closed its descriptor during the wait):
+         * none rather than our pipe, which nobody would drain. */
+        flpy_wake_target = -1;
+        prev = flpy_set_wakeup_fd(-1);
+    }
     if (prev >= 0 && prev != flpy_wake_wfd) {
         /* Set by Python code after the last callback: keep it. */
         (void)flpy_set_wakeup_fd(prev);
@@ -426,7 +448,8 @@ static void flpy_wake_child(void) {
         return;
     flpy_wake_stale = 0;
     flpy_wake_depth = 0;
-    (void)flpy_set_wakeup_fd(flpy_wake_target);
+    if (flpy_set_wakeup_fd(flpy_wake_target) == -2)
+        (void)flpy_set_wakeup_fd(-1); /* refused: see flpy_wake_end */
     flpy_wake_target = -1;
 }
 #endif

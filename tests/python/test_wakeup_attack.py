@@ -311,6 +311,22 @@ def test_our_pipe_closed_and_its_numbers_reused_by_the_program(tmp_path: Path, h
         for _ in victims:
             opened.append(os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o644))
         os.write(opened[0], b"data")
+        # A fork (any: subprocess, multiprocessing) must leave the child
+        # the program's files at those numbers.
+        ino = os.fstat(opened[0]).st_ino
+        rr, rw = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                same = all(os.fstat(n).st_ino == ino for n in opened)
+                os.write(rw, b"same" if same else b"replaced")
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        seen = os.read(rr, 16)
+        os.close(rr)
+        os.close(rw)
+        assert seen == b"same"
         signal.signal(signal.SIGUSR1, lambda *a: None)
         t = signal_from_another_thread(0.1, signal.SIGUSR1)
         with pytest.raises(Timeout):
@@ -324,4 +340,33 @@ def test_our_pipe_closed_and_its_numbers_reused_by_the_program(tmp_path: Path, h
         for n, d in saved.items():
             os.dup2(d, n)
             os.close(d)
+        os.close(fd)
+
+
+def test_the_program_closes_its_fd_during_a_wait(tmp_path: Path, handlers) -> None:
+    """A handler closes the program's own wake-up descriptor during a wait:
+    it cannot be put back, and our pipe (nobody would drain it after the
+    wait: a full pipe makes every later signal report a write error) must
+    not stay instead."""
+    path = tmp_path / "c.lock"
+    fd = hold(path)
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    closed: list[int] = []
+
+    def usr1(signum, frame):
+        os.close(r)
+        os.close(w)
+        closed.append(1)
+
+    signal.signal(signal.SIGUSR1, usr1)
+    signal.set_wakeup_fd(w)
+    try:
+        t = signal_from_another_thread(0.1, signal.SIGUSR1)
+        with pytest.raises(Timeout):
+            FileLock(str(path)).acquire(timeout=0.4, poll_interval=60)
+        t.join()
+        assert closed == [1]
+        assert signal.set_wakeup_fd(-1) in (-1, w)
+    finally:
         os.close(fd)
