@@ -370,3 +370,49 @@ def test_the_program_closes_its_fd_during_a_wait(tmp_path: Path, handlers) -> No
         assert signal.set_wakeup_fd(-1) in (-1, w)
     finally:
         os.close(fd)
+
+
+def test_a_sigchld_storm_during_a_wait(tmp_path: Path, handlers) -> None:
+    """Hundreds of SIGCHLD (a Python handler reaping) during a wait: each is
+    a wake-up the callback drains; the wait neither ends early nor spins
+    past the storm, wins on the release, and leaves no wake-up descriptor."""
+    path = tmp_path / "s.lock"
+    fd = hold(path)
+    reaped: list[int] = []
+
+    def on_child(signum, frame):
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            reaped.append(pid)
+
+    old = signal.signal(signal.SIGCHLD, on_child)
+
+    def storm() -> None:
+        time.sleep(0.1)
+        for _ in range(300):
+            if os.fork() == 0:
+                os._exit(0)
+        os.close(fd)
+
+    t = threading.Thread(target=storm)
+    try:
+        t.start()
+        lock = FileLock(str(path))
+        lock.acquire(timeout=30, poll_interval=60)
+        t.join()
+        assert lock.is_locked
+        lock.release()
+        for _ in range(100):  # the last children may still be exiting
+            if len(reaped) == 300:
+                break
+            time.sleep(0.01)
+        on_child(signal.SIGCHLD, None)
+        assert len(reaped) == 300
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        signal.signal(signal.SIGCHLD, old)
