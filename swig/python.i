@@ -33,6 +33,7 @@
 #ifndef _WIN32
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #endif
 
@@ -231,25 +232,80 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
  * own wake-ups (FL_ARG_WAKE_FD), so Ctrl-C ends the wait at once, and the
  * cancel callback (a GIL round-trip) runs only on real wake-ups instead of
  * every 50 ms. The descriptor is a pipe of our own (an eventfd would refuse
- * the handler's one-byte write), installed only while no other is set and
- * only for the wait: a program's own wake-up descriptor (asyncio's, trio's)
- * is never read by us; such a wait keeps the 50 ms cadence. One pipe per
- * process (a forked child makes its own: the parent's is shared with it). */
+ * the handler's one-byte write), installed only for the wait. A program's
+ * own wake-up descriptor (asyncio's, trio's) is the "target": every byte
+ * the handler writes during the wait is passed on to it (its loop is not
+ * running while this thread waits: it reads them when it resumes), and it
+ * is put back when the wait ends. A program that sets (or clears) its
+ * descriptor during the wait (a signal handler, cancel_check) changes the
+ * target: the callback re-installs our pipe after running Python code, or
+ * the rest of the wait would be deaf to signals. One pipe per process: a
+ * forked child gets a fresh pipe at the same descriptor numbers (the
+ * parent's is shared with it, so each would steal the other's bytes).
+ * Limit: signal.set_wakeup_fd cannot read warn_on_full_buffer, so the
+ * target is put back with the default (True). */
 static unsigned long flpy_cancel_calls; /* how often the cancel callback ran (tests) */
 static int flpy_wake_rfd = -1;
+/* Waits of the main thread on our pipe under way: a signal handler run by
+ * the cancel callback may itself wait for a lock (nested, same pipe). */
+static int flpy_wake_depth;
+static int flpy_wake_target = -1; /* the program's descriptor during a wait */
 #ifdef _WIN32
 /* No Python lane on Windows: the core ignores FL_ARG_WAKE_FD there anyway. */
 static void flpy_wake_drain(int forward) { (void)forward; }
 static int flpy_wake_begin(void) { return -1; }
 static void flpy_wake_end(int rfd) { (void)rfd; }
+static void flpy_wake_recheck(void) {}
+static void flpy_wake_child(void) {}
 #else
 static int flpy_wake_wfd = -1;
-static int flpy_wake_made; /* 0 after a fork (a fork handler, not getpid(): no system call) */
-/* Waits of the main thread on our pipe under way: a signal handler run by
- * the cancel callback may itself wait for a lock (nested, same pipe). */
-static int flpy_wake_depth;
+static dev_t flpy_wake_dev; /* our pipe's identity: the program may close */
+static ino_t flpy_wake_ino; /* our numbers and open its own files there */
+static pthread_t flpy_wake_thread; /* the thread whose wait installed our pipe */
+/* Set in a forked child whose fork did not come from the waiting thread:
+ * the wait is the parent's, the child puts the target back (Python's
+ * after-fork hook, flpy_wake_child). */
+static int flpy_wake_stale;
 static pthread_once_t flpy_wake_once = PTHREAD_ONCE_INIT;
-static void flpy_wake_forked(void) { flpy_wake_made = 0; }
+
+static int flpy_wake_is_ours(int fd);
+
+/* pthread_atfork child handler (async-signal-safe calls only). The pipe is
+ * shared with the parent (each would steal the other's bytes): while a wait
+ * has it as Python's wake-up descriptor, the child gets its own pipe at the
+ * same numbers (Python's descriptor, and a wait the child continues after a
+ * fork from the cancel callback, then use the child's pipe); otherwise the
+ * child closes its copies and makes a pipe at its first wait. Numbers that
+ * are no longer our pipe (the program closed them, maybe reused them) are
+ * forgotten, never touched. */
+static void flpy_wake_forked(void) {
+    int fds[2];
+    struct stat st;
+    if (flpy_wake_rfd < 0)
+        return;
+    if (!flpy_wake_is_ours(flpy_wake_rfd) || !flpy_wake_is_ours(flpy_wake_wfd)) {
+        flpy_wake_rfd = flpy_wake_wfd = -1;
+        return;
+    }
+    if (flpy_wake_depth == 0) {
+        (void)close(flpy_wake_rfd);
+        (void)close(flpy_wake_wfd);
+        flpy_wake_rfd = flpy_wake_wfd = -1;
+        return;
+    }
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+        (void)dup3(fds[0], flpy_wake_rfd, O_CLOEXEC);
+        (void)dup3(fds[1], flpy_wake_wfd, O_CLOEXEC);
+        if (fstat(fds[0], &st) == 0) {
+            flpy_wake_dev = st.st_dev;
+            flpy_wake_ino = st.st_ino;
+        }
+        (void)close(fds[0]);
+        (void)close(fds[1]);
+    }
+    if (!pthread_equal(pthread_self(), flpy_wake_thread))
+        flpy_wake_stale = 1;
+}
 static void flpy_wake_register(void) { (void)pthread_atfork(NULL, NULL, flpy_wake_forked); }
 
 /* signal.set_wakeup_fd(fd): the previous descriptor, or -2 (error cleared:
@@ -291,60 +347,110 @@ static void flpy_wake_drain(int forward) {
             (void)!write(forward, buf, (size_t)n);
 }
 
+/* Whether @p fd is still one end of our pipe: a program may have closed
+ * every descriptor (a daemon after its fork) and opened its own files at
+ * our numbers; a signal byte must never go into them, nor our drain read
+ * them. One fstat per end, on the contended path only. */
+static int flpy_wake_is_ours(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == flpy_wake_dev &&
+           st.st_ino == flpy_wake_ino;
+}
+
 /* Called with the GIL held before a wait: our read end when our pipe is now
  * the wake-up descriptor (flpy_wake_end must follow), else -1 (not the
- * main thread, a program's own descriptor is set, no pipe). */
+ * main thread, no pipe, set_wakeup_fd failed). */
 static int flpy_wake_begin(void) {
     int fds[2], old;
     if (!_PyOS_IsMainThread())
-        return -1;
-    if (!flpy_wake_made) {
-        /* First wait, or a forked child: the inherited pipe is the
-         * parent's too (left open: the parent may be using it). */
-        (void)pthread_once(&flpy_wake_once, flpy_wake_register);
-        flpy_wake_rfd = flpy_wake_wfd = -1;
-        flpy_wake_made = 1;
-        flpy_wake_depth = 0;
-        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
-            return -1;
-        flpy_wake_rfd = fds[0];
-        flpy_wake_wfd = fds[1];
-    }
-    if (flpy_wake_rfd < 0)
         return -1;
     if (flpy_wake_depth > 0) {
         flpy_wake_depth++; /* an outer wait installed it */
         return flpy_wake_rfd;
     }
+    if (flpy_wake_rfd >= 0 && !(flpy_wake_is_ours(flpy_wake_rfd) && flpy_wake_is_ours(flpy_wake_wfd)))
+        flpy_wake_rfd = flpy_wake_wfd = -1; /* not closed: the numbers are the program's now */
+    if (flpy_wake_rfd < 0) {
+        struct stat st;
+        (void)pthread_once(&flpy_wake_once, flpy_wake_register);
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+            return -1;
+        if (fstat(fds[0], &st) != 0) {
+            (void)close(fds[0]);
+            (void)close(fds[1]);
+            return -1;
+        }
+        flpy_wake_dev = st.st_dev;
+        flpy_wake_ino = st.st_ino;
+        flpy_wake_rfd = fds[0];
+        flpy_wake_wfd = fds[1];
+    }
     /* signal.set_wakeup_fd (PySignal_SetWakeupFd is not exported): it
-     * answers the descriptor it replaces. */
+     * answers the descriptor it replaces, the program's. */
     old = flpy_set_wakeup_fd(flpy_wake_wfd);
     if (old == -2)
         return -1;
-    if (old != -1 && old != flpy_wake_wfd) {
-        /* The program's own: put it back at once, with what a signal may
-         * have written to ours in between. */
-        (void)flpy_set_wakeup_fd(old);
-        flpy_wake_drain(old);
-        return -1;
-    }
+    flpy_wake_target = old == flpy_wake_wfd ? -1 : old;
+    flpy_wake_thread = pthread_self();
     flpy_wake_depth = 1;
     return flpy_wake_rfd;
 }
 
-/* A byte left in the pipe (a signal during a wait that won first) costs
- * the next wait one spare callback, which drains it: not drained here,
- * which would be a system call on every acquire. */
+/* After Python code ran during a wait (signal handlers, cancel_check): if
+ * it set or cleared the wake-up descriptor, that is the new target, and our
+ * pipe goes back (else later signals would not end the wait). GIL held. */
+static void flpy_wake_recheck(void) {
+    PyObject *et, *ev, *tb;
+    int prev;
+    if (flpy_wake_depth <= 0 || !_PyOS_IsMainThread())
+        return;
+    PyErr_Fetch(&et, &ev, &tb);
+    prev = flpy_set_wakeup_fd(flpy_wake_wfd);
+    if (prev != -2 && prev != flpy_wake_wfd)
+        flpy_wake_target = prev;
+    PyErr_Restore(et, ev, tb);
+}
+
+/* Ends a wait begun by flpy_wake_begin: the target goes back, with the bytes
+ * a signal wrote to our pipe since the last drain. A byte left while there
+ * is no target (a signal during a wait that won first) costs the next wait
+ * one spare callback, which drains it: not drained here, which would be a
+ * system call on every contended acquire. */
 static void flpy_wake_end(int rfd) {
     PyObject *et, *ev, *tb;
     int prev;
     if (rfd < 0 || --flpy_wake_depth > 0)
         return;
     PyErr_Fetch(&et, &ev, &tb); /* the wait's own error stays */
-    prev = flpy_set_wakeup_fd(-1);
-    if (prev >= 0 && prev != flpy_wake_wfd)
-        (void)flpy_set_wakeup_fd(prev); /* the program set its own meanwhile: keep it */
+    prev = flpy_set_wakeup_fd(flpy_wake_target);
+    if (prev == -2 && flpy_wake_target >= 0) {
+        /* Refused (the program closed its descriptor during the wait):
+         * none rather than our pipe, which nobody would drain. */
+        flpy_wake_target = -1;
+        prev = flpy_set_wakeup_fd(-1);
+    }
+    if (prev >= 0 && prev != flpy_wake_wfd) {
+        /* Set by Python code after the last callback: keep it. */
+        (void)flpy_set_wakeup_fd(prev);
+        flpy_wake_target = prev;
+    }
+    if (flpy_wake_target >= 0)
+        flpy_wake_drain(flpy_wake_target);
+    flpy_wake_target = -1;
     PyErr_Restore(et, ev, tb);
+}
+
+/* Python's after-fork hook in the child: a wait of the parent's main thread
+ * was on our pipe when another thread forked: the child has no such wait,
+ * so the program's descriptor goes back. */
+static void flpy_wake_child(void) {
+    if (!flpy_wake_stale)
+        return;
+    flpy_wake_stale = 0;
+    flpy_wake_depth = 0;
+    if (flpy_set_wakeup_fd(flpy_wake_target) == -2)
+        (void)flpy_set_wakeup_fd(-1); /* refused: see flpy_wake_end */
+    flpy_wake_target = -1;
 }
 #endif
 
@@ -367,7 +473,8 @@ static int flpy_cancel_locked(flpy_cancel_call *call, int interrupted) {
     int truth;
     flpy_cancel_calls++;
     if (interrupted && flpy_wake_rfd >= 0 && _PyOS_IsMainThread())
-        flpy_wake_drain(-1); /* before the check: a later signal writes again */
+        /* Before the check: a later signal writes again. */
+        flpy_wake_drain(flpy_wake_depth > 0 ? flpy_wake_target : -1);
     if (PyErr_CheckSignals() != 0)
         return 1;
     if (flpy_log_sync) {
@@ -404,6 +511,8 @@ static int flpy_cancel(void *data, int interrupted) {
         return 0;
     st = PyGILState_Ensure();
     stop = flpy_cancel_locked((flpy_cancel_call *)data, interrupted);
+    if (!stop)
+        flpy_wake_recheck(); /* the Python code it ran may have set a wake-up descriptor */
     PyGILState_Release(st);
     return stop;
 }
@@ -564,6 +673,11 @@ static PyObject *flpy_acquired(fl_lock *l, int kind_before) {
  * with it that a wait is not sliced). */
 static unsigned long flpy_cancel_count(void) { return flpy_cancel_calls; }
 
+/* os.register_at_fork(after_in_child=...) (filelock/_api.py): a child forked
+ * by another thread during the main thread's wait gets the program's signal
+ * wake-up descriptor back. */
+static void flpy_wake_after_fork(void) { flpy_wake_child(); }
+
 /* Module setup from the Python layer: the Timeout class and the log sink. */
 static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink, PyObject *log_sync) {
     PyObject *old_cls = flpy_timeout_cls, *old_sink = flpy_log_sink, *old_sync = flpy_log_sync;
@@ -685,8 +799,17 @@ static PyObject *flpy_acquire(fl_lock *l, int shared, PyObject *timeout, PyObjec
             Py_END_ALLOW_THREADS
             if (rc != FL_ETIMEOUT)
                 goto done;
-            if ((wake = flpy_wake_begin()) >= 0)
+            if ((wake = flpy_wake_begin()) >= 0) {
                 a.wake_fd = wake;
+                /* A signal that landed before our pipe was installed (during
+                 * the attempt above, the GIL released) wrote no byte to it:
+                 * its handler runs now, or the wait would not see it. */
+                if (PyErr_CheckSignals() != 0) {
+                    flpy_wake_end(wake);
+                    return NULL;
+                }
+                flpy_wake_recheck();
+            }
         }
     }
 wait:

@@ -492,7 +492,10 @@ typedef struct fl_acquire_args {
                                readable, on a signal, and at the wait's own re-checks (every
                                max(poll_interval, 0.05 s), 0.1 s with an inotify watch armed).
                                Elsewhere (other POSIX systems, Windows) it is ignored and the
-                               callback keeps its 50 ms cadence. */
+                               callback keeps its 50 ms cadence. Where it is polled, a
+                               descriptor that is not open (or is closed during the wait), or
+                               that hung up or is in error with nothing to read, ends the wait
+                               with ::FL_EINVAL naming it (it would be ready for ever). */
 } fl_acquire_args;
 
 /** Fills @p args with "every field is the handle's default, exclusive mode". */

@@ -559,7 +559,12 @@ static void schedule(hub_file *f, double now, int backoff) {
 static void holder_unwatch(hub_file *f) {
 #ifdef FL__LINUX
     if (f->pidfd >= 0) {
-        fl__px_close(f->pidfd); /* leaves the epoll set with its last descriptor */
+        /* Out of the set before the close: an epoll item lives as long as
+         * its open file, which a child forked meanwhile still has open; a
+         * stale item of a dead holder would keep the hub readable for ever
+         * and point at a freed file. */
+        (void)epoll_ctl(f->hub->fd, EPOLL_CTL_DEL, f->pidfd, NULL);
+        fl__px_close(f->pidfd);
         f->hub->npidfds--;
     }
 #endif

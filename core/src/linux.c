@@ -698,6 +698,24 @@ void fl__os_watch_open(fl_lock *l, int kind, fl__watch *w) {
     }
 }
 
+/* A wake-up descriptor that poll reports closed (POLLNVAL: never open, or
+ * closed during the wait) or hung up / in error with nothing to read stays
+ * "ready" for ever: the wait would spin through the cancel callback until
+ * its deadline (for ever without one). A permanent error: FL_EINVAL naming
+ * the descriptor. 0 when it may still wake the wait. */
+static int wake_fd_broken(const fl_lock *l, int fd, short revents) {
+    if (revents & POLLNVAL)
+        return fl__error(FL_EINVAL, EBADF,
+                         "waiting for lock file '%s': the wake-up descriptor %d is not open",
+                         l->path, fd);
+    if ((revents & (POLLHUP | POLLERR)) && !(revents & POLLIN))
+        return fl__error(FL_EINVAL, 0,
+                         "waiting for lock file '%s': the wake-up descriptor %d hung up (no writer "
+                         "left) or is in error: it can no longer wake the wait",
+                         l->path, fd);
+    return 0;
+}
+
 /* Sleeps for ts, or until the acquire's wake-up descriptor (w->xfd) is
  * readable: 0, FL__WOKEN_BY_FD or FL_EINTR. A descriptor opened before a
  * fork is still the caller's own here (it gave it for this call). */
@@ -715,7 +733,9 @@ static int sleep_or_wake_fd(const fl_lock *l, const fl__watch *w, const struct t
                          l->path);
     if (rc < 0)
         return fl__px_sleep(l, ts);
-    return rc > 0 ? FL__WOKEN_BY_FD : 0;
+    if (rc > 0 && (rc = wake_fd_broken(l, p.fd, p.revents)) < 0)
+        return rc;
+    return p.revents ? FL__WOKEN_BY_FD : 0;
 }
 
 int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
@@ -732,7 +752,7 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             seconds = FL__MIN_POLL;
         (void)fl__seconds_to_timespec(seconds, &ts);
         rc = sleep_or_wake_fd(l, w, &ts);
-        return rc < 0 ? FL_EINTR : rc == FL__WOKEN_BY_FD ? rc : 1;
+        return rc < 0 ? rc : rc == FL__WOKEN_BY_FD ? rc : 1;
     }
     end = fl__now() + seconds;
     for (;;) {
@@ -791,6 +811,8 @@ int fl__os_watch_wait(fl_lock *l, int kind, fl__watch *w, double seconds) {
             }
             if (rc == 0)
                 return 0;
+            if (xi >= 0 && (rc = wake_fd_broken(l, p[xi].fd, p[xi].revents)) < 0)
+                return rc;
             if (hp >= 0 && p[2].revents) {
                 holder_gone(w, (p[2].revents & POLLIN) != 0);
                 return 1;

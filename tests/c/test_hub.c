@@ -818,6 +818,76 @@ START_TEST(dead_soft_holder_wakes_the_hub_by_pidfd) {
 }
 END_TEST
 
+/* A child forked while the hub watched a soft holder's pidfd keeps a copy
+ * of it: closing ours then does not take the pidfd out of the epoll set
+ * (an epoll item lives as long as its open file). When the holder later
+ * dies, the stale item (level-triggered: a dead process's pidfd stays
+ * readable) would keep the hub's descriptor readable for ever, a busy
+ * event loop, and hand read_holders a freed file. The pidfd must leave
+ * the set explicitly before it is closed. */
+START_TEST(pidfd_leaves_the_epoll_set_though_a_child_has_a_copy) {
+    const char *p = P("y.lock");
+    const char *args[] = {"hold", p, "soft", "-1", NULL};
+    fl_lock *l;
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *w;
+    fl_hub *hub;
+    record r;
+    char line[64];
+    int out, in, gate[2];
+    pid_t pid, kid;
+    struct pollfd pf;
+    FL_NEEDS_LINUX("pidfd");
+#ifdef FL__LINUX
+    {
+        int probe = fl__plat_pidfd_open(getpid(), 0);
+        if (probe < 0) {
+            fprintf(stderr, "skipped %s: pidfd_open refused here (valgrind?): %s\n", __func__,
+                    strerror(errno));
+            return;
+        }
+        close(probe);
+    }
+#endif
+    l = new_local(p, FL_SOFT);
+    fa.set |= FL_ARG_POLL_INTERVAL;
+    fa.poll_interval = 30;
+    memset(&r, 0, sizeof r);
+    pid = fl_helper_start(args, &out, &in);
+    ck_assert_int_eq(fl_read_line(out, line, sizeof line, 10), 0);
+    ck_assert_str_eq(line, "held");
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 1, &fa, on_done, &r, &w), 0);
+    drive(hub, &r.n, 1, 0.2); /* busy: the holder's pidfd is armed */
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_int_eq(pipe(gate), 0);
+    kid = fork();
+    ck_assert_int_ge(kid, 0);
+    if (kid == 0) {
+        char c;
+        close(gate[1]);
+        (void)!read(gate[0], &c, 1); /* keeps the copies until the parent is done */
+        _exit(0);
+    }
+    close(gate[0]);
+    ck_assert_int_eq(fl_hub_cancel(w), 0);
+    drive(hub, &r.n, 1, 0.2); /* drains the watch's removal event */
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(fl_wait_child(pid, 10), 128 + SIGKILL);
+    /* Nothing is waited for: the hub's descriptor must stay quiet. */
+    pf.fd = fl_hub_fd(hub);
+    pf.events = POLLIN;
+    pf.revents = 0;
+    ck_assert_int_eq(poll(&pf, 1, 300), 0);
+    close(gate[1]);
+    ck_assert_int_eq(fl_wait_child(kid, 10), 0);
+    close(out);
+    close(in);
+    fl_hub_free(hub);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* ---- read/write locks ---------------------------------------------------- */
 
 static fl_lock *new_rw(const char *path) {
@@ -1326,6 +1396,7 @@ Suite *suite_hub(void) {
     tcase_add_test(tc, lock_file_replaced_while_waiting);
     tcase_add_test(tc, killed_soft_holder_is_reclaimed);
     tcase_add_test(tc, dead_soft_holder_wakes_the_hub_by_pidfd);
+    tcase_add_test(tc, pidfd_leaves_the_epoll_set_though_a_child_has_a_copy);
     tcase_add_test(tc, read_write_through_the_hub);
     tcase_add_test(tc, cancelled_writer_opens_the_gate);
     tcase_add_test(tc, rw_hub_writer_and_thread_of_the_same_handle);

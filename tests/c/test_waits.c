@@ -652,6 +652,69 @@ START_TEST(wake_fd_replaces_the_cancel_slices) {
 }
 END_TEST
 
+/* A wake-up descriptor that can never be drained (_i 0: not open; 1: a
+ * pipe whose writer is gone, hung up; 2: closed by the callback during the
+ * wait) is reported as ready by every poll: the wait must fail at once with
+ * FL_EINVAL naming the lock file and the descriptor, not spin through the
+ * callback until its deadline (for ever without one). */
+typedef struct broken_wake {
+    int rfd, calls;
+} broken_wake;
+
+static int broken_cancel(void *data, int interrupted) {
+    broken_wake *b = data;
+    char buf[16];
+    (void)interrupted;
+    b->calls++;
+    while (read(b->rfd, buf, sizeof buf) > 0)
+        ;
+    if (b->calls == 1)
+        close(b->rfd); /* _i 2; harmless (EBADF) for the others */
+    return 0;
+}
+
+START_TEST(broken_wake_fd_is_an_error_not_a_spin) {
+    FL_NEEDS_LINUX("a polled wake-up descriptor");
+    const char *p = P("bw.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL);
+    fl_acquire_args a;
+    broken_wake b;
+    int fds[2], fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    memset(&b, 0, sizeof b);
+    b.rfd = fds[0];
+    if (_i == 0) {
+        close(fds[0]);
+        close(fds[1]);
+    } else if (_i == 1) {
+        close(fds[1]);
+    } else {
+        ck_assert_int_eq(write(fds[1], "x", 1), 1); /* the first wake-up */
+    }
+    fl_acquire_args_init(&a);
+    a.set = FL_ARG_TIMEOUT | FL_ARG_POLL_INTERVAL | FL_ARG_CANCEL | FL_ARG_WAKE_FD;
+    a.timeout = 3; /* a spin would end here, with FL_ETIMEOUT */
+    a.poll_interval = 30;
+    a.cancel = broken_cancel;
+    a.cancel_data = &b;
+    a.wake_fd = fds[0];
+    ck_assert_int_eq(fl_acquire_with(l, &a), FL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), p));
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "wake-up descriptor"));
+    ck_assert_int_le(b.calls, 1);
+    ck_assert_int_eq(fl_lock_counter(l), 0);
+    if (_i == 1)
+        close(fds[0]);
+    if (_i == 2)
+        close(fds[1]);
+    close(fd);
+    fl_lock_free(l);
+}
+END_TEST
+
 /* The race of a close: its inotify event comes before its unlock. */
 static int (*race_real_flock)(int, int);
 static int race_closing, race_faked, race_holder_fd = -1;
@@ -868,6 +931,7 @@ Suite *suite_waits(void) {
     tcase_add_test(tc, one_watch_is_kept_between_waits);
     tcase_add_test(tc, event_before_unlock_is_retried_soon);
     tcase_add_loop_test(tc, wake_fd_replaces_the_cancel_slices, 0, 2);
+    tcase_add_loop_test(tc, broken_wake_fd_is_an_error_not_a_spin, 0, 3);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);
     tcase_add_loop_test(tc, held_query_keeps_the_last_error, FL_KERNEL, FL_SOFT + 1);
     tcase_add_loop_test(tc, held_query_leaves_no_error_in_a_fresh_thread, FL_KERNEL, FL_SOFT + 1);

@@ -318,6 +318,9 @@ def _reset_mutexes_in_child() -> None:
     _log_mutex = threading.Lock()
     for cls in list(_singleton_classes):
         cls._instances_lock = threading.Lock()
+    # Another thread forked during the main thread's wait: that wait's
+    # signal wake-up pipe is not the child's business.
+    _core.flpy_wake_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
