@@ -444,6 +444,19 @@ static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink, PyObject 
     Py_RETURN_NONE;
 }
 
+/* Sets fl_options.singleton_scope on @p opts_cap to @p scope (a lock
+ * class): the pure-Python package keeps one singleton per class, so a
+ * subclass's singleton on a lock file is another lock than FileLock's. Not
+ * referenced: the class outlives its handles, each held by its instances
+ * (which keep their class alive), and the core only compares the pointer. */
+static PyObject *flpy_options_singleton_scope(PyObject *opts_cap, PyObject *scope) {
+    fl_options *o = (fl_options *)PyCapsule_GetPointer(opts_cap, FLPY_OPTIONS_CAPSULE);
+    if (!o)
+        return NULL;
+    o->singleton_scope = scope;
+    Py_RETURN_NONE;
+}
+
 /* Sets fl_options.on_acquired on @p opts_cap (a new options capsule) to call
  * @p hook with the locked descriptor. The options capsule keeps a reference
  * to the callable (its context) until it is freed; flpy_new takes one more
