@@ -198,6 +198,14 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
     case FL_ELEASEMISMATCH:
         PyErr_SetString(flpy_mismatch_cls ? flpy_mismatch_cls : PyExc_ValueError, msg);
         return NULL;
+    case FL_ENOTREG:
+        /* The core's own check (a FIFO, socket or device at the lock path)
+         * has no OS errno; an OSError must still carry one and the path,
+         * as every other: EINVAL, what flock(2) gives the pure package's
+         * FileLock on a FIFO (the core's reason is the note). */
+        if (err == 0)
+            err = EINVAL;
+        break;
     default:
         break;
     }
