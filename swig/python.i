@@ -202,9 +202,17 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
         /* The core's own check (a FIFO, socket or device at the lock path)
          * has no OS errno; an OSError must still carry one and the path,
          * as every other: EINVAL, what flock(2) gives the pure package's
-         * FileLock on a FIFO (the core's reason is the note). */
-        if (err == 0)
-            err = EINVAL;
+         * FileLock on a FIFO; the note is the core's reason with its code,
+         * as the message of an OSError without an errno would end. */
+        if (err == 0) {
+            PyObject *note = PyUnicode_FromFormat("%s (%s)", msg, fl_err_name(code));
+            path = flpy_path_obj(l);
+            if (note && path)
+                flpy_set_oserror(EINVAL, path, PyUnicode_AsUTF8(note));
+            Py_XDECREF(note);
+            Py_XDECREF(path);
+            return NULL;
+        }
         break;
     default:
         break;
