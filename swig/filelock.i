@@ -78,6 +78,10 @@ typedef struct fl_lock {
  * callable as the data, kept alive by its handle object. */
 %ignore fl_options::on_acquired;
 %ignore fl_options::on_acquired_data;
+/* A pointer compared by the core: set by a binding for its own classes
+ * (Python: flpy_options_singleton_scope); the other languages keep the
+ * process-wide scope (NULL). */
+%ignore fl_options::singleton_scope;
 
 /* Every wrapped function whose negative return is an error (all take the
  * handle first): the language's `int FL_RAISING` typemap raises. */

@@ -205,6 +205,22 @@ static PyObject *flpy_raise(int code, fl_lock *l) {
     case FL_ELEASEMISMATCH:
         PyErr_SetString(flpy_mismatch_cls ? flpy_mismatch_cls : PyExc_ValueError, msg);
         return NULL;
+    case FL_ENOTREG:
+        /* The core's own check (a FIFO, socket or device at the lock path)
+         * has no OS errno; an OSError must still carry one and the path,
+         * as every other: EINVAL, what flock(2) gives the pure package's
+         * FileLock on a FIFO; the note is the core's reason with its code,
+         * as the message of an OSError without an errno would end. */
+        if (err == 0) {
+            PyObject *note = PyUnicode_FromFormat("%s (%s)", msg, fl_err_name(code));
+            path = flpy_path_obj(l);
+            if (note && path)
+                flpy_set_oserror(EINVAL, path, PyUnicode_AsUTF8(note));
+            Py_XDECREF(note);
+            Py_XDECREF(path);
+            return NULL;
+        }
+        break;
     default:
         break;
     }
@@ -690,6 +706,19 @@ static PyObject *flpy_setup(PyObject *timeout_cls, PyObject *log_sink, PyObject 
     Py_XDECREF(old_cls);
     Py_XDECREF(old_sink);
     Py_XDECREF(old_sync);
+    Py_RETURN_NONE;
+}
+
+/* Sets fl_options.singleton_scope on @p opts_cap to @p scope (a lock
+ * class): the pure-Python package keeps one singleton per class, so a
+ * subclass's singleton on a lock file is another lock than FileLock's. Not
+ * referenced: the class outlives its handles, each held by its instances
+ * (which keep their class alive), and the core only compares the pointer. */
+static PyObject *flpy_options_singleton_scope(PyObject *opts_cap, PyObject *scope) {
+    fl_options *o = (fl_options *)PyCapsule_GetPointer(opts_cap, FLPY_OPTIONS_CAPSULE);
+    if (!o)
+        return NULL;
+    o->singleton_scope = scope;
     Py_RETURN_NONE;
 }
 

@@ -182,7 +182,7 @@ typedef struct fl_lock fl_lock;
 typedef int (*fl_acquired_fn)(void *data, fl_lock *lock, int fd);
 
 /** Current version of ::fl_options. */
-#define FL_OPTIONS_VERSION 2
+#define FL_OPTIONS_VERSION 3
 
 /**
  * The lease duration in seconds of a lease whose caller gives none: the
@@ -248,13 +248,21 @@ typedef struct fl_options {
                                     fl_options_set_heartbeat_interval()): a given field must be
                                     positive, where 0 would otherwise mean "no lease" / "the
                                     default heartbeat". 0 (default): none. */
+
+    /** Singleton only: handles are shared only between calls with the same
+     * scope (compared as a pointer, never dereferenced); NULL (default): the
+     * process-wide scope. A binding whose singleton registry is per class
+     * passes its class, so that two classes' singletons on one lock file are
+     * separate locks (neither shares the other's hold nor is refused for its
+     * settings). The scope must stay valid while handles made with it live. */
+    const void *singleton_scope;
 } fl_options;
 
 /** Default options: kernel lock, wait forever, blocking, 50 ms poll ceiling, no lease. */
 #define FL_OPTIONS_INIT                                                                            \
     {                                                                                              \
         FL_OPTIONS_VERSION, FL_KERNEL, -1.0, 0.05, 1, FL_MODE_DEFAULT, 1, 0, 0, 0, NULL, NULL,     \
-            0.0, 0.0, 0.0, 0u                                                                      \
+            0.0, 0.0, 0.0, 0u, NULL                                                                \
     }
 
 /**
@@ -365,8 +373,10 @@ FL_EXTERN int fl_options_check(const fl_options *opts);
  * is opened or created until the first acquire.
  *
  * With `opts->singleton` set, a second call for the same lock file (same
- * canonical parent directory and final name) returns the same handle with a
- * reference count; it fails with ::FL_EINVAL when the other settings differ.
+ * canonical parent directory and final name) and the same
+ * `opts->singleton_scope` returns the same handle with a reference count; it
+ * fails with ::FL_EINVAL when the other settings differ. Singletons of other
+ * scopes on that lock file are separate handles (separate holds).
  *
  * @param[out] out  receives the handle; set to NULL on failure.
  * @param path      the lock file; missing parent directories are created on acquire.

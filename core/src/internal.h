@@ -204,6 +204,7 @@ struct fl_lock {
     int mode;
     int thread_local;
     int singleton;
+    const void *scope; /* fl_options.singleton_scope (singleton registry only) */
     int soft_fallback;
     long owner_pid;       /* soft marker names this pid (0: the caller); atomic access */
     int read_only_open;   /* kernel lock: open a read-only lock file O_RDONLY */

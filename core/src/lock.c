@@ -516,6 +516,7 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
     l->mode = opts->mode;
     l->thread_local = !!opts->thread_local;
     l->singleton = !!opts->singleton;
+    l->scope = opts->singleton_scope;
     l->soft_fallback = !!opts->soft_fallback;
     l->on_acquired = opts->on_acquired;
     l->on_acquired_data = opts->on_acquired_data;
@@ -575,7 +576,9 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
         }
         pthread_mutex_lock(&g_mu);
         for (s = g_singletons; s; s = s->next_singleton) {
-            if (strcmp(s->key, l->key) != 0)
+            /* Another scope (a binding's other class) is another lock
+             * on the same file: not shared, its settings not compared. */
+            if (s->scope != l->scope || strcmp(s->key, l->key) != 0)
                 continue;
             if (!same_settings(s, opts)) {
                 pthread_mutex_unlock(&g_mu);

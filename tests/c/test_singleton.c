@@ -129,6 +129,44 @@ START_TEST(refcounted_free) {
 }
 END_TEST
 
+/* A binding keeps one singleton per class (Python's per-class _instances):
+ * two scopes on one lock file are two locks -- each its own hold (one
+ * excludes the other, even in one thread), settings never compared across
+ * scopes -- while one scope still shares its handle. */
+START_TEST(scopes_are_separate_locks) {
+    static const int scope_a = 1, scope_b = 2;
+    fl_options oa = single(), ob = single();
+    fl_lock *a, *a2, *b, *plain_scope;
+    const char *p = P("x.lock");
+    oa.singleton_scope = &scope_a;
+    ob.singleton_scope = &scope_b;
+    ob.timeout = 7; /* differs from a's: refused within a scope, fine across */
+    ck_assert_int_eq(fl_lock_new(&a, p, &oa), 0);
+    ck_assert_int_eq(fl_lock_new(&b, p, &ob), 0);
+    ck_assert_ptr_ne(a, b);
+    ck_assert(fl_get_timeout(b) == 7);
+    ck_assert_int_eq(fl_lock_new(&a2, p, &oa), 0);
+    ck_assert_ptr_eq(a, a2);
+    /* The process-wide scope (NULL) is a third one. */
+    ck_assert_int_eq(fl_lock_new(&plain_scope, p, NULL), 0);
+    ck_assert_int_eq(fl_acquire(a), 0);
+    ck_assert_int_eq(fl_lock_counter(b), 0);
+    ck_assert_int_eq(fl_is_locked(b), 0);
+    ck_assert_int_eq(fl_acquire_ex(b, 0, 1, 0.05), FL_ETIMEOUT);
+    /* b's release must not touch a's hold. */
+    ck_assert_int_eq(fl_release(b, 1), 0);
+    ck_assert_int_eq(fl_lock_counter(a), 1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3);
+    ck_assert_int_eq(fl_release(a, 0), 0);
+    ck_assert_int_eq(fl_acquire_ex(b, 0, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(b, 0), 0);
+    fl_lock_free(plain_scope);
+    fl_lock_free(a2);
+    fl_lock_free(a);
+    fl_lock_free(b);
+}
+END_TEST
+
 Suite *suite_singleton(void) {
     Suite *s = suite_create("singleton");
     TCase *tc = fl_tcase("registry");
@@ -136,6 +174,7 @@ Suite *suite_singleton(void) {
     tcase_add_test(tc, symlinked_parent_same_handle_final_symlink_not);
     tcase_add_test(tc, different_settings_rejected);
     tcase_add_test(tc, refcounted_free);
+    tcase_add_test(tc, scopes_are_separate_locks);
     suite_add_tcase(s, tc);
     return s;
 }

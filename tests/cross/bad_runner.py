@@ -42,6 +42,11 @@ def name_of(exc):
     if isinstance(exc, RuntimeError):
         return "EDEADLK" if "deadlock" in str(exc) or "already held" in str(exc) else "RUNTIME"
     if isinstance(exc, OSError):
+        # The core's code where the errno is the binding's stand-in (a FIFO:
+        # EINVAL, with "<reason> (ENOTREG)" as the note).
+        for note in getattr(exc, "__notes__", ()):
+            if note.endswith(")") and " (E" in note:
+                return note[note.rindex(" (E") + 2:-1]
         if exc.errno:
             return ERRNO_NAMES.get(exc.errno, "EOS")
         text = str(exc)  # "<message> (ENOTREG)" when no errno is behind it

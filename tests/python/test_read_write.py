@@ -170,8 +170,16 @@ def test_singleton(lock_path: str, tmp_path: Path) -> None:
     assert b is not a and not b.is_singleton
     other = str(tmp_path / "other.lock")
     f = FileLock(other, is_singleton=True)
-    with pytest.raises(ValueError):
-        ReadWriteLock(other)  # a FileLock singleton already owns that file
+    # A FileLock singleton is another class's: another lock on that file (its
+    # own handle, one singleton registry per class), which the kernel lock
+    # makes exclude this one.
+    rw = ReadWriteLock(other, timeout=0)
+    with f:
+        with pytest.raises(Timeout):
+            rw.acquire_write(timeout=0)
+    with rw.write_lock():
+        with pytest.raises(Timeout):
+            f.acquire(timeout=0)
     del f
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from filelock import FileLock, SoftFileLock
+from filelock import FileLock, SoftFileLock, Timeout
 
 
 def test_same_object(lock_path: str) -> None:
@@ -32,8 +32,6 @@ def test_differing_arguments_raise(lock_path: str) -> None:
     for kwargs in ({"timeout": 2}, {"mode": 0o600}, {"thread_local": False}, {"blocking": False}):
         with pytest.raises(ValueError):
             FileLock(lock_path, is_singleton=True, **{"timeout": 1, **kwargs})
-    with pytest.raises(ValueError):
-        SoftFileLock(lock_path, timeout=1, is_singleton=True)
     assert FileLock(lock_path, timeout=1, is_singleton=True) is a
 
 
@@ -114,12 +112,9 @@ def test_registry_shape_per_class(lock_path: str) -> None:
     a = FileLock(lock_path, is_singleton=True)
     key = str(Path(lock_path).parent.resolve() / Path(lock_path).name)
     assert FileLock._instances.get(key) is a
-    # A subclass keeps its own object; the core handle (and so the hold) is
-    # the same lock file's one.
+    # A subclass keeps its own object, and its own lock (test_other_class_is_another_lock).
     m = MyLock(lock_path, is_singleton=True)
     assert m is not a and MyLock._instances.get(key) is m
-    with a:
-        assert m.is_locked and m.lock_counter == 1
     # Non-singletons are never registered.
     FileLock(lock_path + ".other")
     assert list(FileLock._instances.keys()) == [key]
@@ -221,3 +216,39 @@ def test_singleton_logs_id_of_the_registered_object(lock_path: str, caplog: pyte
         pass
     got = [r.getMessage() for r in caplog.records if r.name == "filelock"]
     assert got and all(f" {id(a)} " in m for m in got), got
+
+
+@pytest.mark.parametrize("other_cls", ["subclass", "SoftFileLock"])
+def test_other_class_is_another_lock(lock_path: str, other_cls: str) -> None:
+    # As 3.32, whose registries are per class: a singleton of another class on
+    # the same lock file is another lock object with its own hold and
+    # settings. Sharing the core handle across classes let the other object
+    # see (is_locked), release (force) and re-configure (close_error_policy)
+    # a hold it never made.
+    class MyLock(FileLock):
+        pass
+
+    a = FileLock(lock_path, is_singleton=True, close_error_policy="raise", timeout=1)
+    if other_cls == "subclass":
+        b = MyLock(lock_path, is_singleton=True, close_error_policy="suppress", timeout=2)
+    else:
+        b = SoftFileLock(lock_path, is_singleton=True, timeout=2)  # no ValueError: another class
+    assert b is not a and b.timeout == 2 and a.timeout == 1
+    assert type(b)(lock_path, is_singleton=True, timeout=2, **(
+        {"close_error_policy": "suppress"} if other_cls == "subclass" else {}
+    )) is b
+    a.acquire()
+    try:
+        assert not b.is_locked and b.lock_counter == 0
+        b.release(force=True)  # not b's hold: nothing to release
+        assert a.is_locked and a.lock_counter == 1
+        if other_cls == "subclass":
+            # Another descriptor on the file: the kernel lock excludes it.
+            with pytest.raises(Timeout):
+                b.acquire(timeout=0)
+            assert a.close_error_policy == "raise" and b.close_error_policy == "suppress"
+    finally:
+        a.release()
+    if other_cls == "subclass":  # (a soft marker would be the kernel lock's file here)
+        with b:
+            assert b.is_locked and not a.is_locked

@@ -128,6 +128,7 @@ _set_singleton = _core.fl_options_singleton_set
 _set_read_write = _core.fl_options_read_write_set
 _set_soft_fallback = _core.fl_options_soft_fallback_set
 _set_on_acquired = _core.flpy_options_on_acquired
+_set_scope = _core.flpy_options_singleton_scope
 _set_lifetime = _core.fl_options_lifetime_set
 _set_lease_duration = _core.fl_options_set_lease_duration
 _set_heartbeat = _core.fl_options_set_heartbeat_interval
@@ -147,12 +148,16 @@ def _new_handle(
     on_acquired: Callable[[int], None] | None = None,
     lifetime: float = 0.0,
     lease: tuple[float, float | None] | None = None,
+    scope: type | None = None,
 ) -> Any:
     """A core handle for *lock_file* (already ``os.fspath``'d). A new
     ``fl_options`` holds the core's defaults; only what differs from them is
     set (written out: this runs for every lock created). The core validates
     the values (ValueError) and, with *singleton*, decides whether an
-    existing handle is the same lock file or conflicts with it."""
+    existing handle is the same lock file or conflicts with it; *scope* (the
+    lock class) makes the singleton one per class, as the pure-Python
+    package's registries are: another class's singleton on the same lock file
+    is another lock."""
     opts = _new_options()
     if kind:
         _set_kind(opts, kind)
@@ -168,6 +173,8 @@ def _new_handle(
         _set_thread_local(opts, thread_local)
     if singleton:
         _set_singleton(opts, True)
+        if scope is not None:
+            _set_scope(opts, scope)
     if read_write:
         _set_read_write(opts, True)
     if soft_fallback:
@@ -578,6 +585,7 @@ class BaseFileLock(contextlib.ContextDecorator, metaclass=_SingletonMeta):
                 on_acquired,
                 lifetime=lifetime or 0.0,
                 lease=self.__dict__.get("_fl_lease"),
+                scope=type(self),
             )
         except ValueError as e:
             if not is_singleton:
