@@ -192,26 +192,16 @@ void fl__log(const fl_lock *l, fl_log_event ev, double seconds) {
 }
 
 /* @p v as Python's repr() of a float prints it (the seconds py-filelock
- * logs): the shortest "%.*g" that reads back as the same double, with ".0"
- * added to an integral value. */
-static void python_float(char *out, size_t size, double v) {
-    int prec;
-    if (isnan(v) || isinf(v)) {
-        snprintf(out, size, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-        return;
-    }
-    for (prec = 1; prec <= 17; prec++) {
-        snprintf(out, size, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            break;
-    }
-    if (!strpbrk(out, ".e") && strlen(out) + 3 <= size)
+ * logs): fl__fmt_double() with ".0" added to an integral value. */
+static void python_float(char out[FL__DOUBLE_BUF + 2], double v) {
+    fl__fmt_double(out, v);
+    if (!strpbrk(out, ".en"))
         strcat(out, ".0");
 }
 
 int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const char *path,
                   double seconds) {
-    char secs[40];
+    char secs[FL__DOUBLE_BUF + 2];
     unsigned long long i = (unsigned long long)id;
     if (!path)
         path = "";
@@ -225,7 +215,7 @@ int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const
     case FL_LOG_TIMEOUT:
         return snprintf(buf, size, "Timeout on acquiring lock %llu on %s", i, path);
     case FL_LOG_WAITING:
-        python_float(secs, sizeof secs, seconds);
+        python_float(secs, seconds);
         return snprintf(buf, size, "Lock %llu not acquired on %s, waiting %s seconds ...", i, path,
                         secs);
     case FL_LOG_RELEASE_ATTEMPT:
@@ -353,29 +343,11 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            l->lease_duration == o->lease_duration && l->heartbeat_interval == heartbeat_of(o);
 }
 
-/* A number as Python's repr() writes a float, shortest round-trip digits,
- * so that the messages below read as the pure-Python filelock's ("got 0.1",
- * not "got 0.10000000000000001"). */
-static const char *fmt_number(char buf[40], double v) {
-    int prec;
-    if (isnan(v))
-        return "nan";
-    if (isinf(v))
-        return v > 0 ? "inf" : "-inf";
-    for (prec = 1; prec < 17; prec++) {
-        snprintf(buf, 40, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return buf;
-    }
-    snprintf(buf, 40, "%.17g", v);
-    return buf;
-}
-
 /* lifetime, lease_duration and heartbeat_interval: the one place their
  * rules live (the pure-Python filelock's rules and words, 3.32). With a
  * path, the message names the lock file after the pure package's words. */
 static int validate_lease(const fl_options *o, const char *path, size_t len) {
-    char num[40], where[64 + 4096];
+    char num[FL__DOUBLE_BUF], where[64 + 4096];
     int lease = (o->given & FL_OPT_LEASE_DURATION) || o->lease_duration != 0;
     double hb = o->heartbeat_interval;
     int hb_given = (o->given & FL_OPT_HEARTBEAT_INTERVAL) || hb != 0;
@@ -385,10 +357,10 @@ static int validate_lease(const fl_options *o, const char *path, size_t len) {
         snprintf(where, sizeof where, " (lock file '%.*s')", (int)(len > 4000 ? 4000 : len), path);
     if (!(o->lifetime >= 0) || isinf(o->lifetime))
         return fl__error(FL_EINVAL, 0, "lifetime must be finite and non-negative, not %s%s",
-                         fmt_number(num, o->lifetime), where);
+                         fl__fmt_double(num, o->lifetime), where);
     if (lease && (!(o->lease_duration > 0) || isinf(o->lease_duration)))
         return fl__error(FL_EINVAL, 0, "lease_duration must be positive, got %s%s",
-                         fmt_number(num, o->lease_duration), where);
+                         fl__fmt_double(num, o->lease_duration), where);
     if (!lease) {
         if (hb_given)
             return fl__error(FL_EINVAL, 0, "heartbeat_interval needs lease_duration%s", where);
@@ -397,7 +369,7 @@ static int validate_lease(const fl_options *o, const char *path, size_t len) {
     if (hb_given && !(hb > 0 && hb < o->lease_duration))
         return fl__error(FL_EINVAL, 0,
                          "heartbeat_interval must be positive and below lease_duration, got %s%s",
-                         fmt_number(num, hb), where);
+                         fl__fmt_double(num, hb), where);
     if (o->kind != FL_SOFT)
         return fl__error(FL_EINVAL, 0, "a lease needs the soft lock (kind FL_SOFT)%s", where);
     if (o->lifetime > 0)

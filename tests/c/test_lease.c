@@ -237,6 +237,58 @@ START_TEST(lease_given_settings_and_check) {
 }
 END_TEST
 
+/* Numbers in the lease messages and records read as Python's repr() (the
+ * pure package's words): printf's %g wrote "1e+02" for 100 and "3e+01" for
+ * 30, and the mismatch message's six digits made two different durations
+ * read as equal. */
+static void heartbeat_message(double lease, double hb, const char *want) {
+    fl_options o = FL_OPTIONS_INIT;
+    char expect[200];
+    o.kind = FL_SOFT;
+    fl_options_set_lease_duration(&o, lease);
+    fl_options_set_heartbeat_interval(&o, hb);
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    snprintf(expect, sizeof expect,
+             "heartbeat_interval must be positive and below lease_duration, got %s", want);
+    ck_assert_str_eq(fl_last_error(), expect);
+}
+
+START_TEST(lease_numbers_read_as_python_repr) {
+    const char *p = P("a.lock");
+    char text[600];
+    fl_lock *l, *w;
+    heartbeat_message(30, 30, "30");
+    heartbeat_message(5, 100, "100");
+    heartbeat_message(5, 1500, "1500");
+    heartbeat_message(5, 123456.789, "123456.789");
+    heartbeat_message(5, 1e16, "1e+16");
+    heartbeat_message(5, 1.2345e22, "1.2345e+22");
+    heartbeat_message(5, -1.5e-5, "-1.5e-05");
+    heartbeat_message(5, -0.0001, "-0.0001");
+    heartbeat_message(5, -1e-300, "-1e-300");
+    heartbeat_message(5, 5.000000000000001, "5.000000000000001");
+    heartbeat_message(5, NAN, "nan");
+    /* The record a lease publishes: what the pure package's float() reads. */
+    l = new_lease(p, 30, 0);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_gt(fl_read_file(p, text, sizeof text), 0);
+    ck_assert_msg(strstr(text, "\nduration=30\n") != NULL, "%s", text);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    /* Durations that differ past the sixth digit: both named exactly. */
+    l = new_lease(p, 1.0 / 3, 0);
+    w = new_lease(p, 0.333333, 0);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(fl_acquire_ex(w, 0, 0, 0.05), FL_ELEASEMISMATCH);
+    ck_assert_msg(strstr(fl_last_error(), "holds a lease of 0.3333333333333333s but this contender "
+                                          "configured 0.333333s") != NULL,
+                  "%s", fl_last_error());
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(w);
+    fl_lock_free(l);
+}
+END_TEST
+
 START_TEST(lease_record_is_protocol_2) {
     const char *p = P("a.lock");
     fl_lock *l = new_lease(p, 0.5, 0);
@@ -1009,6 +1061,7 @@ Suite *suite_lease(void) {
     TCase *t = fl_tcase("lease");
     tcase_add_test(t, lease_settings_validated);
     tcase_add_test(t, lease_given_settings_and_check);
+    tcase_add_test(t, lease_numbers_read_as_python_repr);
     tcase_add_test(t, lease_record_is_protocol_2);
     tcase_add_test(t, live_holder_never_reclaimed);
     tcase_add_test(t, one_heartbeat_thread_per_process);

@@ -129,6 +129,10 @@ def test_lease_values_are_checked_by_the_core_only(lock_path: str) -> None:
         ({"lease_duration": 3, "heartbeat_interval": 0}, "0"),
         ({"lease_duration": 3, "heartbeat_interval": 5}, "5"),
         ({"lease_duration": 3, "heartbeat_interval": 3.0000000000000004}, "3.0000000000000004"),
+        # printf's %g once wrote these "1e+02", "3e+01" and "1.5e+03".
+        ({"lease_duration": 5, "heartbeat_interval": 100}, "100"),
+        ({"lease_duration": 30, "heartbeat_interval": 30}, "30"),
+        ({"lease_duration": 5, "heartbeat_interval": 1500}, "1500"),
     ],
 )
 def test_lease_messages_are_the_pure_packages(lock_path: str, kwargs: dict[str, float], value: str) -> None:
