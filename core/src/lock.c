@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,20 +412,49 @@ void fl_options_set_heartbeat_interval(fl_options *opts, double seconds) {
     }
 }
 
-int fl_options_check(const fl_options *opts) {
-    if (!opts)
+/* Reads the caller's options into *out (the current version): version 1,
+ * the struct before `given` and its setters, is an exact prefix of version
+ * 2, so an old binary's struct is read up to there and nothing past its end;
+ * its lease fields mean what they meant then (0: no lease / the default
+ * heartbeat), which is `given` == 0. Any other version is refused, naming
+ * the lock file when there is one. */
+static int options_of(const fl_options *in, fl_options *out, const char *what, const char *path,
+                      size_t len) {
+    if (in->version == FL_OPTIONS_VERSION) {
+        *out = *in;
+        return 0;
+    }
+    if (in->version == 1) {
+        fl_options_init(out);
+        memcpy(out, in, offsetof(fl_options, given));
+        out->version = FL_OPTIONS_VERSION;
+        out->given = 0;
+        return 0;
+    }
+    if (path)
+        return fl__error(FL_EINVAL, 0,
+                         "%s: fl_options.version %u for lock file '%.*s', expected %u (or 1)", what,
+                         in->version, (int)(len > 4000 ? 4000 : len), path, FL_OPTIONS_VERSION);
+    return fl__error(FL_EINVAL, 0, "%s: fl_options.version %u, expected %u (or 1)", what,
+                     in->version, FL_OPTIONS_VERSION);
+}
+
+int fl_options_check(const fl_options *in) {
+    fl_options o, *opts = &o;
+    int rc;
+    if (!in)
         return fl__error(FL_EINVAL, 0, "fl_options_check: NULL options");
-    if (opts->version != FL_OPTIONS_VERSION)
-        return fl__error(FL_EINVAL, 0, "fl_options_check: fl_options.version %u, expected %u",
-                         opts->version, FL_OPTIONS_VERSION);
+    if ((rc = options_of(in, &o, "fl_options_check", NULL, 0)) != 0)
+        return rc;
     if (opts->given & ~(FL_OPT_LEASE_DURATION | FL_OPT_HEARTBEAT_INTERVAL))
         return fl__error(FL_EINVAL, 0, "fl_options_check: unknown bits 0x%x in fl_options.given",
                          opts->given);
     return validate_lease(opts, NULL, 0);
 }
 
-static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
-    fl_options defaults = FL_OPTIONS_INIT;
+static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *caller) {
+    fl_options defaults = FL_OPTIONS_INIT, current;
+    const fl_options *opts = caller;
     fl_lock *l;
     int rc;
 
@@ -439,9 +469,9 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
         return fl__error(FL_EINVAL, ENOENT, "invalid lock file path '': the path is empty");
     if (memchr(path, '\0', len))
         return fl__error(FL_EINVAL, 0, "invalid lock file path '%s': embedded NUL byte", path);
-    if (opts->version != FL_OPTIONS_VERSION)
-        return fl__error(FL_EINVAL, 0, "fl_lock_new: fl_options.version %u, expected %u",
-                         opts->version, FL_OPTIONS_VERSION);
+    if ((rc = options_of(opts, &current, "fl_lock_new", path, len)) != 0)
+        return rc;
+    opts = &current;
     if (opts->kind != FL_KERNEL && opts->kind != FL_SOFT)
         return fl__error(FL_EINVAL, 0, "invalid lock kind %d for lock file '%.*s'", (int)opts->kind,
                          (int)len, path);

@@ -18,9 +18,11 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -286,6 +288,85 @@ START_TEST(lease_numbers_read_as_python_repr) {
     ck_assert_int_eq(fl_release(l, 0), 0);
     fl_lock_free(w);
     fl_lock_free(l);
+}
+END_TEST
+
+/* A caller built against the version-1 header passes a struct that ends at
+ * heartbeat_interval. It is placed against a PROT_NONE page, so that a read
+ * of `given` (past its end) faults; its lease fields keep their version-1
+ * meaning (0: no lease / the default heartbeat). Before, version 1 was
+ * refused outright, and the message did not name the lock file. */
+typedef struct v1_options {
+    unsigned version;
+    fl_kind kind;
+    double timeout, poll_interval;
+    int blocking, mode, thread_local, singleton, soft_fallback, read_write;
+    fl_acquired_fn on_acquired;
+    void *on_acquired_data;
+    double lifetime, lease_duration, heartbeat_interval;
+} v1_options;
+
+static v1_options *v1_at_page_end(void **map, size_t *maplen) {
+    long page = sysconf(_SC_PAGESIZE);
+    char *m =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    v1_options *o;
+    ck_assert(m != MAP_FAILED);
+    ck_assert_int_eq(mprotect(m + page, (size_t)page, PROT_NONE), 0);
+    o = (v1_options *)(m + page - sizeof(v1_options));
+    memset(o, 0, sizeof *o);
+    o->version = 1;
+    o->kind = FL_SOFT;
+    o->timeout = -1;
+    o->poll_interval = 0.05;
+    o->blocking = 1;
+    o->mode = FL_MODE_DEFAULT;
+    o->thread_local = 1;
+    *map = m;
+    *maplen = (size_t)page * 2;
+    return o;
+}
+
+START_TEST(options_version_1_read_as_it_was) {
+    const char *p = P("a.lock");
+    void *map;
+    size_t maplen;
+    v1_options *o = v1_at_page_end(&map, &maplen);
+    fl_options cur = FL_OPTIONS_INIT;
+    fl_lock *l;
+    ck_assert_uint_eq(sizeof(v1_options), offsetof(fl_options, given));
+    /* Not a lease (0 meant none), a soft lock. */
+    ck_assert_int_eq(fl_options_check((const fl_options *)o), 0);
+    ck_assert_int_eq(fl_lock_new(&l, p, (const fl_options *)o), 0);
+    ck_assert_int_eq(fl_lock_kind(l), FL_SOFT);
+    ck_assert(fl_get_lease_duration(l) == 0);
+    fl_lock_free(l);
+    /* A lease with the default heartbeat, as version 1 read 0. */
+    o->lease_duration = 0.9;
+    ck_assert_int_eq(fl_options_check((const fl_options *)o), 0);
+    ck_assert_int_eq(fl_lock_new(&l, p, (const fl_options *)o), 0);
+    ck_assert(fl_get_lease_duration(l) == 0.9);
+    ck_assert(fl_get_heartbeat_interval(l) == 0.9 / FL_LEASE_HEARTBEAT_DIVISOR);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    /* Version 1's bad values get version 2's errors, with the path. */
+    o->lease_duration = -1;
+    ck_assert_int_eq(fl_lock_new(&l, p, (const fl_options *)o), FL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "lease_duration must be positive, got -1"));
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), p));
+    o->lease_duration = 1;
+    o->heartbeat_interval = 2;
+    ck_assert_int_eq(fl_options_check((const fl_options *)o), FL_EINVAL);
+    ck_assert_int_eq(munmap(map, maplen), 0);
+    /* Any other version: refused, naming the lock file. */
+    cur.version = 3;
+    ck_assert_int_eq(fl_lock_new(&l, p, &cur), FL_EINVAL);
+    ck_assert_ptr_null(l);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "fl_options.version 3"));
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), p));
+    ck_assert_int_eq(fl_options_check(&cur), FL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "fl_options.version 3"));
 }
 END_TEST
 
@@ -1062,6 +1143,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, lease_settings_validated);
     tcase_add_test(t, lease_given_settings_and_check);
     tcase_add_test(t, lease_numbers_read_as_python_repr);
+    tcase_add_test(t, options_version_1_read_as_it_was);
     tcase_add_test(t, lease_record_is_protocol_2);
     tcase_add_test(t, live_holder_never_reclaimed);
     tcase_add_test(t, one_heartbeat_thread_per_process);
