@@ -110,7 +110,41 @@ class TestLease < Minitest::Test
         end
       end
       assert_equal :ELOST, err.code
+      # The block re-raising the handled exception (a bare `raise`, the
+      # same object as $! outside): that is the block's error, and it goes
+      # on. (Telling the block's error by identity with $! made the loss
+      # replace it.)
+      handled = $!
+      err = assert_raises(IOError) do
+        lease.synchronize do
+          File.unlink(path)
+          pop!(seen)
+          raise
+        end
+      end
+      assert_same handled, err
+      refute lease.locked?
+      # The block's error is also the handled one when raised explicitly.
+      err = assert_raises(IOError) do
+        lease.synchronize do
+          File.unlink(path)
+          pop!(seen)
+          raise handled
+        end
+      end
+      assert_same handled, err
+      refute lease.locked?
     end
+    # A block left by break carries no error: the loss is raised.
+    err = assert_raises(Filelock::Error) do
+      lease.synchronize do
+        File.unlink(path)
+        pop!(seen)
+        break
+      end
+    end
+    assert_equal :ELOST, err.code
+    refute lease.locked?
   end
 
   def test_on_compromise_proc_and_replaced_marker

@@ -301,15 +301,21 @@ module Filelock
       # The extension marks `won` before anything can interrupt this thread,
       # so an interrupt arriving right after the lock was won still releases.
       won = [false]
-      # The exception being handled when this was called ($! inside a rescue
-      # clause) is not the block's.
-      outer = $!
+      # An exception raised here (by the block, or into this thread while
+      # it runs) is the one in flight: remembered as such, not told apart by
+      # identity with $! (a block that re-raises the exception its caller
+      # was handling raises that very object). A block left by break, next
+      # or throw ended without one: the release's error is raised.
+      in_flight = nil
       begin
         core_acquire(shared, timeout, blocking, poll_interval, won, cancel_check, @on_acquired)
         yield self
+      rescue Exception => e # rubocop:disable Lint/RescueException -- re-raised as it is
+        in_flight = e
+        raise
       ensure
         if won[0]
-          if $! && !$!.equal?(outer)
+          if in_flight
             begin
               release
             rescue Filelock::Error
