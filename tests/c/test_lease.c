@@ -370,6 +370,33 @@ START_TEST(options_version_1_read_as_it_was) {
 }
 END_TEST
 
+/* A lease whose heartbeat is due again as soon as a refresh ends (an
+ * interval shorter than a refresh: 1e-300 s is accepted, as by the pure
+ * package): the heartbeat took the entry again before a releaser woken by
+ * the end of the refresh could get the mutex, so release() waited forever
+ * (the CLI's `--lease 1e-300` hung, deaf to SIGTERM). A releaser now waits
+ * for at most the refresh in progress. Several leases at once, so that one
+ * release also finds the others' refreshes due. */
+START_TEST(release_of_a_lease_always_due_returns) {
+    static const double durations[] = {3e-6, 1e-9, 1e-300};
+    fl_lock *l[3];
+    char name[32];
+    int i;
+    for (i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "due%d.lock", i);
+        l[i] = new_lease(P(name), durations[i], 0);
+        ck_assert_msg(fl_acquire_ex(l[i], 0, 0, 0.05) == 0, "%s", fl_last_error());
+    }
+    /* The heartbeat is refreshing them back to back by now. */
+    usleep(100 * 1000);
+    for (i = 0; i < 3; i++) {
+        ck_assert_msg(fl_release(l[i], 0) == 0, "%s", fl_last_error());
+        ck_assert(!fl_exists(fl_lock_path(l[i])));
+        fl_lock_free(l[i]);
+    }
+}
+END_TEST
+
 START_TEST(lease_record_is_protocol_2) {
     const char *p = P("a.lock");
     fl_lock *l = new_lease(p, 0.5, 0);
@@ -1144,6 +1171,7 @@ Suite *suite_lease(void) {
     tcase_add_test(t, lease_given_settings_and_check);
     tcase_add_test(t, lease_numbers_read_as_python_repr);
     tcase_add_test(t, options_version_1_read_as_it_was);
+    tcase_add_test(t, release_of_a_lease_always_due_returns);
     tcase_add_test(t, lease_record_is_protocol_2);
     tcase_add_test(t, live_holder_never_reclaimed);
     tcase_add_test(t, one_heartbeat_thread_per_process);
