@@ -20,7 +20,8 @@ load common
     # Its release once waited forever for a heartbeat refreshing it back to
     # back (and SIGTERM did not end that wait).
     run timeout -k 2 20 "$FILELOCK" --lease 1e-300 llock true
-    [ "$status" -ne 124 ] && [ "$status" -ne 137 ]
+    [ "$status" -ne 124 ]
+    [ "$status" -ne 137 ]
     [ ! -e llock ]
 }
 
