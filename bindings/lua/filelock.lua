@@ -559,6 +559,12 @@ local function acquire_async_in(self, shared, what, opts, callback)
     end
     opts = opts or {}
     check_options(opts, ASYNC_OPTIONS, what, core.fl_lock_path(h))
+    if self[HOOK] ~= nil then
+        -- The hub's attempts (at once and in its dispatch) have no Lua call
+        -- to run the hook in: the lock would be granted without it.
+        invalid(what .. ": on_acquired is not supported by asynchronous waits (its hook runs in "
+            .. "acquire() only)", core.fl_lock_path(h))
+    end
     local uv = opts.loop or default_loop()
     local hub = hub_for(uv)
     async.next_owner = async.next_owner + 1

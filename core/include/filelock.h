@@ -181,7 +181,13 @@ typedef struct fl_lock fl_lock;
  */
 typedef int (*fl_acquired_fn)(void *data, fl_lock *lock, int fd);
 
-/** Current version of ::fl_options. */
+/**
+ * Current version of ::fl_options. fl_lock_new() and fl_options_check() also
+ * read the earlier versions, each an exact prefix of this struct, reading
+ * nothing past their end: version 1 (up to heartbeat_interval, before
+ * `given`: taken as 0) and version 2 (up to `given`, before
+ * `singleton_scope`: taken as NULL, process-wide).
+ */
 #define FL_OPTIONS_VERSION 3
 
 /**
@@ -362,8 +368,9 @@ FL_EXTERN void fl_options_set_heartbeat_interval(fl_options *opts, double second
  *         (::FL_OPT_LEASE_DURATION) or negative lease_duration that is not
  *         positive and finite; a heartbeat_interval given or non-zero that is
  *         not in (0, lease_duration), or without a lease; a lease with a
- *         lifetime, on the kernel lock, or read_write; a NULL @p opts, another
- *         version, unknown bits in fl_options.given. ::FL_ENOTSUP: a lease on
+ *         lifetime, on the kernel lock, or read_write; a NULL @p opts, a
+ *         version other than ::FL_OPTIONS_VERSION or 1, unknown bits in
+ *         fl_options.given. ::FL_ENOTSUP: a lease on
  *         Windows.
  */
 FL_EXTERN int fl_options_check(const fl_options *opts);
@@ -382,9 +389,11 @@ FL_EXTERN int fl_options_check(const fl_options *opts);
  * @param path      the lock file; missing parent directories are created on acquire.
  * @param opts      settings, or NULL for the defaults.
  * @return 0, ::FL_EINVAL (empty path, NaN timeout, negative poll interval,
- *         bad mode, bad version, singleton settings differ, or a lease or lifetime
- *         setting fl_options_check() refuses), ::FL_ENOTSUP (a lease on Windows,
- *         on_acquired on Windows) or ::FL_ENOMEM.
+ *         bad mode, a version other than ::FL_OPTIONS_VERSION or 1 (the
+ *         message names the lock file), singleton settings differ, or a
+ *         lease or lifetime setting fl_options_check() refuses),
+ *         ::FL_ENOTSUP (a lease on Windows, on_acquired on Windows) or
+ *         ::FL_ENOMEM.
  */
 FL_EXTERN int fl_lock_new(fl_lock **out, const char *path, const fl_options *opts);
 

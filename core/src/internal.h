@@ -268,6 +268,10 @@ FL__HIDDEN void fl__error_restore(const fl__error_state *st);
 FL__HIDDEN int fl__decimal192(uint64_t hi, uint64_t mid, uint64_t lo, char *buf, size_t size);
 /* Parses an owner record; 0, or -1 when malformed (out->pid is then -1). */
 FL__HIDDEN int fl__parse_owner(const char *buf, size_t len, fl_owner *out);
+/* d as Python's repr() writes a float (shortest round-trip digits, "30"
+ * for 30.0, "0.1", "1e-300", "nan"): numbers in messages and lease records. */
+#define FL__DOUBLE_BUF 40
+FL__HIDDEN const char *fl__fmt_double(char buf[FL__DOUBLE_BUF], double d);
 
 /* Fork generation (lock.c): bumped in the child by a pthread_atfork
  * handler, so that fork detection costs a load, not a getpid() call. */

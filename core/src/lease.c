@@ -44,11 +44,16 @@ struct fl__lease {
     int calling;              /* its callback runs on a thread of its own (call_out) */
     fl_compromise_fn call_fn; /* what call_out calls, taken under g_lease_mu */
     void *call_data;
-    int dead; /* released while busy or calling: whoever finishes last frees it */
-    int lost; /* fl_lease_loss, 0 while held */
+    int stopping; /* a releaser waits for its refresh: the heartbeat takes it no more */
+    int dead;     /* released while busy or calling: whoever finishes last frees it */
+    int lost;     /* fl_lease_loss, 0 while held */
     int lost_errno;
     struct fl__lease *next;
 };
+
+/* The shortest time between two refreshes of one lease (seconds), as the
+ * heartbeat's shortest sleep below. */
+#define FL__LEASE_MIN_STEP 0.001
 
 static pthread_mutex_t g_lease_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_wake; /* the heartbeat: a new lease, or the list changed */
@@ -162,7 +167,7 @@ static void *heartbeat(void *arg) {
         double now = fl__boottime(), next = -1;
         int live = 0;
         for (e = g_leases; e; e = e->next) {
-            if (e->dead || e->lost)
+            if (e->dead || e->lost || e->stopping)
                 continue;
             live = 1;
             if (e->due <= now) {
@@ -196,7 +201,11 @@ static void *heartbeat(void *arg) {
                  * margin before it really ages out. */
                 reason = FL_LEASE_REFRESH_FAILED;
             }
-            due->due = now + due->interval;
+            /* Never due again at once: an interval shorter than a refresh
+             * (1e-300 s is accepted) would keep this thread refreshing one
+             * lease back to back, and the mutex barely free. */
+            due->due =
+                now + (due->interval > FL__LEASE_MIN_STEP ? due->interval : FL__LEASE_MIN_STEP);
             if (reason && !due->dead) {
                 fl_compromise_fn fn = due->lock->compromise;
                 void *data = due->lock->compromise_data;
@@ -350,6 +359,10 @@ int fl__lease_stop(fl__hold *h, int *reason, int *os_errno, int *fresh) {
      * next. Called from a callback (or the heartbeat), it is for the one
      * finishing last to free: waiting there could wait for ourselves, or
      * for a callback that waits for ours. */
+    /* Stopping first: the heartbeat, which takes the mutex back right after
+     * a refresh, must not start another one while we wait for the mutex
+     * (a lease always due would make this wait forever). */
+    e->stopping = 1;
     while ((e->busy && !t_in_heartbeat) || (e->calling && !t_in_heartbeat && !t_in_callback))
         pthread_cond_wait(&g_idle, &g_lease_mu);
     lost = e->lost != 0;

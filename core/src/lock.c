@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,26 +198,16 @@ void fl__log(const fl_lock *l, fl_log_event ev, double seconds) {
 }
 
 /* @p v as Python's repr() of a float prints it (the seconds py-filelock
- * logs): the shortest "%.*g" that reads back as the same double, with ".0"
- * added to an integral value. */
-static void python_float(char *out, size_t size, double v) {
-    int prec;
-    if (isnan(v) || isinf(v)) {
-        snprintf(out, size, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-        return;
-    }
-    for (prec = 1; prec <= 17; prec++) {
-        snprintf(out, size, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            break;
-    }
-    if (!strpbrk(out, ".e") && strlen(out) + 3 <= size)
+ * logs): fl__fmt_double() with ".0" added to an integral value. */
+static void python_float(char out[FL__DOUBLE_BUF + 2], double v) {
+    fl__fmt_double(out, v);
+    if (!strpbrk(out, ".en"))
         strcat(out, ".0");
 }
 
 int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const char *path,
                   double seconds) {
-    char secs[40];
+    char secs[FL__DOUBLE_BUF + 2];
     unsigned long long i = (unsigned long long)id;
     if (!path)
         path = "";
@@ -230,7 +221,7 @@ int fl_format_log(char *buf, size_t size, fl_log_event event, uint64_t id, const
     case FL_LOG_TIMEOUT:
         return snprintf(buf, size, "Timeout on acquiring lock %llu on %s", i, path);
     case FL_LOG_WAITING:
-        python_float(secs, sizeof secs, seconds);
+        python_float(secs, seconds);
         return snprintf(buf, size, "Lock %llu not acquired on %s, waiting %s seconds ...", i, path,
                         secs);
     case FL_LOG_RELEASE_ATTEMPT:
@@ -358,29 +349,11 @@ static int same_settings(const fl_lock *l, const fl_options *o) {
            l->lease_duration == o->lease_duration && l->heartbeat_interval == heartbeat_of(o);
 }
 
-/* A number as Python's repr() writes a float, shortest round-trip digits,
- * so that the messages below read as the pure-Python filelock's ("got 0.1",
- * not "got 0.10000000000000001"). */
-static const char *fmt_number(char buf[40], double v) {
-    int prec;
-    if (isnan(v))
-        return "nan";
-    if (isinf(v))
-        return v > 0 ? "inf" : "-inf";
-    for (prec = 1; prec < 17; prec++) {
-        snprintf(buf, 40, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return buf;
-    }
-    snprintf(buf, 40, "%.17g", v);
-    return buf;
-}
-
 /* lifetime, lease_duration and heartbeat_interval: the one place their
  * rules live (the pure-Python filelock's rules and words, 3.32). With a
  * path, the message names the lock file after the pure package's words. */
 static int validate_lease(const fl_options *o, const char *path, size_t len) {
-    char num[40], where[64 + 4096];
+    char num[FL__DOUBLE_BUF], where[64 + 4096];
     int lease = (o->given & FL_OPT_LEASE_DURATION) || o->lease_duration != 0;
     double hb = o->heartbeat_interval;
     int hb_given = (o->given & FL_OPT_HEARTBEAT_INTERVAL) || hb != 0;
@@ -390,10 +363,10 @@ static int validate_lease(const fl_options *o, const char *path, size_t len) {
         snprintf(where, sizeof where, " (lock file '%.*s')", (int)(len > 4000 ? 4000 : len), path);
     if (!(o->lifetime >= 0) || isinf(o->lifetime))
         return fl__error(FL_EINVAL, 0, "lifetime must be finite and non-negative, not %s%s",
-                         fmt_number(num, o->lifetime), where);
+                         fl__fmt_double(num, o->lifetime), where);
     if (lease && (!(o->lease_duration > 0) || isinf(o->lease_duration)))
         return fl__error(FL_EINVAL, 0, "lease_duration must be positive, got %s%s",
-                         fmt_number(num, o->lease_duration), where);
+                         fl__fmt_double(num, o->lease_duration), where);
     if (!lease) {
         if (hb_given)
             return fl__error(FL_EINVAL, 0, "heartbeat_interval needs lease_duration%s", where);
@@ -402,7 +375,7 @@ static int validate_lease(const fl_options *o, const char *path, size_t len) {
     if (hb_given && !(hb > 0 && hb < o->lease_duration))
         return fl__error(FL_EINVAL, 0,
                          "heartbeat_interval must be positive and below lease_duration, got %s%s",
-                         fmt_number(num, hb), where);
+                         fl__fmt_double(num, hb), where);
     if (o->kind != FL_SOFT)
         return fl__error(FL_EINVAL, 0, "a lease needs the soft lock (kind FL_SOFT)%s", where);
     if (o->lifetime > 0)
@@ -444,20 +417,53 @@ void fl_options_set_heartbeat_interval(fl_options *opts, double seconds) {
     }
 }
 
-int fl_options_check(const fl_options *opts) {
-    if (!opts)
+/* Reads the caller's options into *out (the current version). Each older
+ * version is an exact prefix of the current struct, so an old binary's
+ * struct is read up to its end and nothing past it: version 1 (before
+ * `given` and its setters: its lease fields mean what they meant then, 0 =
+ * no lease / the default heartbeat, which is `given` == 0) and version 2
+ * (before `singleton_scope`: NULL, process-wide). Any other version is
+ * refused, naming the lock file when there is one. */
+static int options_of(const fl_options *in, fl_options *out, const char *what, const char *path,
+                      size_t len) {
+    size_t prefix;
+    if (in->version == FL_OPTIONS_VERSION) {
+        *out = *in;
+        return 0;
+    }
+    prefix = in->version == 1   ? offsetof(fl_options, given)
+             : in->version == 2 ? offsetof(fl_options, singleton_scope)
+                                : 0;
+    if (prefix) {
+        fl_options_init(out);
+        memcpy(out, in, prefix);
+        out->version = FL_OPTIONS_VERSION;
+        return 0;
+    }
+    if (path)
+        return fl__error(
+            FL_EINVAL, 0, "%s: fl_options.version %u for lock file '%.*s', expected %u (or 1, 2)",
+            what, in->version, (int)(len > 4000 ? 4000 : len), path, FL_OPTIONS_VERSION);
+    return fl__error(FL_EINVAL, 0, "%s: fl_options.version %u, expected %u (or 1, 2)", what,
+                     in->version, FL_OPTIONS_VERSION);
+}
+
+int fl_options_check(const fl_options *in) {
+    fl_options o, *opts = &o;
+    int rc;
+    if (!in)
         return fl__error(FL_EINVAL, 0, "fl_options_check: NULL options");
-    if (opts->version != FL_OPTIONS_VERSION)
-        return fl__error(FL_EINVAL, 0, "fl_options_check: fl_options.version %u, expected %u",
-                         opts->version, FL_OPTIONS_VERSION);
+    if ((rc = options_of(in, &o, "fl_options_check", NULL, 0)) != 0)
+        return rc;
     if (opts->given & ~(FL_OPT_LEASE_DURATION | FL_OPT_HEARTBEAT_INTERVAL))
         return fl__error(FL_EINVAL, 0, "fl_options_check: unknown bits 0x%x in fl_options.given",
                          opts->given);
     return validate_lease(opts, NULL, 0);
 }
 
-static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *opts) {
-    fl_options defaults = FL_OPTIONS_INIT;
+static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_options *caller) {
+    fl_options defaults = FL_OPTIONS_INIT, current;
+    const fl_options *opts = caller;
     fl_lock *l;
     int rc;
 
@@ -472,9 +478,9 @@ static int lock_new_n(fl_lock **out, const char *path, size_t len, const fl_opti
         return fl__error(FL_EINVAL, ENOENT, "invalid lock file path '': the path is empty");
     if (memchr(path, '\0', len))
         return fl__error(FL_EINVAL, 0, "invalid lock file path '%s': embedded NUL byte", path);
-    if (opts->version != FL_OPTIONS_VERSION)
-        return fl__error(FL_EINVAL, 0, "fl_lock_new: fl_options.version %u, expected %u",
-                         opts->version, FL_OPTIONS_VERSION);
+    if ((rc = options_of(opts, &current, "fl_lock_new", path, len)) != 0)
+        return rc;
+    opts = &current;
     if (opts->kind != FL_KERNEL && opts->kind != FL_SOFT)
         return fl__error(FL_EINVAL, 0, "invalid lock kind %d for lock file '%.*s'", (int)opts->kind,
                          (int)len, path);

@@ -8,6 +8,7 @@
 #include "soft.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,23 +169,45 @@ int fl__record_lease(const char *buf, size_t len, double *duration) {
     return parse_proto2(buf, len, &o, &ns, duration) == 0 && *duration > 0;
 }
 
-/* The shortest spelling of d that reads back as d (Python's repr of a
- * float does the same), so that both implementations compare durations
- * exactly. */
-static void shortest_double(double d, char *buf, size_t size) {
-    int prec;
-    for (prec = 1; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
+/* Python's repr() of a float without its ".0" (integral values read as
+ * the integer a caller most likely passed): the fewest significant digits
+ * that read back as d, positional for exponents -4..15 and "1e+16"-style
+ * beyond, "nan", "inf", "-inf". printf's %g alone switches to an exponent
+ * as soon as the exponent reaches the precision ("1e+02" for 100). One
+ * spelling for messages and lease records, so that a duration is written
+ * as the pure-Python filelock reads and writes it (float() reads both). */
+const char *fl__fmt_double(char buf[FL__DOUBLE_BUF], double d) {
+    int prec, exp;
+    if (isnan(d))
+        return strcpy(buf, "nan");
+    if (isinf(d))
+        return strcpy(buf, d > 0 ? "inf" : "-inf");
+    for (prec = 1; prec < 17; prec++) {
+        snprintf(buf, FL__DOUBLE_BUF, "%.*e", prec - 1, d);
         if (strtod(buf, NULL) == d)
-            return;
+            break;
     }
+    snprintf(buf, FL__DOUBLE_BUF, "%.*e", prec - 1, d);
+    exp = atoi(strchr(buf, 'e') + 1);
+    if (exp < -4 || exp >= 16) {
+        /* "1.5e-05": the mantissa as %e wrote it, trailing zeros off. */
+        char *e = strchr(buf, 'e'), *z = e;
+        while (z > buf && z[-1] == '0')
+            z--;
+        if (z > buf && z[-1] == '.')
+            z--;
+        memmove(z, e, strlen(e) + 1);
+        return buf;
+    }
+    snprintf(buf, FL__DOUBLE_BUF, "%.*f", prec - 1 - exp > 0 ? prec - 1 - exp : 0, d);
+    return buf;
 }
 
 int fl__format_lease(char *buf, size_t size, long pid, const char *host, const char *start,
                      const fl__lease_rec *lease) {
-    char dur[40], st[128] = "";
+    char dur[FL__DOUBLE_BUF], st[128] = "";
     int n;
-    shortest_double(lease->duration, dur, sizeof dur);
+    fl__fmt_double(dur, lease->duration);
     if (start && start[0])
         snprintf(st, sizeof st, "start=%s\n", start);
     n = snprintf(buf, size, FL__PROTO2 "pid=%ld\nhost=%s\nmode=lease\ntoken=%s\nduration=%s\n%s",

@@ -342,12 +342,16 @@ static int soft_try(fl_lock *l, fl__hold *h) {
         /* Only a holder that published a lease agreed to be superseded by
          * age, and only on the duration it published. */
         if (duration != l->lease_duration) {
+            char theirs[FL__DOUBLE_BUF], ours[FL__DOUBLE_BUF];
             fl__prim_close(rec.fd);
             h->have_id = 0;
+            /* Shortest digits, not %g's six: durations that differ past
+             * the sixth digit must not read as equal. */
             return fl__error(FL_ELEASEMISMATCH, 0,
-                             "soft lock '%s' holds a lease of %gs but this contender configured "
-                             "%gs; every contender for a path must agree on lease_duration",
-                             l->path, duration, l->lease_duration);
+                             "soft lock '%s' holds a lease of %ss but this contender configured "
+                             "%ss; every contender for a path must agree on lease_duration",
+                             l->path, fl__fmt_double(theirs, duration),
+                             fl__fmt_double(ours, l->lease_duration));
         }
         if (rec.age >= duration)
             max_age = duration;

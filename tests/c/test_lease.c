@@ -18,9 +18,11 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -234,6 +236,187 @@ START_TEST(lease_given_settings_and_check) {
     ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
     ck_assert_int_eq(fl_lock_new(&l, p, &o), FL_EINVAL);
     ck_assert_int_eq(fl_options_check(NULL), FL_EINVAL);
+}
+END_TEST
+
+/* Numbers in the lease messages and records read as Python's repr() (the
+ * pure package's words): printf's %g wrote "1e+02" for 100 and "3e+01" for
+ * 30, and the mismatch message's six digits made two different durations
+ * read as equal. */
+static void heartbeat_message(double lease, double hb, const char *want) {
+    fl_options o = FL_OPTIONS_INIT;
+    char expect[200];
+    o.kind = FL_SOFT;
+    fl_options_set_lease_duration(&o, lease);
+    fl_options_set_heartbeat_interval(&o, hb);
+    ck_assert_int_eq(fl_options_check(&o), FL_EINVAL);
+    snprintf(expect, sizeof expect,
+             "heartbeat_interval must be positive and below lease_duration, got %s", want);
+    ck_assert_str_eq(fl_last_error(), expect);
+}
+
+START_TEST(lease_numbers_read_as_python_repr) {
+    const char *p = P("a.lock");
+    char text[600];
+    fl_lock *l, *w;
+    heartbeat_message(30, 30, "30");
+    heartbeat_message(5, 100, "100");
+    heartbeat_message(5, 1500, "1500");
+    heartbeat_message(5, 123456.789, "123456.789");
+    heartbeat_message(5, 1e16, "1e+16");
+    heartbeat_message(5, 1.2345e22, "1.2345e+22");
+    heartbeat_message(5, -1.5e-5, "-1.5e-05");
+    heartbeat_message(5, -0.0001, "-0.0001");
+    heartbeat_message(5, -1e-300, "-1e-300");
+    heartbeat_message(5, 5.000000000000001, "5.000000000000001");
+    heartbeat_message(5, NAN, "nan");
+    /* The record a lease publishes: what the pure package's float() reads. */
+    l = new_lease(p, 30, 0);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_gt(fl_read_file(p, text, sizeof text), 0);
+    ck_assert_msg(strstr(text, "\nduration=30\n") != NULL, "%s", text);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    /* Durations that differ past the sixth digit: both named exactly. */
+    l = new_lease(p, 1.0 / 3, 0);
+    w = new_lease(p, 0.333333, 0);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(fl_acquire_ex(w, 0, 0, 0.05), FL_ELEASEMISMATCH);
+    ck_assert_msg(strstr(fl_last_error(), "holds a lease of 0.3333333333333333s but this contender "
+                                          "configured 0.333333s") != NULL,
+                  "%s", fl_last_error());
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(w);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* A caller built against the version-1 header passes a struct that ends at
+ * heartbeat_interval. It is placed against a PROT_NONE page, so that a read
+ * of `given` (past its end) faults; its lease fields keep their version-1
+ * meaning (0: no lease / the default heartbeat). Before, version 1 was
+ * refused outright, and the message did not name the lock file. */
+typedef struct v1_options {
+    unsigned version;
+    fl_kind kind;
+    double timeout, poll_interval;
+    int blocking, mode, thread_local, singleton, soft_fallback, read_write;
+    fl_acquired_fn on_acquired;
+    void *on_acquired_data;
+    double lifetime, lease_duration, heartbeat_interval;
+} v1_options;
+
+static v1_options *v1_at_page_end(void **map, size_t *maplen) {
+    long page = sysconf(_SC_PAGESIZE);
+    char *m =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    v1_options *o;
+    ck_assert(m != MAP_FAILED);
+    ck_assert_int_eq(mprotect(m + page, (size_t)page, PROT_NONE), 0);
+    o = (v1_options *)(m + page - sizeof(v1_options));
+    memset(o, 0, sizeof *o);
+    o->version = 1;
+    o->kind = FL_SOFT;
+    o->timeout = -1;
+    o->poll_interval = 0.05;
+    o->blocking = 1;
+    o->mode = FL_MODE_DEFAULT;
+    o->thread_local = 1;
+    *map = m;
+    *maplen = (size_t)page * 2;
+    return o;
+}
+
+START_TEST(options_versions_1_and_2_read_as_they_were) {
+    const char *p = P("a.lock");
+    void *map;
+    size_t maplen;
+    v1_options *o = v1_at_page_end(&map, &maplen);
+    fl_options cur = FL_OPTIONS_INIT;
+    fl_lock *l;
+    ck_assert_uint_eq(sizeof(v1_options), offsetof(fl_options, given));
+    /* Not a lease (0 meant none), a soft lock. */
+    ck_assert_int_eq(fl_options_check((const fl_options *)o), 0);
+    ck_assert_int_eq(fl_lock_new(&l, p, (const fl_options *)o), 0);
+    ck_assert_int_eq(fl_lock_kind(l), FL_SOFT);
+    ck_assert(fl_get_lease_duration(l) == 0);
+    fl_lock_free(l);
+    /* A lease with the default heartbeat, as version 1 read 0. */
+    o->lease_duration = 0.9;
+    ck_assert_int_eq(fl_options_check((const fl_options *)o), 0);
+    ck_assert_int_eq(fl_lock_new(&l, p, (const fl_options *)o), 0);
+    ck_assert(fl_get_lease_duration(l) == 0.9);
+    ck_assert(fl_get_heartbeat_interval(l) == 0.9 / FL_LEASE_HEARTBEAT_DIVISOR);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    fl_lock_free(l);
+    /* Version 1's bad values get version 2's errors, with the path. */
+    o->lease_duration = -1;
+    ck_assert_int_eq(fl_lock_new(&l, p, (const fl_options *)o), FL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "lease_duration must be positive, got -1"));
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), p));
+    o->lease_duration = 1;
+    o->heartbeat_interval = 2;
+    ck_assert_int_eq(fl_options_check((const fl_options *)o), FL_EINVAL);
+    ck_assert_int_eq(munmap(map, maplen), 0);
+    /* Version 2 (before singleton_scope) ends at a page end too: read up
+     * to there, process-wide singletons, its `given` bits kept. */
+    {
+        long page = sysconf(_SC_PAGESIZE);
+        size_t v2len = offsetof(fl_options, singleton_scope);
+        char *m = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        fl_options *v2;
+        ck_assert(m != MAP_FAILED);
+        ck_assert_int_eq(mprotect(m + page, (size_t)page, PROT_NONE), 0);
+        v2 = (fl_options *)(m + page - v2len);
+        memcpy(v2, &cur, v2len);
+        v2->version = 2;
+        v2->kind = FL_SOFT;
+        fl_options_set_lease_duration(v2, 0.9);
+        ck_assert_int_eq(fl_options_check(v2), 0);
+        ck_assert_int_eq(fl_lock_new(&l, p, v2), 0);
+        ck_assert(fl_get_lease_duration(l) == 0.9);
+        fl_lock_free(l);
+        fl_options_set_heartbeat_interval(v2, 0); /* given 0: refused, as in version 3 */
+        ck_assert_int_eq(fl_options_check(v2), FL_EINVAL);
+        ck_assert_int_eq(munmap(m, (size_t)page * 2), 0);
+    }
+    /* Any other version: refused, naming the lock file. */
+    cur.version = 99;
+    ck_assert_int_eq(fl_lock_new(&l, p, &cur), FL_EINVAL);
+    ck_assert_ptr_null(l);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "fl_options.version 99"));
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), p));
+    ck_assert_int_eq(fl_options_check(&cur), FL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fl_last_error(), "fl_options.version 99"));
+}
+END_TEST
+
+/* A lease whose heartbeat is due again as soon as a refresh ends (an
+ * interval shorter than a refresh: 1e-300 s is accepted, as by the pure
+ * package): the heartbeat took the entry again before a releaser woken by
+ * the end of the refresh could get the mutex, so release() waited forever
+ * (the CLI's `--lease 1e-300` hung, deaf to SIGTERM). A releaser now waits
+ * for at most the refresh in progress. Several leases at once, so that one
+ * release also finds the others' refreshes due. */
+START_TEST(release_of_a_lease_always_due_returns) {
+    static const double durations[] = {3e-6, 1e-9, 1e-300};
+    fl_lock *l[3];
+    char name[32];
+    int i;
+    for (i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "due%d.lock", i);
+        l[i] = new_lease(P(name), durations[i], 0);
+        ck_assert_msg(fl_acquire_ex(l[i], 0, 0, 0.05) == 0, "%s", fl_last_error());
+    }
+    /* The heartbeat is refreshing them back to back by now. */
+    usleep(100 * 1000);
+    for (i = 0; i < 3; i++) {
+        ck_assert_msg(fl_release(l[i], 0) == 0, "%s", fl_last_error());
+        ck_assert(!fl_exists(fl_lock_path(l[i])));
+        fl_lock_free(l[i]);
+    }
 }
 END_TEST
 
@@ -1009,6 +1192,9 @@ Suite *suite_lease(void) {
     TCase *t = fl_tcase("lease");
     tcase_add_test(t, lease_settings_validated);
     tcase_add_test(t, lease_given_settings_and_check);
+    tcase_add_test(t, lease_numbers_read_as_python_repr);
+    tcase_add_test(t, options_versions_1_and_2_read_as_they_were);
+    tcase_add_test(t, release_of_a_lease_always_due_returns);
     tcase_add_test(t, lease_record_is_protocol_2);
     tcase_add_test(t, live_holder_never_reclaimed);
     tcase_add_test(t, one_heartbeat_thread_per_process);

@@ -16,6 +16,15 @@ load common
     [ ! -e llock ]
 }
 
+@test "a lease always due for a refresh (1e-300 s, accepted) still ends with its command" {
+    # Its release once waited forever for a heartbeat refreshing it back to
+    # back (and SIGTERM did not end that wait).
+    run timeout -k 2 20 "$FILELOCK" --lease 1e-300 llock true
+    [ "$status" -ne 124 ]
+    [ "$status" -ne 137 ]
+    [ ! -e llock ]
+}
+
 @test "a removed marker signals the command with TERM; exit 143" {
     flx 143 --lease 0.6 llock sh -c 'rm llock; exec sleep 15'
     assert_regex "$stderr" "lease on '.*llock' lost \(marker-missing\): signalling the command"

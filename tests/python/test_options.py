@@ -129,6 +129,10 @@ def test_lease_values_are_checked_by_the_core_only(lock_path: str) -> None:
         ({"lease_duration": 3, "heartbeat_interval": 0}, "0"),
         ({"lease_duration": 3, "heartbeat_interval": 5}, "5"),
         ({"lease_duration": 3, "heartbeat_interval": 3.0000000000000004}, "3.0000000000000004"),
+        # printf's %g once wrote these "1e+02", "3e+01" and "1.5e+03".
+        ({"lease_duration": 5, "heartbeat_interval": 100}, "100"),
+        ({"lease_duration": 30, "heartbeat_interval": 30}, "30"),
+        ({"lease_duration": 5, "heartbeat_interval": 1500}, "1500"),
     ],
 )
 def test_lease_messages_are_the_pure_packages(lock_path: str, kwargs: dict[str, float], value: str) -> None:
@@ -154,3 +158,26 @@ def test_lifetime_value_checked_by_the_core(lock_path: str) -> None:
         FileLock(lock_path, lifetime=-2.5)
     with pytest.raises(ValueError, match="^lifetime must be finite and non-negative, not nan$"):
         SoftFileLock(lock_path, lifetime=float("nan"))
+
+
+# A lease setting of the wrong type, or an int no double holds: the error
+# names the setting and the lock file (the bare "must be a number" and
+# float()'s "int too large to convert to float" named neither); the
+# exception classes are the pure package's for the huge ints.
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "words"),
+    [
+        ({"lease_duration": "30"}, TypeError, "lease_duration must be a number, not str"),
+        ({"heartbeat_interval": 1j}, TypeError, "heartbeat_interval must be a number, not complex"),
+        ({"lease_duration": 10**400}, OverflowError, "lease_duration too large for a float"),
+        (
+            {"lease_duration": 5, "heartbeat_interval": 10**400},
+            ValueError,
+            f"heartbeat_interval must be positive and below lease_duration, got {10**400!r}",
+        ),
+    ],
+)
+def test_lease_bad_types_name_the_lock_file(lock_path: str, kwargs: dict[str, object], exc: type, words: str) -> None:
+    with pytest.raises(exc) as err:
+        SoftFileLease(lock_path, **kwargs)
+    assert str(err.value) == f"{words} (lock file '{lock_path}')"

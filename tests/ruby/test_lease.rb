@@ -76,6 +76,23 @@ class TestLease < Minitest::Test
   # One rule across languages (docs/soft-lock-protocol.md): the block's own
   # error is never replaced by the lost lease's at the end of synchronize;
   # the loss is in #compromise, and the lock is released.
+  # A lease setting that is no number, or a number with no real value: a
+  # TypeError naming the setting and the lock file (a Complex once gave
+  # Ruby's bare "can't convert 1+1i into Float", a String "seconds must be
+  # Numeric", neither naming either).
+  def test_bad_lease_types_name_the_setting_and_the_lock_file
+    [[:lease_duration, "10"], [:lease_duration, Complex(1, 1)], [:heartbeat_interval, true],
+     [:heartbeat_interval, 1i], [:timeout, :forever]].each do |key, value|
+      err = assert_raises(TypeError) { Filelock::SoftFileLease.new(path, key => value) }
+      assert_includes err.message, key.to_s
+      assert_includes err.message, "(lock file '#{path}')"
+    end
+    lease = Filelock::SoftFileLease.new(path, lease_duration: Complex(5, 0))
+    assert_equal 5.0, lease.lease_duration
+    err = assert_raises(TypeError) { lease.timeout = Complex(0, 2) }
+    assert_includes err.message, "timeout must be a real number, got (0+2i) (lock file '#{path}')"
+  end
+
   def test_lost_lease_never_hides_the_blocks_error
     seen = Queue.new
     lease = Filelock::SoftFileLease.new(path, lease_duration: 0.6, heartbeat_interval: 0.1) { |c| seen << c }
@@ -110,7 +127,41 @@ class TestLease < Minitest::Test
         end
       end
       assert_equal :ELOST, err.code
+      # The block re-raising the handled exception (a bare `raise`, the
+      # same object as $! outside): that is the block's error, and it goes
+      # on. (Telling the block's error by identity with $! made the loss
+      # replace it.)
+      handled = $!
+      err = assert_raises(IOError) do
+        lease.synchronize do
+          File.unlink(path)
+          pop!(seen)
+          raise
+        end
+      end
+      assert_same handled, err
+      refute lease.locked?
+      # The block's error is also the handled one when raised explicitly.
+      err = assert_raises(IOError) do
+        lease.synchronize do
+          File.unlink(path)
+          pop!(seen)
+          raise handled
+        end
+      end
+      assert_same handled, err
+      refute lease.locked?
     end
+    # A block left by break carries no error: the loss is raised.
+    err = assert_raises(Filelock::Error) do
+      lease.synchronize do
+        File.unlink(path)
+        pop!(seen)
+        break
+      end
+    end
+    assert_equal :ELOST, err.code
+    refute lease.locked?
   end
 
   def test_on_compromise_proc_and_replaced_marker

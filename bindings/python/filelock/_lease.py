@@ -100,7 +100,7 @@ class SoftFileLease(SoftFileLock):
         """
         # The lease's fields of the handle's fl_options (BaseFileLock.__init__);
         # the core checks them (ValueError) and defaults the heartbeat.
-        self._fl_lease = lease_settings(lease_duration, heartbeat_interval)
+        self._fl_lease = lease_settings(lease_duration, heartbeat_interval, lock_file)
         if lifetime is not None:  # ignored, with the warning (<- _SingletonMeta.__call__ <- caller)
             resolve_lifetime(lifetime, type(self), stacklevel=4)
         super().__init__(

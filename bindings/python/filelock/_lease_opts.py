@@ -11,6 +11,7 @@ warning, which is the pure package's behaviour, not a lock rule.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -63,12 +64,31 @@ def resolve_lifetime(lifetime: Any, cls: type, stacklevel: int) -> float | None:
     return float(lifetime)
 
 
-def lease_settings(duration: Any, heartbeat: Any) -> tuple[float, float | None]:
+def lease_settings(duration: Any, heartbeat: Any, lock_file: Any = None) -> tuple[float, float | None]:
     """A lease's ``(lease_duration, heartbeat_interval or None)`` as numbers for
     the core, which checks them and defaults the heartbeat
-    (``_api._new_handle``)."""
+    (``_api._new_handle``). A non-number is a ``TypeError`` naming the
+    setting and, when given, the lock file (as the core's ``ValueError`` does)."""
+    where = ""
+    if lock_file is not None:
+        try:
+            where = f" (lock file '{os.fsdecode(lock_file)}')"
+        except TypeError:  # not a path: the handle's creation says so
+            where = ""
     for name, value in (("lease_duration", duration), ("heartbeat_interval", heartbeat)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            msg = f"{name} must be a number, not {type(value).__name__}"
+            msg = f"{name} must be a number, not {type(value).__name__}{where}"
             raise TypeError(msg)
-    return float(duration), None if heartbeat is None else float(heartbeat)
+    # An int beyond a double: the pure package's exceptions (its duration
+    # arithmetic overflows; such a heartbeat is never below the duration),
+    # naming the lock file.
+    try:
+        dur = float(duration)
+    except OverflowError:
+        msg = f"lease_duration too large for a float{where}"
+        raise OverflowError(msg) from None
+    try:
+        return dur, None if heartbeat is None else float(heartbeat)
+    except OverflowError:
+        msg = f"heartbeat_interval must be positive and below lease_duration, got {heartbeat!r}{where}"
+        raise ValueError(msg) from None

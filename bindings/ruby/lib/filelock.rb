@@ -167,7 +167,7 @@ module Filelock
     end
 
     def timeout=(value)
-      Ext.fl_set_timeout(@handle, seconds(value))
+      Ext.fl_set_timeout(@handle, seconds(value, "timeout"))
     end
 
     def blocking?
@@ -183,7 +183,7 @@ module Filelock
     end
 
     def poll_interval=(value)
-      Ext.fl_set_poll_interval(@handle, seconds(value))
+      Ext.fl_set_poll_interval(@handle, seconds(value, "poll_interval"))
     end
 
     # The explicit mode for a new lock file, or nil for the default.
@@ -267,7 +267,7 @@ module Filelock
       # A new Options holds the core's defaults (fl_options_init), the only
       # place they live: only what was given (and not nil) is set.
       opts = Ext::Options.new
-      fixed.merge(options).each { |key, value| set_option(opts, key, value) unless value.nil? }
+      fixed.merge(options).each { |key, value| set_option(opts, key, value, path) unless value.nil? }
       @lock_file = path.dup.freeze
       # Kept here: the core holds only its identity, and calls it through
       # each acquire (so the garbage collector sees it through this object).
@@ -276,13 +276,15 @@ module Filelock
     end
 
     # Sets one fl_options field from its keyword.
-    def set_option(opts, key, value)
+    def set_option(opts, key, value, path)
       case key
       when :timeout, :poll_interval, :lifetime
-        opts.__send__(:"#{key}=", seconds(value))
+        opts.__send__(:"#{key}=", seconds(value, key, path))
       # Through the core's setters, which mark them given (0 is then refused).
-      when :lease_duration then Ext.fl_options_set_lease_duration(opts, seconds(value))
-      when :heartbeat_interval then Ext.fl_options_set_heartbeat_interval(opts, seconds(value))
+      when :lease_duration
+        Ext.fl_options_set_lease_duration(opts, seconds(value, key, path))
+      when :heartbeat_interval
+        Ext.fl_options_set_heartbeat_interval(opts, seconds(value, key, path))
       when :mode then opts.mode = Integer(value)
       when :kind then opts.kind = value
       when :on_acquired then Ext.fl_rb_options_on_acquired(opts, value)
@@ -301,15 +303,21 @@ module Filelock
       # The extension marks `won` before anything can interrupt this thread,
       # so an interrupt arriving right after the lock was won still releases.
       won = [false]
-      # The exception being handled when this was called ($! inside a rescue
-      # clause) is not the block's.
-      outer = $!
+      # An exception raised here (by the block, or into this thread while
+      # it runs) is the one in flight: remembered as such, not told apart by
+      # identity with $! (a block that re-raises the exception its caller
+      # was handling raises that very object). A block left by break, next
+      # or throw ended without one: the release's error is raised.
+      in_flight = nil
       begin
         core_acquire(shared, timeout, blocking, poll_interval, won, cancel_check, @on_acquired)
         yield self
+      rescue Exception => e # rubocop:disable Lint/RescueException -- re-raised as it is
+        in_flight = e
+        raise
       ensure
         if won[0]
-          if $! && !$!.equal?(outer)
+          if in_flight
             begin
               release
             rescue Filelock::Error
@@ -352,10 +360,18 @@ module Filelock
       end
     end
 
-    def seconds(value)
-      raise TypeError, "seconds must be Numeric, not #{value.class}" unless value.is_a?(Numeric)
+    # value as seconds (a Float); a non-number or a number with no real
+    # value (Complex with an imaginary part) is a TypeError naming the
+    # setting and the lock file. The core checks the range.
+    def seconds(value, name = "seconds", path = @lock_file)
+      where = path ? " (lock file '#{path}')" : ""
+      raise TypeError, "#{name} must be Numeric, not #{value.class}#{where}" unless value.is_a?(Numeric)
 
-      value.to_f
+      begin
+        value.to_f
+      rescue RangeError, TypeError, NoMethodError
+        raise TypeError, "#{name} must be a real number, got #{value.inspect}#{where}"
+      end
     end
 
     def lock_id
