@@ -221,6 +221,14 @@ def _note_holder(
 # ---- one hub per event loop ------------------------------------------------
 
 
+
+def _check_executor(thread_local: bool, run_in_executor: bool) -> None:
+    """The pure package's rule (3.15+): a thread-local lock cannot hand its
+    waits to an executor thread. Raises ValueError with its words."""
+    if thread_local and run_in_executor:
+        msg = "run_in_executor is not supported when thread_local is True"
+        raise ValueError(msg)
+
 class _LoopHub:
     """The core's wait hub of one event loop: its descriptor is watched with
     ``add_reader`` and its next re-check is a ``call_at`` timer, both
@@ -576,9 +584,7 @@ class BaseAsyncFileLock(BaseFileLock):
             executor (they run on the loop, woken by the kernel)
         :param executor: accepted for compatibility (see *run_in_executor*)
         """
-        if thread_local and run_in_executor:
-            msg = "run_in_executor is not supported when thread_local is True"
-            raise ValueError(msg)
+        _check_executor(thread_local, run_in_executor)
         super().__init__(
             lock_file,
             timeout,
@@ -811,7 +817,7 @@ class AsyncSoftFileLease(SoftFileLease, _AsyncLeaseBase):
         loop: asyncio.AbstractEventLoop | None = None,
         run_in_executor: bool = True,
         executor: futures.Executor | None = None,
-        lease_duration: float = 30.0,
+        lease_duration: float = _core.FL_LEASE_DEFAULT_DURATION,
         heartbeat_interval: float | None = None,
         on_compromise: Callable[[LeaseCompromise], None] | None = None,
     ) -> None:
@@ -828,9 +834,7 @@ class AsyncSoftFileLease(SoftFileLease, _AsyncLeaseBase):
         The other parameters are :class:`BaseAsyncFileLock`'s (``lifetime`` is
         ignored with a warning: ``lease_duration`` sets the expiry).
         """
-        if thread_local and run_in_executor:
-            msg = "run_in_executor is not supported when thread_local is True"
-            raise ValueError(msg)
+        _check_executor(thread_local, run_in_executor)
         self._fl_async_kwargs = {
             "context_error_policy": context_error_policy,
             "close_error_policy": close_error_policy,
