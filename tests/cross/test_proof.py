@@ -279,7 +279,7 @@ def test_mutex_every_waiter_at_once(langs: dict, tmp_path: Path, kind: str) -> N
 TAKE_AT_ONCE = """
 import filelock, sys
 cls = filelock.SoftFileLock if sys.argv[2] == "soft" else filelock.FileLock
-lock = cls(sys.argv[1], timeout=0)
+lock = cls(sys.argv[1], timeout=float(sys.argv[3]) if len(sys.argv) > 3 else 0)
 try:
     lock.acquire()
 except filelock.Timeout:
@@ -288,13 +288,27 @@ lock.release()
 """
 
 
-def taken_at_once(langs: dict, lock: str, kind: str) -> bool:
-    """Whether a separate process wins the lock with timeout=0."""
+def taken_at_once(langs: dict, lock: str, kind: str, timeout: float = 0) -> bool:
+    """Whether a separate process wins the lock with timeout=0 (or the
+    timeout given, in seconds)."""
     py = langs["py"]
-    rc = subprocess.run([langs_mod.DEBIAN_PYTHON, "-c", TAKE_AT_ONCE, lock, kind], env=py.env,
-                        timeout=30).returncode
+    rc = subprocess.run([langs_mod.DEBIAN_PYTHON, "-c", TAKE_AT_ONCE, lock, kind, str(timeout)],
+                        env=py.env, timeout=30 + timeout).returncode
     assert rc in (0, 3), rc
     return rc == 0
+
+
+def describe_dir(d: Path) -> str:
+    """Each lock-related file of a folder with its size and content (for a
+    failure message)."""
+    out = []
+    for f in sorted(d.iterdir()):
+        if f.name.startswith("log.") or f.name == "counter" or not f.is_file():
+            continue
+        st = f.stat()
+        out.append("%s (%d bytes, mtime %.3f s ago): %r" % (
+            f.name, st.st_size, time.time() - st.st_mtime, f.read_bytes()[:200]))
+    return "; ".join(out) or "no lock file"
 
 
 def loop_worker(langs: dict, lang: str) -> tuple[list[str], dict]:
@@ -547,7 +561,21 @@ def test_killed_loop_process_passes_the_lock(langs: dict, tmp_path: Path, lang: 
         w.kill()
     finally:
         w.kill()
-    assert taken_at_once(langs, lock, kind), "the lock was not free after the kill"
+    marker = Path(lock)
+    free = taken_at_once(langs, lock, kind)
+    if not free and kind == "soft" and marker.exists() and marker.stat().st_size == 0:
+        # Killed between its exclusive create and its record's write (a
+        # kill during the create itself lands there: 7 runs in 100 on 2
+        # loaded cores): no record, so no death can be proven, and the
+        # marker is taken once 2 s old (docs/soft-lock-protocol.md, "Who is
+        # gone", rule 1; I4's first row). Not before: it might be a live
+        # holder about to write.
+        note("%s soft: killed between create and write; the record-less marker waits out its "
+             "2 s grace" % lang)
+        assert taken_at_once(langs, lock, kind, timeout=15), (
+            "the record-less marker was not taken after its grace: %s" % describe_dir(tmp_path))
+    else:
+        assert free, "the lock was not free after the kill: %s" % describe_dir(tmp_path)
     # The holds up to the kill: the one cut short ends at the kill, at the
     # latest (a part of the real hold, so no overlap is invented).
     data = log.read_bytes()
