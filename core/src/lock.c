@@ -765,12 +765,15 @@ static int timeout_error(const fl_lock *l) {
     return fl__error(FL_ETIMEOUT, 0, "The file lock '%s' could not be acquired.", l->path);
 }
 
+/* Names the owner the check was made for: a wait through the hub acts for
+ * a task or fiber (an owner token), and "this thread" would send its reader
+ * looking at the wrong thing (other tasks of the thread simply wait). */
 static int deadlock_error(const fl_lock *l) {
     return fl__error(FL_EDEADLK, EDEADLK,
-                     "lock file '%s' is already held by this thread through another handle; "
+                     "lock file '%s' is already held by this %s through another handle; "
                      "waiting forever would deadlock (share one handle, e.g. the singleton "
                      "option, or use a timeout)",
-                     l->path);
+                     l->path, t_owner ? "task" : "thread");
 }
 
 /* The calling thread may fork from the log handler or the cancel callback

@@ -18,6 +18,7 @@ START_TEST(same_thread_forever_is_deadlock) {
     ck_assert_int_eq(fl_acquire_ex(b, -1, 1, 0.05), FL_EDEADLK);
     ck_assert_msg(fl_mono() - t0 < 10, "deadlock detection must not wait");
     ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
+    ck_assert_msg(strstr(fl_last_error(), "held by this thread") != NULL, "%s", fl_last_error());
     /* Language-neutral: a binding adds its own option name. */
     ck_assert_msg(strstr(fl_last_error(), "is_singleton") == NULL, "%s", fl_last_error());
     ck_assert_int_eq(fl_lock_counter(b), 0);

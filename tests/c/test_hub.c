@@ -117,6 +117,7 @@ START_TEST(owner_deadlock_is_per_task) {
     ck_assert_int_eq(fl_hub_acquire(hub, b, 7, &fa, on_done, &r, &w), FL_EDEADLK);
     ck_assert_ptr_null(w);
     ck_assert_msg(strstr(fl_last_error(), p) != NULL, "%s", fl_last_error());
+    ck_assert_msg(strstr(fl_last_error(), "held by this task") != NULL, "%s", fl_last_error());
     /* With a timeout it is a plain timeout; as one attempt, at once. */
     fl_acquire_args_init(&nb);
     nb.set = FL_ARG_BLOCKING;
