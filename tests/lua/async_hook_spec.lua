@@ -472,29 +472,52 @@ describe("acquire_async with on_acquired (" .. _VERSION .. ", " .. H.tag .. ")",
         assert.is_true(free_elsewhere(path2))
     end)
 
-    -- The blocking acquire of the same handle from its hook: the core's hold
-    -- is not recorded yet, so it is another attempt on a file held by this
-    -- very win; with timeout 0 it fails at once (a refusal of the win).
-    it("a hook that acquires the same handle (blocking, timeout 0)", function()
-        local lock
-        local inner
-        lock = filelock.FileLock(path, { on_acquired = function()
-            inner = { pcall(lock.acquire, lock, { timeout = 0 }) }
-            if inner[1] then
-                inner[2]:release()
-            end
-        end })
-        local got
-        lock:acquire_async({ loop = uv }, function(err, guard)
-            got = err
-            if guard then
+    -- The blocking acquire of the same file from its hook (same handle or
+    -- another one): the win is recorded only once the hook returned, so a
+    -- wait for it would wait for itself. Once hung the process; waiting
+    -- forever is now a `deadlock` error at once, timeout 0 a timeout; the
+    -- win stands either way.
+    for _, tl in ipairs({ true, false }) do
+        it("a hook that acquires its own lock file (thread_local=" .. tostring(tl) .. ")", function()
+            local lock, other
+            local inner = {}
+            lock = filelock.FileLock(path, { thread_local = tl, on_acquired = function()
+                for _, target in ipairs({ lock, other }) do
+                    for _, timeout in ipairs({ 0, -1 }) do
+                        local ok, err = pcall(target.acquire, target, { timeout = timeout })
+                        inner[#inner + 1] = ok and "won" or err.kind
+                        if ok then
+                            err:release()
+                        end
+                    end
+                end
+            end })
+            other = filelock.FileLock(path)
+            local got
+            lock:acquire_async({ loop = uv }, function(err, guard)
+                got = { err = err, free = free_elsewhere(path) }
+                if guard then
+                    guard:release()
+                end
+            end)
+            run_loop()
+            hold_for(100)
+            lock:acquire_async({ loop = uv, timeout = 15 }, function(err, guard)
+                got.err2 = err
                 guard:release()
-            end
+            end)
+            run_loop()
+            assert.is_nil(got.err)
+            assert.is_nil(got.err2)
+            assert.is_false(got.free)
+            local want = { "timeout", "deadlock", "timeout", "deadlock" }
+            assert.are.same({ want[1], want[2], want[3], want[4], want[1], want[2], want[3], want[4] },
+                inner)
+            -- The blocking acquire's hook: the same rule.
+            inner = {}
+            lock:acquire():release()
+            assert.are.same(want, inner)
+            assert.is_true(free_elsewhere(path))
         end)
-        run_loop()
-        assert.is_nil(got)
-        assert.is_false(inner[1])
-        assert.is_true(filelock.is_timeout(inner[2]))
-        assert.is_true(free_elsewhere(path))
-    end)
+    end
 end)
