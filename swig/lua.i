@@ -118,6 +118,8 @@ typedef struct fl_lua_wait {
     int check;     /* stack index of this call's cancel_check function, or 0 */
     int by_check;  /* cancel_check returned true */
     int hook_fn;   /* stack index of the lock's on_acquired function, or 0 */
+    int hooks;     /* hub_dispatch: stack index of the table {[hub_key] = on_acquired}, or 0 */
+    struct fl_lua_hub *hub; /* inside hub_acquire / hub_dispatch: the hub, else NULL */
     int failed;    /* a Lua function raised: its error is on the stack top */
 } fl_lua_wait;
 static FL_LUA_TLS fl_lua_wait fl_lua_current;
@@ -161,19 +163,41 @@ static int fl_lua_on_cancel_check(void *data, int interrupted) {
     return stop;
 }
 
-/* fl_options.on_acquired: calls the lock's on_acquired(fd) passed with this
- * acquire (the option's data is only the function's identity, for the
- * singleton comparison). A raising function refuses the lock. */
+static void fl_lua_hub_hook_failed(lua_State *L, struct fl_lua_hub *h);
+
+/* fl_options.on_acquired: calls the lock's on_acquired(fd). The option's
+ * data is only the function's identity (the singleton comparison); the
+ * function itself comes with the call that runs the core: acquire() and
+ * hub_acquire() pass it (hook_fn), hub_dispatch() a table of the hooks of
+ * its pending waits by handle (hooks). A raising function refuses the lock
+ * (the core releases it): a blocking acquire re-raises the error, which
+ * stays on the stack; inside the hub it is kept for the wait (see
+ * fl_lua_hub_hook_failed). Protected: a Lua error never unwinds through
+ * the core (a yield in the hook is such an error, as it cannot cross this
+ * C call). */
 static int fl_lua_on_acquired(void *data, fl_lock *lock, int fd) {
     fl_lua_wait *w = &fl_lua_current;
     (void)data;
-    (void)lock;
-    if (!w->L || !w->hook_fn)
+    if (!w->L)
         return 0;
-    lua_pushvalue(w->L, w->hook_fn);
+    if (w->hook_fn) {
+        lua_pushvalue(w->L, w->hook_fn);
+    } else if (w->hooks) {
+        lua_pushlightuserdata(w->L, lock);
+        lua_rawget(w->L, w->hooks);
+        if (!lua_isfunction(w->L, -1)) {
+            lua_pop(w->L, 1);
+            return 0;
+        }
+    } else {
+        return 0;
+    }
     lua_pushinteger(w->L, fd);
     if (lua_pcall(w->L, 1, 0, 0) != 0) {
-        w->failed = 1;
+        if (w->hub)
+            fl_lua_hub_hook_failed(w->L, w->hub); /* pops the error */
+        else
+            w->failed = 1;
         return FL_ECANCELED;
     }
     return 0;
@@ -299,6 +323,8 @@ static int fl_lua_acquire_mode(lua_State *L, int shared) {
     }
     fl_lua_current.check = 0;
     fl_lua_current.hook_fn = 0;
+    fl_lua_current.hooks = 0;
+    fl_lua_current.hub = NULL;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TFUNCTION);
         fl_lua_current.check = 5;
@@ -454,6 +480,8 @@ static int fl_lua_raise_from_lua(lua_State *L) {
 typedef struct fl_lua_done {
     void *w;
     int rc, err;
+    int hook_failed; /* the wait's on_acquired raised: its error is at hook_ref */
+    int hook_ref;    /* a registry reference (LUA_REFNIL for a nil error) */
     char msg[512];
 } fl_lua_done;
 
@@ -462,7 +490,41 @@ typedef struct fl_lua_hub {
     fl_lua_done *done;
     size_t n, cap;
     int dropped; /* out of memory recording: those waits end as errors */
+    /* Inside fl_hub_acquire() / fl_hub_dispatch(): the state running them.
+     * The core is not re-entrant for one hub (a hook that cancels the wait
+     * being won would free it under the dispatch), so the hub_* natives
+     * refuse a busy hub; filelock.lua defers what hooks ask for instead. */
+    lua_State *L;
+    int busy;
+    /* What an on_acquired hook raised inside the core, for the done
+     * callback that follows it for the same wait (the core releases the
+     * lock and completes that wait with FL_ECANCELED right after), or for
+     * hub_acquire when the hook ran for a win at once. */
+    int hook_failed, hook_ref;
 } fl_lua_hub;
+
+/* Called by fl_lua_on_acquired inside the core: keeps the error on the
+ * stack top (popped) for the wait the core completes next. */
+static void fl_lua_hub_hook_failed(lua_State *L, struct fl_lua_hub *h) {
+    if (h->hook_failed)
+        luaL_unref(L, LUA_REGISTRYINDEX, h->hook_ref);
+    if (lua_toboolean(L, -1)) {
+        h->hook_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        /* error(nil) / error(false): a callback(nil) would read as a win
+         * without a guard; the wait ends with the core's refusal error. */
+        lua_pop(L, 1);
+        h->hook_ref = LUA_NOREF;
+    }
+    h->hook_failed = 1;
+}
+
+/* Forgets a hook error no wait took (none is expected: defensive). */
+static void fl_lua_hub_hook_drop(fl_lua_hub *h) {
+    if (h->hook_failed && h->L)
+        luaL_unref(h->L, LUA_REGISTRYINDEX, h->hook_ref);
+    h->hook_failed = 0;
+}
 
 static void fl_lua_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     fl_lua_hub *h = ((void **)data)[0];
@@ -477,6 +539,8 @@ static void fl_lua_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
         fl_lua_done *p = realloc(h->done, cap * sizeof *p);
         if (!p) {
             h->dropped++;
+            if (rc == FL_ECANCELED)
+                fl_lua_hub_hook_drop(h);
             return;
         }
         h->done = p;
@@ -486,7 +550,37 @@ static void fl_lua_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     d->w = w;
     d->rc = rc;
     d->err = rc ? fl_last_errno() : 0;
+    d->hook_failed = 0;
+    if (rc == FL_ECANCELED && h->hook_failed) {
+        d->hook_failed = 1;
+        d->hook_ref = h->hook_ref;
+        h->hook_failed = 0;
+    }
     snprintf(d->msg, sizeof d->msg, "%s", rc ? fl_last_error() : "");
+}
+
+/* Enters the core for hub h: the hooks it runs find their functions
+ * through `current` (hook_fn or hooks, stack indices of L). */
+static void fl_lua_hub_enter(lua_State *L, fl_lua_hub *h, fl_lua_wait *saved, int hook_fn,
+                             int hooks) {
+    if (h->busy)
+        luaL_error(L, "filelock: the wait hub is busy (called from an on_acquired hook)");
+    *saved = fl_lua_current;
+    memset(&fl_lua_current, 0, sizeof fl_lua_current);
+    fl_lua_current.L = L;
+    fl_lua_current.hook = lua_gethook(L);
+    fl_lua_current.mask = lua_gethookmask(L);
+    fl_lua_current.count = lua_gethookcount(L);
+    fl_lua_current.hook_fn = hook_fn;
+    fl_lua_current.hooks = hooks;
+    fl_lua_current.hub = h;
+    h->L = L;
+    h->busy = 1;
+}
+
+static void fl_lua_hub_leave(fl_lua_hub *h, const fl_lua_wait *saved) {
+    h->busy = 0;
+    fl_lua_current = *saved;
 }
 
 static fl_lua_hub *fl_lua_hub_check(lua_State *L, int idx) {
@@ -498,12 +592,18 @@ static fl_lua_hub *fl_lua_hub_check(lua_State *L, int idx) {
 
 static int fl_lua_hub_gc(lua_State *L) {
     fl_lua_hub *h = (fl_lua_hub *)luaL_checkudata(L, 1, FL_LUA_HUB);
+    size_t i;
     if (h->hub) {
         fl_hub *hub = h->hub;
         h->hub = NULL;
-        h->n = 0;
         fl_hub_free(hub); /* pending waits end; nothing is recorded any more */
     }
+    for (i = 0; i < h->n; i++)
+        if (h->done[i].hook_failed)
+            luaL_unref(L, LUA_REGISTRYINDEX, h->done[i].hook_ref);
+    h->n = 0;
+    h->L = L;
+    fl_lua_hub_hook_drop(h);
     free(h->done);
     h->done = NULL;
     return 0;
@@ -536,16 +636,21 @@ static int fl_lua_hub_timeout(lua_State *L) {
     return 1;
 }
 
-/* hub_acquire(hub, handle, owner, shared, timeout, blocking, poll) -> true
- * (won now) or the pending wait (a light userdata). Raises on failure. */
+/* hub_acquire(hub, handle, owner, shared, timeout, blocking, poll [, hook])
+ * -> true (won now) or the pending wait (a light userdata); or false and
+ * the error hook (the lock's on_acquired, run for a win at once) raised,
+ * nil included: the core released the lock. Raises on other failures. */
 static int fl_lua_hub_acquire(lua_State *L) {
     fl_lua_hub *h = fl_lua_hub_check(L, 1);
     fl_lock *lock = fl_lua_check(L, 2);
     uint64_t owner = (uint64_t)luaL_checknumber(L, 3);
     fl_acquire_args args;
     fl_hub_waiter *w = NULL;
+    fl_lua_wait saved;
     void **data;
     int rc;
+    if (h->busy) /* before anything is allocated */
+        return luaL_error(L, "filelock: the wait hub is busy (called from an on_acquired hook)");
     fl_acquire_args_init(&args);
     args.shared = lua_toboolean(L, 4);
     if (!lua_isnoneornil(L, 5)) {
@@ -567,9 +672,22 @@ static int fl_lua_hub_acquire(lua_State *L) {
         return luaL_error(L, "out of memory");
     data[0] = h;
     data[1] = NULL;
+    if (!lua_isnoneornil(L, 8))
+        luaL_checktype(L, 8, LUA_TFUNCTION);
+    lua_settop(L, 8); /* the hook stays at 8; its error goes above */
+    fl_lua_hub_enter(L, h, &saved, lua_isnil(L, 8) ? 0 : 8, 0);
     rc = fl_hub_acquire(h->hub, lock, owner, &args, fl_lua_hub_done, data, &w);
+    fl_lua_hub_leave(h, &saved);
     if (rc != 0 || !w) {
         free(data);
+        if (rc == FL_ECANCELED && h->hook_failed && h->hook_ref != LUA_NOREF) {
+            lua_pushboolean(L, 0);
+            lua_rawgeti(L, LUA_REGISTRYINDEX, h->hook_ref);
+            luaL_unref(L, LUA_REGISTRYINDEX, h->hook_ref);
+            h->hook_failed = 0;
+            return 2;
+        }
+        fl_lua_hub_hook_drop(h);
         if (rc != 0)
             return fl_lua_raise(L, rc, fl_lock_path(lock));
         lua_pushboolean(L, 1);
@@ -580,16 +698,28 @@ static int fl_lua_hub_acquire(lua_State *L) {
     return 1;
 }
 
-/* hub_dispatch(hub) -> { {wait, code_name or nil, errno, message}, ... } */
+/* hub_dispatch(hub [, hooks]) -> { {wait, code_name or nil, errno,
+ * message, hook_failed, hook_error}, ... }: hooks is { [hub_key(handle)] =
+ * on_acquired } for the pending waits' handles that have one; a wait whose
+ * hook raised has hook_failed true and hook_error what it raised (the lock
+ * released). */
 static int fl_lua_hub_dispatch(lua_State *L) {
     fl_lua_hub *h = fl_lua_hub_check(L, 1);
+    fl_lua_wait saved;
     size_t i;
-    int rc = fl_hub_dispatch(h->hub);
+    int rc;
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    fl_lua_hub_enter(L, h, &saved, 0, lua_istable(L, 2) ? 2 : 0);
+    rc = fl_hub_dispatch(h->hub);
+    fl_lua_hub_leave(h, &saved);
+    fl_lua_hub_hook_drop(h);
     if (rc < 0)
         return fl_lua_raise(L, rc, NULL);
     lua_createtable(L, (int)h->n, 0);
     for (i = 0; i < h->n; i++) {
-        const fl_lua_done *d = &h->done[i];
+        fl_lua_done *d = &h->done[i];
         lua_createtable(L, 4, 0);
         lua_pushlightuserdata(L, d->w);
         lua_rawseti(L, -2, 1);
@@ -601,16 +731,32 @@ static int fl_lua_hub_dispatch(lua_State *L) {
             lua_pushstring(L, d->msg);
             lua_rawseti(L, -2, 4);
         }
+        if (d->hook_failed && d->hook_ref != LUA_NOREF) {
+            lua_pushboolean(L, 1);
+            lua_rawseti(L, -2, 5);
+            lua_rawgeti(L, LUA_REGISTRYINDEX, d->hook_ref);
+            lua_rawseti(L, -2, 6);
+            luaL_unref(L, LUA_REGISTRYINDEX, d->hook_ref);
+        }
+        d->hook_failed = 0;
         lua_rawseti(L, -2, (int)i + 1);
     }
     h->n = 0;
     return 1;
 }
 
+/* hub_key(handle) -> the key of the handle in hub_dispatch's hooks table
+ * (a light userdata: the core names the handle by its address). */
+static int fl_lua_hub_key(lua_State *L) {
+    lua_pushlightuserdata(L, fl_lua_check(L, 1));
+    return 1;
+}
+
 /* hub_cancel(hub, wait): the wait must still be pending (the Lua layer
  * knows: it forgets a wait when its result is handed out). */
 static int fl_lua_hub_cancel(lua_State *L) {
-    (void)fl_lua_hub_check(L, 1);
+    if (fl_lua_hub_check(L, 1)->busy)
+        return luaL_error(L, "filelock: the wait hub is busy (called from an on_acquired hook)");
     luaL_checktype(L, 2, LUA_TLIGHTUSERDATA);
     (void)fl_hub_cancel((fl_hub_waiter *)lua_touserdata(L, 2));
     return 0;
@@ -621,6 +767,8 @@ static int fl_lua_hub_release(lua_State *L) {
     fl_lock *lock = fl_lua_check(L, 2);
     uint64_t owner = (uint64_t)luaL_checknumber(L, 3);
     int force = lua_toboolean(L, 4), rc;
+    if (!lua_isnoneornil(L, 1) && fl_lua_hub_check(L, 1)->busy)
+        return luaL_error(L, "filelock: the wait hub is busy (called from an on_acquired hook)");
     rc = lua_isnoneornil(L, 1) ? fl_release_as(lock, owner, force)
                                : fl_hub_release(fl_lua_hub_check(L, 1)->hub, lock, owner, force);
     if (rc != 0)
@@ -643,6 +791,7 @@ static int fl_lua_counter_as(lua_State *L) {
 %native(hub_dispatch) int fl_lua_hub_dispatch(lua_State *L);
 %native(hub_cancel) int fl_lua_hub_cancel(lua_State *L);
 %native(hub_release) int fl_lua_hub_release(lua_State *L);
+%native(hub_key) int fl_lua_hub_key(lua_State *L);
 %native(counter_as) int fl_lua_counter_as(lua_State *L);
 %native(create) int fl_lua_create(lua_State *L);
 %native(options_on_acquired) int fl_lua_options_on_acquired(lua_State *L);

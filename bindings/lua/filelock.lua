@@ -431,7 +431,59 @@ end
 local ASYNC_OPTIONS = {
     timeout = "number", poll_interval = "number", blocking = "boolean", loop = "table",
 }
-local async = { waits = {}, count = 0, next_owner = 0 }
+-- hooks: { [core.hub_key(handle)] = on_acquired } for the handles of the
+-- pending waits that have one (hook_n counts those waits), handed to every
+-- dispatch: a win there runs the hook inside the core.
+-- in_core: true while core.hub_acquire / core.hub_dispatch run, i.e. while
+-- an on_acquired hook may be running inside them. The core is not
+-- re-entrant for one hub (a hook cancelling the wait being won would free
+-- it under the dispatch), so what a hook asks of the hub then (start,
+-- cancel, release) is queued in `deferred` and done when the core returned.
+local async = { waits = {}, count = 0, next_owner = 0, hooks = {}, hook_n = {}, in_core = false,
+    deferred = {} }
+
+local function later(fn)
+    async.deferred[#async.deferred + 1] = fn
+end
+
+-- Runs what hooks deferred (each protected, so that one failure does not
+-- drop the others); returns the first error, if any.
+local function run_deferred()
+    local first
+    while async.deferred[1] do
+        local q = async.deferred
+        async.deferred = {}
+        for i = 1, #q do
+            local ok, err = pcall(q[i])
+            if not ok and first == nil then
+                first = err
+            end
+        end
+    end
+    return first
+end
+
+-- Calls core function f(...) with in_core set; returns pcall's results.
+local function in_core(f, ...)
+    async.in_core = true
+    local res = { pcall(f, ...) }
+    async.in_core = false
+    return res
+end
+
+-- Forgets a pending wait (completed or cancelled).
+local function forget(key, wait)
+    async.waits[key] = nil
+    async.count = async.count - 1
+    local hk = wait.hook_key
+    if hk ~= nil then
+        local n = async.hook_n[hk] - 1
+        async.hook_n[hk] = n > 0 and n or nil
+        if n <= 0 then
+            async.hooks[hk] = nil
+        end
+    end
+end
 
 local function default_loop()
     local vim = rawget(_G, "vim")
@@ -448,15 +500,28 @@ end
 local rearm -- forward
 
 local function dispatch()
-    local done = core.hub_dispatch(async.hub)
+    -- A hook that runs the loop (uv.run) would dispatch from inside this
+    -- dispatch: the outer one goes on once the hook returned.
+    if async.in_core or not async.hub then
+        return
+    end
+    local res = in_core(core.hub_dispatch, async.hub, async.hooks)
+    local ok, done = res[1], res[2]
     local ready = {}
-    for i = 1, #done do
+    for i = 1, ok and #done or 0 do
         local rec = done[i]
         local wait = async.waits[rec[1]]
         if wait then
-            async.waits[rec[1]] = nil
-            async.count = async.count - 1
-            if rec[2] then
+            forget(rec[1], wait)
+            if wait.cancelled then
+                -- Cancelled by a hook during this dispatch: no callback; a
+                -- win nobody will collect is given back.
+                if not rec[2] then
+                    later(function() wait.guard:release() end)
+                end
+            elseif rec[5] then
+                ready[#ready + 1] = { wait, rec[6] } -- what its on_acquired raised
+            elseif rec[2] then
                 ready[#ready + 1] = { wait, make_error(rec[2], rec[3], rec[4],
                     core.fl_lock_path(wait.handle)) }
             else
@@ -464,16 +529,23 @@ local function dispatch()
             end
         end
     end
+    local deferred_err = run_deferred()
     rearm()
+    if not ok then
+        error(done, 0)
+    end
     -- Callbacks run after the hub is consistent again: one may acquire,
     -- release or cancel.
     for i = 1, #ready do
         local wait, err = ready[i][1], ready[i][2]
-        if err then
+        if err ~= nil then
             wait.callback(err)
         else
             wait.callback(nil, wait.guard)
         end
+    end
+    if deferred_err ~= nil then
+        error(deferred_err, 0)
     end
 end
 
@@ -532,48 +604,34 @@ AsyncGuard.__index = AsyncGuard
 function AsyncGuard:release()
     if not self.released then
         self.released = true
+        if async.in_core then -- from an on_acquired hook: once the core returned
+            later(function()
+                core.hub_release(async.hub, self.handle, self.owner, false)
+            end)
+            return
+        end
         core.hub_release(async.hub, self.handle, self.owner, false)
         rearm()
     end
 end
 AsyncGuard.__close = AsyncGuard.release
 
---- lock:acquire_async([opts], callback) -> cancel(): acquires without
--- blocking the loop. callback(nil, guard) runs from the loop when the lock
--- is won (guard:release() releases it), callback(err) when it is not
--- (err as acquire() raises: a timeout, a deadlock, ...). Options: timeout,
--- blocking, poll_interval as acquire(); loop: the luv module (default:
--- Neovim's vim.uv or vim.loop, else require("luv")). In Neovim, wrap
--- editor API calls made from the callback in vim.schedule(). Each call is
--- its own owner: two waits through one lock object exclude each other.
--- cancel() withdraws a wait that has not completed (its callback is then
--- never called); it does nothing afterwards.
--- shared: true for a ReadWriteLock's read mode; what: the method's name.
-local function acquire_async_in(self, shared, what, opts, callback)
-    if callback == nil and type(opts) == "function" then
-        opts, callback = nil, opts
-    end
-    local h = self[HANDLE]
-    if type(callback) ~= "function" then
-        invalid(what .. " needs a callback function", core.fl_lock_path(h))
-    end
-    opts = opts or {}
-    check_options(opts, ASYNC_OPTIONS, what, core.fl_lock_path(h))
-    if self[HOOK] ~= nil then
-        -- The hub's attempts (at once and in its dispatch) have no Lua call
-        -- to run the hook in: the lock would be granted without it.
-        invalid(what .. ": on_acquired is not supported by asynchronous waits (its hook runs in "
-            .. "acquire() only)", core.fl_lock_path(h))
-    end
-    local uv = opts.loop or default_loop()
-    local hub = hub_for(uv)
+-- Starts one wait (not from inside the core: see async.in_core); returns
+-- its cancel function.
+local function start_async(self, shared, h, opts, callback, uv, hub)
     async.next_owner = async.next_owner + 1
     local owner = async.next_owner
+    local hook = self[HOOK]
     local guard = setmetatable({ handle = h, lock = self, owner = owner,
         mode = getmetatable(self) == RWMeta and (shared and "read" or "write") or nil }, AsyncGuard)
-    local ok, res = pcall(core.hub_acquire, hub, h, owner, shared, opts.timeout, opts.blocking,
-        opts.poll_interval)
-    if not ok or res == true then
+    local res = in_core(core.hub_acquire, hub, h, owner, shared, opts.timeout, opts.blocking,
+        opts.poll_interval, hook)
+    local ok, got = res[1], res[2]
+    if ok and got == false then
+        ok, got = false, res[3] -- the hook refused a win at once: its error
+    end
+    if not ok or got == true then
+        local deferred_err = run_deferred()
         -- Settled at once: still reported from the loop, never from here.
         local timer, cancelled = uv.new_timer(), false
         timer:start(0, 0, function()
@@ -585,23 +643,99 @@ local function acquire_async_in(self, shared, what, opts, callback)
             elseif ok then
                 callback(nil, guard)
             else
-                callback(res)
+                callback(got)
             end
         end)
+        if deferred_err ~= nil then
+            error(deferred_err, 0)
+        end
         return function()
             cancelled = true
         end
     end
     local wait = { handle = h, guard = guard, callback = callback }
-    async.waits[res] = wait
+    if hook ~= nil then
+        local key = core.hub_key(h)
+        wait.hook_key = key
+        async.hooks[key] = hook
+        async.hook_n[key] = (async.hook_n[key] or 0) + 1
+    end
+    async.waits[got] = wait
     async.count = async.count + 1
+    local deferred_err = run_deferred()
     rearm()
+    if deferred_err ~= nil then
+        error(deferred_err, 0)
+    end
     return function()
-        if async.waits[res] == wait then
-            async.waits[res] = nil
-            async.count = async.count - 1
-            core.hub_cancel(hub, res)
-            rearm()
+        if async.waits[got] ~= wait then
+            return
+        end
+        if async.in_core then
+            -- From a hook inside the core: withdrawn once it returned (a
+            -- win in this very dispatch is given back by dispatch()).
+            wait.cancelled = true
+            later(function()
+                if async.waits[got] == wait then
+                    forget(got, wait)
+                    core.hub_cancel(hub, got)
+                    rearm()
+                end
+            end)
+            return
+        end
+        forget(got, wait)
+        core.hub_cancel(hub, got)
+        rearm()
+    end
+end
+
+--- lock:acquire_async([opts], callback) -> cancel(): acquires without
+-- blocking the loop. callback(nil, guard) runs from the loop when the lock
+-- is won (guard:release() releases it), callback(err) when it is not
+-- (err as acquire() raises: a timeout, a deadlock, ...). Options: timeout,
+-- blocking, poll_interval as acquire(); loop: the luv module (default:
+-- Neovim's vim.uv or vim.loop, else require("luv")). In Neovim, wrap
+-- editor API calls made from the callback in vim.schedule(). Each call is
+-- its own owner: two waits through one lock object exclude each other.
+-- cancel() withdraws a wait that has not completed (its callback is then
+-- never called, and a win not yet reported is released); it does nothing
+-- afterwards.
+-- A FileLock's on_acquired(fd) runs for every win, as in acquire(): inside
+-- this call for a win at once, inside the loop's callback for a win after
+-- a wait, before the lock counts as held. If it raises, the lock is
+-- released and callback(err) gets what it raised (error(nil) or
+-- error(false): the core's refusal error, kind "interrupted"). A hook
+-- cannot yield (that is an error: refused). What a hook asks of the
+-- waits of this loop (acquire_async, cancel(), guard:release()) happens
+-- right after the core returned.
+-- shared: true for a ReadWriteLock's read mode; what: the method's name.
+local function acquire_async_in(self, shared, what, opts, callback)
+    if callback == nil and type(opts) == "function" then
+        opts, callback = nil, opts
+    end
+    local h = self[HANDLE]
+    if type(callback) ~= "function" then
+        invalid(what .. " needs a callback function", core.fl_lock_path(h))
+    end
+    opts = opts or {}
+    check_options(opts, ASYNC_OPTIONS, what, core.fl_lock_path(h))
+    local uv = opts.loop or default_loop()
+    local hub = hub_for(uv)
+    if not async.in_core then
+        return start_async(self, shared, h, opts, callback, uv, hub)
+    end
+    -- From an on_acquired hook inside the core: started once it returned.
+    local cancelled, cancel = false, nil
+    later(function()
+        if not cancelled then
+            cancel = start_async(self, shared, h, opts, callback, uv, hub)
+        end
+    end)
+    return function()
+        cancelled = true
+        if cancel then
+            cancel()
         end
     end
 end

@@ -177,7 +177,9 @@ typedef struct fl_lock fl_lock;
  * it). Return 0 to keep the lock; a negative ::fl_error code (e.g. ::FL_ECANCELED)
  * releases the lock (unlock and close) and makes the acquire return that code with
  * the counter unchanged. It runs on the acquiring thread; @p fd stays the library's:
- * do not close or unlock it. It must not call the library for the same handle.
+ * do not close or unlock it. It must not call the library for the same handle. A
+ * wait without a timeout that it starts for the same lock file (through any handle)
+ * returns ::FL_EDEADLK at once: the win it runs for is recorded only after it returns.
  */
 typedef int (*fl_acquired_fn)(void *data, fl_lock *lock, int fd);
 

@@ -687,6 +687,43 @@ static int held_by_this_thread(const fl__hold *h) {
     return found;
 }
 
+/* The wins whose on_acquired hook is running on this thread, innermost
+ * first (run_on_acquired). A hook that waits forever for the same file,
+ * through any handle and for any owner, would wait for itself: the win it
+ * runs for is only recorded, and can only be released, once it returned. */
+typedef struct fl__hooking {
+    const fl_lock *lock;
+    uint64_t dev, ino;
+    int have_id, shared;
+    struct fl__hooking *next;
+} fl__hooking;
+static __thread fl__hooking *t_hooking;
+
+static int hooking_handle(const fl_lock *l) {
+    const fl__hooking *k;
+    for (k = t_hooking; k; k = k->next)
+        if (k->lock == l)
+            return 1;
+    return 0;
+}
+
+static int hook_deadlock_error(const fl_lock *l) {
+    return fl__error(FL_EDEADLK, EDEADLK,
+                     "lock file '%s' is being acquired by this thread, whose on_acquired hook is "
+                     "running: waiting forever for it from the hook would deadlock",
+                     l->path);
+}
+
+static int hooked_on_this_thread(const fl__hold *h) {
+    const fl__hooking *k;
+    if (!h->have_id)
+        return 0;
+    for (k = t_hooking; k; k = k->next)
+        if (k->have_id && k->dev == h->dev && k->ino == h->ino && (!k->shared || !h->shared))
+            return 1;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* State lookup and fork handling                                          */
 /* ---------------------------------------------------------------------- */
@@ -875,6 +912,10 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
             rc = deadlock_error(l);
             goto fail;
         }
+        if (forever && hooked_on_this_thread(h)) {
+            rc = hook_deadlock_error(l);
+            goto fail;
+        }
         if (!watching) {
             if (log && !logged_wait)
                 fl__log(l, FL_LOG_WAITING, poll);
@@ -1000,6 +1041,9 @@ static int join_or_lead(fl_lock *l, int shared, double timeout, int one_attempt,
                         fl_cancel_fn cancel, void *cancel_data) {
     int forever = timeout < 0 || isinf(timeout);
     double deadline = forever ? 0 : fl__now() + timeout;
+    /* The attempt under way is this thread's, in its on_acquired hook. */
+    if (l->acquiring && forever && !one_attempt && hooking_handle(l))
+        return hook_deadlock_error(l);
     while (l->acquiring) {
         struct timespec ts;
         double until, now = fl__now();
@@ -1092,7 +1136,12 @@ static int run_on_acquired(fl_lock *l, fl__hold *h) {
     rc = 0; /* refused at creation (the hold is a HANDLE, not a descriptor) */
     (void)h;
 #else
-    rc = l->on_acquired(l->on_acquired_data, l, h->fd);
+    {
+        fl__hooking self = {l, h->dev, h->ino, h->have_id, h->shared, t_hooking};
+        t_hooking = &self;
+        rc = l->on_acquired(l->on_acquired_data, l, h->fd);
+        t_hooking = self.next;
+    }
 #endif
     if (rc == 0)
         return 0;

@@ -278,6 +278,70 @@ START_TEST(on_acquired_settings) {
 }
 END_TEST
 
+/* A hook that waits forever for the file it is being run for, through its
+ * own handle, another handle, or a hub owner's handle: the win is recorded
+ * (and can be released) only once the hook returned, so the wait would
+ * wait for itself. Once hung the process; now FL_EDEADLK at once. A finite
+ * wait still just times out, and after the hook the lock is held. */
+typedef struct {
+    fl_lock *self, *other;
+    int rc_self, rc_other, rc_finite;
+} self_wait_state;
+
+static int self_wait_hook(void *data, fl_lock *lock, int fd) {
+    self_wait_state *st = data;
+    (void)lock, (void)fd;
+    st->rc_self = fl_acquire_ex(st->self, -1, 1, 0.05);
+    st->rc_other = fl_acquire_ex(st->other, -1, 1, 0.05);
+    st->rc_finite = fl_acquire_ex(st->other, 0.1, 1, 0.05);
+    return 0;
+}
+
+static void never_done(void *data, fl_lock *lock, uint64_t owner, int rc) {
+    (void)data, (void)lock, (void)owner, (void)rc;
+    ck_abort_msg("a win at once calls no callback");
+}
+
+START_TEST(on_acquired_waiting_for_itself_is_a_deadlock) {
+    const char *p = P("x.lock");
+    fl_options o = FL_OPTIONS_INIT;
+    self_wait_state st = {NULL, NULL, 1, 1, 1};
+    fl_lock *l;
+    fl_hub *hub;
+    fl_hub_waiter *w = NULL;
+    o.on_acquired = self_wait_hook;
+    o.on_acquired_data = &st;
+    o.thread_local = _i;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    st.self = l;
+    st.other = fl_new_kind(p, FL_KERNEL);
+    ck_assert_int_eq(fl_acquire(l), 0);
+    ck_assert_int_eq(st.rc_self, FL_EDEADLK);
+    ck_assert_int_eq(st.rc_other, FL_EDEADLK);
+    ck_assert_int_eq(st.rc_finite, FL_ETIMEOUT);
+    ck_assert_int_eq(fl_lock_counter(l), 1);
+    ck_assert_int_eq(fl_acquire_ex(st.other, 0, 1, 0.05), FL_ETIMEOUT);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    /* A hub's win at once runs the hook on the loop's thread for another
+     * owner (a task): the thread's own wait would still wait for it. */
+    st.rc_self = st.rc_other = st.rc_finite = 1;
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, l, 42, NULL, never_done, NULL, &w), 0);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(st.rc_self, FL_EDEADLK);
+    ck_assert_int_eq(st.rc_other, FL_EDEADLK);
+    ck_assert_int_eq(st.rc_finite, FL_ETIMEOUT);
+    ck_assert_int_eq(fl_lock_counter_as(l, 42), 1);
+    ck_assert_int_eq(fl_hub_release(hub, l, 42, 0), 0);
+    fl_hub_free(hub);
+    /* Outside the hook the ordinary rules hold again. */
+    ck_assert_int_eq(fl_acquire_ex(st.other, -1, 1, 0.05), 0);
+    ck_assert_int_eq(fl_release(st.other, 0), 0);
+    fl_lock_free(st.other);
+    fl_lock_free(l);
+}
+END_TEST
+
 Suite *suite_descriptor(void) {
     Suite *s = suite_create("descriptor");
     TCase *tc = fl_tcase("descriptor");
@@ -288,6 +352,7 @@ Suite *suite_descriptor(void) {
     tcase_add_test(tc, cancel_format_and_log_id);
     tcase_add_test(tc, on_acquired_runs_once_per_physical_acquire);
     tcase_add_test(tc, on_acquired_settings);
+    tcase_add_loop_test(tc, on_acquired_waiting_for_itself_is_a_deadlock, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

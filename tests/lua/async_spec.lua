@@ -181,27 +181,5 @@ describe("acquire_async (" .. _VERSION .. ", " .. H.tag .. ")", function()
         assert.has_error(function() lock:acquire_async({ timout = 1, loop = uv }, print) end)
     end)
 
-    -- The hub's attempts run no Lua hook: a lock with on_acquired waited on
-    -- asynchronously was once granted without its hook ever running (a
-    -- hook that refuses the lock was skipped). Refused, naming the lock
-    -- file, before anything is taken; the blocking acquire runs the hook.
-    it("refuses an on_acquired lock, which it cannot run the hook of", function()
-        local calls = 0
-        local lock = filelock.FileLock(path, { on_acquired = function() calls = calls + 1 end })
-        local called = false
-        local ok, err = pcall(lock.acquire_async, lock, { loop = uv }, function() called = true end)
-        assert.is_false(ok)
-        assert.are.equal("invalid_argument", err.kind)
-        assert.truthy(err.message:find("on_acquired", 1, true))
-        assert.are.equal(path, err.lock_file)
-        run_loop()
-        assert.is_false(called)
-        assert.are.equal(0, calls)
-        local other = filelock.FileLock(path)
-        other:acquire({ timeout = 0 })
-        other:release()
-        lock:acquire({ timeout = 0 })
-        assert.are.equal(1, calls)
-        lock:release()
-    end)
+    -- on_acquired through the hub: async_hook_spec.lua.
 end)
