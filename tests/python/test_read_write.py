@@ -379,10 +379,12 @@ def test_read_wait_releases_the_gil(lock_path: str) -> None:
 
 
 SIGINT_READER = r"""
-import sys, filelock
+import signal, sys, filelock
+# (As in test_processes.py: SIGINT may have been ignored at our start.)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 lock = filelock.ReadWriteLock(sys.argv[1])
-print("waiting", flush=True)
 try:
+    print("waiting", flush=True)  # in the try: an early SIGINT ends it the same way
     lock.acquire_read()  # forever: only Ctrl-C ends it
 except KeyboardInterrupt:
     print("interrupted", lock.is_locked, lock.lock_counter, flush=True)
