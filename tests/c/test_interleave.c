@@ -468,17 +468,33 @@ START_TEST(live_claim_is_respected) {
 }
 END_TEST
 
+/* The file server's clock, as this client sees it through fstat, is 60 s
+ * behind its own. */
 static int fstat_server_behind(int fd, struct stat *st) {
     int rc = fstat(fd, st);
     if (rc == 0)
-        st->st_mtim.tv_sec -= 10;
+        st->st_mtim.tv_sec -= 60;
     return rc;
 }
 
+/* Stamps path 30 s ahead: with the server 60 s behind, it looks 30 s old to
+ * the reader's clock (well past the 2 s grace), while by the file system's
+ * own clock it stays younger than the grace for the next 32 s -- not just
+ * for the 2 s after its write, which a test stalled on a loaded machine
+ * could overrun (the file would then be old by every clock, and rightly
+ * taken). */
+static void stamp_just_written(const char *path) {
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec += 30;
+    t[1] = t[0];
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, t, AT_SYMLINK_NOFOLLOW), 0);
+}
+
 /* A claim without a record, just created: a live taker between its create
- * and its write. With the file server's clock 10 s behind ours it looks 10
- * s old to us; it must still be respected (the grace is measured with the
- * file system's clock), and the marker under it left alone. */
+ * and its write. With the file server's clock behind ours it looks 30 s old
+ * to us; it must still be respected (the grace is measured with the file
+ * system's clock), and the marker under it left alone. */
 START_TEST(fresh_record_less_claim_respected_under_clock_skew) {
     const char *path = P("x.lock");
     char claim[4096];
@@ -491,6 +507,7 @@ START_TEST(fresh_record_less_claim_respected_under_clock_skew) {
     id.ino = (uint64_t)st.st_ino;
     ck_assert_int_eq(fl__soft_claim_name(path, &id, claim, sizeof claim), 0);
     fl_write_file(claim, "");
+    stamp_just_written(claim);
     fl__sys.fstat = fstat_server_behind;
     l = fl_new_kind(path, FL_SOFT);
     ck_assert_int_eq(fl_acquire_ex(l, 0.6, 1, 0.01), FL_ETIMEOUT);
@@ -549,8 +566,8 @@ END_TEST
 
 /* A private marker without a record, just created: a live taker between
  * its create and its write. The collector (run after our take-over of a
- * dead marker) must keep it although, with the file server's clock 10 s
- * behind ours, it looks 10 s old. */
+ * dead marker) must keep it although, with the file server's clock behind
+ * ours, it looks 30 s old. */
 START_TEST(fresh_record_less_private_marker_kept_under_clock_skew) {
     const char *path = P("x.lock");
     char claim[4096], priv[4096];
@@ -560,6 +577,7 @@ START_TEST(fresh_record_less_private_marker_kept_under_clock_skew) {
     ck_assert_int_eq(fl__soft_claim_name(path, &fake, claim, sizeof claim), 0);
     snprintf(priv, sizeof priv, "%.*s0000000000000003.new", (int)(dl + 18), claim);
     fl_write_file(priv, "");
+    stamp_just_written(priv);
     plant_stale(path);
     fl__sys.fstat = fstat_server_behind;
     l = fl_new_kind(path, FL_SOFT);
