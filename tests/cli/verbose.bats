@@ -42,6 +42,9 @@ load common
     [[ "$stderr" == *"held by pid $CMD_PID (sh) on host $HOST"* ]] || fail "stderr: $stderr"
     stop_holder S
     printf 'garbage' >slock
+    # Fresh (a holder between its create and its write), for 32 s rather than
+    # the 2 s after the write that a stalled test could overrun.
+    touch -d "@$(($(date +%s) + 30))" slock
     flx 1 --verbose --soft -n slock true
     [[ "$stderr" == *"is held (holder unknown)"* ]]
 }

@@ -226,8 +226,11 @@ describe("owner records and stale markers (" .. _VERSION .. ", " .. H.tag .. ")"
 
         it("a malformed marker is reclaimed only once older than the 2 s grace", function()
             H.write(path, "garbage")
+            -- fresh: a holder may be between create and write (stamped 30 s
+            -- ahead, so it stays younger than the 2 s grace for 32 s, not
+            -- just 2 s: a test stalled on a loaded machine finds it old)
+            os.execute("touch -d @" .. tostring(os.time() + 30) .. " " .. H.q(path))
             local lock = filelock.SoftFileLock(path)
-            -- fresh: a holder may be between create and write
             assert.is_true(filelock.is_timeout(raised(lock.acquire, lock, { blocking = false })))
             assert.are.equal("garbage", H.read(path))
             os.execute("touch -d @" .. tostring(os.time() - 10) .. " " .. H.q(path))

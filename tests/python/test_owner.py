@@ -266,8 +266,10 @@ def test_marker_from_another_host_is_not_reclaimed(lock_path: str) -> None:
 @pytest.mark.parametrize("content", ["", "garbage", "not-a-pid\nhost\n", "\n\n\n"])
 def test_malformed_marker_reclaimed_only_after_grace(lock_path: str, content: str) -> None:
     lock = SoftFileLock(lock_path)
-    plant(lock_path, content)
-    # Fresh: it may be a holder between its create and its write.
+    # Fresh: it may be a holder between its create and its write. Stamped
+    # 30 s ahead, so that it stays younger than the 2 s grace for 32 s: a
+    # test stalled 2 s on a loaded machine would find it rightly old.
+    plant(lock_path, content, age=-30)
     with pytest.raises(Timeout):
         lock.acquire(timeout=0.3)
     assert Path(lock_path).read_text() == content
