@@ -282,7 +282,12 @@ print("released", flush=True)
             -- holder from a crashed one, so the grace period is all it gets.
             local child = python_hold()
             local lock = filelock.SoftFileLock(path)
+            -- Fresh: respected (stamped 30 s ahead for the check, which a
+            -- test stalled 2 s after the holder's create would overrun) ...
+            os.execute("touch -d @" .. tostring(os.time() + 30) .. " " .. H.q(path))
             assert.is_true(filelock.is_timeout(raised(lock.acquire, lock, { blocking = false })))
+            -- ... and taken once older than the grace, its holder alive.
+            os.execute("touch -d @" .. tostring(os.time() - 10) .. " " .. H.q(path))
             lock:acquire({ timeout = 15 })
             assert.is_true(lock:owner().this_process)
             lock:release()

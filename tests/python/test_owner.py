@@ -468,6 +468,10 @@ def test_pure_soft_marker_is_unknown_and_reclaimed_after_grace(spawn, lock_path:
     pure = spawn(pure_soft_holder(lock_path), pure=True)
     pure.expect("held")
     assert Path(lock_path).read_bytes() == b""
+    # Kept fresh (stamped 30 s ahead) for the check below: a test stalled
+    # 2 s after the holder's create would find it rightly old.
+    ahead = time.time() + 30
+    os.utime(lock_path, (ahead, ahead))
     lock = SoftFileLock(lock_path)
     assert lock.owner is None and lock.pid is None
     with pytest.raises(Timeout):
