@@ -108,8 +108,9 @@ struct hub_file {
     int pid_armed;
     uint64_t pid_dev, pid_ino;
     double reap_poll;
-    int shared_fs; /* other hosts may share the file system: their releases raise nothing */
-    int dirty;     /* an event or a local release: try at the next dispatch */
+    int shared_fs;  /* other hosts may share the file system: their releases raise nothing */
+    int dirty;      /* an event or a local release: try at the next dispatch */
+    int just_armed; /* kernel lock: the watch came with this acquire (see first_attempts) */
     double next_check;
     double interval; /* current re-check interval (backs off) */
     /* Kept as waiters come and go, so that nothing scans the FIFO per
@@ -733,6 +734,9 @@ static void append_waiter(hub_file *f, fl_hub_waiter *w) {
     now = fl__now();
     if (!f->head->next || now + base_interval(f) < f->next_check)
         schedule(f, now, 0);
+    if (f->just_armed && f->kind == FL_KERNEL && now + FL__EVENT_RETRY < f->next_check)
+        f->next_check = now + FL__EVENT_RETRY;
+    f->just_armed = 0;
 }
 
 /* A waiter through the gate whose handle another thread is acquiring
@@ -783,12 +787,19 @@ static int first_attempts(hub_file *f, fl_lock *t, uint64_t owner, int shared, d
     int forever = isinf(deadline) && deadline > 0, rc;
     if (f->head && fl_lock_counter_as(t, owner) == 0)
         return FL__BUSY; /* first come, first served */
+    f->just_armed = 0;
     rc = attempt(f, t, owner, shared, forever, 0, flags);
     if (rc == FL__BUSY && deadline > fl__now()) {
         /* Arm the watch, then try again: a release between the failed
-         * attempt and the watch would otherwise be missed. */
-        if (f->wd < 0)
+         * attempt and the watch would otherwise be missed. If that attempt
+         * fails too, the first re-check comes soon (FL__EVENT_RETRY, set
+         * by append_waiter): a close that raised its event before the watch
+         * existed may not have unlocked yet, and no event will follow
+         * (test: close_before_the_watch_is_retried_soon). */
+        if (f->wd < 0) {
             watch(f, t);
+            f->just_armed = f->wd >= 0;
+        }
         rc = attempt(f, t, owner, shared, forever, 1, flags);
     }
     return rc;

@@ -930,12 +930,17 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
                 continue;
             }
             /* Arm the watch, then try again: a release between the failed
-             * attempt and the watch would otherwise be missed. */
+             * attempt and the watch would otherwise be missed. And if that
+             * attempt fails too, try once more soon (FL__EVENT_RETRY): a
+             * close that raised its event before the watch existed may not
+             * have unlocked yet at the attempt, and no event will follow
+             * (test: close_before_the_watch_is_retried_soon). */
             fl__os_watch_open(l, kind, &w);
 #ifndef _WIN32
             w.xfd = wake_fd;
 #endif
             watching = 1;
+            after_event = 1;
             continue;
         }
         /* Wait for a wake-up (an event, or the re-check interval), asking
@@ -944,10 +949,13 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
         {
             double floor = kind == FL_SOFT ? FL__WATCHED_MIN_POLL_SOFT : FL__WATCHED_MIN_POLL;
             double next_check = fl__now() + interval;
+            int quick = 0; /* next_check is a quick re-try, not a re-check */
             if (w.fd >= 0 && !w.shared_fs && interval < floor)
                 next_check += floor - interval;
-            if (after_event && kind == FL_KERNEL && fl__now() + FL__EVENT_RETRY < next_check)
+            if (after_event && kind == FL_KERNEL && fl__now() + FL__EVENT_RETRY < next_check) {
                 next_check = fl__now() + FL__EVENT_RETRY; /* the close may not have unlocked yet */
+                quick = 1;
+            }
             after_event = 0;
             for (;;) {
                 double now = fl__now(), until = next_check, slice;
@@ -967,10 +975,11 @@ static int os_acquire(fl_lock *l, fl__hold *h, double timeout, int blocking, dou
                     goto fail;
                 now = fl__now();
                 /* A release event goes straight to the re-try (the waiter's
-                 * latency); the callback still runs on a signal (EINTR or
-                 * the wake-up descriptor), on every other wake, and without
-                 * a wake-up descriptor at least every FL__CANCEL_SLICE. */
-                if (cancel && (rc <= 0 || rc == FL__WOKEN_BY_FD ||
+                 * latency), and so does the quick re-try's timer; the
+                 * callback still runs on a signal (EINTR or the wake-up
+                 * descriptor), on every other wake, and without a wake-up
+                 * descriptor at least every FL__CANCEL_SLICE. */
+                if (cancel && ((rc < 0 || (rc == 0 && !quick)) || rc == FL__WOKEN_BY_FD ||
                                (wake_fd < 0 && now - last_cancel >= FL__CANCEL_SLICE))) {
                     last_cancel = now;
                     if (cancel(cancel_data, rc == FL_EINTR || rc == FL__WOKEN_BY_FD)) {

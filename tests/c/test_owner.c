@@ -742,14 +742,14 @@ START_TEST(hidden_proc_entry_means_alive) {
 }
 END_TEST
 
-/* A file server whose clock is 10 s behind ours (or our clock stepped 10 s
- * forward): every modification time we see is 10 s older than it would be
+/* A file server whose clock is 60 s behind ours (or our clock stepped 60 s
+ * forward): every modification time we see is 60 s older than it would be
  * by our clock. */
 static int fstat_server_behind(int fd, struct stat *st) {
     int rc = fstat(fd, st);
     if (rc == 0) {
-        st->st_mtim.tv_sec -= 10;
-        st->st_ctim.tv_sec -= 10;
+        st->st_mtim.tv_sec -= 60;
+        st->st_ctim.tv_sec -= 60;
     }
     return rc;
 }
@@ -757,11 +757,15 @@ static int fstat_server_behind(int fd, struct stat *st) {
 START_TEST(record_less_grace_by_file_system_clock) {
     /* A marker without a record, just created: its owner may be between
      * its create and its write (or be Debian's py-filelock 3.9, which never
-     * writes). By our clock it is 10 s old; by the file system's it was
+     * writes). By our clock it is 30 s old; by the file system's it was
      * made a moment ago, and that is the clock the grace is measured with.
-     * Before the fix it was taken over at once. */
+     * Before the fix it was taken over at once. (Stamped 30 s ahead, so
+     * that it stays younger than the grace by the file system's clock for
+     * 32 s, not only for the 2 s after the write: the 1.2 s wait below on a
+     * machine that stalls the test for 0.8 s would find it rightly old.) */
     const char *p = P("x.lock");
     fl_write_file(p, "");
+    age_file(p, -30);
     fl__sys.fstat = fstat_server_behind;
     assert_kept(p, "", 1.2);
     /* Old by both clocks: reclaimed. */

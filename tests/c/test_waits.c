@@ -717,7 +717,8 @@ END_TEST
 
 /* The race of a close: its inotify event comes before its unlock. */
 static int (*race_real_flock)(int, int);
-static int race_closing, race_faked, race_holder_fd = -1;
+static int (*race_real_add_watch)(int, const char *, uint32_t);
+static int race_closing, race_faked, race_holder_fd = -1, race_watched, race_done;
 static char race_path[4096];
 static int race_flock(int fd, int op) {
     if ((op & LOCK_NB) && fd != race_holder_fd &&
@@ -729,14 +730,31 @@ static int race_flock(int fd, int op) {
     return race_real_flock(fd, op);
 }
 
+/* Tells the closer that the waiter's watch is in place: from then on the
+ * close's event reaches the waiter. */
+static int race_add_watch(int fd, const char *path, uint32_t mask) {
+    int wd = race_real_add_watch(fd, path, mask);
+    if (wd >= 0)
+        __atomic_store_n(&race_watched, 1, __ATOMIC_SEQ_CST);
+    return wd;
+}
+
 static void *close_then_retake(void *arg) {
     int *fd2 = arg;
-    fl_sleep(0.1);
+    /* Only once the waiter watches the file, not after a fixed pause: a
+     * close before the watch, faked as not yet unlocked at the attempt
+     * that follows the watch, would be a lost wake-up the test invented
+     * (the waiter then sleeps until its 30 s re-check; under ASan on a
+     * loaded machine a 0.1 s pause was not enough). */
+    (void)fl_wait_flag(&race_watched, 30);
     __atomic_store_n(&race_closing, 1, __ATOMIC_SEQ_CST);
     close(race_holder_fd);
-    /* Long after: another holder takes the lock if it is free, so that a
-     * waiter that missed it (re-checking only at its deadline) fails. */
-    fl_sleep(2.0);
+    /* Long after (10 s, room for a stalled waiter; not waited out once
+     * the waiter is done): another holder takes the lock if it is free, so
+     * that a waiter that missed it (re-checking only at its 20 s deadline)
+     * fails. */
+    if (fl_wait_flag(&race_done, 10))
+        return NULL;
     *fd2 = open(race_path, O_RDWR | O_CLOEXEC);
     if (*fd2 >= 0)
         (void)race_real_flock(*fd2, LOCK_EX | LOCK_NB);
@@ -745,26 +763,88 @@ static void *close_then_retake(void *arg) {
 
 /* A waiter woken by the close's event before the unlock finds the lock
  * held: it re-tries at once (FL__EVENT_RETRY) rather than at its next
- * re-check, here 30 s away, i.e. after the deadline, when another holder
- * has the lock: Timeout without the quick re-try. */
+ * re-check, here 30 s away, i.e. after the 20 s deadline, when another
+ * holder has the lock: Timeout without the quick re-try. */
 START_TEST(event_before_unlock_is_retried_soon) {
     FL_NEEDS_LINUX("inotify close events");
     const char *p = P("race.lock");
     fl_lock *l = fl_new_kind(p, FL_KERNEL);
     pthread_t t;
-    int fd2 = -1;
+    int fd2 = -1, rc;
     snprintf(race_path, sizeof race_path, "%s", p);
+    race_closing = race_faked = race_watched = race_done = 0;
     race_holder_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     ck_assert_int_ge(race_holder_fd, 0);
     ck_assert_int_eq(flock(race_holder_fd, LOCK_EX), 0);
     race_real_flock = fl__sys.flock;
     fl__sys.flock = race_flock;
+    race_real_add_watch = fl__sys.inotify_add_watch;
+    fl__sys.inotify_add_watch = race_add_watch;
     ck_assert_int_eq(pthread_create(&t, NULL, close_then_retake, &fd2), 0);
-    ck_assert_int_eq(fl_acquire_ex(l, 5, 1, 30), 0);
+    rc = fl_acquire_ex(l, 20, 1, 30);
+    __atomic_store_n(&race_done, 1, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(rc, 0);
+    ck_assert(race_watched);
     ck_assert_int_eq(race_faked, 1);
     ck_assert_int_eq(fl_release(l, 0), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
-    fl__sys.flock = race_real_flock;
+    fl__sys_reset();
+    if (fd2 >= 0)
+        close(fd2);
+    fl_lock_free(l);
+}
+END_TEST
+
+/* The same race with the close landing before the waiter's watch exists:
+ * its event is raised for nobody, and its unlock comes after the attempt
+ * that follows the watch (the kernel raises IN_CLOSE before it removes the
+ * file's locks). Forced here: the close happens inside the waiter's
+ * inotify_add_watch (before the real call), and the attempt after the
+ * watch is told EWOULDBLOCK. No event will ever come: the waiter must
+ * re-try soon after arming its watch, not at its re-check 30 s away (past
+ * its 20 s deadline; another holder takes the lock 10 s after the close). */
+static int early_add_watch(int fd, const char *path, uint32_t mask) {
+    if (!__atomic_exchange_n(&race_watched, 1, __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(&race_closing, 1, __ATOMIC_SEQ_CST);
+        close(race_holder_fd);
+    }
+    return race_real_add_watch(fd, path, mask);
+}
+
+static void *retake_later(void *arg) {
+    int *fd2 = arg;
+    if (!fl_wait_flag(&race_watched, 30) || fl_wait_flag(&race_done, 10))
+        return NULL;
+    *fd2 = open(race_path, O_RDWR | O_CLOEXEC);
+    if (*fd2 >= 0)
+        (void)race_real_flock(*fd2, LOCK_EX | LOCK_NB);
+    return NULL;
+}
+
+START_TEST(close_before_the_watch_is_retried_soon) {
+    FL_NEEDS_LINUX("inotify close events");
+    const char *p = P("race.lock");
+    fl_lock *l = fl_new_kind(p, FL_KERNEL);
+    pthread_t t;
+    int fd2 = -1, rc;
+    snprintf(race_path, sizeof race_path, "%s", p);
+    race_closing = race_faked = race_watched = race_done = 0;
+    race_holder_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ck_assert_int_ge(race_holder_fd, 0);
+    ck_assert_int_eq(flock(race_holder_fd, LOCK_EX), 0);
+    race_real_flock = fl__sys.flock;
+    fl__sys.flock = race_flock;
+    race_real_add_watch = fl__sys.inotify_add_watch;
+    fl__sys.inotify_add_watch = early_add_watch;
+    ck_assert_int_eq(pthread_create(&t, NULL, retake_later, &fd2), 0);
+    rc = fl_acquire_ex(l, 20, 1, 30);
+    __atomic_store_n(&race_done, 1, __ATOMIC_SEQ_CST);
+    ck_assert_msg(rc == 0, "the waiter missed the release: %s", fl_err_name(rc));
+    ck_assert(race_watched);
+    ck_assert_int_eq(race_faked, 1);
+    ck_assert_int_eq(fl_release(l, 0), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    fl__sys_reset();
     if (fd2 >= 0)
         close(fd2);
     fl_lock_free(l);
@@ -930,6 +1010,7 @@ Suite *suite_waits(void) {
     tcase_add_test(tc, many_waiters_share_one_inotify_instance);
     tcase_add_test(tc, one_watch_is_kept_between_waits);
     tcase_add_test(tc, event_before_unlock_is_retried_soon);
+    tcase_add_test(tc, close_before_the_watch_is_retried_soon);
     tcase_add_loop_test(tc, wake_fd_replaces_the_cancel_slices, 0, 2);
     tcase_add_loop_test(tc, broken_wake_fd_is_an_error_not_a_spin, 0, 3);
     tcase_add_loop_test(tc, waits_complete_without_inotify, 0, 3);

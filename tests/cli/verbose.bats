@@ -20,7 +20,15 @@ load common
     assert_equal "$stderr" "" # quiet without --verbose
     bg bash -c "exec '$FILELOCK' --verbose -w 15 lock true 2>waiter.err"
     waiter=$BG_PID
-    sleep 0.3
+    # Until the waiter has found the lock held (it says so before it waits),
+    # not a fixed pause: a waiter slower to start than the pause found the
+    # lock free and never named the holder.
+    local i=0
+    until grep -q "held by pid" waiter.err 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -le 1000 ] || fail "the waiter never reported the holder: $(cat waiter.err)"
+        sleep 0.01
+    done
     stop_holder A
     wait_rc "$waiter"
     assert_equal "$RC" 0
@@ -34,6 +42,9 @@ load common
     [[ "$stderr" == *"held by pid $CMD_PID (sh) on host $HOST"* ]] || fail "stderr: $stderr"
     stop_holder S
     printf 'garbage' >slock
+    # Fresh (a holder between its create and its write), for 32 s rather than
+    # the 2 s after the write that a stalled test could overrun.
+    touch -d "@$(($(date +%s) + 30))" slock
     flx 1 --verbose --soft -n slock true
     [[ "$stderr" == *"is held (holder unknown)"* ]]
 }

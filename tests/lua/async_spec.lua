@@ -48,18 +48,22 @@ describe("acquire_async (" .. _VERSION .. ", " .. H.tag .. ")", function()
         local lock = filelock.FileLock(path)
         local ticks, got = 0, nil
         local ticker = uv.new_timer()
-        ticker:start(10, 10, function() ticks = ticks + 1 end)
+        -- The holder lets go only once the loop has run the timer 10 times
+        -- during the wait (not after a fixed time: a loaded machine may run
+        -- the loop fewer times than 10 ms steps would give). A wait that
+        -- blocked the loop would end only at its 15 s timeout, with an error.
+        ticker:start(10, 10, function()
+            ticks = ticks + 1
+            if ticks == 10 and got == nil then
+                holder:release() -- closes the lock file: the hub's watch fires
+            end
+        end)
         lock:acquire_async({ timeout = 15, loop = uv }, function(err, guard)
             got = { err = err, ticks = ticks, held = lock:is_locked() }
             assert.is_nil(err)
             guard:release()
             ticker:stop()
             ticker:close()
-        end)
-        local release = uv.new_timer()
-        release:start(500, 0, function()
-            release:close()
-            holder:release() -- closes the lock file: the hub's watch fires
         end)
         run_loop()
         assert.is_not_nil(got, "the callback never ran")

@@ -226,8 +226,11 @@ describe("owner records and stale markers (" .. _VERSION .. ", " .. H.tag .. ")"
 
         it("a malformed marker is reclaimed only once older than the 2 s grace", function()
             H.write(path, "garbage")
+            -- fresh: a holder may be between create and write (stamped 30 s
+            -- ahead, so it stays younger than the 2 s grace for 32 s, not
+            -- just 2 s: a test stalled on a loaded machine finds it old)
+            os.execute("touch -d @" .. tostring(os.time() + 30) .. " " .. H.q(path))
             local lock = filelock.SoftFileLock(path)
-            -- fresh: a holder may be between create and write
             assert.is_true(filelock.is_timeout(raised(lock.acquire, lock, { blocking = false })))
             assert.are.equal("garbage", H.read(path))
             os.execute("touch -d @" .. tostring(os.time() - 10) .. " " .. H.q(path))
@@ -279,7 +282,12 @@ print("released", flush=True)
             -- holder from a crashed one, so the grace period is all it gets.
             local child = python_hold()
             local lock = filelock.SoftFileLock(path)
+            -- Fresh: respected (stamped 30 s ahead for the check, which a
+            -- test stalled 2 s after the holder's create would overrun) ...
+            os.execute("touch -d @" .. tostring(os.time() + 30) .. " " .. H.q(path))
             assert.is_true(filelock.is_timeout(raised(lock.acquire, lock, { blocking = false })))
+            -- ... and taken once older than the grace, its holder alive.
+            os.execute("touch -d @" .. tostring(os.time() - 10) .. " " .. H.q(path))
             lock:acquire({ timeout = 15 })
             assert.is_true(lock:owner().this_process)
             lock:release()

@@ -266,8 +266,10 @@ def test_marker_from_another_host_is_not_reclaimed(lock_path: str) -> None:
 @pytest.mark.parametrize("content", ["", "garbage", "not-a-pid\nhost\n", "\n\n\n"])
 def test_malformed_marker_reclaimed_only_after_grace(lock_path: str, content: str) -> None:
     lock = SoftFileLock(lock_path)
-    plant(lock_path, content)
-    # Fresh: it may be a holder between its create and its write.
+    # Fresh: it may be a holder between its create and its write. Stamped
+    # 30 s ahead, so that it stays younger than the 2 s grace for 32 s: a
+    # test stalled 2 s on a loaded machine would find it rightly old.
+    plant(lock_path, content, age=-30)
     with pytest.raises(Timeout):
         lock.acquire(timeout=0.3)
     assert Path(lock_path).read_text() == content
@@ -466,6 +468,10 @@ def test_pure_soft_marker_is_unknown_and_reclaimed_after_grace(spawn, lock_path:
     pure = spawn(pure_soft_holder(lock_path), pure=True)
     pure.expect("held")
     assert Path(lock_path).read_bytes() == b""
+    # Kept fresh (stamped 30 s ahead) for the check below: a test stalled
+    # 2 s after the holder's create would find it rightly old.
+    ahead = time.time() + 30
+    os.utime(lock_path, (ahead, ahead))
     lock = SoftFileLock(lock_path)
     assert lock.owner is None and lock.pid is None
     with pytest.raises(Timeout):

@@ -94,11 +94,18 @@ def test_waiter_wakes_when_holder_exits(spawn, lock_path: str) -> None:
 
 
 SIGINT_CHILD = r"""
-import sys, threading, filelock
+import signal, sys, threading, filelock
+# Python raises KeyboardInterrupt only if SIGINT was not ignored when it
+# started, and a background job of a non-interactive shell (a CI script's
+# "ctest &") starts with it ignored: install the handler ourselves.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 path, kind = sys.argv[1], sys.argv[2]
 lock = getattr(filelock, kind)(path)
-print("waiting", flush=True)
 try:
+    # Inside the try: a SIGINT landing before the wait has begun (a loaded
+    # machine may deschedule us here for longer than the parent's pause)
+    # must end the same way as one during it.
+    print("waiting", flush=True)
     lock.acquire()  # forever: only Ctrl-C ends it
 except KeyboardInterrupt:
     print("interrupted", lock.is_locked, lock.lock_counter, flush=True)

@@ -340,49 +340,66 @@ def test_filelock_counts_as_writer(lock_path: str) -> None:
 # -- waits: GIL and signals ------------------------------------------------------
 
 
+def in_poll(tid: int) -> bool:
+    """Whether thread *tid* of this process sleeps in poll (the library's
+    wait), by /proc/self/task/<tid>/wchan; where wchan is hidden, whether it
+    sleeps at all."""
+    try:
+        wchan = Path("/proc/self/task/%d/wchan" % tid).read_text()
+        state = Path("/proc/self/task/%d/stat" % tid).read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state == "S" and ("poll" in wchan or wchan in ("", "0"))
+
+
 def test_read_wait_releases_the_gil(lock_path: str) -> None:
+    """A reader thread waiting for the writer lets this thread run Python
+    code meanwhile. Event-driven, not timed: this thread (running Python,
+    which needs the GIL) waits until the reader sleeps in the library's
+    poll, runs on for 10 more steps while it still waits, and only then lets
+    the writer go. A wait that kept the GIL would stall this thread until
+    the reader's own timeout: the outcome would be that timeout."""
     writer = rw(lock_path)
     writer.acquire_write()
-    ticks = 0
-    stop = threading.Event()
-
-    def spin() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0.001)
-
-    spinner = threading.Thread(target=spin)
-    spinner.start()
     reader = rw(lock_path)
     outcome: list[str] = []
+    tid: list[int] = []
 
     def read() -> None:
+        tid.append(threading.get_native_id())
         try:
-            reader.acquire_read(timeout=0.5)
+            reader.acquire_read(timeout=DEADLINE)
             outcome.append("acquired")
+            reader.release()
         except Timeout:
             outcome.append("timeout")
 
+    t = threading.Thread(target=read)
+    t.start()
     try:
-        before = ticks
-        t = threading.Thread(target=read)
-        t.start()
-        t.join(DEADLINE)
-        assert not t.is_alive()
-        assert outcome == ["timeout"]
-        assert ticks - before > 10  # the spinner ran during the wait
+        end = time.monotonic() + DEADLINE
+        while not outcome and not (tid and in_poll(tid[0])):
+            assert time.monotonic() < end, "the reader never started its wait"
+            time.sleep(0.001)
+        steps = 0
+        while steps < 10 and not outcome:
+            steps += 1
+            time.sleep(0.001)
+        assert outcome == [], "the reader's wait ended while the writer held the lock: %s" % outcome
     finally:
-        stop.set()
-        spinner.join(DEADLINE)
         writer.release()
+        t.join(DEADLINE)
+    assert not t.is_alive()
+    assert outcome == ["acquired"]
 
 
 SIGINT_READER = r"""
-import sys, filelock
+import signal, sys, filelock
+# (As in test_processes.py: SIGINT may have been ignored at our start.)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 lock = filelock.ReadWriteLock(sys.argv[1])
-print("waiting", flush=True)
 try:
+    print("waiting", flush=True)  # in the try: an early SIGINT ends it the same way
     lock.acquire_read()  # forever: only Ctrl-C ends it
 except KeyboardInterrupt:
     print("interrupted", lock.is_locked, lock.lock_counter, flush=True)
@@ -436,13 +453,16 @@ threads = [threading.Thread(target=read, args=(i,)) for i in range(3)]
 for t in threads:
     t.start()
 started.wait()
-time.sleep(0.2)
+# Churning for real before the writer comes: three reads by each thread
+# (counted, not timed: a loaded machine may fit fewer into a fixed pause).
+while min(counts) < 3 and time.monotonic() < deadline:
+    time.sleep(0.005)
 print("reading", flush=True)
 select.select([sys.stdin], [], [], 60)  # until told to stop (or stdin closes)
 stop.set()
 for t in threads:
     t.join(60)
-print("reads", sum(counts), flush=True)
+print("reads", sum(counts), sum(t.is_alive() for t in threads), flush=True)
 """
 
 
@@ -485,10 +505,12 @@ def test_writer_not_starved_by_three_reader_processes(lock_path: str) -> None:
             out, _ = r.communicate(timeout=DEADLINE)
             counts.append(out)
             assert r.returncode == 0
-    # The readers kept reading (they were not stopped by the writer).
+    # The readers read before the writer came, and none was left stuck
+    # behind the gate after it left.
     for out in counts:
-        n = int(out.split()[-1])
+        n, stuck = (int(x) for x in out.split()[-2:])
         assert n >= 9
+        assert stuck == 0
 
 
 # -- interop with util-linux flock(1) -----------------------------------------------

@@ -221,6 +221,15 @@ class TestFiber < Minitest::Test
     assert(errors.all? { |e| e.message.start_with?("refused ") })
   end
 
+  # Releases holder once the block's tick count reaches 5, or at a 20 s
+  # deadline (a wait that blocked the ticker: the assertion on the count
+  # then fails, instead of the test hanging).
+  def release_after_ticks(holder)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 20
+    sleep 0.005 until yield >= 5 || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    holder.release
+  end
+
   def test_other_fibers_run_while_one_waits
     path = File.join(@tmp, "x.lock")
     holder = Filelock::FileLock.new(path, thread_local: false)
@@ -238,8 +247,10 @@ class TestFiber < Minitest::Test
         lock = Filelock::FileLock.new(path, timeout: 10)
         lock.synchronize { got = [ticks, lock.locked?] }
       end
-      # Released from another thread after a while: only a close wakes it.
-      Thread.new { sleep 0.3; holder.release }
+      # Released from another thread (only a close wakes it) once the
+      # ticker has run 5 times during the wait: counted, not timed, since a
+      # loaded machine may run it fewer times than 10 ms steps would give.
+      Thread.new { release_after_ticks(holder) { ticks } }
       _ = [ticker, waiter]
     end
     refute_nil got, "the waiting fiber never won the lock"
@@ -307,7 +318,7 @@ class TestFiber < Minitest::Test
     holder.acquire
     ticks = 0
     got = nil
-    releaser = Thread.new { sleep 0.3; holder.release }
+    releaser = Thread.new { release_after_ticks(holder) { ticks } } # (as above)
     Async do |task|
       task.async do
         50.times do

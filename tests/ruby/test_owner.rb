@@ -203,7 +203,9 @@ class TestOwner < Minitest::Test
   end
 
   def test_malformed_marker_is_reclaimed_only_after_the_grace
-    plant(path, "not a record")
+    # Fresh (stamped 30 s ahead: younger than the 2 s grace for 32 s, not
+    # just for the 2 s after the write that a stalled test could overrun).
+    plant(path, "not a record", age: -30)
     lock = Filelock::SoftFileLock.new(path)
     assert_raises(Filelock::Timeout) { lock.acquire(timeout: 0) }
     plant(path, "not a record", age: 10)

@@ -154,8 +154,10 @@ class TestProcess < Minitest::Test
     child = ruby_child(<<~RUBY)
       require "filelock"
       lock = Filelock::FileLock.new(#{path.dump})
-      puts "waiting"
       begin
+        # Inside the begin: a SIGINT that lands before the wait has begun
+        # (the pause below is no handshake) ends it the same way.
+        puts "waiting"
         lock.acquire
         puts "acquired"
       rescue Interrupt
