@@ -59,11 +59,13 @@ static fl__syscalls g_real;
  * Set by the test before it forks an actor. */
 static double g_lease_d, g_lease_i; /* lease_duration, heartbeat_interval */
 static int g_lease_holder;          /* this actor is A: its heartbeat's refresh is counted */
+static int g_hold_after_refresh;    /* A holds on after that refresh ("F") until told */
 /* In the actor: */
 static pthread_t g_main;    /* the actor's main thread (not the heartbeat) */
 static int g_hb_armed;      /* atomic: count the heartbeat's next refresh */
 static int g_hb_state;      /* atomic: 0 before that refresh, 1 in it, 2 after it */
 static int g_hb_claim_gone; /* the heartbeat removed its claim (only it touches this) */
+static int g_hb_busy;       /* atomic: the heartbeat found a claim on its marker */
 static int g_releasing;     /* the main thread is in fl_release */
 static int g_wait_told;     /* "W" reported */
 static int g_attempts;      /* exclusive creates of the lock path (acquire attempts) */
@@ -73,6 +75,15 @@ static const char *g_path, *g_sentinel;
 static struct stat g_mine; /* our marker, once won */
 
 static int is_main(void) { return !g_lease_d || pthread_equal(pthread_self(), g_main); }
+
+/* A's first refresh after the test armed it starts (the heartbeat's claim
+ * create, or its lstat of the marker for a refresh without a claim); the
+ * later ones are never counted. */
+static void hb_refresh_starts(void) {
+    int zero = 0;
+    if (!is_main() && __atomic_load_n(&g_hb_armed, __ATOMIC_SEQ_CST))
+        __atomic_compare_exchange_n(&g_hb_state, &zero, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
 
 static int counting(void) {
     if (is_main())
@@ -138,12 +149,16 @@ static int w_open(const char *p, int f, mode_t m) {
     if (g_lease_d && (f & O_EXCL)) {
         if (is_main() && strcmp(p, g_path) == 0)
             g_attempts++;
-        /* A's first refresh after arming starts with its claim's create. */
-        if (!is_main() && ends_with(p, ".claim") && __atomic_load_n(&g_hb_armed, __ATOMIC_SEQ_CST))
-            __atomic_store_n(&g_hb_state, 1, __ATOMIC_SEQ_CST);
+        if (ends_with(p, ".claim"))
+            hb_refresh_starts();
     }
     step((f & O_EXCL) ? "create" : "open", p);
     fd = g_real.open(p, f, m);
+    /* A refresh that finds a taker's claim ends there (EBUSY). */
+    if (fd < 0 && errno == EEXIST && g_lease_d && !is_main() && ends_with(p, ".claim")) {
+        __atomic_store_n(&g_hb_busy, 1, __ATOMIC_SEQ_CST);
+        errno = EEXIST;
+    }
     /* A release waiting for a claim on its marker (a taker at work) tells
      * the test, which then lets the taker go on. */
     if (fd < 0 && errno == EEXIST && g_lease_d && g_releasing && is_main() &&
@@ -165,6 +180,8 @@ static int w_close(int fd) {
 }
 static int w_lstat(const char *p, struct stat *st) {
     int rc;
+    if (g_lease_d && strcmp(p, g_path) == 0)
+        hb_refresh_starts();
     step("lstat", p);
     rc = g_real.lstat(p, st);
     if (rc == 0)
@@ -362,6 +379,16 @@ static void actor_main(const char *path, const char *sentinel, int pause_at, dou
             fl_sleep(0.001);
         if (__atomic_load_n(&g_hb_state, __ATOMIC_SEQ_CST) == 0)
             _exit(8);
+        if (g_hold_after_refresh) {
+            /* The refresh ends (the heartbeat goes on refreshing, not
+             * counted); A holds until the test says. */
+            while (__atomic_load_n(&g_hb_state, __ATOMIC_SEQ_CST) == 1 &&
+                   !__atomic_load_n(&g_hb_busy, __ATOMIC_SEQ_CST) && fl_mono() < end)
+                fl_sleep(0.001);
+            dprintf(ev, "F\n");
+            if (read(ctl, &c, 1) != 1)
+                _exit(5);
+        }
     }
     g_releasing = 1;
     g_counting = 1;
@@ -484,6 +511,12 @@ static char actor_run(actor *a, const char *where) {
     }
 }
 
+/* Sends c, then drives the actor until it holds, times out, or ends. */
+static char actor_run_after(actor *a, char c, const char *where) {
+    actor_send(a, c);
+    return actor_run(a, where);
+}
+
 /* Releases a holder and drives it to its end. */
 static void actor_release(actor *a, const char *where) {
     char e;
@@ -535,7 +568,9 @@ static void empty_dir(void) {
 }
 
 enum { SETUP_STALE, SETUP_FREE };
-enum { THEN_RESUME, THEN_CRASH };
+/* THEN_HOLD (leases only): A resumed ends its refresh and holds on while
+ * B goes on, then releases. */
+enum { THEN_RESUME, THEN_CRASH, THEN_HOLD };
 
 /* One interleaving. Returns 0 when A ended before step i (the enumeration
  * over i is complete), 2 when B stopped at step j, 1 otherwise. */
@@ -955,17 +990,24 @@ static int run_case_lease(int i, int j, int then, int quick) {
     empty_dir();
     snprintf(where, sizeof where,
              "lease, A stopped at step %d (refresh, release), B at %d, then A %s", i, j,
-             then == THEN_RESUME ? "resumed" : "killed");
+             then == THEN_RESUME ? "resumed"
+             : then == THEN_HOLD ? "resumed, holding on after its refresh"
+                                 : "killed");
     if (getenv("FL_TEST_VERBOSE"))
         fprintf(stderr, "%.3f %s\n", fl_mono(), where);
 
     set_lease(d, hb, 1);
+    g_hold_after_refresh = then == THEN_HOLD;
     actor_start(&a, path, i, 1.0);
+    g_hold_after_refresh = 0;
     ea = actor_next(&a, where);
     ck_assert_msg(ea == 'H', "%s: A did not win the free lock: %s", where, a.last);
     actor_send(&a, 'u');
     ea = actor_next(&a, where);
     if (ea != 'P') {
+        /* No step i (THEN_HOLD: none in the refresh). */
+        if (ea == 'F')
+            ea = actor_run_after(&a, 'u', where);
         ck_assert_msg(strcmp(a.last, "R OK") == 0, "%s: A ended with '%s'", where, a.last);
         actor_reap(&a, where);
         actor_close(&a);
@@ -986,6 +1028,15 @@ static int run_case_lease(int i, int j, int then, int quick) {
         actor_kill(&a);
     } else {
         actor_send(&a, 'r');
+        if (then == THEN_HOLD) {
+            /* A's refresh ends, and it holds on (refreshing) while B goes
+             * on: B may win only if A's refresh found its marker taken. */
+            ea = actor_next(&a, where);
+            ck_assert_msg(ea == 'F', "%s: A's refresh ended with '%s'", where, a.last);
+            finish_b(&b, eb, where);
+            b_done = 1;
+            actor_send(&a, 'u');
+        }
         for (;;) {
             ea = actor_next(&a, where);
             if (ea != 'W')
@@ -1006,7 +1057,7 @@ static int run_case_lease(int i, int j, int then, int quick) {
         finish_b(&b, eb, where);
 
     /* 6: the loss is told exactly when it happened. */
-    if (then == THEN_RESUME) {
+    if (then != THEN_CRASH) {
         ck_assert_msg(!b.took || strncmp(a_end, "R FL_ELOST", 10) == 0,
                       "%s: B replaced A's expired marker, but A's release said '%s'", where, a_end);
         ck_assert_msg(b.took || (strcmp(a_end, "R FL_ELOST owner-changed") != 0 &&
@@ -1058,6 +1109,9 @@ END_TEST
 START_TEST(lease_pairs_crash) { lease_pairs(_i, THEN_CRASH); }
 END_TEST
 
+START_TEST(lease_pairs_hold) { lease_pairs(_i, THEN_HOLD); }
+END_TEST
+
 Suite *suite_interleave(void) {
     Suite *s = suite_create("interleave");
     TCase *tc = fl_tcase("interleave");
@@ -1086,6 +1140,7 @@ Suite *suite_interleave_lease(void) {
     tcase_add_loop_test(tc, lease_each_step_resume_or_crash, THEN_RESUME, THEN_CRASH + 1);
     tcase_add_loop_test(tc, lease_pairs_resume, 1, LEASE_A_MAX_STEP + 1);
     tcase_add_loop_test(tc, lease_pairs_crash, 1, LEASE_A_MAX_STEP + 1);
+    tcase_add_loop_test(tc, lease_pairs_hold, 1, LEASE_A_MAX_STEP + 1);
     suite_add_tcase(s, tc);
     return s;
 }
