@@ -570,7 +570,8 @@ static void empty_dir(void) {
 enum { SETUP_STALE, SETUP_FREE };
 /* THEN_HOLD (leases only): A resumed ends its refresh and holds on while
  * B goes on, then releases. */
-enum { THEN_RESUME, THEN_CRASH, THEN_HOLD };
+/* THEN_KILL_B (leases only): B is killed where it stopped, then A resumed. */
+enum { THEN_RESUME, THEN_CRASH, THEN_HOLD, THEN_KILL_B };
 
 /* One interleaving. Returns 0 when A ended before step i (the enumeration
  * over i is complete), 2 when B stopped at step j, 1 otherwise. */
@@ -990,9 +991,10 @@ static int run_case_lease(int i, int j, int then, int quick) {
     empty_dir();
     snprintf(where, sizeof where,
              "lease, A stopped at step %d (refresh, release), B at %d, then A %s", i, j,
-             then == THEN_RESUME ? "resumed"
-             : then == THEN_HOLD ? "resumed, holding on after its refresh"
-                                 : "killed");
+             then == THEN_RESUME   ? "resumed"
+             : then == THEN_HOLD   ? "resumed, holding on after its refresh"
+             : then == THEN_KILL_B ? "resumed after B was killed there"
+                                   : "killed");
     if (getenv("FL_TEST_VERBOSE"))
         fprintf(stderr, "%.3f %s\n", fl_mono(), where);
 
@@ -1024,6 +1026,15 @@ static int run_case_lease(int i, int j, int then, int quick) {
     paused_b = eb == 'P';
     late_b = paused_b && attempt_of(b.last) >= 3;
 
+    if (then == THEN_KILL_B) {
+        /* B dies where it stopped: whatever it left, A's refresh and
+         * release get past it. */
+        if (paused_b)
+            actor_kill(&b);
+        else
+            finish_b(&b, eb, where);
+        b_done = 1;
+    }
     if (then == THEN_CRASH) {
         actor_kill(&a);
     } else {
@@ -1057,7 +1068,7 @@ static int run_case_lease(int i, int j, int then, int quick) {
         finish_b(&b, eb, where);
 
     /* 6: the loss is told exactly when it happened. */
-    if (then != THEN_CRASH) {
+    if (then != THEN_CRASH && b.state != 'K') {
         ck_assert_msg(!b.took || strncmp(a_end, "R FL_ELOST", 10) == 0,
                       "%s: B replaced A's expired marker, but A's release said '%s'", where, a_end);
         ck_assert_msg(b.took || (strcmp(a_end, "R FL_ELOST owner-changed") != 0 &&
@@ -1112,6 +1123,11 @@ END_TEST
 START_TEST(lease_pairs_hold) { lease_pairs(_i, THEN_HOLD); }
 END_TEST
 
+/* A stopped before its refresh; B, reclaiming A's expired lease, killed
+ * at each of its steps; A then refreshes and releases past what B left. */
+START_TEST(lease_taker_killed_at_each_step) { lease_pairs(1, THEN_KILL_B); }
+END_TEST
+
 Suite *suite_interleave(void) {
     Suite *s = suite_create("interleave");
     TCase *tc = fl_tcase("interleave");
@@ -1141,6 +1157,10 @@ Suite *suite_interleave_lease(void) {
     tcase_add_loop_test(tc, lease_pairs_resume, 1, LEASE_A_MAX_STEP + 1);
     tcase_add_loop_test(tc, lease_pairs_crash, 1, LEASE_A_MAX_STEP + 1);
     tcase_add_loop_test(tc, lease_pairs_hold, 1, LEASE_A_MAX_STEP + 1);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("lease_taker");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, lease_taker_killed_at_each_step);
     suite_add_tcase(s, tc);
     return s;
 }
