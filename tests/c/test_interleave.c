@@ -161,7 +161,7 @@ static int w_open(const char *p, int f, mode_t m) {
     }
     /* A release waiting for a claim on its marker (a taker at work) tells
      * the test, which then lets the taker go on. */
-    if (fd < 0 && errno == EEXIST && g_lease_d && g_releasing && is_main() &&
+    if (fd < 0 && errno == EEXIST && g_lease_d && is_main() && g_releasing &&
         ends_with(p, ".claim") && !g_wait_told) {
         g_wait_told = 1;
         dprintf(g_ev, "W %s\n", p);
@@ -241,7 +241,7 @@ static int w_unlink(const char *p) {
     step("unlink", p);
     if (g_lease_d && !is_main() && ends_with(p, ".claim"))
         g_hb_claim_gone = 1;
-    if (g_lease_d && g_releasing && is_main() && strcmp(p, g_path) == 0) {
+    if (g_lease_d && is_main() && g_releasing && strcmp(p, g_path) == 0) {
         /* A release removes the marker only while it is its own; its
          * critical section (the sentinel) ends just before. */
         struct stat st;
