@@ -30,6 +30,7 @@ int main(void) {
     srunner_add_suite(sr, suite_forksafe());
     srunner_add_suite(sr, suite_waits());
     srunner_add_suite(sr, suite_interleave());
+    srunner_add_suite(sr, suite_interleave_lease());
     srunner_add_suite(sr, suite_fsprobe());
     srunner_add_suite(sr, suite_hostile());
     srunner_add_suite(sr, suite_descriptor());

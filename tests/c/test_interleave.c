@@ -56,27 +56,133 @@ static int g_step, g_pause_at, g_ev, g_ctl, g_counting;
 static dev_t g_dev_offset;
 static fl__syscalls g_real;
 
+/* The lease setup (see "Leases" below); all 0 for the plain soft lock.
+ * Set by the test before it forks an actor. */
+static double g_lease_d, g_lease_i; /* lease_duration, heartbeat_interval */
+static int g_lease_holder;          /* this actor is A: its heartbeat's refresh is counted */
+static int g_hold_after_refresh;    /* A holds on after that refresh ("F") until told */
+/* In the actor: */
+static pthread_t g_main;    /* the actor's main thread (not the heartbeat) */
+static int g_hb_armed;      /* atomic: count the heartbeat's next refresh */
+static int g_hb_state;      /* atomic: 0 before that refresh, 1 in it, 2 after it */
+static int g_hb_claim_gone; /* the heartbeat removed its claim (only it touches this) */
+static int g_hb_busy;       /* atomic: the heartbeat found a claim on its marker */
+static int g_releasing;     /* the main thread is in fl_release */
+static int g_wait_told;     /* "W" reported */
+static int g_attempts;      /* exclusive creates of the lock path (acquire attempts) */
+static long g_took_pid;     /* the live holder whose expired marker we replaced */
+static int g_unlinked_mine; /* our release removed our own marker */
+static const char *g_path, *g_sentinel;
+static struct stat g_mine; /* our marker, once won */
+
+static int is_main(void) { return !g_lease_d || pthread_equal(pthread_self(), g_main); }
+
+/* A's first refresh after the test armed it starts (the heartbeat's claim
+ * create, or its lstat of the marker for a refresh without a claim); the
+ * later ones are never counted. */
+static void hb_refresh_starts(void) {
+    int zero = 0;
+    if (!is_main() && __atomic_load_n(&g_hb_armed, __ATOMIC_SEQ_CST))
+        __atomic_compare_exchange_n(&g_hb_state, &zero, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+static int counting(void) {
+    if (is_main())
+        return g_counting;
+    /* Another thread: the heartbeat (or a compromise callback). Only A's
+     * first refresh after the test armed it is counted: the later ones
+     * run at the heartbeat's pace, which no test controls. */
+    return __atomic_load_n(&g_hb_state, __ATOMIC_SEQ_CST) == 1;
+}
+
 static void step(const char *what, const char *path) {
     char c;
-    if (!g_counting)
+    int n;
+    if (!counting())
         return;
-    if (++g_step != g_pause_at)
+    n = __atomic_add_fetch(&g_step, 1, __ATOMIC_SEQ_CST);
+    if (n != g_pause_at)
         return;
-    dprintf(g_ev, "P %d %s %s\n", g_step, what, path ? path : "");
+    dprintf(g_ev, "P %d %s %s %d\n", n, what, path ? path : "", g_attempts);
     if (read(g_ctl, &c, 1) != 1)
         _exit(5);
 }
 
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+/* The pid a marker or claim names (protocol 1 or 2 record), or -1. */
+static long record_pid(const char *path) {
+    char buf[512];
+    const char *p;
+    long pid = -1;
+    if (fl_read_file(path, buf, sizeof buf) <= 0)
+        return -1;
+    if (strncmp(buf, "filelock/2\n", 11) == 0) {
+        p = strstr(buf, "\npid=");
+        return p ? strtol(p + 5, NULL, 10) : -1;
+    }
+    return sscanf(buf, "%ld", &pid) == 1 ? pid : -1;
+}
+
+/* The file system's "now": the modification time of a file just created. */
+static double fs_now(void) {
+    char probe[4200];
+    struct stat st;
+    int fd;
+    snprintf(probe, sizeof probe, "%s.probe.%ld", g_path ? g_path : P("x.lock"), (long)getpid());
+    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return -1;
+    close(fd);
+    unlink(probe);
+    return (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+}
+
+static double mtime_of(const struct stat *st) {
+    return (double)st->st_mtim.tv_sec + (double)st->st_mtim.tv_nsec / 1e9;
+}
+
 static int w_open(const char *p, int f, mode_t m) {
+    int fd;
+    if (g_lease_d && (f & O_EXCL)) {
+        if (is_main() && strcmp(p, g_path) == 0)
+            g_attempts++;
+        if (ends_with(p, ".claim"))
+            hb_refresh_starts();
+    }
     step((f & O_EXCL) ? "create" : "open", p);
-    return g_real.open(p, f, m);
+    fd = g_real.open(p, f, m);
+    /* A refresh that finds a taker's claim ends there (EBUSY). */
+    if (fd < 0 && errno == EEXIST && g_lease_d && !is_main() && ends_with(p, ".claim")) {
+        __atomic_store_n(&g_hb_busy, 1, __ATOMIC_SEQ_CST);
+        errno = EEXIST;
+    }
+    /* A release waiting for a claim on its marker (a taker at work) tells
+     * the test, which then lets the taker go on. */
+    if (fd < 0 && errno == EEXIST && g_lease_d && is_main() && g_releasing &&
+        ends_with(p, ".claim") && !g_wait_told) {
+        g_wait_told = 1;
+        dprintf(g_ev, "W %s\n", p);
+        errno = EEXIST;
+    }
+    return fd;
 }
 static int w_close(int fd) {
+    int rc;
     step("close", NULL);
-    return g_real.close(fd);
+    rc = g_real.close(fd);
+    /* The refresh ends by closing its claim, after removing it. */
+    if (!is_main() && g_hb_claim_gone && __atomic_load_n(&g_hb_state, __ATOMIC_SEQ_CST) == 1)
+        __atomic_store_n(&g_hb_state, 2, __ATOMIC_SEQ_CST);
+    return rc;
 }
 static int w_lstat(const char *p, struct stat *st) {
     int rc;
+    if (g_lease_d && strcmp(p, g_path) == 0)
+        hb_refresh_starts();
     step("lstat", p);
     rc = g_real.lstat(p, st);
     if (rc == 0)
@@ -99,42 +205,130 @@ static int w_fchmod(int fd, mode_t m) {
     step("fchmod", NULL);
     return g_real.fchmod(fd, m);
 }
+static long sentinel_pid(void);
+
+/* A lease taker replaces a marker: if its owner lives, the marker must
+ * have expired (not refreshed for lease_duration by the file system's
+ * clock). The taker holds the marker's claim here, so nothing changes it
+ * between this check and the rename. */
+static void check_expired(const char *b) {
+    struct stat st;
+    long pid;
+    double age;
+    if (!g_lease_d || strcmp(b, g_path) != 0 || lstat(b, &st) != 0)
+        return;
+    pid = record_pid(b);
+    if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) != 0)
+        return; /* a dead owner's: taken for that reason */
+    age = fs_now() - mtime_of(&st);
+    if (age < g_lease_d) {
+        dprintf(g_ev, "X replaced the marker of live holder %ld, refreshed %.3fs ago (< %gs)\n",
+                pid, age, g_lease_d);
+        _exit(98);
+    }
+    g_took_pid = pid;
+}
+
 static int w_rename(const char *a, const char *b) {
+    int rc;
     step("rename", a);
-    return g_real.rename(a, b);
+    check_expired(b);
+    rc = g_real.rename(a, b);
+    if (rc != 0)
+        g_took_pid = 0;
+    return rc;
 }
 static int w_unlink(const char *p) {
     step("unlink", p);
+    if (g_lease_d && !is_main() && ends_with(p, ".claim"))
+        g_hb_claim_gone = 1;
+    if (g_lease_d && is_main() && g_releasing && strcmp(p, g_path) == 0) {
+        /* A release removes the marker only while it is its own; its
+         * critical section (the sentinel) ends just before. */
+        struct stat st;
+        if (lstat(p, &st) == 0 && (st.st_dev != g_mine.st_dev || st.st_ino != g_mine.st_ino)) {
+            dprintf(g_ev, "X release removed a marker that is not its own (holder %ld)\n",
+                    record_pid(p));
+            _exit(98);
+        }
+        if (sentinel_pid() == (long)getpid())
+            unlink(g_sentinel);
+        g_unlinked_mine = 1;
+    }
     return g_real.unlink(p);
 }
 static int w_kill(pid_t pid, int sig) {
     step("kill", NULL);
     return g_real.kill(pid, sig);
 }
+/* A's refresh: a touch must land on the marker still at the path (the
+ * claim keeps takers out meanwhile); touching one a taker replaced would
+ * renew a lost lease. */
+static int w_futimens(int fd, const struct timespec t[2]) {
+    struct stat mine, there;
+    int rc;
+    step("futimens", NULL);
+    rc = g_real.futimens(fd, t);
+    if (rc == 0 && g_path && fstat(fd, &mine) == 0 &&
+        (lstat(g_path, &there) != 0 || there.st_dev != mine.st_dev ||
+         there.st_ino != mine.st_ino)) {
+        dprintf(g_ev, "X refreshed a marker that is no longer at the path\n");
+        _exit(98);
+    }
+    return rc;
+}
 
 /* 1 if the marker at path is this process's (record and identity). */
 static int marker_is_mine(const char *path, const struct stat *mine) {
-    char buf[512];
     struct stat st;
-    long pid = -1;
     if (lstat(path, &st) != 0 || st.st_dev != mine->st_dev || st.st_ino != mine->st_ino)
         return 0;
-    if (fl_read_file(path, buf, sizeof buf) <= 0 || sscanf(buf, "%ld", &pid) != 1)
-        return 0;
-    return pid == (long)getpid();
+    return record_pid(path) == (long)getpid();
+}
+
+/* The sentinel names the holder in its critical section. */
+static long sentinel_pid(void) {
+    char buf[64];
+    long pid = -1;
+    if (fl_read_file(g_sentinel, buf, sizeof buf) <= 0 || sscanf(buf, "%ld", &pid) != 1)
+        return -1;
+    return pid;
+}
+
+/* Enters the critical section: 0, or -1 when another holder is in it. A
+ * lease taker that replaced the expired marker of a live (frozen) holder
+ * supersedes it: that holder's critical section ended when its lease
+ * expired (it learns so when it runs again), so the sentinel becomes ours. */
+static int sentinel_enter(void) {
+    char tmp[4200], rec[32];
+    int fd = open(g_sentinel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    snprintf(rec, sizeof rec, "%ld\n", (long)getpid());
+    if (fd >= 0) {
+        ssize_t w = write(fd, rec, strlen(rec));
+        close(fd);
+        return w > 0 ? 0 : -1;
+    }
+    if (!g_lease_d || g_took_pid <= 0 || sentinel_pid() != g_took_pid)
+        return -1;
+    snprintf(tmp, sizeof tmp, "%s.%ld", g_sentinel, (long)getpid());
+    fl_write_file(tmp, rec);
+    return rename(tmp, g_sentinel) == 0 ? 0 : -1;
 }
 
 static void actor_main(const char *path, const char *sentinel, int pause_at, double timeout, int ev,
                        int ctl) {
     fl_lock *l;
     fl_options o = FL_OPTIONS_INIT;
-    struct stat mine;
-    int rc, fd;
+    int rc;
     char c;
     g_ev = ev;
     g_ctl = ctl;
     g_pause_at = pause_at;
+    g_path = path;
+    g_sentinel = sentinel;
+    g_main = pthread_self();
     g_real = fl__sys;
+    /* The seam is set before any thread of the library exists (TSan). */
     fl__sys.open = w_open;
     fl__sys.close = w_close;
     fl__sys.lstat = w_lstat;
@@ -144,37 +338,86 @@ static void actor_main(const char *path, const char *sentinel, int pause_at, dou
     fl__sys.rename = w_rename;
     fl__sys.unlink = w_unlink;
     fl__sys.kill = w_kill;
+    fl__sys.futimens = w_futimens;
     o.kind = FL_SOFT;
+    if (g_lease_d > 0) {
+        fl_options_set_lease_duration(&o, g_lease_d);
+        fl_options_set_heartbeat_interval(&o, g_lease_i);
+    }
     if (fl_lock_new(&l, path, &o) != 0)
         _exit(6);
-    g_counting = 1;
+    g_counting = !g_lease_holder; /* A's acquire is not enumerated: its refresh is */
     rc = fl_acquire_ex(l, timeout, 1, 0.01);
     g_counting = 0;
     if (rc != 0) {
         dprintf(ev, "T %s\n", fl_err_name(rc));
         _exit(0);
     }
-    fd = open(sentinel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    if (sentinel_enter() != 0) {
         dprintf(ev, "D\n");
         _exit(99);
     }
-    close(fd);
-    if (stat(path, &mine) != 0 || !marker_is_mine(path, &mine)) {
+    if (stat(path, &g_mine) != 0 || !marker_is_mine(path, &g_mine)) {
         dprintf(ev, "X won, but the marker is not mine\n");
         _exit(98);
     }
-    dprintf(ev, "H\n");
+    dprintf(ev, "H%s\n", g_took_pid > 0 ? " took" : "");
     if (read(ctl, &c, 1) != 1)
         _exit(5);
-    if (!marker_is_mine(path, &mine)) {
+    if (!marker_is_mine(path, &g_mine)) {
         dprintf(ev, "X my marker was replaced or removed while I held the lock\n");
         _exit(98);
     }
-    unlink(sentinel);
+    if (!g_lease_d) {
+        unlink(sentinel);
+    } else if (g_lease_holder) {
+        /* A: its heartbeat's next refresh is enumerated first, then this
+         * release (which waits for that refresh to end before its own
+         * steps: fl__lease_stop). */
+        double end = fl_mono() + 10;
+        __atomic_store_n(&g_hb_armed, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&g_hb_state, __ATOMIC_SEQ_CST) == 0 && fl_mono() < end)
+            fl_sleep(0.001);
+        if (__atomic_load_n(&g_hb_state, __ATOMIC_SEQ_CST) == 0)
+            _exit(8);
+        if (g_hold_after_refresh) {
+            /* The refresh ends (the heartbeat goes on refreshing, not
+             * counted); A holds until the test says. */
+            while (__atomic_load_n(&g_hb_state, __ATOMIC_SEQ_CST) == 1 &&
+                   !__atomic_load_n(&g_hb_busy, __ATOMIC_SEQ_CST) && fl_mono() < end)
+                fl_sleep(0.001);
+            dprintf(ev, "F\n");
+            if (read(ctl, &c, 1) != 1)
+                _exit(5);
+        }
+    }
+    g_releasing = 1;
     g_counting = 1;
     rc = fl_release(l, 0);
     g_counting = 0;
+    if (g_lease_d) {
+        const char *e = fl_last_error();
+        if (sentinel_pid() == (long)getpid())
+            unlink(sentinel);
+        /* The loss is told exactly when the marker was not ours to remove
+         * (or the heartbeat could not refresh for a lease's length). */
+        if (rc == 0 && !g_unlinked_mine) {
+            dprintf(ev, "X release returned 0 without removing its marker\n");
+            _exit(98);
+        }
+        if (rc == FL_ELOST) {
+            const char *why = strstr(e, "marker-missing")   ? "marker-missing"
+                              : strstr(e, "owner-changed")  ? "owner-changed"
+                              : strstr(e, "refresh-failed") ? "refresh-failed"
+                                                            : "?";
+            if (g_unlinked_mine && strcmp(why, "refresh-failed") != 0) {
+                dprintf(ev, "X release removed its marker but says %s\n", why);
+                _exit(98);
+            }
+            dprintf(ev, "R FL_ELOST %s\n", why);
+            _exit(0);
+        }
+    }
     dprintf(ev, "R %s\n", rc == 0 ? "OK" : fl_err_name(rc));
     _exit(0);
 }
@@ -184,6 +427,8 @@ typedef struct actor {
     int ev, ctl;
     char last[256];
     int state; /* 'P' paused, 'H' holding, 'T' timed out, 'R' released, 'K' killed */
+    int waits; /* reported "W": its release waits for a claim on its marker */
+    int took;  /* won by replacing the expired marker of a live holder */
 } actor;
 
 static void actor_start(actor *a, const char *path, int pause_at, double timeout) {
@@ -202,6 +447,8 @@ static void actor_start(actor *a, const char *path, int pause_at, double timeout
     a->ev = evp[0];
     a->ctl = ctlp[1];
     a->state = 0;
+    a->waits = 0;
+    a->took = 0;
 }
 
 /* Reads the actor's next event; fails the test on a broken invariant. */
@@ -210,6 +457,13 @@ static char actor_next(actor *a, const char *where) {
         int st = fl_wait_child(a->pid, 0.5);
         ck_abort_msg("%s: actor %ld said nothing (exit %d)", where, (long)a->pid, st);
     }
+    if (a->last[0] == 'W') {
+        /* Not a state: its release waits for another actor's claim. */
+        a->waits = 1;
+        return 'W';
+    }
+    if (strcmp(a->last, "H took") == 0)
+        a->took = 1;
     ck_assert_msg(a->last[0] != 'D', "%s: two holders at once (actor %ld)", where, (long)a->pid);
     ck_assert_msg(a->last[0] != 'X', "%s: actor %ld: %s", where, (long)a->pid, a->last);
     a->state = a->last[0];
@@ -221,9 +475,16 @@ static char actor_next(actor *a, const char *where) {
 static void actor_send(actor *a, char c) { ck_assert(write(a->ctl, &c, 1) == 1); }
 
 static void actor_kill(actor *a) {
+    char buf[64];
+    long pid = -1;
     kill(a->pid, SIGKILL);
     fl_wait_child(a->pid, 5);
     a->state = 'K';
+    /* A dead holder's critical section is over (a lease holder keeps its
+     * sentinel through its refresh and release). */
+    if (fl_read_file(P("sentinel"), buf, sizeof buf) > 0 && sscanf(buf, "%ld", &pid) == 1 &&
+        pid == (long)a->pid)
+        unlink(P("sentinel"));
 }
 
 static void actor_reap(actor *a, const char *where) {
@@ -245,8 +506,16 @@ static char actor_run(actor *a, const char *where) {
             actor_send(a, 'r');
             continue;
         }
+        if (e == 'W')
+            continue;
         return e;
     }
+}
+
+/* Sends c, then drives the actor until it holds, times out, or ends. */
+static char actor_run_after(actor *a, char c, const char *where) {
+    actor_send(a, c);
+    return actor_run(a, where);
 }
 
 /* Releases a holder and drives it to its end. */
@@ -304,7 +573,10 @@ static void empty_dir(void) {
 }
 
 enum { SETUP_STALE, SETUP_FREE };
-enum { THEN_RESUME, THEN_CRASH };
+/* THEN_HOLD (leases only): A resumed ends its refresh and holds on while
+ * B goes on, then releases. */
+/* THEN_KILL_B (leases only): B is killed where it stopped, then A resumed. */
+enum { THEN_RESUME, THEN_CRASH, THEN_HOLD, THEN_KILL_B };
 
 /* One interleaving. Returns 0 when A ended before step i (the enumeration
  * over i is complete), 2 when B stopped at step j, 1 otherwise. */
@@ -623,6 +895,262 @@ START_TEST(leftovers_of_dead_takers_collected) {
 }
 END_TEST
 
+/* ---- leases ------------------------------------------------------------------ */
+
+/* A lease (docs/soft-lock-protocol.md, "Leases and lifetimes") adds two
+ * paths that run while a contender may act: the heartbeat's refresh (claim
+ * of the marker's identity, lstat, futimens, claim removed) and a release
+ * through the same claim. Setup "lease": A holds a lease; its heartbeat's
+ * next refresh and then its release are the steps enumerated (the refresh
+ * first: the release waits for a refresh in progress). While A is stopped
+ * at step i nothing refreshes its marker, so it expires; B, a contender with
+ * the same lease, starts then and reclaims it (or finds A's claim and
+ * waits), stopped at its step j or run to its end; then A is resumed or
+ * killed, then B resumed. A resumed whose release waits for B's claim ("W")
+ * lets B go on first.
+ *
+ * Invariants, besides the three above (the sentinel and the marker checks
+ * hold, with one documented change: a taker that replaced the expired
+ * marker of a frozen holder supersedes it, so the sentinel becomes its):
+ *   4. a live holder's marker is replaced only when it is expired: checked
+ *      by the taker just before its rename (under the claim), as the file
+ *      system's clock sees it;
+ *   5. a refresh never touches a marker that is not at the path (a lost
+ *      lease is never renewed), and a release never removes another's;
+ *   6. A learns the loss: when B replaced A's marker (A alive), A's
+ *      release returns FL_ELOST (owner-changed, or marker-missing when B
+ *      had released already, or refresh-failed when the heartbeat had
+ *      found B's claim for a lease's length first); when A's release
+ *      removed its own marker it returns 0, or FL_ELOST refresh-failed only
+ *      (a refresh blocked for that long is reported, as documented); the
+ *      reason of an owner-changed or marker-missing loss is real (B took).
+ *
+ * Time: an enumerated case must see A's marker expire. The "each step"
+ * tests wait for it (a 0.1 s lease); the pairs age A's marker by hand to
+ * lease_duration + 1 s old (a 1 s lease), which is what a frozen holder
+ * leaves, and age record-less leftovers past their 2 s grace before the
+ * fresh waiter's check (the "each step" tests wait that grace for real). */
+
+#define LEASE_MAX_STEP 45
+/* A's steps (a refresh and a release) are fewer: each is a pairs test. */
+#define LEASE_A_MAX_STEP 24
+
+static void set_lease(double duration, double heartbeat, int holder) {
+    g_lease_d = duration;
+    g_lease_i = heartbeat;
+    g_lease_holder = holder;
+}
+
+/* A stopped: its marker (if it is still A's) ages past the lease. */
+static void expire_marker(const char *path, pid_t holder, int by_hand) {
+    struct stat st;
+    if (lstat(path, &st) != 0 || record_pid(path) != (long)holder)
+        return;
+    if (by_hand) {
+        struct timespec t[2];
+        clock_gettime(CLOCK_REALTIME, &t[0]);
+        t[0].tv_sec -= (time_t)g_lease_d + 1;
+        t[1] = t[0];
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, t, AT_SYMLINK_NOFOLLOW), 0);
+    } else {
+        double end = fl_mono() + 10;
+        while (lstat(path, &st) == 0 && fs_now() - mtime_of(&st) < g_lease_d + 0.01 &&
+               fl_mono() < end)
+            fl_sleep(0.005);
+    }
+}
+
+/* Record-less files (a create killed before its write) as they are after
+ * their 2 s grace. */
+static void age_record_less(void) {
+    DIR *d = opendir(fl_tdir);
+    struct dirent *e;
+    struct stat st;
+    struct timespec t[2];
+    ck_assert(d != NULL);
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= 3;
+    t[1] = t[0];
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            lstat(P(e->d_name), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+            utimensat(AT_FDCWD, P(e->d_name), t, AT_SYMLINK_NOFOLLOW);
+    closedir(d);
+}
+
+/* The acquire attempt a stopped actor is in ("P <step> <call> <path> <n>"). */
+static int attempt_of(const char *line) {
+    const char *sp = strrchr(line, ' ');
+    return sp ? atoi(sp + 1) : 0;
+}
+
+/* Drives B, stopped or holding, to its end. */
+static void finish_b(actor *b, char eb, const char *where) {
+    if (eb == 'P') {
+        actor_send(b, 'r');
+        eb = actor_run(b, where);
+    }
+    if (eb == 'H')
+        actor_release(b, where);
+    else {
+        ck_assert_msg(eb == 'T', "%s: B ended with '%s'", where, b->last);
+        actor_reap(b, where);
+    }
+}
+
+/* One lease interleaving. quick: the pairs' settings (see above). Returns
+ * 0 when A ended before step i, 3 when B stopped at step j while waiting
+ * in its third attempt (its later steps repeat the same busy attempt), 2
+ * when B stopped at step j otherwise, 1 when B ran to its end first. */
+static int run_case_lease(int i, int j, int then, int quick) {
+    static char path[4096];
+    char where[200], a_end[256] = "";
+    actor a, b;
+    char ea, eb;
+    int paused_b, late_b, b_done = 0;
+    double d = quick ? 1.0 : 0.1, hb = quick ? 0.01 : 0.02, tb = quick ? 0.05 : 0.15;
+    snprintf(path, sizeof path, "%s", P("x.lock"));
+    g_path = path; /* fs_now() in this process */
+    empty_dir();
+    snprintf(where, sizeof where,
+             "lease, A stopped at step %d (refresh, release), B at %d, then A %s", i, j,
+             then == THEN_RESUME   ? "resumed"
+             : then == THEN_HOLD   ? "resumed, holding on after its refresh"
+             : then == THEN_KILL_B ? "resumed after B was killed there"
+                                   : "killed");
+    if (getenv("FL_TEST_VERBOSE"))
+        fprintf(stderr, "%.3f %s\n", fl_mono(), where);
+
+    set_lease(d, hb, 1);
+    g_hold_after_refresh = then == THEN_HOLD;
+    actor_start(&a, path, i, 1.0);
+    g_hold_after_refresh = 0;
+    ea = actor_next(&a, where);
+    ck_assert_msg(ea == 'H', "%s: A did not win the free lock: %s", where, a.last);
+    actor_send(&a, 'u');
+    ea = actor_next(&a, where);
+    if (ea != 'P') {
+        /* No step i (THEN_HOLD: none in the refresh). */
+        if (ea == 'F')
+            ea = actor_run_after(&a, 'u', where);
+        ck_assert_msg(strcmp(a.last, "R OK") == 0, "%s: A ended with '%s'", where, a.last);
+        actor_reap(&a, where);
+        actor_close(&a);
+        set_lease(0, 0, 0);
+        return 0;
+    }
+    /* A is frozen: its lease runs out. */
+    expire_marker(path, a.pid, quick);
+
+    set_lease(d, hb, 0);
+    actor_start(&b, path, j, tb);
+    set_lease(0, 0, 0);
+    eb = actor_next(&b, where);
+    paused_b = eb == 'P';
+    late_b = paused_b && attempt_of(b.last) >= 3;
+
+    if (then == THEN_KILL_B) {
+        /* B dies where it stopped: whatever it left, A's refresh and
+         * release get past it. */
+        if (paused_b)
+            actor_kill(&b);
+        else
+            finish_b(&b, eb, where);
+        b_done = 1;
+    }
+    if (then == THEN_CRASH) {
+        actor_kill(&a);
+    } else {
+        actor_send(&a, 'r');
+        if (then == THEN_HOLD) {
+            /* A's refresh ends, and it holds on (refreshing) while B goes
+             * on: B may win only if A's refresh found its marker taken. */
+            ea = actor_next(&a, where);
+            ck_assert_msg(ea == 'F', "%s: A's refresh ended with '%s'", where, a.last);
+            finish_b(&b, eb, where);
+            b_done = 1;
+            actor_send(&a, 'u');
+        }
+        for (;;) {
+            ea = actor_next(&a, where);
+            if (ea != 'W')
+                break;
+            /* A's release waits for B's claim on A's marker: B goes on. */
+            if (!b_done) {
+                finish_b(&b, eb, where);
+                b_done = 1;
+            }
+        }
+        ck_assert_msg(ea == 'R', "%s: A ended with '%s'", where, a.last);
+        snprintf(a_end, sizeof a_end, "%s", a.last);
+        ck_assert_msg(strcmp(a_end, "R OK") == 0 || strncmp(a_end, "R FL_ELOST ", 11) == 0,
+                      "%s: A's release failed: %s", where, a_end);
+        actor_reap(&a, where);
+    }
+    if (!b_done)
+        finish_b(&b, eb, where);
+
+    /* 6: the loss is told exactly when it happened. */
+    if (then != THEN_CRASH && b.state != 'K') {
+        ck_assert_msg(!b.took || strncmp(a_end, "R FL_ELOST", 10) == 0,
+                      "%s: B replaced A's expired marker, but A's release said '%s'", where, a_end);
+        ck_assert_msg(b.took || (strcmp(a_end, "R FL_ELOST owner-changed") != 0 &&
+                                 strcmp(a_end, "R FL_ELOST marker-missing") != 0),
+                      "%s: A's release said '%s', but nobody took its marker", where, a_end);
+    }
+    actor_close(&a);
+    actor_close(&b);
+    if (quick)
+        age_record_less();
+    assert_recovers(path, where);
+    return paused_b ? (late_b ? 3 : 2) : 1;
+}
+
+/* Every step of A's refresh and release (B run to its end while A is
+ * stopped), A then resumed or killed: waits for the real expiry. */
+START_TEST(lease_each_step_resume_or_crash) {
+    int i, n = 0;
+    for (i = 1; i <= LEASE_MAX_STEP; i++) {
+        if (!run_case_lease(i, 0, _i, 0))
+            break;
+        n++;
+    }
+    ck_assert_msg(n >= 10 && n < LEASE_A_MAX_STEP, "enumerated %d steps of a refresh and release",
+                  n);
+}
+END_TEST
+
+static int g_lease_cases;
+
+static void lease_pairs(int i, int then) {
+    int j, r;
+    for (j = 1; j <= LEASE_MAX_STEP; j++) {
+        r = run_case_lease(i, j, then, 1);
+        g_lease_cases++;
+        if (r != 2)
+            return; /* A has no step i, B no step j, or B only repeats a busy attempt */
+    }
+    ck_abort_msg("B has more than %d steps", LEASE_MAX_STEP);
+}
+
+START_TEST(lease_pairs_resume) {
+    lease_pairs(_i, THEN_RESUME);
+    if (getenv("FL_TEST_VERBOSE"))
+        fprintf(stderr, "A step %d: %d cases\n", _i, g_lease_cases);
+}
+END_TEST
+
+START_TEST(lease_pairs_crash) { lease_pairs(_i, THEN_CRASH); }
+END_TEST
+
+START_TEST(lease_pairs_hold) { lease_pairs(_i, THEN_HOLD); }
+END_TEST
+
+/* A stopped before its refresh; B, reclaiming A's expired lease, killed
+ * at each of its steps; A then refreshes and releases past what B left. */
+START_TEST(lease_taker_killed_at_each_step) { lease_pairs(1, THEN_KILL_B); }
+END_TEST
+
 Suite *suite_interleave(void) {
     Suite *s = suite_create("interleave");
     TCase *tc = fl_tcase("interleave");
@@ -640,6 +1168,22 @@ Suite *suite_interleave(void) {
     tcase_add_test(tc, fresh_record_less_claim_respected_under_clock_skew);
     tcase_add_test(tc, fresh_record_less_private_marker_kept_under_clock_skew);
     tcase_add_test(tc, claim_shared_by_clients_with_different_st_dev);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+Suite *suite_interleave_lease(void) {
+    Suite *s = suite_create("interleave_lease");
+    TCase *tc = fl_tcase("lease");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, lease_each_step_resume_or_crash, THEN_RESUME, THEN_CRASH + 1);
+    tcase_add_loop_test(tc, lease_pairs_resume, 1, LEASE_A_MAX_STEP + 1);
+    tcase_add_loop_test(tc, lease_pairs_crash, 1, LEASE_A_MAX_STEP + 1);
+    tcase_add_loop_test(tc, lease_pairs_hold, 1, LEASE_A_MAX_STEP + 1);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("lease_taker");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, lease_taker_killed_at_each_step);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -75,6 +75,7 @@ Suite *suite_rwlock(void);
 Suite *suite_forksafe(void);
 Suite *suite_waits(void);
 Suite *suite_interleave(void);
+Suite *suite_interleave_lease(void);
 Suite *suite_fsprobe(void);
 Suite *suite_hostile(void);
 Suite *suite_descriptor(void);
