@@ -1044,6 +1044,9 @@ typedef struct flpy_wait {
      * (flpy_hub_acquire_fut), or NULL. Weak for the reason the callback
      * holds its future weakly (asyncio.py): the task holds this wait. */
     PyObject *fut;
+    /* The lock's capsule while pending: a hook may end the waiting
+     * coroutine (its frame held the lock) during the attempt on it. */
+    PyObject *lock_cap;
 } flpy_wait;
 
 static void flpy_hub_capsule_free(PyObject *capsule) {
@@ -1062,6 +1065,7 @@ static void flpy_wait_capsule_free(PyObject *capsule) {
         (void)fl_hub_cancel(fw->w);
     Py_XDECREF(fw->cb);
     Py_XDECREF(fw->fut);
+    Py_XDECREF(fw->lock_cap);
     free(fw);
 }
 
@@ -1115,8 +1119,18 @@ static int flpy_hub_set_result(flpy_wait *fw) {
     return -1;
 }
 
+static void flpy_hub_done_impl(flpy_wait *fw, fl_lock *l, uint64_t owner, int rc);
+
 static void flpy_hub_done(void *data, fl_lock *l, uint64_t owner, int rc) {
     flpy_wait *fw = data;
+    /* Dropped last: the callback may drop the other references to l. */
+    PyObject *lock_cap = fw->lock_cap;
+    fw->lock_cap = NULL;
+    flpy_hub_done_impl(fw, l, owner, rc);
+    Py_XDECREF(lock_cap);
+}
+
+static void flpy_hub_done_impl(flpy_wait *fw, fl_lock *l, uint64_t owner, int rc) {
     PyObject *cb = fw->cb, *arg, *res, *et, *ev, *tb;
     fw->w = NULL;
     fw->cb = NULL;
@@ -1248,15 +1262,17 @@ static PyObject *flpy_hub_dispatch(PyObject *hub_cap) {
 /* Starts an acquire for the owner token: None when won at once (or by
  * recursion), else the pending wait (a capsule for flpy_hub_cancel) whose
  * callback gets None or the exception. Raises what fl_acquire_with would. */
-static PyObject *flpy_hub_acquire_impl(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
-                                       int shared, PyObject *timeout, PyObject *blocking,
-                                       PyObject *poll_interval, PyObject *cb, PyObject *fut) {
+static PyObject *flpy_hub_acquire_impl(PyObject *hub_cap, PyObject *lock_cap,
+                                       unsigned long long owner, int shared, PyObject *timeout,
+                                       PyObject *blocking, PyObject *poll_interval, PyObject *cb,
+                                       PyObject *fut) {
     fl_hub *hub = flpy_hub_get(hub_cap);
+    fl_lock *l = (fl_lock *)PyCapsule_GetPointer(lock_cap, FLPY_CAPSULE);
     fl_acquire_args a;
     flpy_wait *fw;
     PyObject *cap;
     int rc;
-    if (!hub)
+    if (!hub || !l)
         return NULL;
     fl_acquire_args_init(&a);
     a.shared = shared;
@@ -1283,11 +1299,14 @@ static PyObject *flpy_hub_acquire_impl(PyObject *hub_cap, fl_lock *l, unsigned l
     }
     Py_INCREF(cb);
     fw->cb = cb;
+    Py_INCREF(lock_cap);
+    fw->lock_cap = lock_cap;
     flpy_hook_raised = 0;
     rc = fl_hub_acquire(hub, l, (uint64_t)owner, &a, flpy_hub_done, fw, &fw->w);
     if (rc != 0 || !fw->w) {
         Py_CLEAR(fw->cb);
         Py_CLEAR(fw->fut);
+        Py_CLEAR(fw->lock_cap);
         Py_DECREF(cap);
         if (rc != 0)
             return flpy_raise(rc, l);
@@ -1298,20 +1317,21 @@ static PyObject *flpy_hub_acquire_impl(PyObject *hub_cap, fl_lock *l, unsigned l
 %}
 
 %inline %{
-static PyObject *flpy_hub_acquire(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
-                                  int shared, PyObject *timeout, PyObject *blocking,
-                                  PyObject *poll_interval, PyObject *cb) {
-    return flpy_hub_acquire_impl(hub_cap, l, owner, shared, timeout, blocking, poll_interval, cb,
+static PyObject *flpy_hub_acquire(PyObject *hub_cap, PyObject *lock_cap,
+                                  unsigned long long owner, int shared, PyObject *timeout,
+                                  PyObject *blocking, PyObject *poll_interval, PyObject *cb) {
+    return flpy_hub_acquire_impl(hub_cap, lock_cap, owner, shared, timeout, blocking, poll_interval, cb,
                                  NULL);
 }
 
 /* flpy_hub_acquire whose win sets the asyncio future *fut*'s result from
  * C (held weakly); *cb* still gets every failure, and a win the future
  * cannot take (cancelled, its loop closed), which it gives back. */
-static PyObject *flpy_hub_acquire_fut(PyObject *hub_cap, fl_lock *l, unsigned long long owner,
-                                      int shared, PyObject *timeout, PyObject *blocking,
-                                      PyObject *poll_interval, PyObject *cb, PyObject *fut) {
-    return flpy_hub_acquire_impl(hub_cap, l, owner, shared, timeout, blocking, poll_interval, cb,
+static PyObject *flpy_hub_acquire_fut(PyObject *hub_cap, PyObject *lock_cap,
+                                      unsigned long long owner, int shared, PyObject *timeout,
+                                      PyObject *blocking, PyObject *poll_interval, PyObject *cb,
+                                      PyObject *fut) {
+    return flpy_hub_acquire_impl(hub_cap, lock_cap, owner, shared, timeout, blocking, poll_interval, cb,
                                  fut);
 }
 
@@ -1337,6 +1357,7 @@ static PyObject *flpy_hub_cancel(PyObject *wait_cap) {
     fw->w = NULL;
     Py_CLEAR(fw->cb);
     Py_CLEAR(fw->fut);
+    Py_CLEAR(fw->lock_cap);
     Py_RETURN_TRUE;
 }
 

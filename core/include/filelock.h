@@ -985,7 +985,14 @@ FL_EXTERN double fl_hub_timeout(fl_hub *hub);
  *
  * A win of a kernel lock runs fl_options.on_acquired, as the blocking calls
  * do (inside fl_hub_acquire() or fl_hub_dispatch(), on the loop's thread); a
- * refusal releases the lock and ends the wait with the hook's code. A lease
+ * refusal releases the lock and ends the wait with the hook's code. The hook
+ * (and the log handler) may call the hub: fl_hub_cancel() of the very wait
+ * being won frees it once the attempt returned, without its callback, and
+ * gives the win back (the next waiter gets it); an acquire of the file being
+ * won finds it busy (queued, or ::FL_ETIMEOUT for a single try); a nested
+ * fl_hub_dispatch() leaves that file to the dispatch under way. A hook that
+ * forks and returns in the child: the child does not hold the lock (the
+ * parent does), the child's call fails with ::FL_ECANCELED. A lease
  * (fl_options.lease_duration) won here is held and refreshed like any other.
  * The per-call cancel callback (::FL_ARG_CANCEL in @p args) is not used: the
  * hub never blocks; end a wait with fl_hub_cancel().
@@ -1020,6 +1027,8 @@ FL_EXTERN int fl_hub_dispatch(fl_hub *hub);
 /**
  * Cancels a pending wait without calling its callback. If it was first in
  * line for its file, the next wait there is re-tried at the next dispatch.
+ * Called from the on_acquired hook (or log handler) of the wait's own
+ * attempt, the wait goes when the attempt returned, and a win is released.
  * Must not be called after the wait's callback has run.
  * @return 0, or ::FL_EINVAL (NULL).
  */

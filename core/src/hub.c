@@ -87,6 +87,10 @@ struct fl_hub_waiter {
     int phase;
     fl_hub_done_fn done;
     void *data;
+    /* fl_hub_cancel() was called for it while its attempt was under way
+     * (from the lock's on_acquired hook or the log handler): the dispatch
+     * frees it once the attempt returned, giving back what it won. */
+    int cancelled;
     fl_hub_waiter *prev, *next;
 };
 
@@ -111,6 +115,12 @@ struct hub_file {
     int shared_fs;  /* other hosts may share the file system: their releases raise nothing */
     int dirty;      /* an event or a local release: try at the next dispatch */
     int just_armed; /* kernel lock: the watch came with this acquire (see first_attempts) */
+    /* An attempt on this entry is under way: the code it calls back (the
+     * on_acquired hook, the log handler) may call the hub, which must not
+     * use the entry's probe (the attempt's open file, maybe won already)
+     * nor free or complete the waiter being tried (trying). */
+    int attempting;
+    fl_hub_waiter *trying;
     double next_check;
     double interval; /* current re-check interval (backs off) */
     /* Kept as waiters come and go, so that nothing scans the FIFO per
@@ -139,6 +149,7 @@ struct fl_hub {
     unsigned gen; /* fork generation it was made in */
     hub_file *files;
     int depth;         /* dispatches (and callbacks) under way: entries are not freed */
+    int acquiring;     /* fl_hub_acquire() calls under way: entries are not freed either */
     unsigned long seq; /* dispatch round */
 #ifdef _WIN32
     SOCKET rd, wr;           /* the loop polls rd; the waits' callbacks write to wr */
@@ -519,7 +530,7 @@ static void free_file(hub_file *f) {
 /* Frees the entries nobody waits for, unless a dispatch is walking them. */
 static void reap(fl_hub *hub) {
     hub_file *f, *next;
-    if (hub->depth > 0)
+    if (hub->depth > 0 || hub->acquiring > 0)
         return;
     for (f = hub->files; f; f = next) {
         next = f->next;
@@ -651,6 +662,8 @@ static int timeout_error(const fl_lock *l) {
 static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int forever, int quiet,
                    int flags) {
     int rc;
+    if (f->attempting)
+        return FL__BUSY; /* called back from this entry's own attempt: see hub_file */
 #ifdef _WIN32
     int armed = f->wd >= 0;
     if (f->kind == FL_KERNEL) {
@@ -663,9 +676,11 @@ static int attempt(hub_file *f, fl_lock *l, uint64_t owner, int shared, int fore
             fl__os_hub_prepare(&f->probe, shared);
     }
 #endif
+    f->attempting = 1;
     rc = fl__try_as(l, owner, shared,
                     flags | (forever ? FL__PROBE_DEADLOCK : 0) | (quiet ? FL__PROBE_QUIET : 0),
                     &f->probe);
+    f->attempting = 0;
 #ifdef _WIN32
     if (rc == FL__BUSY && f->kind == FL_KERNEL && armed)
         watch(f, l);
@@ -805,8 +820,8 @@ static int first_attempts(hub_file *f, fl_lock *t, uint64_t owner, int shared, d
     return rc;
 }
 
-int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_args *args,
-                   fl_hub_done_fn done, void *data, fl_hub_waiter **waiter) {
+static int hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_args *args,
+                       fl_hub_done_fn done, void *data, fl_hub_waiter **waiter) {
     fl_acquire_args a;
     fl_hub_waiter *w;
     hub_file *f = NULL;
@@ -832,10 +847,8 @@ int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_arg
         if (!f)
             return fl__error(FL_ENOMEM, ENOMEM, "out of memory waiting for lock '%s'", l->path);
         rc = first_attempts(f, l->gate, owner, a.shared, a.deadline, 0);
-        if (rc < 0) {
-            reap(hub);
+        if (rc < 0)
             return rc;
-        }
         if (rc == 0)
             phase = 1; /* passed the gate; the lock itself next */
     }
@@ -883,6 +896,20 @@ int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_arg
 fail:
     if (phase == 1)
         release_gate(l, owner);
+    return rc;
+}
+
+int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_args *args,
+                   fl_hub_done_fn done, void *data, fl_hub_waiter **waiter) {
+    int rc;
+    if (!hub)
+        return hub_acquire(hub, l, owner, args, done, data, waiter);
+    /* A win at once runs the on_acquired hook in here: whatever it does to
+     * the hub (cancel the last waiter of another entry, ...) must not free
+     * the entry this call is using. */
+    hub->acquiring++;
+    rc = hub_acquire(hub, l, owner, args, done, data, waiter);
+    hub->acquiring--;
     reap(hub);
     return rc;
 }
@@ -963,6 +990,12 @@ static int dispatch_file(hub_file *f, double now) {
     fl_hub_waiter *w, *next;
     int completed = 0, woke = f->dirty, busy = 0;
     int due = f->dirty || now >= f->next_check || earliest(f) <= now;
+    /* A dispatch called back from this entry's own attempt (a hook): the
+     * dispatch under way goes on with the entry, and the entry stays due. */
+    if (f->attempting) {
+        f->dirty = 1;
+        return 0;
+    }
     if (!due)
         return 0;
     f->dirty = 0;
@@ -976,8 +1009,26 @@ static int dispatch_file(hub_file *f, double now) {
             busy = 1;
             break;
         }
+        f->trying = w;
         rc = attempt(f, gate ? w->lock->gate : w->lock, w->owner, w->shared, forever, 1,
                      w->phase == 1 ? FL__PROBE_NOGATE : 0);
+        f->trying = NULL;
+        if (w->cancelled) {
+            /* Cancelled by its own attempt's hook: nobody will collect a
+             * win, which is given back (to the next waiter, tried next). */
+            if (rc == 0 && gate) {
+                release_gate(w->lock, w->owner);
+            } else if (rc == 0) {
+                fl__error_state saved;
+                fl__error_save(&saved);
+                (void)fl_release_as(w->lock, w->owner, 0);
+                fl__error_restore(&saved);
+            }
+            drop_gate(w);
+            unlink_waiter(w);
+            free(w);
+            continue;
+        }
         if (rc == FL__BUSY && w->phase == 1 && thread_acquiring(w->lock)) {
             if ((rc = yield_gate(w)) != 0) {
                 completed++;
@@ -1087,6 +1138,12 @@ int fl_hub_cancel(fl_hub_waiter *w) {
     if (!w)
         return fl__error(FL_EINVAL, 0, "fl_hub_cancel: NULL waiter");
     f = w->file;
+    if (w == f->trying) {
+        /* Its attempt is under way (this is its hook): dispatch_file()
+         * frees it when the attempt returns, without calling back. */
+        w->cancelled = 1;
+        return 0;
+    }
     /* The next in line may be able to win now (a shared holder behind a
      * cancelled exclusive waiter, or one held back only by order). */
     if (f->head == w && w->next)

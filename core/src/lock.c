@@ -1266,6 +1266,14 @@ static int acquire_core(fl_lock *l, int shared, double timeout, int blocking, do
                            l->path);
         } else if (rc == 0) {
             rc = run_on_acquired(l, &h);
+            if (rc == 0 && won_gen != fl__current_gen())
+                /* The hook forked and returned in the child: as above, the
+                 * lock is the parent's (a child that counted it would think
+                 * it holds the lock the parent holds: two holders). */
+                rc = fl__error(FL_ECANCELED, ECANCELED,
+                               "lock file '%s' was won by the parent process, which forked from "
+                               "the on_acquired hook; the child does not hold it",
+                               l->path);
         }
     }
 

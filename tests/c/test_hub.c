@@ -1287,6 +1287,102 @@ static int count_hook(void *data, fl_lock *lock, int fd) {
     return st->refuse;
 }
 
+/* A hook that calls back into the hub during the attempt it runs in. */
+typedef struct hub_meddler {
+    fl_hub *hub;
+    fl_hub_waiter **cancel; /* cancels *cancel (then clears it) */
+    int dispatch;           /* runs a nested dispatch */
+    int calls, nested_rc;
+} hub_meddler;
+
+static int meddling_hook(void *data, fl_lock *lock, int fd) {
+    hub_meddler *m = data;
+    (void)lock;
+    (void)fd;
+    m->calls++;
+    if (m->cancel && *m->cancel) {
+        ck_assert_int_eq(fl_hub_cancel(*m->cancel), 0);
+        *m->cancel = NULL;
+    }
+    if (m->dispatch)
+        m->nested_rc = fl_hub_dispatch(m->hub);
+    return 0;
+}
+
+/* The hook of a hub win cancels that very wait (the bindings' waiting
+ * coroutine or fiber ended from the hook): the waiter goes without a
+ * callback, the win is given back (the next waiter gets it in the same
+ * dispatch); a nested dispatch from the hook does nothing to the entry
+ * being tried; an at-once win whose hook cancels the last waiter of
+ * another entry does not lose the entry it is using (ASan/valgrind lanes
+ * see the use after free these were). */
+START_TEST(hub_hook_reentry) {
+    const char *p = P("x.lock"), *q = P("y.lock");
+    fl_lock *holder = fl_new_kind(p, FL_KERNEL), *qholder = fl_new_kind(q, FL_KERNEL), *l, *ql;
+    fl_options o = FL_OPTIONS_INIT;
+    fl_acquire_args fa = forever_args();
+    hub_meddler m;
+    fl_hub_waiter *w, *w2, *wq, *target = NULL;
+    record r;
+    int i;
+    memset(&r, 0, sizeof r);
+    memset(&m, 0, sizeof m);
+    o.thread_local = 1;
+    o.on_acquired = meddling_hook;
+    o.on_acquired_data = &m;
+    ck_assert_int_eq(fl_lock_new(&l, p, &o), 0);
+    ql = new_local(q, FL_KERNEL);
+    ck_assert_int_eq(fl_hub_new(&m.hub), 0);
+    m.cancel = &target;
+    m.dispatch = 1;
+
+    /* Cancelled by its own hook (with a nested dispatch), a second waiter
+     * (no hook runs for it: the meddling is over) behind it. */
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(m.hub, l, 1, &fa, on_done, &r, &w), 0);
+    ck_assert_int_eq(fl_hub_acquire(m.hub, l, 2, &fa, on_done, &r, &w2), 0);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_nonnull(w2);
+    target = w;
+    ck_assert_int_eq(fl_release(holder, 0), 0);
+    drive(m.hub, &r.n, 1, 10);
+    ck_assert_int_eq(m.calls, 2); /* owner 1's win, then owner 2's */
+    ck_assert_int_eq(m.nested_rc, 0);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(r.owner[0], 2);
+    ck_assert_int_eq(r.rc[0], 0);
+    ck_assert_int_eq(fl_lock_counter_as(l, 1), 0);
+    ck_assert_int_eq(fl_lock_counter_as(l, 2), 1);
+    ck_assert_int_eq(fl_hub_release(m.hub, l, 2, 0), 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0);
+
+    /* Won at once; the hook cancels the only waiter of another file. */
+    ck_assert_int_eq(fl_acquire(qholder), 0);
+    ck_assert_int_eq(fl_hub_acquire(m.hub, ql, 3, &fa, on_done, &r, &wq), 0);
+    ck_assert_ptr_nonnull(wq);
+    target = wq;
+    m.dispatch = 0;
+    ck_assert_int_eq(fl_hub_acquire(m.hub, l, 4, &fa, on_done, &r, &w), 0);
+    ck_assert_ptr_null(w);
+    ck_assert_ptr_null(target);
+    ck_assert_int_eq(fl_lock_counter_as(l, 4), 1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 3);
+    ck_assert_int_eq(fl_hub_release(m.hub, l, 4, 0), 0);
+    ck_assert_int_eq(fl_release(qholder, 0), 0);
+    for (i = 0; i < 3; i++)
+        ck_assert_int_ge(fl_hub_dispatch(m.hub), 0);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert_int_eq(fl_hub_timeout(m.hub), -1);
+    ck_assert_int_eq(fl_helper_try(p, FL_KERNEL), 0);
+    ck_assert_int_eq(fl_helper_try(q, FL_KERNEL), 0);
+    fl_hub_free(m.hub);
+    fl_lock_free(l);
+    fl_lock_free(ql);
+    fl_lock_free(holder);
+    fl_lock_free(qholder);
+}
+END_TEST
+
 /* A kernel-lock win through the hub runs on_acquired as the blocking
  * acquire does (in acquire_core, after the physical win): at once, after a
  * wait, and a refusal leaves the lock free and ends the wait with its code. */
@@ -1415,6 +1511,7 @@ Suite *suite_hub(void) {
     tcase_add_test(tc, rw_hub_writer_and_thread_of_the_same_handle);
     tcase_add_loop_test(tc, rw_hub_waiters_and_thread_of_the_same_handle, 0, 2);
     tcase_add_test(tc, hub_win_runs_on_acquired);
+    tcase_add_test(tc, hub_hook_reentry);
     tcase_add_test(tc, lease_through_the_hub);
     suite_add_tcase(s, tc);
     return s;

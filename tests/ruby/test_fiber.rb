@@ -168,6 +168,35 @@ class TestFiber < Minitest::Test
     assert_equal [true, true], locked_in_hook
   end
 
+  # A hook that ends the very wait it runs for (Fiber#raise on the waiting
+  # fiber from inside the hub's dispatch: the fiber withdraws its wait while
+  # the core is winning it): the fiber gets the exception, the win goes
+  # back, nothing is held, and the process survives (the core freed that
+  # wait under its own dispatch before).
+  def test_on_acquired_ending_its_own_wait
+    path = File.join(@tmp, "x.lock")
+    outcome = []
+    with_scheduler do
+      waiter = nil
+      hook = ->(_fd) { waiter.raise(RuntimeError, "stop from hook") }
+      lock = Filelock::FileLock.new(path, thread_local: false, on_acquired: hook)
+      holder = Filelock::FileLock.new(path, thread_local: false)
+      holder.acquire
+      waiter = Fiber.schedule do
+        lock.acquire
+        outcome << :won
+      rescue RuntimeError => e
+        outcome << e.message
+      end
+      sleep 0.05
+      holder.release
+      sleep 0.01 while waiter.alive?
+      outcome << lock.locked?
+    end
+    assert_equal ["stop from hook", false], outcome
+    assert system("flock", "-n", path, "true"), "the lock file must be free"
+  end
+
   # A hook that sleeps or does IO runs to its end before any other fiber
   # runs (it is inside the hub's dispatch: another fiber withdrawing a wait
   # there would pull it from under the dispatch).

@@ -377,12 +377,18 @@ async def _wait(
     owner = _acting_owner(h, holders, loop, task) if task is not None else 0
     hub = _loop_hub(loop)
     fresh = hub is None
+    # A win at once runs the on_acquired hook inside the call below, in this
+    # task: a hook that cancels it gets the win given back (the task would
+    # end cancelled with the hold, which nobody would release).
+    running = asyncio.current_task(loop)
+    asked = _cancel_requests(running)
     if fresh:
         # No wait of this loop can be queued: try before making its hub
         # (an uncontended lock never needs one).
         if blocking is False or timeout is not None and float(timeout) == 0:
             pass  # the hub's one attempt raises Timeout with the message
         elif _core.flpy_try_acquire_as(h, owner, shared):
+            _won_at_once(h, None, owner, running, asked)
             _note_holder(h, holders, owner, loop, task)
             return
         hub = _hub_for(loop)
@@ -433,6 +439,7 @@ async def _wait(
         raise
     if wait is None:
         hub.rearm(retire_if_idle=fresh)  # won at once
+        _won_at_once(h, hub, owner, running, asked)
         _note_holder(h, holders, owner, loop, task)
         return
     hub.rearm()
@@ -464,6 +471,28 @@ async def _wait(
                 fut.cancel()
         raise
     _note_holder(h, holders, owner, loop, task)
+
+
+def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
+    """How many cancellations of *task* are pending (0 for no task)."""
+    if task is None:
+        return 0
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if cancelling is not None:
+        return int(cancelling())
+    return int(bool(getattr(task, "_must_cancel", False)))
+
+
+def _won_at_once(h: Any, hub: _LoopHub | None, owner: int, running: asyncio.Task[Any] | None, asked: int) -> None:
+    """After a win at once: when the acquire's own on_acquired hook
+    cancelled the running task, the win goes back and CancelledError is
+    raised, as for a hook that cancels the task while it waits."""
+    if running is None or _cancel_requests(running) <= asked:
+        return
+    _core.flpy_hub_release(None if hub is None else hub.hub, h, owner, False)
+    if hub is not None:
+        hub.dispatch()
+    raise asyncio.CancelledError
 
 
 def _release_now(
