@@ -45,19 +45,8 @@ describe("acquire_async with on_acquired (" .. _VERSION .. ", " .. H.tag .. ")",
         return
     end
 
-    -- Runs the loop with a hard deadline: a broken wait fails the test.
     local function run_loop()
-        local guard = uv.new_timer()
-        local expired = false
-        guard:start(20000, 0, function()
-            expired = true
-            uv.stop()
-        end)
-        guard:unref()
-        uv.run()
-        guard:close()
-        uv.run("nowait")
-        assert.is_false(expired, "the loop did not finish")
+        H.run_loop(uv)
     end
 
     -- A holder in this process (another handle: the hub's waits are other

@@ -27,19 +27,8 @@ describe("acquire_async (" .. _VERSION .. ", " .. H.tag .. ")", function()
         return
     end
 
-    -- Runs the loop with a hard deadline: a broken wait fails the test.
     local function run_loop()
-        local guard = uv.new_timer()
-        local expired = false
-        guard:start(20000, 0, function()
-            expired = true
-            uv.stop()
-        end)
-        guard:unref()
-        uv.run()
-        guard:close()
-        uv.run("nowait") -- completes the close (a pending one would run at exit)
-        assert.is_false(expired, "the loop did not finish")
+        H.run_loop(uv)
     end
 
     it("waits without blocking the loop, then wins", function()

@@ -237,4 +237,21 @@ say("released")
     return child, pid
 end
 
+-- Runs a luv loop until nothing is left to do, with a hard deadline of
+-- 20 s: a broken wait (one that never completes) fails the test instead of
+-- hanging it.
+function H.run_loop(uv)
+    local guard = uv.new_timer()
+    local expired = false
+    guard:start(20000, 0, function()
+        expired = true
+        uv.stop()
+    end)
+    guard:unref()
+    uv.run()
+    guard:close()
+    uv.run("nowait") -- completes the close (a pending one would run at exit)
+    assert(not expired, "the loop did not finish")
+end
+
 return H
