@@ -283,7 +283,11 @@ static void *fl_rb_blocks_run(void *p) {
     if (state) {
         b->state = state;
         b->exc = rb_errinfo();
-        rb_set_errinfo(Qnil);
+        /* An exception is kept in b->exc; a Thread#kill's errinfo (not an
+         * exception) stays where it is: the jump that resumes the kill
+         * needs it (cleared, Ruby 3.1 crashes at the jump). */
+        if (rb_obj_is_kind_of(b->exc, rb_eException))
+            rb_set_errinfo(Qnil);
     }
     return NULL;
 }
@@ -657,6 +661,9 @@ typedef struct fl_rb_hub {
                        by GC.compact) */
     VALUE hook_exc; /* what an on_acquired hook raised inside the core, for the done callback
                        (or fl_rb_hub_acquire) that follows it for the same wait; else nil */
+    int hook_jump;  /* the rb_protect state of a hook ended by Thread#kill (not an
+                       exception), resumed once the hub call returned; else 0 */
+    VALUE hook_jump_info; /* its errinfo (the kill signal) */
 } fl_rb_hub;
 
 /* A status array: [result, waiter address, hub, Thread::Queue (Ruby's),
@@ -675,6 +682,7 @@ static void fl_rb_hub_mark(void *p) {
     rb_gc_mark(((fl_rb_hub *)p)->done);
     rb_gc_mark(((fl_rb_hub *)p)->pending);
     rb_gc_mark(((fl_rb_hub *)p)->hook_exc);
+    rb_gc_mark(((fl_rb_hub *)p)->hook_jump_info);
 }
 
 /* fl_options.on_acquired for a hub wait: the core won the lock inside
@@ -712,13 +720,42 @@ static int fl_rb_hub_on_acquired(fl_lock *lock, int fd) {
     b.fd = fd;
     if (fl_rb_blocks_call(&b, 1) == 0)
         return 0;
-    /* A throw or Thread#kill cannot cross the core either: it ends the
-     * wait as an error that says so. */
-    h->hook_exc = rb_obj_is_kind_of(b.exc, rb_eException)
-                      ? b.exc
-                      : rb_exc_new_cstr(rb_eRuntimeError,
-                                        "on_acquired ended without returning (throw or kill)");
+    /* A Thread#kill cannot cross the core either: it ends the wait as an
+     * error that says so, and goes on (kills the thread) once the hub call
+     * returned (fl_rb_hub_resume_jump), as it does for a blocking acquire.
+     * (A throw cannot reach a catch outside the hook's own fiber: it
+     * raises UncaughtThrowError there; the kill is the one way out that is
+     * not an exception.) */
+    if (rb_obj_is_kind_of(b.exc, rb_eException)) {
+        h->hook_exc = b.exc;
+    } else {
+        h->hook_exc =
+            rb_exc_new_cstr(rb_eRuntimeError, "on_acquired ended without returning (throw or kill)");
+        if (!h->hook_jump) {
+            h->hook_jump = b.state;
+            h->hook_jump_info = b.exc;
+        }
+    }
     return FL_ECANCELED;
+}
+
+/* After fl_hub_acquire() / fl_hub_dispatch() returned: a thread killed in
+ * a hook is killed now, out of the core, by resuming the kill's jump (as
+ * fl_rb_acquire does), with the kill's errinfo still in place (see
+ * fl_rb_blocks_run). Thread#kill cannot simply be called again: the thread
+ * is marked as being killed already, and Ruby ignores it. Should Ruby
+ * code run by the hub call meanwhile (another wait's hook that raised)
+ * have replaced that errinfo, the kill is dropped: the wait still ends
+ * with the error fl_rb_hub_on_acquired made. */
+static void fl_rb_hub_resume_jump(fl_rb_hub *h) {
+    int state = h->hook_jump;
+    VALUE info = h->hook_jump_info;
+    if (!state)
+        return;
+    h->hook_jump = 0;
+    h->hook_jump_info = Qnil;
+    if (rb_errinfo() == info)
+        rb_jump_tag(state);
 }
 
 /* The hook's exception for a wait that ended with rc, else nil (taken). */
@@ -776,6 +813,7 @@ static VALUE fl_rb_hub_new(void) {
     h->done = rb_ary_new();
     h->pending = rb_ary_new();
     h->hook_exc = Qnil;
+    h->hook_jump_info = Qnil;
     rc = fl_hub_new(&h->hub);
     if (rc != 0)
         rb_exc_raise(fl_rb_last_error(rc, ""));
@@ -806,6 +844,8 @@ static VALUE fl_rb_hub_dispatch(VALUE hub) {
     fl_rb_flush_log();
     if (rc < 0)
         rb_exc_raise(fl_rb_last_error(rc, ""));
+    /* (The waits completed in there stay in h->done: the thread ends.) */
+    fl_rb_hub_resume_jump(h);
     done = h->done;
     h->done = rb_ary_new();
     return done;
@@ -855,6 +895,7 @@ static VALUE fl_rb_hub_acquire(VALUE hub, fl_lock *l, VALUE owner, int shared, V
         if (NIL_P(exc))
             exc = fl_rb_last_error(rc, fl_lock_path(l));
         fl_rb_flush_log();
+        fl_rb_hub_resume_jump(h);
         rb_exc_raise(exc);
     }
     fl_rb_flush_log();
