@@ -3,9 +3,9 @@
 # Waits under a Fiber scheduler park only the waiting fiber (through the
 # core's wait hub and IO#wait_readable), so the thread's other fibers keep
 # running; ownership is per fiber; an interrupted wait leaves nothing held.
-# The scheduler is a minimal one written here (IO.select over the fibers'
-# descriptors, timers, block/unblock), the interface Ruby documents for
-# Fiber::SchedulerInterface.
+# The scheduler is a minimal one of our own (mini_scheduler.rb: IO.select
+# over the fibers' descriptors, timers, block/unblock), the interface Ruby
+# documents for Fiber::SchedulerInterface.
 
 require_relative "test_helper"
 require_relative "mini_scheduler"

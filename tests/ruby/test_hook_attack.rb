@@ -119,4 +119,32 @@ class TestHookAttack < Minitest::Test
       end
     end
   end
+
+  # The same kill in a blocking acquire (no scheduler; on the thread's root
+  # fiber and in a fiber of it): the thread dies once the core call
+  # returned, the lock is free. Crashed Ruby before ([BUG] Segmentation
+  # fault: the kill was resumed without its errinfo).
+  def test_kill_in_a_blocking_acquire
+    lock = path("kill.lock")
+    code = <<~RUBY
+      require "filelock"
+      seen = []
+      hook = ->(_fd) { seen << :hook; Thread.current.kill; seen << :after_kill }
+      t = Thread.new do
+        Filelock::FileLock.new(#{lock.dump}, on_acquired: hook).acquire
+        seen << :returned
+      ensure
+        seen << :ensure
+      end
+      t.join
+      t2 = Thread.new { Fiber.new { Filelock::FileLock.new(#{lock.dump}, on_acquired: hook).acquire; seen << :returned }.resume }
+      t2.join
+      puts "RESULT \#{seen.join(",")} \#{t.status.inspect} \#{t2.status.inspect}"
+      exit!(system("flock", "-n", #{lock.dump}, "true") ? 0 : 10)
+    RUBY
+    out, status = run_cmd(RUBY, *ruby_args, "-e", code, limit: LIMIT)
+    refute_match(/\[BUG\]|Segmentation fault/, out)
+    assert_equal 0, status.exitstatus, out
+    assert_includes out, "RESULT hook,ensure,hook false false", out
+  end
 end
