@@ -929,7 +929,9 @@ typedef struct fl_hub_waiter fl_hub_waiter;
  * release it with fl_release_as() or fl_hub_release()), ::FL_ETIMEOUT (the
  * deadline passed), ::FL_ECANCELED (fl_hub_free() with the wait pending), or
  * any error of fl_acquire_ex() (the thread's message is set). The callback
- * may call the hub (acquire, release, cancel other waiters).
+ * may call every hub function: acquire, release, cancel other waiters,
+ * dispatch (a nested dispatch), fl_hub_timeout(), fl_hub_free() (see there),
+ * and fl_lock_free() of @p lock once no other wait of the hub uses it.
  */
 typedef void (*fl_hub_done_fn)(void *data, fl_lock *lock, uint64_t owner, int rc);
 
@@ -943,6 +945,16 @@ FL_EXTERN int fl_hub_new(fl_hub **out);
  * Frees a hub: each pending wait ends with ::FL_ECANCELED (its callback is
  * called) and the hub's descriptors are closed (in a forked child they are
  * the parent's and are left alone). Locks won through the hub stay held.
+ * Those callbacks may call the hub: fl_hub_acquire() and fl_hub_dispatch()
+ * then fail with ::FL_ECANCELED (no new wait), a second fl_hub_free() does
+ * nothing. Called from a callback of a hub call under way (a @p done
+ * callback, the on_acquired hook, the log handler, inside fl_hub_acquire(),
+ * fl_hub_dispatch(), fl_hub_cancel() or fl_hub_release()), it takes effect
+ * when that call returns: the call finishes the attempt under way (a win is
+ * reported as usual: returned by fl_hub_acquire() or through its callback),
+ * tries nothing more, and the rest of the waits end with ::FL_ECANCELED as
+ * it returns. Meanwhile fl_hub_acquire() and fl_hub_dispatch() fail with
+ * ::FL_ECANCELED. Do not use the hub once that outermost call returned.
  */
 FL_EXTERN void fl_hub_free(fl_hub *hub);
 
@@ -986,11 +998,19 @@ FL_EXTERN double fl_hub_timeout(fl_hub *hub);
  * A win of a kernel lock runs fl_options.on_acquired, as the blocking calls
  * do (inside fl_hub_acquire() or fl_hub_dispatch(), on the loop's thread); a
  * refusal releases the lock and ends the wait with the hook's code. The hook
- * (and the log handler) may call the hub: fl_hub_cancel() of the very wait
- * being won frees it once the attempt returned, without its callback, and
- * gives the win back (the next waiter gets it); an acquire of the file being
- * won finds it busy (queued, or ::FL_ETIMEOUT for a single try); a nested
- * fl_hub_dispatch() leaves that file to the dispatch under way. A hook that
+ * (and the log handler) may call every hub function: fl_hub_cancel() of the
+ * very wait being won frees it once the attempt returned, without its
+ * callback, and gives the win back (the next waiter gets it); an acquire of
+ * the file being won finds it busy (queued, or ::FL_ETIMEOUT for a single
+ * try), of another file works as from anywhere; a nested fl_hub_dispatch()
+ * leaves that file to the dispatch under way; fl_hub_release() of the hold
+ * being won does nothing in the hook (the win is recorded after it
+ * returns); fl_hub_free() takes effect when the outermost hub call returns
+ * (see there). Neither may free the handle being won (fl_lock_free()): the
+ * hook and the log handler must not call the library for that handle, as
+ * ::fl_acquired_fn says. A wait ending with a read/write lock lets its gate
+ * go before its callback, which runs the log handler: a fl_hub_cancel() of
+ * that wait from there is honoured (no callback, a win given back). A hook that
  * forks and returns in the child: the child does not hold the lock (the
  * parent does), the child's call fails with ::FL_ECANCELED. A lease
  * (fl_options.lease_duration) won here is held and refreshed like any other.
@@ -1009,7 +1029,9 @@ FL_EXTERN double fl_hub_timeout(fl_hub *hub);
  * @return 0 (won now, or pending), ::FL_ETIMEOUT (non-blocking or timeout 0,
  *         and held), ::FL_EDEADLK (no timeout, and @p owner holds the file
  *         through another handle), ::FL_ECANCELED in a forked child of the
- *         hub's process, or any error of fl_acquire_ex() / fl_acquire_shared().
+ *         hub's process or while the hub is being freed (fl_hub_free() from a
+ *         callback; a win at once still returns 0), or any error of
+ *         fl_acquire_ex() / fl_acquire_shared().
  */
 FL_EXTERN int fl_hub_acquire(fl_hub *hub, fl_lock *lock, uint64_t owner,
                              const fl_acquire_args *args, fl_hub_done_fn done, void *data,
@@ -1020,7 +1042,8 @@ FL_EXTERN int fl_hub_acquire(fl_hub *hub, fl_lock *lock, uint64_t owner,
  * re-check timers) concern, completing won, timed-out and failed waits
  * through their callbacks. Never blocks.
  * @return the number of waits it completed, or ::FL_ECANCELED in a forked
- *         child, ::FL_EINVAL for a NULL hub.
+ *         child or while the hub is being freed (fl_hub_free() from a
+ *         callback), ::FL_EINVAL for a NULL hub.
  */
 FL_EXTERN int fl_hub_dispatch(fl_hub *hub);
 
@@ -1028,8 +1051,10 @@ FL_EXTERN int fl_hub_dispatch(fl_hub *hub);
  * Cancels a pending wait without calling its callback. If it was first in
  * line for its file, the next wait there is re-tried at the next dispatch.
  * Called from the on_acquired hook (or log handler) of the wait's own
- * attempt, the wait goes when the attempt returned, and a win is released.
- * Must not be called after the wait's callback has run.
+ * attempt, or from the log handler while the wait is ending (its gate let
+ * go before its callback), the wait goes when that returned, and a win is
+ * released. A second cancel of the same wait from the log handler of that
+ * release does nothing. Must not be called after the wait's callback has run.
  * @return 0, or ::FL_EINVAL (NULL).
  */
 FL_EXTERN int fl_hub_cancel(fl_hub_waiter *waiter);

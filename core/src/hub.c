@@ -91,6 +91,10 @@ struct fl_hub_waiter {
      * (from the lock's on_acquired hook or the log handler): the dispatch
      * frees it once the attempt returned, giving back what it won. */
     int cancelled;
+    /* complete() is under way for it: letting its gate go runs the log
+     * handler, for which the wait is still pending (no callback yet); a
+     * fl_hub_cancel() from there is honoured as above. */
+    int ending;
     fl_hub_waiter *prev, *next;
 };
 
@@ -98,9 +102,10 @@ struct hub_file {
     fl_hub *hub;
     char *path; /* the lock path as its handles spell it */
     int kind;
-    const char *name; /* soft lock: the marker's name in the watched directory */
-    fl__hold probe;   /* the attempts' open file (kernel lock), kept while busy */
-    int wd;           /* -1: no watch (timer only); Windows: 1 while a wake-up is armed */
+    char *name;     /* soft lock: the marker's name in the watched directory (a copy: the
+                       handle that made the entry may be freed while others wait) */
+    fl__hold probe; /* the attempts' open file (kernel lock), kept while busy */
+    int wd;         /* -1: no watch (timer only); Windows: 1 while a wake-up is armed */
     uint64_t wdev, wino;
     int have_wid;
     /* Soft lock on Linux: a pidfd of the contended marker's holder in the
@@ -148,8 +153,12 @@ struct fl_hub {
     int npidfds;  /* holders' pidfds in the epoll set (none: no epoll_wait per dispatch) */
     unsigned gen; /* fork generation it was made in */
     hub_file *files;
-    int depth;         /* dispatches (and callbacks) under way: entries are not freed */
-    int acquiring;     /* fl_hub_acquire() calls under way: entries are not freed either */
+    int depth;     /* dispatches (and callbacks) under way: entries are not freed */
+    int acquiring; /* fl_hub_acquire() calls under way: entries are not freed either */
+    /* fl_hub_free() was called: from a callback of a hub call under way
+     * (done, on_acquired, the log handler), it takes effect when the
+     * outermost call returns (settle()); meanwhile nothing new starts. */
+    int freeing;
     unsigned long seq; /* dispatch round */
 #ifdef _WIN32
     SOCKET rd, wr;           /* the loop polls rd; the waits' callbacks write to wr */
@@ -176,6 +185,13 @@ static int thread_acquiring(fl_lock *l) {
     v = l->acquiring;
     pthread_mutex_unlock(&l->mu);
     return v;
+}
+
+static int freeing_error(const char *fn, const fl_lock *l) {
+    return fl__error(FL_ECANCELED, ECANCELED,
+                     "%s: the wait hub is being freed (fl_hub_free() was called from one of its "
+                     "callbacks)%s%s",
+                     fn, l ? "; not waiting for lock file " : "", l ? fl_lock_path(l) : "");
 }
 
 static int forked_error(const char *fn) {
@@ -456,7 +472,11 @@ static hub_file *new_file(fl_hub *hub, const fl_lock *l, int kind) {
     }
     f->hub = hub;
     f->kind = kind;
-    f->name = kind == FL_KERNEL ? NULL : l->base;
+    if (kind != FL_KERNEL && !(f->name = strdup(l->base))) {
+        free(f->path);
+        free(f);
+        return NULL;
+    }
     f->probe = (fl__hold)FL__HOLD_INIT;
     f->wd = -1;
     f->pidfd = -1;
@@ -523,6 +543,7 @@ static void free_file(hub_file *f) {
         /* The parent's descriptors: forget them, never close them. */
         free(f->probe.path);
     }
+    free(f->name);
     free(f->path);
     free(f);
 }
@@ -537,6 +558,21 @@ static void reap(fl_hub *hub) {
         if (!f->head)
             free_file(f);
     }
+}
+
+static void destroy(fl_hub *hub);
+
+/* The end of a public call that may have run callbacks: once no call of
+ * the hub is under way any more, what they left is done (entries nobody
+ * waits for freed, or the whole hub if one of them called fl_hub_free()).
+ * The hub may be gone when it returns. */
+static void settle(fl_hub *hub) {
+    if (hub->depth > 0 || hub->acquiring > 0)
+        return;
+    if (hub->freeing)
+        destroy(hub);
+    else
+        reap(hub);
 }
 
 /* The re-check interval an entry starts from: its waiters' shortest poll
@@ -711,12 +747,27 @@ static void drop_gate(fl_hub_waiter *w) {
     }
 }
 
+/* Ends w with its callback. Out of the FIFO first: letting the gate go
+ * runs the log handler, whose nested dispatch would try w again. */
 static void complete(fl_hub_waiter *w, int rc) {
-    fl_hub *hub = w->file->hub;
-    drop_gate(w);
-    unlink_waiter(w);
+    hub_file *f = w->file;
+    fl_hub *hub = f->hub;
     hub->depth++;
-    w->done(w->data, w->lock, w->owner, rc);
+    unlink_waiter(w);
+    w->ending = 1;
+    drop_gate(w);
+    if (!w->cancelled) {
+        w->done(w->data, w->lock, w->owner, rc);
+    } else if (rc == 0) {
+        /* Cancelled from the log handler meanwhile: the win nobody will
+         * collect is given back (to the entry's next waiter). */
+        fl__error_state saved;
+        fl__error_save(&saved);
+        (void)fl_release_as(w->lock, w->owner, 0);
+        fl__error_restore(&saved);
+        if (f->head)
+            f->dirty = 1;
+    }
     hub->depth--;
     free(w);
 }
@@ -833,6 +884,8 @@ static int hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire
         return fl__error(FL_EINVAL, 0, "fl_hub_acquire: NULL hub, lock, callback or waiter");
     if (is_forked(hub))
         return forked_error("fl_hub_acquire");
+    if (hub->freeing)
+        return freeing_error("fl_hub_acquire", l);
     if ((rc = fl_acquire_args_resolve(l, args, &a)) != 0)
         return rc;
     if (a.shared && __atomic_load_n(&l->kind, __ATOMIC_RELAXED) == FL_SOFT)
@@ -872,6 +925,11 @@ static int hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire
             goto fail; /* won (rc 0) or failed: either way the gate goes */
         }
     }
+    if (hub->freeing) {
+        /* fl_hub_free() from this call's own callbacks: no wait may start. */
+        rc = freeing_error("fl_hub_acquire", l);
+        goto fail;
+    }
     if (a.deadline <= fl__now()) {
         rc = timeout_error(l);
         goto fail;
@@ -910,7 +968,7 @@ int fl_hub_acquire(fl_hub *hub, fl_lock *l, uint64_t owner, const fl_acquire_arg
     hub->acquiring++;
     rc = hub_acquire(hub, l, owner, args, done, data, waiter);
     hub->acquiring--;
-    reap(hub);
+    settle(hub);
     return rc;
 }
 
@@ -1001,7 +1059,7 @@ static int dispatch_file(hub_file *f, double now) {
     f->dirty = 0;
     if (f->reap_poll > 0)
         f->probe.recheck_at = 0; /* an exited holder: judge its marker now */
-    while ((w = f->head) != NULL && w->seq != f->hub->seq) {
+    while ((w = f->head) != NULL && w->seq != f->hub->seq && !f->hub->freeing) {
         int forever = isinf(w->deadline) && w->deadline > 0;
         int gate = w->lock->gate && w->phase == 0, rc;
         if (gate && thread_acquiring(w->lock)) {
@@ -1015,7 +1073,9 @@ static int dispatch_file(hub_file *f, double now) {
         f->trying = NULL;
         if (w->cancelled) {
             /* Cancelled by its own attempt's hook: nobody will collect a
-             * win, which is given back (to the next waiter, tried next). */
+             * win, which is given back (to the next waiter, tried next).
+             * Out of the FIFO first: the release runs the log handler. */
+            unlink_waiter(w);
             if (rc == 0 && gate) {
                 release_gate(w->lock, w->owner);
             } else if (rc == 0) {
@@ -1025,7 +1085,6 @@ static int dispatch_file(hub_file *f, double now) {
                 fl__error_restore(&saved);
             }
             drop_gate(w);
-            unlink_waiter(w);
             free(w);
             continue;
         }
@@ -1063,13 +1122,13 @@ static int dispatch_file(hub_file *f, double now) {
     }
     /* Waits whose time is up (tried once more just above if first). */
     now = fl__now();
-    for (w = earliest(f) <= now ? f->head : NULL; w; w = next) {
+    for (w = earliest(f) <= now && !f->hub->freeing ? f->head : NULL; w; w = next) {
         next = w->next;
         if (w->deadline <= now && w->seq != f->hub->seq) {
             completed++;
             (void)timeout_error(w->lock);
             complete(w, FL_ETIMEOUT);
-            next = f->head; /* the callback may have changed the list */
+            next = f->hub->freeing ? NULL : f->head; /* the callback may have changed the list */
         }
     }
     if (f->wd < 0 && f->head)
@@ -1097,15 +1156,17 @@ int fl_hub_dispatch(fl_hub *hub) {
         return fl__error(FL_EINVAL, 0, "fl_hub_dispatch: NULL hub");
     if (is_forked(hub))
         return forked_error("fl_hub_dispatch");
+    if (hub->freeing)
+        return freeing_error("fl_hub_dispatch", NULL);
     hub->depth++;
     hub->seq++;
     read_events(hub);
     read_holders(hub);
     now = fl__now();
-    for (f = hub->files; f; f = f->next)
+    for (f = hub->files; f && !hub->freeing; f = f->next)
         completed += dispatch_file(f, now);
     hub->depth--;
-    reap(hub);
+    settle(hub);
     return completed;
 }
 
@@ -1135,10 +1196,14 @@ double fl_hub_timeout(fl_hub *hub) {
 
 int fl_hub_cancel(fl_hub_waiter *w) {
     hub_file *f;
+    fl_hub *hub;
     if (!w)
         return fl__error(FL_EINVAL, 0, "fl_hub_cancel: NULL waiter");
     f = w->file;
-    if (w == f->trying) {
+    hub = f->hub;
+    if (w->cancelled)
+        return 0; /* again, from the log handler of the win given back */
+    if (w == f->trying || w->ending) {
         /* Its attempt is under way (this is its hook): dispatch_file()
          * frees it when the attempt returns, without calling back. */
         w->cancelled = 1;
@@ -1148,27 +1213,37 @@ int fl_hub_cancel(fl_hub_waiter *w) {
      * cancelled exclusive waiter, or one held back only by order). */
     if (f->head == w && w->next)
         f->dirty = 1;
-    drop_gate(w);
+    /* Out of the FIFO before the gate goes: its release runs the log
+     * handler, which may call the hub (a dispatch would try w). */
+    hub->depth++;
     unlink_waiter(w);
+    drop_gate(w);
     free(w);
-    if (!f->head)
-        reap(f->hub);
+    hub->depth--;
+    settle(hub);
     return 0;
 }
 
 int fl_hub_release(fl_hub *hub, fl_lock *l, uint64_t owner, int force) {
     hub_file *f;
-    int rc = fl_release_as(l, owner, force);
-    if (hub && l && !is_forked(hub)) {
+    int rc;
+    if (!hub || is_forked(hub))
+        return fl_release_as(l, owner, force);
+    /* The release runs the log handler, which may call the hub (even
+     * fl_hub_free()): the hub stays until this call is done with it. */
+    hub->depth++;
+    rc = fl_release_as(l, owner, force);
+    if (l) {
         f = find_file(hub, l, __atomic_load_n(&l->kind, __ATOMIC_RELAXED));
         if (f && f->head)
             f->dirty = 1;
     }
+    hub->depth--;
+    settle(hub);
     return rc;
 }
 
 void fl_hub_free(fl_hub *hub) {
-    hub_file *f;
     if (!hub)
         return;
     if (is_forked(hub)) {
@@ -1178,6 +1253,17 @@ void fl_hub_free(fl_hub *hub) {
         free(hub);
         return;
     }
+    if (hub->freeing)
+        return; /* called again from a callback of the freeing under way */
+    hub->freeing = 1;
+    settle(hub); /* now, or when the hub's call under way returns */
+}
+
+/* fl_hub_free(), once no call of the hub is under way: every pending wait
+ * ends with FL_ECANCELED (its callback may call the hub: new waits and
+ * dispatches are refused, hub->freeing), then everything goes. */
+static void destroy(fl_hub *hub) {
+    hub_file *f;
     hub->depth++;
     for (f = hub->files; f; f = f->next)
         while (f->head) {

@@ -1483,6 +1483,513 @@ START_TEST(lease_through_the_hub) {
 }
 END_TEST
 
+/* A soft entry's watch matches events by the marker's name: the entry must
+ * keep its own copy, not the handle's that made it, which may be freed
+ * (its wait cancelled or ended) while other handles wait (ASan and
+ * valgrind saw the read of freed memory at the release's event). */
+START_TEST(soft_entry_outlives_the_handle_that_made_it) {
+    const char *p = P("x.lock");
+    fl_lock *holder = fl_new_kind(p, FL_SOFT), *a = new_local(p, FL_SOFT),
+            *b = new_local(p, FL_SOFT);
+    fl_acquire_args fa = forever_args();
+    fl_hub_waiter *wa, *wb;
+    fl_hub *hub;
+    record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(fl_hub_new(&hub), 0);
+    ck_assert_int_eq(fl_acquire(holder), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, a, 1, &fa, on_done, &r, &wa), 0);
+    ck_assert_int_eq(fl_hub_acquire(hub, b, 2, &fa, on_done, &r, &wb), 0);
+    ck_assert_ptr_nonnull(wa);
+    ck_assert_ptr_nonnull(wb);
+    ck_assert_int_eq(fl_hub_cancel(wa), 0);
+    fl_lock_free(a);
+    ck_assert_int_eq(fl_release(holder, 0), 0); /* the marker's deletion: an event */
+    drive(hub, &r.n, 1, 10);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert(r.owner[0] == 2 && r.rc[0] == 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_SOFT), 3);
+    ck_assert_int_eq(fl_hub_release(hub, b, 2, 0), 0);
+    ck_assert_int_eq(fl_helper_try(p, FL_SOFT), 0);
+    fl_hub_free(hub);
+    fl_lock_free(b);
+    fl_lock_free(holder);
+}
+END_TEST
+
+/* ---- the re-entrancy matrix: every hub call from every callback ----------- */
+
+/* Where the meddling runs: the on_acquired hook, the log handler, the done
+ * callback. */
+enum { MX_HOOK, MX_LOG, MX_DONE, MX_SITES };
+/* When: the win at once (in fl_hub_acquire), the win in a dispatch after a
+ * wait, for the done callback also a timeout and the hub being freed, for
+ * the log handler also the holder's fl_hub_release() before that dispatch. */
+enum { MX_AT_ONCE, MX_DISPATCH, MX_TIMEOUT, MX_FREE, MX_RELEASE };
+/* What is waited for: a kernel lock, a soft lock, a read/write lock whose
+ * gate, or whose lock itself, is held by someone else. */
+enum { MX_KERNEL, MX_SOFT, MX_RW_GATE, MX_RW_LOCK, MX_KINDS };
+/* The hub call made from there. */
+enum {
+    MX_NOTHING,
+    MX_ACQ_SAME_OWNER,  /* the file being won, the owner winning it */
+    MX_ACQ_OTHER_OWNER, /* the file being won, another owner and handle */
+    MX_ACQ_FREE_FILE,   /* another file, free: won at once (in the callback) */
+    MX_ACQ_BUSY_FILE,   /* another file, held: queued */
+    MX_CANCEL_SELF,     /* the wait being won (or ended) */
+    MX_CANCEL_NEXT,     /* the next wait of the same file */
+    MX_CANCEL_LAST,     /* the last wait of another file */
+    MX_RELEASE_SELF,    /* the hold being won */
+    MX_RELEASE_OTHER,   /* another owner's hold of another file */
+    MX_DISPATCH_NESTED,
+    MX_TIMEOUT_ASK,
+    MX_HUB_FREE,
+    MX_LOCK_FREE, /* the handle whose wait ended (done callback only) */
+    MX_ACTIONS
+};
+static const char *const mx_action_name[] = {"nothing",
+                                             "acquire same file same owner",
+                                             "acquire same file other owner",
+                                             "acquire free file",
+                                             "acquire busy file",
+                                             "cancel the wait being won",
+                                             "cancel next wait",
+                                             "cancel last wait of another file",
+                                             "release the hold being won",
+                                             "release another hold",
+                                             "dispatch",
+                                             "timeout",
+                                             "hub free",
+                                             "lock free"};
+
+#define MX_WAITS 16
+typedef struct mx_wait {
+    fl_lock *l;
+    uint64_t owner;
+    fl_hub_waiter *w; /* pending */
+    int dones, rc, cancelled;
+} mx_wait;
+
+typedef struct mx_hold {
+    fl_lock *l;
+    uint64_t owner;
+    int level; /* what the API reported: wins minus releases */
+} mx_hold;
+
+static struct {
+    int site, when, kind, refuse, action;
+    fl_log_event pick; /* log site: the event to meddle at */
+    int armed, meddled;
+    fl_hub *hub;
+    int hub_freed; /* fl_hub_free() called from a callback: gone once the outer call returned */
+    fl_lock *t, *t2, *t3, *qt, *qh, *rt, *ot, *oh, *blocker;
+    const char *p, *q, *r, *o;
+    mx_wait waits[MX_WAITS];
+    int nwaits;
+    mx_hold holds[MX_WAITS];
+    int nholds;
+    mx_wait *self; /* the target's wait (owner 1), next: owner 2's, last: another file's */
+    mx_wait *next, *last;
+} mx;
+
+static mx_hold *mx_hold_of(fl_lock *l, uint64_t owner) {
+    int i;
+    for (i = 0; i < mx.nholds; i++)
+        if (mx.holds[i].l == l && mx.holds[i].owner == owner)
+            return &mx.holds[i];
+    ck_assert_int_lt(mx.nholds, MX_WAITS);
+    mx.holds[mx.nholds].l = l;
+    mx.holds[mx.nholds].owner = owner;
+    mx.holds[mx.nholds].level = 0;
+    return &mx.holds[mx.nholds++];
+}
+
+static void mx_done(void *data, fl_lock *l, uint64_t owner, int rc);
+
+/* A hub acquire (forever) recorded as a wait; returns the call's code. */
+static int mx_acquire(fl_lock *l, uint64_t owner, double timeout, mx_wait **out) {
+    fl_acquire_args a = forever_args();
+    mx_wait *m;
+    int rc;
+    ck_assert_int_lt(mx.nwaits, MX_WAITS);
+    m = &mx.waits[mx.nwaits++];
+    memset(m, 0, sizeof *m);
+    m->l = l;
+    m->owner = owner;
+    a.timeout = timeout;
+    rc = fl_hub_acquire(mx.hub, l, owner, &a, mx_done, m, &m->w);
+    if (rc == 0 && !m->w)
+        mx_hold_of(l, owner)->level++; /* won at once */
+    if (rc != 0 || !m->w)
+        m->dones = -1; /* no wait: never called back */
+    if (out)
+        *out = m;
+    return rc;
+}
+
+static void mx_cancel(mx_wait *m) {
+    if (!m || !m->w || m->cancelled || m->dones != 0)
+        return;
+    ck_assert_int_eq(fl_hub_cancel(m->w), 0);
+    m->cancelled = 1;
+}
+
+static void mx_release(fl_lock *l, uint64_t owner) {
+    mx_hold *h = mx_hold_of(l, owner);
+    if (h->level == 0)
+        return;
+    h->level--; /* first: the log handler may release it again (then a no-op) */
+    if (mx.hub_freed)
+        ck_assert_int_eq(fl_release_as(l, owner, 0), 0);
+    else
+        ck_assert_int_eq(fl_hub_release(mx.hub, l, owner, 0), 0);
+}
+
+/* The hub call under test, once. */
+static void mx_meddle(mx_wait *ended) {
+    mx_wait *m;
+    if (!mx.armed)
+        return;
+    mx.armed = 0;
+    mx.meddled = 1;
+    switch (mx.action) {
+    case MX_ACQ_SAME_OWNER:
+        (void)mx_acquire(mx.t, 1, -1, NULL);
+        break;
+    case MX_ACQ_OTHER_OWNER:
+        (void)mx_acquire(mx.t3, 3, -1, NULL);
+        break;
+    case MX_ACQ_FREE_FILE:
+    case MX_ACQ_BUSY_FILE: {
+        int busy = mx.action == MX_ACQ_BUSY_FILE;
+        int rc = mx_acquire(busy ? mx.qt : mx.rt, busy ? 5 : 4, -1, &m);
+        /* Refused only by a hub being freed (fl_hub_free() called back). */
+        ck_assert_msg(rc == 0 || (rc == FL_ECANCELED && (mx.hub_freed || mx.when == MX_FREE)),
+                      "rc %d: %s", rc, fl_last_error());
+        if (rc == 0 && busy)
+            ck_assert_ptr_nonnull(m->w);
+        else if (rc == 0)
+            ck_assert_ptr_null(m->w);
+        break;
+    }
+    case MX_CANCEL_SELF:
+        mx_cancel(ended ? ended : mx.self);
+        break;
+    case MX_CANCEL_NEXT:
+        mx_cancel(mx.next);
+        break;
+    case MX_CANCEL_LAST:
+        mx_cancel(mx.last);
+        break;
+    case MX_RELEASE_SELF:
+        if (ended)
+            mx_release(ended->l, ended->owner);
+        else {
+            /* From the hook the win is not counted yet: a no-op. From the
+             * log handler once counted (the gate's release after an at-once
+             * win): a release the API reports next. */
+            int before = fl_lock_counter_as(mx.t, 1);
+            ck_assert_int_eq(fl_hub_release(mx.hub, mx.t, 1, 0), 0);
+            mx_hold_of(mx.t, 1)->level -= before - fl_lock_counter_as(mx.t, 1);
+        }
+        break;
+    case MX_RELEASE_OTHER:
+        mx_release(mx.ot, 6);
+        break;
+    case MX_DISPATCH_NESTED:
+        (void)fl_hub_dispatch(mx.hub);
+        break;
+    case MX_TIMEOUT_ASK:
+        (void)fl_hub_timeout(mx.hub);
+        break;
+    case MX_HUB_FREE:
+        fl_hub_free(mx.hub);
+        mx.hub_freed = 1;
+        break;
+    case MX_LOCK_FREE:
+        if (ended && ended->l == mx.t) {
+            /* Its wait ended; no other wait uses it. Its holds go with it. */
+            int i;
+            for (i = 0; i < mx.nholds; i++)
+                if (mx.holds[i].l == mx.t)
+                    mx.holds[i].l = NULL;
+            fl_lock_free(mx.t);
+            mx.t = NULL;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void mx_done(void *data, fl_lock *l, uint64_t owner, int rc) {
+    mx_wait *m = data;
+    ck_assert_ptr_eq(l, m->l);
+    ck_assert(owner == m->owner);
+    ck_assert_int_eq(m->cancelled, 0); /* a cancelled wait is never called back */
+    m->dones++;
+    m->rc = rc;
+    m->w = NULL;
+    if (rc == 0)
+        mx_hold_of(l, owner)->level++;
+    if (mx.site == MX_DONE && m == mx.self)
+        mx_meddle(m);
+}
+
+static int mx_hook(void *data, fl_lock *lock, int fd) {
+    (void)data;
+    (void)fd;
+    if (mx.site == MX_HOOK && lock == mx.t)
+        mx_meddle(NULL);
+    return mx.refuse && lock == mx.t ? FL_ECANCELED : 0;
+}
+
+static void mx_log(void *data, fl_log_event ev, uint64_t id, const char *path, double s) {
+    (void)data, (void)id, (void)path, (void)s;
+    if (ev == mx.pick && mx.hub)
+        mx_meddle(NULL);
+}
+
+static fl_lock *mx_lock(const char *path, int kind, int hook) {
+    fl_lock *l;
+    fl_options o = FL_OPTIONS_INIT;
+    o.thread_local = 1;
+    o.kind = kind == MX_SOFT ? FL_SOFT : FL_KERNEL;
+    o.read_write = kind == MX_RW_GATE || kind == MX_RW_LOCK;
+    if (hook && kind != MX_SOFT) {
+        o.on_acquired = mx_hook;
+        o.on_acquired_data = &mx;
+    }
+    ck_assert_msg(fl_lock_new(&l, path, &o) == 0, "%s", fl_last_error());
+    return l;
+}
+
+/* The second process's view agrees with what the API reported. */
+static void mx_check_file(const char *path, int kind) {
+    int i, held = 0;
+    for (i = 0; i < mx.nholds; i++)
+        if (mx.holds[i].l && mx.holds[i].level > 0 &&
+            strcmp(fl_lock_path(mx.holds[i].l), path) == 0)
+            held = 1;
+    ck_assert_msg(fl_helper_try(path, kind) == (held ? 3 : 0), "%s: held %d (%s)", path, held,
+                  mx_action_name[mx.action]);
+}
+
+static void mx_check_counters(void) {
+    int i;
+    for (i = 0; i < mx.nholds; i++) {
+        mx_hold *h = &mx.holds[i];
+        if (!h->l)
+            continue; /* freed with its holds */
+        ck_assert_msg(fl_lock_counter_as(h->l, h->owner) == h->level,
+                      "owner %d: counter %d, reported %d (%s)", (int)h->owner,
+                      fl_lock_counter_as(h->l, h->owner), h->level, mx_action_name[mx.action]);
+    }
+}
+
+static int mx_pending(void) {
+    int i, n = 0;
+    for (i = 0; i < mx.nwaits; i++)
+        if (mx.waits[i].dones == 0 && !mx.waits[i].cancelled)
+            n++;
+    return n;
+}
+
+/* Releases every reported hold and dispatches until no wait is pending
+ * (the hub freed from a callback: its waits ended then). */
+static void mx_drain(void) {
+    double end = fl_mono() + 10;
+    int i;
+    for (;;) {
+        for (i = 0; i < mx.nholds; i++)
+            while (mx.holds[i].l && mx.holds[i].level > 0)
+                mx_release(mx.holds[i].l, mx.holds[i].owner);
+        if (mx.hub_freed)
+            mx.hub = NULL;
+        if (mx_pending() == 0 || mx.hub_freed || fl_mono() > end)
+            break;
+        {
+            struct pollfd pf;
+            double t = fl_hub_timeout(mx.hub);
+            pf.fd = fl_hub_fd(mx.hub);
+            pf.events = POLLIN;
+            pf.revents = 0;
+            (void)poll(&pf, 1, t < 0 || t > 0.05 ? 50 : (int)(t * 1000) + 1);
+            ck_assert_int_ge(fl_hub_dispatch(mx.hub), 0);
+        }
+    }
+    ck_assert_msg(mx_pending() == 0, "%s: %d waits never ended", mx_action_name[mx.action],
+                  mx_pending());
+}
+
+static int mx_kernel_kind(void) { return mx.kind == MX_SOFT ? FL_SOFT : FL_KERNEL; }
+
+static void mx_run(int action) {
+    char name[5][80];
+    mx_wait *self;
+    int i, rc;
+    int at_once = mx.when == MX_AT_ONCE;
+    memset(&mx.waits, 0, sizeof mx.waits);
+    memset(&mx.holds, 0, sizeof mx.holds);
+    mx.nwaits = mx.nholds = 0;
+    mx.action = action;
+    mx.armed = mx.meddled = mx.hub_freed = 0;
+    mx.self = mx.next = mx.last = NULL;
+    for (i = 0; i < 4; i++)
+        snprintf(name[i], sizeof name[i], "%c%d.lock", "pqro"[i], action % 100);
+    mx.p = P(name[0]);
+    mx.q = P(name[1]);
+    mx.r = P(name[2]);
+    mx.o = P(name[3]);
+    snprintf(name[4], sizeof name[4], "p%d.lock.gate", action % 100);
+    ck_assert_int_eq(fl_hub_new(&mx.hub), 0);
+    mx.t = mx_lock(mx.p, mx.kind, 1);
+    mx.t2 = mx_lock(mx.p, mx.kind, 1);
+    mx.t3 = mx_lock(mx.p, mx.kind, 1);
+    mx.qt = new_local(mx.q, FL_KERNEL);
+    mx.qh = fl_new_kind(mx.q, FL_KERNEL);
+    mx.rt = new_local(mx.r, FL_KERNEL);
+    mx.ot = new_local(mx.o, FL_KERNEL);
+    /* What the wait waits for: the lock, or the read/write lock's gate
+     * (at once: the gate is free, the lock is held, the wait goes on for
+     * the lock once through the gate). */
+    mx.blocker =
+        fl_new_kind(mx.kind == MX_RW_GATE && !at_once ? P(name[4]) : mx.p, mx_kernel_kind());
+
+    /* Another owner holds another file; another file's last wait. */
+    ck_assert_int_eq(mx_acquire(mx.ot, 6, -1, NULL), 0);
+    ck_assert_int_eq(fl_acquire(mx.qh), 0);
+    mx_hold_of(mx.qh, 0)->level = 1;
+    ck_assert_int_eq(mx_acquire(mx.qt, 9, -1, &mx.last), 0);
+    ck_assert_ptr_nonnull(mx.last->w);
+    if (!at_once || mx.kind == MX_RW_GATE) {
+        ck_assert_int_eq(fl_acquire(mx.blocker), 0);
+        mx_hold_of(mx.blocker, 0)->level = 1;
+    }
+
+    /* The target's acquire (owner 1): the win at once runs in here. */
+    mx.armed = at_once && mx.site != MX_DONE;
+    rc = mx_acquire(mx.t, 1, mx.when == MX_TIMEOUT ? 0.02 : -1, &self);
+    mx.self = self;
+    if (mx.hub_freed) {
+        mx.hub = NULL;
+        /* Freed from its own hook or log handler: a win stands, a wait is
+         * refused. */
+        ck_assert_msg(rc == 0 || rc == FL_ECANCELED, "rc %d", rc);
+        ck_assert_ptr_null(self->w);
+    } else if (mx.refuse && at_once && mx.kind != MX_RW_GATE) {
+        ck_assert_int_eq(rc, FL_ECANCELED);
+    } else {
+        ck_assert_msg(rc == 0, "%s: %s", mx_action_name[action], fl_last_error());
+    }
+    if (at_once)
+        mx.armed = 0;
+    mx_check_counters();
+    mx_check_file(mx.p, mx_kernel_kind());
+    if (!mx.hub_freed) {
+        /* The next wait for the same file (another owner). */
+        ck_assert_int_eq(mx_acquire(mx.t2, 2, -1, &mx.next), 0);
+        if (!at_once || mx.kind == MX_RW_GATE)
+            ck_assert_ptr_nonnull(self->w);
+    }
+    if (!mx.hub_freed && self->w) {
+        /* The win after a wait (or the wait's end), in a dispatch; the
+         * meddling there (MX_RELEASE: already in the holder's release). */
+        if (mx.when == MX_TIMEOUT)
+            fl_sleep(0.03);
+        mx.armed = mx.when == MX_RELEASE;
+        if (mx.when == MX_DISPATCH || mx.when == MX_RELEASE || at_once)
+            mx_release(mx.blocker, 0);
+        mx.armed = mx.armed || (!at_once && !mx.meddled);
+        if (mx.when == MX_FREE && !mx.hub_freed) {
+            fl_hub_free(mx.hub);
+            mx.hub_freed = 1;
+        }
+        for (i = 0; i < 5 && self->dones == 0 && !self->cancelled && !mx.hub_freed; i++)
+            ck_assert_int_ge(fl_hub_dispatch(mx.hub), 0);
+        if (mx.hub_freed)
+            mx.hub = NULL;
+        if (!mx.hub_freed && !self->cancelled)
+            ck_assert_msg(self->dones == 1, "%s: the wait did not end (%d)", mx_action_name[action],
+                          self->dones);
+        /* Right after the meddling: what the API said is what the kernel has. */
+        mx_check_counters();
+        mx_check_file(mx.p, mx_kernel_kind());
+    }
+    mx_drain();
+    if (!mx.hub_freed) {
+        mx.armed = 0;
+        ck_assert(fl_hub_timeout(mx.hub) == -1);
+        fl_hub_free(mx.hub);
+    }
+    mx.hub = NULL;
+    /* Every wait ended exactly once, or was cancelled (then never). */
+    for (i = 0; i < mx.nwaits; i++)
+        ck_assert_msg(mx.waits[i].dones == -1 || mx.waits[i].cancelled ? mx.waits[i].dones <= 0
+                                                                       : mx.waits[i].dones == 1,
+                      "%s: wait %d (owner %d) ended %d times", mx_action_name[action], i,
+                      (int)mx.waits[i].owner, mx.waits[i].dones);
+    mx_check_counters();
+    /* Nothing left held. */
+    ck_assert_int_eq(fl_helper_try(mx.p, mx_kernel_kind()), 0);
+    ck_assert_int_eq(fl_helper_try(mx.q, FL_KERNEL), 0);
+    if (mx.t)
+        fl_lock_free(mx.t);
+    fl_lock_free(mx.t2);
+    fl_lock_free(mx.t3);
+    fl_lock_free(mx.qt);
+    fl_lock_free(mx.qh);
+    fl_lock_free(mx.rt);
+    fl_lock_free(mx.ot);
+    fl_lock_free(mx.blocker);
+}
+
+/* The matrix, one test per (site, when, kind, refusal[, log event]); each
+ * runs every action on files of its own. */
+static int mx_decode(int i) {
+    static const int whens[MX_SITES][5] = {{MX_AT_ONCE, MX_DISPATCH, -1},
+                                           {MX_AT_ONCE, MX_DISPATCH, MX_RELEASE, -1},
+                                           {MX_DISPATCH, MX_TIMEOUT, MX_FREE, -1}};
+    static const fl_log_event picks[] = {FL_LOG_ATTEMPT, FL_LOG_ACQUIRED, FL_LOG_FAILED,
+                                         FL_LOG_RELEASE_ATTEMPT, FL_LOG_RELEASED};
+    int site, w, kind, refuse, pick, n = 0;
+    for (site = 0; site < MX_SITES; site++)
+        for (w = 0; whens[site][w] >= 0; w++)
+            for (kind = 0; kind < MX_KINDS; kind++)
+                for (refuse = 0; refuse < 2; refuse++)
+                    for (pick = 0; pick < (site == MX_LOG ? 5 : 1); pick++) {
+                        if ((site == MX_HOOK || refuse) && kind == MX_SOFT)
+                            continue; /* the soft lock has no hook */
+                        if (n++ != i)
+                            continue;
+                        mx.site = site;
+                        mx.when = whens[site][w];
+                        mx.kind = kind;
+                        mx.refuse = refuse;
+                        mx.pick = picks[pick];
+                        return 1;
+                    }
+    return i < 0 ? n : 0;
+}
+
+START_TEST(hub_reentry_matrix) {
+    int a;
+    memset(&mx, 0, sizeof mx);
+    ck_assert(mx_decode(_i));
+    fl_set_log_handler(mx.site == MX_LOG ? mx_log : NULL, NULL);
+    for (a = 0; a < MX_ACTIONS; a++) {
+        if (a == MX_LOCK_FREE && mx.site != MX_DONE)
+            continue; /* the hook and the log handler must not free the handle */
+        mx_run(a);
+        if (getenv("FL_MX_VERBOSE"))
+            fprintf(stderr, "mx site %d when %d kind %d refuse %d pick %d action %-33s %s\n",
+                    mx.site, mx.when, mx.kind, mx.refuse, (int)mx.pick, mx_action_name[a],
+                    mx.meddled ? "meddled" : "-");
+    }
+    fl_set_log_handler(NULL, NULL);
+}
+END_TEST
+
 Suite *suite_hub(void) {
     Suite *s = suite_create("hub");
     TCase *tc = fl_tcase("owners");
@@ -1513,6 +2020,10 @@ Suite *suite_hub(void) {
     tcase_add_test(tc, hub_win_runs_on_acquired);
     tcase_add_test(tc, hub_hook_reentry);
     tcase_add_test(tc, lease_through_the_hub);
+    tcase_add_test(tc, soft_entry_outlives_the_handle_that_made_it);
+    suite_add_tcase(s, tc);
+    tc = fl_tcase("reentry");
+    tcase_add_loop_test(tc, hub_reentry_matrix, 0, mx_decode(-1));
     suite_add_tcase(s, tc);
     return s;
 }
