@@ -87,10 +87,12 @@ test)
   if [ "${FL_QUICK:-0}" != 1 ]; then
     echo "== C suites under ASan+UBSan =="
     configure_and_build "$build-asan" -DFL_SANITIZE=address "${c_only[@]}"
-    ctest --test-dir "$build-asan" --output-on-failure -L '^c$'
+    # In parallel like the other lanes (c.waits is RUN_SERIAL): 450 s -> 224 s
+    # on 2 cores; the suites were stress-run under a load of 6-22.
+    ctest --test-dir "$build-asan" --output-on-failure -j"$jobs" -L '^c$'
     echo "== C suites under TSan =="
     configure_and_build "$build-tsan" -DFL_SANITIZE=thread "${c_only[@]}"
-    ctest --test-dir "$build-tsan" --output-on-failure -L '^c$'
+    ctest --test-dir "$build-tsan" --output-on-failure -j"$jobs" -L '^c$'
     echo "== C suites under valgrind memcheck =="
     configure_and_build "$build-valgrind" -DFL_VALGRIND=ON "${c_only[@]}"
     ctest --test-dir "$build-valgrind" --output-on-failure -L valgrind
